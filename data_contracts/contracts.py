@@ -1,0 +1,278 @@
+"""The contract of every source the departments deliver.
+
+A contract names the columns (type, nullability, range, allowed values), the natural key that
+makes a row unique in staging, the column holding the firm's USCC, and how the department delivers
+files (format, encoding, cadence, day of the month). Rule names used by the quarantine are the
+fault classes the simulator injects, so tests can compare the two one to one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ColumnType = Literal["uscc", "text", "period", "date", "int", "money", "float", "bool"]
+
+# Upper bound for any money column: 100 billion RMB in fen. A single SME filing above it is absurd.
+MAX_MONEY_FEN = 10_000_000_000_000
+
+CLASSIFICATIONS = ("正常", "关注", "次级", "可疑", "损失")
+CREDIT_GRADES = ("A", "B", "M", "C", "D")
+FIRM_STATUSES = ("存续", "吊销", "注销", "迁出")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str, ...] | None = None
+    personal: bool = False  # personal data of a natural person: masked in anything a bank sees
+
+    @property
+    def sql_type(self) -> str:
+        return {
+            "uscc": "VARCHAR",
+            "text": "VARCHAR",
+            "period": "VARCHAR",
+            "date": "DATE",
+            "int": "BIGINT",
+            "money": "BIGINT",
+            "float": "DOUBLE",
+            "bool": "BOOLEAN",
+        }[self.type]
+
+    @property
+    def lower_bound(self) -> float | None:
+        return 0 if self.type == "money" and self.min is None else self.min
+
+    @property
+    def upper_bound(self) -> float | None:
+        return MAX_MONEY_FEN if self.type == "money" and self.max is None else self.max
+
+
+@dataclass(frozen=True)
+class Contract:
+    source: str
+    department: str
+    department_zh: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    file_format: Literal["csv", "parquet"] = "csv"
+    encoding: Literal["utf-8", "gbk"] = "utf-8"
+    cadence: Literal["monthly", "annual", "once"] = "monthly"
+    delivery_day: int = 10
+    firm_column: str | None = "uscc"
+    # Columns that must not lie after the delivery (a filing for next month is impossible).
+    not_after_delivery: tuple[str, ...] = field(default=())
+    description: str = ""
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.source}: no column {name!r}")
+
+    @property
+    def table(self) -> str:
+        return f"staging.{self.source}"
+
+
+def _c(name: str, type_: ColumnType, **kw) -> Column:
+    return Column(name, type_, **kw)
+
+
+UID = _c("uscc", "uscc")
+PERIOD = _c("period", "period")
+
+CONTRACTS: tuple[Contract, ...] = (
+    Contract(
+        "registry", "market", "市场监管局",
+        (
+            UID,
+            _c("name", "text"),
+            _c("district_code", "text"),
+            _c("industry", "text", allowed=tuple("ABCDEFGHIJKLMNOPQRST")),
+            _c("founded_on", "date"),
+            _c("registered_capital_fen", "money"),
+            _c("size_class", "text", allowed=("大型", "中型", "小型", "微型")),
+            _c("status", "text", allowed=FIRM_STATUSES),
+            _c("status_date", "date"),
+            _c("legal_rep_name", "text", personal=True),
+            _c("legal_rep_id", "text", personal=True),
+        ),
+        key=("uscc",), encoding="gbk", delivery_day=3, not_after_delivery=("founded_on", "status_date"),
+        description="Market registration: new firms and status changes of the month (the first file is the full register).",
+    ),
+    Contract(
+        "tax_monthly", "tax", "税务局",
+        (UID, PERIOD, _c("revenue_fen", "money"), _c("vat_fen", "money"), _c("income_tax_fen", "money"),
+         _c("tax_arrears_fen", "money")),
+        key=("uscc", "period"), file_format="parquet", delivery_day=15, not_after_delivery=("period",),
+        description="Monthly VAT and income-tax filings: taxable revenue, tax paid, arrears.",
+    ),
+    Contract(
+        "tax_annual", "tax", "税务局",
+        (UID, _c("fiscal_year", "int", min=1990, max=2100), _c("rd_expense_fen", "money"),
+         _c("rd_super_deduction_fen", "money"), _c("total_assets_fen", "money"),
+         _c("total_liabilities_fen", "money"), _c("credit_grade", "text", allowed=CREDIT_GRADES)),
+        key=("uscc", "fiscal_year"), cadence="annual", delivery_day=10,
+        description="Annual settlement (汇算清缴): R&D expense and super-deduction, balance sheet totals, tax credit grade.",
+    ),
+    Contract(
+        "social_insurance", "social", "人力社保局",
+        (UID, PERIOD, _c("insured_headcount", "int", min=0, max=1_000_000),
+         _c("technical_staff", "int", min=0, max=1_000_000), _c("contribution_fen", "money"),
+         _c("arrears_months", "int", min=0, max=600)),
+        key=("uscc", "period"), delivery_day=12, not_after_delivery=("period",),
+        description="Monthly social insurance: insured headcount, technical staff, contributions, months in arrears.",
+    ),
+    Contract(
+        "housing_fund", "housing_fund", "住房公积金中心",
+        (UID, PERIOD, _c("depositors", "int", min=0, max=1_000_000), _c("contribution_fen", "money"),
+         _c("arrears_months", "int", min=0, max=600)),
+        key=("uscc", "period"), delivery_day=10, not_after_delivery=("period",),
+        description="Monthly housing provident fund deposits.",
+    ),
+    Contract(
+        "power", "power", "国网重庆电力",
+        (UID, PERIOD, _c("kwh", "float", min=0, max=1e10), _c("arrears_fen", "money")),
+        key=("uscc", "period"), file_format="parquet", delivery_day=8, not_after_delivery=("period",),
+        description="Monthly electricity consumption and arrears.",
+    ),
+    Contract(
+        "customs", "customs", "重庆海关",
+        (UID, PERIOD, _c("export_fen", "money"), _c("import_fen", "money")),
+        key=("uscc", "period"), delivery_day=20, not_after_delivery=("period",),
+        description="Monthly import and export declarations (trading firms only).",
+    ),
+    Contract(
+        "patents", "ip", "知识产权局",
+        (_c("patent_no", "text"), UID, _c("patent_type", "text", allowed=("invention", "utility", "design")),
+         _c("applied_on", "date"), _c("granted_on", "date"), _c("status", "text", allowed=("valid", "lapsed", "invalidated"))),
+        key=("patent_no",), delivery_day=5, not_after_delivery=("applied_on", "granted_on"),
+        description="Patents granted or changing status in the month.",
+    ),
+    Contract(
+        "trademarks", "ip", "知识产权局",
+        (_c("reg_no", "text"), UID, _c("registered_on", "date"), _c("expires_on", "date"),
+         _c("well_known", "bool")),
+        key=("reg_no",), delivery_day=5, not_after_delivery=("registered_on",),
+        description="Registered trademarks (驰名商标 flagged).",
+    ),
+    Contract(
+        "software_copyrights", "ip", "版权局",
+        (_c("reg_no", "text"), UID, _c("registered_on", "date")),
+        key=("reg_no",), delivery_day=5, not_after_delivery=("registered_on",),
+        description="Software copyright registrations.",
+    ),
+    Contract(
+        "real_estate", "real_estate", "不动产登记中心",
+        (_c("cert_no", "text"), UID, _c("acquired_on", "date"), _c("disposed_on", "date", nullable=True),
+         _c("floor_area_m2", "float", min=0, max=1e7), _c("value_fen", "money")),
+        key=("cert_no",), delivery_day=10, not_after_delivery=("acquired_on", "disposed_on"),
+        description="Real estate held by firms: acquisitions and disposals.",
+    ),
+    Contract(
+        "subsidies", "finance", "财政局",
+        (_c("award_id", "text"), UID, _c("awarded_on", "date"),
+         _c("award_type", "text", allowed=("subsidy", "honour")), _c("award_name", "text"),
+         _c("amount_fen", "money")),
+        key=("award_id",), delivery_day=25, not_after_delivery=("awarded_on",),
+        description="Special-fund subsidies and honours.",
+    ),
+    Contract(
+        "penalties", "market", "市场监管局",
+        (_c("decision_no", "text"), UID, _c("decided_on", "date"),
+         _c("severity", "text", allowed=("general", "major_safety", "major_environment")),
+         _c("reason", "text"), _c("amount_fen", "money")),
+        key=("decision_no",), encoding="gbk", delivery_day=3, not_after_delivery=("decided_on",),
+        description="Administrative penalty decisions.",
+    ),
+    Contract(
+        "qualifications", "economy", "经济和信息化委员会",
+        (UID, _c("qualification", "text", allowed=("high_tech", "zhuanjingtexin", "tech_sme")),
+         _c("granted_on", "date"), _c("expires_on", "date")),
+        key=("uscc", "qualification", "granted_on"), delivery_day=20, not_after_delivery=("granted_on",),
+        description="高新技术企业 / 专精特新 / 科技型中小企业 recognitions.",
+    ),
+    Contract(
+        "authorisations", "platform", "商业价值信用平台",
+        (UID, _c("granted_on", "date"), _c("expires_on", "date"), _c("revoked_on", "date", nullable=True)),
+        key=("uscc", "granted_on"), delivery_day=1, not_after_delivery=("granted_on", "revoked_on"),
+        description="Firms' data-use authorisations (授权归集): grants and revocations of the month.",
+    ),
+    Contract(
+        "dishonest_debtors", "court", "重庆市高级人民法院",
+        (_c("case_no", "text"), UID, _c("subject_type", "text", allowed=("firm", "legal_rep", "controller")),
+         _c("person_id", "text", nullable=True, personal=True), _c("listed_on", "date"),
+         _c("removed_on", "date", nullable=True)),
+        key=("case_no",), delivery_day=2, not_after_delivery=("listed_on", "removed_on"),
+        description="失信被执行人: the firm, its legal representative or controller; entries and removals.",
+    ),
+    Contract(
+        "tax_violations", "tax", "税务局",
+        (_c("case_no", "text"), UID, _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
+        key=("case_no",), delivery_day=15, not_after_delivery=("listed_on", "removed_on"),
+        description="重大税收违法失信主体: entries and removals.",
+    ),
+    Contract(
+        "market_registers", "market", "市场监管局",
+        (_c("case_no", "text"), UID, _c("register", "text", allowed=("abnormal_operation", "serious_illegal")),
+         _c("reason", "text"), _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
+        key=("case_no",), encoding="gbk", delivery_day=3, not_after_delivery=("listed_on", "removed_on"),
+        description="经营异常名录 and 严重违法失信名单: entries and removals.",
+    ),
+    Contract(
+        "banks", "bank", "合作银行",
+        (_c("bank_id", "text"), _c("bank_name", "text")),
+        key=("bank_id",), cadence="once", delivery_day=1, firm_column=None,
+        description="The programme's partner banks.",
+    ),
+    Contract(
+        "loan_applications", "bank", "合作银行",
+        (_c("application_id", "text"), UID, _c("bank_id", "text"), _c("applied_on", "date"),
+         _c("requested_fen", "money", min=1), _c("decision", "text", allowed=("approved", "declined", "pending")),
+         _c("decided_on", "date", nullable=True)),
+        key=("application_id",), delivery_day=6, not_after_delivery=("applied_on", "decided_on"),
+        description="Loan applications and the banks' decisions.",
+    ),
+    Contract(
+        "loans", "bank", "合作银行",
+        (_c("loan_id", "text"), _c("application_id", "text"), UID, _c("bank_id", "text"),
+         _c("disbursed_on", "date"), _c("amount_fen", "money", min=1), _c("term_months", "int", min=1, max=120),
+         _c("rate_bp", "int", min=0, max=2400), _c("maturity_on", "date")),
+        key=("loan_id",), delivery_day=6, not_after_delivery=("disbursed_on",),
+        description="Disbursed programme loans.",
+    ),
+    Contract(
+        "loan_status", "bank", "合作银行",
+        (_c("loan_id", "text"), PERIOD, _c("principal_repaid_fen", "money"), _c("interest_paid_fen", "money"),
+         _c("outstanding_fen", "money"), _c("dpd", "int", min=0, max=10_000),
+         _c("classification", "text", allowed=CLASSIFICATIONS)),
+        key=("loan_id", "period"), delivery_day=6, firm_column=None, not_after_delivery=("period",),
+        description="Monthly loan status: repayments, days past due, five-tier classification.",
+    ),
+    Contract(
+        "loan_recoveries", "bank", "合作银行",
+        (_c("event_id", "text"), _c("loan_id", "text"), _c("event_date", "date"),
+         _c("event_type", "text", allowed=("recovery", "write_off")), _c("amount_fen", "money", min=1)),
+        key=("event_id",), delivery_day=6, firm_column=None, not_after_delivery=("event_date",),
+        description="Recoveries and write-offs on non-performing loans.",
+    ),
+)
+
+_BY_SOURCE = {c.source: c for c in CONTRACTS}
+
+
+def contract_for(source: str) -> Contract:
+    try:
+        return _BY_SOURCE[source]
+    except KeyError:
+        raise KeyError(f"unknown source {source!r}; known: {', '.join(_BY_SOURCE)}") from None

@@ -1,0 +1,632 @@
+"""A synthetic Chongqing: firms, their department data month by month, a loan book, and the truth.
+
+Every firm has a latent creditworthiness `z`. It drives growth, margins, arrears, negative-list
+entries and the banks' decisions, and it shows through every department's data with noise,
+seasonality (Spring Festival), industry regimes, and some firms whose tax filings contradict their
+electricity use. Default within 12 months has log-odds
+
+    h(recorded data as of two months before)  +  SIGMA_UNSEEN * u,   u ~ N(0, 1) per firm,
+
+where `h` is a non-linear function (thresholds, interactions, regimes) of what departments record and
+`u` is what they never see. Hence two truths: `pd_12m_true` = sigmoid(h + SIGMA_UNSEEN * u) and
+`pd_12m_observable` = E_u[sigmoid(h + SIGMA_UNSEEN * u)], the best any model of the data can do.
+
+The simulation walks month by month over all firms at once (numpy, no loop over firms), so memory is
+a few arrays of firms x months; each month's files are written and released.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_contracts.contracts import CONTRACTS, contract_for
+from simulate.landing import LandingWriter, add_months
+from simulate.vocabulary import (
+    ABNORMAL_REASONS,
+    AWARD_NAMES,
+    BRAND_CHARS,
+    DISTRICTS,
+    GIVEN_CHARS,
+    INDUSTRIES,
+    OUTSIDE_DISTRICTS,
+    PARTNER_BANKS,
+    PENALTY_REASONS,
+    SERIOUS_REASONS,
+    SPRING_FESTIVAL_MONTH,
+    SURNAMES,
+)
+from valuecredit.identifiers import make_resident_ids, make_uscc
+
+SIGMA_UNSEEN = 0.9
+BURN_IN = 14  # months simulated before the first delivered period, so growth rates have history
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
+_GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
+GRADE_EFFECT = {"A": -0.6, "B": -0.2, "M": 0.0, "C": 0.5, "D": 1.2}
+GRADES = np.array(["A", "B", "M", "C", "D"])
+
+
+@dataclass
+class SimConfig:
+    firms: int = 20_000
+    seed: int = 0
+    months: int = 36
+    end_period: str = ""  # last simulated month, YYYY-MM; default: the month before today
+    fault_rate: float = 0.0
+    out: Path = Path("data/landing")
+
+    def __post_init__(self) -> None:
+        if not self.end_period:
+            today = date.today()
+            self.end_period = add_months(f"{today:%Y-%m}", -1)
+        if self.firms < 10:
+            raise ValueError(f"--firms must be at least 10, got {self.firms}")
+        if not 1 <= self.months <= 120:
+            raise ValueError(f"--months must be between 1 and 120, got {self.months}")
+        if not 0 <= self.fault_rate <= 0.2:
+            raise ValueError(f"--fault-rate must be between 0 and 0.2, got {self.fault_rate}")
+
+
+@dataclass
+class SimSummary:
+    firms: int
+    periods: list[str]
+    files: int
+    rows: int
+    loans: int
+    faults: int
+    seconds: float
+    out: str
+    by_source: dict[str, int] = field(default_factory=dict)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def observable_pd(h: np.ndarray) -> np.ndarray:
+    """E_u[sigmoid(h + SIGMA_UNSEEN u)] by Gauss-Hermite quadrature (u standard normal)."""
+    return sigmoid(h[:, None] + SIGMA_UNSEEN * _GH_NODES[None, :]) @ _GH_WEIGHTS
+
+
+def period_of(k: int) -> str:
+    return f"{k // 12:04d}-{k % 12 + 1:02d}"
+
+
+def month_start(k: int) -> date:
+    return date(k // 12, k % 12 + 1, 1)
+
+
+def month_end(k: int) -> date:
+    return month_start(k + 1) - timedelta(days=1)
+
+
+def delivery_date(k: int, day: int) -> date:
+    """Files for month k arrive on `day` of the following month."""
+    return month_start(k + 1) + timedelta(days=day - 1)
+
+
+def _days(d: date) -> np.datetime64:
+    return np.datetime64(d, "D")
+
+
+class Universe:
+    """State of every firm; `step(k)` advances one month and returns that month's records."""
+
+    def __init__(self, cfg: SimConfig):
+        self.cfg = cfg
+        n = cfg.firms
+        self.n = n
+        rng = np.random.default_rng([cfg.seed, 1])
+        self.rng = rng
+        y, m = int(cfg.end_period[:4]), int(cfg.end_period[5:7])
+        self.k_end = y * 12 + m - 1
+        self.k_first = self.k_end - cfg.months + 1  # first delivered month
+        self.k0 = self.k_first - BURN_IN
+        self.T = cfg.months + BURN_IN
+
+        ind_codes = np.array(list(INDUSTRIES))
+        ind_w = np.array([v[0] for v in INDUSTRIES.values()])
+        self.industry = rng.choice(ind_codes, size=n, p=ind_w / ind_w.sum())
+        ind_idx = np.searchsorted(ind_codes, self.industry)
+        self.vat_rate = np.array([v[1] for v in INDUSTRIES.values()])[ind_idx]
+        self.power_intensity = np.array([v[2] for v in INDUSTRIES.values()])[ind_idx]
+        tech_share = np.array([v[3] for v in INDUSTRIES.values()])[ind_idx]
+
+        d_codes = np.array(list(DISTRICTS))
+        d_w = np.array([v[1] for v in DISTRICTS.values()])
+        self.district = rng.choice(d_codes, size=n, p=d_w / d_w.sum())
+        outside = rng.random(n) < 0.005
+        self.district[outside] = rng.choice(OUTSIDE_DISTRICTS, size=outside.sum())
+
+        bodies = rng.choice(100_000_000, size=n + max(1000, n // 10), replace=False)
+        self.uscc = make_uscc(self.district, bodies[:n])
+        self.unknown_uscc = make_uscc(rng.choice(d_codes, size=len(bodies) - n), bodies[n:])
+
+        self.z = rng.standard_normal(n)  # latent creditworthiness
+        self.u = rng.standard_normal(n)  # the part of default risk no department records
+        self.tech = rng.random(n) < tech_share
+        # founding: most firms before the window, some during it
+        age_months = np.where(rng.random(n) < 0.85,
+                              np.minimum(rng.exponential(90, n) + BURN_IN, 360).astype(int) + BURN_IN,
+                              rng.integers(0, cfg.months + BURN_IN, n))
+        self.founded_k = self.k_end - age_months
+        day = rng.integers(1, 28, n)
+        self.founded_on = np.array([date(k // 12, k % 12 + 1, d) for k, d in zip(self.founded_k, day)], dtype="datetime64[D]")
+        self.exit_k = np.full(n, 10**6)
+        self.status = np.full(n, "存续", dtype=object)
+        self.status_date = self.founded_on.copy()
+
+        self.base_log_rev = rng.normal(12.6, 1.25, n) + 0.2 * self.z  # monthly revenue, RMB
+        self.log_level = np.zeros(n)
+        self.trend = 0.004 + 0.006 * self.z + rng.normal(0, 0.004, n)
+        self.margin = np.clip(0.06 + 0.04 * self.z + rng.normal(0, 0.03, n), -0.2, 0.4)
+        self.hc_base = np.clip(np.exp(rng.normal(2.4, 1.1, n) + 0.35 * (self.base_log_rev - 12.6)), 1, 5000)
+        self.tech_share_staff = np.clip(np.where(self.tech, rng.beta(4, 6, n), rng.beta(1, 12, n)), 0, 1)
+        self.wage = rng.uniform(4500, 11000, n) * (1 + 0.3 * self.tech)
+        self.has_fund = rng.random(n) < sigmoid(0.4 + 0.8 * self.z + 0.8 * self.tech)
+        self.fund_cover = rng.uniform(0.5, 1.0, n)
+        self.trading = rng.random(n) < np.where(np.isin(self.industry, ["C", "F"]), 0.25, 0.04)
+        self.export_share = rng.uniform(0.05, 0.6, n)
+        self.rd_intensity = np.where(self.tech, rng.uniform(0.01, 0.09, n), rng.uniform(0, 0.012, n))
+        self.asset_turnover = rng.uniform(0.6, 2.5, n)
+        self.debt_ratio = np.clip(0.5 - 0.12 * self.z + rng.normal(0, 0.15, n), 0.05, 1.3)
+        # firms whose tax filings overstate revenue from some month on (power use does not follow)
+        self.fraud_k = np.where(rng.random(n) < 0.03, rng.integers(self.k0, self.k_end + 1, n), 10**6)
+        self.arrears = np.zeros(n, dtype=np.int64)
+        self.fund_arrears = np.zeros(n, dtype=np.int64)
+        self.grade = np.full(n, "M", dtype=object)
+        self.patents = np.zeros(n, dtype=np.int64)
+        self.on_negative = np.zeros(n, dtype=bool)
+        self.open_cases: dict[str, dict[int, tuple[str, date]]] = {"dishonest": {}, "tax": {}, "market": {}}
+
+        surname = rng.choice(list(SURNAMES), n)
+        given = np.char.add(rng.choice(list(GIVEN_CHARS), n), np.where(rng.random(n) < 0.7, rng.choice(list(GIVEN_CHARS), n), ""))
+        self.legal_rep = np.char.add(surname, given).astype(object)
+        birth = (rng.integers(1960, 2000, n) * 10000 + rng.integers(1, 13, n) * 100 + rng.integers(1, 29, n))
+        self.legal_rep_id = make_resident_ids(self.district.copy(), birth, rng.integers(0, 1000, n))
+        brand = np.char.add(rng.choice(list(BRAND_CHARS), n), rng.choice(list(BRAND_CHARS), n))
+        trade = np.array([rng.choice(INDUSTRIES[i][4]) for i in self.industry])
+        self.name = np.char.add(np.char.add(np.char.add("重庆", brand), trade), "有限公司").astype(object)
+        self.registered_capital = (np.round(np.exp(rng.normal(14, 1.2, n)), -4) * 100).astype(np.int64)
+
+        T = self.T
+        self.rev_hist = np.zeros((n, T), dtype=np.float32)  # reported revenue, RMB
+        self.kwh_hist = np.zeros((n, T), dtype=np.float32)
+        self.hc_hist = np.zeros((n, T), dtype=np.float32)
+        self.true_rev_year: dict[int, np.ndarray] = {}
+        self.regime = {s: 0.0 for s in INDUSTRIES}
+
+        self.bank_ids = np.array([f"B{i + 1:02d}" for i in range(len(PARTNER_BANKS))])
+        self.bank_cut = np.linspace(0.05, 0.12, len(PARTNER_BANKS))
+        self.loans: list[dict] = []  # active loan state, small relative to firms
+        self.loan_seq = 0
+        self.truth_loans: list[dict] = []
+
+    # -- features every department records, used by the truth ---------------------------------
+    def regime_shock(self, k: int) -> np.ndarray:
+        """Industry regimes: a property and construction downturn in the middle of the window,
+        and a retail slump in the first Spring Festival quarter."""
+        t = k - self.k_first
+        shock = np.zeros(self.n)
+        if 8 <= t <= 22:
+            shock[np.isin(self.industry, ["K", "E"])] = 0.7
+        if 0 <= t <= 3:
+            shock[self.industry == "H"] = 0.4
+        return shock
+
+    def log_odds(self, k: int) -> np.ndarray:
+        """h: default log-odds over the next 12 months from data recorded up to month k - 2."""
+        d = k - 2 - self.k0
+        d = max(d, 11)
+        rev6 = self.rev_hist[:, d - 5:d + 1].sum(1) + 1
+        rev6p = self.rev_hist[:, d - 11:d - 5].sum(1) + 1
+        kwh6 = self.kwh_hist[:, d - 5:d + 1].sum(1) + 1
+        kwh6p = self.kwh_hist[:, d - 11:d - 5].sum(1) + 1
+        rg = np.clip(np.log(rev6 / rev6p), -3, 3)
+        pg = np.clip(np.log(kwh6 / kwh6p), -3, 3)
+        hg = np.clip(np.log((self.hc_hist[:, d] + 1) / (self.hc_hist[:, d - 6] + 1)), -3, 3)
+        age = np.maximum(k - self.founded_k, 0) / 12
+        log_annual = np.log(self.rev_hist[:, d - 11:d + 1].sum(1) + 1)
+        grade_eff = np.vectorize(GRADE_EFFECT.get)(self.grade).astype(float)
+        h = (-3.3 - 0.8 * np.tanh(2 * rg) - 0.4 * np.tanh(3 * hg)
+             + 1.1 * (self.arrears >= 3) + 0.2 * np.minimum(self.arrears, 6)
+             + 2.0 * np.maximum(0, self.debt_ratio - 0.75) * (rg < 0)
+             + 0.9 * ((rg - pg) > 0.35)
+             + grade_eff + 0.7 * self.on_negative
+             - 0.25 * np.log1p(np.minimum(age, 20)) + 0.4 * (age < 2)
+             - 0.12 * (log_annual - 15.5) - 0.25 * (self.patents > 0)
+             + self.regime_shock(k))
+        return h
+
+    def active(self, k: int) -> np.ndarray:
+        return (self.founded_k <= k) & (self.exit_k > k)
+
+    # -- one month ---------------------------------------------------------------------------
+    def step(self, k: int) -> dict[str, pd.DataFrame]:
+        rng = np.random.default_rng([self.cfg.seed, 2, k])
+        n, t = self.n, k - self.k0
+        period = period_of(k)
+        act = self.active(k)
+        # activity
+        self.log_level += self.trend + 0.05 * rng.standard_normal(n) - 0.03 * self.regime_shock(k)
+        month = k % 12 + 1
+        season = np.ones(n)
+        sf = SPRING_FESTIVAL_MONTH.get(k // 12, 2)
+        season *= 0.72 if month == sf else (1.06 if month == sf + 1 else 1.0)
+        if month == 12:
+            season *= 1.08
+        true_rev = np.exp(self.base_log_rev + self.log_level + 0.08 * rng.standard_normal(n)) * season * act
+        reported = true_rev * np.where(k >= self.fraud_k, 1.8, 1.0)
+        hc = np.round(self.hc_base * np.exp(0.5 * self.log_level + 0.03 * rng.standard_normal(n))) * act
+        kwh = true_rev / 1000 * self.power_intensity * np.exp(0.1 * rng.standard_normal(n))
+        self.rev_hist[:, t], self.kwh_hist[:, t], self.hc_hist[:, t] = reported, kwh, hc
+        self.true_rev_year[k // 12] = self.true_rev_year.get(k // 12, np.zeros(n)) + true_rev
+
+        # distress drives arrears, which persist
+        health = self.z + 1.5 * np.tanh(self.log_level) + 0.35 * rng.standard_normal(n) - 0.5 * self.regime_shock(k)
+        distressed = act & (health < -1.7)
+        self.arrears = np.where(distressed, self.arrears + 1, np.where(rng.random(n) < 0.5, 0, self.arrears))
+        self.fund_arrears = np.where(distressed & self.has_fund, self.fund_arrears + 1, 0)
+        # long distress ends in revocation or cancellation
+        exits = act & (self.arrears >= 9) & (rng.random(n) < 0.15)
+        self.exit_k[exits] = k + 1
+        self.status[exits] = np.where(rng.random(exits.sum()) < 0.5, "吊销", "注销")
+        self.status_date[exits] = _days(month_end(k))
+
+        out: dict[str, pd.DataFrame] = {}
+        idx = np.flatnonzero(act)
+        uscc = self.uscc[idx]
+        fen = lambda x: np.round(x[idx] * 100).astype(np.int64)  # noqa: E731 - RMB -> fen
+        out["tax_monthly"] = pd.DataFrame({
+            "uscc": uscc, "period": period, "revenue_fen": fen(reported),
+            "vat_fen": fen(reported * self.vat_rate * 0.22),
+            "income_tax_fen": fen(np.maximum(0, reported * self.margin) * 0.25 * (month % 3 == 0)),
+            "tax_arrears_fen": fen(np.where(self.arrears >= 2, reported * 0.05, 0)),
+        })
+        out["social_insurance"] = pd.DataFrame({
+            "uscc": uscc, "period": period, "insured_headcount": hc[idx].astype(np.int64),
+            "technical_staff": np.round(hc * self.tech_share_staff)[idx].astype(np.int64),
+            "contribution_fen": fen(hc * self.wage * 0.3 * (self.arrears == 0)),
+            "arrears_months": self.arrears[idx],
+        })
+        f_idx = act & self.has_fund
+        dep = np.round(hc * self.fund_cover)
+        out["housing_fund"] = pd.DataFrame({
+            "uscc": self.uscc[f_idx], "period": period, "depositors": dep[f_idx].astype(np.int64),
+            "contribution_fen": np.round(dep * self.wage * 0.1 * (self.fund_arrears == 0) * 100)[f_idx].astype(np.int64),
+            "arrears_months": self.fund_arrears[f_idx],
+        })
+        out["power"] = pd.DataFrame({
+            "uscc": uscc, "period": period, "kwh": np.round(kwh[idx], 1),
+            "arrears_fen": fen(np.where(self.arrears >= 3, kwh * 0.8, 0)),
+        })
+        c_idx = act & self.trading
+        out["customs"] = pd.DataFrame({
+            "uscc": self.uscc[c_idx], "period": period,
+            "export_fen": np.round(true_rev * self.export_share * 100 * np.exp(0.2 * rng.standard_normal(n)))[c_idx].astype(np.int64),
+            "import_fen": np.round(true_rev * 0.3 * self.export_share * 100 * rng.uniform(0, 1, n))[c_idx].astype(np.int64),
+        })
+        self._events(k, rng, act, distressed, out)
+        self._registry(k, out)
+        if k == self.k0 + BURN_IN - 1 or month == 12:
+            self._annual_close(k, rng)
+        return out
+
+    def _annual_close(self, k: int, rng: np.random.Generator) -> None:
+        """Year end: grades and debt ratios move with the year's fortunes."""
+        self.debt_ratio = np.clip(self.debt_ratio + 0.04 * (self.arrears > 0) - 0.02 * (self.z > 0)
+                                  + rng.normal(0, 0.04, self.n), 0.05, 1.3)
+        s = self.z + rng.normal(0, 0.6, self.n) - 0.5 * np.minimum(self.arrears, 4)
+        young = (k - self.founded_k) < 12
+        self.grade = np.where(young, "M", np.select([s > 0.7, s > -0.5, s > -1.6], ["A", "B", "C"], "D")).astype(object)
+
+    def _events(self, k, rng, act, distressed, out) -> None:
+        n = self.n
+        period = period_of(k)
+        ms, me = month_start(k), month_end(k)
+        span = (me - ms).days + 1
+
+        def dates(m: int) -> np.ndarray:
+            return _days(ms) + rng.integers(0, span, m).astype("timedelta64[D]")
+
+        ids = lambda prefix, m: np.array([f"{prefix}{k:05d}{i:07d}" for i in range(m)], dtype=object)  # noqa: E731
+        # patents
+        lam = np.where(self.tech, 0.06, 0.004) * act
+        cnt = rng.poisson(lam)
+        owners = np.repeat(np.arange(n), cnt)
+        m = len(owners)
+        self.patents += cnt
+        ptype = np.where(self.tech[owners], rng.choice(["invention", "utility", "design"], m, p=[0.4, 0.45, 0.15]),
+                         rng.choice(["invention", "utility", "design"], m, p=[0.1, 0.5, 0.4]))
+        granted = dates(m)
+        out["patents"] = pd.DataFrame({
+            "patent_no": np.char.add("ZL", ids("", m).astype(str)).astype(object), "uscc": self.uscc[owners],
+            "patent_type": ptype, "applied_on": granted - rng.integers(180, 900, m).astype("timedelta64[D]"),
+            "granted_on": granted, "status": np.where(rng.random(m) < 0.97, "valid", "lapsed"),
+        })
+        owners = np.flatnonzero(act & (rng.random(n) < np.where(np.isin(self.industry, ["C", "F", "H"]), 0.012, 0.005)))
+        m = len(owners)
+        reg = dates(m)
+        out["trademarks"] = pd.DataFrame({
+            "reg_no": ids("TM", m), "uscc": self.uscc[owners], "registered_on": reg,
+            "expires_on": reg + np.timedelta64(3652, "D"), "well_known": rng.random(m) < 0.01,
+        })
+        owners = np.flatnonzero(act & (rng.random(n) < np.where(self.industry == "I", 0.05, 0.004)))
+        out["software_copyrights"] = pd.DataFrame({
+            "reg_no": ids("SR", len(owners)), "uscc": self.uscc[owners], "registered_on": dates(len(owners)),
+        })
+        first = k == self.k_first
+        p_estate = np.where(first, 0.15 * sigmoid(self.z + 1), 0.001)
+        owners = np.flatnonzero(act & (rng.random(n) < p_estate))
+        m = len(owners)
+        area = np.round(np.exp(rng.normal(6, 1, m)), 1)
+        acquired = np.where(first, _days(ms) - rng.integers(30, 5000, m).astype("timedelta64[D]"), dates(m))
+        out["real_estate"] = pd.DataFrame({
+            "cert_no": ids("RE", m), "uscc": self.uscc[owners], "acquired_on": acquired.astype("datetime64[D]"),
+            "disposed_on": np.full(m, np.datetime64("NaT"), dtype="datetime64[D]"),
+            "floor_area_m2": area, "value_fen": np.round(area * rng.uniform(6000, 15000, m) * 100).astype(np.int64),
+        })
+        owners = np.flatnonzero(act & (rng.random(n) < 0.003 * (1 + 3 * self.tech) * sigmoid(2 * self.z)))
+        m = len(owners)
+        kind = np.where(rng.random(m) < 0.7, "subsidy", "honour")
+        out["subsidies"] = pd.DataFrame({
+            "award_id": ids("AW", m), "uscc": self.uscc[owners], "awarded_on": dates(m), "award_type": kind,
+            "award_name": rng.choice(AWARD_NAMES, m),
+            "amount_fen": np.where(kind == "subsidy", np.round(rng.uniform(5e4, 1e6, m), -2) * 100, 0).astype(np.int64),
+        })
+        owners = np.flatnonzero(act & (rng.random(n) < 0.003 * (1 + 3 * (self.z < -1))))
+        m = len(owners)
+        sev = rng.choice(["general", "major_safety", "major_environment"], m, p=[0.9, 0.05, 0.05])
+        out["penalties"] = pd.DataFrame({
+            "decision_no": ids("渝市监罚", m), "uscc": self.uscc[owners], "decided_on": dates(m), "severity": sev,
+            "reason": rng.choice(PENALTY_REASONS, m),
+            "amount_fen": (np.round(rng.uniform(1000, 200000, m), -2) * 100).astype(np.int64),
+        })
+        # recognitions: the first month carries the current lists
+        p_q = np.where(first, 1.0, 1 / 36)
+        quals = []
+        for q, base, years in (("high_tech", 0.35, 3), ("zhuanjingtexin", 0.12, 3), ("tech_sme", 0.5, 1)):
+            owners = np.flatnonzero(act & self.tech & (rng.random(n) < base * sigmoid(self.z) * p_q))
+            g = np.where(first, _days(ms) - rng.integers(0, 300, len(owners)).astype("timedelta64[D]"), dates(len(owners)))
+            g = g.astype("datetime64[D]")
+            quals.append(pd.DataFrame({"uscc": self.uscc[owners], "qualification": q, "granted_on": g,
+                                       "expires_on": g + np.timedelta64(365 * years, "D")}))
+        out["qualifications"] = pd.concat(quals, ignore_index=True)
+        # data-use authorisations: most firms grant at the start or when founded; a few revoke
+        new = act & ((k == self.k_first) | (self.founded_k == k)) & (rng.random(n) < 0.93)
+        g = np.where(k == self.k_first, _days(ms) - rng.integers(0, 700, n).astype("timedelta64[D]"), dates(n))[new]
+        g = g.astype("datetime64[D]")
+        if not hasattr(self, "auth_granted"):
+            self.auth_granted = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+        self.auth_granted[new] = g
+        revoke = ~np.isnat(self.auth_granted) & (rng.random(n) < 0.0015)
+        rows = np.flatnonzero(new | revoke)
+        revoked = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+        revoked[revoke] = dates(int(revoke.sum()))
+        rev_before_grant = revoked < self.auth_granted
+        revoked[rev_before_grant] = self.auth_granted[rev_before_grant]
+        out["authorisations"] = pd.DataFrame({
+            "uscc": self.uscc[rows], "granted_on": self.auth_granted[rows],
+            "expires_on": self.auth_granted[rows] + np.timedelta64(365 * 3, "D"), "revoked_on": revoked[rows],
+        })
+        self.auth_granted[revoke] = np.datetime64("NaT")
+        # negative-list registers: entries for distressed firms, removals after a while
+        frames = {}
+        for reg, p in (("dishonest", 0.08), ("tax", 0.02), ("market", 0.05)):
+            cases = self.open_cases[reg]
+            enter = np.flatnonzero(distressed & (rng.random(n) < p))
+            enter = [i for i in enter if i not in cases]
+            leave = [i for i in cases if rng.random() < 0.06]
+            rows_ = []
+            for i in enter:
+                case = f"{reg[0].upper()}{k:05d}{i:08d}"
+                cases[i] = (case, ms + timedelta(days=int(rng.integers(0, span))))
+                rows_.append((case, i, cases[i][1], None))
+            for i in leave:
+                case, listed = cases.pop(i)
+                rows_.append((case, i, listed, max(listed, me)))
+            frames[reg] = rows_
+        self.on_negative[:] = False
+        for reg in self.open_cases.values():
+            self.on_negative[list(reg)] = True
+        d = frames["dishonest"]
+        subj = rng.choice(["firm", "legal_rep", "controller"], len(d), p=[0.6, 0.3, 0.1])
+        out["dishonest_debtors"] = pd.DataFrame({
+            "case_no": [f"（{k // 12}）渝执{r[0]}" for r in d], "uscc": self.uscc[[r[1] for r in d]].tolist() if d else [],
+            "subject_type": subj, "person_id": [self.legal_rep_id[r[1]] if s != "firm" else None for r, s in zip(d, subj)],
+            "listed_on": [r[2] for r in d], "removed_on": [r[3] for r in d],
+        })
+        d = frames["tax"]
+        out["tax_violations"] = pd.DataFrame({
+            "case_no": [f"渝税稽{r[0]}" for r in d], "uscc": self.uscc[[r[1] for r in d]].tolist() if d else [],
+            "listed_on": [r[2] for r in d], "removed_on": [r[3] for r in d],
+        })
+        d = frames["market"]
+        regs = rng.choice(["abnormal_operation", "serious_illegal"], len(d), p=[0.85, 0.15])
+        out["market_registers"] = pd.DataFrame({
+            "case_no": [f"渝市监异{r[0]}" for r in d], "uscc": self.uscc[[r[1] for r in d]].tolist() if d else [],
+            "register": regs,
+            "reason": [rng.choice(ABNORMAL_REASONS if g == "abnormal_operation" else SERIOUS_REASONS) for g in regs],
+            "listed_on": [r[2] for r in d], "removed_on": [r[3] for r in d],
+        })
+        for name in ("dishonest_debtors", "tax_violations", "market_registers"):
+            for c in ("listed_on", "removed_on"):
+                out[name][c] = pd.to_datetime(out[name][c]).astype("datetime64[s]")
+        _ = period
+
+    def _registry(self, k: int, out) -> None:
+        """The first delivered month carries the whole register; later months new firms and changes."""
+        if k == self.k_first:
+            rows = self.founded_k <= k
+        else:
+            rows = (self.founded_k == k) | (self.exit_k == k + 1)
+        rows &= (self.founded_k <= k)
+        size = np.select([self.hc_base >= 1000, self.hc_base >= 300, self.hc_base >= 20], ["大型", "中型", "小型"], "微型")
+        idx = np.flatnonzero(rows)
+        out["registry"] = pd.DataFrame({
+            "uscc": self.uscc[idx], "name": self.name[idx], "district_code": self.district[idx].astype(str),
+            "industry": self.industry[idx], "founded_on": self.founded_on[idx],
+            "registered_capital_fen": self.registered_capital[idx], "size_class": size[idx],
+            "status": self.status[idx], "status_date": self.status_date[idx],
+            "legal_rep_name": self.legal_rep[idx], "legal_rep_id": self.legal_rep_id[idx],
+        })
+
+    # -- tax annual settlement -----------------------------------------------------------
+    def tax_annual(self, year: int) -> pd.DataFrame:
+        rev = self.true_rev_year.get(year)
+        act = self.founded_k < (year + 1) * 12
+        idx = np.flatnonzero(act & (rev > 0))
+        rev = rev[idx]
+        rd = rev * self.rd_intensity[idx]
+        assets = rev * 12 / np.maximum(1, (rev > 0).sum() and 12) / self.asset_turnover[idx]
+        return pd.DataFrame({
+            "uscc": self.uscc[idx], "fiscal_year": year, "rd_expense_fen": np.round(rd * 100).astype(np.int64),
+            "rd_super_deduction_fen": np.round(rd * 100).astype(np.int64),
+            "total_assets_fen": np.round(assets * 100).astype(np.int64),
+            "total_liabilities_fen": np.round(assets * self.debt_ratio[idx] * 100).astype(np.int64),
+            "credit_grade": self.grade[idx],
+        })
+
+    # -- the loan book -------------------------------------------------------------------
+    def loan_month(self, k: int, h: np.ndarray) -> dict[str, pd.DataFrame]:
+        rng = np.random.default_rng([self.cfg.seed, 3, k])
+        n = self.n
+        ms = month_start(k)
+        authorised = ~np.isnat(self.auth_granted) if hasattr(self, "auth_granted") else np.zeros(n, bool)
+        apply = self.active(k) & authorised & (rng.random(n) < 0.008 * (1 + 0.5 * (self.trend > 0.005)))
+        idx = np.flatnonzero(apply)
+        m = len(idx)
+        pd_obs = observable_pd(h[idx])
+        pd_true = sigmoid(h[idx] + SIGMA_UNSEEN * self.u[idx])
+        bank = rng.integers(0, len(self.bank_ids), m)
+        approved = (pd_obs < self.bank_cut[bank]) & ~self.on_negative[idx] & (rng.random(m) < 0.92)
+        applied_on = np.array([ms + timedelta(days=int(d)) for d in rng.integers(0, 20, m)])
+        decided_on = applied_on + np.array([timedelta(days=int(d)) for d in rng.integers(1, 9, m)])
+        annual_rev = self.rev_hist[idx, k - self.k0 - 12:k - self.k0].sum(1) if m else np.zeros(0)
+        amount = np.clip(np.round(annual_rev * 0.15, -4), 100_000, 3_000_000)
+        app_ids = np.array([f"AP{k:05d}{i:06d}" for i in range(m)], dtype=object)
+        apps = pd.DataFrame({
+            "application_id": app_ids, "uscc": self.uscc[idx], "bank_id": self.bank_ids[bank],
+            "applied_on": pd.to_datetime(applied_on).astype("datetime64[s]") if m else pd.Series([], dtype="datetime64[s]"),
+            "requested_fen": (amount * 100).astype(np.int64),
+            "decision": np.where(approved, "approved", "declined"),
+            "decided_on": pd.to_datetime(decided_on).astype("datetime64[s]") if m else pd.Series([], dtype="datetime64[s]"),
+        })
+        new_loans = []
+        for j in np.flatnonzero(approved):
+            self.loan_seq += 1
+            loan_id = f"L{self.loan_seq:09d}"
+            disbursed = decided_on[j] + timedelta(days=int(rng.integers(1, 5)))
+            amt = int(amount[j] * 100)
+            rate_bp = int(np.clip(365 + 2500 * pd_obs[j] + rng.integers(0, 60), 365, 600))
+            defaults = rng.random() < pd_true[j]
+            stop = int(rng.integers(1, 10)) if defaults else 10**6
+            maturity = month_start(k + 13) - timedelta(days=1)
+            self.loans.append({"loan_id": loan_id, "k": k, "amount": amt, "outstanding": amt, "rate_bp": rate_bp,
+                               "stop": stop, "term": 12, "written_off": False, "recovered": 0})
+            new_loans.append({"loan_id": loan_id, "application_id": app_ids[j], "uscc": self.uscc[idx[j]],
+                              "bank_id": self.bank_ids[bank[j]], "disbursed_on": disbursed, "amount_fen": amt,
+                              "term_months": 12, "rate_bp": rate_bp, "maturity_on": maturity})
+            self.truth_loans.append({"loan_id": loan_id, "uscc": self.uscc[idx[j]], "disbursed_period": period_of(k),
+                                     "pd_12m_true": float(pd_true[j]), "pd_12m_observable": float(pd_obs[j]),
+                                     "defaulted_12m": bool(defaults)})
+        loans = pd.DataFrame(new_loans, columns=list(contract_for("loans").column_names))
+        for c in ("disbursed_on", "maturity_on"):
+            loans[c] = pd.to_datetime(loans[c]).astype("datetime64[s]")
+        status, recov = self._loan_status(k, rng)
+        return {"loan_applications": apps, "loans": loans, "loan_status": status, "loan_recoveries": recov}
+
+    def _loan_status(self, k: int, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+        status, recov, keep = [], [], []
+        period = period_of(k)
+        for ln in self.loans:
+            age = k - ln["k"]  # months since disbursement; status starts the month after
+            if age < 1:
+                keep.append(ln)
+                continue
+            paid_p = paid_i = 0
+            if age < ln["stop"]:
+                due = ln["amount"] // ln["term"] if age < ln["term"] else ln["outstanding"]
+                paid_p = min(due, ln["outstanding"])
+                paid_i = ln["outstanding"] * ln["rate_bp"] // 120000
+                dpd = 0
+            else:
+                dpd = 30 * (age - ln["stop"] + 1)
+            ln["outstanding"] -= paid_p
+            cls = "正常" if dpd == 0 else "关注" if dpd <= 90 else "次级" if dpd <= 180 else "可疑" if dpd <= 360 else "损失"
+            if dpd > 90 and ln["outstanding"] > 0:
+                if rng.random() < 0.3:
+                    amt = int(ln["outstanding"] * rng.uniform(0.05, 0.2))
+                    if amt > 0:
+                        ln["outstanding"] -= amt
+                        recov.append((f"RV{ln['loan_id']}{k:05d}", ln["loan_id"], month_end(k), "recovery", amt))
+                if dpd >= 360 and ln["outstanding"] > 0:
+                    recov.append((f"WO{ln['loan_id']}", ln["loan_id"], month_end(k), "write_off", ln["outstanding"]))
+                    ln["outstanding"] = 0
+                    ln["written_off"] = True
+            status.append((ln["loan_id"], period, paid_p, paid_i, ln["outstanding"], dpd, cls))
+            if ln["outstanding"] > 0:
+                keep.append(ln)
+        self.loans = keep
+        s = pd.DataFrame(status, columns=list(contract_for("loan_status").column_names))
+        r = pd.DataFrame(recov, columns=list(contract_for("loan_recoveries").column_names))
+        r["event_date"] = pd.to_datetime(r["event_date"]).astype("datetime64[s]")
+        return s, r
+
+
+def simulate(cfg: SimConfig, progress=None) -> SimSummary:
+    """Write the landing zone for `cfg` and return what was written."""
+    started = time.perf_counter()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    uni = Universe(cfg)
+    contracts = {c.source: c for c in CONTRACTS}
+    writer = LandingWriter(out, cfg.fault_rate, cfg.seed, uni.unknown_uscc)
+    banks = pd.DataFrame({"bank_id": uni.bank_ids, "bank_name": list(PARTNER_BANKS)})
+    writer.write(contracts["banks"], "all", delivery_date(uni.k_first - 1, 1), banks)
+    periods: list[str] = []
+    for k in range(uni.k0, uni.k_end + 1):
+        month = uni.step(k)
+        if k < uni.k_first:
+            continue
+        periods.append(period_of(k))
+        h = uni.log_odds(k)
+        month.update(uni.loan_month(k, h))
+        for source in [c.source for c in CONTRACTS if c.cadence == "monthly"]:
+            c = contracts[source]
+            writer.write(c, period_of(k), delivery_date(k, c.delivery_day), month[source])
+        if k % 12 == 4:  # annual settlement for last year arrives in June
+            year = k // 12 - 1
+            if year in uni.true_rev_year:
+                c = contracts["tax_annual"]
+                writer.write(c, str(year), date(year + 1, 6, c.delivery_day), uni.tax_annual(year))
+        if progress:
+            progress(period_of(k))
+    writer.apply_file_faults(contracts)
+    writer.finish()
+
+    truth = out / "_truth"
+    h = uni.log_odds(uni.k_end + 1)
+    pd.DataFrame({
+        "uscc": uni.uscc, "pd_12m_true": sigmoid(h + SIGMA_UNSEEN * uni.u), "pd_12m_observable": observable_pd(h),
+        "latent_z": uni.z, "fraud_from": [period_of(int(k)) if k < 10**6 else None for k in uni.fraud_k],
+    }).to_parquet(truth / "firms.parquet", index=False)
+    pd.DataFrame(uni.truth_loans, columns=["loan_id", "uscc", "disbursed_period", "pd_12m_true",
+                                            "pd_12m_observable", "defaulted_12m"]).to_parquet(truth / "loans.parquet", index=False)
+    summary = SimSummary(
+        firms=cfg.firms, periods=periods, files=len(writer.manifest), rows=int(sum(m["rows"] for m in writer.manifest)),
+        loans=len(uni.truth_loans), faults=len(writer.faults), seconds=round(time.perf_counter() - started, 2),
+        out=str(out), by_source={},
+    )
+    for m in writer.manifest:
+        summary.by_source[m["source"]] = summary.by_source.get(m["source"], 0) + m["rows"]
+    cfg_dump = {k: str(v) for k, v in asdict(cfg).items()}
+    (truth / "config.json").write_text(json.dumps(cfg_dump, indent=2, sort_keys=True))
+    return summary

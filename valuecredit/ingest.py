@@ -1,0 +1,295 @@
+"""Ingestion: landing files -> raw -> staging, enforcing each source's data contract.
+
+For a business date D, a source ingests every file the manifest says arrived by D that is not
+already loaded with the same content hash. Each file is checked whole first (present, same bytes as
+the manifest, declared encoding, header matching the contract); a file failing any of these is
+rejected with its reason and nothing of it is loaded. Rows are then checked one by one in DuckDB
+SQL; bad rows go to `quarantine.rows` with the rule and the row as delivered. Good rows go to
+`raw.<source>`, and `staging.<source>` keeps the latest delivered version of every key.
+
+Everything a partition does for a source happens in one transaction, and re-running a partition
+first undoes what it did, so a day can be re-run any number of times with the same result.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from data_contracts.contracts import Contract, contract_for
+from data_contracts.expectations import validate_frame
+from data_contracts.rules import validation_sql
+
+# More bad rows than this, in a file of at least MIN_ROWS_FOR_RATE rows or across the partition's
+# files, fails the source's contract check: one bad row in a ten-row file is not a broken feed.
+MAX_QUARANTINE_RATE = 0.05
+MIN_ROWS_FOR_RATE = 200
+GX_SAMPLE_ROWS = 20_000
+
+
+class LandingError(RuntimeError):
+    """The landing zone itself is unusable (no manifest, unreadable manifest)."""
+
+
+class FileRejected(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class FileOutcome:
+    file: str
+    status: str  # loaded | rejected
+    reason: str = ""
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+
+
+@dataclass
+class SourceOutcome:
+    source: str
+    partition_date: date
+    files: list[FileOutcome] = field(default_factory=list)
+    quarantined_by_rule: dict[str, int] = field(default_factory=dict)
+    staged_rows: int = 0
+
+    @property
+    def rejected(self) -> list[FileOutcome]:
+        return [f for f in self.files if f.status == "rejected"]
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+
+def load_manifest(landing: Path) -> pd.DataFrame:
+    path = Path(landing) / "manifest.csv"
+    if not path.exists():
+        raise LandingError(f"{path}: no manifest; the landing zone must list every delivered file")
+    try:
+        m = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise LandingError(f"{path}: unreadable manifest ({exc})") from None
+    need = {"file", "source", "period", "delivered_on", "format", "encoding", "rows", "bytes", "sha256"}
+    if missing := need - set(m.columns):
+        raise LandingError(f"{path}: manifest lacks column(s) {', '.join(sorted(missing))}")
+    m["delivered_on"] = pd.to_datetime(m["delivered_on"], errors="coerce").dt.date
+    if m["delivered_on"].isna().any():
+        bad = m.index[m["delivered_on"].isna()][0] + 2
+        raise LandingError(f"{path}: line {bad}: delivered_on is not a date")
+    m["rows"] = m["rows"].astype(int)
+    m["bytes"] = m["bytes"].astype(int)
+    return m
+
+
+def _check_header(names: list[str], contract: Contract) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise FileRejected("header_duplicate", f"column(s) {', '.join(dupes)} appear more than once")
+    missing = [c for c in contract.column_names if c not in names]
+    extra = [n for n in names if n not in contract.column_names]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing))
+        if extra:
+            parts.append("unexpected " + ", ".join(extra))
+        raise FileRejected("column_mismatch", "; ".join(parts) + f" (contract: {', '.join(contract.column_names)})")
+
+
+def _decode(data: bytes, encoding: str) -> str:
+    if encoding == "gbk":
+        try:
+            data.decode("utf-8")
+            if any(b > 127 for b in data[:1_000_000]):
+                raise FileRejected("wrong_encoding", "declared GBK but the bytes are UTF-8")
+        except UnicodeDecodeError:
+            pass
+        try:
+            return data.decode("gbk")
+        except UnicodeDecodeError as exc:
+            raise FileRejected("wrong_encoding", f"not valid GBK at byte {exc.start}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileRejected("wrong_encoding", f"not valid UTF-8 at byte {exc.start} (declared {encoding})") from None
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, contract: Contract,
+                tmpdir: Path) -> str:
+    """Check the file as a whole and expose its rows as the temp view `_batch` (with `_row`)."""
+    if not path.exists():
+        raise FileRejected("file_missing", "listed in the manifest but not in the landing zone")
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    if sha != entry["sha256"] or len(data) != entry["bytes"]:
+        raise FileRejected("file_truncated" if len(data) < entry["bytes"] else "file_altered",
+                           f"{len(data)} bytes with sha256 {sha[:12]}, manifest says {entry['bytes']} bytes with "
+                           f"sha256 {entry['sha256'][:12]}: truncated or altered in transit")
+    if entry["format"] == "parquet":
+        try:
+            names = [r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
+        except duckdb.Error as exc:
+            raise FileRejected("unreadable", f"not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        _check_header(names, contract)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _batch AS SELECT file_row_number + 1 AS _row, * EXCLUDE (file_row_number) "
+                    f"FROM read_parquet('{path}', file_row_number = true)")
+        return sha
+    text = _decode(data, entry["encoding"])
+    del data
+    if not text.strip():
+        raise FileRejected("file_empty", "the file holds no header and no rows")
+    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])))
+    _check_header([h.strip() for h in header], contract)
+    target = path
+    if entry["encoding"] != "utf-8" or text.startswith("\ufeff"):
+        target = tmpdir / (path.name + ".utf8.csv")
+        target.write_text(text.lstrip("\ufeff"), encoding="utf-8")
+    del text
+    columns = "{" + ", ".join(f"'{h.strip()}': 'VARCHAR'" for h in header) + "}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _batch AS SELECT row_number() OVER () AS _row, * FROM read_csv('{target}', "
+                f"header = true, columns = {columns}, delim = ',', quote = '\"', escape = '\"', "
+                f"strict_mode = true, null_padding = false, parallel = false)")
+    try:
+        con.execute("SELECT count(*) FROM _batch").fetchone()
+    except duckdb.Error as exc:
+        raise FileRejected("unparseable", str(exc).splitlines()[0][:300]) from None
+    return sha
+
+
+def _key_match(contract: Contract, left: str, right: str) -> str:
+    return " AND ".join(f'{left}."{k}" = {right}."{k}"' for k in contract.key)
+
+
+def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, business_date: date) -> SourceOutcome:
+    """Ingest one source's files due by `business_date`, replacing whatever this date did before."""
+    contract = contract_for(source)
+    landing = Path(landing)
+    manifest = load_manifest(landing)
+    outcome = SourceOutcome(source, business_date)
+    d = business_date.isoformat()
+    key = ", ".join(f'"{k}"' for k in contract.key)
+    cols = ", ".join(f'"{c}"' for c in contract.column_names)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        # undo this partition's earlier work, remembering the keys it touched
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT {key} FROM raw.{source} WHERE _partition = ?", [d])
+        con.execute(f"DELETE FROM raw.{source} WHERE _partition = ?", [d])
+        con.execute("DELETE FROM quarantine.rows WHERE source = ? AND partition_date = ?", [source, d])
+        con.execute("DELETE FROM meta.ingested_files WHERE source = ? AND partition_date = ?", [source, d])
+        loaded = {(f, s) for f, s in con.execute(
+            "SELECT file, sha256 FROM meta.ingested_files WHERE source = ? AND status = 'loaded'", [source]).fetchall()}
+        due = manifest[(manifest["source"] == source) & (manifest["delivered_on"] <= business_date)]
+        due = due.sort_values(["delivered_on", "file"])
+        with tempfile.TemporaryDirectory(prefix="valuecredit-ingest-") as tmp:
+            for _, entry in due.iterrows():
+                if (entry["file"], entry["sha256"]) in loaded:
+                    continue
+                outcome.files.append(_ingest_file(con, landing, entry, contract, business_date, Path(tmp), cols))
+        for f in outcome.files:
+            con.execute("INSERT INTO meta.ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                source, f.file, _sha_of(manifest, f.file), _delivered_of(manifest, f.file), d,
+                f.status, f.reason, f.rows_read, f.rows_loaded, f.rows_quarantined])
+        # staging keeps the latest delivered version of every touched key
+        con.execute(f"INSERT INTO _touched SELECT DISTINCT {key} FROM raw.{source} WHERE _partition = ?", [d])
+        if con.execute(f"SELECT count(*) FROM staging.{source}").fetchone()[0]:
+            con.execute(f"DELETE FROM staging.{source} s USING (SELECT DISTINCT * FROM _touched) t "
+                        f"WHERE {_key_match(contract, 's', 't')}")
+        con.execute(f"""
+            INSERT INTO staging.{source}
+            SELECT {cols}, _file, _delivered_on FROM raw.{source} r
+            WHERE EXISTS (SELECT 1 FROM _touched t WHERE {_key_match(contract, 'r', 't')})
+            QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _delivered_on DESC, _file DESC, _row DESC) = 1""")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    outcome.quarantined_by_rule = dict(con.execute(
+        "SELECT rule, count(*) FROM quarantine.rows WHERE source = ? AND partition_date = ? GROUP BY rule ORDER BY rule",
+        [source, d]).fetchall())
+    outcome.staged_rows = con.execute(f"SELECT count(*) FROM staging.{source}").fetchone()[0]
+    return outcome
+
+
+def _sha_of(manifest: pd.DataFrame, file: str) -> str:
+    return manifest.loc[manifest["file"] == file, "sha256"].iloc[0]
+
+
+def _delivered_of(manifest: pd.DataFrame, file: str) -> date:
+    return manifest.loc[manifest["file"] == file, "delivered_on"].iloc[0]
+
+
+def _ingest_file(con, landing: Path, entry: pd.Series, contract: Contract, business_date: date, tmpdir: Path,
+                 cols: str) -> FileOutcome:
+    rel = entry["file"]
+    try:
+        _stage_file(con, landing / rel, entry, contract, tmpdir)
+    except FileRejected as rej:
+        return FileOutcome(rel, "rejected", f"{rej.reason}: {rej.detail}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {validation_sql(contract, '_batch', entry['delivered_on'].isoformat())}")
+    n_read, n_bad = con.execute("SELECT count(*), count(_rule) FROM _checked").fetchone()
+    con.execute(f"INSERT INTO raw.{contract.source} SELECT {cols}, ?, _row, ?, ? FROM _checked WHERE _rule IS NULL",
+                [rel, entry["delivered_on"], business_date])
+    con.execute("INSERT INTO quarantine.rows SELECT ?, ?, _row, _rule, _detail, _record, ? FROM _checked "
+                "WHERE _rule IS NOT NULL", [contract.source, rel, business_date])
+    con.execute("DROP TABLE _checked")
+    return FileOutcome(rel, "loaded", "", n_read, n_read - n_bad, n_bad)
+
+
+@dataclass
+class CheckOutcome:
+    passed: bool
+    description: str
+    metadata: dict
+
+
+def check_source(con: duckdb.DuckDBPyConnection, source: str, business_date: date) -> CheckOutcome:
+    """The blocking contract check of one source for one partition."""
+    contract = contract_for(source)
+    d = business_date.isoformat()
+    problems: list[str] = []
+    files = con.execute("SELECT file, status, reason, rows_read, rows_quarantined FROM meta.ingested_files "
+                        "WHERE source = ? AND partition_date = ? ORDER BY file", [source, d]).fetchall()
+    for file, status, reason, n_read, n_bad in files:
+        if status == "rejected":
+            problems.append(f"{file} rejected ({reason})")
+        elif n_read >= MIN_ROWS_FOR_RATE and n_bad / n_read > MAX_QUARANTINE_RATE:
+            problems.append(f"{file}: {n_bad} of {n_read} rows quarantined, above the {MAX_QUARANTINE_RATE:.0%} limit")
+    all_read = sum(f[3] or 0 for f in files)
+    all_bad = sum(f[4] or 0 for f in files)
+    if all_read and all_bad / all_read > MAX_QUARANTINE_RATE:
+        problems.append(f"{all_bad} of {all_read} rows quarantined across the partition's files, "
+                        f"above the {MAX_QUARANTINE_RATE:.0%} limit")
+    key = ", ".join(f'"{k}"' for k in contract.key)
+    total, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({key})) FROM staging.{source}").fetchone()
+    if total != distinct:
+        problems.append(f"staging.{source} holds {total - distinct} repeated keys")
+    cols = ", ".join(f'"{c}"' for c in contract.column_names)
+    sample = con.execute(
+        f"SELECT {cols} FROM staging.{source} WHERE _file IN (SELECT file FROM meta.ingested_files "
+        f"WHERE source = ? AND partition_date = ? AND status = 'loaded') "
+        f"ORDER BY hash({key}) LIMIT {GX_SAMPLE_ROWS}", [source, d]).df()
+    suite = validate_frame(contract, sample)
+    if not suite.success:
+        problems.append("Great Expectations suite failed: " + "; ".join(suite.failed))
+    quarantined = dict(con.execute("SELECT rule, count(*) FROM quarantine.rows WHERE source = ? AND partition_date = ? "
+                                   "GROUP BY rule ORDER BY rule", [source, d]).fetchall())
+    meta = {
+        "files": len(files), "rejected_files": sum(1 for f in files if f[1] == "rejected"),
+        "quarantined_rows": sum(quarantined.values()), "quarantined_by_rule": quarantined,
+        "staged_rows": total, "gx_expectations": suite.evaluated, "gx_rows_validated": suite.rows,
+    }
+    if problems:
+        return CheckOutcome(False, f"{source}: " + " | ".join(problems), meta)
+    return CheckOutcome(True, f"{source}: contract holds for {len(files)} file(s)", meta)

@@ -1,0 +1,77 @@
+"""The DuckDB store: one file, schemas per layer, created on first connection."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from data_contracts.contracts import CONTRACTS
+from valuecredit.identifiers import USCC_SQL_MACROS
+
+SCHEMAS = ("raw", "staging", "quarantine", "meta")
+
+
+class StoreBusy(RuntimeError):
+    """Another run holds the writer lock on this DuckDB file."""
+
+
+def _column_ddl(contract, extra: str = "") -> str:
+    cols = ", ".join(f'"{c.name}" {c.sql_type}' for c in contract.columns)
+    return f"({cols}{extra})"
+
+
+def init_store(con: duckdb.DuckDBPyConnection) -> None:
+    for s in SCHEMAS:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+    con.execute(USCC_SQL_MACROS)
+    con.execute("""
+        CREATE TABLE IF NOT EXISTS meta.ingested_files (
+            source VARCHAR, file VARCHAR, sha256 VARCHAR, delivered_on DATE, partition_date DATE,
+            status VARCHAR, reason VARCHAR, rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT)""")
+    con.execute("""
+        CREATE TABLE IF NOT EXISTS quarantine.rows (
+            source VARCHAR, file VARCHAR, "row" BIGINT, rule VARCHAR, detail VARCHAR, record VARCHAR,
+            partition_date DATE)""")
+    for c in CONTRACTS:
+        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{c.source} "
+                    + _column_ddl(c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE"))
+        con.execute(f"CREATE TABLE IF NOT EXISTS staging.{c.source} "
+                    + _column_ddl(c, ", _file VARCHAR, _delivered_on DATE"))
+
+
+def connect(db_path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    db_path = Path(db_path)
+    if not read_only:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(db_path), read_only=read_only)
+    if read_only:
+        con.execute(USCC_SQL_MACROS.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
+    else:
+        init_store(con)
+    return con
+
+
+@contextmanager
+def writer_lock(db_path: str | Path) -> Iterator[None]:
+    """One writing run per DuckDB file: a second run for the same store is refused, not queued
+    behind a half-finished one (the Dagster run queue serialises scheduled runs the same way)."""
+    lock_path = Path(str(db_path) + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip()
+            raise StoreBusy(f"{db_path} is being written by another run ({holder or 'unknown process'}); "
+                            "wait for it to finish or use another --db") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}".encode())
+        yield
+    finally:
+        os.close(fd)
