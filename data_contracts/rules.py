@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from data_contracts.contracts import Column, Contract
 
-PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+PERIOD_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
 
 
 def _q(name: str) -> str:
@@ -63,7 +63,8 @@ def rule_cases(contract: Contract, delivered_on_sql: str, registry_join: bool) -
             name = "amount_negative" if col.type == "money" and lo == 0 else "value_out_of_range"
             if col.type == "money" and lo > 0:
                 rules.append(("amount_negative", f"{v} < 0", f"'{col.name}=' || {v} || ' is negative'"))
-            rules.append((name, f"{v} < {lo}", f"'{col.name}=' || {v} || ' is below {lo:g}'"))
+            what = "is negative" if name == "amount_negative" else f"is below {lo:g}"
+            rules.append((name, f"{v} < {lo}", f"'{col.name}=' || {v} || ' {what}'"))
         if hi is not None:
             name = "amount_absurd" if col.type == "money" else "value_out_of_range"
             rules.append((name, f"{v} > {hi}", f"'{col.name}=' || {v} || ' is above {hi:g}'"))

@@ -627,6 +627,6 @@ def simulate(cfg: SimConfig, progress=None) -> SimSummary:
     )
     for m in writer.manifest:
         summary.by_source[m["source"]] = summary.by_source.get(m["source"], 0) + m["rows"]
-    cfg_dump = {k: str(v) for k, v in asdict(cfg).items()}
+    cfg_dump = {k: str(v) for k, v in asdict(cfg).items() if k != "out"}  # where is not what
     (truth / "config.json").write_text(json.dumps(cfg_dump, indent=2, sort_keys=True))
     return summary

@@ -1,0 +1,33 @@
+# The README's commands. Every target creates .venv and installs the project on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test dev bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## the nightly job for today on data/valuecredit.duckdb (simulates data/landing if empty)
+	$(BIN)/valuecredit run
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+dev: $(STAMP)  ## the Dagster UI with the nightly schedule, on http://127.0.0.1:3000
+	mkdir -p dagster_home && cp dagster.yaml dagster_home/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dagster dev -m pipelines.definitions
+
+bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ (not run by CI)
+	$(BIN)/python -m benchmarks.ingest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf data build dagster_home benchmarks/work

@@ -1,0 +1,1 @@
+"""The thin Dagster layer: assets, checks, partitions, schedule. Nothing below imports it."""

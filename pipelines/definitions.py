@@ -1,0 +1,46 @@
+"""Dagster definitions: `dagster dev` / `dg dev` load this module (see [tool.dagster])."""
+
+
+import os
+from datetime import timedelta
+
+import dagster as dg
+
+from pipelines.coverage import firm_coverage
+from pipelines.ingestion import source_assets, source_checks
+from pipelines.resources import LandingZone, SilentProgress, Store
+
+all_assets = [*source_assets, firm_coverage]
+
+# One writer per DuckDB file: steps of a run execute in one process, one after another;
+# dagster.yaml lets only one run at a time into the queue.
+nightly_job = dg.define_asset_job(
+    "nightly", selection=dg.AssetSelection.all(),
+    executor_def=dg.in_process_executor,
+    description="Ingest the day's deliveries, enforce the contracts, and rebuild everything downstream.",
+)
+
+
+@dg.schedule(job=nightly_job, cron_schedule="0 2 * * *", execution_timezone="Asia/Shanghai",
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """At 02:00 Beijing time, process the business day that just ended."""
+    business_date = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(run_key=business_date, partition_key=business_date)
+
+
+def resources(db: str | None = None, landing: str | None = None, progress=None) -> dict:
+    return {
+        "store": Store(database=db or os.environ.get("VALUECREDIT_DB", "data/valuecredit.duckdb")),
+        "landing": LandingZone(path=landing or os.environ.get("VALUECREDIT_LANDING", "data/landing")),
+        "progress": progress or SilentProgress(),
+    }
+
+
+defs = dg.Definitions(
+    assets=all_assets,
+    asset_checks=source_checks,
+    jobs=[nightly_job],
+    schedules=[nightly_schedule],
+    resources=resources(),
+)

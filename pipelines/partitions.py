@@ -1,0 +1,10 @@
+"""Business dates and retries shared by every asset."""
+
+import dagster as dg
+
+# A partition is a business date: everything delivered by the end of that day (Asia/Shanghai).
+# end_offset=1 lets an operator run today's date by hand; the schedule runs yesterday's at 02:00.
+business_days = dg.DailyPartitionsDefinition(start_date="2020-01-01", timezone="Asia/Shanghai", end_offset=1)
+
+# Transient failures (a file still being copied, a lock held a moment too long) get two more tries.
+retry_policy = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)

@@ -1,0 +1,79 @@
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pandas as pd
+
+from pipelines.definitions import defs, nightly_schedule
+from pipelines.run import run_nightly
+from tests.conftest import BUSINESS_DATE
+from valuecredit.cli import main
+from valuecredit.store import StoreBusy, writer_lock
+
+
+def test_definitions_load_with_job_schedule_and_blocking_checks():
+    repo = defs.get_repository_def()
+    job = repo.get_job("nightly")
+    assert job.partitions_def.timezone == "Asia/Shanghai"
+    assert len(repo.asset_graph.get_all_asset_keys()) == 24
+    from pipelines.ingestion import source_checks
+    checks = [c for a in source_checks for c in a.check_specs]
+    assert len(repo.asset_graph.asset_check_keys) == 23
+    assert len(checks) == 23 and all(c.blocking for c in checks)
+    schedule = repo.get_schedule_def("nightly_schedule")
+    assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "Asia/Shanghai"
+
+
+def test_schedule_processes_the_day_that_just_ended():
+    when = datetime(2026, 11, 28, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    ctx = dg.build_schedule_context(scheduled_execution_time=when)
+    request = nightly_schedule(ctx)
+    assert request.partition_key == "2026-11-27"
+
+
+def test_failed_contract_blocks_dependents_while_other_sources_go_on(faulty_landing, tmp_path):
+    summary = run_nightly(BUSINESS_DATE, faulty_landing, tmp_path / "p.duckdb")
+    faults = pd.read_csv(faulty_landing / "_truth" / "faults.csv")
+    broken = set(faults[faults.row.isna() & faults.fault.isin(
+        ["file_truncated", "column_missing", "column_renamed", "wrong_encoding"])].source)
+    assert {k.split("/")[1] for k in summary.failed_checks} == broken
+    assert summary.blocked == ["staging/firm_coverage"]
+    assert not summary.succeeded
+    # the healthy sources were loaded all the same
+    assert summary.table_rows["staging.tax_monthly"] > 10_000
+    assert "staging.firm_coverage" not in summary.table_rows
+
+
+def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys):
+    db = tmp_path / "cli.duckdb"
+    args = ["run", "--date", BUSINESS_DATE.isoformat(), "--landing", str(clean_landing), "--db", str(db)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "succeeded" in out and "staging.tax_monthly" in out
+    import duckdb
+    con = duckdb.connect(str(db), read_only=True)
+    before = con.execute("SELECT * FROM staging.firm_coverage ORDER BY ALL").df()
+    con.close()
+    assert main(args) == 0
+    con = duckdb.connect(str(db), read_only=True)
+    pd.testing.assert_frame_equal(before, con.execute("SELECT * FROM staging.firm_coverage ORDER BY ALL").df())
+    assert (before.tax_monthly_months > 0).mean() > 0.9
+
+
+def test_a_second_writer_is_refused_with_a_clear_message(tmp_path, capsys):
+    db = tmp_path / "busy.duckdb"
+    with writer_lock(db):
+        try:
+            with writer_lock(db):
+                raise AssertionError("second writer admitted")
+        except StoreBusy as exc:
+            assert "another run" in str(exc) and str(db) in str(exc)
+        assert main(["run", "--date", "2026-11-28", "--landing", str(tmp_path), "--db", str(db)]) == 3
+    assert "refused" in capsys.readouterr().out
+
+
+def test_bad_date_is_refused(capsys):
+    import pytest
+    with pytest.raises(SystemExit):
+        main(["run", "--date", "28/11/2026"])
+    assert "not a date" in capsys.readouterr().err

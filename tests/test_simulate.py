@@ -1,0 +1,62 @@
+import hashlib
+
+import pandas as pd
+from stdnum.cn import uscc
+
+from simulate import SimConfig, simulate
+from simulate.landing import FILE_FAULTS
+
+
+def _digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_byte_identical_landing(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for out, seed in ((a, 5), (b, 5), (c, 6)):
+        simulate(SimConfig(firms=300, seed=seed, months=6, end_period="2026-10", fault_rate=0.02, out=out))
+    assert _digest(a) == _digest(b)
+    assert _digest(a) != _digest(c)
+
+
+def test_universe_looks_like_chongqing(clean_landing):
+    manifest = pd.read_csv(clean_landing / "manifest.csv")
+    reg_files = manifest[manifest.source == "registry"].file
+    registry = pd.concat([pd.read_csv(clean_landing / f, encoding="gbk", dtype=str) for f in reg_files])
+    assert registry.uscc.map(uscc.is_valid).all()
+    assert (registry.uscc.str[2:4] == "50").mean() > 0.98  # a few firms registered outside the region
+    assert registry.name.str.startswith("重庆").all() and registry.name.str.endswith("有限公司").all()
+    assert set(registry.industry) >= {"C", "F", "I", "M"}
+    # one file per department and period, GBK for market regulation, Parquet for tax and power
+    assert set(manifest[manifest.department == "market"].encoding) == {"gbk"}
+    assert set(manifest[manifest.source.isin(["tax_monthly", "power"])].format) == {"parquet"}
+    assert (manifest[manifest.source == "tax_monthly"].period.nunique()) == 15
+    tax = pd.concat(pd.read_parquet(clean_landing / f) for f in manifest[manifest.source == "tax_monthly"].file)
+    # Spring Festival: February 2026 revenue is well below January and March
+    by_month = tax.groupby("period").revenue_fen.sum()
+    assert by_month["2026-02"] < 0.85 * by_month["2026-01"] and by_month["2026-02"] < 0.85 * by_month["2026-03"]
+
+
+def test_truths_are_written_and_consistent(clean_landing):
+    firms = pd.read_parquet(clean_landing / "_truth" / "firms.parquet")
+    loans = pd.read_parquet(clean_landing / "_truth" / "loans.parquet")
+    assert {"uscc", "pd_12m_true", "pd_12m_observable"} <= set(firms.columns)
+    assert firms.pd_12m_true.between(0, 1).all() and firms.pd_12m_observable.between(0, 1).all()
+    # the observable PD averages the unseen part out: same mean, less spread
+    assert abs(firms.pd_12m_true.mean() - firms.pd_12m_observable.mean()) < 0.02
+    assert firms.pd_12m_observable.std() < firms.pd_12m_true.std()
+    assert {"loan_id", "pd_12m_true", "pd_12m_observable"} <= set(loans.columns) and len(loans) > 50
+    # realised defaults follow the true PD
+    assert abs(loans.defaulted_12m.mean() - loans.pd_12m_true.mean()) < 0.05
+
+
+def test_faults_are_recorded_per_class(faulty_landing):
+    faults = pd.read_csv(faulty_landing / "_truth" / "faults.csv")
+    assert set(FILE_FAULTS) <= set(faults.fault)
+    assert faults[faults.fault.isin(FILE_FAULTS)].row.isna().all()
+    row_faults = faults[~faults.fault.isin(FILE_FAULTS) & (faults.fault != "missing_month")]
+    assert row_faults.row.notna().all() and (row_faults.row >= 1).all()
+    for cls in ("uscc_invalid", "firm_unknown", "key_null", "amount_negative", "amount_absurd", "period_future",
+                "duplicate_exact", "duplicate_conflict", "missing_month"):
+        assert (faults.fault == cls).sum() > 0, cls

@@ -1,0 +1,130 @@
+"""The `valuecredit` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+DEFAULT_LANDING = Path("data/landing")
+DEFAULT_DB = Path("data/valuecredit.duckdb")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulate import SimConfig, simulate
+
+    cfg = SimConfig(firms=args.firms, seed=args.seed, months=args.months, end_period=args.end or "",
+                    fault_rate=args.fault_rate, out=Path(args.out))
+    with Progress(TextColumn("simulating {task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(cfg.end_period, total=cfg.months)
+        summary = simulate(cfg, progress=lambda p: bar.update(task, advance=1, description=p))
+    console.print(f"[green]wrote[/] {summary.files:,} files, {summary.rows:,} rows, {summary.loans:,} loans, "
+                  f"{summary.faults:,} injected faults for {summary.firms:,} firms "
+                  f"({summary.periods[0]} to {summary.periods[-1]}) to {summary.out} in {summary.seconds:.1f} s")
+    return 0
+
+
+class RichProgress:
+    def __init__(self, bar: Progress, task) -> None:
+        self.bar, self.task = bar, task
+
+    def done(self, step: str, detail: str) -> None:
+        self.bar.console.print(f"  [cyan]{step:<22}[/] {detail}")
+        self.bar.update(self.task, advance=1, description=step)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.definitions import all_assets
+    from pipelines.run import run_nightly
+    from simulate.landing import add_months
+    from valuecredit.store import StoreBusy, writer_lock
+
+    business_date = args.date or date.today()
+    landing, db = Path(args.landing), Path(args.db)
+    try:
+        with writer_lock(db):
+            if not (landing / "manifest.csv").exists():
+                end = add_months(f"{business_date:%Y-%m}", -1)
+                console.print(f"[yellow]{landing} is empty:[/] simulating the default universe "
+                              f"(20,000 firms, seed 0, 36 months to {end})")
+                cmd_simulate(argparse.Namespace(firms=20_000, seed=0, months=36, end=end, fault_rate=0.0, out=landing))
+            console.print(f"nightly run for business date [bold]{business_date}[/] on {db}")
+            with Progress(TextColumn("{task.description:<22}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                          TimeElapsedColumn(), console=console) as bar:
+                task = bar.add_task("starting", total=len(all_assets))
+                summary = run_nightly(business_date, landing, db, RichProgress(bar, task))
+    except StoreBusy as exc:
+        console.print(f"[red]refused:[/] {exc}")
+        return 3
+    _print_summary(summary)
+    return 0 if summary.succeeded else 1
+
+
+def _print_summary(s) -> None:
+    t = Table(title=f"tables after {s.business_date}", show_lines=False)
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    for name, n in s.table_rows.items():
+        t.add_row(name, f"{n:,}")
+    console.print(t)
+    if s.quarantined_by_rule:
+        q = Table(title="rows quarantined this run, by rule")
+        q.add_column("rule")
+        q.add_column("rows", justify="right")
+        for rule, n in s.quarantined_by_rule.items():
+            q.add_row(rule, f"{n:,}")
+        console.print(q)
+    for asset, why in s.failed_checks.items():
+        console.print(f"[red]contract failed[/] {asset}: {why}")
+    if s.blocked:
+        console.print(f"[red]blocked (not rebuilt, last good version kept):[/] {', '.join(s.blocked)}")
+    status = "[green]succeeded[/]" if s.succeeded else "[red]stopped by failed checks[/]"
+    console.print(f"run {status} in {s.seconds:.1f} s; outputs in {s.db} "
+                  "(schemas staging, quarantine, meta; quarantined rows in quarantine.rows)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="valuecredit", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("simulate", help="write a synthetic landing zone with a known truth")
+    s.add_argument("--firms", type=int, default=20_000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--months", type=int, default=36)
+    s.add_argument("--end", help="last simulated month, YYYY-MM (default: last month)")
+    s.add_argument("--fault-rate", type=float, default=0.0, dest="fault_rate")
+    s.add_argument("--out", default=str(DEFAULT_LANDING))
+    s.set_defaults(func=cmd_simulate)
+
+    r = sub.add_parser("run", help="run the nightly job for one business date")
+    r.add_argument("--date", type=_date, help="business date, YYYY-MM-DD (default: today)")
+    r.add_argument("--landing", default=str(DEFAULT_LANDING))
+    r.add_argument("--db", default=str(DEFAULT_DB))
+    r.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError) as exc:  # named input errors: say what, not a stack trace
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
