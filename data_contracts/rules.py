@@ -1,9 +1,13 @@
 """Row-level quarantine rules, generated in DuckDB SQL from a contract.
 
 The first rule a row breaks is its reason; the rule names are the simulator's fault classes.
-Duplicates are judged among rows that pass every other rule: rows sharing a key with different
-content are all quarantined (`duplicate_conflict`: nobody can tell which is right); identical copies
-keep the first and quarantine the later ones (`duplicate_exact`).
+Duplicates are judged within a file among rows that pass every other rule: rows sharing a key with
+different content are all quarantined (`duplicate_conflict`: nobody can tell which is right);
+identical copies keep the first and quarantine the later ones (`duplicate_exact`). The same key in
+a later file is a correction, not a duplicate.
+
+Each value is cast once; rules read the typed value (`"col"`) and the value as delivered
+(`"col__raw"`). Details and the row as delivered are only computed for the few rows that fail.
 """
 
 from __future__ import annotations
@@ -13,109 +17,125 @@ from data_contracts.contracts import Column, Contract
 PERIOD_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
 
 
-def _q(name: str) -> str:
+def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def typed(col: Column) -> str:
-    """The typed value of a column read as delivered (text from CSV, typed from Parquet)."""
-    c = _q(col.name)
+def raw(name: str) -> str:
+    return q(name + "__raw")
+
+
+def typed_expr(col: Column) -> str:
+    """The typed value of a column as delivered (text from CSV, typed from Parquet)."""
+    c = raw(col.name)
     if col.type in ("uscc", "text", "period"):
         return f"nullif(trim(CAST({c} AS VARCHAR)), '')"
-    if col.type in ("int", "money"):
-        # integers written as 123.0 are still integers; 123.5 is not
-        return f"TRY_CAST(TRY_CAST({c} AS DECIMAL(38, 4)) AS BIGINT)" if col.type == "int" else f"TRY_CAST({c} AS BIGINT)"
+    if col.type == "int":  # 123.0 is still an integer; 123.5 is not
+        return f"TRY_CAST(TRY_CAST({c} AS DECIMAL(38, 4)) AS BIGINT)"
     return f"TRY_CAST({c} AS {col.sql_type})"
 
 
-def rule_cases(contract: Contract, delivered_on_sql: str, registry_join: bool) -> list[tuple[str, str, str]]:
-    """(rule, condition, detail expression) in the order they are applied."""
-    rules: list[tuple[str, str, str]] = []
+def _empty(col: Column) -> str:
+    return f"nullif(trim(CAST({raw(col.name)} AS VARCHAR)), '') IS NULL"
+
+
+def rules(contract: Contract, registry_join: bool) -> list[tuple[str, str, str]]:
+    """(rule, condition, detail) in the order they apply, over typed and raw columns and
+    `_delivered_on`; `_reg_uscc` is the registry match when `registry_join`."""
+    out: list[tuple[str, str, str]] = []
     for k in contract.key:
-        rules.append(("key_null", f"{typed(contract.column(k))} IS NULL", f"'key column {k} is empty'"))
+        out.append(("key_null", f"{q(k)} IS NULL", f"'key column {k} is empty'"))
     for col in contract.columns:
         if not col.nullable and col.name not in contract.key:
-            rules.append(("value_null", f"{_q(col.name)} IS NULL OR trim(CAST({_q(col.name)} AS VARCHAR)) = ''",
-                          f"'{col.name} is empty'"))
+            out.append(("value_null", f"{q(col.name)} IS NULL AND {_empty(col)}", f"'{col.name} is empty'"))
     for col in contract.columns:
-        raw = f"CAST({_q(col.name)} AS VARCHAR)"
+        shown = f"CAST({raw(col.name)} AS VARCHAR)"
         if col.type == "period":
-            cond = f"{_q(col.name)} IS NOT NULL AND NOT regexp_matches(trim({raw}), '{PERIOD_PATTERN}')"
+            cond = f"{q(col.name)} IS NOT NULL AND NOT regexp_full_match({q(col.name)}, '{PERIOD_PATTERN[1:-1]}')"
         elif col.type in ("uscc", "text"):
             continue
         else:
-            cond = f"nullif(trim({raw}), '') IS NOT NULL AND {typed(col)} IS NULL"
-        rules.append(("type_invalid", cond, f"'{col.name}=' || {raw} || ' is not a valid {col.type}'"))
+            cond = f"{q(col.name)} IS NULL AND NOT {_empty(col)}"
+        out.append(("type_invalid", cond, f"'{col.name}=' || {shown} || ' is not a valid {col.type}'"))
     if contract.firm_column:
-        f = typed(contract.column(contract.firm_column))
+        f = q(contract.firm_column)
+        bad_code = f"'{contract.firm_column}=' || {f} || ' fails GB 32100-2015 (check character or format)'"
         if registry_join:
-            rules.append(("uscc_invalid", f"_reg._reg_uscc IS NULL AND NOT uscc_valid({f})",
-                          f"'{contract.firm_column}=' || {f} || ' fails GB 32100-2015 (check character or format)'"))
-            rules.append(("firm_unknown", "_reg._reg_uscc IS NULL",
-                          f"'{contract.firm_column}=' || {f} || ' is not in the market registry'"))
+            out.append(("uscc_invalid", f"_reg_uscc IS NULL AND NOT uscc_valid({f})", bad_code))
+            out.append(("firm_unknown", "_reg_uscc IS NULL", f"'{contract.firm_column}=' || {f} || ' is not in the market registry'"))
         else:
-            rules.append(("uscc_invalid", f"NOT uscc_valid({f})",
-                          f"'{contract.firm_column}=' || {f} || ' fails GB 32100-2015 (check character or format)'"))
+            out.append(("uscc_invalid", f"NOT uscc_valid({f})", bad_code))
     for col in contract.columns:
-        v = typed(col)
+        v = q(col.name)
         lo, hi = col.lower_bound, col.upper_bound
-        if lo is not None:
-            name = "amount_negative" if col.type == "money" and lo == 0 else "value_out_of_range"
-            if col.type == "money" and lo > 0:
-                rules.append(("amount_negative", f"{v} < 0", f"'{col.name}=' || {v} || ' is negative'"))
-            what = "is negative" if name == "amount_negative" else f"is below {lo:g}"
-            rules.append((name, f"{v} < {lo}", f"'{col.name}=' || {v} || ' {what}'"))
+        if col.type == "money":
+            out.append(("amount_negative", f"{v} < 0", f"'{col.name}=' || {v} || ' is negative'"))
+        if lo is not None and not (col.type == "money" and lo == 0):
+            out.append(("value_out_of_range", f"{v} < {lo}", f"'{col.name}=' || {v} || ' is below {lo:g}'"))
         if hi is not None:
             name = "amount_absurd" if col.type == "money" else "value_out_of_range"
-            rules.append((name, f"{v} > {hi}", f"'{col.name}=' || {v} || ' is above {hi:g}'"))
+            out.append((name, f"{v} > {hi}", f"'{col.name}=' || {v} || ' is above {hi:g}'"))
         if col.allowed:
             allowed = ", ".join("'" + a + "'" for a in col.allowed)
-            rules.append(("value_not_allowed", f"{v} IS NOT NULL AND {v} NOT IN ({allowed})",
-                          f"'{col.name}=' || {v} || ' is not one of {'/'.join(col.allowed)}'"))
+            out.append(("value_not_allowed", f"{v} NOT IN ({allowed})",
+                        f"'{col.name}=' || {v} || ' is not one of {'/'.join(col.allowed)}'"))
     for name in contract.not_after_delivery:
         col = contract.column(name)
-        v = typed(col)
+        v = q(name)
         if col.type == "period":
-            rules.append(("period_future", f"{v} > strftime({delivered_on_sql}, '%Y-%m')",
-                          f"'{name}=' || {v} || ' is after the delivery date ' || {delivered_on_sql}"))
+            out.append(("period_future", f"{v} > strftime(_delivered_on, '%Y-%m')",
+                        f"'{name}=' || {v} || ' is after the delivery date ' || _delivered_on"))
         else:
-            rules.append(("date_future", f"{v} > {delivered_on_sql}",
-                          f"'{name}=' || {v} || ' is after the delivery date ' || {delivered_on_sql}"))
-    return rules
+            out.append(("date_future", f"{v} > _delivered_on",
+                        f"'{name}=' || {v} || ' is after the delivery date ' || _delivered_on"))
+    return out
 
 
-def validation_sql(contract: Contract, batch: str, delivered_on: str) -> str:
-    """SELECT over `batch` (columns as delivered plus `_row`) giving `_row`, `_rule`, `_detail`,
-    `_record` (the row as delivered, JSON) and every column typed."""
-    registry_join = contract.firm_column is not None and contract.source != "registry"
-    d = f"DATE '{delivered_on}'"
-    rules = rule_cases(contract, d, registry_join)
-    rule_case = "CASE " + " ".join(f"WHEN {cond} THEN '{rule}'" for rule, cond, _ in rules) + " END"
-    detail_case = "CASE " + " ".join(f"WHEN {cond} THEN {detail}" for _, cond, detail in rules) + " END"
-    record = "to_json({" + ", ".join(f"'{c.name}': CAST({_q(c.name)} AS VARCHAR)" for c in contract.columns) + "})"
-    cols = ", ".join(f"{typed(c)} AS {_q(c.name)}" for c in contract.columns)
+def needs_registry(contract: Contract) -> bool:
+    return contract.firm_column is not None and contract.source != "registry"
+
+
+def checked_sql(contract: Contract, batch: str, files: str) -> str:
+    """SELECT over `batch` (`_f` file index, `_row`, the columns as delivered) and `files` (`_f`,
+    `delivered_on`): every row with `_rule` (NULL when good), typed and raw columns."""
+    reg = needs_registry(contract)
+    raw_cols = ", ".join(f"b.{q(c)} AS {raw(c)}" for c in contract.column_names)
+    typed_cols = ", ".join(f"{typed_expr(c).replace(raw(c.name), 'b.' + q(c.name))} AS {q(c.name)}" for c in contract.columns)
     join = ""
-    if registry_join:
-        join = (f"LEFT JOIN (SELECT uscc AS _reg_uscc FROM staging.registry) _reg "
-                f"ON _reg._reg_uscc = {typed(contract.column(contract.firm_column))}")
-    checked = f"SELECT b._row, {rule_case} AS _rule, {detail_case} AS _detail, {record} AS _record, {cols} FROM {batch} b {join}"
-    key = ", ".join(_q(k) for k in contract.key)
-    content = "hash(" + ", ".join(_q(c.name) for c in contract.columns) + ")"
-    # duplicates among rows that pass every other rule
+    if reg:
+        firm = typed_expr(contract.column(contract.firm_column)).replace(raw(contract.firm_column), "b." + q(contract.firm_column))
+        join = f"LEFT JOIN (SELECT uscc AS _reg_uscc FROM staging.registry) _reg ON _reg._reg_uscc = {firm}"
+    case = "CASE " + " ".join(f"WHEN {cond} THEN '{rule}'" for rule, cond, _ in rules(contract, reg)) + " END"
+    keys = ", ".join(q(k) for k in contract.key)
+    key_eq = " AND ".join(f"r.{q(k)} = d.{q(k)}" for k in contract.key)
+    content = "hash(" + ", ".join(q(c) for c in contract.column_names) + ")"
     return f"""
-    WITH checked AS ({checked}),
-    dup AS (
-        SELECT *,
-            count(DISTINCT {content}) OVER (PARTITION BY {key}) AS _versions,
-            row_number() OVER (PARTITION BY {key} ORDER BY _row) AS _copy
-        FROM checked WHERE _rule IS NULL
+    WITH t AS (
+        SELECT b._f, b._row, f.delivered_on AS _delivered_on, {raw_cols}, {typed_cols}
+               {", _reg._reg_uscc" if reg else ""}
+        FROM {batch} b JOIN {files} f USING (_f) {join}
+    ),
+    r AS (SELECT *, {case} AS _rule FROM t),
+    d AS (
+        SELECT _f, {keys}, count(*) AS _copies, count(DISTINCT {content}) AS _versions, min(_row) AS _first_row
+        FROM r WHERE _rule IS NULL GROUP BY _f, {keys} HAVING count(*) > 1
     )
-    SELECT _row,
-        CASE WHEN _versions > 1 THEN 'duplicate_conflict' WHEN _copy > 1 THEN 'duplicate_exact' END AS _rule,
-        CASE WHEN _versions > 1 THEN 'key (' || concat_ws(', ', {key}) || ') delivered ' || _versions || ' different ways'
-             WHEN _copy > 1 THEN 'key (' || concat_ws(', ', {key}) || ') repeated, first copy kept' END AS _detail,
-        _record, {", ".join(_q(c.name) for c in contract.columns)}
-    FROM dup
-    UNION ALL
-    SELECT _row, _rule, _detail, _record, {", ".join(_q(c.name) for c in contract.columns)} FROM checked WHERE _rule IS NOT NULL
+    SELECT r.* EXCLUDE (_rule),
+        CASE WHEN r._rule IS NOT NULL THEN r._rule
+             WHEN d._versions > 1 THEN 'duplicate_conflict'
+             WHEN r._row > d._first_row THEN 'duplicate_exact' END AS _rule,
+        d._versions AS _dup_versions, d._first_row AS _dup_first_row
+    FROM r LEFT JOIN d ON r._rule IS NULL AND r._f = d._f AND {key_eq}
     """
+
+
+def detail_sql(contract: Contract, checked: str) -> str:
+    """For the failed rows of `checked`: `_f`, `_row`, `_rule`, `_detail`, `_record` (JSON as delivered)."""
+    reg = needs_registry(contract)
+    detail = "CASE " + " ".join(f"WHEN _rule = '{rule}' AND ({cond}) THEN {d}" for rule, cond, d in rules(contract, reg))
+    keys = " || ', ' || ".join(f"CAST({q(k)} AS VARCHAR)" for k in contract.key)
+    detail += (f" WHEN _rule = 'duplicate_conflict' THEN 'key (' || {keys} || ') appears ' || _dup_versions || "
+               f"' different ways in the file' WHEN _rule = 'duplicate_exact' THEN 'key (' || {keys} || "
+               f"') repeated; the copy at row ' || _dup_first_row || ' is kept' END")
+    record = "to_json({" + ", ".join(f"'{c}': CAST({raw(c)} AS VARCHAR)" for c in contract.column_names) + "})"
+    return f"SELECT _f, _row, _rule, {detail} AS _detail, {record} AS _record FROM {checked} WHERE _rule IS NOT NULL"

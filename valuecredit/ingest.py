@@ -26,7 +26,7 @@ import pandas as pd
 
 from data_contracts.contracts import Contract, contract_for
 from data_contracts.expectations import validate_frame
-from data_contracts.rules import validation_sql
+from data_contracts.rules import checked_sql, detail_sql, q
 
 # More bad rows than this, in a file of at least MIN_ROWS_FOR_RATE rows or across the partition's
 # files, fails the source's contract check: one bad row in a ten-row file is not a broken feed.
@@ -54,6 +54,8 @@ class FileOutcome:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    sha256: str = ""
+    delivered_on: date | None = None
 
 
 @dataclass
@@ -126,9 +128,9 @@ def _decode(data: bytes, encoding: str) -> str:
         raise FileRejected("wrong_encoding", f"not valid UTF-8 at byte {exc.start} (declared {encoding})") from None
 
 
-def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, contract: Contract,
-                tmpdir: Path) -> str:
-    """Check the file as a whole and expose its rows as the temp view `_batch` (with `_row`)."""
+def _check_file(con: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, contract: Contract,
+                tmpdir: Path) -> Path:
+    """Check a file as a whole; return the path DuckDB should read (UTF-8 for CSV)."""
     if not path.exists():
         raise FileRejected("file_missing", "listed in the manifest but not in the landing zone")
     data = path.read_bytes()
@@ -143,33 +145,33 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, co
         except duckdb.Error as exc:
             raise FileRejected("unreadable", f"not a readable Parquet file ({str(exc).splitlines()[0]})") from None
         _check_header(names, contract)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _batch AS SELECT file_row_number + 1 AS _row, * EXCLUDE (file_row_number) "
-                    f"FROM read_parquet('{path}', file_row_number = true)")
-        return sha
+        return path
     text = _decode(data, entry["encoding"])
     del data
     if not text.strip():
         raise FileRejected("file_empty", "the file holds no header and no rows")
-    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])))
-    _check_header([h.strip() for h in header], contract)
-    target = path
-    if entry["encoding"] != "utf-8" or text.startswith("\ufeff"):
-        target = tmpdir / (path.name + ".utf8.csv")
-        target.write_text(text.lstrip("\ufeff"), encoding="utf-8")
-    del text
-    columns = "{" + ", ".join(f"'{h.strip()}': 'VARCHAR'" for h in header) + "}"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _batch AS SELECT row_number() OVER () AS _row, * FROM read_csv('{target}', "
-                f"header = true, columns = {columns}, delim = ',', quote = '\"', escape = '\"', "
-                f"strict_mode = true, null_padding = false, parallel = false)")
+    header = [h.strip() for h in next(csv.reader(io.StringIO(text.split("\n", 1)[0].lstrip("\ufeff"))))]
+    _check_header(header, contract)
+    if entry["encoding"] == "utf-8" and not text.startswith("\ufeff"):
+        return path
+    target = tmpdir / (path.name + ".utf8.csv")
+    target.write_text(text.lstrip("\ufeff"), encoding="utf-8")
+    return target
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, f: int, path: Path, contract: Contract) -> None:
+    """Append a CSV's rows to `_batch_csv`, numbered from 1 in file order (header excluded)."""
+    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in contract.column_names) + "}"
+    cols = ", ".join(q(c) for c in contract.column_names)
     try:
-        con.execute("SELECT count(*) FROM _batch").fetchone()
+        con.execute(f"""INSERT INTO _batch_csv SELECT {f}, row_number() OVER (), {cols} FROM read_csv('{path}',
+                        header = true, columns = {columns}, delim = ',', quote = '"', escape = '"',
+                        strict_mode = true, null_padding = false, parallel = false)""")
     except duckdb.Error as exc:
         raise FileRejected("unparseable", str(exc).splitlines()[0][:300]) from None
-    return sha
 
 
-def _key_match(contract: Contract, left: str, right: str) -> str:
-    return " AND ".join(f'{left}."{k}" = {right}."{k}"' for k in contract.key)
+CHUNK_FILES = 8  # files validated in one SQL pass: bounds memory at provincial scale
 
 
 def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, business_date: date) -> SourceOutcome:
@@ -179,38 +181,26 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
     manifest = load_manifest(landing)
     outcome = SourceOutcome(source, business_date)
     d = business_date.isoformat()
-    key = ", ".join(f'"{k}"' for k in contract.key)
-    cols = ", ".join(f'"{c}"' for c in contract.column_names)
     con.execute("BEGIN TRANSACTION")
     try:
-        # undo this partition's earlier work, remembering the keys it touched
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT {key} FROM raw.{source} WHERE _partition = ?", [d])
+        # undo this date's earlier work
         con.execute(f"DELETE FROM raw.{source} WHERE _partition = ?", [d])
+        con.execute(f"UPDATE raw.{source} SET _superseded_on = NULL WHERE _superseded_on = ?", [d])
         con.execute("DELETE FROM quarantine.rows WHERE source = ? AND partition_date = ?", [source, d])
         con.execute("DELETE FROM meta.ingested_files WHERE source = ? AND partition_date = ?", [source, d])
-        loaded = {(f, s) for f, s in con.execute(
-            "SELECT file, sha256 FROM meta.ingested_files WHERE source = ? AND status = 'loaded'", [source]).fetchall()}
+        had_rows = con.execute(f"SELECT count(*) > 0 FROM raw.{source}").fetchone()[0]
+        loaded = set(con.execute("SELECT file, sha256 FROM meta.ingested_files WHERE source = ? AND status = 'loaded'",
+                                 [source]).fetchall())
         due = manifest[(manifest["source"] == source) & (manifest["delivered_on"] <= business_date)]
-        due = due.sort_values(["delivered_on", "file"])
+        due = [e for _, e in due.sort_values(["delivered_on", "file"]).iterrows() if (e["file"], e["sha256"]) not in loaded]
         with tempfile.TemporaryDirectory(prefix="valuecredit-ingest-") as tmp:
-            for _, entry in due.iterrows():
-                if (entry["file"], entry["sha256"]) in loaded:
-                    continue
-                outcome.files.append(_ingest_file(con, landing, entry, contract, business_date, Path(tmp), cols))
+            for start in range(0, len(due), CHUNK_FILES):
+                outcome.files += _ingest_chunk(con, landing, due[start:start + CHUNK_FILES], contract, business_date, Path(tmp))
         for f in outcome.files:
             con.execute("INSERT INTO meta.ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-                source, f.file, _sha_of(manifest, f.file), _delivered_of(manifest, f.file), d,
-                f.status, f.reason, f.rows_read, f.rows_loaded, f.rows_quarantined])
-        # staging keeps the latest delivered version of every touched key
-        con.execute(f"INSERT INTO _touched SELECT DISTINCT {key} FROM raw.{source} WHERE _partition = ?", [d])
-        if con.execute(f"SELECT count(*) FROM staging.{source}").fetchone()[0]:
-            con.execute(f"DELETE FROM staging.{source} s USING (SELECT DISTINCT * FROM _touched) t "
-                        f"WHERE {_key_match(contract, 's', 't')}")
-        con.execute(f"""
-            INSERT INTO staging.{source}
-            SELECT {cols}, _file, _delivered_on FROM raw.{source} r
-            WHERE EXISTS (SELECT 1 FROM _touched t WHERE {_key_match(contract, 'r', 't')})
-            QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _delivered_on DESC, _file DESC, _row DESC) = 1""")
+                source, f.file, f.sha256, f.delivered_on, d, f.status, f.reason, f.rows_read, f.rows_loaded,
+                f.rows_quarantined])
+        _supersede(con, contract, d, had_rows)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -222,29 +212,72 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
     return outcome
 
 
-def _sha_of(manifest: pd.DataFrame, file: str) -> str:
-    return manifest.loc[manifest["file"] == file, "sha256"].iloc[0]
-
-
-def _delivered_of(manifest: pd.DataFrame, file: str) -> date:
-    return manifest.loc[manifest["file"] == file, "delivered_on"].iloc[0]
-
-
-def _ingest_file(con, landing: Path, entry: pd.Series, contract: Contract, business_date: date, tmpdir: Path,
-                 cols: str) -> FileOutcome:
-    rel = entry["file"]
-    try:
-        _stage_file(con, landing / rel, entry, contract, tmpdir)
-    except FileRejected as rej:
-        return FileOutcome(rel, "rejected", f"{rej.reason}: {rej.detail}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {validation_sql(contract, '_batch', entry['delivered_on'].isoformat())}")
-    n_read, n_bad = con.execute("SELECT count(*), count(_rule) FROM _checked").fetchone()
-    con.execute(f"INSERT INTO raw.{contract.source} SELECT {cols}, ?, _row, ?, ? FROM _checked WHERE _rule IS NULL",
-                [rel, entry["delivered_on"], business_date])
-    con.execute("INSERT INTO quarantine.rows SELECT ?, ?, _row, _rule, _detail, _record, ? FROM _checked "
-                "WHERE _rule IS NOT NULL", [contract.source, rel, business_date])
+def _ingest_chunk(con, landing: Path, entries: list[pd.Series], contract: Contract, business_date: date,
+                  tmpdir: Path) -> list[FileOutcome]:
+    source = contract.source
+    results: dict[int, FileOutcome] = {}
+    accepted: list[tuple[int, pd.Series, Path]] = []
+    for f, entry in enumerate(entries):
+        try:
+            accepted.append((f, entry, _check_file(con, landing / entry["file"], entry, contract, tmpdir)))
+        except FileRejected as rej:
+            results[f] = FileOutcome(entry["file"], "rejected", f"{rej.reason}: {rej.detail}")
+    con.execute("CREATE OR REPLACE TEMP TABLE _files (_f INTEGER, file VARCHAR, path VARCHAR, delivered_on DATE)")
+    cols = ", ".join(q(c) for c in contract.column_names)
+    if contract.file_format == "parquet":
+        for f, entry, path in accepted:
+            con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
+        paths = [str(p) for _, _, p in accepted] or ["/nonexistent"]
+        batch = "_batch_parquet"
+        con.execute(f"""CREATE OR REPLACE TEMP VIEW _batch_parquet AS SELECT f._f, p.file_row_number + 1 AS _row, {cols}
+                        FROM read_parquet({paths!r}, file_row_number = true, filename = true, union_by_name = true) p
+                        JOIN _files f ON f.path = p.filename""" if accepted else
+                    "CREATE OR REPLACE TEMP VIEW _batch_parquet AS SELECT NULL::INTEGER AS _f, NULL::BIGINT AS _row, "
+                    + ", ".join(f"NULL::VARCHAR AS {q(c)}" for c in contract.column_names) + " WHERE false")
+    else:
+        batch = "_batch_csv"
+        con.execute("CREATE OR REPLACE TEMP TABLE _batch_csv (_f INTEGER, _row BIGINT, "
+                    + ", ".join(f"{q(c)} VARCHAR" for c in contract.column_names) + ")")
+        for f, entry, path in accepted:
+            try:
+                _load_csv(con, f, path, contract)
+            except FileRejected as rej:
+                results[f] = FileOutcome(entry["file"], "rejected", f"{rej.reason}: {rej.detail}")
+                continue
+            con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {checked_sql(contract, batch, '_files')}")
+    con.execute(f"""INSERT INTO raw.{source} SELECT {cols}, f.file, c._row, c._delivered_on, ?, NULL
+                    FROM _checked c JOIN _files f USING (_f) WHERE c._rule IS NULL""", [business_date])
+    con.execute(f"""INSERT INTO quarantine.rows SELECT ?, f.file, x._row, x._rule, x._detail, x._record, ?
+                    FROM ({detail_sql(contract, '_checked')}) x JOIN _files f USING (_f)""", [source, business_date])
+    counts = {f: (n, bad) for f, n, bad in con.execute(
+        "SELECT _f, count(*), count(_rule) FROM _checked GROUP BY _f").fetchall()}
+    for f, entry in enumerate(entries):
+        if f not in results:
+            n, bad = counts.get(f, (0, 0))
+            results[f] = FileOutcome(entry["file"], "loaded", "", n, n - bad, bad)
+        results[f].sha256, results[f].delivered_on = entry["sha256"], entry["delivered_on"]
     con.execute("DROP TABLE _checked")
-    return FileOutcome(rel, "loaded", "", n_read, n_read - n_bad, n_bad)
+    return [results[f] for f in range(len(entries))]
+
+
+def _supersede(con, contract: Contract, d: str, had_rows: bool) -> None:
+    """Mark older versions of every key this date delivered again; the latest delivery wins."""
+    keys = ", ".join(q(k) for k in contract.key)
+    if had_rows:  # only keys this date delivered can have gained a newer version
+        scope = (f"(SELECT rowid AS _rid, * FROM raw.{contract.source} r SEMI JOIN "
+                 f"(SELECT DISTINCT {keys} FROM raw.{contract.source} WHERE _partition = '{d}') USING ({keys}))")
+    else:
+        scope = f"(SELECT rowid AS _rid, * FROM raw.{contract.source})"
+    con.execute(f"""
+        UPDATE raw.{contract.source} SET _superseded_on = '{d}' WHERE rowid IN (
+            SELECT _rid FROM (
+                SELECT _rid, row_number() OVER (PARTITION BY {keys} ORDER BY _delivered_on DESC, _file DESC, _row DESC) AS _n
+                FROM {scope} s SEMI JOIN (
+                    SELECT {keys} FROM {scope} WHERE _superseded_on IS NULL GROUP BY {keys} HAVING count(*) > 1
+                ) USING ({keys})
+                WHERE _superseded_on IS NULL)
+            WHERE _n > 1)""")
 
 
 @dataclass

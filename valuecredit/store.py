@@ -38,10 +38,13 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
             source VARCHAR, file VARCHAR, "row" BIGINT, rule VARCHAR, detail VARCHAR, record VARCHAR,
             partition_date DATE)""")
     for c in CONTRACTS:
-        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{c.source} "
-                    + _column_ddl(c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE"))
-        con.execute(f"CREATE TABLE IF NOT EXISTS staging.{c.source} "
-                    + _column_ddl(c, ", _file VARCHAR, _delivered_on DATE"))
+        # raw keeps every valid row ever delivered; a row is superseded when a later delivery of the
+        # same key arrives, and staging is the rows not superseded: one row per key, no second copy
+        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{c.source} " + _column_ddl(
+            c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE, _superseded_on DATE"))
+        cols = ", ".join(f'"{n}"' for n in c.column_names)
+        con.execute(f"CREATE VIEW IF NOT EXISTS staging.{c.source} AS SELECT {cols}, _file, _delivered_on "
+                    f"FROM raw.{c.source} WHERE _superseded_on IS NULL")
 
 
 def connect(db_path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
