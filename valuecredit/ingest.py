@@ -128,9 +128,12 @@ def _decode(data: bytes, encoding: str) -> str:
         raise FileRejected("wrong_encoding", f"not valid UTF-8 at byte {exc.start} (declared {encoding})") from None
 
 
-def _check_file(con: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, contract: Contract,
+def _check_file(probe: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, contract: Contract,
                 tmpdir: Path) -> Path:
-    """Check a file as a whole; return the path DuckDB should read (UTF-8 for CSV)."""
+    """Check a file as a whole; return the path DuckDB should read (UTF-8 for CSV).
+
+    `probe` is a cursor of its own: a file DuckDB cannot parse fails there, not inside the
+    ingestion transaction (which a failed statement would abort)."""
     if not path.exists():
         raise FileRejected("file_missing", "listed in the manifest but not in the landing zone")
     data = path.read_bytes()
@@ -141,7 +144,8 @@ def _check_file(con: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, co
                            f"sha256 {entry['sha256'][:12]}: truncated or altered in transit")
     if entry["format"] == "parquet":
         try:
-            names = [r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
+            names = [r[0] for r in probe.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
+            probe.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
         except duckdb.Error as exc:
             raise FileRejected("unreadable", f"not a readable Parquet file ({str(exc).splitlines()[0]})") from None
         _check_header(names, contract)
@@ -152,23 +156,27 @@ def _check_file(con: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, co
         raise FileRejected("file_empty", "the file holds no header and no rows")
     header = [h.strip() for h in next(csv.reader(io.StringIO(text.split("\n", 1)[0].lstrip("\ufeff"))))]
     _check_header(header, contract)
-    if entry["encoding"] == "utf-8" and not text.startswith("\ufeff"):
-        return path
-    target = tmpdir / (path.name + ".utf8.csv")
-    target.write_text(text.lstrip("\ufeff"), encoding="utf-8")
+    target = path
+    if entry["encoding"] != "utf-8" or text.startswith("\ufeff"):
+        target = tmpdir / (path.name + ".utf8.csv")
+        target.write_text(text.lstrip("\ufeff"), encoding="utf-8")
+    try:
+        probe.execute(f"SELECT count(*) FROM {_read_csv(target, contract)}").fetchone()
+    except duckdb.Error as exc:
+        raise FileRejected("unparseable", str(exc).splitlines()[0][:300]) from None
     return target
+
+
+def _read_csv(path: Path, contract: Contract) -> str:
+    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in contract.column_names) + "}"
+    return (f"read_csv('{path}', header = true, columns = {columns}, delim = ',', quote = '\"', escape = '\"', "
+            "strict_mode = true, null_padding = false, parallel = false)")
 
 
 def _load_csv(con: duckdb.DuckDBPyConnection, f: int, path: Path, contract: Contract) -> None:
     """Append a CSV's rows to `_batch_csv`, numbered from 1 in file order (header excluded)."""
-    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in contract.column_names) + "}"
     cols = ", ".join(q(c) for c in contract.column_names)
-    try:
-        con.execute(f"""INSERT INTO _batch_csv SELECT {f}, row_number() OVER (), {cols} FROM read_csv('{path}',
-                        header = true, columns = {columns}, delim = ',', quote = '"', escape = '"',
-                        strict_mode = true, null_padding = false, parallel = false)""")
-    except duckdb.Error as exc:
-        raise FileRejected("unparseable", str(exc).splitlines()[0][:300]) from None
+    con.execute(f"INSERT INTO _batch_csv SELECT {f}, row_number() OVER (), {cols} FROM {_read_csv(path, contract)}")
 
 
 CHUNK_FILES = 8  # files validated in one SQL pass: bounds memory at provincial scale
@@ -193,9 +201,10 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
                                  [source]).fetchall())
         due = manifest[(manifest["source"] == source) & (manifest["delivered_on"] <= business_date)]
         due = [e for _, e in due.sort_values(["delivered_on", "file"]).iterrows() if (e["file"], e["sha256"]) not in loaded]
+        probe = con.cursor()
         with tempfile.TemporaryDirectory(prefix="valuecredit-ingest-") as tmp:
             for start in range(0, len(due), CHUNK_FILES):
-                outcome.files += _ingest_chunk(con, landing, due[start:start + CHUNK_FILES], contract, business_date, Path(tmp))
+                outcome.files += _ingest_chunk(con, probe, landing, due[start:start + CHUNK_FILES], contract, business_date, Path(tmp))
         for f in outcome.files:
             con.execute("INSERT INTO meta.ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 source, f.file, f.sha256, f.delivered_on, d, f.status, f.reason, f.rows_read, f.rows_loaded,
@@ -212,14 +221,14 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
     return outcome
 
 
-def _ingest_chunk(con, landing: Path, entries: list[pd.Series], contract: Contract, business_date: date,
+def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract: Contract, business_date: date,
                   tmpdir: Path) -> list[FileOutcome]:
     source = contract.source
     results: dict[int, FileOutcome] = {}
     accepted: list[tuple[int, pd.Series, Path]] = []
     for f, entry in enumerate(entries):
         try:
-            accepted.append((f, entry, _check_file(con, landing / entry["file"], entry, contract, tmpdir)))
+            accepted.append((f, entry, _check_file(probe, landing / entry["file"], entry, contract, tmpdir)))
         except FileRejected as rej:
             results[f] = FileOutcome(entry["file"], "rejected", f"{rej.reason}: {rej.detail}")
     con.execute("CREATE OR REPLACE TEMP TABLE _files (_f INTEGER, file VARCHAR, path VARCHAR, delivered_on DATE)")
@@ -239,11 +248,7 @@ def _ingest_chunk(con, landing: Path, entries: list[pd.Series], contract: Contra
         con.execute("CREATE OR REPLACE TEMP TABLE _batch_csv (_f INTEGER, _row BIGINT, "
                     + ", ".join(f"{q(c)} VARCHAR" for c in contract.column_names) + ")")
         for f, entry, path in accepted:
-            try:
-                _load_csv(con, f, path, contract)
-            except FileRejected as rej:
-                results[f] = FileOutcome(entry["file"], "rejected", f"{rej.reason}: {rej.detail}")
-                continue
+            _load_csv(con, f, path, contract)
             con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
     con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {checked_sql(contract, batch, '_files')}")
     con.execute(f"""INSERT INTO raw.{source} SELECT {cols}, f.file, c._row, c._delivered_on, ?, NULL
