@@ -31,7 +31,8 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 
 def resources(db: str | None = None, landing: str | None = None, progress=None) -> dict:
     return {
-        "store": Store(database=db or os.environ.get("VALUECREDIT_DB", "data/valuecredit.duckdb")),
+        "store": Store(database=db or os.environ.get("VALUECREDIT_DB", "data/valuecredit.duckdb"),
+                       connection_config={"memory_limit": os.environ.get("VALUECREDIT_DUCKDB_MEMORY", "4GB")}),
         "landing": LandingZone(path=landing or os.environ.get("VALUECREDIT_LANDING", "data/landing")),
         "progress": progress or SilentProgress(),
     }

@@ -77,3 +77,12 @@ def test_bad_date_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--date", "28/11/2026"])
     assert "not a date" in capsys.readouterr().err
+
+
+def test_dagster_yaml_admits_one_run_at_a_time(tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+    shutil.copy(Path(__file__).parent.parent / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    instance = dg.DagsterInstance.get()
+    assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1

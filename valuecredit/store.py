@@ -51,7 +51,10 @@ def connect(db_path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConn
     db_path = Path(db_path)
     if not read_only:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(db_path), read_only=read_only)
+    # DuckDB caches up to 80% of RAM by default; a bounded buffer pool spills instead, so the
+    # nightly run stays within its memory budget next to other work on the machine.
+    config = {"memory_limit": os.environ.get("VALUECREDIT_DUCKDB_MEMORY", "4GB")}
+    con = duckdb.connect(str(db_path), read_only=read_only, config=config)
     if read_only:
         con.execute(USCC_SQL_MACROS.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
     else:
