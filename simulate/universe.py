@@ -329,7 +329,6 @@ class Universe:
 
     def _events(self, k, rng, act, distressed, out) -> None:
         n = self.n
-        period = period_of(k)
         ms, me = month_start(k), month_end(k)
         span = (me - ms).days + 1
 
@@ -459,7 +458,6 @@ class Universe:
         for name in ("dishonest_debtors", "tax_violations", "market_registers"):
             for c in ("listed_on", "removed_on"):
                 out[name][c] = pd.to_datetime(out[name][c]).astype("datetime64[s]")
-        _ = period
 
     def _registry(self, k: int, out) -> None:
         """The first delivered month carries the whole register; later months new firms and changes."""
@@ -485,7 +483,7 @@ class Universe:
         idx = np.flatnonzero(act & (rev > 0))
         rev = rev[idx]
         rd = rev * self.rd_intensity[idx]
-        assets = rev * 12 / np.maximum(1, (rev > 0).sum() and 12) / self.asset_turnover[idx]
+        assets = rev / self.asset_turnover[idx]  # year-end total assets from revenue and turnover
         return pd.DataFrame({
             "uscc": self.uscc[idx], "fiscal_year": year, "rd_expense_fen": np.round(rd * 100).astype(np.int64),
             "rd_super_deduction_fen": np.round(rd * 100).astype(np.int64),
