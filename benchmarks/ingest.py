@@ -82,8 +82,9 @@ for fmt, group in m.groupby('format'):
             fs = [{str(landing)!r} + '/' + f for f in g.file]
             if enc == 'gbk':  # DuckDB cannot read GBK without an extension: transcode, as ingestion does
                 for f in fs:
-                    t = open(f, 'rb').read().decode('gbk')
-                    n += con.execute("SELECT count(*) FROM read_csv(?, all_varchar=true)", [f + '.u8']).fetchone()[0] if open(f + '.u8', 'w').write(t) else 0
+                    with open(f + '.u8', 'w', encoding='utf-8') as out_file:
+                        out_file.write(open(f, 'rb').read().decode('gbk'))
+                    n += con.execute("SELECT count(*) FROM read_csv(?, all_varchar=true)", [f + '.u8']).fetchone()[0]
             else:
                 n += con.execute(f"SELECT count(*) FROM read_csv({{fs!r}}, all_varchar=true, union_by_name=true)").fetchone()[0]
 out = {{"rows_read": int(n)}}""")

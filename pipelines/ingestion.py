@@ -23,7 +23,6 @@ def _source_asset(contract: Contract) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=["staging", contract.source],
-        name=None,
         group_name="ingestion",
         deps=deps,
         partitions_def=business_days,
@@ -54,7 +53,6 @@ def _source_asset(contract: Contract) -> dg.AssetsDefinition:
         return dg.AssetCheckResult(passed=out.passed, severity=dg.AssetCheckSeverity.ERROR,
                                    description=out.description, metadata=out.metadata)
 
-    _asset.__name__ = f"staging_{contract.source}"
     return _asset, _check
 
 

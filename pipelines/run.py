@@ -11,6 +11,7 @@ import dagster as dg
 from pipelines.definitions import all_assets, resources
 from pipelines.ingestion import source_checks
 from pipelines.resources import ProgressReporter, SilentProgress
+from valuecredit.ingest import quarantined_by_rule
 from valuecredit.store import connect
 
 
@@ -42,16 +43,14 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     for ev in result.get_asset_check_evaluations():
         if not ev.passed:
             failed["/".join(ev.asset_key.path)] = ev.description or "failed"
-    materialised = {"/".join(m.asset_key.path) for m in result.get_asset_materialization_events()
-                    for m in [m.event_specific_data.materialization]}
+    materialised = {"/".join(e.asset_key.path) for e in result.get_asset_materialization_events()}
     blocked = sorted("/".join(k.path) for a in all_assets for k in a.keys if "/".join(k.path) not in materialised)
     con = connect(db, read_only=True)
     try:
         tables = con.execute("""SELECT table_schema || '.' || table_name FROM information_schema.tables
                                 WHERE table_schema IN ('staging', 'quarantine') ORDER BY 1""").fetchall()
         rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for (t,) in tables}
-        quarantined = dict(con.execute("SELECT rule, count(*) FROM quarantine.rows WHERE partition_date = ? "
-                                       "GROUP BY rule ORDER BY rule", [business_date]).fetchall())
+        quarantined = quarantined_by_rule(con, business_date)
     finally:
         con.close()
     return RunSummary(business_date, result.success and not failed and not blocked,

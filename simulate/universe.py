@@ -178,6 +178,7 @@ class Universe:
         self.asset_turnover = rng.uniform(0.6, 2.5, n)
         self.debt_ratio = np.clip(0.5 - 0.12 * self.z + rng.normal(0, 0.15, n), 0.05, 1.3)
         # firms whose tax filings overstate revenue from some month on (power use does not follow)
+        self.auth_granted = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")  # current grant, if any
         self.fraud_k = np.where(rng.random(n) < 0.03, rng.integers(self.k0, self.k_end + 1, n), 10**6)
         self.arrears = np.zeros(n, dtype=np.int64)
         self.fund_arrears = np.zeros(n, dtype=np.int64)
@@ -402,8 +403,6 @@ class Universe:
         new = act & ((k == self.k_first) | (self.founded_k == k)) & (rng.random(n) < 0.93)
         g = np.where(k == self.k_first, _days(ms) - rng.integers(0, 700, n).astype("timedelta64[D]"), dates(n))[new]
         g = g.astype("datetime64[D]")
-        if not hasattr(self, "auth_granted"):
-            self.auth_granted = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
         self.auth_granted[new] = g
         revoke = ~np.isnat(self.auth_granted) & (rng.random(n) < 0.0015)
         rows = np.flatnonzero(new | revoke)
@@ -497,7 +496,7 @@ class Universe:
         rng = np.random.default_rng([self.cfg.seed, 3, k])
         n = self.n
         ms = month_start(k)
-        authorised = ~np.isnat(self.auth_granted) if hasattr(self, "auth_granted") else np.zeros(n, bool)
+        authorised = ~np.isnat(self.auth_granted)
         apply = self.active(k) & authorised & (rng.random(n) < 0.008 * (1 + 0.5 * (self.trend > 0.005)))
         idx = np.flatnonzero(apply)
         m = len(idx)

@@ -1,3 +1,4 @@
+import hashlib
 import shutil
 
 import pandas as pd
@@ -117,7 +118,6 @@ def test_a_redelivered_file_corrects_staging(clean_landing, tmp_path):
     firm = frame.uscc.iloc[0]
     frame.loc[0, "insured_headcount"] = "4321"
     frame.to_csv(path, index=False)
-    import hashlib
     raw = path.read_bytes()
     fixed = pd.read_csv(landing / "manifest.csv", dtype=str)
     i = fixed.index[fixed.file == entry.file][0]

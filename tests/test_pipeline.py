@@ -2,7 +2,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 import pandas as pd
+import pytest
 
 from pipelines.definitions import defs, nightly_schedule
 from pipelines.run import run_nightly
@@ -50,7 +52,6 @@ def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "succeeded" in out and "staging.tax_monthly" in out
-    import duckdb
     con = duckdb.connect(str(db), read_only=True)
     before = con.execute("SELECT * FROM staging.firm_coverage ORDER BY ALL").df()
     con.close()
@@ -73,7 +74,6 @@ def test_a_second_writer_is_refused_with_a_clear_message(tmp_path, capsys):
 
 
 def test_bad_date_is_refused(capsys):
-    import pytest
     with pytest.raises(SystemExit):
         main(["run", "--date", "28/11/2026"])
     assert "not a date" in capsys.readouterr().err

@@ -24,17 +24,22 @@ def _date(text: str) -> date:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from simulate import SimConfig, simulate
+    from simulate import SimConfig
 
-    cfg = SimConfig(firms=args.firms, seed=args.seed, months=args.months, end_period=args.end or "",
-                    fault_rate=args.fault_rate, out=Path(args.out))
+    _simulate(SimConfig(firms=args.firms, seed=args.seed, months=args.months, end_period=args.end or "",
+                        fault_rate=args.fault_rate, out=Path(args.out)))
+    return 0
+
+
+def _simulate(cfg) -> None:
+    from simulate import simulate
+
     with Progress(TextColumn("simulating {task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(cfg.end_period, total=cfg.months)
         summary = simulate(cfg, progress=lambda p: bar.update(task, advance=1, description=p))
     console.print(f"[green]wrote[/] {summary.files:,} files, {summary.rows:,} rows, {summary.loans:,} loans, "
                   f"{summary.faults:,} injected faults for {summary.firms:,} firms "
                   f"({summary.periods[0]} to {summary.periods[-1]}) to {summary.out} in {summary.seconds:.1f} s")
-    return 0
 
 
 class RichProgress:
@@ -49,6 +54,7 @@ class RichProgress:
 def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.definitions import all_assets
     from pipelines.run import run_nightly
+    from simulate import SimConfig
     from simulate.landing import add_months
     from valuecredit.store import StoreBusy, writer_lock
 
@@ -60,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 end = add_months(f"{business_date:%Y-%m}", -1)
                 console.print(f"[yellow]{landing} is empty:[/] simulating the default universe "
                               f"(20,000 firms, seed 0, 36 months to {end})")
-                cmd_simulate(argparse.Namespace(firms=20_000, seed=0, months=36, end=end, fault_rate=0.0, out=landing))
+                _simulate(SimConfig(firms=20_000, seed=0, months=36, end_period=end, out=landing))
             console.print(f"nightly run for business date [bold]{business_date}[/] on {db}")
             with Progress(TextColumn("{task.description:<22}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                           TimeElapsedColumn(), console=console) as bar:

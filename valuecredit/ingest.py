@@ -114,7 +114,7 @@ def _decode(data: bytes, encoding: str) -> str:
     if encoding == "gbk":
         try:
             data.decode("utf-8")
-            if any(b > 127 for b in data[:1_000_000]):
+            if not data.isascii():  # Chinese text that is valid UTF-8 is almost never GBK
                 raise FileRejected("wrong_encoding", "declared GBK but the bytes are UTF-8")
         except UnicodeDecodeError:
             pass
@@ -214,9 +214,7 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    outcome.quarantined_by_rule = dict(con.execute(
-        "SELECT rule, count(*) FROM quarantine.rows WHERE source = ? AND partition_date = ? GROUP BY rule ORDER BY rule",
-        [source, d]).fetchall())
+    outcome.quarantined_by_rule = quarantined_by_rule(con, business_date, source)
     outcome.staged_rows = con.execute(f"SELECT count(*) FROM staging.{source}").fetchone()[0]
     return outcome
 
@@ -236,7 +234,7 @@ def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract:
     if contract.file_format == "parquet":
         for f, entry, path in accepted:
             con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
-        paths = [str(p) for _, _, p in accepted] or ["/nonexistent"]
+        paths = [str(p) for _, _, p in accepted]
         batch = "_batch_parquet"
         con.execute(f"""CREATE OR REPLACE TEMP VIEW _batch_parquet AS SELECT f._f, p.file_row_number + 1 AS _row, {cols}
                         FROM read_parquet({paths!r}, file_row_number = true, filename = true, union_by_name = true) p
@@ -285,6 +283,15 @@ def _supersede(con, contract: Contract, d: str, had_rows: bool) -> None:
             WHERE _n > 1)""")
 
 
+def quarantined_by_rule(con: duckdb.DuckDBPyConnection, business_date: date, source: str | None = None) -> dict[str, int]:
+    """Rows a business date quarantined, by rule (for one source, or all)."""
+    where, args = "partition_date = ?", [business_date]
+    if source:
+        where, args = where + " AND source = ?", args + [source]
+    return dict(con.execute(f"SELECT rule, count(*) FROM quarantine.rows WHERE {where} GROUP BY rule ORDER BY rule",
+                            args).fetchall())
+
+
 @dataclass
 class CheckOutcome:
     passed: bool
@@ -309,11 +316,11 @@ def check_source(con: duckdb.DuckDBPyConnection, source: str, business_date: dat
     if all_read and all_bad / all_read > MAX_QUARANTINE_RATE:
         problems.append(f"{all_bad} of {all_read} rows quarantined across the partition's files, "
                         f"above the {MAX_QUARANTINE_RATE:.0%} limit")
-    key = ", ".join(f'"{k}"' for k in contract.key)
+    key = ", ".join(q(k) for k in contract.key)
     total, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({key})) FROM staging.{source}").fetchone()
     if total != distinct:
         problems.append(f"staging.{source} holds {total - distinct} repeated keys")
-    cols = ", ".join(f'"{c}"' for c in contract.column_names)
+    cols = ", ".join(q(c) for c in contract.column_names)
     sample = con.execute(
         f"SELECT {cols} FROM staging.{source} WHERE _file IN (SELECT file FROM meta.ingested_files "
         f"WHERE source = ? AND partition_date = ? AND status = 'loaded') "
@@ -321,8 +328,7 @@ def check_source(con: duckdb.DuckDBPyConnection, source: str, business_date: dat
     suite = validate_frame(contract, sample)
     if not suite.success:
         problems.append("Great Expectations suite failed: " + "; ".join(suite.failed))
-    quarantined = dict(con.execute("SELECT rule, count(*) FROM quarantine.rows WHERE source = ? AND partition_date = ? "
-                                   "GROUP BY rule ORDER BY rule", [source, d]).fetchall())
+    quarantined = quarantined_by_rule(con, business_date, source)
     meta = {
         "files": len(files), "rejected_files": sum(1 for f in files if f[1] == "rejected"),
         "quarantined_rows": sum(quarantined.values()), "quarantined_by_rule": quarantined,

@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.contracts import CONTRACTS
+from data_contracts.rules import q
 from valuecredit.identifiers import USCC_SQL_MACROS
 
 SCHEMAS = ("raw", "staging", "quarantine", "meta")
@@ -21,7 +22,7 @@ class StoreBusy(RuntimeError):
 
 
 def _column_ddl(contract, extra: str = "") -> str:
-    cols = ", ".join(f'"{c.name}" {c.sql_type}' for c in contract.columns)
+    cols = ", ".join(f"{q(c.name)} {c.sql_type}" for c in contract.columns)
     return f"({cols}{extra})"
 
 
@@ -42,7 +43,7 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
         # same key arrives, and staging is the rows not superseded: one row per key, no second copy
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{c.source} " + _column_ddl(
             c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE, _superseded_on DATE"))
-        cols = ", ".join(f'"{n}"' for n in c.column_names)
+        cols = ", ".join(q(n) for n in c.column_names)
         con.execute(f"CREATE VIEW IF NOT EXISTS staging.{c.source} AS SELECT {cols}, _file, _delivered_on "
                     f"FROM raw.{c.source} WHERE _superseded_on IS NULL")
 
