@@ -9,8 +9,10 @@ import dagster as dg
 from pipelines.coverage import firm_coverage
 from pipelines.ingestion import source_assets, source_checks
 from pipelines.resources import LandingZone, SilentProgress, Store
+from pipelines.scoring import catalogue_resource, commercial_value, indicators, score_checks
 
-all_assets = [*source_assets, firm_coverage]
+all_assets = [*source_assets, firm_coverage, indicators, commercial_value]
+all_checks = [*source_checks, score_checks]
 
 # One writer per DuckDB file: steps of a run execute in one process, one after another;
 # dagster.yaml lets only one run at a time into the queue.
@@ -35,12 +37,13 @@ def resources(db: str | None = None, landing: str | None = None, progress=None) 
                        connection_config={"memory_limit": os.environ.get("VALUECREDIT_DUCKDB_MEMORY", "4GB")}),
         "landing": LandingZone(path=landing or os.environ.get("VALUECREDIT_LANDING", "data/landing")),
         "progress": progress or SilentProgress(),
+        "catalogue": catalogue_resource(),
     }
 
 
 defs = dg.Definitions(
     assets=all_assets,
-    asset_checks=source_checks,
+    asset_checks=all_checks,
     jobs=[nightly_job],
     schedules=[nightly_schedule],
     resources=resources(),

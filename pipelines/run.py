@@ -8,8 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.definitions import all_assets, resources
-from pipelines.ingestion import source_checks
+from pipelines.definitions import all_assets, all_checks, resources
 from pipelines.resources import ProgressReporter, SilentProgress
 from valuecredit.ingest import quarantined_by_rule
 from valuecredit.store import connect
@@ -31,7 +30,7 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     started = time.perf_counter()
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     result = dg.materialize(
-        [*all_assets, *source_checks],
+        [*all_assets, *all_checks],
         partition_key=business_date.isoformat(),
         resources=resources(str(db), str(landing), progress or SilentProgress()),
         instance=instance,
@@ -42,13 +41,13 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     failed = {}
     for ev in result.get_asset_check_evaluations():
         if not ev.passed:
-            failed["/".join(ev.asset_key.path)] = ev.description or "failed"
+            failed["/".join(ev.asset_key.path) + ":" + ev.check_name] = ev.description or "failed"
     materialised = {"/".join(e.asset_key.path) for e in result.get_asset_materialization_events()}
     blocked = sorted("/".join(k.path) for a in all_assets for k in a.keys if "/".join(k.path) not in materialised)
     con = connect(db, read_only=True)
     try:
         tables = con.execute("""SELECT table_schema || '.' || table_name FROM information_schema.tables
-                                WHERE table_schema IN ('staging', 'quarantine') ORDER BY 1""").fetchall()
+                                WHERE table_schema IN ('staging', 'quarantine', 'features', 'scores') ORDER BY 1""").fetchall()
         rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for (t,) in tables}
         quarantined = quarantined_by_rule(con, business_date)
     finally:

@@ -94,12 +94,12 @@ def _print_summary(s) -> None:
             q.add_row(rule, f"{n:,}")
         console.print(q)
     for asset, why in s.failed_checks.items():
-        console.print(f"[red]contract failed[/] {asset}: {why}")
+        console.print(f"[red]check failed[/] {asset}: {why}")
     if s.blocked:
         console.print(f"[red]blocked (not rebuilt, last good version kept):[/] {', '.join(s.blocked)}")
     status = "[green]succeeded[/]" if s.succeeded else "[red]stopped by failed checks[/]"
     console.print(f"run {status} in {s.seconds:.1f} s; outputs in {s.db} "
-                  "(schemas staging, quarantine, meta; quarantined rows in quarantine.rows)")
+                  "(schemas staging, features, scores, quarantine, meta; quarantined rows in quarantine.rows)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -193,7 +193,7 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
     try:
         # undo this date's earlier work
         con.execute(f"DELETE FROM raw.{source} WHERE _partition = ?", [d])
-        con.execute(f"UPDATE raw.{source} SET _superseded_on = NULL WHERE _superseded_on = ?", [d])
+        con.execute(f"UPDATE raw.{source} SET _superseded_on = NULL, _valid_to = NULL WHERE _superseded_on = ?", [d])
         con.execute("DELETE FROM quarantine.rows WHERE source = ? AND partition_date = ?", [source, d])
         con.execute("DELETE FROM meta.ingested_files WHERE source = ? AND partition_date = ?", [source, d])
         had_rows = con.execute(f"SELECT count(*) > 0 FROM raw.{source}").fetchone()[0]
@@ -249,7 +249,7 @@ def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract:
             _load_csv(con, f, path, contract)
             con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
     con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {checked_sql(contract, batch, '_files')}")
-    con.execute(f"""INSERT INTO raw.{source} SELECT {cols}, f.file, c._row, c._delivered_on, ?, NULL
+    con.execute(f"""INSERT INTO raw.{source} SELECT {cols}, f.file, c._row, c._delivered_on, ?, NULL, NULL
                     FROM _checked c JOIN _files f USING (_f) WHERE c._rule IS NULL""", [business_date])
     con.execute(f"""INSERT INTO quarantine.rows SELECT ?, f.file, x._row, x._rule, x._detail, x._record, ?
                     FROM ({detail_sql(contract, '_checked')}) x JOIN _files f USING (_f)""", [source, business_date])
@@ -273,14 +273,16 @@ def _supersede(con, contract: Contract, d: str, had_rows: bool) -> None:
     else:
         scope = f"(SELECT rowid AS _rid, * FROM raw.{contract.source})"
     con.execute(f"""
-        UPDATE raw.{contract.source} SET _superseded_on = '{d}' WHERE rowid IN (
-            SELECT _rid FROM (
-                SELECT _rid, row_number() OVER (PARTITION BY {keys} ORDER BY _delivered_on DESC, _file DESC, _row DESC) AS _n
+        UPDATE raw.{contract.source} AS r SET _superseded_on = '{d}', _valid_to = v._next FROM (
+            SELECT _rid, _n, _next FROM (
+                SELECT _rid, row_number() OVER w AS _n, lag(_delivered_on) OVER w AS _next
                 FROM {scope} s SEMI JOIN (
                     SELECT {keys} FROM {scope} WHERE _superseded_on IS NULL GROUP BY {keys} HAVING count(*) > 1
                 ) USING ({keys})
-                WHERE _superseded_on IS NULL)
-            WHERE _n > 1)""")
+                WHERE _superseded_on IS NULL
+                WINDOW w AS (PARTITION BY {keys} ORDER BY _delivered_on DESC, _file DESC, _row DESC))
+            WHERE _n > 1) v
+        WHERE r.rowid = v._rid""")
 
 
 def quarantined_by_rule(con: duckdb.DuckDBPyConnection, business_date: date, source: str | None = None) -> dict[str, int]:

@@ -40,9 +40,10 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
             partition_date DATE)""")
     for c in CONTRACTS:
         # raw keeps every valid row ever delivered; a row is superseded when a later delivery of the
-        # same key arrives, and staging is the rows not superseded: one row per key, no second copy
+        # same key arrives, and staging is the rows not superseded: one row per key, no second copy.
+        # [_delivered_on, _valid_to) is when the row was the current version: what was known on a date.
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{c.source} " + _column_ddl(
-            c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE, _superseded_on DATE"))
+            c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE, _superseded_on DATE, _valid_to DATE"))
         cols = ", ".join(q(n) for n in c.column_names)
         con.execute(f"CREATE VIEW IF NOT EXISTS staging.{c.source} AS SELECT {cols}, _file, _delivered_on "
                     f"FROM raw.{c.source} WHERE _superseded_on IS NULL")

@@ -1,0 +1,66 @@
+"""The 4+19+1 score: indicators, then scores with their checks. Bodies call valuecredit.scoring."""
+
+import os
+from datetime import date
+
+import dagster as dg
+
+from pipelines.partitions import business_days, retry_policy
+from pipelines.resources import ProgressReporter, Store
+from valuecredit.scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
+from valuecredit.scoring.checks import check_scores
+from valuecredit.scoring.score import build_indicators, build_scores
+
+SCORE_CHECKS = ("score_ranges", "one_row_per_firm", "exclusions_have_hits", "indicator_missing_rates")
+
+
+class CatalogueFile(dg.ConfigurableResource):
+    """The operator's indicator catalogue (YAML); loaded and validated by every step that scores."""
+
+    path: str = str(DEFAULT_CATALOGUE)
+
+
+def catalogue_resource() -> CatalogueFile:
+    return CatalogueFile(path=os.environ.get("VALUECREDIT_CATALOGUE", str(DEFAULT_CATALOGUE)))
+
+
+@dg.asset(
+    key=["features", "indicators"], group_name="scoring", deps=[dg.AssetKey(["staging", "firm_coverage"])],
+    partitions_def=business_days, retry_policy=retry_policy, kinds={"duckdb"},
+    description="The 19 indicators of every registered firm as of the business date (point in time; NULL = no data).",
+)
+def indicators(context: dg.AssetExecutionContext, store: Store,
+               progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    with store.connect() as con:
+        n = build_indicators(con, date.fromisoformat(context.partition_key))
+    progress.done("indicators", f"{n:,} firms")
+    return dg.MaterializeResult(metadata={"firms": n})
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(name, asset=["scores", "commercial_value"], blocking=True) for name in SCORE_CHECKS],
+    description="Score ranges, one row per firm, a recorded hit behind every exclusion, missing rates within limit.",
+)
+def score_checks(context: dg.AssetCheckExecutionContext, store: Store, catalogue: CatalogueFile):
+    as_of = date.fromisoformat(context.run.tags["dagster/partition"])
+    with store.connect() as con:
+        for name, out in check_scores(con, as_of, load_catalogue(catalogue.path)):
+            yield dg.AssetCheckResult(asset_key=["scores", "commercial_value"], check_name=name, passed=out.passed,
+                                      description=out.description, metadata=out.metadata)
+
+
+@dg.asset(
+    key=["scores", "commercial_value"], group_name="scoring", deps=[indicators],
+    partitions_def=business_days, retry_policy=retry_policy, kinds={"duckdb"},
+    description="Commercial-value score (0-1000), dimension scores, grade and negative-list verdict per firm; "
+                "hits in scores.negative_hits, peer percentiles in scores.peer_percentiles.",
+)
+def commercial_value(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile,
+                     progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    cat = load_catalogue(catalogue.path)  # a bad catalogue stops here, before anything is replaced
+    with store.connect() as con:
+        s = build_scores(con, date.fromisoformat(context.partition_key), cat)
+    progress.done("commercial_value", f"{s.firms:,} firms scored, {s.excluded:,} excluded by the negative list")
+    return dg.MaterializeResult(metadata={
+        "firms": s.firms, "excluded": s.excluded, "negative_hits": s.hits, "catalogue_version": s.catalogue_version,
+        "catalogue_hash": s.catalogue_hash, "snapshot_id": s.snapshot_id})

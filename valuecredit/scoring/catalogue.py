@@ -1,0 +1,287 @@
+"""The indicator catalogue: the operator's scoring configuration, validated when it is loaded.
+
+Every mistake is refused with the file, the key and the problem, before anything is scored, so the
+last good configuration stays in force. The content hash goes next to every score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from valuecredit.scoring.sql import INDICATOR_KEYS, NEGATIVE_RULE_PARAMS
+
+DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "config" / "catalogue.yaml"
+TRANSFORMS = ("bands", "linear", "categories")
+DIRECTIONS = ("higher", "lower")
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is unusable; the message names the file, the key and the problem."""
+
+
+@dataclass(frozen=True)
+class Transform:
+    type: str
+    edges: tuple[float, ...] = ()
+    points: tuple[float, ...] = ()
+    lo: float = 0.0
+    hi: float = 0.0
+    categories: dict[str, float] = field(default_factory=dict)
+
+    def apply(self, value: Any, direction: str) -> float:
+        """Points for one value, the reference the SQL is tested against."""
+        if self.type == "categories":
+            return self.categories[value]
+        if self.type == "linear":
+            share = min(max((value - self.lo) / (self.hi - self.lo), 0.0), 1.0)
+            return 100.0 * (share if direction == "higher" else 1.0 - share)
+        earned = self.points[0]
+        for edge, pts in zip(self.edges, self.points[1:]):
+            if value >= edge:
+                earned = pts
+        return earned
+
+
+@dataclass(frozen=True)
+class Indicator:
+    id: str
+    key: str
+    zh: str
+    en: str
+    dimension: str
+    sources: tuple[str, ...]
+    unit: str
+    direction: str
+    weight: float  # relative within its dimension
+    transform: Transform
+    missing_points: float
+
+
+@dataclass(frozen=True)
+class Dimension:
+    key: str
+    zh: str
+    en: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class NegativeRule:
+    id: str
+    rule: str
+    zh: str
+    en: str
+    params: dict[str, Any]
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    path: str
+    version: int
+    name: str
+    content_hash: str
+    dimensions: tuple[Dimension, ...]
+    indicators: tuple[Indicator, ...]
+    grades: tuple[tuple[str, float], ...]  # (grade, lowest total), best first
+    negative_rules: tuple[NegativeRule, ...]
+    max_missing_rate: float
+    calibration: dict[str, Any]
+    raw: dict[str, Any]
+
+    def indicator(self, key: str) -> Indicator:
+        return next(i for i in self.indicators if i.key == key)
+
+    def dimension_of(self, ind: Indicator) -> Dimension:
+        return next(d for d in self.dimensions if d.key == ind.dimension)
+
+    def total_weights(self) -> dict[str, float]:
+        """Each indicator's share of the 0-1000 total per point: 10 x dimension weight x normalised weight."""
+        out = {}
+        for d in self.dimensions:
+            members = [i for i in self.indicators if i.dimension == d.key]
+            s = sum(i.weight for i in members)
+            for i in members:
+                out[i.key] = 10.0 * d.weight * i.weight / s
+        return out
+
+    def grade_of(self, total: float) -> str:
+        return next(g for g, lowest in self.grades if total >= lowest)
+
+
+def content_hash(doc: dict[str, Any]) -> str:
+    """Hash of what the file says, not how it is written: comments and layout do not change it."""
+    canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_catalogue(path: str | Path | None = None) -> Catalogue:
+    path = Path(path or DEFAULT_CATALOGUE)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogueError(f"{path}: no such catalogue file") from None
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_catalogue(doc, str(path))
+
+
+def parse_catalogue(doc: Any, path: str = "<catalogue>") -> Catalogue:
+    def fail(key: str, problem: str) -> CatalogueError:
+        return CatalogueError(f"{path}: {key}: {problem}")
+
+    def need(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
+        if not isinstance(obj, dict) or key not in obj:
+            raise fail(f"{where}.{key}" if where else key, "missing")
+        value = obj[key]
+        if kind in (int, float, (int, float)) and isinstance(value, bool):
+            raise fail(f"{where}.{key}" if where else key, f"expected a number, found {value!r}")
+        if not isinstance(value, kind):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise fail(f"{where}.{key}" if where else key, f"expected {names}, found {type(value).__name__} {value!r}")
+        return value
+
+    def number(obj: Any, key: str, where: str) -> float:
+        value = float(need(obj, key, where, (int, float)))
+        if not math.isfinite(value):
+            raise fail(f"{where}.{key}", f"must be a finite number, found {value}")
+        return value
+
+    if not isinstance(doc, dict):
+        raise fail("(top level)", "expected a mapping of keys")
+    version = need(doc, "version", "", int)
+    if version < 1:
+        raise fail("version", "must be a positive integer")
+    neutral = number(doc, "neutral_points", "")
+    max_missing = number(doc, "max_missing_rate", "")
+    if not 0 <= max_missing <= 1:
+        raise fail("max_missing_rate", f"must lie in [0, 1], found {max_missing}")
+
+    dims_doc = need(doc, "dimensions", "", dict)
+    dimensions = []
+    for key, d in dims_doc.items():
+        w = number(d, "weight", f"dimensions.{key}")
+        if w <= 0:
+            raise fail(f"dimensions.{key}.weight", f"must be positive, found {w}")
+        dimensions.append(Dimension(key, need(d, "zh", f"dimensions.{key}", str), need(d, "en", f"dimensions.{key}", str), w))
+    if len(dimensions) != 4:
+        raise fail("dimensions", f"the system has 4 dimensions, found {len(dimensions)}")
+    total_w = sum(d.weight for d in dimensions)
+    if abs(total_w - 1) > 1e-6:
+        raise fail("dimensions", f"weights must sum to 1, they sum to {total_w:.6f}")
+
+    grades = []
+    for n, g in enumerate(need(doc, "grades", "", list)):
+        grades.append((need(g, "grade", f"grades[{n}]", str), number(g, "min", f"grades[{n}]")))
+    if not grades or any(a[1] <= b[1] for a, b in zip(grades, grades[1:])):
+        raise fail("grades", "list grades best first with strictly decreasing minimum scores")
+    if grades[-1][1] != 0:
+        raise fail(f"grades[{len(grades) - 1}].min", "the lowest grade must start at 0 so every score has a grade")
+
+    indicators: list[Indicator] = []
+    seen: set[str] = set()
+    for n, d in enumerate(need(doc, "indicators", "", list)):
+        where = f"indicators[{n}]"
+        key = need(d, "key", where, str)
+        where = f"indicators[{n}] ({key})"
+        if key not in INDICATOR_KEYS:
+            raise fail(f"{where}.key", f"unknown indicator; the computed ones are {', '.join(INDICATOR_KEYS)}")
+        if key in seen:
+            raise fail(f"{where}.key", "listed twice")
+        seen.add(key)
+        dim = need(d, "dimension", where, str)
+        if dim not in dims_doc:
+            raise fail(f"{where}.dimension", f"{dim!r} is not one of {', '.join(dims_doc)}")
+        direction = need(d, "direction", where, str)
+        if direction not in DIRECTIONS:
+            raise fail(f"{where}.direction", f"must be one of {DIRECTIONS}, found {direction!r}")
+        weight = number(d, "weight", where)
+        if weight < 0:
+            raise fail(f"{where}.weight", f"must not be negative, found {weight}")
+        missing = float(d.get("missing_points", neutral))
+        if not 0 <= missing <= 100:
+            raise fail(f"{where}.missing_points", f"must lie in [0, 100], found {missing}")
+        sources = need(d, "source", where, list)
+        indicators.append(Indicator(
+            id=need(d, "id", where, str), key=key, zh=need(d, "zh", where, str), en=need(d, "en", where, str),
+            dimension=dim, sources=tuple(sources), unit=need(d, "unit", where, str), direction=direction,
+            weight=weight, transform=_transform(need(d, "transform", where, dict), direction, f"{where}.transform", fail),
+            missing_points=missing))
+    absent = [k for k in INDICATOR_KEYS if k not in seen]
+    if absent:
+        raise fail("indicators", f"the system has 19 indicators; missing {', '.join(absent)}")
+    for dim in dimensions:
+        if sum(i.weight for i in indicators if i.dimension == dim.key) <= 0:
+            raise fail(f"dimensions.{dim.key}", "its indicators' weights sum to 0")
+
+    rules: list[NegativeRule] = []
+    for n, d in enumerate(need(doc, "negative_list", "", list)):
+        where = f"negative_list[{n}]"
+        kind = need(d, "rule", where, str)
+        if kind not in NEGATIVE_RULE_PARAMS:
+            raise fail(f"{where}.rule", f"unknown rule {kind!r}; known: {', '.join(NEGATIVE_RULE_PARAMS)}")
+        params = d.get("params", {}) or {}
+        expected = NEGATIVE_RULE_PARAMS[kind]
+        if set(params) != set(expected):
+            raise fail(f"{where}.params", f"rule {kind} takes {sorted(expected) or 'no parameters'}, found {sorted(params)}")
+        for p, kind_ in expected.items():
+            if not isinstance(params[p], kind_) or isinstance(params[p], bool):
+                raise fail(f"{where}.params.{p}", f"expected {kind_.__name__}, found {params[p]!r}")
+        rules.append(NegativeRule(need(d, "id", where, str), kind, need(d, "zh", where, str), need(d, "en", where, str),
+                                  params, bool(d.get("enabled", True))))
+    ids = [r.id for r in rules]
+    if len(set(ids)) != len(ids):
+        raise fail("negative_list", "rule ids must be unique")
+
+    calibration = doc.get("calibration", {}) or {}
+    for key in ("indicator_weight_bounds", "dimension_weight_bounds"):
+        lo, hi = calibration.get(key, (0.0, 3.0))
+        if not 0 <= lo <= 1 <= hi:
+            raise fail(f"calibration.{key}", f"need 0 <= low <= 1 <= high (multiples of the expert weight), found [{lo}, {hi}]")
+
+    return Catalogue(path=path, version=version, name=str(doc.get("name", "")), content_hash=content_hash(doc),
+                     dimensions=tuple(dimensions), indicators=tuple(indicators), grades=tuple(grades),
+                     negative_rules=tuple(rules), max_missing_rate=max_missing, calibration=calibration, raw=doc)
+
+
+def _transform(t: dict, direction: str, where: str, fail) -> Transform:
+    kind = t.get("type")
+    if kind not in TRANSFORMS:
+        raise fail(f"{where}.type", f"must be one of {TRANSFORMS}, found {kind!r}")
+    if kind == "categories":
+        pts = t.get("points")
+        if not isinstance(pts, dict) or not pts:
+            raise fail(f"{where}.points", "categories need a mapping of category to points")
+        for cat, p in pts.items():
+            if not isinstance(p, (int, float)) or not 0 <= p <= 100:
+                raise fail(f"{where}.points.{cat}", f"must be a number in [0, 100], found {p!r}")
+        return Transform("categories", categories={str(k): float(v) for k, v in pts.items()})
+    if kind == "linear":
+        lo, hi = t.get("lo"), t.get("hi")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi)) or not lo < hi:
+            raise fail(where, f"a linear scale needs numbers lo < hi, found lo={lo!r} hi={hi!r}")
+        return Transform("linear", lo=float(lo), hi=float(hi))
+    edges, pts = t.get("edges"), t.get("points")
+    if not isinstance(edges, list) or not isinstance(pts, list) or not edges:
+        raise fail(where, "bands need lists `edges` and `points`")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in edges + pts):
+        raise fail(where, "edges and points must be finite numbers")
+    if len(pts) != len(edges) + 1:
+        raise fail(f"{where}.points", f"need one more points value than edges ({len(edges) + 1}), found {len(pts)}")
+    if any(a >= b for a, b in zip(edges, edges[1:])):
+        raise fail(f"{where}.edges", f"must be strictly increasing, found {edges}")
+    if any(not 0 <= p <= 100 for p in pts):
+        raise fail(f"{where}.points", f"must lie in [0, 100], found {pts}")
+    rising = all(a <= b for a, b in zip(pts, pts[1:]))
+    falling = all(a >= b for a, b in zip(pts, pts[1:]))
+    if (direction == "higher" and not rising) or (direction == "lower" and not falling):
+        raise fail(f"{where}.points", f"must {'rise' if direction == 'higher' else 'fall'} with the value "
+                                      f"(direction: {direction}), found {pts}")
+    return Transform("bands", edges=tuple(float(e) for e in edges), points=tuple(float(p) for p in pts))

@@ -1,0 +1,166 @@
+"""Indicators, points, the commercial-value score, the negative list and peer percentiles, per date.
+
+Every table is keyed by (uscc, as_of); rebuilding a date replaces that date's rows in one
+transaction, so a rerun is idempotent and readers never see half a date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from valuecredit.scoring.catalogue import Catalogue, Indicator
+from valuecredit.scoring.sql import INDICATOR_KEYS, INDICATOR_TYPES, PointInTime, indicators_sql, lit, negative_hits_sql
+
+DDL = [
+    "CREATE SCHEMA IF NOT EXISTS features",
+    "CREATE SCHEMA IF NOT EXISTS scores",
+    "CREATE TABLE IF NOT EXISTS meta.snapshots (as_of DATE PRIMARY KEY, snapshot_id VARCHAR, files BIGINT)",
+    "CREATE TABLE IF NOT EXISTS features.indicators (uscc VARCHAR, as_of DATE, "
+    + ", ".join(f"{k} {t}" for k, t in INDICATOR_TYPES.items()) + ", snapshot_id VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS scores.negative_hits (uscc VARCHAR, as_of DATE, rule_id VARCHAR, rule VARCHAR, "
+    "source VARCHAR, evidence_date DATE, detail VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS scores.peer_percentiles (uscc VARCHAR, as_of DATE, industry VARCHAR, size_class VARCHAR, "
+    + ", ".join(f"{k} DOUBLE" for k in INDICATOR_KEYS if INDICATOR_TYPES[k] == "DOUBLE") + ")",
+]
+
+
+@dataclass
+class ScoreSummary:
+    as_of: date
+    firms: int
+    excluded: int
+    hits: int
+    snapshot_id: str
+    catalogue_version: int
+    catalogue_hash: str
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for stmt in DDL:
+        con.execute(stmt)
+
+
+def data_snapshot(con: duckdb.DuckDBPyConnection, as_of: date) -> tuple[str, int]:
+    """The data a date's scores rest on: a hash of every file loaded and delivered by that date."""
+    files = con.execute("""SELECT source, file, sha256 FROM meta.ingested_files
+                           WHERE status = 'loaded' AND delivered_on <= ? ORDER BY source, file, sha256""",
+                        [as_of]).fetchall()
+    digest = hashlib.sha256("\n".join("\t".join(f) for f in files).encode()).hexdigest()
+    return digest, len(files)
+
+
+def firms_as_of(as_of: date) -> str:
+    """Every firm on the register as it was known on the date: the population scored."""
+    return f"(SELECT DISTINCT uscc, DATE '{as_of.isoformat()}' AS as_of FROM {PointInTime('', as_of).rows('registry')})"
+
+
+def points_sql(ind: Indicator) -> str:
+    """Points for one indicator's value column; a missing value earns the neutral points."""
+    v, t, m = ind.key, ind.transform, ind.missing_points
+    if t.type == "categories":
+        whens = " ".join(f"WHEN {lit(c)} THEN {p!r}" for c, p in t.categories.items())
+        return f"coalesce(CASE {v} {whens} END, {m!r})"
+    if t.type == "linear":
+        share = f"greatest(least(({v} - {t.lo!r}) / {t.hi - t.lo!r}, 1.0), 0.0)"
+        scaled = f"100.0 * {share}" if ind.direction == "higher" else f"100.0 * (1.0 - {share})"
+        return f"CASE WHEN {v} IS NULL THEN {m!r} ELSE {scaled} END"
+    whens = " ".join(f"WHEN {v} >= {e!r} THEN {p!r}" for e, p in reversed(list(zip(t.edges, t.points[1:]))))
+    return f"CASE WHEN {v} IS NULL THEN {m!r} {whens} ELSE {t.points[0]!r} END"
+
+
+def missing_sql(ind: Indicator) -> str:
+    """True when the indicator earned neutral points for lack of data (or an unknown category)."""
+    if ind.transform.type == "categories":
+        known = ", ".join(lit(c) for c in ind.transform.categories)
+        return f"({ind.key} IS NULL OR {ind.key} NOT IN ({known}))"
+    return f"({ind.key} IS NULL)"
+
+
+def score_select_sql(cat: Catalogue, indicators: str, hits: str) -> str:
+    """Dimension scores, total, grade and verdict from an indicators relation and a hits relation."""
+    pts = {i.key: points_sql(i) for i in cat.indicators}
+    dims = []
+    for d in cat.dimensions:
+        members = [i for i in cat.indicators if i.dimension == d.key]
+        s = sum(i.weight for i in members)
+        dims.append(f"({' + '.join(f'{i.weight / s!r} * pts_{i.key}' for i in members)}) AS {d.key}")
+    total = " + ".join(f"{10.0 * d.weight!r} * {d.key}" for d in cat.dimensions)
+    grade = " ".join(f"WHEN total >= {lowest!r} THEN {lit(g)}" for g, lowest in cat.grades)
+    missing = ", ".join(f"CASE WHEN {missing_sql(i)} THEN {lit(i.key)} END" for i in cat.indicators)
+    return f"""
+        SELECT uscc, as_of, {", ".join(d.key for d in cat.dimensions)}, round(total, 4) AS total,
+               CASE {grade} END AS grade, coalesce(h.n, 0) > 0 AS excluded, coalesce(h.n, 0) AS hits,
+               coalesce(h.rules, '') AS hit_rules, missing,
+               {", ".join(f"pts_{k}" for k in INDICATOR_KEYS)},
+               {cat.version} AS catalogue_version, {lit(cat.content_hash)} AS catalogue_hash, snapshot_id
+        FROM (
+            SELECT *, {total} AS total FROM (
+                SELECT *, {", ".join(dims)} FROM (
+                    SELECT uscc, as_of, snapshot_id, {", ".join(f"{pts[k]} AS pts_{k}" for k in INDICATOR_KEYS)},
+                           list_filter([{missing}], lambda x: x IS NOT NULL) AS missing
+                    FROM {indicators})))
+        LEFT JOIN (SELECT uscc, as_of, count(*) AS n, string_agg(DISTINCT rule_id, ',' ORDER BY rule_id) AS rules
+                   FROM {hits} GROUP BY ALL) h USING (uscc, as_of)
+        ORDER BY uscc"""
+
+
+def _replace_date(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select: str) -> None:
+    con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
+    con.execute(f"INSERT INTO {table} BY NAME {select}")
+
+
+def build_indicators(con: duckdb.DuckDBPyConnection, as_of: date) -> int:
+    ensure_tables(con)
+    snapshot, files = data_snapshot(con, as_of)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("INSERT OR REPLACE INTO meta.snapshots VALUES (?, ?, ?)", [as_of, snapshot, files])
+        _replace_date(con, "features.indicators", as_of,
+                      f"SELECT *, {lit(snapshot)} AS snapshot_id FROM ({indicators_sql(firms_as_of(as_of), as_of)}) "
+                      f"ORDER BY uscc")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return con.execute("SELECT count(*) FROM features.indicators WHERE as_of = ?", [as_of]).fetchone()[0]
+
+
+def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> ScoreSummary:
+    """Score every firm with indicators on the date; record every negative-list hit."""
+    ensure_tables(con)
+    d = f"DATE '{as_of.isoformat()}'"
+    indicators = f"(SELECT * FROM features.indicators WHERE as_of = {d})"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _replace_date(con, "scores.negative_hits", as_of,
+                      f"SELECT * FROM ({negative_hits_sql(firms_as_of(as_of), cat.negative_rules, as_of)}) "
+                      f"ORDER BY uscc, rule_id, evidence_date, detail")
+        select = score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})")
+        con.execute(f"CREATE TABLE IF NOT EXISTS scores.commercial_value AS SELECT * FROM ({select}) WHERE false")
+        _replace_date(con, "scores.commercial_value", as_of, select)
+        _replace_date(con, "scores.peer_percentiles", as_of, peer_percentiles_sql(as_of))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    firms, excluded, snapshot = con.execute(
+        "SELECT count(*), count(*) FILTER (excluded), any_value(snapshot_id) FROM scores.commercial_value WHERE as_of = ?",
+        [as_of]).fetchone()
+    hits = con.execute("SELECT count(*) FROM scores.negative_hits WHERE as_of = ?", [as_of]).fetchone()[0]
+    return ScoreSummary(as_of, firms, excluded, hits, snapshot or "", cat.version, cat.content_hash)
+
+
+def peer_percentiles_sql(as_of: date) -> str:
+    """Each indicator's percent rank (0 = lowest value, 1 = highest) among firms of the same
+    industry and size class on the date; NULL where the firm's value is missing."""
+    ranks = ", ".join(
+        f"CASE WHEN i.{k} IS NOT NULL THEN percent_rank() OVER (PARTITION BY r.industry, r.size_class, i.{k} IS NULL "
+        f"ORDER BY i.{k}) END AS {k}" for k in INDICATOR_KEYS if INDICATOR_TYPES[k] == "DOUBLE")
+    return f"""
+        SELECT i.uscc, i.as_of, r.industry, r.size_class, {ranks}
+        FROM features.indicators i JOIN {PointInTime('', as_of).rows('registry')} r USING (uscc)
+        WHERE i.as_of = DATE '{as_of.isoformat()}' ORDER BY i.uscc"""
