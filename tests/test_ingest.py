@@ -8,6 +8,7 @@ from data_contracts.contracts import CONTRACTS
 from simulate.landing import FILE_FAULTS
 from tests.conftest import BUSINESS_DATE, ingest_all
 from valuecredit.ingest import LandingError, check_source, ingest_source, load_manifest
+from valuecredit.scoring.sql import PointInTime
 from valuecredit.store import connect
 
 
@@ -115,7 +116,7 @@ def test_a_redelivered_file_corrects_staging(clean_landing, tmp_path):
     entry = manifest[(manifest.source == "social_insurance") & (manifest.period == "2026-10")].iloc[0]
     path = landing / entry.file
     frame = pd.read_csv(path, dtype=str)
-    firm = frame.uscc.iloc[0]
+    firm, entry_headcount = frame.uscc.iloc[0], frame.insured_headcount.iloc[0]
     frame.loc[0, "insured_headcount"] = "4321"
     frame.to_csv(path, index=False)
     raw = path.read_bytes()
@@ -127,6 +128,11 @@ def test_a_redelivered_file_corrects_staging(clean_landing, tmp_path):
     assert [f.file for f in out.files] == [entry.file]
     assert con.execute("SELECT insured_headcount FROM staging.social_insurance WHERE uscc = ? AND period = '2026-10'",
                        [firm]).fetchone()[0] == 4321
+    # point in time: the day before the correction still sees what was known then
+    for as_of, expected in ((BUSINESS_DATE, int(entry_headcount)), (pd.Timestamp("2026-11-29").date(), 4321)):
+        rows = PointInTime("", as_of).rows("social_insurance")
+        assert con.execute(f"SELECT insured_headcount FROM {rows} WHERE uscc = ? AND period = '2026-10'",
+                           [firm]).fetchall() == [(expected,)]
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path):

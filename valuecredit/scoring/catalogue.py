@@ -144,7 +144,7 @@ def parse_catalogue(doc: Any, path: str = "<catalogue>") -> Catalogue:
         if kind in (int, float, (int, float)) and isinstance(value, bool):
             raise fail(f"{where}.{key}" if where else key, f"expected a number, found {value!r}")
         if not isinstance(value, kind):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            names = "a number" if kind == (int, float) else kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise fail(f"{where}.{key}" if where else key, f"expected {names}, found {type(value).__name__} {value!r}")
         return value
 

@@ -1,0 +1,76 @@
+"""The catalogue is refused at load, naming the file, the key and the problem."""
+
+import copy
+
+import pytest
+import yaml
+
+from valuecredit.scoring.catalogue import DEFAULT_CATALOGUE, CatalogueError, load_catalogue
+
+DOC = yaml.safe_load(DEFAULT_CATALOGUE.read_text(encoding="utf-8"))
+
+
+def broken(mutate):
+    doc = copy.deepcopy(DOC)
+    mutate(doc)
+    return doc
+
+
+def ind(doc, key):
+    return next(i for i in doc["indicators"] if i["key"] == key)
+
+
+CASES = [
+    (lambda d: d["dimensions"]["brand"].update(weight=0.25), "dimensions: weights must sum to 1"),
+    (lambda d: d["dimensions"].pop("social"), "dimensions: the system has 4 dimensions"),
+    (lambda d: ind(d, "rd_intensity")["transform"].update(edges=[0.01, 0.03, 0.02, 0.05]),
+     r"indicators\[0\] \(rd_intensity\)\.transform\.edges: must be strictly increasing"),
+    (lambda d: ind(d, "debt_ratio")["transform"].update(points=[0, 30, 60, 80, 100]),
+     r"\(debt_ratio\)\.transform\.points: must fall with the value"),
+    (lambda d: ind(d, "valid_ip")["transform"].update(points=[0, 30]), r"\(valid_ip\)\.transform\.points: need one more"),
+    (lambda d: ind(d, "revenue_growth")["transform"].update(lo=1, hi=0), r"\(revenue_growth\)\.transform: a linear scale"),
+    (lambda d: ind(d, "tax_credit_grade")["transform"]["points"].update(A=120), r"transform\.points\.A: must be a number in"),
+    (lambda d: ind(d, "awards_3y").update(weight="heavy"), r"\(awards_3y\)\.weight: expected a number"),
+    (lambda d: ind(d, "awards_3y").update(dimension="luck"), r"\(awards_3y\)\.dimension: 'luck' is not one of"),
+    (lambda d: ind(d, "awards_3y").update(key="astrology"), r"indicators\[14\] \(astrology\)\.key: unknown indicator"),
+    (lambda d: d["indicators"].pop(), r"indicators: the system has 19 indicators; missing penalties_3y"),
+    (lambda d: d["negative_list"][7].update(params={"months": "three"}), r"negative_list\[7\]\.params\.months: expected int"),
+    (lambda d: d["negative_list"][0].update(rule="bad_vibes"), r"negative_list\[0\]\.rule: unknown rule 'bad_vibes'"),
+    (lambda d: d["grades"].append({"grade": "D", "min": 100}), "grades: list grades best first"),
+    (lambda d: d.pop("version"), "version: missing"),
+    (lambda d: d["calibration"].update(indicator_weight_bounds=[1.5, 3]), r"calibration\.indicator_weight_bounds: need"),
+]
+
+
+@pytest.mark.parametrize("mutate,message", CASES)
+def test_a_bad_catalogue_is_refused_by_file_and_key(tmp_path, mutate, message):
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(broken(mutate), allow_unicode=True), encoding="utf-8")
+    with pytest.raises(CatalogueError, match=message) as err:
+        load_catalogue(path)
+    assert str(err.value).startswith(str(path))
+
+
+def test_unparseable_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("indicators: [\n", encoding="utf-8")
+    with pytest.raises(CatalogueError, match="not valid YAML"):
+        load_catalogue(bad)
+    with pytest.raises(CatalogueError, match="no such catalogue file"):
+        load_catalogue(tmp_path / "absent.yaml")
+
+
+def test_hash_follows_content_not_layout(tmp_path):
+    base = load_catalogue()
+    same = tmp_path / "same.yaml"
+    same.write_text("# a comment\n" + yaml.safe_dump(DOC, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    assert load_catalogue(same).content_hash == base.content_hash
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(broken(lambda d: ind(d, "awards_3y").update(weight=0.3)), allow_unicode=True),
+                     encoding="utf-8")
+    assert load_catalogue(other).content_hash != base.content_hash
+
+
+def test_weights_per_point_sum_to_the_total_scale():
+    weights = load_catalogue().total_weights()
+    assert len(weights) == 19 and sum(weights.values()) == pytest.approx(10.0)  # 100 points each -> 1000
