@@ -22,7 +22,8 @@ def faulty_landing(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def clean_landing(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("landing_clean")
-    simulate(SimConfig(firms=800, seed=3, months=15, end_period=END_PERIOD, fault_rate=0.0, out=out))
+    # 27 months: growth indicators need two 12-month windows, or the score's missing-rate check fails
+    simulate(SimConfig(firms=800, seed=3, months=27, end_period=END_PERIOD, fault_rate=0.0, out=out))
     return out
 
 

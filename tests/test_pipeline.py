@@ -17,11 +17,11 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     repo = defs.get_repository_def()
     job = repo.get_job("nightly")
     assert job.partitions_def.timezone == "Asia/Shanghai"
-    assert len(repo.asset_graph.get_all_asset_keys()) == 24
-    from pipelines.ingestion import source_checks
-    checks = [c for a in source_checks for c in a.check_specs]
-    assert len(repo.asset_graph.asset_check_keys) == 23
-    assert len(checks) == 23 and all(c.blocking for c in checks)
+    assert len(repo.asset_graph.get_all_asset_keys()) == 26  # 23 sources, coverage, indicators, scores
+    from pipelines.definitions import all_checks
+    checks = [c for a in all_checks for c in a.check_specs]
+    assert len(repo.asset_graph.asset_check_keys) == 23 + 4
+    assert len(checks) == 27 and all(c.blocking for c in checks)
     schedule = repo.get_schedule_def("nightly_schedule")
     assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "Asia/Shanghai"
 
@@ -38,8 +38,8 @@ def test_failed_contract_blocks_dependents_while_other_sources_go_on(faulty_land
     faults = pd.read_csv(faulty_landing / "_truth" / "faults.csv")
     broken = set(faults[faults.row.isna() & faults.fault.isin(
         ["file_truncated", "column_missing", "column_renamed", "wrong_encoding"])].source)
-    assert {k.split("/")[1] for k in summary.failed_checks} == broken
-    assert summary.blocked == ["staging/firm_coverage"]
+    assert {k.split("/")[1] for k in summary.failed_checks} == {f"{s}:contract" for s in broken}
+    assert summary.blocked == ["features/indicators", "scores/commercial_value", "staging/firm_coverage"]
     assert not summary.succeeded
     # the healthy sources were loaded all the same
     assert summary.table_rows["staging.tax_monthly"] > 10_000

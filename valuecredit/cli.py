@@ -102,6 +102,32 @@ def _print_summary(s) -> None:
                   "(schemas staging, features, scores, quarantine, meta; quarantined rows in quarantine.rows)")
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from valuecredit.scoring.calibrate import adopt, calibrate, write_report
+    from valuecredit.scoring.catalogue import load_catalogue
+    from valuecredit.store import connect
+
+    cat = load_catalogue(args.catalogue)
+    truth = Path(args.truth) if args.truth else Path(args.landing) / "_truth" / "loans.parquet"
+    if not Path(args.db).exists():
+        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
+    con = connect(args.db, read_only=True)
+    try:
+        report = calibrate(con, cat, args.date or date.today(), truth if truth.exists() else None)
+    finally:
+        con.close()
+    md, js = write_report(report, Path(args.out))
+    console.print(md.read_text(encoding="utf-8"))
+    console.print(f"report written to {md} and {js}")
+    if args.adopt:
+        archived = adopt(report, Path(cat.path))
+        console.print(f"[green]adopted:[/] {cat.path} is now version {report.candidate['version']}; "
+                      f"version {cat.version} kept as {archived}")
+    else:
+        console.print("nothing adopted: the catalogue in force is unchanged (add --adopt to adopt the fitted weights)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="valuecredit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -120,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--landing", default=str(DEFAULT_LANDING))
     r.add_argument("--db", default=str(DEFAULT_DB))
     r.set_defaults(func=cmd_run)
+
+    sc = sub.add_parser("score", help="the 4+19+1 score").add_subparsers(dest="score_command", required=True)
+    c = sc.add_parser("calibrate", help="fit the catalogue's weights to observed loan outcomes (sample testing)")
+    c.add_argument("--db", default=str(DEFAULT_DB))
+    c.add_argument("--catalogue", help="catalogue YAML (default: config/catalogue.yaml)")
+    c.add_argument("--date", type=_date, help="date of the report (default: today)")
+    c.add_argument("--landing", default=str(DEFAULT_LANDING), help="where to find the simulator's _truth/ (the ceiling)")
+    c.add_argument("--truth", help="a loans.parquet with pd_12m_observable per loan_id (simulated data only)")
+    c.add_argument("--out", default="build/calibration")
+    c.add_argument("--adopt", action="store_true", help="write the fitted weights as the next catalogue version")
+    c.set_defaults(func=cmd_calibrate)
     return p
 
 

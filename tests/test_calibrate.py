@@ -1,0 +1,121 @@
+"""Sample testing on a simulated universe: labels, point-in-time features, bounded weights, adoption."""
+
+import shutil
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+
+from simulate import SimConfig, simulate
+from tests.conftest import BUSINESS_DATE, END_PERIOD, ingest_all
+from valuecredit.cli import main
+from valuecredit.scoring.calibrate import calibrate, outcome_sample, sample_points, write_report
+from valuecredit.scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
+from valuecredit.scoring.score import build_indicators
+from valuecredit.scoring.sql import INDICATOR_KEYS, indicators_sql
+
+CAT = load_catalogue()
+
+
+@pytest.fixture(scope="module")
+def loan_book(tmp_path_factory):
+    landing = tmp_path_factory.mktemp("cal_landing")
+    simulate(SimConfig(firms=10_000, seed=11, months=36, end_period=END_PERIOD, fault_rate=0.0, out=landing))
+    db = tmp_path_factory.mktemp("cal_store") / "cal.duckdb"
+    con, _ = ingest_all(landing, db)
+    yield con, landing, db
+    con.close()
+
+
+def test_outcome_labels_match_the_simulators_truth(loan_book):
+    con, landing, _ = loan_book
+    sample = outcome_sample(con)
+    truth = pd.read_parquet(landing / "_truth" / "loans.parquet")
+    merged = sample.merge(truth, on="loan_id", validate="one_to_one")
+    assert len(merged) == len(sample) > 1000
+    assert (merged["defaulted"] == merged["defaulted_12m"]).all()
+    # only loans whose 12-month window has closed by the last loan-status period (2026-10)
+    assert sample["disbursed_on"].max() < pd.Timestamp("2025-11-01")
+
+
+def test_sample_features_are_the_nightly_indicators_of_the_disbursement_date(loan_book):
+    con, _, _ = loan_book
+    loans = outcome_sample(con).iloc[150::400].head(4)  # past the first month, before the register arrived
+    per_loan = sample_points(con, loans, CAT)
+    for _, loan in loans.iterrows():
+        as_of = loan["disbursed_on"].date()
+        build_indicators(con, as_of)
+        nightly = con.execute(f"SELECT {', '.join(INDICATOR_KEYS)} FROM features.indicators WHERE uscc = ? AND as_of = ?",
+                              [loan["uscc"], as_of]).df()
+        con.execute("DELETE FROM features.indicators WHERE as_of = ?", [as_of])
+        con.execute("CREATE OR REPLACE TEMP TABLE _t AS SELECT ? AS uscc, ?::DATE AS as_of", [loan["uscc"], as_of])
+        joined = con.execute(f"SELECT {', '.join(INDICATOR_KEYS)} FROM ({indicators_sql('_t')})").df()
+        pd.testing.assert_frame_equal(nightly, joined)
+    assert len(per_loan) == len(loans)
+
+
+def test_calibration_respects_bounds_and_reports_out_of_time(loan_book, tmp_path):
+    con, landing, _ = loan_book
+    report = calibrate(con, CAT, BUSINESS_DATE, landing / "_truth" / "loans.parquet")
+    assert report.train["to"] < report.out_of_time["from"]
+    total = report.train["loans"] + report.out_of_time["loans"]
+    assert report.out_of_time["loans"] == pytest.approx(0.3 * total, abs=0.02 * total)
+    fitted = np.array([w["fitted_share"] for w in report.weights])
+    expert = np.array([w["expert_share"] for w in report.weights])
+    assert fitted.sum() == pytest.approx(1.0, abs=1e-3)
+    assert (fitted >= -1e-9).all() and (fitted <= 3.0 * expert + 1e-4).all()
+    for d in report.dimensions:
+        assert 0.5 * d["expert"] - 1e-4 <= d["fitted"] <= 2.0 * d["expert"] + 1e-4
+    oot = report.metrics["out_of_time"]
+    for name in ("expert", "fitted"):  # 10,000 firms give too few defaults to expect much: check the arithmetic
+        assert 0 < oot[name]["auc"] < 1 and oot[name]["gini"] == pytest.approx(2 * oot[name]["auc"] - 1, abs=1e-3)
+        assert oot[name]["defaults"] == report.out_of_time["defaults"]
+    ceiling = report.ceiling["observable"]["auc"]
+    assert ceiling > 0.5 and f"a gap of {ceiling - oot['fitted']['auc']:.4f}" in report.gap
+    # the fit explains the training outcomes at least as well as the expert weights (their best scaling)
+    sample = sample_points(con, outcome_sample(con), CAT)
+    train = sample[sample["disbursed_on"] <= pd.Timestamp(report.train["to"])]
+    pts, y = train[[f"pts_{k}" for k in INDICATOR_KEYS]].to_numpy(float), train["defaulted"].to_numpy()
+
+    def best_log_loss(weights: np.ndarray) -> float:
+        total = (pts @ weights).reshape(-1, 1)
+        model = LogisticRegression(C=1e6).fit(total, y)
+        return log_loss(y, model.predict_proba(total)[:, 1])
+
+    assert best_log_loss(fitted) <= best_log_loss(expert) + 1e-4
+    md, js = write_report(report, tmp_path)
+    text = md.read_text(encoding="utf-8")
+    assert "simulator pd_12m_observable" in text and "研发投入占营业收入比例" in text
+
+
+def test_adopting_writes_a_new_version_and_keeps_the_old(loan_book, tmp_path, capsys):
+    con, landing, store = loan_book
+    con.execute("CHECKPOINT")  # the CLI opens its own connection: give it a copy of the file
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(store, db)
+    cat_path = tmp_path / "config" / "catalogue.yaml"
+    cat_path.parent.mkdir()
+    shutil.copy(DEFAULT_CATALOGUE, cat_path)
+    args = ["score", "calibrate", "--db", str(db), "--catalogue", str(cat_path), "--landing", str(landing),
+            "--out", str(tmp_path / "reports"), "--date", "2026-11-28"]
+    assert main(args) == 0
+    assert load_catalogue(cat_path).content_hash == CAT.content_hash  # a report alone changes nothing
+    assert main(args + ["--adopt"]) == 0
+    new = load_catalogue(cat_path)
+    assert new.version == CAT.version + 1 and new.content_hash != CAT.content_hash
+    assert new.raw["derived_from"] == {"version": CAT.version, "content_hash": CAT.content_hash}
+    archived = cat_path.parent / "history" / "catalogue.v1.yaml"
+    assert archived.read_bytes() == DEFAULT_CATALOGUE.read_bytes()
+    assert "adopted" in capsys.readouterr().out
+
+
+def test_too_few_loans_is_a_clear_refusal(clean_landing, tmp_path, capsys):
+    con, _ = ingest_all(clean_landing, tmp_path / "small.duckdb")
+    con.close()
+    code = main(["score", "calibrate", "--db", str(tmp_path / "small.duckdb"), "--out", str(tmp_path / "r"),
+                 "--date", date(2026, 11, 28).isoformat()])
+    assert code == 2 and "defaults are needed" in capsys.readouterr().out
+
