@@ -351,3 +351,15 @@ def test_a_disabled_rule_records_nothing(neg_store):
         assert neg_store.execute("SELECT excluded FROM scores.commercial_value WHERE uscc = ?", [HIT["N09"]]).fetchone() == (False,)
     finally:
         build_scores(neg_store, AS_OF, CAT)
+
+
+@pytest.mark.parametrize("as_of", [date(2026, 11, 28), date(2026, 5, 11)])
+def test_sql_agrees_with_an_independent_pandas_implementation(faulty_store, as_of):
+    """On a simulated universe with faults and redelivered files, today and half a year back."""
+    from benchmarks.pandas_indicators import compare, pandas_indicators
+
+    con = faulty_store[0]
+    build_indicators(con, as_of)
+    sql = con.execute("SELECT * EXCLUDE (as_of, snapshot_id) FROM features.indicators WHERE as_of = ?", [as_of]).df()
+    assert len(sql) > 1000
+    assert compare(sql, pandas_indicators(con, as_of)) == {"firms_only_in_one": 0, **{k: 0 for k in CAT.total_weights()}}
