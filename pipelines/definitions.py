@@ -8,11 +8,12 @@ import dagster as dg
 
 from pipelines.coverage import firm_coverage
 from pipelines.ingestion import source_assets, source_checks
+from pipelines.ledger import ledger_checks, ledger_postings, pool_resource
 from pipelines.resources import LandingZone, SilentProgress, Store
 from pipelines.scoring import catalogue_resource, commercial_value, indicators, score_checks
 
-all_assets = [*source_assets, firm_coverage, indicators, commercial_value]
-all_checks = [*source_checks, score_checks]
+all_assets = [*source_assets, firm_coverage, indicators, commercial_value, ledger_postings]
+all_checks = [*source_checks, score_checks, ledger_checks]
 
 # One writer per DuckDB file: steps of a run execute in one process, one after another;
 # dagster.yaml lets only one run at a time into the queue.
@@ -38,6 +39,7 @@ def resources(db: str | None = None, landing: str | None = None, progress=None) 
         "landing": LandingZone(path=landing or os.environ.get("VALUECREDIT_LANDING", "data/landing")),
         "progress": progress or SilentProgress(),
         "catalogue": catalogue_resource(),
+        "pool_files": pool_resource(),
     }
 
 

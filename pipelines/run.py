@@ -47,7 +47,7 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     con = connect(db, read_only=True)
     try:
         tables = con.execute("""SELECT table_schema || '.' || table_name FROM information_schema.tables
-                                WHERE table_schema IN ('staging', 'quarantine', 'features', 'scores') ORDER BY 1""").fetchall()
+                                WHERE table_schema IN ('staging', 'quarantine', 'features', 'scores', 'ledger') ORDER BY 1""").fetchall()
         rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for (t,) in tables}
         quarantined = quarantined_by_rule(con, business_date)
     finally:

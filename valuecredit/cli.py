@@ -99,7 +99,7 @@ def _print_summary(s) -> None:
         console.print(f"[red]blocked (not rebuilt, last good version kept):[/] {', '.join(s.blocked)}")
     status = "[green]succeeded[/]" if s.succeeded else "[red]stopped by failed checks[/]"
     console.print(f"run {status} in {s.seconds:.1f} s; outputs in {s.db} "
-                  "(schemas staging, features, scores, quarantine, meta; quarantined rows in quarantine.rows)")
+                  "(schemas staging, features, scores, ledger, quarantine, meta; quarantined rows in quarantine.rows)")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -125,6 +125,55 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                       f"version {cat.version} kept as {archived}")
     else:
         console.print("nothing adopted: the catalogue in force is unchanged (add --adopt to adopt the fitted weights)")
+    return 0
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    from valuecredit.ledger.statements import statement
+    from valuecredit.store import connect
+
+    if not Path(args.db).exists():
+        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
+    end = args.to or date.today()
+    start = getattr(args, "from") or date(end.year, 1, 1)
+    con = connect(args.db, read_only=True)
+    try:
+        frame = statement(con, start, end, args.bank)
+    finally:
+        con.close()
+    if args.csv:
+        frame.to_csv(args.csv, index=False, encoding="utf-8-sig")  # amounts in fen; opens in Excel
+        console.print(f"every bank's statement (fen) written to {args.csv}")
+    row = frame[frame.bank_id == (args.bank or "programme")]
+    t = Table(title=f"{args.bank or 'programme'}: risk-compensation pool, business dates {start} to {end}")
+    t.add_column("line")
+    t.add_column("RMB / count", justify="right")
+    for col in frame.columns[1:]:
+        v = int(row[col].iloc[0]) if len(row) else 0
+        t.add_row(col, str(v) if col.startswith("claims") else f"{v / 100:,.2f}")
+    console.print(t)
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from valuecredit.calendar import WorkingDays
+    from valuecredit.ledger.config import load_pool_config
+    from valuecredit.ledger.store import rebuild
+    from valuecredit.store import StoreBusy, connect, writer_lock
+
+    cfg, calendar = load_pool_config(args.pool), WorkingDays.load(args.calendar)
+    try:
+        with writer_lock(args.db):
+            con = connect(args.db)
+            try:
+                done = rebuild(con, cfg, calendar)
+            finally:
+                con.close()
+    except StoreBusy as exc:
+        console.print(f"[red]refused:[/] {exc}")
+        return 3
+    console.print(f"ledger rebuilt from the loan book: {len(done)} business dates, "
+                  f"{sum(s.postings for s in done):,} postings")
     return 0
 
 
@@ -157,6 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="build/calibration")
     c.add_argument("--adopt", action="store_true", help="write the fitted weights as the next catalogue version")
     c.set_defaults(func=cmd_calibrate)
+
+    ld = sub.add_parser("ledger", help="the risk-compensation pool ledger").add_subparsers(dest="ledger_command", required=True)
+    st = ld.add_parser("statement", help="opening quota, movements and closing quota per bank and for the programme")
+    st.add_argument("--db", default=str(DEFAULT_DB))
+    st.add_argument("--bank", help="one bank id, e.g. B03 (default: every bank and the programme total)")
+    st.add_argument("--from", type=_date, help="first business date (default: 1 January of --to's year)")
+    st.add_argument("--to", type=_date, help="last business date (default: today)")
+    st.add_argument("--csv", help="also write every bank's statement to this CSV file (amounts in fen)")
+    st.set_defaults(func=cmd_statement)
+    rb = ld.add_parser("rebuild", help="replay every posted business date from the loan book into an empty ledger")
+    rb.add_argument("--db", default=str(DEFAULT_DB))
+    rb.add_argument("--pool", help="pool parameters (default: config/pool.yaml)")
+    rb.add_argument("--calendar", help="working-day overrides (default: config/calendar_overrides.yaml)")
+    rb.set_defaults(func=cmd_rebuild)
     return p
 
 

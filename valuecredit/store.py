@@ -49,8 +49,16 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
                     f"FROM raw.{c.source} WHERE _superseded_on IS NULL")
 
 
+# every schema a store holds; DuckDB names the database after the file, so a file named like one
+# of them makes `schema.table` ambiguous
+ALL_SCHEMAS = (*SCHEMAS, "features", "scores", "ledger")
+
+
 def connect(db_path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     db_path = Path(db_path)
+    if db_path.stem in ALL_SCHEMAS:
+        raise ValueError(f"{db_path}: name the DuckDB file something other than {', '.join(ALL_SCHEMAS)} "
+                         "(DuckDB would confuse the file with the schema of that name)")
     if not read_only:
         db_path.parent.mkdir(parents=True, exist_ok=True)
     # DuckDB caches up to 80% of RAM by default; a bounded buffer pool spills instead, so the

@@ -203,5 +203,22 @@ def _write_rest(con, business_date: date, after: date | None, events: list[Event
         con.execute("DELETE FROM ledger.loan_state WHERE loan_id IN (SELECT loan_id FROM _state)")
         con.execute("INSERT INTO ledger.loan_state SELECT * FROM _state ORDER BY loan_id")
         con.unregister("_state")
-    con.execute("INSERT OR REPLACE INTO ledger.runs VALUES (?, ?, ?, ?, ?, ?)",
+    # a date posted again keeps its record; events that arrived late for it add to the counts
+    con.execute("""INSERT INTO ledger.runs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (business_date) DO UPDATE
+                   SET events = ledger.runs.events + excluded.events, postings = ledger.runs.postings + excluded.postings""",
                 [business_date, after, len(events), n_postings, cfg.version, cfg.content_hash])
+
+
+def rebuild(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: WorkingDays) -> list[PostingSummary]:
+    """Replay every posted business date from the loan book into an empty ledger, in order."""
+    ensure_ledger(con)
+    dates = [d for (d,) in con.execute("SELECT business_date FROM ledger.runs ORDER BY 1").fetchall()]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in ("postings", "events", "claims", "loan_state", "runs", "accounts"):
+            con.execute(f"DELETE FROM ledger.{table}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return [post_business_date(con, d, cfg, calendar) for d in dates]

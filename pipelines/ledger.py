@@ -1,0 +1,59 @@
+"""The compensation-pool ledger: one asset posting the business date's events, with its invariants."""
+
+import os
+from datetime import date
+
+import dagster as dg
+
+from pipelines.partitions import business_days
+from pipelines.resources import ProgressReporter, Store
+from valuecredit.calendar import DEFAULT_OVERRIDES, WorkingDays
+from valuecredit.ledger.checks import check_ledger
+from valuecredit.ledger.config import DEFAULT_POOL, load_pool_config
+from valuecredit.ledger.store import post_business_date
+
+LEDGER_CHECKS = ("debits_equal_credits", "quota_never_negative", "cap_held_at_posting", "posting_ids_unique",
+                 "outstanding_matches_loan_book")
+
+
+class PoolFiles(dg.ConfigurableResource):
+    """The pool parameters and the working-day overrides, both validated when a step loads them."""
+
+    pool: str = str(DEFAULT_POOL)
+    calendar_overrides: str = str(DEFAULT_OVERRIDES)
+
+
+def pool_resource() -> PoolFiles:
+    return PoolFiles(pool=os.environ.get("VALUECREDIT_POOL", str(DEFAULT_POOL)),
+                     calendar_overrides=os.environ.get("VALUECREDIT_CALENDAR", str(DEFAULT_OVERRIDES)))
+
+
+@dg.asset(
+    key=["ledger", "postings"], group_name="pool", partitions_def=business_days, kinds={"duckdb"},
+    deps=[dg.AssetKey(["staging", s]) for s in ("loans", "loan_status", "loan_recoveries")],
+    description="Double-entry postings of the risk-compensation pool for the events learned up to the business date: "
+                "accruals (capped), claims within 10 working days, payouts, recoveries shared back, write-offs, "
+                "rewards, interest subsidy. Claim decisions in ledger.claims.",
+)
+def ledger_postings(context: dg.AssetExecutionContext, store: Store, pool_files: PoolFiles,
+                    progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    cfg = load_pool_config(pool_files.pool)  # bad parameters stop here, before anything is posted
+    calendar = WorkingDays.load(pool_files.calendar_overrides)
+    with store.connect() as con:
+        s = post_business_date(con, date.fromisoformat(context.partition_key), cfg, calendar)
+    progress.done("ledger", f"{s.events:,} events, {s.postings:,} postings, claims {s.claims or 'none'}")
+    return dg.MaterializeResult(metadata={"events": s.events, "duplicates": s.duplicates, "postings": s.postings,
+                                          "claims": s.claims, "pool_config_version": cfg.version})
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(name, asset=["ledger", "postings"], blocking=True) for name in LEDGER_CHECKS],
+    description="Debits equal credits, no quota below zero, the cap held at every accrual, unique posting ids, "
+                "and the ledger's outstanding balance per bank equal to the loan book's.",
+)
+def ledger_checks(context: dg.AssetCheckExecutionContext, store: Store, pool_files: PoolFiles):
+    cfg = load_pool_config(pool_files.pool)
+    with store.connect() as con:
+        for name, out in check_ledger(con, cfg):
+            yield dg.AssetCheckResult(asset_key=["ledger", "postings"], check_name=name, passed=out.passed,
+                                      description=out.description, metadata=out.metadata)

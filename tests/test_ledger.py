@@ -1,0 +1,255 @@
+"""The risk-compensation pool ledger: worked examples by hand, invariants under random sequences,
+idempotent dates, byte-identical rebuilds, no partial postings, and its configuration."""
+
+from datetime import date, timedelta
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import BUSINESS_DATE, ingest_all
+from valuecredit.calendar import CalendarError, WorkingDays
+from valuecredit.ledger import store as ledger_store
+from valuecredit.ledger.checks import check_ledger
+from valuecredit.ledger.config import DEFAULT_POOL, PoolConfigError, load_pool_config, share
+from valuecredit.ledger.engine import Event, LedgerError, Pool, posting_id
+from valuecredit.ledger.statements import statement
+from valuecredit.ledger.store import post_business_date, rebuild
+
+CFG = load_pool_config()
+CAL = WorkingDays.load()
+
+
+def ev(kind: str, day: date, bank: str, loan: str = "", amount: int = 0, key: str = "") -> Event:
+    return Event(kind, day, day, bank, loan, amount, key or kind)
+
+
+def test_the_cap_binds_at_posting_time():
+    pool = Pool(CFG, CAL)
+    d = date(2026, 3, 2)
+    p1 = pool.apply(ev("disbursement", d, "B01", "L1", 1_000_000)).posting
+    # 2 % of 1,000,000 fen = 20,000; the cap is 4 % of 1,000,000 = 40,000: all of it accrues
+    assert pool.balance("quota_available", "B01") == 20_000 and "accrual 20000 of 20000" in p1.memo
+    pool.apply(ev("repayment", d, "B01", "L1", 900_000, "2026-03"))
+    p2 = pool.apply(ev("disbursement", d, "B01", "L2", 100_000)).posting
+    # outstanding 100,000 + 100,000 = 200,000: cap 8,000, already 20,000 in quota, so nothing accrues
+    assert pool.balance("quota_available", "B01") == 20_000
+    assert "accrual 0 of 2000 due; 2000 above the cap" in p2.memo
+    assert {leg.account for leg in p2.legs} == {"loan_principal:B01", "bank_funding:B01"}
+    # a claim may draw min(quota, 4 % of the balance) = min(20,000, 8,000)
+    assert pool.quota_available("B01") == 8_000
+
+
+def test_a_claim_deadline_spanning_national_day():
+    pool = Pool(CFG, CAL)
+    pool.apply(ev("disbursement", date(2026, 1, 5), "B02", "L1", 1_000_000))
+    pool.apply(ev("non_performing", date(2026, 9, 30), "B02", "L1", key="npl"))
+    # 1-7 October are holidays; 8, 9 and Saturday 10 October (调休) are working days; then 12-16, 19, 20
+    assert pool.loans["L1"].claim_deadline == date(2026, 10, 20)
+    late = Pool(CFG, CAL)
+    late.apply(ev("disbursement", date(2026, 1, 5), "B02", "L1", 1_000_000))
+    late.apply(ev("non_performing", date(2026, 9, 30), "B02", "L1", key="npl"))
+    assert late.apply(ev("claim", date(2026, 10, 21), "B02", "L1", key="claim")).claim.status == "refused_late"
+    on_time = pool.apply(ev("claim", date(2026, 10, 20), "B02", "L1", key="claim")).claim
+    # unrecovered 1,000,000: 80 % claimed, quota 20,000 (within 4 % of 1,000,000) paid
+    assert (on_time.status, on_time.claimed_fen, on_time.paid_fen) == ("paid", 800_000, 20_000)
+
+
+def test_a_recovery_after_payout_flows_back_80_20_up_to_what_was_paid():
+    pool = Pool(CFG, CAL)
+    d = date(2026, 2, 2)
+    pool.apply(ev("disbursement", d, "B03", "A", 10_000_000))   # accrues 200,000
+    pool.apply(ev("disbursement", d, "B03", "B", 1_000_000))    # accrues 20,000: quota 220,000
+    pool.apply(ev("repayment", date(2026, 3, 31), "B03", "B", 200_000, "2026-03"))
+    pool.apply(ev("non_performing", date(2026, 6, 30), "B03", "B", key="npl"))
+    claim = pool.apply(ev("claim", date(2026, 7, 6), "B03", "B", key="claim")).claim
+    # unrecovered 800,000: 640,000 claimed; available min(220,000, 4 % of 10,800,000 = 432,000)
+    assert (claim.claimed_fen, claim.paid_fen) == (640_000, 220_000)
+    assert pool.balance("quota_available", "B03") == 0 and pool.balance("quota_used", "B03") == 220_000
+    first = pool.apply(ev("recovery", date(2026, 8, 31), "B03", "B", 100_000, "R1")).posting
+    assert "80000 returned" in first.memo                       # 80 % of 100,000
+    second = pool.apply(ev("recovery", date(2026, 9, 30), "B03", "B", 300_000, "R2")).posting
+    assert "140000 returned" in second.memo                     # 80 % would be 240,000; only 140,000 left
+    assert pool.balance("gov_compensation", "B03") == 0         # the government got back all it paid
+    pool.apply(ev("write_off", date(2026, 10, 31), "B03", "B", 400_000, "W1"))
+    assert pool.balance("written_off", "B03") == 400_000
+    assert pool.balance("loan_principal", "B03") == 10_000_000
+
+
+def test_the_same_event_twice_is_a_duplicate_and_a_changed_amount_an_error():
+    pool = Pool(CFG, CAL)
+    d = date(2026, 2, 2)
+    pool.apply(ev("disbursement", d, "B01", "L1", 500_000))
+    before = dict(pool.balances)
+    assert pool.apply(ev("disbursement", d, "B01", "L1", 500_000)).duplicate
+    assert pool.balances == before
+    with pytest.raises(LedgerError, match="exists with amount 500000 fen, now 600000 fen"):
+        pool.apply(ev("disbursement", d, "B01", "L1", 600_000))
+    with pytest.raises(LedgerError, match="exceeds its outstanding"):
+        pool.apply(ev("repayment", d, "B01", "L1", 500_001, "2026-02"))
+    with pytest.raises(LedgerError, match="unknown loan"):
+        pool.apply(ev("repayment", d, "B01", "L9", 1, "2026-02"))
+
+
+# -- invariants under random sequences -------------------------------------------------------
+OPS = st.lists(st.tuples(
+    st.sampled_from(["disburse", "repay", "npl", "claim", "recover", "write_off"]),
+    st.integers(0, 5),              # which loan
+    st.integers(1, 3_000_000_00),   # an amount in fen, up to 3,000,000 RMB
+    st.integers(0, 20),             # days later
+), min_size=1, max_size=40)
+
+
+def check_invariants(pool: Pool, postings: list, reference: dict[str, int]) -> None:
+    for p in postings[-1:]:
+        assert sum(leg.debit_fen for leg in p.legs) == sum(leg.credit_fen for leg in p.legs)
+    assert sum(pool.balances.values()) == 0                                   # debits equal credits overall
+    ids = [p.posting_id for p in postings]
+    assert len(ids) == len(set(ids))
+    for bank in ("B01", "B02"):
+        assert pool.balance("quota_available", bank) >= 0
+        assert pool.balance("loan_principal", bank) == reference.get(bank, 0)
+        assert 0 <= pool.balance("gov_compensation", bank) <= pool.balance("quota_used", bank)
+        assert pool.balance("quota_used", bank) + pool.balance("quota_available", bank) == pool.balance("quota_accrued", bank)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(OPS)
+def test_invariants_hold_after_every_step(ops):
+    pool = Pool(CFG, CAL)
+    postings, reference = [], {}
+    day = date(2025, 1, 2)
+    for n, (op, which, amount, later) in enumerate(ops):
+        day += timedelta(days=later)
+        loan_id, bank = f"L{which}", "B01" if which % 2 else "B02"
+        loan = pool.loans.get(loan_id)
+        if op == "disburse":
+            if loan:
+                continue
+            event = ev("disbursement", day, bank, loan_id, amount)
+            reference[bank] = reference.get(bank, 0) + amount
+        elif loan is None:
+            continue
+        elif op in ("repay", "recover", "write_off"):
+            amt = min(amount, loan.outstanding_fen)
+            if amt == 0:
+                continue
+            kind = {"repay": "repayment", "recover": "recovery", "write_off": "write_off"}[op]
+            event = ev(kind, day, bank, loan_id, amt, f"{kind}{n}")
+            reference[bank] -= amt
+        elif op == "npl":
+            event = ev("non_performing", day, bank, loan_id, key="npl")
+        else:
+            event = ev("claim", day, bank, loan_id, key="claim")
+        applied = pool.apply(event)
+        if applied.posting:
+            p = applied.posting
+            postings.append(p)
+            if p.event_type == "disbursement" and any(leg.account.startswith("quota_available") for leg in p.legs):
+                assert pool.balance("quota_available", bank) <= share(pool.balance("loan_principal", bank), CFG.cap_bp)
+        check_invariants(pool, postings, reference)
+        state = (dict(pool.balances), len(postings))
+        assert pool.apply(event).duplicate and (dict(pool.balances), len(postings)) == state
+
+
+# -- the ledger in DuckDB --------------------------------------------------------------------
+@pytest.fixture
+def book(clean_landing, tmp_path):
+    con, _ = ingest_all(clean_landing, tmp_path / "book.duckdb")
+    yield con
+    con.close()
+
+
+def ledger_tables(con) -> dict[str, list]:
+    return {t: con.execute(f"SELECT * FROM ledger.{t} ORDER BY ALL").fetchall()
+            for t in ("postings", "events", "claims", "loan_state", "runs", "accounts")}
+
+
+def test_posting_a_date_twice_adds_nothing_and_checks_hold(book):
+    first = post_business_date(book, BUSINESS_DATE, CFG, CAL)
+    assert first.postings > 1000 and first.claims.get("paid", 0) > 0
+    tables = ledger_tables(book)
+    again = post_business_date(book, BUSINESS_DATE, CFG, CAL)
+    assert (again.events, again.postings) == (0, 0) and again.duplicates == first.events + first.duplicates
+    assert ledger_tables(book) == tables
+    results = dict(check_ledger(book, CFG))
+    assert all(o.passed for o in results.values()), {k: o.description for k, o in results.items()}
+
+
+def test_nightly_dates_then_rebuild_give_a_byte_identical_ledger(book):
+    for d in (date(2026, 6, 30), date(2026, 9, 6), BUSINESS_DATE):
+        post_business_date(book, d, CFG, CAL)
+    with pytest.raises(LedgerError, match="cannot be inserted behind it"):
+        post_business_date(book, date(2026, 7, 1), CFG, CAL)
+    before = ledger_tables(book)
+    assert len(before["runs"]) == 3
+    rebuild(book, CFG, CAL)
+    assert ledger_tables(book) == before
+
+
+def test_a_failure_between_legs_leaves_no_partial_posting(book, monkeypatch):
+    real = ledger_store.write_postings
+
+    def first_leg_then_crash(con, postings, cfg):
+        real(con, postings[:1], cfg)  # the first posting's legs are in...
+        raise OSError("disk full")    # ...and then the process fails
+
+    monkeypatch.setattr(ledger_store, "write_postings", first_leg_then_crash)
+    with pytest.raises(OSError):
+        post_business_date(book, BUSINESS_DATE, CFG, CAL)
+    assert all(rows == [] for rows in ledger_tables(book).values())
+    monkeypatch.setattr(ledger_store, "write_postings", real)
+    post_business_date(book, BUSINESS_DATE, CFG, CAL)
+    assert all(o.passed for _, o in check_ledger(book, CFG))
+
+
+def test_statement_adds_up(book):
+    post_business_date(book, BUSINESS_DATE, CFG, CAL)
+    s = statement(book, date(2026, 1, 1), BUSINESS_DATE)
+    total = s[s.bank_id == "programme"].iloc[0]
+    banks = s[s.bank_id != "programme"]
+    assert total.accruals == banks.accruals.sum() and len(banks) >= 10
+    for _, r in s.iterrows():
+        assert r.closing_quota == r.opening_quota + r.accruals - r.payouts
+    assert total.outstanding == book.execute(
+        "SELECT sum(debit_fen - credit_fen) FROM ledger.postings WHERE account LIKE 'loan_principal:%'").fetchone()[0]
+
+
+# -- configuration ---------------------------------------------------------------------------
+def test_an_uncovered_year_stops_with_a_clear_message_and_an_override_fixes_it(tmp_path):
+    with pytest.raises(CalendarError, match=r"2027 is not known .* add the State Council's 2027 holiday notice"):
+        WorkingDays.load(tmp_path / "none.yaml").add_working_days(date(2026, 12, 30), 10)
+    path = tmp_path / "overrides.yaml"
+    path.write_text(yaml.safe_dump({"years": {2027: {"holidays": [date(2027, 1, 1)], "workdays": []}}}))
+    cal = WorkingDays.load(path)
+    # 31 Dec (Thu) is day 1; 1 Jan 2027 is a holiday; then Mon 4 Jan onwards
+    assert cal.add_working_days(date(2026, 12, 30), 3) == date(2027, 1, 5)
+    path.write_text(yaml.safe_dump({"years": {2027: {"holidays": [date(2026, 1, 1)]}}}))
+    with pytest.raises(CalendarError, match=r"overrides.yaml: years.2027.holidays: .* is not a date in 2027"):
+        WorkingDays.load(path)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d.update(accrual_bp=2.5), "accrual_bp: expected a whole number"),
+    (lambda d: d.update(cap_bp=100), r"cap_bp: the cap \(100 bp\) is below"),
+    (lambda d: d.update(government_share_bp=12_000), r"government_share_bp: must lie in \[0, 10000\]"),
+    (lambda d: d["rewards"].update(enabled="yes"), "rewards.enabled: expected true or false"),
+    (lambda d: d["rewards"].update(posted_on="02-30"), "rewards.posted_on: expected a month and day"),
+    (lambda d: d["rewards"]["tiers"].reverse(), "rewards.tiers: list tiers best first"),
+    (lambda d: d.pop("claim_window_working_days"), "claim_window_working_days: missing"),
+])
+def test_bad_pool_parameters_are_refused_by_file_and_key(tmp_path, change, message):
+    doc = yaml.safe_load(DEFAULT_POOL.read_text(encoding="utf-8"))
+    change(doc)
+    path = tmp_path / "pool.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PoolConfigError, match=message) as err:
+        load_pool_config(path)
+    assert str(err.value).startswith(str(path))
+
+
+def test_posting_ids_are_derived_from_the_event():
+    a = ev("repayment", date(2026, 1, 31), "B01", "L1", 5, "2026-01")
+    assert posting_id(a) == posting_id(ev("repayment", date(2026, 1, 31), "B01", "L1", 7, "2026-01"))
+    assert posting_id(a) != posting_id(ev("repayment", date(2026, 2, 28), "B01", "L1", 5, "2026-02"))
