@@ -253,3 +253,11 @@ def test_posting_ids_are_derived_from_the_event():
     a = ev("repayment", date(2026, 1, 31), "B01", "L1", 5, "2026-01")
     assert posting_id(a) == posting_id(ev("repayment", date(2026, 1, 31), "B01", "L1", 7, "2026-01"))
     assert posting_id(a) != posting_id(ev("repayment", date(2026, 2, 28), "B01", "L1", 5, "2026-02"))
+
+
+def test_sql_posting_ids_equal_the_engines(book):
+    from valuecredit.ledger.store import events_between
+
+    events, ids = events_between(book, None, BUSINESS_DATE, CFG)
+    assert len(events) > 1000 and ids == [posting_id(e) for e in events]
+    assert [e.sort_key for e in events] == sorted(e.sort_key for e in events)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 from valuecredit.calendar import WorkingDays
 from valuecredit.ledger.config import PoolConfig, share
@@ -38,8 +39,7 @@ class LedgerError(RuntimeError):
     """An event contradicts the ledger (unknown loan, same posting id with other amounts, ...)."""
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     type: str
     effective_date: date  # when it happened
     business_date: date   # when the platform learned it
@@ -53,15 +53,13 @@ class Event:
         return (self.effective_date, EVENT_ORDER[self.type], self.loan_id, self.key)
 
 
-@dataclass(frozen=True)
-class Leg:
+class Leg(NamedTuple):
     account: str
     debit_fen: int
     credit_fen: int
 
 
-@dataclass(frozen=True)
-class Posting:
+class Posting(NamedTuple):
     posting_id: str
     event_type: str
     bank_id: str
@@ -139,8 +137,9 @@ class Pool:
                           share(self.balance("loan_principal", bank_id), self.cfg.cap_bp)))
 
     # -- events -----------------------------------------------------------------------------
-    def apply(self, ev: Event) -> Applied:
-        pid = posting_id(ev)
+    def apply(self, ev: Event, pid: str | None = None) -> Applied:
+        """Apply one event; `pid` is its posting id when the caller has computed it already."""
+        pid = pid or posting_id(ev)
         if pid in self.seen:  # the event was applied before: nothing changes, unless it now says otherwise
             if self.seen[pid] != ev.amount_fen:
                 raise LedgerError(f"{ev.type} {ev.loan_id or ev.bank_id} {ev.key}: posting {pid} exists with amount "
@@ -155,17 +154,18 @@ class Pool:
             raise LedgerError(f"{ev.type} {ev.loan_id}: negative amount {ev.amount_fen}")
         out = handler(ev, pid)
         self.seen[pid] = ev.amount_fen
-        posting, claim = out if isinstance(out, tuple) else (out, None)
+        posting, claim = out if type(out) is tuple else (out, None)  # only a claim returns a pair
         return Applied(posting, claim)
 
     def _post(self, ev: Event, pid: str, legs: list[Leg], memo: str = "") -> Posting | None:
-        legs = tuple(leg for leg in legs if leg.debit_fen or leg.credit_fen)
+        legs = tuple(leg for leg in legs if leg[1] or leg[2])  # (account, debit, credit)
         if not legs:
             return None
-        if sum(leg.debit_fen for leg in legs) != sum(leg.credit_fen for leg in legs):
+        if sum(leg[1] for leg in legs) != sum(leg[2] for leg in legs):
             raise LedgerError(f"posting {pid} ({ev.type} {ev.loan_id}) does not balance")
-        for leg in legs:
-            self.balances[leg.account] = self.balances.get(leg.account, 0) + leg.debit_fen - leg.credit_fen
+        balances = self.balances
+        for acct, debit, credit in legs:
+            balances[acct] = balances.get(acct, 0) + debit - credit
         return Posting(pid, ev.type, ev.bank_id, ev.loan_id, ev.effective_date, ev.business_date, legs, memo)
 
     def _disbursement(self, ev: Event, pid: str) -> Posting | None:

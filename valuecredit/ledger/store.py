@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import date
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
 
 from valuecredit.calendar import WorkingDays
 from valuecredit.ledger.config import PoolConfig
 from valuecredit.ledger.engine import (
+    EVENT_ORDER,
     NORMAL_SIDE,
     ClaimDecision,
     Event,
@@ -25,17 +26,18 @@ from valuecredit.ledger.engine import (
     LoanState,
     Pool,
     Posting,
-    posting_id,
 )
 
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS ledger",
+    # no primary keys on the two big tables: DuckDB's index upkeep would dominate the nightly
+    # insert; the engine refuses duplicate ids and the posting_ids_unique check proves it
     """CREATE TABLE IF NOT EXISTS ledger.accounts (account VARCHAR PRIMARY KEY, bank_id VARCHAR, kind VARCHAR,
        normal_side VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS ledger.postings (seq BIGINT, posting_id VARCHAR, leg INTEGER, account VARCHAR, bank_id VARCHAR,
        loan_id VARCHAR, event_type VARCHAR, effective_date DATE, business_date DATE, debit_fen BIGINT,
-       credit_fen BIGINT, memo VARCHAR, pool_config_version INTEGER, PRIMARY KEY (posting_id, leg))""",
-    """CREATE TABLE IF NOT EXISTS ledger.events (event_id VARCHAR PRIMARY KEY, event_type VARCHAR, bank_id VARCHAR,
+       credit_fen BIGINT, memo VARCHAR, pool_config_version INTEGER)""",
+    """CREATE TABLE IF NOT EXISTS ledger.events (event_id VARCHAR, event_type VARCHAR, bank_id VARCHAR,
        loan_id VARCHAR, event_key VARCHAR, effective_date DATE, business_date DATE, amount_fen BIGINT)""",
     """CREATE TABLE IF NOT EXISTS ledger.claims (loan_id VARCHAR, bank_id VARCHAR, npl_on DATE, deadline DATE,
        claimed_on DATE, status VARCHAR, unrecovered_fen BIGINT, claimed_fen BIGINT, paid_fen BIGINT,
@@ -63,57 +65,72 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(stmt)
 
 
-def events_between(con: duckdb.DuckDBPyConnection, after: date | None, upto: date, cfg: PoolConfig) -> list[Event]:
-    """The loan book's events delivered in (after, upto], from the raw (versioned) tables."""
+def events_between(con: duckdb.DuckDBPyConnection, after: date | None, upto: date,
+                   cfg: PoolConfig) -> tuple[list[Event], list[str]]:
+    """The loan book's events delivered in (after, upto], from the raw (versioned) tables, in the
+    order they are applied, with their posting ids (the same hash as `engine.posting_id`)."""
     lo = after or date(1900, 1, 1)
-    args = {"lo": lo, "hi": upto}
 
     def window(alias: str) -> str:
         return f"{alias}._delivered_on > $lo AND {alias}._delivered_on <= $hi"
 
-    rows: list[tuple] = []
-    rows += con.execute(f"""SELECT 'disbursement', disbursed_on, _delivered_on, bank_id, loan_id, amount_fen, 'disbursed'
-                            FROM raw.loans l WHERE {window('l')}""", args).fetchall()
-    status = f"""SELECT s.*, l.bank_id, last_day(CAST(s.period || '-01' AS DATE)) AS period_end FROM raw.loan_status s
-                 JOIN (SELECT DISTINCT loan_id, bank_id FROM raw.loans) l USING (loan_id) WHERE {window('s')}"""
-    rows += con.execute(f"""SELECT 'repayment', period_end, _delivered_on, bank_id, loan_id, principal_repaid_fen, period
-                            FROM ({status}) WHERE principal_repaid_fen > 0""", args).fetchall()
-    rows += con.execute(f"""SELECT 'non_performing', period_end, _delivered_on, bank_id, loan_id, 0, 'npl'
-                            FROM ({status}) WHERE classification IN {NPL_CLASSES}""", args).fetchall()
+    status = f"""(SELECT s.*, l.bank_id, last_day(CAST(s.period || '-01' AS DATE)) AS period_end FROM raw.loan_status s
+                 JOIN (SELECT DISTINCT loan_id, bank_id FROM raw.loans) l USING (loan_id) WHERE {window('s')})"""
+    parts = [
+        f"SELECT 'disbursement', disbursed_on, _delivered_on, bank_id, loan_id, amount_fen, 'disbursed' FROM raw.loans l "
+        f"WHERE {window('l')}",
+        f"SELECT 'repayment', period_end, _delivered_on, bank_id, loan_id, principal_repaid_fen, period FROM {status} "
+        "WHERE principal_repaid_fen > 0",
+        f"SELECT 'non_performing', period_end, _delivered_on, bank_id, loan_id, 0, 'npl' FROM {status} "
+        f"WHERE classification IN {NPL_CLASSES}",
+        f"SELECT r.event_type, r.event_date, r._delivered_on, l.bank_id, r.loan_id, r.amount_fen, r.event_id "
+        f"FROM raw.loan_recoveries r JOIN (SELECT DISTINCT loan_id, bank_id FROM raw.loans) l USING (loan_id) "
+        f"WHERE {window('r')}",
+    ]
     if cfg.auto_claim:  # lodged the day the platform learns of it
-        rows += con.execute(f"""SELECT 'claim', _delivered_on, _delivered_on, bank_id, loan_id, 0, 'claim'
-                                FROM ({status}) WHERE classification IN {NPL_CLASSES}""", args).fetchall()
+        parts.append(f"SELECT 'claim', _delivered_on, _delivered_on, bank_id, loan_id, 0, 'claim' FROM {status} "
+                     f"WHERE classification IN {NPL_CLASSES}")
     if cfg.subsidy_enabled:  # on the principal outstanding at the start of the month, for months with interest paid
-        rows += con.execute(f"""SELECT 'interest_subsidy', period_end, _delivered_on, bank_id, loan_id,
-                                       ((outstanding_fen + principal_repaid_fen) * {cfg.subsidy_rate_bp} + 60000) // 120000, period
-                                FROM ({status}) WHERE interest_paid_fen > 0""", args).fetchall()
-    rows += con.execute(f"""SELECT r.event_type, r.event_date, r._delivered_on, l.bank_id, r.loan_id, r.amount_fen, r.event_id
-                            FROM raw.loan_recoveries r JOIN (SELECT DISTINCT loan_id, bank_id FROM raw.loans) l USING (loan_id)
-                            WHERE {window('r')}""", args).fetchall()
+        parts.append(f"SELECT 'interest_subsidy', period_end, _delivered_on, bank_id, loan_id, "
+                     f"((outstanding_fen + principal_repaid_fen) * {cfg.subsidy_rate_bp} + 60000) // 120000, period "
+                     f"FROM {status} WHERE interest_paid_fen > 0")
     if cfg.rewards_enabled:
         month, day = cfg.rewards_posted_on
-        banks = [b for (b,) in con.execute("SELECT DISTINCT bank_id FROM raw.loans ORDER BY 1").fetchall()]
-        for year in range(lo.year - 1, upto.year):
-            on = date(year + 1, month, day)
-            if lo < on <= upto:
-                rows += [("reward", on, on, b, "", 0, str(year)) for b in banks]
-    events = [Event(t, eff, known, bank, loan or "", int(amt or 0), str(key)) for t, eff, known, bank, loan, amt, key in rows]
+        dates = [date(y + 1, month, day) for y in range(lo.year - 1, upto.year) if lo < date(y + 1, month, day) <= upto]
+        for on in dates:
+            parts.append(f"SELECT DISTINCT 'reward', DATE '{on}', DATE '{on}', bank_id, '', 0, '{on.year - 1}' FROM raw.loans")
+    rank = " ".join(f"WHEN '{t}' THEN {r}" for t, r in EVENT_ORDER.items())
     # same-day duplicates of one event (a status row delivered twice) collapse to one
-    return sorted(set(events), key=lambda e: (e.sort_key, e.business_date, e.amount_fen))
+    rows = con.execute(f"""
+        SELECT type, eff, known, bank, coalesce(loan, ''), coalesce(amt, 0), key,
+               left(sha256(type || '|' || bank || '|' || coalesce(loan, '') || '|' || key), 24) AS pid
+        FROM (SELECT DISTINCT * FROM ({" UNION ALL ".join(parts)}) e(type, eff, known, bank, loan, amt, key))
+        ORDER BY eff, CASE type {rank} END, coalesce(loan, ''), key, known, amt""",
+                       {"lo": lo, "hi": upto}).fetchall()
+    return [Event(*r[:7]) for r in rows], [r[7] for r in rows]
 
 
-def load_pool(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: WorkingDays) -> Pool:
-    """The pool as the ledger left it: balances from the legs, loan states, every event applied."""
+def load_pool(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: WorkingDays, events: list[Event],
+              ids: list[str]) -> Pool:
+    """The pool as the ledger left it, for these events: every balance, the state of the loans they
+    touch, and which of them were applied before."""
     pool = Pool(cfg, calendar)
     pool.balances = {a: int(b) for a, b in con.execute(
         "SELECT account, sum(debit_fen) - sum(credit_fen) FROM ledger.postings GROUP BY account").fetchall()}
-    for r in con.execute("SELECT * FROM ledger.loan_state").fetchall():
-        pool.loans[r[0]] = LoanState(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
-        year = (r[1], r[2])
-        pool.lending_by_year[year] = pool.lending_by_year.get(year, 0) + r[3]
-        if r[7] is not None:
-            pool.npl_by_year[year] = pool.npl_by_year.get(year, 0) + r[3]
-    pool.seen = dict(con.execute("SELECT event_id, amount_fen FROM ledger.events").fetchall())
+    for bank, year, lent, npl in con.execute("""
+            SELECT bank_id, disbursed_year, sum(disbursed_fen), coalesce(sum(disbursed_fen) FILTER (npl_on IS NOT NULL), 0)
+            FROM ledger.loan_state GROUP BY ALL""").fetchall():
+        pool.lending_by_year[(bank, year)] = int(lent)
+        pool.npl_by_year[(bank, year)] = int(npl)
+    candidates = pa.table({"event_id": ids, "loan_id": [e.loan_id for e in events]})
+    con.register("_candidates", candidates)
+    try:
+        pool.seen = dict(con.execute("SELECT event_id, amount_fen FROM ledger.events SEMI JOIN _candidates USING (event_id)")
+                         .fetchall())
+        for r in con.execute("SELECT * FROM ledger.loan_state SEMI JOIN _candidates USING (loan_id)").fetchall():
+            pool.loans[r[0]] = LoanState(*r[1:])
+    finally:
+        con.unregister("_candidates")
     return pool
 
 
@@ -127,16 +144,16 @@ def post_business_date(con: duckdb.DuckDBPyConnection, business_date: date, cfg:
         raise LedgerError(f"the ledger is posted through {latest}; {business_date} was never posted and cannot be "
                           "inserted behind it (rebuild the ledger to replay history)")
     after = done[0] if done else latest
-    events = events_between(con, after, business_date, cfg)
-    pool = load_pool(con, cfg, calendar)
+    events, ids = events_between(con, after, business_date, cfg)
+    pool = load_pool(con, cfg, calendar, events, ids)
     postings: list[Posting] = []
     claims: list[ClaimDecision] = []
-    new_events: list[Event] = []
-    for ev in events:
-        applied = pool.apply(ev)
+    new_events: list[tuple[str, Event]] = []
+    for pid, ev in zip(ids, events):
+        applied = pool.apply(ev, pid)
         if applied.duplicate:
             continue
-        new_events.append(ev)
+        new_events.append((pid, ev))
         if applied.posting:
             postings.append(applied.posting)
         if applied.claim:
@@ -145,7 +162,7 @@ def post_business_date(con: duckdb.DuckDBPyConnection, business_date: date, cfg:
     try:
         write_postings(con, postings, cfg)
         _write_rest(con, business_date, after, new_events, claims, pool, {p.loan_id for p in postings} |
-                    {e.loan_id for e in new_events if e.loan_id}, cfg, len(postings))
+                    {e.loan_id for _, e in new_events if e.loan_id}, cfg, len(postings))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -159,47 +176,55 @@ def post_business_date(con: duckdb.DuckDBPyConnection, business_date: date, cfg:
 def write_postings(con: duckdb.DuckDBPyConnection, postings: list[Posting], cfg: PoolConfig) -> None:
     """Insert every leg of every posting, numbered in the order posted; the caller's transaction
     makes them all-or-nothing."""
-    start = con.execute("SELECT coalesce(max(seq), 0) FROM ledger.postings").fetchall()[0][0]
-    rows = [(start + i, p.posting_id, n, leg.account, p.bank_id, p.loan_id, p.event_type, p.effective_date, p.business_date,
-             leg.debit_fen, leg.credit_fen, p.memo, cfg.version)
-            for i, p in enumerate(postings, start=1) for n, leg in enumerate(p.legs, start=1)]
-    if not rows:
+    if not postings:
         return
-    frame = pd.DataFrame(rows, columns=["seq", "posting_id", "leg", "account", "bank_id", "loan_id", "event_type",
-                                        "effective_date", "business_date", "debit_fen", "credit_fen", "memo",
-                                        "pool_config_version"])
-    con.register("_legs", frame)
+    start = con.execute("SELECT coalesce(max(seq), 0) FROM ledger.postings").fetchall()[0][0]
+    rows = [(i, p, n, leg) for i, p in enumerate(postings, start=start + 1) for n, leg in enumerate(p.legs, start=1)]
+    cols = {
+        "seq": [r[0] for r in rows], "posting_id": [r[1].posting_id for r in rows], "leg": [r[2] for r in rows],
+        "account": [r[3].account for r in rows], "bank_id": [r[1].bank_id for r in rows],
+        "loan_id": [r[1].loan_id for r in rows], "event_type": [r[1].event_type for r in rows],
+        "effective_date": [r[1].effective_date for r in rows], "business_date": [r[1].business_date for r in rows],
+        "debit_fen": [r[3].debit_fen for r in rows], "credit_fen": [r[3].credit_fen for r in rows],
+        "memo": [r[1].memo for r in rows]}
+    con.register("_legs", pa.table(cols))
     try:
-        con.execute("INSERT INTO ledger.postings SELECT * FROM _legs ORDER BY seq, leg")
-        accounts = sorted({r[3] for r in rows})
-        con.executemany("INSERT OR IGNORE INTO ledger.accounts VALUES (?, ?, ?, ?)",
-                        [(a, a.split(":", 1)[1], a.split(":", 1)[0], NORMAL_SIDE[a.split(":", 1)[0]]) for a in accounts])
+        con.execute(f"INSERT INTO ledger.postings SELECT *, {int(cfg.version)} FROM _legs ORDER BY seq, leg")
     finally:
         con.unregister("_legs")
+    accounts = sorted(set(cols["account"]))
+    con.register("_accounts", pa.table({
+        "account": accounts, "bank_id": [a.split(":", 1)[1] for a in accounts],
+        "kind": [a.split(":", 1)[0] for a in accounts], "normal_side": [NORMAL_SIDE[a.split(":", 1)[0]] for a in accounts]}))
+    try:  # one statement, not one per row: DuckDB's executemany is slow
+        con.execute("INSERT INTO ledger.accounts SELECT * FROM _accounts ANTI JOIN ledger.accounts USING (account)")
+    finally:
+        con.unregister("_accounts")
 
 
-def _write_rest(con, business_date: date, after: date | None, events: list[Event], claims: list[ClaimDecision],
-                pool: Pool, touched: set[str], cfg: PoolConfig, n_postings: int) -> None:
+def _write_rest(con, business_date: date, after: date | None, events: list[tuple[str, Event]],
+                claims: list[ClaimDecision], pool: Pool, touched: set[str], cfg: PoolConfig, n_postings: int) -> None:
     if events:
-        con.register("_events", pd.DataFrame(
-            [(posting_id(e), e.type, e.bank_id, e.loan_id, e.key, e.effective_date, e.business_date, e.amount_fen)
-             for e in events],
-            columns=["event_id", "event_type", "bank_id", "loan_id", "event_key", "effective_date", "business_date",
-                     "amount_fen"]))
+        con.register("_events", pa.table({
+            "event_id": [pid for pid, _ in events], "event_type": [e.type for _, e in events],
+            "bank_id": [e.bank_id for _, e in events], "loan_id": [e.loan_id for _, e in events],
+            "event_key": [e.key for _, e in events], "effective_date": [e.effective_date for _, e in events],
+            "business_date": [e.business_date for _, e in events], "amount_fen": [e.amount_fen for _, e in events]}))
         con.execute("INSERT INTO ledger.events SELECT * FROM _events ORDER BY event_id")
         con.unregister("_events")
     if claims:
-        con.executemany("INSERT INTO ledger.claims VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(c.loan_id, c.bank_id, c.npl_on, c.deadline, c.claimed_on, c.status, c.unrecovered_fen,
-                          c.claimed_fen, c.paid_fen, c.posting_id, business_date) for c in claims])
+        fields = ("loan_id", "bank_id", "npl_on", "deadline", "claimed_on", "status", "unrecovered_fen", "claimed_fen",
+                  "paid_fen", "posting_id")
+        con.register("_claims", pa.table({f: [getattr(c, f) for c in claims] for f in fields}
+                                         | {"business_date": [business_date] * len(claims)}))
+        con.execute("INSERT INTO ledger.claims SELECT * FROM _claims")
+        con.unregister("_claims")
     if touched:
-        state = pd.DataFrame([(lid, s.bank_id, s.disbursed_year, s.disbursed_fen, s.outstanding_fen,
-                               s.recovered_or_repaid_fen, s.written_off_fen, s.npl_on, s.claim_deadline, s.claimed,
-                               s.paid_fen, s.returned_fen) for lid in sorted(touched) for s in [pool.loans[lid]]],
-                             columns=["loan_id", "bank_id", "disbursed_year", "disbursed_fen", "outstanding_fen",
-                                      "recovered_or_repaid_fen", "written_off_fen", "npl_on", "claim_deadline", "claimed",
-                                      "paid_fen", "returned_fen"])
-        con.register("_state", state)
+        states = [(lid, pool.loans[lid]) for lid in sorted(touched)]
+        fields = ("bank_id", "disbursed_year", "disbursed_fen", "outstanding_fen", "recovered_or_repaid_fen",
+                  "written_off_fen", "npl_on", "claim_deadline", "claimed", "paid_fen", "returned_fen")
+        con.register("_state", pa.table({"loan_id": [lid for lid, _ in states]}
+                                        | {f: [getattr(s, f) for _, s in states] for f in fields}))
         con.execute("DELETE FROM ledger.loan_state WHERE loan_id IN (SELECT loan_id FROM _state)")
         con.execute("INSERT INTO ledger.loan_state SELECT * FROM _state ORDER BY loan_id")
         con.unregister("_state")

@@ -30,7 +30,7 @@ from valuecredit.scoring.sql import indicators_sql
 
 OUTCOME_MONTHS = 12
 NON_PERFORMING = ("次级", "可疑", "损失")
-PULL_TO_EXPERT = 1e-3  # ridge strength towards the expert weights, per loan, on weights scaled to sum 10
+PULL_TO_EXPERT = 1e-5  # ridge strength towards the expert weights, per loan, on weights scaled to sum 10
 
 
 class CalibrationError(RuntimeError):
