@@ -26,6 +26,7 @@ dev: $(STAMP)  ## the Dagster UI with the nightly schedule, on http://127.0.0.1:
 bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ (not run by CI)
 	$(BIN)/python -m benchmarks.ingest
 	$(BIN)/python -m benchmarks.indicators
+	$(BIN)/python -m benchmarks.ledger
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -31,7 +31,7 @@ def test_the_cap_binds_at_posting_time():
     p1 = pool.apply(ev("disbursement", d, "B01", "L1", 1_000_000)).posting
     # 2 % of 1,000,000 fen = 20,000; the cap is 4 % of 1,000,000 = 40,000: all of it accrues
     assert pool.balance("quota_available", "B01") == 20_000 and "accrual 20000 of 20000" in p1.memo
-    pool.apply(ev("repayment", d, "B01", "L1", 900_000, "2026-03"))
+    pool.apply(ev("servicing", d, "B01", "L1", 900_000, "2026-03"))
     p2 = pool.apply(ev("disbursement", d, "B01", "L2", 100_000)).posting
     # outstanding 100,000 + 100,000 = 200,000: cap 8,000, already 20,000 in quota, so nothing accrues
     assert pool.balance("quota_available", "B01") == 20_000
@@ -61,7 +61,7 @@ def test_a_recovery_after_payout_flows_back_80_20_up_to_what_was_paid():
     d = date(2026, 2, 2)
     pool.apply(ev("disbursement", d, "B03", "A", 10_000_000))   # accrues 200,000
     pool.apply(ev("disbursement", d, "B03", "B", 1_000_000))    # accrues 20,000: quota 220,000
-    pool.apply(ev("repayment", date(2026, 3, 31), "B03", "B", 200_000, "2026-03"))
+    pool.apply(ev("servicing", date(2026, 3, 31), "B03", "B", 200_000, "2026-03"))
     pool.apply(ev("non_performing", date(2026, 6, 30), "B03", "B", key="npl"))
     claim = pool.apply(ev("claim", date(2026, 7, 6), "B03", "B", key="claim")).claim
     # unrecovered 800,000: 640,000 claimed; available min(220,000, 4 % of 10,800,000 = 432,000)
@@ -84,12 +84,12 @@ def test_the_same_event_twice_is_a_duplicate_and_a_changed_amount_an_error():
     before = dict(pool.balances)
     assert pool.apply(ev("disbursement", d, "B01", "L1", 500_000)).duplicate
     assert pool.balances == before
-    with pytest.raises(LedgerError, match="exists with amount 500000 fen, now 600000 fen"):
+    with pytest.raises(LedgerError, match=r"exists with amounts \(500000, 0\) fen, now \(600000, 0\) fen"):
         pool.apply(ev("disbursement", d, "B01", "L1", 600_000))
     with pytest.raises(LedgerError, match="exceeds its outstanding"):
-        pool.apply(ev("repayment", d, "B01", "L1", 500_001, "2026-02"))
+        pool.apply(ev("servicing", d, "B01", "L1", 500_001, "2026-02"))
     with pytest.raises(LedgerError, match="unknown loan"):
-        pool.apply(ev("repayment", d, "B01", "L9", 1, "2026-02"))
+        pool.apply(ev("servicing", d, "B01", "L9", 1, "2026-02"))
 
 
 # -- invariants under random sequences -------------------------------------------------------
@@ -135,7 +135,7 @@ def test_invariants_hold_after_every_step(ops):
             amt = min(amount, loan.outstanding_fen)
             if amt == 0:
                 continue
-            kind = {"repay": "repayment", "recover": "recovery", "write_off": "write_off"}[op]
+            kind = {"repay": "servicing", "recover": "recovery", "write_off": "write_off"}[op]
             event = ev(kind, day, bank, loan_id, amt, f"{kind}{n}")
             reference[bank] -= amt
         elif op == "npl":
@@ -250,9 +250,9 @@ def test_bad_pool_parameters_are_refused_by_file_and_key(tmp_path, change, messa
 
 
 def test_posting_ids_are_derived_from_the_event():
-    a = ev("repayment", date(2026, 1, 31), "B01", "L1", 5, "2026-01")
-    assert posting_id(a) == posting_id(ev("repayment", date(2026, 1, 31), "B01", "L1", 7, "2026-01"))
-    assert posting_id(a) != posting_id(ev("repayment", date(2026, 2, 28), "B01", "L1", 5, "2026-02"))
+    a = ev("servicing", date(2026, 1, 31), "B01", "L1", 5, "2026-01")
+    assert posting_id(a) == posting_id(ev("servicing", date(2026, 1, 31), "B01", "L1", 7, "2026-01"))
+    assert posting_id(a) != posting_id(ev("servicing", date(2026, 2, 28), "B01", "L1", 5, "2026-02"))
 
 
 def test_sql_posting_ids_equal_the_engines(book):
@@ -261,3 +261,12 @@ def test_sql_posting_ids_equal_the_engines(book):
     events, ids = events_between(book, None, BUSINESS_DATE, CFG)
     assert len(events) > 1000 and ids == [posting_id(e) for e in events]
     assert [e.sort_key for e in events] == sorted(e.sort_key for e in events)
+
+
+def test_monthly_servicing_posts_principal_and_the_interest_subsidy_together():
+    pool = Pool(CFG, CAL)
+    pool.apply(ev("disbursement", date(2026, 1, 5), "B04", "L1", 1_200_000))
+    # January: 100,000 repaid on an opening balance of 1,200,000; 2 points a year = 1,200,000 x 0.02 / 12 = 2,000
+    p = pool.apply(Event("servicing", date(2026, 1, 31), date(2026, 2, 6), "B04", "L1", 100_000, "2026-01", 2_000)).posting
+    assert sorted(p.legs) == sorted([("bank_funding:B04", 100_000, 0), ("loan_principal:B04", 0, 100_000),
+                                     ("gov_interest_subsidy:B04", 2_000, 0), ("bank_interest_subsidy:B04", 0, 2_000)])

@@ -13,7 +13,7 @@ Accounts, per bank (normal side in brackets):
   gov_compensation [D] / bank_compensation [C]   compensation paid by the government, net of recoveries returned
   written_off [D]                           principal written off
   gov_rewards [D] / bank_rewards [C]        annual performance rewards
-  gov_interest_subsidy [D] / bank_interest_subsidy [C]   the 2-point interest subsidy
+  gov_interest_subsidy [D] / bank_interest_subsidy [C]   the 2-point interest subsidy (with each month's servicing)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ NORMAL_SIDE = {
     "gov_compensation": "D", "bank_compensation": "C", "written_off": "D", "gov_rewards": "D", "bank_rewards": "C",
     "gov_interest_subsidy": "D", "bank_interest_subsidy": "C",
 }
-EVENT_ORDER = {"disbursement": 0, "repayment": 1, "interest_subsidy": 2, "non_performing": 3, "claim": 4,
+EVENT_ORDER = {"disbursement": 0, "servicing": 1, "non_performing": 3, "claim": 4,
                "recovery": 5, "write_off": 6, "reward": 7}
 
 
@@ -47,6 +47,7 @@ class Event(NamedTuple):
     loan_id: str = ""
     amount_fen: int = 0
     key: str = ""         # what makes the event unique besides type and loan (a period, an event id, a year)
+    extra_fen: int = 0    # servicing only: the month's interest subsidy (amount_fen is the principal repaid)
 
     @property
     def sort_key(self) -> tuple:
@@ -121,9 +122,12 @@ class Pool:
     calendar: WorkingDays
     balances: dict[str, int] = field(default_factory=dict)  # debit minus credit, per account
     loans: dict[str, LoanState] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)  # posting id of every event applied -> its amount
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)  # posting id of every event applied -> amounts
     lending_by_year: dict[tuple[str, int], int] = field(default_factory=dict)
     npl_by_year: dict[tuple[str, int], int] = field(default_factory=dict)  # by disbursement year
+
+    def __post_init__(self) -> None:
+        self._handlers = {t: getattr(self, f"_{t}") for t in EVENT_ORDER}
 
     # -- balances ---------------------------------------------------------------------------
     def balance(self, kind: str, bank_id: str) -> int:
@@ -141,31 +145,37 @@ class Pool:
         """Apply one event; `pid` is its posting id when the caller has computed it already."""
         pid = pid or posting_id(ev)
         if pid in self.seen:  # the event was applied before: nothing changes, unless it now says otherwise
-            if self.seen[pid] != ev.amount_fen:
-                raise LedgerError(f"{ev.type} {ev.loan_id or ev.bank_id} {ev.key}: posting {pid} exists with amount "
-                                  f"{self.seen[pid]} fen, now {ev.amount_fen} fen; correct it with a reversing entry")
+            if self.seen[pid] != (ev.amount_fen, ev.extra_fen):
+                raise LedgerError(f"{ev.type} {ev.loan_id or ev.bank_id} {ev.key}: posting {pid} exists with amounts "
+                                  f"{self.seen[pid]} fen, now {(ev.amount_fen, ev.extra_fen)} fen; correct it with a "
+                                  "reversing entry")
             return Applied(None, None, duplicate=True)
-        handler = getattr(self, f"_{ev.type}", None)
+        handler = self._handlers.get(ev.type)
         if handler is None:
             raise LedgerError(f"unknown event type {ev.type!r}")
         if ev.type != "disbursement" and ev.type != "reward" and ev.loan_id not in self.loans:
             raise LedgerError(f"{ev.type} on {ev.effective_date} for unknown loan {ev.loan_id!r} (bank {ev.bank_id})")
-        if ev.amount_fen < 0:
+        if ev.amount_fen < 0 or ev.extra_fen < 0:
             raise LedgerError(f"{ev.type} {ev.loan_id}: negative amount {ev.amount_fen}")
         out = handler(ev, pid)
-        self.seen[pid] = ev.amount_fen
+        self.seen[pid] = (ev.amount_fen, ev.extra_fen)
         posting, claim = out if type(out) is tuple else (out, None)  # only a claim returns a pair
         return Applied(posting, claim)
 
     def _post(self, ev: Event, pid: str, legs: list[Leg], memo: str = "") -> Posting | None:
-        legs = tuple(leg for leg in legs if leg[1] or leg[2])  # (account, debit, credit)
-        if not legs:
+        kept = [leg for leg in legs if leg[1] or leg[2]]  # (account, debit, credit); zero legs are dropped
+        if not kept:
             return None
-        if sum(leg[1] for leg in legs) != sum(leg[2] for leg in legs):
+        debits = credits = 0
+        for _, debit, credit in kept:
+            debits += debit
+            credits += credit
+        if debits != credits:
             raise LedgerError(f"posting {pid} ({ev.type} {ev.loan_id}) does not balance")
         balances = self.balances
-        for acct, debit, credit in legs:
+        for acct, debit, credit in kept:
             balances[acct] = balances.get(acct, 0) + debit - credit
+        legs = tuple(kept)
         return Posting(pid, ev.type, ev.bank_id, ev.loan_id, ev.effective_date, ev.business_date, legs, memo)
 
     def _disbursement(self, ev: Event, pid: str) -> Posting | None:
@@ -194,11 +204,15 @@ class Pool:
         loan.outstanding_fen -= ev.amount_fen
         return loan, ev.amount_fen
 
-    def _repayment(self, ev: Event, pid: str) -> Posting | None:
+    def _servicing(self, ev: Event, pid: str) -> Posting | None:
+        """A loan's monthly status: the principal repaid and, if interest was paid, the interest subsidy."""
         loan, amt = self._principal_down(ev, pid, "repayment")
         loan.recovered_or_repaid_fen += amt
         b = loan.bank_id
-        return self._post(ev, pid, [Leg(account("bank_funding", b), amt, 0), Leg(account("loan_principal", b), 0, amt)])
+        return self._post(ev, pid, [
+            Leg(account("bank_funding", b), amt, 0), Leg(account("loan_principal", b), 0, amt),
+            Leg(account("gov_interest_subsidy", b), ev.extra_fen, 0),
+            Leg(account("bank_interest_subsidy", b), 0, ev.extra_fen)])
 
     def _recovery(self, ev: Event, pid: str) -> Posting | None:
         loan, amt = self._principal_down(ev, pid, "recovery")
@@ -252,12 +266,6 @@ class Pool:
             Leg(account("gov_compensation", b), paid, 0), Leg(account("bank_compensation", b), 0, paid)],
             f"claim on {unrecovered} unrecovered: {claimed} claimed, {paid} paid, {unrecovered - paid} borne by the bank")
         return posting, decision("paid", paid, pid)
-
-    def _interest_subsidy(self, ev: Event, pid: str) -> Posting | None:
-        b = self.loans[ev.loan_id].bank_id
-        amt = ev.amount_fen
-        return self._post(ev, pid, [Leg(account("gov_interest_subsidy", b), amt, 0),
-                                    Leg(account("bank_interest_subsidy", b), 0, amt)])
 
     def _reward(self, ev: Event, pid: str) -> Posting | None:
         """A year's performance reward: a tier of the year's lending by the share that became non-performing."""

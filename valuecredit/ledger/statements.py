@@ -14,7 +14,7 @@ LINES = {
     "compensation_paid": ("gov_compensation", 1, ("claim",)),
     "recoveries_returned": ("gov_compensation", -1, ("recovery",)),
     "rewards": ("gov_rewards", 1, ("reward",)),
-    "interest_subsidy": ("gov_interest_subsidy", 1, ("interest_subsidy",)),
+    "interest_subsidy": ("gov_interest_subsidy", 1, ("servicing",)),
     "disbursed": ("loan_principal", 1, ("disbursement",)),
     "written_off": ("written_off", 1, ("write_off",)),
 }

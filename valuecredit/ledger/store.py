@@ -38,11 +38,11 @@ DDL = [
        loan_id VARCHAR, event_type VARCHAR, effective_date DATE, business_date DATE, debit_fen BIGINT,
        credit_fen BIGINT, memo VARCHAR, pool_config_version INTEGER)""",
     """CREATE TABLE IF NOT EXISTS ledger.events (event_id VARCHAR, event_type VARCHAR, bank_id VARCHAR,
-       loan_id VARCHAR, event_key VARCHAR, effective_date DATE, business_date DATE, amount_fen BIGINT)""",
+       loan_id VARCHAR, event_key VARCHAR, effective_date DATE, business_date DATE, amount_fen BIGINT, extra_fen BIGINT)""",
     """CREATE TABLE IF NOT EXISTS ledger.claims (loan_id VARCHAR, bank_id VARCHAR, npl_on DATE, deadline DATE,
        claimed_on DATE, status VARCHAR, unrecovered_fen BIGINT, claimed_fen BIGINT, paid_fen BIGINT,
        posting_id VARCHAR, business_date DATE)""",
-    """CREATE TABLE IF NOT EXISTS ledger.loan_state (loan_id VARCHAR PRIMARY KEY, bank_id VARCHAR,
+    """CREATE TABLE IF NOT EXISTS ledger.loan_state (loan_id VARCHAR, bank_id VARCHAR,
        disbursed_year INTEGER, disbursed_fen BIGINT, outstanding_fen BIGINT, recovered_or_repaid_fen BIGINT,
        written_off_fen BIGINT, npl_on DATE, claim_deadline DATE, claimed BOOLEAN, paid_fen BIGINT, returned_fen BIGINT)""",
     """CREATE TABLE IF NOT EXISTS ledger.runs (business_date DATE PRIMARY KEY, window_from DATE, events BIGINT,
@@ -74,40 +74,40 @@ def events_between(con: duckdb.DuckDBPyConnection, after: date | None, upto: dat
     def window(alias: str) -> str:
         return f"{alias}._delivered_on > $lo AND {alias}._delivered_on <= $hi"
 
+    subsidy = (f"CASE WHEN interest_paid_fen > 0 THEN ((outstanding_fen + principal_repaid_fen) * {cfg.subsidy_rate_bp} "
+               "+ 60000) // 120000 ELSE 0 END" if cfg.subsidy_enabled else "0")
     status = f"""(SELECT s.*, l.bank_id, last_day(CAST(s.period || '-01' AS DATE)) AS period_end FROM raw.loan_status s
                  JOIN (SELECT DISTINCT loan_id, bank_id FROM raw.loans) l USING (loan_id) WHERE {window('s')})"""
     parts = [
-        f"SELECT 'disbursement', disbursed_on, _delivered_on, bank_id, loan_id, amount_fen, 'disbursed' FROM raw.loans l "
+        f"SELECT 'disbursement', disbursed_on, _delivered_on, bank_id, loan_id, amount_fen, 'disbursed', 0 FROM raw.loans l "
         f"WHERE {window('l')}",
-        f"SELECT 'repayment', period_end, _delivered_on, bank_id, loan_id, principal_repaid_fen, period FROM {status} "
-        "WHERE principal_repaid_fen > 0",
-        f"SELECT 'non_performing', period_end, _delivered_on, bank_id, loan_id, 0, 'npl' FROM {status} "
+        # one servicing event per monthly status: the principal repaid and the interest subsidy, on the
+        # principal outstanding at the start of the month, for months with interest paid
+        f"SELECT 'servicing', period_end, _delivered_on, bank_id, loan_id, principal_repaid_fen, period, {subsidy} "
+        f"FROM {status} WHERE principal_repaid_fen > 0 OR {subsidy} > 0",
+        f"SELECT 'non_performing', period_end, _delivered_on, bank_id, loan_id, 0, 'npl', 0 FROM {status} "
         f"WHERE classification IN {NPL_CLASSES}",
-        f"SELECT r.event_type, r.event_date, r._delivered_on, l.bank_id, r.loan_id, r.amount_fen, r.event_id "
+        f"SELECT r.event_type, r.event_date, r._delivered_on, l.bank_id, r.loan_id, r.amount_fen, r.event_id, 0 "
         f"FROM raw.loan_recoveries r JOIN (SELECT DISTINCT loan_id, bank_id FROM raw.loans) l USING (loan_id) "
         f"WHERE {window('r')}",
     ]
     if cfg.auto_claim:  # lodged the day the platform learns of it
-        parts.append(f"SELECT 'claim', _delivered_on, _delivered_on, bank_id, loan_id, 0, 'claim' FROM {status} "
+        parts.append(f"SELECT 'claim', _delivered_on, _delivered_on, bank_id, loan_id, 0, 'claim', 0 FROM {status} "
                      f"WHERE classification IN {NPL_CLASSES}")
-    if cfg.subsidy_enabled:  # on the principal outstanding at the start of the month, for months with interest paid
-        parts.append(f"SELECT 'interest_subsidy', period_end, _delivered_on, bank_id, loan_id, "
-                     f"((outstanding_fen + principal_repaid_fen) * {cfg.subsidy_rate_bp} + 60000) // 120000, period "
-                     f"FROM {status} WHERE interest_paid_fen > 0")
     if cfg.rewards_enabled:
         month, day = cfg.rewards_posted_on
         dates = [date(y + 1, month, day) for y in range(lo.year - 1, upto.year) if lo < date(y + 1, month, day) <= upto]
         for on in dates:
-            parts.append(f"SELECT DISTINCT 'reward', DATE '{on}', DATE '{on}', bank_id, '', 0, '{on.year - 1}' FROM raw.loans")
+            parts.append(f"SELECT DISTINCT 'reward', DATE '{on}', DATE '{on}', bank_id, '', 0, '{on.year - 1}', 0 FROM raw.loans")
     rank = " ".join(f"WHEN '{t}' THEN {r}" for t, r in EVENT_ORDER.items())
     # same-day duplicates of one event (a status row delivered twice) collapse to one
     rows = con.execute(f"""
-        SELECT type, eff, known, bank, coalesce(loan, ''), coalesce(amt, 0), key,
+        SELECT type, eff, known, bank, coalesce(loan, ''), coalesce(amt, 0), key, extra,
                left(sha256(type || '|' || bank || '|' || coalesce(loan, '') || '|' || key), 24) AS pid
-        FROM (SELECT DISTINCT * FROM ({" UNION ALL ".join(parts)}) e(type, eff, known, bank, loan, amt, key))
+        FROM (SELECT DISTINCT * FROM ({" UNION ALL ".join(parts)}) e(type, eff, known, bank, loan, amt, key, extra))
         ORDER BY eff, CASE type {rank} END, coalesce(loan, ''), key, known, amt""",
                        {"lo": lo, "hi": upto}).fetchall()
-    return [Event(*r[:7]) for r in rows], [r[7] for r in rows]
+    return [Event(*r[:8]) for r in rows], [r[8] for r in rows]
 
 
 def load_pool(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: WorkingDays, events: list[Event],
@@ -125,8 +125,8 @@ def load_pool(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: Working
     candidates = pa.table({"event_id": ids, "loan_id": [e.loan_id for e in events]})
     con.register("_candidates", candidates)
     try:
-        pool.seen = dict(con.execute("SELECT event_id, amount_fen FROM ledger.events SEMI JOIN _candidates USING (event_id)")
-                         .fetchall())
+        pool.seen = {pid: (amt, extra) for pid, amt, extra in con.execute(
+            "SELECT event_id, amount_fen, extra_fen FROM ledger.events SEMI JOIN _candidates USING (event_id)").fetchall()}
         for r in con.execute("SELECT * FROM ledger.loan_state SEMI JOIN _candidates USING (loan_id)").fetchall():
             pool.loans[r[0]] = LoanState(*r[1:])
     finally:
@@ -209,7 +209,8 @@ def _write_rest(con, business_date: date, after: date | None, events: list[tuple
             "event_id": [pid for pid, _ in events], "event_type": [e.type for _, e in events],
             "bank_id": [e.bank_id for _, e in events], "loan_id": [e.loan_id for _, e in events],
             "event_key": [e.key for _, e in events], "effective_date": [e.effective_date for _, e in events],
-            "business_date": [e.business_date for _, e in events], "amount_fen": [e.amount_fen for _, e in events]}))
+            "business_date": [e.business_date for _, e in events], "amount_fen": [e.amount_fen for _, e in events],
+            "extra_fen": [e.extra_fen for _, e in events]}))
         con.execute("INSERT INTO ledger.events SELECT * FROM _events ORDER BY event_id")
         con.unregister("_events")
     if claims:
