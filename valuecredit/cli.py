@@ -177,6 +177,29 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from models.evaluate import evaluate
+
+    drop = [c.strip() for c in (args.drop or "").split(",") if c.strip()]
+    result = evaluate(Path(args.data), args.target, args.bad, drop, args.folds, args.seed)
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("rows", "bad_rate", "gbm", "scorecard")}))
+        return 0
+    t = Table(title=f"{args.data}: {result['rows']:,} rows, bad rate {result['bad_rate']:.1%}, "
+                    f"{args.folds}-fold stratified CV (seed {args.seed})")
+    for col in ("model", "AUC mean", "AUC std", "KS mean"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for name in ("gbm", "scorecard"):
+        m = result[name]
+        t.add_row(name, f"{m['auc_mean']:.4f}", f"{m['auc_std']:.4f}", f"{m['ks_mean']:.4f}")
+    console.print(t)
+    if result["dropped_identifiers"]:
+        console.print(f"identifier columns not used as features: {', '.join(result['dropped_identifiers'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="valuecredit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -220,6 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--pool", help="pool parameters (default: config/pool.yaml)")
     rb.add_argument("--calendar", help="working-day overrides (default: config/calendar_overrides.yaml)")
     rb.set_defaults(func=cmd_rebuild)
+
+    md = sub.add_parser("model", help="the PD model layer").add_subparsers(dest="model_command", required=True)
+    ev = md.add_parser("evaluate", help="cross-validate the GBM and the scorecard on any labelled CSV")
+    ev.add_argument("--data", required=True, help="a CSV with one row per case")
+    ev.add_argument("--target", required=True, help="the outcome column (two values)")
+    ev.add_argument("--bad", help="the value of the target that means default (default: 1)")
+    ev.add_argument("--drop", help="columns to leave out, comma-separated")
+    ev.add_argument("--folds", type=int, default=5)
+    ev.add_argument("--seed", type=int, default=42)
+    ev.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    ev.set_defaults(func=cmd_evaluate)
     return p
 
 
@@ -228,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, RuntimeError) as exc:  # named input errors: say what, not a stack trace
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         return 2
 
 

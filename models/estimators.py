@@ -1,0 +1,150 @@
+"""The PD model layer's two estimators, both following scikit-learn's estimator contract.
+
+- `MonotoneGBM`: LightGBM with monotone constraints by feature (a business direction: more patents
+  never raises the PD), its probabilities calibrated on a held-out share of the training data.
+- `WoEScorecard`: optimal binning with weight of evidence (optbinning) and a logistic regression,
+  with points scaled by PDO, the scorecard risk officers know.
+
+Both take a pandas DataFrame; text columns are categoricals.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+
+def _categorical(X: pd.DataFrame) -> list[str]:
+    return [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+
+
+class MonotoneGBM(BaseEstimator, ClassifierMixin):
+    def __init__(self, n_estimators: int = 400, learning_rate: float = 0.03, num_leaves: int = 7,
+                 min_child_samples: int = 20, subsample: float = 0.8, colsample_bytree: float = 0.6,
+                 reg_lambda: float = 1.0, monotone: dict[str, int] | None = None, calibration: str | None = "isotonic",
+                 calibration_share: float = 0.2, random_state: int = 0, n_jobs: int = 2):
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.monotone = monotone
+        self.calibration = calibration
+        self.calibration_share = calibration_share
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        X = X[self.feature_names_in_].copy()
+        for c in self.categorical_:
+            X[c] = pd.Categorical(X[c].astype("string"), categories=self.categories_[c])
+        return X
+
+    def fit(self, X: pd.DataFrame, y) -> MonotoneGBM:
+        X = pd.DataFrame(X)
+        y = np.asarray(y).astype(int)
+        self.feature_names_in_ = np.array(X.columns, dtype=object)
+        self.categorical_ = _categorical(X)
+        self.categories_ = {c: sorted(X[c].dropna().astype(str).unique()) for c in self.categorical_}
+        self.classes_ = np.array([0, 1])
+        X = self._frame(X)
+        constraints = [int((self.monotone or {}).get(c, 0)) for c in X.columns]
+        self.booster_params_ = dict(
+            objective="binary", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, subsample=self.subsample,
+            subsample_freq=1, colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda,
+            monotone_constraints=constraints, monotone_constraints_method="advanced",
+            random_state=self.random_state, n_jobs=self.n_jobs, verbose=-1, deterministic=True, force_row_wise=True)
+        fit_X, fit_y, cal_X, cal_y = X, y, None, None
+        if self.calibration:
+            fit_X, cal_X, fit_y, cal_y = train_test_split(X, y, test_size=self.calibration_share, stratify=y,
+                                                          random_state=self.random_state)
+        self.model_ = lgb.LGBMClassifier(**self.booster_params_)
+        self.model_.fit(fit_X, fit_y, categorical_feature=self.categorical_ or "auto")
+        self.calibrator_ = None
+        if self.calibration == "isotonic":
+            self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+            self.calibrator_.fit(self.model_.predict_proba(cal_X)[:, 1], cal_y)
+        elif self.calibration == "sigmoid":
+            self.calibrator_ = LogisticRegression(C=1e6)
+            self.calibrator_.fit(self.raw_score(cal_X).reshape(-1, 1), cal_y)
+        return self
+
+    def raw_score(self, X: pd.DataFrame) -> np.ndarray:
+        """The booster's log-odds: what the SHAP contributions add up to."""
+        return self.model_.predict(self._frame(pd.DataFrame(X)), raw_score=True)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        X = self._frame(pd.DataFrame(X))
+        if self.calibration == "isotonic":
+            p = self.calibrator_.predict(self.model_.predict_proba(X)[:, 1])
+        elif self.calibration == "sigmoid":
+            p = self.calibrator_.predict_proba(self.model_.predict(X, raw_score=True).reshape(-1, 1))[:, 1]
+        else:
+            p = self.model_.predict_proba(X)[:, 1]
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+class WoEScorecard(BaseEstimator, ClassifierMixin):
+    def __init__(self, pdo: float = 20.0, odds: float = 50.0, base_points: float = 600.0, min_bin_size: float = 0.05,
+                 max_n_bins: int | None = None, C: float = 1.0):
+        self.pdo = pdo
+        self.odds = odds
+        self.base_points = base_points
+        self.min_bin_size = min_bin_size
+        self.max_n_bins = max_n_bins
+        self.C = C
+
+    def fit(self, X: pd.DataFrame, y) -> WoEScorecard:
+        from optbinning import BinningProcess, Scorecard
+
+        X = pd.DataFrame(X)
+        y = np.asarray(y).astype(int)
+        self.feature_names_in_ = np.array(X.columns, dtype=object)
+        self.classes_ = np.array([0, 1])
+        categorical = _categorical(X)
+        binning = BinningProcess(list(X.columns), categorical_variables=categorical,
+                                 binning_fit_params={c: {"min_bin_size": self.min_bin_size,
+                                                         **({"max_n_bins": self.max_n_bins} if self.max_n_bins else {})}
+                                                     for c in X.columns})
+        self.scorecard_ = Scorecard(binning_process=binning, estimator=LogisticRegression(C=self.C, max_iter=1000),
+                                    scaling_method="pdo_odds",
+                                    scaling_method_params={"pdo": self.pdo, "odds": self.odds,
+                                                           "scorecard_points": self.base_points})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.scorecard_.fit(self._prepare(X, categorical), y)
+        self.categorical_ = categorical
+        return self
+
+    @staticmethod
+    def _prepare(X: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+        X = X.copy()
+        for c in categorical:
+            X[c] = X[c].astype(object).where(X[c].notna(), None)
+        return X
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        X = self._prepare(pd.DataFrame(X)[list(self.feature_names_in_)], self.categorical_)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self.scorecard_.predict_proba(X)
+
+    def points(self, X: pd.DataFrame) -> np.ndarray:
+        """Scorecard points (higher is safer), scaled by PDO."""
+        return self.scorecard_.score(self._prepare(pd.DataFrame(X)[list(self.feature_names_in_)], self.categorical_))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
