@@ -17,11 +17,11 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     repo = defs.get_repository_def()
     job = repo.get_job("nightly")
     assert job.partitions_def.timezone == "Asia/Shanghai"
-    assert len(repo.asset_graph.get_all_asset_keys()) == 26  # 23 sources, coverage, indicators, scores
+    assert len(repo.asset_graph.get_all_asset_keys()) == 27  # 23 sources, coverage, indicators, scores, ledger
     from pipelines.definitions import all_checks
     checks = [c for a in all_checks for c in a.check_specs]
-    assert len(repo.asset_graph.asset_check_keys) == 23 + 4
-    assert len(checks) == 27 and all(c.blocking for c in checks)
+    assert len(repo.asset_graph.asset_check_keys) == 23 + 4 + 5
+    assert len(checks) == 32 and all(c.blocking for c in checks)
     schedule = repo.get_schedule_def("nightly_schedule")
     assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "Asia/Shanghai"
 
