@@ -179,20 +179,32 @@ def write_postings(con: duckdb.DuckDBPyConnection, postings: list[Posting], cfg:
     if not postings:
         return
     start = con.execute("SELECT coalesce(max(seq), 0) FROM ledger.postings").fetchall()[0][0]
-    rows = [(i, p, n, leg) for i, p in enumerate(postings, start=start + 1) for n, leg in enumerate(p.legs, start=1)]
-    cols = {
-        "seq": [r[0] for r in rows], "posting_id": [r[1].posting_id for r in rows], "leg": [r[2] for r in rows],
-        "account": [r[3].account for r in rows], "bank_id": [r[1].bank_id for r in rows],
-        "loan_id": [r[1].loan_id for r in rows], "event_type": [r[1].event_type for r in rows],
-        "effective_date": [r[1].effective_date for r in rows], "business_date": [r[1].business_date for r in rows],
-        "debit_fen": [r[3].debit_fen for r in rows], "credit_fen": [r[3].credit_fen for r in rows],
-        "memo": [r[1].memo for r in rows]}
-    con.register("_legs", pa.table(cols))
+    # posting-level columns once per posting, leg-level once per leg; DuckDB joins them
+    head = list(zip(*postings))  # columns of the Posting tuples
+    fields = Posting._fields
+    heads = pa.table({"seq": range(start + 1, start + 1 + len(postings))}
+                     | {f: head[fields.index(f)] for f in ("posting_id", "bank_id", "loan_id", "event_type",
+                                                          "effective_date", "business_date", "memo")})
+    leg_seq, leg_no, accounts_, debits, credits = [], [], [], [], []
+    for i, p in enumerate(postings, start=start + 1):
+        for n, (acct, debit, credit) in enumerate(p.legs, start=1):
+            leg_seq.append(i)
+            leg_no.append(n)
+            accounts_.append(acct)
+            debits.append(debit)
+            credits.append(credit)
+    legs = pa.table({"seq": leg_seq, "leg": leg_no, "account": accounts_, "debit_fen": debits, "credit_fen": credits})
+    con.register("_heads", heads)
+    con.register("_legs", legs)
     try:
-        con.execute(f"INSERT INTO ledger.postings SELECT *, {int(cfg.version)} FROM _legs ORDER BY seq, leg")
+        con.execute(f"""INSERT INTO ledger.postings
+                        SELECT l.seq, h.posting_id, l.leg, l.account, h.bank_id, h.loan_id, h.event_type,
+                               h.effective_date, h.business_date, l.debit_fen, l.credit_fen, h.memo, {int(cfg.version)}
+                        FROM _legs l JOIN _heads h USING (seq) ORDER BY l.seq, l.leg""")
     finally:
         con.unregister("_legs")
-    accounts = sorted(set(cols["account"]))
+        con.unregister("_heads")
+    accounts = sorted(set(accounts_))
     con.register("_accounts", pa.table({
         "account": accounts, "bank_id": [a.split(":", 1)[1] for a in accounts],
         "kind": [a.split(":", 1)[0] for a in accounts], "normal_side": [NORMAL_SIDE[a.split(":", 1)[0]] for a in accounts]}))
@@ -205,12 +217,12 @@ def write_postings(con: duckdb.DuckDBPyConnection, postings: list[Posting], cfg:
 def _write_rest(con, business_date: date, after: date | None, events: list[tuple[str, Event]],
                 claims: list[ClaimDecision], pool: Pool, touched: set[str], cfg: PoolConfig, n_postings: int) -> None:
     if events:
+        ids, evs = zip(*events)
+        col = dict(zip(Event._fields, zip(*evs)))  # the events' fields as columns
         con.register("_events", pa.table({
-            "event_id": [pid for pid, _ in events], "event_type": [e.type for _, e in events],
-            "bank_id": [e.bank_id for _, e in events], "loan_id": [e.loan_id for _, e in events],
-            "event_key": [e.key for _, e in events], "effective_date": [e.effective_date for _, e in events],
-            "business_date": [e.business_date for _, e in events], "amount_fen": [e.amount_fen for _, e in events],
-            "extra_fen": [e.extra_fen for _, e in events]}))
+            "event_id": ids, "event_type": col["type"], "bank_id": col["bank_id"], "loan_id": col["loan_id"],
+            "event_key": col["key"], "effective_date": col["effective_date"], "business_date": col["business_date"],
+            "amount_fen": col["amount_fen"], "extra_fen": col["extra_fen"]}))
         con.execute("INSERT INTO ledger.events SELECT * FROM _events ORDER BY event_id")
         con.unregister("_events")
     if claims:

@@ -1,0 +1,63 @@
+"""Features for the PD model: the 19 indicators plus the monthly-panel signals a credit analyst
+reads (six-month trends, arrears, whether tax filings and power use tell the same story), point in
+time, with the business direction of each (the GBM's monotone constraints)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from valuecredit.scoring.sql import INDICATOR_TYPES, PointInTime, indicators_sql, negative_hits_sql
+
+# feature -> direction of risk: +1 a higher value never lowers the PD, -1 never raises it, 0 free
+FEATURES: dict[str, int] = {
+    "rd_intensity": -1, "valid_ip": -1, "rd_super_deduction": -1, "tech_staff_share": 0, "innovation_tier": -1,
+    "revenue_12m": -1, "revenue_growth": -1, "tax_paid_12m": -1, "tax_grade": -1, "power_growth": -1,
+    "debt_ratio": 1, "years_in_operation": -1, "trademarks": -1, "trade_value_12m": -1, "awards_3y": -1,
+    "real_estate_value": -1, "headcount_growth": -1, "clean_contribution_months": -1, "penalties_3y": 1,
+    "revenue_trend_6m": -1, "power_trend_6m": -1, "headcount_trend_6m": -1, "filing_gap_6m": 1,
+    "si_arrears_months": 1, "tax_arrears_months_6m": 1, "negative_hits": 1,
+}
+NAMES = {  # reason-code names for the panel features (the indicators take theirs from the catalogue)
+    "revenue_trend_6m": ("近6个月营收趋势", "Revenue trend, last 6 months on the 6 before"),
+    "power_trend_6m": ("近6个月用电趋势", "Electricity use trend, last 6 months on the 6 before"),
+    "headcount_trend_6m": ("近6个月参保人数变化", "Insured headcount change over 6 months"),
+    "filing_gap_6m": ("营收与用电背离", "Revenue rising faster than electricity use (filings not corroborated)"),
+    "si_arrears_months": ("社保欠缴月数", "Months of social-insurance arrears"),
+    "tax_arrears_months_6m": ("近6个月欠税月数", "Months with tax arrears in the last 6"),
+    "negative_hits": ("负面清单命中数", "Negative-list hits"),
+    "innovation_tier": ("创新资质", "Innovation status"),
+    "tax_grade": ("纳税信用等级", "Tax credit grade"),
+}
+
+
+def features_sql(targets: str, negative_rules, as_of: date | None = None) -> str:
+    """(uscc, as_of, every feature) for each target; NULL where the source has nothing."""
+    pit = PointInTime(targets, as_of)
+    numeric = ", ".join(f"i.{k}" for k, t in INDICATOR_TYPES.items() if t == "DOUBLE")
+    return f"""
+    WITH ind AS ({indicators_sql(targets, as_of)}),
+    rev AS (
+        SELECT uscc, as_of, sum(revenue_fen) FILTER (k BETWEEN 0 AND 5) AS r6, sum(revenue_fen) FILTER (k BETWEEN 6 AND 11) AS r6p,
+               count(*) FILTER (k BETWEEN 0 AND 5 AND tax_arrears_fen > 0) AS tax_arrears_months_6m
+        FROM {pit.windowed("tax_monthly")} WHERE k BETWEEN 0 AND 11 GROUP BY ALL),
+    pw AS (
+        SELECT uscc, as_of, sum(kwh) FILTER (k BETWEEN 0 AND 5) AS p6, sum(kwh) FILTER (k BETWEEN 6 AND 11) AS p6p
+        FROM {pit.windowed("power")} WHERE k BETWEEN 0 AND 11 GROUP BY ALL),
+    si AS (
+        SELECT uscc, as_of, any_value(insured_headcount) FILTER (k = 0) AS hc0,
+               any_value(insured_headcount) FILTER (k = 6) AS hc6, any_value(arrears_months) FILTER (k = 0) AS arrears
+        FROM {pit.windowed("social_insurance")} WHERE k IN (0, 6) GROUP BY ALL)
+    SELECT i.uscc, i.as_of, {numeric},
+        CASE i.innovation_status WHEN 'zhuanjingtexin' THEN 3 WHEN 'high_tech' THEN 2 WHEN 'tech_sme' THEN 1 ELSE 0 END
+            AS innovation_tier,
+        CASE i.tax_credit_grade WHEN 'A' THEN 5 WHEN 'B' THEN 4 WHEN 'M' THEN 3 WHEN 'C' THEN 2 WHEN 'D' THEN 1 END AS tax_grade,
+        ln((rev.r6 + 1.0) / (rev.r6p + 1.0)) AS revenue_trend_6m,
+        ln((pw.p6 + 1.0) / (pw.p6p + 1.0)) AS power_trend_6m,
+        ln((si.hc0 + 1.0) / (si.hc6 + 1.0)) AS headcount_trend_6m,
+        ln((rev.r6 + 1.0) / (rev.r6p + 1.0)) - ln((pw.p6 + 1.0) / (pw.p6p + 1.0)) AS filing_gap_6m,
+        si.arrears::DOUBLE AS si_arrears_months, rev.tax_arrears_months_6m::DOUBLE AS tax_arrears_months_6m,
+        coalesce(h.n, 0)::DOUBLE AS negative_hits
+    FROM ind i LEFT JOIN rev USING (uscc, as_of) LEFT JOIN pw USING (uscc, as_of) LEFT JOIN si USING (uscc, as_of)
+    LEFT JOIN (SELECT uscc, as_of, count(*) AS n FROM ({negative_hits_sql(targets, negative_rules, as_of)}) GROUP BY ALL) h
+        USING (uscc, as_of)
+    """

@@ -1,0 +1,86 @@
+"""Training data from the loan book and out-of-time validation of the PD models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.metrics import brier_score_loss
+
+from models.estimators import MonotoneGBM, WoEScorecard
+from models.features import FEATURES, features_sql
+from valuecredit.scoring.calibrate import discrimination, outcome_sample
+from valuecredit.scoring.catalogue import Catalogue
+
+PSI_WATCH, PSI_ACT = 0.10, 0.25
+
+
+def training_sample(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> pd.DataFrame:
+    """Every loan with a closed 12-month window: its features as of disbursement and its outcome."""
+    loans = outcome_sample(con)
+    con.register("_loans", loans[["loan_id", "uscc", "disbursed_on"]])
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _targets AS "
+                    "SELECT DISTINCT uscc, CAST(disbursed_on AS DATE) AS as_of FROM _loans")
+        feats = con.execute(f"SELECT * FROM ({features_sql('_targets', cat.negative_rules)}) ORDER BY uscc, as_of").df()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _targets")
+        con.unregister("_loans")
+    loans["as_of"] = pd.to_datetime(loans["disbursed_on"]).astype("datetime64[us]")
+    feats["as_of"] = pd.to_datetime(feats["as_of"]).astype("datetime64[us]")
+    return loans.merge(feats, on=["uscc", "as_of"], how="left", validate="many_to_one")
+
+
+def out_of_time_split(sample: pd.DataFrame, share: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cutoff = sample["disbursed_on"].sort_values().iloc[int(len(sample) * (1 - share))]
+    return sample[sample["disbursed_on"] < cutoff], sample[sample["disbursed_on"] >= cutoff]
+
+
+def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[list[dict], float]:
+    """Equal-count bins of predicted PD: mean prediction against observed rate, and the expected
+    calibration error (their gap weighted by bin size)."""
+    order = np.argsort(p, kind="stable")
+    table, ece = [], 0.0
+    for chunk in np.array_split(order, bins):
+        if len(chunk) == 0:
+            continue
+        pred, obs = float(p[chunk].mean()), float(y[chunk].mean())
+        table.append({"n": int(len(chunk)), "mean_pd": round(pred, 5), "observed": round(obs, 5)})
+        ece += len(chunk) / len(p) * abs(pred - obs)
+    return table, round(ece, 5)
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of `actual` against `expected`, on the expected decile edges."""
+    expected, actual = np.asarray(expected, float), np.asarray(actual, float)
+    expected, actual = expected[~np.isnan(expected)], actual[~np.isnan(actual)]
+    if len(expected) == 0 or len(actual) == 0:
+        return float("nan")
+    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)[1:-1]))
+    e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=len(edges) + 1) / len(expected)
+    a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=len(edges) + 1) / len(actual)
+    e, a = np.clip(e, 1e-6, None), np.clip(a, 1e-6, None)
+    return round(float(np.sum((a - e) * np.log(a / e))), 5)
+
+
+@dataclass
+class Validation:
+    train: dict
+    out_of_time: dict
+    metrics: dict = field(default_factory=dict)
+
+
+def validate(y: np.ndarray, p: np.ndarray) -> dict:
+    table, ece = reliability(y, p)
+    m = discrimination(y, p)
+    return {"auc": m.auc, "ks": m.ks, "gini": m.gini, "brier": round(float(brier_score_loss(y, p)), 5),
+            "ece": ece, "reliability": table, "loans": m.loans, "defaults": m.defaults}
+
+
+def fit_champion_and_challenger(train: pd.DataFrame, seed: int = 0) -> tuple[MonotoneGBM, WoEScorecard]:
+    X, y = train[list(FEATURES)], train["defaulted"].astype(int).to_numpy()
+    gbm = MonotoneGBM(monotone=FEATURES, calibration="isotonic", random_state=seed).fit(X, y)
+    card = WoEScorecard().fit(X, y)
+    return gbm, card
