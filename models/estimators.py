@@ -83,6 +83,13 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
         """The booster's log-odds: what the SHAP contributions add up to."""
         return self.model_.predict(self._frame(pd.DataFrame(X)), raw_score=True)
 
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Exact TreeSHAP contributions to the booster's log-odds, one column per feature plus
+        `base_value`; each row sums to `raw_score` (LightGBM's own implementation of TreeSHAP)."""
+        X = self._frame(pd.DataFrame(X))
+        out = self.model_.predict(X, pred_contrib=True)
+        return pd.DataFrame(out, columns=[*X.columns, "base_value"], index=X.index)
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         X = self._frame(pd.DataFrame(X))
         if self.calibration == "isotonic":
@@ -114,6 +121,10 @@ class WoEScorecard(BaseEstimator, ClassifierMixin):
         y = np.asarray(y).astype(int)
         self.feature_names_in_ = np.array(X.columns, dtype=object)
         self.classes_ = np.array([0, 1])
+        # a column with no values cannot be binned: it carries nothing and is left out
+        self.empty_columns_ = [c for c in X.columns if X[c].isna().all()]
+        X = X.drop(columns=self.empty_columns_)
+        self.used_columns_ = list(X.columns)
         categorical = _categorical(X)
         binning = BinningProcess(list(X.columns), categorical_variables=categorical,
                                  binning_fit_params={c: {"min_bin_size": self.min_bin_size,
@@ -137,14 +148,14 @@ class WoEScorecard(BaseEstimator, ClassifierMixin):
         return X
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        X = self._prepare(pd.DataFrame(X)[list(self.feature_names_in_)], self.categorical_)
+        X = self._prepare(pd.DataFrame(X)[self.used_columns_], self.categorical_)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return self.scorecard_.predict_proba(X)
 
     def points(self, X: pd.DataFrame) -> np.ndarray:
         """Scorecard points (higher is safer), scaled by PDO."""
-        return self.scorecard_.score(self._prepare(pd.DataFrame(X)[list(self.feature_names_in_)], self.categorical_))
+        return self.scorecard_.score(self._prepare(pd.DataFrame(X)[self.used_columns_], self.categorical_))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)

@@ -15,7 +15,7 @@ FEATURES: dict[str, int] = {
     "debt_ratio": 1, "years_in_operation": -1, "trademarks": -1, "trade_value_12m": -1, "awards_3y": -1,
     "real_estate_value": -1, "headcount_growth": -1, "clean_contribution_months": -1, "penalties_3y": 1,
     "revenue_trend_6m": -1, "power_trend_6m": -1, "headcount_trend_6m": -1, "filing_gap_6m": 1,
-    "si_arrears_months": 1, "tax_arrears_months_6m": 1, "negative_hits": 1,
+    "si_arrears_months": 1, "tax_arrears_months_6m": 1, "power_in_arrears": 1, "negative_hits": 1, "industry": 0,
 }
 NAMES = {  # reason-code names for the panel features (the indicators take theirs from the catalogue)
     "revenue_trend_6m": ("近6个月营收趋势", "Revenue trend, last 6 months on the 6 before"),
@@ -25,6 +25,8 @@ NAMES = {  # reason-code names for the panel features (the indicators take their
     "si_arrears_months": ("社保欠缴月数", "Months of social-insurance arrears"),
     "tax_arrears_months_6m": ("近6个月欠税月数", "Months with tax arrears in the last 6"),
     "negative_hits": ("负面清单命中数", "Negative-list hits"),
+    "power_in_arrears": ("电费欠缴", "Electricity bill in arrears"),
+    "industry": ("所属行业", "Industry"),
     "innovation_tier": ("创新资质", "Innovation status"),
     "tax_grade": ("纳税信用等级", "Tax credit grade"),
 }
@@ -41,7 +43,8 @@ def features_sql(targets: str, negative_rules, as_of: date | None = None) -> str
                count(*) FILTER (k BETWEEN 0 AND 5 AND tax_arrears_fen > 0) AS tax_arrears_months_6m
         FROM {pit.windowed("tax_monthly")} WHERE k BETWEEN 0 AND 11 GROUP BY ALL),
     pw AS (
-        SELECT uscc, as_of, sum(kwh) FILTER (k BETWEEN 0 AND 5) AS p6, sum(kwh) FILTER (k BETWEEN 6 AND 11) AS p6p
+        SELECT uscc, as_of, sum(kwh) FILTER (k BETWEEN 0 AND 5) AS p6, sum(kwh) FILTER (k BETWEEN 6 AND 11) AS p6p,
+               any_value(arrears_fen) FILTER (k = 0) AS power_arrears
         FROM {pit.windowed("power")} WHERE k BETWEEN 0 AND 11 GROUP BY ALL),
     si AS (
         SELECT uscc, as_of, any_value(insured_headcount) FILTER (k = 0) AS hc0,
@@ -56,8 +59,10 @@ def features_sql(targets: str, negative_rules, as_of: date | None = None) -> str
         ln((si.hc0 + 1.0) / (si.hc6 + 1.0)) AS headcount_trend_6m,
         ln((rev.r6 + 1.0) / (rev.r6p + 1.0)) - ln((pw.p6 + 1.0) / (pw.p6p + 1.0)) AS filing_gap_6m,
         si.arrears::DOUBLE AS si_arrears_months, rev.tax_arrears_months_6m::DOUBLE AS tax_arrears_months_6m,
-        coalesce(h.n, 0)::DOUBLE AS negative_hits
+        CASE WHEN pw.power_arrears IS NOT NULL THEN (pw.power_arrears > 0)::DOUBLE END AS power_in_arrears,
+        coalesce(h.n, 0)::DOUBLE AS negative_hits, reg.industry
     FROM ind i LEFT JOIN rev USING (uscc, as_of) LEFT JOIN pw USING (uscc, as_of) LEFT JOIN si USING (uscc, as_of)
+    LEFT JOIN (SELECT uscc, as_of, industry FROM {pit.rows("registry")}) reg USING (uscc, as_of)
     LEFT JOIN (SELECT uscc, as_of, count(*) AS n FROM ({negative_hits_sql(targets, negative_rules, as_of)}) GROUP BY ALL) h
         USING (uscc, as_of)
     """
