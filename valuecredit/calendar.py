@@ -11,7 +11,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import chinese_calendar
-import yaml
+
+from valuecredit.configfile import read_yaml
 
 DEFAULT_OVERRIDES = Path(__file__).resolve().parents[1] / "config" / "calendar_overrides.yaml"
 
@@ -38,10 +39,7 @@ class WorkingDays:
         path = Path(path or DEFAULT_OVERRIDES)
         if not path.exists():
             return cls(path, {})
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise CalendarError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        doc = read_yaml(path, CalendarError, "calendar override") or {}
         years = doc.get("years", {}) if isinstance(doc, dict) else None
         if not isinstance(years, dict):
             raise CalendarError(f"{path}: years: expected a mapping of year to holidays and workdays")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
+from valuecredit.configfile import content_hash, read_yaml
 
 DEFAULT_POOL = Path(__file__).resolve().parents[2] / "config" / "pool.yaml"
 
@@ -48,13 +46,7 @@ def share(amount_fen: int, bp: int) -> int:
 
 def load_pool_config(path: str | Path | None = None) -> PoolConfig:
     path = Path(path or DEFAULT_POOL)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PoolConfigError(f"{path}: no such pool configuration file") from None
-    except yaml.YAMLError as exc:
-        raise PoolConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_pool_config(doc, str(path))
+    return parse_pool_config(read_yaml(path, PoolConfigError, "pool configuration"), str(path))
 
 
 def parse_pool_config(doc: Any, path: str = "<pool>") -> PoolConfig:
@@ -101,10 +93,8 @@ def parse_pool_config(doc: Any, path: str = "<pool>") -> PoolConfig:
     accrual, cap = integer(doc, "accrual_bp", "", 0, 10_000), integer(doc, "cap_bp", "", 0, 10_000)
     if cap < accrual:
         raise fail("cap_bp", f"the cap ({cap} bp) is below a single loan's accrual ({accrual} bp)")
-    canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
     return PoolConfig(
-        path=path, version=integer(doc, "version", "", 1, 10**6),
-        content_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+        path=path, version=integer(doc, "version", "", 1, 10**6), content_hash=content_hash(doc),
         accrual_bp=accrual, cap_bp=cap, government_share_bp=integer(doc, "government_share_bp", "", 0, 10_000),
         claim_window_working_days=integer(doc, "claim_window_working_days", "", 1, 250),
         auto_claim=flag(doc, "auto_claim", ""), rewards_enabled=flag(rewards, "enabled", "rewards"),

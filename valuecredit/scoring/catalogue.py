@@ -6,15 +6,12 @@ last good configuration stays in force. The content hash goes next to every scor
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from valuecredit.configfile import content_hash, read_yaml
 from valuecredit.scoring.sql import INDICATOR_KEYS, NEGATIVE_RULE_PARAMS
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "config" / "catalogue.yaml"
@@ -116,21 +113,9 @@ class Catalogue:
         return next(g for g, lowest in self.grades if total >= lowest)
 
 
-def content_hash(doc: dict[str, Any]) -> str:
-    """Hash of what the file says, not how it is written: comments and layout do not change it."""
-    canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
     path = Path(path or DEFAULT_CATALOGUE)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CatalogueError(f"{path}: no such catalogue file") from None
-    except yaml.YAMLError as exc:
-        raise CatalogueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_catalogue(doc, str(path))
+    return parse_catalogue(read_yaml(path, CatalogueError, "catalogue"), str(path))
 
 
 def parse_catalogue(doc: Any, path: str = "<catalogue>") -> Catalogue:
