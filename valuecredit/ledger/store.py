@@ -9,6 +9,7 @@ events from the same window; they are all duplicates, so it adds nothing.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from datetime import date
 
@@ -185,15 +186,12 @@ def write_postings(con: duckdb.DuckDBPyConnection, postings: list[Posting], cfg:
     heads = pa.table({"seq": range(start + 1, start + 1 + len(postings))}
                      | {f: head[fields.index(f)] for f in ("posting_id", "bank_id", "loan_id", "event_type",
                                                           "effective_date", "business_date", "memo")})
-    leg_seq, leg_no, accounts_, debits, credits = [], [], [], [], []
-    for i, p in enumerate(postings, start=start + 1):
-        for n, (acct, debit, credit) in enumerate(p.legs, start=1):
-            leg_seq.append(i)
-            leg_no.append(n)
-            accounts_.append(acct)
-            debits.append(debit)
-            credits.append(credit)
-    legs = pa.table({"seq": leg_seq, "leg": leg_no, "account": accounts_, "debit_fen": debits, "credit_fen": credits})
+    flat = [leg for p in postings for leg in p.legs]
+    accounts_ = [leg[0] for leg in flat]
+    legs = pa.table({
+        "seq": [i for i, p in enumerate(postings, start=start + 1) for _ in p.legs],
+        "leg": [n for p in postings for n in range(1, len(p.legs) + 1)],
+        "account": accounts_, "debit_fen": [leg[1] for leg in flat], "credit_fen": [leg[2] for leg in flat]})
     con.register("_heads", heads)
     con.register("_legs", legs)
     try:
@@ -233,11 +231,12 @@ def _write_rest(con, business_date: date, after: date | None, events: list[tuple
         con.execute("INSERT INTO ledger.claims SELECT * FROM _claims")
         con.unregister("_claims")
     if touched:
-        states = [(lid, pool.loans[lid]) for lid in sorted(touched)]
         fields = ("bank_id", "disbursed_year", "disbursed_fen", "outstanding_fen", "recovered_or_repaid_fen",
                   "written_off_fen", "npl_on", "claim_deadline", "claimed", "paid_fen", "returned_fen")
-        con.register("_state", pa.table({"loan_id": [lid for lid, _ in states]}
-                                        | {f: [getattr(s, f) for _, s in states] for f in fields}))
+        loan_ids = sorted(touched)
+        state_of = operator.attrgetter(*fields)
+        columns = zip(*(state_of(pool.loans[lid]) for lid in loan_ids))
+        con.register("_state", pa.table({"loan_id": loan_ids} | dict(zip(fields, columns))))
         con.execute("DELETE FROM ledger.loan_state WHERE loan_id IN (SELECT loan_id FROM _state)")
         con.execute("INSERT INTO ledger.loan_state SELECT * FROM _state ORDER BY loan_id")
         con.unregister("_state")
