@@ -9,6 +9,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+from models.train import training_sample
 from simulate import SimConfig, simulate
 from tests.conftest import BUSINESS_DATE, END_PERIOD, ingest_all
 from valuecredit.cli import main
@@ -119,3 +120,22 @@ def test_too_few_loans_is_a_clear_refusal(clean_landing, tmp_path, capsys):
                  "--date", date(2026, 11, 28).isoformat()])
     assert code == 2 and "defaults are needed" in capsys.readouterr().out
 
+
+
+def test_pd_training_sample_has_every_feature_as_of_disbursement(loan_book):
+    from models.features import FEATURES
+    from models.train import fit_champion_and_challenger, out_of_time_split, validate
+
+    con, _, _ = loan_book
+    sample = training_sample(con, CAT)
+    loans = outcome_sample(con)
+    assert len(sample) == len(loans) and set(FEATURES) <= set(sample.columns)
+    later = sample[sample["disbursed_on"] >= pd.Timestamp("2024-12-01")]  # a year of history behind them
+    assert later["revenue_trend_6m"].notna().mean() > 0.9 and later["industry"].notna().all()
+    # the trend is the log ratio of the last six months' revenue to the six before, as of disbursement
+    assert ((later["filing_gap_6m"] - (later["revenue_trend_6m"] - later["power_trend_6m"])).abs().max()) < 1e-9
+    train, test = out_of_time_split(sample)
+    gbm, card = fit_champion_and_challenger(train)
+    for model in (gbm, card):
+        v = validate(test["defaulted"].astype(int).to_numpy(), model.predict_proba(test[list(FEATURES)])[:, 1])
+        assert 0 <= v["ece"] <= 1 and sum(r["n"] for r in v["reliability"]) == len(test)
