@@ -100,8 +100,7 @@ class ClaimDecision:
     posting_id: str
 
 
-@dataclass(frozen=True)
-class Applied:
+class Applied(NamedTuple):
     posting: Posting | None
     claim: ClaimDecision | None
     duplicate: bool = False
@@ -128,6 +127,7 @@ class Pool:
 
     def __post_init__(self) -> None:
         self._handlers = {t: getattr(self, f"_{t}") for t in EVENT_ORDER}
+        self._servicing_accounts: dict[str, tuple[str, ...]] = {}
 
     # -- balances ---------------------------------------------------------------------------
     def balance(self, kind: str, bank_id: str) -> int:
@@ -205,14 +205,23 @@ class Pool:
         return loan, ev.amount_fen
 
     def _servicing(self, ev: Event, pid: str) -> Posting | None:
-        """A loan's monthly status: the principal repaid and, if interest was paid, the interest subsidy."""
+        """A loan's monthly status: the principal repaid and, if interest was paid, the interest subsidy.
+        The most frequent event by far (a loan a month), so it builds its balanced legs directly."""
         loan, amt = self._principal_down(ev, pid, "repayment")
         loan.recovered_or_repaid_fen += amt
-        b = loan.bank_id
-        return self._post(ev, pid, [
-            Leg(account("bank_funding", b), amt, 0), Leg(account("loan_principal", b), 0, amt),
-            Leg(account("gov_interest_subsidy", b), ev.extra_fen, 0),
-            Leg(account("bank_interest_subsidy", b), 0, ev.extra_fen)])
+        b, sub = loan.bank_id, ev.extra_fen
+        names = self._servicing_accounts.get(b)
+        if names is None:
+            names = self._servicing_accounts[b] = tuple(
+                account(k, b) for k in ("bank_funding", "loan_principal", "gov_interest_subsidy", "bank_interest_subsidy"))
+        legs = ((Leg(names[0], amt, 0), Leg(names[1], 0, amt)) if amt else ()) + (
+            (Leg(names[2], sub, 0), Leg(names[3], 0, sub)) if sub else ())
+        if not legs:
+            return None
+        balances = self.balances
+        for acct, debit, credit in legs:  # each pair balances by construction
+            balances[acct] = balances.get(acct, 0) + debit - credit
+        return Posting(pid, ev.type, b, ev.loan_id, ev.effective_date, ev.business_date, legs, "")
 
     def _recovery(self, ev: Event, pid: str) -> Posting | None:
         loan, amt = self._principal_down(ev, pid, "recovery")

@@ -221,7 +221,7 @@ def _write_rest(con, business_date: date, after: date | None, events: list[tuple
             "event_id": ids, "event_type": col["type"], "bank_id": col["bank_id"], "loan_id": col["loan_id"],
             "event_key": col["key"], "effective_date": col["effective_date"], "business_date": col["business_date"],
             "amount_fen": col["amount_fen"], "extra_fen": col["extra_fen"]}))
-        con.execute("INSERT INTO ledger.events SELECT * FROM _events ORDER BY event_id")
+        con.execute("INSERT INTO ledger.events SELECT * FROM _events")  # in the order applied
         con.unregister("_events")
     if claims:
         fields = ("loan_id", "bank_id", "npl_on", "deadline", "claimed_on", "status", "unrecovered_fen", "claimed_fen",
