@@ -133,6 +133,15 @@ def test_a_redelivered_file_corrects_staging(clean_landing, tmp_path):
         rows = PointInTime("", as_of).rows("social_insurance")
         assert con.execute(f"SELECT insured_headcount FROM {rows} WHERE uscc = ? AND period = '2026-10'",
                            [firm]).fetchall() == [(expected,)]
+    # a store written before rows carried _valid_to gets it back, the same, when next opened
+    versions = "SELECT uscc, period, _file, _row, _valid_to FROM raw.social_insurance ORDER BY ALL"
+    before = con.execute(versions).fetchall()
+    assert sum(v[4] is not None for v in before) >= 1
+    con.execute("DROP VIEW staging.social_insurance")
+    con.execute("ALTER TABLE raw.social_insurance DROP COLUMN _valid_to")
+    con.close()
+    con = connect(tmp_path / "c.duckdb")
+    assert con.execute(versions).fetchall() == before
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path):

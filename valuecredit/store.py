@@ -44,6 +44,7 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
         # [_delivered_on, _valid_to) is when the row was the current version: what was known on a date.
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{c.source} " + _column_ddl(
             c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE, _superseded_on DATE, _valid_to DATE"))
+        _add_valid_to(con, c)
         cols = ", ".join(q(n) for n in c.column_names)
         con.execute(f"CREATE VIEW IF NOT EXISTS staging.{c.source} AS SELECT {cols}, _file, _delivered_on "
                     f"FROM raw.{c.source} WHERE _superseded_on IS NULL")
@@ -52,6 +53,22 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
 # every schema a store holds; DuckDB names the database after the file, so a file named like one
 # of them makes `schema.table` ambiguous
 ALL_SCHEMAS = (*SCHEMAS, "features", "scores", "ledger")
+
+
+def _add_valid_to(con: duckdb.DuckDBPyConnection, contract) -> None:
+    """A store written before rows carried `_valid_to` gets the column, filled from the versions it
+    already holds: each superseded row was valid until the next version of its key was delivered."""
+    has = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'raw' AND table_name = ? "
+                      "AND column_name = '_valid_to'", [contract.source]).fetchone()[0]
+    if has:
+        return
+    keys = ", ".join(q(k) for k in contract.key)
+    con.execute(f"ALTER TABLE raw.{contract.source} ADD COLUMN _valid_to DATE")
+    con.execute(f"""UPDATE raw.{contract.source} AS r SET _valid_to = v._next FROM (
+                        SELECT rowid AS _rid, lag(_delivered_on) OVER (PARTITION BY {keys}
+                            ORDER BY _delivered_on DESC, _file DESC, _row DESC) AS _next
+                        FROM raw.{contract.source}) v
+                    WHERE r.rowid = v._rid AND r._superseded_on IS NOT NULL""")
 
 
 def connect(db_path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
