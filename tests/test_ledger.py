@@ -270,3 +270,16 @@ def test_monthly_servicing_posts_principal_and_the_interest_subsidy_together():
     p = pool.apply(Event("servicing", date(2026, 1, 31), date(2026, 2, 6), "B04", "L1", 100_000, "2026-01", 2_000)).posting
     assert sorted(p.legs) == sorted([("bank_funding:B04", 100_000, 0), ("loan_principal:B04", 0, 100_000),
                                      ("gov_interest_subsidy:B04", 2_000, 0), ("bank_interest_subsidy:B04", 0, 2_000)])
+
+
+def test_set_wise_servicing_writes_exactly_what_the_engine_would(clean_landing, tmp_path, monkeypatch):
+    tables = {}
+    for set_wise in (True, False):
+        monkeypatch.setattr(ledger_store, "SET_WISE_SERVICING", set_wise)
+        con, _ = ingest_all(clean_landing, tmp_path / f"sw{int(set_wise)}.duckdb")
+        for d in (date(2026, 6, 30), BUSINESS_DATE):
+            post_business_date(con, d, CFG, CAL)
+        tables[set_wise] = ledger_tables(con)
+        con.close()
+    assert len(tables[True]["postings"]) > 5000
+    assert tables[True] == tables[False]

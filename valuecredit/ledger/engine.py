@@ -31,6 +31,8 @@ NORMAL_SIDE = {
     "gov_compensation": "D", "bank_compensation": "C", "written_off": "D", "gov_rewards": "D", "bank_rewards": "C",
     "gov_interest_subsidy": "D", "bank_interest_subsidy": "C",
 }
+# a servicing posting's legs, in order: principal repaid (debit, credit), then the subsidy (debit, credit)
+SERVICING_ACCOUNTS = ("bank_funding", "loan_principal", "gov_interest_subsidy", "bank_interest_subsidy")
 EVENT_ORDER = {"disbursement": 0, "servicing": 1, "non_performing": 3, "claim": 4,
                "recovery": 5, "write_off": 6, "reward": 7}
 
@@ -145,10 +147,7 @@ class Pool:
         """Apply one event; `pid` is its posting id when the caller has computed it already."""
         pid = pid or posting_id(ev)
         if pid in self.seen:  # the event was applied before: nothing changes, unless it now says otherwise
-            if self.seen[pid] != (ev.amount_fen, ev.extra_fen):
-                raise LedgerError(f"{ev.type} {ev.loan_id or ev.bank_id} {ev.key}: posting {pid} exists with amounts "
-                                  f"{self.seen[pid]} fen, now {(ev.amount_fen, ev.extra_fen)} fen; correct it with a "
-                                  "reversing entry")
+            self._check_duplicate(ev, pid)
             return Applied(None, None, duplicate=True)
         handler = self._handlers.get(ev.type)
         if handler is None:
@@ -161,6 +160,12 @@ class Pool:
         self.seen[pid] = (ev.amount_fen, ev.extra_fen)
         posting, claim = out if type(out) is tuple else (out, None)  # only a claim returns a pair
         return Applied(posting, claim)
+
+    def _check_duplicate(self, ev: Event, pid: str) -> None:
+        if self.seen[pid] != (ev.amount_fen, ev.extra_fen):
+            raise LedgerError(f"{ev.type} {ev.loan_id or ev.bank_id} {ev.key}: posting {pid} exists with amounts "
+                              f"{self.seen[pid]} fen, now {(ev.amount_fen, ev.extra_fen)} fen; correct it with a "
+                              "reversing entry")
 
     def _post(self, ev: Event, pid: str, legs: list[Leg], memo: str = "") -> Posting | None:
         kept = [leg for leg in legs if leg[1] or leg[2]]  # (account, debit, credit); zero legs are dropped
@@ -205,23 +210,51 @@ class Pool:
         return loan, ev.amount_fen
 
     def _servicing(self, ev: Event, pid: str) -> Posting | None:
-        """A loan's monthly status: the principal repaid and, if interest was paid, the interest subsidy.
-        The most frequent event by far (a loan a month), so it builds its balanced legs directly."""
-        loan, amt = self._principal_down(ev, pid, "repayment")
-        loan.recovered_or_repaid_fen += amt
-        b, sub = loan.bank_id, ev.extra_fen
-        names = self._servicing_accounts.get(b)
-        if names is None:
-            names = self._servicing_accounts[b] = tuple(
-                account(k, b) for k in ("bank_funding", "loan_principal", "gov_interest_subsidy", "bank_interest_subsidy"))
+        """A loan's monthly status: the principal repaid and, if interest was paid, the interest subsidy."""
+        b, amt, sub = self._service_core(ev)
+        names = self._servicing_names(b)
         legs = ((Leg(names[0], amt, 0), Leg(names[1], 0, amt)) if amt else ()) + (
             (Leg(names[2], sub, 0), Leg(names[3], 0, sub)) if sub else ())
-        if not legs:
+        return Posting(pid, ev.type, b, ev.loan_id, ev.effective_date, ev.business_date, legs, "") if legs else None
+
+    def service(self, ev: Event, pid: str) -> int | None:
+        """The servicing event without building objects, for the nightly bulk (a loan a month): None
+        for a duplicate, else the number of legs posted. The store writes those legs set-wise; they
+        are the legs `_servicing` would build."""
+        if pid in self.seen:
+            self._check_duplicate(ev, pid)
             return None
-        balances = self.balances
-        for acct, debit, credit in legs:  # each pair balances by construction
-            balances[acct] = balances.get(acct, 0) + debit - credit
-        return Posting(pid, ev.type, b, ev.loan_id, ev.effective_date, ev.business_date, legs, "")
+        _, amt, sub = self._service_core(ev)
+        self.seen[pid] = (amt, sub)
+        return (2 if amt else 0) + (2 if sub else 0)
+
+    def _service_core(self, ev: Event) -> tuple[str, int, int]:
+        loan = self.loans.get(ev.loan_id)
+        if loan is None:
+            raise LedgerError(f"{ev.type} on {ev.effective_date} for unknown loan {ev.loan_id!r} (bank {ev.bank_id})")
+        amt, sub = ev.amount_fen, ev.extra_fen
+        if amt < 0 or sub < 0:
+            raise LedgerError(f"{ev.type} {ev.loan_id}: negative amount {amt}")
+        if amt > loan.outstanding_fen:
+            raise LedgerError(f"repayment of {amt} fen on loan {ev.loan_id} exceeds its outstanding "
+                              f"{loan.outstanding_fen} fen")
+        loan.outstanding_fen -= amt
+        loan.recovered_or_repaid_fen += amt
+        b = loan.bank_id
+        names, balances = self._servicing_names(b), self.balances
+        if amt:  # each pair balances by construction
+            balances[names[0]] = balances.get(names[0], 0) + amt
+            balances[names[1]] = balances.get(names[1], 0) - amt
+        if sub:
+            balances[names[2]] = balances.get(names[2], 0) + sub
+            balances[names[3]] = balances.get(names[3], 0) - sub
+        return b, amt, sub
+
+    def _servicing_names(self, bank_id: str) -> tuple[str, ...]:
+        names = self._servicing_accounts.get(bank_id)
+        if names is None:
+            names = self._servicing_accounts[bank_id] = tuple(account(k, bank_id) for k in SERVICING_ACCOUNTS)
+        return names
 
     def _recovery(self, ev: Event, pid: str) -> Posting | None:
         loan, amt = self._principal_down(ev, pid, "recovery")

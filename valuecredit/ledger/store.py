@@ -21,6 +21,7 @@ from valuecredit.ledger.config import PoolConfig
 from valuecredit.ledger.engine import (
     EVENT_ORDER,
     NORMAL_SIDE,
+    SERVICING_ACCOUNTS,
     ClaimDecision,
     Event,
     LedgerError,
@@ -50,6 +51,9 @@ DDL = [
        postings BIGINT, pool_config_version INTEGER, pool_config_hash VARCHAR)""",
 ]
 NPL_CLASSES = ("次级", "可疑", "损失")
+# the monthly servicing postings (most of a night's events) are applied by `Pool.service` and their
+# legs written in SQL; False sends them through the generic path (the tests compare the two)
+SET_WISE_SERVICING = True
 
 
 @dataclass
@@ -147,23 +151,36 @@ def post_business_date(con: duckdb.DuckDBPyConnection, business_date: date, cfg:
     after = done[0] if done else latest
     events, ids = events_between(con, after, business_date, cfg)
     pool = load_pool(con, cfg, calendar, events, ids)
-    postings: list[Posting] = []
+    seq = con.execute("SELECT coalesce(max(seq), 0) FROM ledger.postings").fetchall()[0][0]
+    postings: list[tuple[int, Posting]] = []
+    serviced: list[tuple[int, str, Event]] = []  # servicing postings, written set-wise
     claims: list[ClaimDecision] = []
     new_events: list[tuple[str, Event]] = []
     for pid, ev in zip(ids, events):
+        if ev.type == "servicing" and SET_WISE_SERVICING:
+            legs = pool.service(ev, pid)
+            if legs is None:
+                continue
+            new_events.append((pid, ev))
+            if legs:
+                seq += 1
+                serviced.append((seq, pid, ev))
+            continue
         applied = pool.apply(ev, pid)
         if applied.duplicate:
             continue
         new_events.append((pid, ev))
         if applied.posting:
-            postings.append(applied.posting)
+            seq += 1
+            postings.append((seq, applied.posting))
         if applied.claim:
             claims.append(applied.claim)
     con.execute("BEGIN TRANSACTION")
     try:
         write_postings(con, postings, cfg)
-        _write_rest(con, business_date, after, new_events, claims, pool, {p.loan_id for p in postings} |
-                    {e.loan_id for _, e in new_events if e.loan_id}, cfg, len(postings))
+        write_servicing(con, serviced, cfg)
+        _write_rest(con, business_date, after, new_events, claims, pool,
+                    {e.loan_id for _, e in new_events if e.loan_id}, cfg, len(postings) + len(serviced))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -171,27 +188,25 @@ def post_business_date(con: duckdb.DuckDBPyConnection, business_date: date, cfg:
     counts: dict[str, int] = {}
     for c in claims:
         counts[c.status] = counts.get(c.status, 0) + 1
-    return PostingSummary(business_date, len(new_events), len(events) - len(new_events), len(postings), counts)
+    return PostingSummary(business_date, len(new_events), len(events) - len(new_events), len(postings) + len(serviced),
+                          counts)
 
 
-def write_postings(con: duckdb.DuckDBPyConnection, postings: list[Posting], cfg: PoolConfig) -> None:
-    """Insert every leg of every posting, numbered in the order posted; the caller's transaction
-    makes them all-or-nothing."""
+def write_postings(con: duckdb.DuckDBPyConnection, postings: list[tuple[int, Posting]], cfg: PoolConfig) -> None:
+    """Insert every leg of every (sequence number, posting); the caller's transaction makes them
+    all-or-nothing."""
     if not postings:
         return
-    start = con.execute("SELECT coalesce(max(seq), 0) FROM ledger.postings").fetchall()[0][0]
-    # posting-level columns once per posting, leg-level once per leg; DuckDB joins them
-    head = list(zip(*postings))  # columns of the Posting tuples
+    seqs = [seq for seq, _ in postings]
+    head = list(zip(*(p for _, p in postings)))  # columns of the Posting tuples
     fields = Posting._fields
-    heads = pa.table({"seq": range(start + 1, start + 1 + len(postings))}
-                     | {f: head[fields.index(f)] for f in ("posting_id", "bank_id", "loan_id", "event_type",
-                                                          "effective_date", "business_date", "memo")})
-    flat = [leg for p in postings for leg in p.legs]
-    accounts_ = [leg[0] for leg in flat]
+    heads = pa.table({"seq": seqs} | {f: head[fields.index(f)] for f in (
+        "posting_id", "bank_id", "loan_id", "event_type", "effective_date", "business_date", "memo")})
+    flat = [leg for _, p in postings for leg in p.legs]
     legs = pa.table({
-        "seq": [i for i, p in enumerate(postings, start=start + 1) for _ in p.legs],
-        "leg": [n for p in postings for n in range(1, len(p.legs) + 1)],
-        "account": accounts_, "debit_fen": [leg[1] for leg in flat], "credit_fen": [leg[2] for leg in flat]})
+        "seq": [seq for seq, p in postings for _ in p.legs],
+        "leg": [n for _, p in postings for n in range(1, len(p.legs) + 1)],
+        "account": [leg[0] for leg in flat], "debit_fen": [leg[1] for leg in flat], "credit_fen": [leg[2] for leg in flat]})
     con.register("_heads", heads)
     con.register("_legs", legs)
     try:
@@ -202,7 +217,38 @@ def write_postings(con: duckdb.DuckDBPyConnection, postings: list[Posting], cfg:
     finally:
         con.unregister("_legs")
         con.unregister("_heads")
-    accounts = sorted(set(accounts_))
+    _add_accounts(con, sorted({leg[0] for leg in flat}))
+
+
+def write_servicing(con: duckdb.DuckDBPyConnection, serviced: list[tuple[int, str, Event]], cfg: PoolConfig) -> None:
+    """The legs of the night's servicing postings, built in SQL exactly as the engine's `_servicing`
+    builds them: the principal pair if any principal was repaid, then the subsidy pair if any."""
+    if not serviced:
+        return
+    seqs, pids, evs = zip(*serviced)
+    col = dict(zip(Event._fields, zip(*evs)))
+    con.register("_serviced", pa.table({
+        "seq": seqs, "posting_id": pids, "bank_id": col["bank_id"], "loan_id": col["loan_id"],
+        "effective_date": col["effective_date"], "business_date": col["business_date"],
+        "amount_fen": col["amount_fen"], "extra_fen": col["extra_fen"]}))
+    kinds = ", ".join(f"({n}, '{k}', {n > 2})" for n, k in enumerate(SERVICING_ACCOUNTS, start=1))
+    try:
+        con.execute(f"""INSERT INTO ledger.postings
+            SELECT s.seq, s.posting_id, CASE WHEN k.subsidy AND s.amount_fen = 0 THEN k.pos - 2 ELSE k.pos END,
+                   k.kind || ':' || s.bank_id, s.bank_id, s.loan_id, 'servicing', s.effective_date, s.business_date,
+                   CASE WHEN k.pos % 2 = 1 THEN CASE WHEN k.subsidy THEN s.extra_fen ELSE s.amount_fen END ELSE 0 END,
+                   CASE WHEN k.pos % 2 = 0 THEN CASE WHEN k.subsidy THEN s.extra_fen ELSE s.amount_fen END ELSE 0 END,
+                   '', {int(cfg.version)}
+            FROM _serviced s, (VALUES {kinds}) k(pos, kind, subsidy)
+            WHERE CASE WHEN k.subsidy THEN s.extra_fen ELSE s.amount_fen END > 0
+            ORDER BY s.seq, 3""")
+        banks = [b for (b,) in con.execute("SELECT DISTINCT bank_id FROM _serviced ORDER BY 1").fetchall()]
+    finally:
+        con.unregister("_serviced")
+    _add_accounts(con, sorted(f"{k}:{b}" for b in banks for k in SERVICING_ACCOUNTS))
+
+
+def _add_accounts(con: duckdb.DuckDBPyConnection, accounts: list[str]) -> None:
     con.register("_accounts", pa.table({
         "account": accounts, "bank_id": [a.split(":", 1)[1] for a in accounts],
         "kind": [a.split(":", 1)[0] for a in accounts], "normal_side": [NORMAL_SIDE[a.split(":", 1)[0]] for a in accounts]}))
