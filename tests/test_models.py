@@ -56,3 +56,24 @@ def test_psi_by_hand():
     # bins split at the median of the expected: shares 0.5/0.5 against 0.25/0.75
     assert psi(expected, actual, bins=2) == pytest.approx((0.25 - 0.5) * np.log(0.25 / 0.5) + (0.75 - 0.5) * np.log(0.75 / 0.5),
                                                           abs=1e-5)
+
+
+def test_a_registered_model_reproduces_its_pds_and_explanations(fitted, tmp_path):
+    from models.registry import RegistryError, load_model, save_model
+
+    model, X = fitted
+    meta = {"training_rows": len(X), "window": ["2024-01-01", "2024-12-31"], "snapshot": "abc"}
+    version = save_model(tmp_path, model, meta)
+    assert version == save_model(tmp_path / "again", model, meta)  # the id is the content
+    loaded = load_model(tmp_path, version)
+    sample = X.iloc[:500]
+    np.testing.assert_allclose(loaded.pd(sample), model.predict_proba(sample)[:, 1], atol=1e-12)
+    np.testing.assert_allclose(loaded.contributions(sample).to_numpy(), model.contributions(sample).to_numpy(), atol=1e-12)
+    assert loaded.metadata["monotone"] == {"arrears": 1, "growth": -1} and loaded.metadata["training_rows"] == len(X)
+    assert (tmp_path / version / "model.txt").read_text().startswith("tree")  # LightGBM's readable text model
+    calibration = tmp_path / version / "calibration.json"
+    calibration.write_text(calibration.read_text().replace("0.", "0.5", 1))
+    with pytest.raises(RegistryError, match="no longer match its id"):
+        load_model(tmp_path, version)
+    with pytest.raises(RegistryError, match="missing"):
+        load_model(tmp_path, "pd-0000")
