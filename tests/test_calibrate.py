@@ -1,5 +1,6 @@
 """Sample testing on a simulated universe: labels, point-in-time features, bounded weights, adoption."""
 
+import json
 import shutil
 from datetime import date
 
@@ -139,3 +140,22 @@ def test_pd_training_sample_has_every_feature_as_of_disbursement(loan_book):
     for model in (gbm, card):
         v = validate(test["defaulted"].astype(int).to_numpy(), model.predict_proba(test[list(FEATURES)])[:, 1])
         assert 0 <= v["ece"] <= 1 and sum(r["n"] for r in v["reliability"]) == len(test)
+
+
+def test_model_train_registers_a_validated_champion(loan_book, tmp_path, capsys):
+    from models.registry import load_model
+
+    con, landing, store = loan_book
+    con.execute("CHECKPOINT")
+    db = tmp_path / "train.duckdb"
+    shutil.copy(store, db)
+    assert main(["model", "train", "--db", str(db), "--registry", str(tmp_path / "reg"), "--landing", str(landing)]) == 0
+    out = capsys.readouterr().out
+    version = out.split("registered ")[1].split()[0]
+    report = json.loads((tmp_path / "reg" / version / "validation.json").read_text(encoding="utf-8"))
+    assert set(report["out_of_time"]) == {"gbm", "scorecard", "ceiling_pd_12m_observable"}
+    for m in report["out_of_time"].values():
+        assert 0 <= m["ece"] <= 1 and m["loans"] == report["out_of_time"]["gbm"]["loans"]
+    model = load_model(tmp_path / "reg", version)
+    assert model.metadata["training_data"]["rows"] == report["train"]["loans"]
+    assert model.metadata["monotone"]["debt_ratio"] == 1 and len(model.metadata["training_data"]["snapshot_sha256"]) == 64

@@ -200,6 +200,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from models.train import train_and_register
+    from valuecredit.scoring.catalogue import load_catalogue
+    from valuecredit.store import connect
+
+    if not Path(args.db).exists():
+        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
+    truth = Path(args.landing) / "_truth" / "loans.parquet"
+    con = connect(args.db, read_only=True)
+    try:
+        report = train_and_register(con, load_catalogue(args.catalogue), Path(args.registry),
+                                    truth if truth.exists() else None, args.seed)
+    finally:
+        con.close()
+    out = Path(args.registry) / report["version"] / "validation.json"
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    t = Table(title=f"model {report['version']}: out of time, {report['out_of_time']['gbm']['loans']:,} loans")
+    for col in ("model", "AUC", "KS", "Brier", "ECE"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in report["out_of_time"].items():
+        t.add_row(name, f"{m['auc']:.4f}", f"{m['ks']:.4f}", f"{m['brier']:.5f}", f"{m['ece']:.5f}")
+    console.print(t)
+    console.print(f"registered {report['version']} in {args.registry}; validation in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="valuecredit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -254,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=42)
     ev.add_argument("--json", action="store_true", help="print exactly one JSON object")
     ev.set_defaults(func=cmd_evaluate)
+    tr = md.add_parser("train", help="train the PD models on the loan book, validate out of time, register the champion")
+    tr.add_argument("--db", default=str(DEFAULT_DB))
+    tr.add_argument("--catalogue", help="catalogue YAML (for the negative-list feature; default: config/catalogue.yaml)")
+    tr.add_argument("--registry", default="data/models", help="where model versions are kept")
+    tr.add_argument("--landing", default=str(DEFAULT_LANDING), help="where to find the simulator's _truth/ (the ceiling)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.set_defaults(func=cmd_train)
     return p
 
 
