@@ -62,3 +62,11 @@ def test_mask_name():
     assert mask_name("张三明") == "张*明"
     assert mask_name("张三") == "张*"
     assert mask_name("欧阳小明") == "欧**明"
+
+
+def test_letters_in_the_first_eight_positions_are_refused_like_stdnum():
+    con = duckdb.connect()
+    con.execute(USCC_SQL_MACROS)
+    code = "P7W3RJQ9MW5PG3YATC"  # a correct check character, but letters where GB 32100 has digits
+    assert not uscc.is_valid(code)
+    assert con.execute("SELECT uscc_valid(?)", [code]).fetchone()[0] is False

@@ -93,7 +93,7 @@ USCC_SQL_MACROS = f"""
 CREATE OR REPLACE MACRO uscc_value(c) AS instr('{USCC_ALPHABET}', c) - 1;
 CREATE OR REPLACE MACRO uscc_valid(s) AS
     s IS NOT NULL AND length(s) = 18
-    AND regexp_full_match(s, '[0-9A-HJ-NP-RTUW-Y]{{18}}')
+    AND regexp_full_match(s, '[0-9]{{8}}[0-9A-HJ-NP-RTUW-Y]{{10}}')  -- positions 1-8 are digits, as GB 32100 and stdnum require
     AND (31 - ({' + '.join(f'uscc_value(s[{i + 1}]) * {int(w)}' for i, w in enumerate(USCC_WEIGHTS))}) % 31) % 31
         = uscc_value(s[18]);
 """
