@@ -17,19 +17,6 @@ FEATURES: dict[str, int] = {
     "revenue_trend_6m": -1, "power_trend_6m": -1, "headcount_trend_6m": -1, "filing_gap_6m": 1,
     "si_arrears_months": 1, "tax_arrears_months_6m": 1, "power_in_arrears": 1, "negative_hits": 1, "industry": 0,
 }
-NAMES = {  # reason-code names for the panel features (the indicators take theirs from the catalogue)
-    "revenue_trend_6m": ("近6个月营收趋势", "Revenue trend, last 6 months on the 6 before"),
-    "power_trend_6m": ("近6个月用电趋势", "Electricity use trend, last 6 months on the 6 before"),
-    "headcount_trend_6m": ("近6个月参保人数变化", "Insured headcount change over 6 months"),
-    "filing_gap_6m": ("营收与用电背离", "Revenue rising faster than electricity use (filings not corroborated)"),
-    "si_arrears_months": ("社保欠缴月数", "Months of social-insurance arrears"),
-    "tax_arrears_months_6m": ("近6个月欠税月数", "Months with tax arrears in the last 6"),
-    "negative_hits": ("负面清单命中数", "Negative-list hits"),
-    "power_in_arrears": ("电费欠缴", "Electricity bill in arrears"),
-    "industry": ("所属行业", "Industry"),
-    "innovation_tier": ("创新资质", "Innovation status"),
-    "tax_grade": ("纳税信用等级", "Tax credit grade"),
-}
 
 
 def features_sql(targets: str, negative_rules, as_of: date | None = None) -> str:

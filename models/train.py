@@ -13,23 +13,15 @@ from sklearn.metrics import brier_score_loss
 from models.estimators import MonotoneGBM, WoEScorecard
 from models.features import FEATURES, features_sql
 from models.registry import save_model
-from valuecredit.scoring.calibrate import discrimination, outcome_sample
+from valuecredit.scoring.calibrate import discrimination, loan_targets, outcome_sample
 from valuecredit.scoring.catalogue import Catalogue
-
-PSI_WATCH, PSI_ACT = 0.10, 0.25
 
 
 def training_sample(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> pd.DataFrame:
     """Every loan with a closed 12-month window: its features as of disbursement and its outcome."""
     loans = outcome_sample(con)
-    con.register("_loans", loans[["loan_id", "uscc", "disbursed_on"]])
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _targets AS "
-                    "SELECT DISTINCT uscc, CAST(disbursed_on AS DATE) AS as_of FROM _loans")
+    with loan_targets(con, loans):
         feats = con.execute(f"SELECT * FROM ({features_sql('_targets', cat.negative_rules)}) ORDER BY uscc, as_of").df()
-    finally:
-        con.execute("DROP TABLE IF EXISTS _targets")
-        con.unregister("_loans")
     loans["as_of"] = pd.to_datetime(loans["disbursed_on"]).astype("datetime64[us]")
     feats["as_of"] = pd.to_datetime(feats["as_of"]).astype("datetime64[us]")
     return loans.merge(feats, on=["uscc", "as_of"], how="left", validate="many_to_one")

@@ -78,8 +78,7 @@ class LoanState:
     bank_id: str
     disbursed_year: int
     disbursed_fen: int
-    outstanding_fen: int = 0
-    recovered_or_repaid_fen: int = 0
+    outstanding_fen: int = 0  # disbursed - repaid - recovered - written off
     written_off_fen: int = 0
     npl_on: date | None = None
     claim_deadline: date | None = None
@@ -152,10 +151,10 @@ class Pool:
         handler = self._handlers.get(ev.type)
         if handler is None:
             raise LedgerError(f"unknown event type {ev.type!r}")
-        if ev.type != "disbursement" and ev.type != "reward" and ev.loan_id not in self.loans:
-            raise LedgerError(f"{ev.type} on {ev.effective_date} for unknown loan {ev.loan_id!r} (bank {ev.bank_id})")
-        if ev.amount_fen < 0 or ev.extra_fen < 0:
-            raise LedgerError(f"{ev.type} {ev.loan_id}: negative amount {ev.amount_fen}")
+        if ev.type != "disbursement" and ev.type != "reward":
+            self._loan(ev)
+        elif ev.amount_fen < 0:
+            raise LedgerError(f"{ev.type} {ev.loan_id or ev.bank_id}: negative amount {ev.amount_fen}")
         out = handler(ev, pid)
         self.seen[pid] = (ev.amount_fen, ev.extra_fen)
         posting, claim = out if type(out) is tuple else (out, None)  # only a claim returns a pair
@@ -201,7 +200,16 @@ class Pool:
         memo = f"accrual {accrued} of {due} due" + (f"; {due - accrued} above the cap" if accrued < due else "")
         return self._post(ev, pid, legs, memo)
 
-    def _principal_down(self, ev: Event, pid: str, what: str) -> tuple[LoanState, int]:
+    def _loan(self, ev: Event) -> LoanState:
+        """The loan an event is about, which must be known, with amounts that are not negative."""
+        loan = self.loans.get(ev.loan_id)
+        if loan is None:
+            raise LedgerError(f"{ev.type} on {ev.effective_date} for unknown loan {ev.loan_id!r} (bank {ev.bank_id})")
+        if ev.amount_fen < 0 or ev.extra_fen < 0:
+            raise LedgerError(f"{ev.type} {ev.loan_id}: negative amount {min(ev.amount_fen, ev.extra_fen)}")
+        return loan
+
+    def _principal_down(self, ev: Event, what: str) -> tuple[LoanState, int]:
         loan = self.loans[ev.loan_id]
         if ev.amount_fen > loan.outstanding_fen:
             raise LedgerError(f"{what} of {ev.amount_fen} fen on loan {ev.loan_id} exceeds its outstanding "
@@ -229,17 +237,9 @@ class Pool:
         return (2 if amt else 0) + (2 if sub else 0)
 
     def _service_core(self, ev: Event) -> tuple[str, int, int]:
-        loan = self.loans.get(ev.loan_id)
-        if loan is None:
-            raise LedgerError(f"{ev.type} on {ev.effective_date} for unknown loan {ev.loan_id!r} (bank {ev.bank_id})")
-        amt, sub = ev.amount_fen, ev.extra_fen
-        if amt < 0 or sub < 0:
-            raise LedgerError(f"{ev.type} {ev.loan_id}: negative amount {amt}")
-        if amt > loan.outstanding_fen:
-            raise LedgerError(f"repayment of {amt} fen on loan {ev.loan_id} exceeds its outstanding "
-                              f"{loan.outstanding_fen} fen")
-        loan.outstanding_fen -= amt
-        loan.recovered_or_repaid_fen += amt
+        self._loan(ev)
+        loan, amt = self._principal_down(ev, "repayment")
+        sub = ev.extra_fen
         b = loan.bank_id
         names, balances = self._servicing_names(b), self.balances
         if amt:  # each pair balances by construction
@@ -257,8 +257,7 @@ class Pool:
         return names
 
     def _recovery(self, ev: Event, pid: str) -> Posting | None:
-        loan, amt = self._principal_down(ev, pid, "recovery")
-        loan.recovered_or_repaid_fen += amt
+        loan, amt = self._principal_down(ev, "recovery")
         b = loan.bank_id
         legs = [Leg(account("bank_funding", b), amt, 0), Leg(account("loan_principal", b), 0, amt)]
         # after a payout, recoveries flow back: the government's share, up to what it paid
@@ -268,7 +267,7 @@ class Pool:
         return self._post(ev, pid, legs, f"recovery {amt}; {back} returned to the government" if back else "")
 
     def _write_off(self, ev: Event, pid: str) -> Posting | None:
-        loan, amt = self._principal_down(ev, pid, "write-off")
+        loan, amt = self._principal_down(ev, "write-off")
         loan.written_off_fen += amt
         b = loan.bank_id
         return self._post(ev, pid, [Leg(account("written_off", b), amt, 0), Leg(account("loan_principal", b), 0, amt)])
@@ -284,7 +283,7 @@ class Pool:
 
     def _claim(self, ev: Event, pid: str) -> tuple[Posting | None, ClaimDecision]:
         loan = self.loans[ev.loan_id]
-        unrecovered = loan.disbursed_fen - loan.recovered_or_repaid_fen
+        unrecovered = loan.outstanding_fen + loan.written_off_fen  # written off is lost, not recovered
         claimed = share(unrecovered, self.cfg.government_share_bp)
 
         def decision(status: str, paid: int = 0, posting: str = "") -> ClaimDecision:

@@ -45,7 +45,7 @@ DDL = [
        claimed_on DATE, status VARCHAR, unrecovered_fen BIGINT, claimed_fen BIGINT, paid_fen BIGINT,
        posting_id VARCHAR, business_date DATE)""",
     """CREATE TABLE IF NOT EXISTS ledger.loan_state (loan_id VARCHAR, bank_id VARCHAR,
-       disbursed_year INTEGER, disbursed_fen BIGINT, outstanding_fen BIGINT, recovered_or_repaid_fen BIGINT,
+       disbursed_year INTEGER, disbursed_fen BIGINT, outstanding_fen BIGINT,
        written_off_fen BIGINT, npl_on DATE, claim_deadline DATE, claimed BOOLEAN, paid_fen BIGINT, returned_fen BIGINT)""",
     """CREATE TABLE IF NOT EXISTS ledger.runs (business_date DATE PRIMARY KEY, window_from DATE, events BIGINT,
        postings BIGINT, pool_config_version INTEGER, pool_config_hash VARCHAR)""",
@@ -277,8 +277,7 @@ def _write_rest(con, business_date: date, after: date | None, events: list[tuple
         con.execute("INSERT INTO ledger.claims SELECT * FROM _claims")
         con.unregister("_claims")
     if touched:
-        fields = ("bank_id", "disbursed_year", "disbursed_fen", "outstanding_fen", "recovered_or_repaid_fen",
-                  "written_off_fen", "npl_on", "claim_deadline", "claimed", "paid_fen", "returned_fen")
+        fields = ("bank_id", "disbursed_year", "disbursed_fen", "outstanding_fen", "written_off_fen", "npl_on", "claim_deadline", "claimed", "paid_fen", "returned_fen")
         loan_ids = sorted(touched)
         state_of = operator.attrgetter(*fields)
         columns = zip(*(state_of(pool.loans[lid]) for lid in loan_ids))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -63,20 +65,29 @@ def outcome_sample(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def sample_points(con: duckdb.DuckDBPyConnection, loans: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
     """Each loan's indicator points and expert total as of its disbursement date."""
-    con.register("_loans", loans[["loan_id", "uscc", "disbursed_on"]])
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _targets AS SELECT DISTINCT uscc, CAST(disbursed_on AS DATE) AS as_of FROM _loans")
+    with loan_targets(con, loans):
         con.execute(f"CREATE OR REPLACE TEMP TABLE _ind AS SELECT *, '' AS snapshot_id FROM ({indicators_sql('_targets')})")
         empty_hits = "(SELECT NULL::VARCHAR AS uscc, NULL::DATE AS as_of, NULL::VARCHAR AS rule_id WHERE false)"
         points = con.execute(f"""
             SELECT l.loan_id, s.* EXCLUDE (uscc, as_of) FROM _loans l
             JOIN ({score_select_sql(cat, '_ind', empty_hits)}) s ON s.uscc = l.uscc AND s.as_of = CAST(l.disbursed_on AS DATE)
             ORDER BY l.loan_id""").df()
+        con.execute("DROP TABLE _ind")
+    return loans.merge(points, on="loan_id", how="inner", validate="one_to_one")
+
+
+@contextmanager
+def loan_targets(con: duckdb.DuckDBPyConnection, loans: pd.DataFrame) -> Iterator[None]:
+    """`_loans` (loan_id, uscc, disbursed_on) and `_targets` (uscc, as_of = disbursement date) on the
+    connection for the duration: the point-in-time targets of a training sample."""
+    con.register("_loans", loans[["loan_id", "uscc", "disbursed_on"]])
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _targets AS "
+                    "SELECT DISTINCT uscc, CAST(disbursed_on AS DATE) AS as_of FROM _loans")
+        yield
     finally:
-        con.execute("DROP TABLE IF EXISTS _ind")
         con.execute("DROP TABLE IF EXISTS _targets")
         con.unregister("_loans")
-    return loans.merge(points, on="loan_id", how="inner", validate="one_to_one")
 
 
 @dataclass
