@@ -27,6 +27,7 @@ bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ 
 	$(BIN)/python -m benchmarks.ingest
 	$(BIN)/python -m benchmarks.indicators
 	$(BIN)/python -m benchmarks.ledger
+	$(BIN)/python -m benchmarks.model
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

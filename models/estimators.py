@@ -1,7 +1,7 @@
 """The PD model layer's two estimators, both following scikit-learn's estimator contract.
 
 - `MonotoneGBM`: LightGBM with monotone constraints by feature (a business direction: more patents
-  never raises the PD), its probabilities calibrated on a held-out share of the training data.
+  never raises the PD), its size and its calibration (Platt) chosen on out-of-fold scores.
 - `WoEScorecard`: optimal binning with weight of evidence (optbinning) and a logistic regression,
   with points scaled by PDO, the scorecard risk officers know.
 
@@ -18,18 +18,30 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold
 
 
 def _categorical(X: pd.DataFrame) -> list[str]:
     return [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
 
 
+def _known_categories(column: pd.Series, categories: list[str]) -> pd.Categorical:
+    """The column as the training categories; a category never seen in training counts as missing."""
+    text = column.astype("string")
+    return pd.Categorical(text.where(text.isin(categories)), categories=categories)
+
+
 class MonotoneGBM(BaseEstimator, ClassifierMixin):
-    def __init__(self, n_estimators: int = 400, learning_rate: float = 0.03, num_leaves: int = 7,
-                 min_child_samples: int = 20, subsample: float = 0.8, colsample_bytree: float = 0.6,
-                 reg_lambda: float = 1.0, monotone: dict[str, int] | None = None, calibration: str | None = "isotonic",
-                 calibration_share: float = 0.2, random_state: int = 0, n_jobs: int = 2):
+    """LightGBM under monotone constraints, its size and its calibration chosen by cross-fitting:
+    `cv_folds` boosters, each stopped early on its held-out fold, give the number of trees (their
+    median) and out-of-fold scores for the calibrator; the final booster is fitted on all rows.
+    Platt scaling ("sigmoid") keeps the order of the scores, so calibration costs no AUC and the PD's
+    log-odds stay a linear function of the SHAP contributions."""
+
+    def __init__(self, n_estimators: int = 2000, learning_rate: float = 0.03, num_leaves: int = 7,
+                 min_child_samples: int = 50, subsample: float = 0.8, colsample_bytree: float = 0.6,
+                 reg_lambda: float = 1.0, monotone: dict[str, int] | None = None, calibration: str | None = "sigmoid",
+                 cv_folds: int = 4, early_stopping_rounds: int = 100, random_state: int = 0, n_jobs: int = 2):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -39,44 +51,59 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
         self.reg_lambda = reg_lambda
         self.monotone = monotone
         self.calibration = calibration
-        self.calibration_share = calibration_share
+        self.cv_folds = cv_folds
+        self.early_stopping_rounds = early_stopping_rounds
         self.random_state = random_state
         self.n_jobs = n_jobs
 
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
         X = X[self.feature_names_in_].copy()
         for c in self.categorical_:
-            X[c] = pd.Categorical(X[c].astype("string"), categories=self.categories_[c])
+            X[c] = _known_categories(X[c], self.categories_[c])
         return X
 
     def fit(self, X: pd.DataFrame, y) -> MonotoneGBM:
         X = pd.DataFrame(X)
         y = np.asarray(y).astype(int)
+        if self.calibration not in ("sigmoid", "isotonic", None):
+            raise ValueError(f"calibration must be 'sigmoid', 'isotonic' or None, got {self.calibration!r}")
         self.feature_names_in_ = np.array(X.columns, dtype=object)
         self.categorical_ = _categorical(X)
         self.categories_ = {c: sorted(X[c].dropna().astype(str).unique()) for c in self.categorical_}
         self.classes_ = np.array([0, 1])
         X = self._frame(X)
         constraints = [int((self.monotone or {}).get(c, 0)) for c in X.columns]
-        self.booster_params_ = dict(
+        params = dict(
             objective="binary", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, subsample=self.subsample,
             subsample_freq=1, colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda,
             monotone_constraints=constraints, monotone_constraints_method="advanced",
             random_state=self.random_state, n_jobs=self.n_jobs, verbose=-1, deterministic=True, force_row_wise=True)
-        fit_X, fit_y, cal_X, cal_y = X, y, None, None
-        if self.calibration:
-            fit_X, cal_X, fit_y, cal_y = train_test_split(X, y, test_size=self.calibration_share, stratify=y,
-                                                          random_state=self.random_state)
-        self.model_ = lgb.LGBMClassifier(**self.booster_params_)
-        self.model_.fit(fit_X, fit_y, categorical_feature=self.categorical_ or "auto")
+        categorical = self.categorical_ or "auto"
+        self.best_iterations_: list[int] = []
+        out_of_fold = np.zeros(len(y))
+        if self.cv_folds >= 2:
+            folds = StratifiedKFold(self.cv_folds, shuffle=True, random_state=self.random_state)
+            for fit_rows, held_rows in folds.split(X, y):
+                fold = lgb.LGBMClassifier(**params)
+                fold.fit(X.iloc[fit_rows], y[fit_rows], eval_X=(X.iloc[held_rows],), eval_y=(y[held_rows],),
+                         categorical_feature=categorical,
+                         callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
+                self.best_iterations_.append(int(fold.best_iteration_ or self.n_estimators))
+                out_of_fold[held_rows] = fold.predict(X.iloc[held_rows], raw_score=True)
+            params["n_estimators"] = int(np.median(self.best_iterations_))
+        self.booster_params_ = params
+        self.model_ = lgb.LGBMClassifier(**params)
+        self.model_.fit(X, y, categorical_feature=categorical)
         self.calibrator_ = None
+        if self.calibration and self.cv_folds < 2:
+            raise ValueError("calibration needs out-of-fold scores: set cv_folds to 2 or more")
         if self.calibration == "isotonic":
             self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-            self.calibrator_.fit(self.model_.predict_proba(cal_X)[:, 1], cal_y)
+            self.calibrator_.fit(1 / (1 + np.exp(-out_of_fold)), y)
         elif self.calibration == "sigmoid":
             self.calibrator_ = LogisticRegression(C=1e6)
-            self.calibrator_.fit(self.raw_score(cal_X).reshape(-1, 1), cal_y)
+            self.calibrator_.fit(out_of_fold.reshape(-1, 1), y)
         return self
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:

@@ -1,12 +1,17 @@
 """Features for the PD model: the 19 indicators plus the monthly-panel signals a credit analyst
 reads (six-month trends, arrears, whether tax filings and power use tell the same story), point in
-time, with the business direction of each (the GBM's monotone constraints)."""
+time, with the business direction of each (the GBM's monotone constraints).
+
+The panel signals read a fixed data month: the second month before the date's month, which every
+department has delivered before the month begins. Two loans in the same month then rest on the same
+data month whatever day they fall on, and revenue is never compared with power use of another month
+(departments deliver between the 8th and the 20th)."""
 
 from __future__ import annotations
 
 from datetime import date
 
-from valuecredit.scoring.sql import INDICATOR_TYPES, PointInTime, indicators_sql, negative_hits_sql
+from valuecredit.scoring.sql import EXACT_KWH, INDICATOR_TYPES, PointInTime, indicators_sql, negative_hits_sql
 
 # feature -> direction of risk: +1 a higher value never lowers the PD, -1 never raises it, 0 free
 FEATURES: dict[str, int] = {
@@ -16,27 +21,34 @@ FEATURES: dict[str, int] = {
     "real_estate_value": -1, "headcount_growth": -1, "clean_contribution_months": -1, "penalties_3y": 1,
     "revenue_trend_6m": -1, "power_trend_6m": -1, "headcount_trend_6m": -1, "filing_gap_6m": 1,
     "si_arrears_months": 1, "tax_arrears_months_6m": 1, "power_in_arrears": 1, "negative_hits": 1, "industry": 0,
+    "patents_granted": -1,
 }
+DATA_MONTH_LAG = 2
 
 
-def features_sql(targets: str, negative_rules, as_of: date | None = None) -> str:
-    """(uscc, as_of, every feature) for each target; NULL where the source has nothing."""
+def features_sql(targets: str, negative_rules, as_of: date | None = None, indicators: str | None = None,
+                 hits: str | None = None) -> str:
+    """(uscc, as_of, every feature) for each target; NULL where the source has nothing. The
+    indicators and negative-list hits are derived here unless relations already holding them for
+    the same targets are given."""
     pit = PointInTime(targets, as_of)
+    indicators = indicators or f"({indicators_sql(targets, as_of)})"
+    hits = hits or f"({negative_hits_sql(targets, negative_rules, as_of)})"
     numeric = ", ".join(f"i.{k}" for k, t in INDICATOR_TYPES.items() if t == "DOUBLE")
     return f"""
-    WITH ind AS ({indicators_sql(targets, as_of)}),
+    WITH ind AS (SELECT * FROM {indicators}),
     rev AS (
         SELECT uscc, as_of, sum(revenue_fen) FILTER (k BETWEEN 0 AND 5) AS r6, sum(revenue_fen) FILTER (k BETWEEN 6 AND 11) AS r6p,
                count(*) FILTER (k BETWEEN 0 AND 5 AND tax_arrears_fen > 0) AS tax_arrears_months_6m
-        FROM {pit.windowed("tax_monthly")} WHERE k BETWEEN 0 AND 11 GROUP BY ALL),
+        FROM {pit.anchored("tax_monthly", DATA_MONTH_LAG)} WHERE k BETWEEN 0 AND 11 GROUP BY ALL),
     pw AS (
-        SELECT uscc, as_of, sum(kwh) FILTER (k BETWEEN 0 AND 5) AS p6, sum(kwh) FILTER (k BETWEEN 6 AND 11) AS p6p,
+        SELECT uscc, as_of, sum({EXACT_KWH}) FILTER (k BETWEEN 0 AND 5) AS p6, sum({EXACT_KWH}) FILTER (k BETWEEN 6 AND 11) AS p6p,
                any_value(arrears_fen) FILTER (k = 0) AS power_arrears
-        FROM {pit.windowed("power")} WHERE k BETWEEN 0 AND 11 GROUP BY ALL),
+        FROM {pit.anchored("power", DATA_MONTH_LAG)} WHERE k BETWEEN 0 AND 11 GROUP BY ALL),
     si AS (
         SELECT uscc, as_of, any_value(insured_headcount) FILTER (k = 0) AS hc0,
                any_value(insured_headcount) FILTER (k = 6) AS hc6, any_value(arrears_months) FILTER (k = 0) AS arrears
-        FROM {pit.windowed("social_insurance")} WHERE k IN (0, 6) GROUP BY ALL)
+        FROM {pit.anchored("social_insurance", DATA_MONTH_LAG)} WHERE k IN (0, 6) GROUP BY ALL)
     SELECT i.uscc, i.as_of, {numeric},
         CASE i.innovation_status WHEN 'zhuanjingtexin' THEN 3 WHEN 'high_tech' THEN 2 WHEN 'tech_sme' THEN 1 ELSE 0 END
             AS innovation_tier,
@@ -47,9 +59,11 @@ def features_sql(targets: str, negative_rules, as_of: date | None = None) -> str
         ln((rev.r6 + 1.0) / (rev.r6p + 1.0)) - ln((pw.p6 + 1.0) / (pw.p6p + 1.0)) AS filing_gap_6m,
         si.arrears::DOUBLE AS si_arrears_months, rev.tax_arrears_months_6m::DOUBLE AS tax_arrears_months_6m,
         CASE WHEN pw.power_arrears IS NOT NULL THEN (pw.power_arrears > 0)::DOUBLE END AS power_in_arrears,
-        coalesce(h.n, 0)::DOUBLE AS negative_hits, reg.industry
+        coalesce(h.n, 0)::DOUBLE AS negative_hits, reg.industry, coalesce(pat.n, 0)::DOUBLE AS patents_granted
     FROM ind i LEFT JOIN rev USING (uscc, as_of) LEFT JOIN pw USING (uscc, as_of) LEFT JOIN si USING (uscc, as_of)
     LEFT JOIN (SELECT uscc, as_of, industry FROM {pit.rows("registry")}) reg USING (uscc, as_of)
-    LEFT JOIN (SELECT uscc, as_of, count(*) AS n FROM ({negative_hits_sql(targets, negative_rules, as_of)}) GROUP BY ALL) h
+    LEFT JOIN (SELECT uscc, as_of, count(*) AS n FROM {hits} GROUP BY ALL) h
+        USING (uscc, as_of)
+    LEFT JOIN (SELECT uscc, as_of, count(*) AS n FROM {pit.rows("patents")} WHERE granted_on <= as_of GROUP BY ALL) pat
         USING (uscc, as_of)
     """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,11 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models.estimators import MonotoneGBM
+from models.estimators import MonotoneGBM, _known_categories
 
 FILES = ("model.txt", "calibration.json", "metadata.json")
+CHAMPION = "champion.json"  # the version nightly scoring uses
+DECISIONS = "decisions.jsonl"  # every retraining's verdict: promoted or not, and why
 
 
 class RegistryError(RuntimeError):
@@ -75,7 +78,7 @@ class RegisteredModel:
     def frame(self, X: pd.DataFrame) -> pd.DataFrame:
         X = pd.DataFrame(X)[self.metadata["features"]].copy()
         for c in self.metadata["categorical"]:
-            X[c] = pd.Categorical(X[c].astype("string"), categories=self.metadata["categories"][c])
+            X[c] = _known_categories(X[c], self.metadata["categories"][c])
         return X
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
@@ -89,6 +92,11 @@ class RegisteredModel:
         if method == "sigmoid":
             return 1 / (1 + np.exp(-(self.calibration["coef"] * raw + self.calibration["intercept"])))
         return 1 / (1 + np.exp(-raw))
+
+    def used_features(self) -> list[str]:
+        """The features the model splits on at least once: the only ones that can be a reason."""
+        splits = self.booster.feature_importance("split")
+        return [f for f, n in zip(self.metadata["features"], splits) if n > 0]
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         X = self.frame(X)
@@ -105,3 +113,23 @@ def load_model(root: Path, version: str) -> RegisteredModel:
         raise RegistryError(f"model {version} in {root}: its files no longer match its id (changed after training)")
     return RegisteredModel(version, lgb.Booster(model_str=contents["model.txt"].decode()),
                            json.loads(contents["calibration.json"]), json.loads(contents["metadata.json"]))
+
+
+def champion(root: Path) -> str | None:
+    """The version nightly scoring is pinned to, or None before the first model is promoted."""
+    path = Path(root) / CHAMPION
+    return json.loads(path.read_text())["version"] if path.exists() else None
+
+
+def record_decision(root: Path, decision: dict) -> None:
+    """Append a retraining verdict to the decision log; a promotion also moves the champion pin
+    (written to a temporary file and renamed, so a crash never leaves a half-written pin)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / DECISIONS, "a", encoding="utf-8") as log:
+        log.write(json.dumps(decision, sort_keys=True, ensure_ascii=False, default=str) + "\n")
+    if decision["promoted"]:
+        tmp = root / (CHAMPION + ".tmp")
+        tmp.write_text(json.dumps({"version": decision["version"], "since": decision["decided_on"],
+                                   "replaces": decision.get("champion")}, sort_keys=True, indent=1))
+        os.replace(tmp, root / CHAMPION)

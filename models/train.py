@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -12,7 +14,8 @@ from sklearn.metrics import brier_score_loss
 
 from models.estimators import MonotoneGBM, WoEScorecard
 from models.features import FEATURES, features_sql
-from models.registry import save_model
+from models.monitoring import reference
+from models.registry import champion, load_model, record_decision, save_model
 from valuecredit.scoring.calibrate import discrimination, loan_targets, outcome_sample
 from valuecredit.scoring.catalogue import Catalogue
 
@@ -46,19 +49,6 @@ def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[list[dict
     return table, round(ece, 5)
 
 
-def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of `actual` against `expected`, on the expected decile edges."""
-    expected, actual = np.asarray(expected, float), np.asarray(actual, float)
-    expected, actual = expected[~np.isnan(expected)], actual[~np.isnan(actual)]
-    if len(expected) == 0 or len(actual) == 0:
-        return float("nan")
-    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)[1:-1]))
-    e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=len(edges) + 1) / len(expected)
-    a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=len(edges) + 1) / len(actual)
-    e, a = np.clip(e, 1e-6, None), np.clip(a, 1e-6, None)
-    return round(float(np.sum((a - e) * np.log(a / e))), 5)
-
-
 def validate(y: np.ndarray, p: np.ndarray) -> dict:
     table, ece = reliability(y, p)
     m = discrimination(y, p)
@@ -66,27 +56,42 @@ def validate(y: np.ndarray, p: np.ndarray) -> dict:
             "ece": ece, "reliability": table, "loans": m.loans, "defaults": m.defaults}
 
 
-def fit_champion_and_challenger(train: pd.DataFrame, seed: int = 0) -> tuple[MonotoneGBM, WoEScorecard]:
+def fit_champion_and_challenger(train: pd.DataFrame, seed: int = 0,
+                                gbm_params: dict | None = None) -> tuple[MonotoneGBM, WoEScorecard]:
     X, y = train[list(FEATURES)], train["defaulted"].astype(int).to_numpy()
-    gbm = MonotoneGBM(monotone=FEATURES, calibration="isotonic", random_state=seed).fit(X, y)
+    gbm = MonotoneGBM(monotone=FEATURES, random_state=seed, **(gbm_params or {})).fit(X, y)
     card = WoEScorecard().fit(X, y)
     return gbm, card
 
 
-def train_and_register(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, truth_loans: Path | None = None,
-                       seed: int = 0) -> dict:
-    """Fit the champion (monotone GBM) and the challenger (scorecard) on the earlier 70 % of loans,
-    validate both out of time (and the simulator's ceiling where its truth is at hand), and register
-    the champion. Returns the validation report, which names the registered version."""
+MAX_ECE = 0.01  # a candidate calibrated worse than this is never promoted
+MIN_LOANS, MIN_DEFAULTS = 1000, 50  # below this the out-of-time sample cannot tell one model from another
+
+
+class TrainingError(RuntimeError):
+    """The loan book cannot support training: too few loans or defaults with a closed window."""
+
+
+def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, decided_on: date,
+            truth_loans: Path | None = None, seed: int = 0, gbm_params: dict | None = None) -> dict:
+    """Fit the champion candidate (monotone GBM) and the challenger (scorecard) on the earlier 70 % of
+    loans, validate both out of time (and the simulator's ceiling where its truth is at hand),
+    register the GBM with its training reference distributions, and promote it only if it beats
+    the current champion on the same out-of-time loans. Returns the report; the registry keeps it."""
     sample = training_sample(con, cat)
+    if len(sample) < MIN_LOANS or sample["defaulted"].sum() < MIN_DEFAULTS:
+        raise TrainingError(f"{len(sample)} loans with a closed 12-month window and {int(sample['defaulted'].sum())} "
+                            f"defaults: at least {MIN_LOANS:,} loans and {MIN_DEFAULTS} defaults are needed to train "
+                            "a PD model")
     train, test = out_of_time_split(sample)
-    gbm, card = fit_champion_and_challenger(train, seed)
+    gbm, card = fit_champion_and_challenger(train, seed, gbm_params)
     y = test["defaulted"].astype(int).to_numpy()
     report = {
         "train": {"loans": len(train), "defaults": int(train["defaulted"].sum()),
                   "from": str(train["disbursed_on"].min().date()), "to": str(train["disbursed_on"].max().date())},
         "out_of_time": {"gbm": validate(y, gbm.predict_proba(test[list(FEATURES)])[:, 1]),
                         "scorecard": validate(y, card.predict_proba(test[list(FEATURES)])[:, 1])},
+        "gbm_trees": gbm.booster_params_["n_estimators"],
     }
     if truth_loans is not None and Path(truth_loans).exists():
         truth = pd.read_parquet(truth_loans, columns=["loan_id", "pd_12m_observable"])
@@ -96,7 +101,41 @@ def train_and_register(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry:
     snapshot = hashlib.sha256(pd.util.hash_pandas_object(
         sample[["loan_id", "defaulted", *FEATURES]].astype(str), index=False).to_numpy().tobytes()).hexdigest()
     gbm_metrics = {k: v for k, v in report["out_of_time"]["gbm"].items() if k != "reliability"}
+    references = {f: reference(train[f]) for f in FEATURES}
+    references["pd"] = reference(pd.Series(gbm.predict_proba(train[list(FEATURES)])[:, 1]))
     report["version"] = save_model(registry, gbm, {
         "training_data": {"snapshot_sha256": snapshot, "rows": len(train), **report["train"]},
-        "out_of_time_metrics": gbm_metrics, "label": "次级 or worse, 90+ dpd, or written off within 12 months"})
+        "out_of_time_metrics": gbm_metrics, "label": "次级 or worse, 90+ dpd, or written off within 12 months",
+        "reference": references})
+    report["decision"] = promotion(registry, report["version"], test, report["out_of_time"]["gbm"], decided_on)
+    record_decision(registry, report["decision"])
+    (Path(registry) / report["version"] / "validation.json").write_text(
+        json.dumps(report, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     return report
+
+
+def promotion(registry: Path, version: str, test: pd.DataFrame, candidate: dict, decided_on: date) -> dict:
+    """Promote the candidate only if it beats the champion out of time: a higher AUC on the same
+    loans, calibrated within MAX_ECE (or no worse than the champion)."""
+    current = champion(registry)
+    decision = {"version": version, "champion": current, "decided_on": decided_on.isoformat(),
+                "out_of_time_loans": len(test), "candidate": {"auc": candidate["auc"], "ece": candidate["ece"]}}
+    if current is None:
+        return decision | {"promoted": True, "reason": "no champion yet"}
+    if current == version:
+        return decision | {"promoted": False, "reason": "the candidate is the champion (same data, same model)"}
+    old = load_model(registry, current)
+    missing = sorted(set(old.metadata["features"]) - set(test.columns))
+    if missing:
+        return decision | {"promoted": True, "reason": f"the champion needs features no longer computed: {missing}"}
+    y = test["defaulted"].astype(int).to_numpy()
+    held = validate(y, old.pd(test))
+    decision["champion_metrics"] = {"auc": held["auc"], "ece": held["ece"]}
+    if candidate["auc"] <= held["auc"]:
+        return decision | {"promoted": False,
+                           "reason": f"out-of-time AUC {candidate['auc']} does not beat the champion's {held['auc']}"}
+    if candidate["ece"] > max(MAX_ECE, held["ece"]):
+        return decision | {"promoted": False,
+                           "reason": f"better AUC but calibration error {candidate['ece']} exceeds {MAX_ECE}"}
+    return decision | {"promoted": True,
+                       "reason": f"out-of-time AUC {candidate['auc']} beats the champion's {held['auc']}"}

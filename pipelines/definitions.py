@@ -3,22 +3,25 @@
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 
 from pipelines.coverage import firm_coverage
 from pipelines.ingestion import source_assets, source_checks
 from pipelines.ledger import ledger_checks, ledger_postings, pool_resource
+from pipelines.models import pd_champion, pd_checks, pd_scores, registry_resource
 from pipelines.resources import LandingZone, SilentProgress, Store
 from pipelines.scoring import catalogue_resource, commercial_value, indicators, score_checks
 
-all_assets = [*source_assets, firm_coverage, indicators, commercial_value, ledger_postings]
-all_checks = [*source_checks, score_checks, ledger_checks]
+nightly_assets = [*source_assets, firm_coverage, indicators, commercial_value, pd_scores, ledger_postings]
+all_checks = [*source_checks, score_checks, pd_checks, ledger_checks]
+all_assets = [*nightly_assets, pd_champion]
 
 # One writer per DuckDB file: steps of a run execute in one process, one after another;
 # dagster.yaml lets only one run at a time into the queue.
 nightly_job = dg.define_asset_job(
-    "nightly", selection=dg.AssetSelection.all(),
+    "nightly", selection=dg.AssetSelection.assets(*nightly_assets),
     executor_def=dg.in_process_executor,
     description="Ingest the day's deliveries, enforce the contracts, and rebuild everything downstream.",
 )
@@ -32,6 +35,19 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return dg.RunRequest(run_key=business_date, partition_key=business_date)
 
 
+retraining_job = dg.define_asset_job(
+    "retrain_pd", selection=dg.AssetSelection.assets(pd_champion), executor_def=dg.in_process_executor,
+    description="Retrain the PD model; the candidate replaces the champion only if it is better out of time.",
+)
+
+
+@dg.schedule(job=retraining_job, cron_schedule="0 4 1 * *", execution_timezone="Asia/Shanghai",
+             default_status=dg.DefaultScheduleStatus.STOPPED)
+def monthly_retraining(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """On the 1st of the month at 04:00, after the nightly run: off until the operator turns it on."""
+    return dg.RunRequest(run_key=context.scheduled_execution_time.date().isoformat())
+
+
 def resources(db: str | None = None, landing: str | None = None, progress=None) -> dict:
     return {
         "store": Store(database=db or os.environ.get("VALUECREDIT_DB", "data/valuecredit.duckdb"),
@@ -40,13 +56,14 @@ def resources(db: str | None = None, landing: str | None = None, progress=None) 
         "progress": progress or SilentProgress(),
         "catalogue": catalogue_resource(),
         "pool_files": pool_resource(),
+        "registry": registry_resource(str(Path(db).parent / "models") if db else None),
     }
 
 
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[nightly_job],
-    schedules=[nightly_schedule],
+    jobs=[nightly_job, retraining_job],
+    schedules=[nightly_schedule, monthly_retraining],
     resources=resources(),
 )

@@ -17,9 +17,14 @@ class Store(DuckDBResource):
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        # dagster-duckdb closes its connection only when the step succeeds; a failed step would
+        # leave the file open in this process, so the connection is closed here whatever happens
         with self.get_connection() as con:
-            init_store(con)
-            yield con
+            try:
+                init_store(con)
+                yield con
+            finally:
+                con.close()
 
 
 class LandingZone(dg.ConfigurableResource):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.definitions import all_assets, all_checks, resources
+from models.registry import champion
+from pipelines.definitions import all_checks, nightly_assets, pd_champion, pd_scores, resources
 from pipelines.resources import ProgressReporter, SilentProgress
 from valuecredit.ingest import quarantined_by_rule
 from valuecredit.store import connect
@@ -20,30 +21,61 @@ class RunSummary:
     succeeded: bool
     seconds: float
     failed_checks: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # step -> why it failed
+    trained: str = ""
     blocked: list[str] = field(default_factory=list)
     table_rows: dict[str, int] = field(default_factory=dict)
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
     db: str = ""
 
 
+def _innermost(error):
+    """The error at the bottom of a failure's chain: what the user can act on (not "exceeded max retries")."""
+    while error.cause is not None:
+        error = error.cause
+    return error
+
+
 def run_nightly(business_date: date, landing: Path, db: Path, progress: ProgressReporter | None = None) -> RunSummary:
     started = time.perf_counter()
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        [*all_assets, *all_checks],
-        partition_key=business_date.isoformat(),
-        resources=resources(str(db), str(landing), progress or SilentProgress()),
-        instance=instance,
-        raise_on_error=False,
-        tags={"valuecredit/trigger": "cli"},
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
-    failed = {}
-    for ev in result.get_asset_check_evaluations():
+    res = resources(str(db), str(landing), progress or SilentProgress())
+    registry = Path(res["registry"].path)
+    common = dict(resources=res, instance=instance, raise_on_error=False, tags={"valuecredit/trigger": "cli"},
+                  run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+
+    def nightly(assets: list) -> dg.ExecuteInProcessResult:
+        return dg.materialize([*nightly_assets, *all_checks], partition_key=business_date.isoformat(),
+                              selection=dg.AssetSelection.assets(*assets), **common)
+
+    trained, skipped = "", {}
+    if champion(registry) is None:
+        # a new store has no PD model yet: load the data, train the first champion on its loan book, then score
+        results = [nightly([a for a in nightly_assets if a is not pd_scores])]
+        if results[0].success:
+            first = dg.materialize([pd_champion], **common)
+            trained = champion(registry) or ""
+            if trained:
+                results.append(nightly([pd_scores]))
+            else:
+                cause = _innermost(first.get_step_failure_events()[0].event_specific_data.error)
+                if cause.cls_name != "TrainingError":
+                    results.append(first)  # a fault, not a short loan book: the run fails
+                # too short a loan book: the scores and the ledger stand; PDs wait for a model
+                skipped["scores/pd"] = f"no PD model yet: {cause.message.strip().splitlines()[-1]}"
+    else:
+        results = [nightly(nightly_assets)]
+    failed, warnings = {}, dict(skipped)
+    errors = {ev.step_key: _innermost(ev.event_specific_data.error).message.strip().splitlines()[-1]
+              for r in results for ev in r.get_step_failure_events()}
+    for ev in (ev for r in results for ev in r.get_asset_check_evaluations()):
         if not ev.passed:
-            failed["/".join(ev.asset_key.path) + ":" + ev.check_name] = ev.description or "failed"
-    materialised = {"/".join(e.asset_key.path) for e in result.get_asset_materialization_events()}
-    blocked = sorted("/".join(k.path) for a in all_assets for k in a.keys if "/".join(k.path) not in materialised)
+            into = warnings if ev.severity == dg.AssetCheckSeverity.WARN else failed
+            into["/".join(ev.asset_key.path) + ":" + ev.check_name] = ev.description or "failed"
+    materialised = {"/".join(e.asset_key.path) for r in results for e in r.get_asset_materialization_events()}
+    blocked = sorted(name for a in nightly_assets for k in a.keys
+                     if (name := "/".join(k.path)) not in materialised and name not in skipped)
     con = connect(db, read_only=True)
     try:
         tables = con.execute("""SELECT table_schema || '.' || table_name FROM information_schema.tables
@@ -52,5 +84,6 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
         quarantined = quarantined_by_rule(con, business_date)
     finally:
         con.close()
-    return RunSummary(business_date, result.success and not failed and not blocked,
-                      round(time.perf_counter() - started, 1), failed, blocked, rows, quarantined, str(db))
+    return RunSummary(business_date, all(r.success for r in results) and not failed and not blocked,
+                      round(time.perf_counter() - started, 1), failed, warnings, errors, trained, blocked, rows, quarantined,
+                      str(db))

@@ -45,7 +45,7 @@ from simulate.vocabulary import (
 from valuecredit.identifiers import make_resident_ids, make_uscc
 
 SIGMA_UNSEEN = 0.9
-BURN_IN = 14  # months simulated before the first delivered period, so growth rates have history
+BURN_IN = 14  # months before the window: delivered as history with the first regular delivery
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 GRADE_EFFECT = {"A": -0.6, "B": -0.2, "M": 0.0, "C": 0.5, "D": 1.2}
@@ -202,6 +202,14 @@ class Universe:
         self.kwh_hist = np.zeros((n, T), dtype=np.float32)
         self.hc_hist = np.zeros((n, T), dtype=np.float32)
         self.true_rev_year: dict[int, np.ndarray] = {}
+        # what the platform has been delivered, month by month: the truth's log-odds read only these
+        self.arrears_hist = np.zeros((n, T), dtype=np.int16)
+        self.negative_hist = np.zeros((n, T), dtype=bool)
+        self.has_ip_hist = np.zeros((n, T), dtype=bool)
+        self.grade_hist = np.zeros((n, T), dtype=np.int8)  # index into GRADES of the last delivered grade
+        self.debt_hist = np.full((n, T), np.nan, dtype=np.float32)  # last delivered debt ratio
+        self.grade_reported = np.full(n, int(np.flatnonzero(GRADES == "M")[0]), dtype=np.int8)
+        self.debt_reported = np.full(n, np.nan, dtype=np.float32)
         self.regime = {s: 0.0 for s in INDUSTRIES}
 
         self.bank_ids = np.array([f"B{i + 1:02d}" for i in range(len(PARTNER_BANKS))])
@@ -223,9 +231,12 @@ class Universe:
         return shock
 
     def log_odds(self, k: int) -> np.ndarray:
-        """h: default log-odds over the next 12 months from data recorded up to month k - 2."""
+        """h: default log-odds over the next 12 months from the monthly data recorded up to month
+        k - 2 (all delivered before month k starts), the annual grade and debt ratio delivered by the
+        start of month k (settlements arrive in June), and the regime of month k - 2."""
         d = k - 2 - self.k0
         d = max(d, 11)
+        a = max(k - 1 - self.k0, 0)  # end of the month before: what annual reports had arrived
         rev6 = self.rev_hist[:, d - 5:d + 1].sum(1) + 1
         rev6p = self.rev_hist[:, d - 11:d - 5].sum(1) + 1
         kwh6 = self.kwh_hist[:, d - 5:d + 1].sum(1) + 1
@@ -235,15 +246,17 @@ class Universe:
         hg = np.clip(np.log((self.hc_hist[:, d] + 1) / (self.hc_hist[:, d - 6] + 1)), -3, 3)
         age = np.maximum(k - self.founded_k, 0) / 12
         log_annual = np.log(self.rev_hist[:, d - 11:d + 1].sum(1) + 1)
-        grade_eff = np.vectorize(GRADE_EFFECT.get)(self.grade).astype(float)
+        arrears = self.arrears_hist[:, d].astype(float)
+        grade_eff = np.array([GRADE_EFFECT[g] for g in GRADES])[self.grade_hist[:, a]]
+        excess_debt = np.nan_to_num(np.maximum(0, self.debt_hist[:, a] - 0.75), nan=0.0)
         h = (-3.3 - 0.8 * np.tanh(2 * rg) - 0.4 * np.tanh(3 * hg)
-             + 1.1 * (self.arrears >= 3) + 0.2 * np.minimum(self.arrears, 6)
-             + 2.0 * np.maximum(0, self.debt_ratio - 0.75) * (rg < 0)
+             + 1.1 * (arrears >= 3) + 0.2 * np.minimum(arrears, 6)
+             + 2.0 * excess_debt * (rg < 0)
              + 0.9 * ((rg - pg) > 0.35)
-             + grade_eff + 0.7 * self.on_negative
+             + grade_eff + 0.7 * self.negative_hist[:, d]
              - 0.25 * np.log1p(np.minimum(age, 20)) + 0.4 * (age < 2)
-             - 0.12 * (log_annual - 15.5) - 0.25 * (self.patents > 0)
-             + self.regime_shock(k))
+             - 0.12 * (log_annual - 15.5) - 0.25 * self.has_ip_hist[:, d]
+             + self.regime_shock(self.k0 + d))
         return h
 
     def active(self, k: int) -> np.ndarray:
@@ -316,6 +329,15 @@ class Universe:
         })
         self._events(k, rng, act, distressed, out)
         self._registry(k, out)
+        if month == 6 and k - 1 >= self.k_first and (k // 12 - 1) in self.true_rev_year:
+            # last year's settlement, written in May, reaches the platform in June: from now on the
+            # truth sees the grade and debt ratio it carries (unchanged since the December close)
+            idx = self._annual_report_firms(k // 12 - 1)
+            self.grade_reported[idx] = pd.Categorical(self.grade[idx], categories=GRADES).codes
+            self.debt_reported[idx] = self.debt_ratio[idx]
+        # state at the end of month k, as far as the platform has been told
+        self.arrears_hist[:, t], self.negative_hist[:, t], self.has_ip_hist[:, t] = self.arrears, self.on_negative, self.patents > 0
+        self.grade_hist[:, t], self.debt_hist[:, t] = self.grade_reported, self.debt_reported
         if k == self.k0 + BURN_IN - 1 or month == 12:
             self._annual_close(k, rng)
         return out
@@ -476,11 +498,12 @@ class Universe:
         })
 
     # -- tax annual settlement -----------------------------------------------------------
+    def _annual_report_firms(self, year: int) -> np.ndarray:
+        return np.flatnonzero((self.founded_k < (year + 1) * 12) & (self.true_rev_year[year] > 0))
+
     def tax_annual(self, year: int) -> pd.DataFrame:
-        rev = self.true_rev_year.get(year)
-        act = self.founded_k < (year + 1) * 12
-        idx = np.flatnonzero(act & (rev > 0))
-        rev = rev[idx]
+        idx = self._annual_report_firms(year)
+        rev = self.true_rev_year[year][idx]
         rd = rev * self.rd_intensity[idx]
         assets = rev / self.asset_turnover[idx]  # year-end total assets from revenue and turnover
         return pd.DataFrame({
@@ -589,10 +612,29 @@ def simulate(cfg: SimConfig, progress=None) -> SimSummary:
     banks = pd.DataFrame({"bank_id": uni.bank_ids, "bank_name": list(PARTNER_BANKS)})
     writer.write(contracts["banks"], "all", delivery_date(uni.k_first - 1, 1), banks)
     periods: list[str] = []
+    registers = [c for c in CONTRACTS if c.cadence == "monthly" and "period" not in c.key and c.source != "registry"]
+    history: dict[str, list[pd.DataFrame]] = {c.source: [] for c in registers}
+    panels = [c for c in CONTRACTS if c.cadence == "monthly" and "period" in c.key and not c.source.startswith("loan")]
     for k in range(uni.k0, uni.k_end + 1):
         month = uni.step(k)
         if k < uni.k_first:
+            # a department joining the platform delivers its history with its first regular delivery:
+            # the monthly panels of the months before the window, and its registers' rows
+            for c in panels:
+                if c.source in month:
+                    writer.write(c, period_of(k), delivery_date(uni.k_first, c.delivery_day), month[c.source])
+            for c in registers:
+                if c.source in month:
+                    history[c.source].append(month[c.source])
             continue
+        if history:
+            # the registers' history arrives with the first month (the latest row per key: a case
+            # listed and later removed arrives once, removed)
+            for c in registers:
+                frames = [f for f in [*history[c.source], month.get(c.source)] if f is not None and len(f)]
+                if frames:
+                    month[c.source] = pd.concat(frames, ignore_index=True).drop_duplicates(list(c.key), keep="last")
+            history = {}
         periods.append(period_of(k))
         h = uni.log_odds(k)
         month.update(uni.loan_month(k, h))

@@ -11,8 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
 from models.train import training_sample
-from simulate import SimConfig, simulate
-from tests.conftest import BUSINESS_DATE, END_PERIOD, ingest_all
+from tests.conftest import BUSINESS_DATE, ingest_all
 from valuecredit.cli import main
 from valuecredit.scoring.calibrate import calibrate, outcome_sample, sample_points, write_report
 from valuecredit.scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
@@ -20,16 +19,6 @@ from valuecredit.scoring.score import build_indicators
 from valuecredit.scoring.sql import INDICATOR_KEYS, indicators_sql
 
 CAT = load_catalogue()
-
-
-@pytest.fixture(scope="module")
-def loan_book(tmp_path_factory):
-    landing = tmp_path_factory.mktemp("cal_landing")
-    simulate(SimConfig(firms=10_000, seed=11, months=36, end_period=END_PERIOD, fault_rate=0.0, out=landing))
-    db = tmp_path_factory.mktemp("cal_store") / "cal.duckdb"
-    con, _ = ingest_all(landing, db)
-    yield con, landing, db
-    con.close()
 
 
 def test_outcome_labels_match_the_simulators_truth(loan_book):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from models.estimators import MonotoneGBM
-from models.train import psi, reliability
+from models.train import reliability
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +49,22 @@ def test_reliability_and_ece_by_hand():
     assert ece == pytest.approx(0.5 * 0.2 + 0.5 * 0.3)
 
 
-def test_psi_by_hand():
-    expected = np.repeat([1.0, 2.0], 50)
-    assert psi(expected, expected, bins=2) == 0
-    actual = np.repeat([1.0, 2.0], [25, 75])
-    # bins split at the median of the expected: shares 0.5/0.5 against 0.25/0.75
-    assert psi(expected, actual, bins=2) == pytest.approx((0.25 - 0.5) * np.log(0.25 / 0.5) + (0.75 - 0.5) * np.log(0.75 / 0.5),
-                                                          abs=1e-5)
+def test_psi_by_hand_with_missing_values_and_categories():
+    from models.monitoring import psi, reference, status
+
+    train = pd.Series([1.0] * 40 + [2.0] * 40 + [None] * 20)
+    ref = reference(train, bins=2)  # bins: below the median, from the median up, missing
+    assert ref["edges"] == [1.5] and ref["shares"] == [0.4, 0.4, 0.2]
+    assert psi(ref, train) == 0
+    today = pd.Series([1.0] * 20 + [2.0] * 40 + [None] * 40)  # a department stopped delivering for some firms
+    expected = (0.2 - 0.4) * np.log(0.2 / 0.4) + (0.4 - 0.2) * np.log(0.4 / 0.2)
+    assert psi(ref, today) == pytest.approx(expected, abs=1e-5) and status(psi(ref, today)) == "shift"
+    sectors = reference(pd.Series(["C"] * 50 + ["K"] * 50))
+    assert sectors["categories"] == ["C", "K"] and sectors["shares"] == [0.5, 0.5, 0.0, 0.0]
+    # a sector never seen in training lands in its own bin, counted against a floor of 1e-4
+    drift = psi(sectors, pd.Series(["C"] * 45 + ["K"] * 45 + ["Z"] * 10))
+    assert drift == pytest.approx(2 * (0.45 - 0.5) * np.log(0.45 / 0.5) + (0.1 - 1e-4) * np.log(0.1 / 1e-4), abs=1e-5)
+    assert status(0.05) == "stable" and status(0.1) == "watch" and status(0.25) == "shift"
 
 
 def test_a_registered_model_reproduces_its_pds_and_explanations(fitted, tmp_path):

@@ -31,7 +31,11 @@ def test_universe_looks_like_chongqing(clean_landing):
     # one file per department and period, GBK for market regulation, Parquet for tax and power
     assert set(manifest[manifest.department == "market"].encoding) == {"gbk"}
     assert set(manifest[manifest.source.isin(["tax_monthly", "power"])].format) == {"parquet"}
-    assert (manifest[manifest.source == "tax_monthly"].period.nunique()) == 27
+    # 27 months in the window, and the 14 before it delivered as history with the first month's files
+    tax = manifest[manifest.source == "tax_monthly"]
+    assert tax.period.nunique() == 27 + 14
+    history = tax[tax.period < "2024-08"]
+    assert len(history) == 14 and set(history.delivered_on) == {"2024-09-15"}
     tax = pd.concat(pd.read_parquet(clean_landing / f) for f in manifest[manifest.source == "tax_monthly"].file)
     # Spring Festival: February 2026 revenue is well below January and March
     by_month = tax.groupby("period").revenue_fen.sum()

@@ -52,7 +52,7 @@ class RichProgress:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.definitions import all_assets
+    from pipelines.definitions import nightly_assets
     from pipelines.run import run_nightly
     from simulate import SimConfig
     from simulate.landing import add_months
@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(f"nightly run for business date [bold]{business_date}[/] on {db}")
             with Progress(TextColumn("{task.description:<22}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                           TimeElapsedColumn(), console=console) as bar:
-                task = bar.add_task("starting", total=len(all_assets))
+                task = bar.add_task("starting", total=len(nightly_assets))
                 summary = run_nightly(business_date, landing, db, RichProgress(bar, task))
     except StoreBusy as exc:
         console.print(f"[red]refused:[/] {exc}")
@@ -93,8 +93,15 @@ def _print_summary(s) -> None:
         for rule, n in s.quarantined_by_rule.items():
             q.add_row(rule, f"{n:,}")
         console.print(q)
+    if s.trained:
+        console.print(f"no PD model was registered yet: trained and promoted [bold]{s.trained}[/] "
+                      "(retrain with `valuecredit model train`)")
+    for step, why in s.errors.items():
+        console.print(f"[red]step failed[/] {step}: {why}", soft_wrap=True)
     for asset, why in s.failed_checks.items():
         console.print(f"[red]check failed[/] {asset}: {why}")
+    for asset, why in s.warnings.items():
+        console.print(f"[yellow]warning[/] {asset}: {why}", soft_wrap=True)
     if s.blocked:
         console.print(f"[red]blocked (not rebuilt, last good version kept):[/] {', '.join(s.blocked)}")
     status = "[green]succeeded[/]" if s.succeeded else "[red]stopped by failed checks[/]"
@@ -201,9 +208,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import json
-
-    from models.train import train_and_register
+    from models.train import retrain
     from valuecredit.scoring.catalogue import load_catalogue
     from valuecredit.store import connect
 
@@ -212,20 +217,41 @@ def cmd_train(args: argparse.Namespace) -> int:
     truth = Path(args.landing) / "_truth" / "loans.parquet"
     con = connect(args.db, read_only=True)
     try:
-        report = train_and_register(con, load_catalogue(args.catalogue), Path(args.registry),
-                                    truth if truth.exists() else None, args.seed)
+        registry = Path(args.registry or Path(args.db).parent / "models")
+        report = retrain(con, load_catalogue(args.catalogue), registry, args.date or date.today(),
+                         truth if truth.exists() else None, args.seed)
     finally:
         con.close()
-    out = Path(args.registry) / report["version"] / "validation.json"
-    out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     t = Table(title=f"model {report['version']}: out of time, {report['out_of_time']['gbm']['loans']:,} loans")
     for col in ("model", "AUC", "KS", "Brier", "ECE"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for name, m in report["out_of_time"].items():
         t.add_row(name, f"{m['auc']:.4f}", f"{m['ks']:.4f}", f"{m['brier']:.5f}", f"{m['ece']:.5f}")
     console.print(t)
-    console.print(f"registered {report['version']} in {args.registry}; validation in {out}")
+    d = report["decision"]
+    verdict = "promoted to champion" if d["promoted"] else f"not promoted; the champion stays {d['champion']}"
+    console.print(f"registered {report['version']} in {registry}: {verdict} ({d['reason']}); "
+                  f"validation in {registry / report['version'] / 'validation.json'}", soft_wrap=True)
     return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from models.nightly import replay
+    from valuecredit.scoring.catalogue import load_catalogue
+    from valuecredit.store import connect
+
+    if not Path(args.db).exists():
+        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
+    con = connect(args.db, read_only=True)
+    try:
+        r = replay(con, args.date, load_catalogue(args.catalogue), Path(args.registry or Path(args.db).parent / "models"))
+    finally:
+        con.close()
+    same = r.pd_identical and r.explanations_identical
+    console.print(f"replayed {r.as_of} for {r.firms:,} firms with model {r.model_version} from the raw deliveries "
+                  f"known that day: PDs {'identical' if r.pd_identical else f'differ (max {r.max_pd_difference:.3g})'}, "
+                  f"explanations {'identical' if r.explanations_identical else 'differ'}", soft_wrap=True)
+    return 0 if same else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,10 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr = md.add_parser("train", help="train the PD models on the loan book, validate out of time, register the champion")
     tr.add_argument("--db", default=str(DEFAULT_DB))
     tr.add_argument("--catalogue", help="catalogue YAML (for the negative-list feature; default: config/catalogue.yaml)")
-    tr.add_argument("--registry", default="data/models", help="where model versions are kept")
+    tr.add_argument("--registry", help="where model versions are kept (default: models/ beside the store, as the nightly run)")
     tr.add_argument("--landing", default=str(DEFAULT_LANDING), help="where to find the simulator's _truth/ (the ceiling)")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--date", type=_date, help="the date of the promotion decision, YYYY-MM-DD (default: today)")
     tr.set_defaults(func=cmd_train)
+    rp = md.add_parser("replay", help="score a past date again with the model version it used; compare bit for bit")
+    rp.add_argument("--date", type=_date, required=True)
+    rp.add_argument("--db", default=str(DEFAULT_DB))
+    rp.add_argument("--catalogue", help="catalogue YAML (default: config/catalogue.yaml)")
+    rp.add_argument("--registry", help="where model versions are kept (default: models/ beside the store)")
+    rp.set_defaults(func=cmd_replay)
     return p
 
 

@@ -35,6 +35,12 @@ MIN_MONTHS_FOR_GROWTH = 6  # a growth rate needs at least this many reported mon
 PIDX = "(CAST(substr({p}, 1, 4) AS INTEGER) * 12 + CAST(substr({p}, 6, 2) AS INTEGER) - 1)"
 
 
+# kWh are the one measure delivered as floating point. Summed as doubles, their total depends on the
+# order DuckDB's threads add them in, and the last bits change from run to run; as decimals (to a
+# millionth of a kWh) every sum is exact, so the same data give byte-identical indicators.
+EXACT_KWH = "CAST(kwh AS DECIMAL(38, 6))"
+
+
 def pidx(col: str) -> str:
     """Month index of a 'YYYY-MM' period, so windows are integer ranges."""
     return PIDX.format(p=col)
@@ -66,6 +72,12 @@ class PointInTime:
         return (f"(SELECT a.as_of, max({pidx('f.period')}) AS cur FROM {dates} a "
                 f"JOIN (SELECT period, min(_delivered_on) AS first_delivered FROM raw.{source} GROUP BY period) f "
                 f"ON f.first_delivered <= a.as_of GROUP BY a.as_of)")
+
+    def anchored(self, source: str, lag_months: int) -> str:
+        """Monthly rows with k = months before a fixed data month: `lag_months` before the month of
+        the date, the same for every firm and department whatever day the date falls on."""
+        return (f"(SELECT r.*, year(r.as_of) * 12 + month(r.as_of) - 1 - {lag_months} - {pidx('r.period')} AS k "
+                f"FROM {self.rows(source)} r)")
 
     def windowed(self, source: str) -> str:
         """Monthly rows with k = months before the source's current period (0 = current)."""
@@ -109,7 +121,7 @@ def indicators_sql(targets: str, as_of: date | None = None) -> str:
     pw AS (
         SELECT uscc, as_of,
             count(*) FILTER (k BETWEEN 0 AND 11) AS n12, count(*) FILTER (k BETWEEN 12 AND 23) AS n_prev,
-            avg(kwh) FILTER (k BETWEEN 0 AND 11) AS kwh12, avg(kwh) FILTER (k BETWEEN 12 AND 23) AS kwh_prev
+            avg({EXACT_KWH}) FILTER (k BETWEEN 0 AND 11) AS kwh12, avg({EXACT_KWH}) FILTER (k BETWEEN 12 AND 23) AS kwh_prev
         FROM {pit.windowed("power")} WHERE k BETWEEN 0 AND 23 GROUP BY ALL),
     trade AS (
         SELECT uscc, as_of, sum(export_fen + import_fen) AS trade12

@@ -1,0 +1,233 @@
+"""Nightly PD scoring: every firm's PD from the pinned champion, with its exact TreeSHAP explanation,
+reason codes, global importance and population stability, all for one business date.
+
+Tables, each keyed by (uscc, as_of) or as_of, a date replaced in one transaction:
+- features.pd_inputs      the model's inputs per firm (what a replay must reproduce)
+- scores.pd               PD, booster log-odds, base value, top reason codes, model version, snapshot
+- scores.explanations     one row per firm and feature: its contribution to the log-odds and, for
+                          contributions that raise the PD, its rank among them
+- scores.pd_importance    mean absolute contribution per feature over the population
+- scores.pd_stability     PSI of the PD and of every feature against the training reference
+- scores.reason_codes     code, feature, Chinese and English text
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from models.features import features_sql
+from models.monitoring import psi, status
+from models.registry import RegisteredModel, RegistryError, champion, load_model
+from valuecredit.configfile import content_hash, read_yaml
+from valuecredit.scoring.catalogue import Catalogue
+from valuecredit.scoring.score import firms_as_of
+from valuecredit.scoring.sql import lit
+
+REASON_CODES = Path(__file__).resolve().parents[1] / "config" / "reason_codes.yaml"
+TOP_REASONS = 4
+
+DDL = [
+    "CREATE TABLE IF NOT EXISTS scores.pd (uscc VARCHAR, as_of DATE, pd DOUBLE, log_odds DOUBLE, base_value DOUBLE, "
+    + ", ".join(f"reason_{i} VARCHAR" for i in range(1, TOP_REASONS + 1))
+    + ", model_version VARCHAR, snapshot_id VARCHAR, catalogue_hash VARCHAR, reason_codes_hash VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS scores.explanations (uscc VARCHAR, as_of DATE, feature VARCHAR, contribution DOUBLE, "
+    "adverse_rank SMALLINT)",
+    "CREATE TABLE IF NOT EXISTS scores.pd_importance (as_of DATE, model_version VARCHAR, feature VARCHAR, "
+    "mean_abs_contribution DOUBLE, share DOUBLE, rank SMALLINT)",
+    "CREATE TABLE IF NOT EXISTS scores.pd_stability (as_of DATE, model_version VARCHAR, item VARCHAR, psi DOUBLE, "
+    "status VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS scores.reason_codes (code VARCHAR, feature VARCHAR, zh VARCHAR, en VARCHAR, "
+    "reason_codes_hash VARCHAR)",
+]
+
+
+class ScoringError(RuntimeError):
+    """No model to score with, or a model the reason codes do not cover."""
+
+
+@dataclass
+class ReasonCodes:
+    by_feature: dict[str, dict]
+    content_hash: str
+
+
+def load_reason_codes(path: Path = REASON_CODES) -> ReasonCodes:
+    raw = read_yaml(Path(path), ScoringError, "reason codes")
+    codes = (raw or {}).get("codes") if isinstance(raw, dict) else None
+    if not isinstance(codes, dict) or not codes:
+        raise ScoringError(f"{path}: no `codes:` mapping of feature to code, zh, en")
+    seen: dict[str, str] = {}
+    for feature, entry in codes.items():
+        for key in ("code", "zh", "en"):
+            if not isinstance(entry, dict) or not str(entry.get(key, "")).strip():
+                raise ScoringError(f"{path}: reason code for {feature!r} has no {key!r}")
+        if entry["code"] in seen:
+            raise ScoringError(f"{path}: code {entry['code']} is used by both {seen[entry['code']]!r} and {feature!r}")
+        seen[entry["code"]] = feature
+    return ReasonCodes(codes, content_hash(raw))
+
+
+@dataclass
+class PDSummary:
+    as_of: date
+    firms: int
+    model_version: str
+    mean_pd: float
+    shifted: list[str]
+
+
+def pinned_model(registry: Path) -> RegisteredModel:
+    version = champion(registry)
+    if version is None:
+        raise ScoringError(f"no champion model in {registry}: train one first (`valuecredit model train`)")
+    try:
+        return load_model(registry, version)
+    except RegistryError as exc:
+        raise ScoringError(str(exc)) from exc
+
+
+def model_inputs(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, from_stored: bool = True) -> pd.DataFrame:
+    """Every registered firm's model inputs as of the date. Nightly, the indicators and negative-list
+    hits already stored for the date are reused; a replay (`from_stored=False`) derives everything
+    again from the raw deliveries as known on the date."""
+    d = f"DATE {lit(as_of.isoformat())}"
+    stored = dict(indicators=f"(SELECT * FROM features.indicators WHERE as_of = {d})",
+                  hits=f"(SELECT uscc, as_of, rule_id FROM scores.negative_hits WHERE as_of = {d})") if from_stored else {}
+    return con.execute(f"SELECT * FROM ({features_sql(firms_as_of(as_of), cat.negative_rules, as_of, **stored)}) "
+                       f"ORDER BY uscc").df()
+
+
+def explain(model: RegisteredModel, inputs: pd.DataFrame, codes: ReasonCodes) -> tuple[pd.DataFrame, np.ndarray]:
+    """PD, log-odds, base value and the top reason codes per firm, and the contribution matrix."""
+    features = model.metadata["features"]
+    uncovered = [f for f in features if f not in codes.by_feature]
+    if uncovered:
+        raise ScoringError(f"model {model.version} uses features with no reason code: {', '.join(uncovered)}")
+    contrib = model.contributions(inputs).to_numpy()
+    base, phi = contrib[:, -1], contrib[:, :-1]
+    log_odds = base + phi.sum(axis=1)
+    out = pd.DataFrame({"uscc": inputs["uscc"].to_numpy(), "as_of": inputs["as_of"].to_numpy(),
+                        "pd": model.pd(inputs), "log_odds": log_odds, "base_value": base})
+    # reasons: the features that raise this firm's PD the most (a positive contribution), largest first
+    order = np.argsort(-phi, axis=1, kind="stable")[:, :TOP_REASONS]
+    top = np.take_along_axis(phi, order, axis=1)
+    code_of = np.array([codes.by_feature[f]["code"] for f in features], dtype=object)
+    for i in range(TOP_REASONS):
+        out[f"reason_{i + 1}"] = np.where(top[:, i] > 0, code_of[order[:, i]], None)
+    return out, phi
+
+
+def adverse_ranks(phi: np.ndarray) -> np.ndarray:
+    """1 for the contribution that raises the PD most, 2 for the next, ...; 0 where it does not raise it."""
+    order = np.argsort(-phi, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, phi.shape[1] + 1)[None, :], axis=1)
+    return np.where(phi > 0, ranks, 0)
+
+
+def explanations_table(usccs: np.ndarray, as_of: date, features: list[str], phi: np.ndarray) -> pa.Table:
+    """The long table of contributions, built as dictionary-encoded columns (no per-row Python)."""
+    n, f = phi.shape
+    ranks = adverse_ranks(phi).ravel()
+    return pa.table({
+        "uscc": pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(n, dtype=np.int32), f)), pa.array(usccs)),
+        "as_of": pa.array(np.full(n * f, np.datetime64(as_of, "D"))),
+        "feature": pa.DictionaryArray.from_arrays(pa.array(np.tile(np.arange(f, dtype=np.int32), n)), pa.array(features)),
+        "contribution": pa.array(phi.ravel()),
+        "adverse_rank": pa.array(np.where(ranks > 0, ranks, 0).astype(np.int16), mask=ranks == 0),
+    })
+
+
+def importance(phi: np.ndarray, features: list[str]) -> pd.DataFrame:
+    mean_abs = np.abs(phi).mean(axis=0) if len(phi) else np.zeros(len(features))
+    total = mean_abs.sum() or 1.0
+    out = pd.DataFrame({"feature": features, "mean_abs_contribution": mean_abs, "share": mean_abs / total})
+    out["rank"] = out["mean_abs_contribution"].rank(ascending=False, method="first").astype(int)
+    return out.sort_values("rank")
+
+
+def stability(model: RegisteredModel, inputs: pd.DataFrame, pds: np.ndarray) -> pd.DataFrame:
+    refs = model.metadata.get("reference", {})
+    rows = [("pd", psi(refs["pd"], pd.Series(pds)))] if "pd" in refs else []
+    rows += [(f, psi(refs[f], inputs[f])) for f in model.metadata["features"] if f in refs]
+    return pd.DataFrame({"item": [r[0] for r in rows], "psi": [r[1] for r in rows],
+                         "status": [status(r[1]) for r in rows]})
+
+
+def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model: RegisteredModel,
+             codes: ReasonCodes) -> PDSummary:
+    """Score, explain and monitor every firm for the date; replace the date's rows in one transaction."""
+    for stmt in DDL:
+        con.execute(stmt)
+    inputs = model_inputs(con, as_of, cat)
+    scored, phi = explain(model, inputs, codes)
+    snapshot = con.execute("SELECT snapshot_id FROM meta.snapshots WHERE as_of = ?", [as_of]).fetchall()
+    scored["model_version"] = model.version
+    scored["snapshot_id"] = snapshot[0][0] if snapshot else None
+    scored["catalogue_hash"] = cat.content_hash
+    scored["reason_codes_hash"] = codes.content_hash
+    features = model.metadata["features"]
+    long = explanations_table(scored["uscc"].to_numpy(), as_of, features, phi)
+    ranked = importance(phi, features).assign(as_of=as_of, model_version=model.version)
+    drift = stability(model, inputs, scored["pd"].to_numpy()).assign(as_of=as_of, model_version=model.version)
+    code_rows = pd.DataFrame([{"code": e["code"], "feature": f, "zh": e["zh"], "en": e["en"],
+                               "reason_codes_hash": codes.content_hash} for f, e in codes.by_feature.items()])
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.register("_inputs", inputs)
+        con.execute("CREATE TABLE IF NOT EXISTS features.pd_inputs AS SELECT * FROM _inputs WHERE false")
+        con.unregister("_inputs")
+        for table, frame in (("features.pd_inputs", inputs), ("scores.pd", scored), ("scores.explanations", long),
+                             ("scores.pd_importance", ranked), ("scores.pd_stability", drift)):
+            con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
+            con.register("_frame", frame)
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
+            con.unregister("_frame")
+        con.execute("DELETE FROM scores.reason_codes WHERE reason_codes_hash = ?", [codes.content_hash])
+        con.register("_codes", code_rows)
+        con.execute("INSERT INTO scores.reason_codes BY NAME SELECT * FROM _codes")
+        con.unregister("_codes")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    shifted = drift.loc[drift["status"] == "shift", "item"].tolist()
+    return PDSummary(as_of, len(scored), model.version, float(scored["pd"].mean()) if len(scored) else 0.0, shifted)
+
+
+@dataclass
+class ReplayResult:
+    as_of: date
+    model_version: str
+    firms: int
+    pd_identical: bool
+    explanations_identical: bool
+    max_pd_difference: float
+
+
+def replay(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, registry: Path) -> ReplayResult:
+    """Score a past date again from the raw deliveries as known then, with the model version that
+    date recorded, and compare with what was stored, bit for bit."""
+    stored = con.execute("SELECT * FROM scores.pd WHERE as_of = ? ORDER BY uscc", [as_of]).df()
+    if stored.empty:
+        raise ScoringError(f"no PDs stored for {as_of}: nothing to replay")
+    versions = stored["model_version"].unique().tolist()
+    model = load_model(registry, versions[0])
+    inputs = model_inputs(con, as_of, cat, from_stored=False)
+    again, phi = explain(model, inputs, load_reason_codes())
+    same_firms = again["uscc"].tolist() == stored["uscc"].tolist()
+    pd_identical = same_firms and np.array_equal(again["pd"].to_numpy(), stored["pd"].to_numpy())
+    stored_phi = con.execute("""SELECT contribution FROM scores.explanations WHERE as_of = ?
+                                ORDER BY uscc, feature""", [as_of]).fetchnumpy()["contribution"]
+    features = model.metadata["features"]
+    mine = phi[:, np.argsort(features)].ravel() if same_firms else np.array([])
+    diff = float(np.max(np.abs(again["pd"].to_numpy() - stored["pd"].to_numpy()))) if same_firms and len(stored) else float("inf")
+    return ReplayResult(as_of, model.version, len(stored), pd_identical,
+                        same_firms and np.array_equal(mine, stored_phi), diff)

@@ -1,0 +1,87 @@
+"""The PD model: retraining (its own asset, on demand or monthly, never in the nightly job) and the
+nightly PDs with explanations, scored with the pinned champion. Bodies call models.*."""
+
+import os
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from models.checks import check_pd
+from models.nightly import ScoringError, load_reason_codes, pinned_model, score_pd
+from models.train import retrain
+from pipelines.partitions import business_days, retry_policy
+from pipelines.resources import LandingZone, ProgressReporter, Store
+from pipelines.scoring import CatalogueFile, commercial_value, indicators
+from valuecredit.scoring.catalogue import load_catalogue
+
+PD_CHECKS = {"every_firm_one_pd": True, "explanations_add_up": True, "adverse_pds_have_used_reasons": True,
+             "population_stability": False}  # name -> blocks publication; drift warns, a person decides
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """The folder of registered model versions, with the champion pin and the decision log."""
+
+    path: str = "data/models"
+
+
+def registry_resource(beside_store: str | None = None) -> ModelRegistry:
+    """VALUECREDIT_MODELS if set, else `models/` beside the store the run uses."""
+    return ModelRegistry(path=os.environ.get("VALUECREDIT_MODELS", beside_store or "data/models"))
+
+
+@dg.asset(
+    key=["models", "pd_champion"], group_name="models", kinds={"lightgbm"},
+    deps=[dg.AssetKey(["staging", s]) for s in ("loans", "loan_status", "loan_recoveries")],
+    description="Retrain on every loan with a closed 12-month window: monotone GBM (candidate) and WoE scorecard "
+                "(challenger), validated out of time, registered; promoted to champion only if it beats the "
+                "current champion on the same out-of-time loans. Not part of the nightly job.",
+)
+def pd_champion(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile, registry: ModelRegistry,
+                landing: LandingZone, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    truth = Path(landing.path) / "_truth" / "loans.parquet"
+    with store.connect() as con:
+        report = retrain(con, load_catalogue(catalogue.path), Path(registry.path), date.today(),
+                         truth if truth.exists() else None)
+    oot, decision = report["out_of_time"], report["decision"]
+    progress.done("pd model", f"{report['version']} AUC {oot['gbm']['auc']:.4f} out of time: "
+                              f"{'promoted' if decision['promoted'] else 'not promoted'} ({decision['reason']})")
+    meta = {"version": report["version"], "promoted": decision["promoted"], "decision": decision["reason"],
+            "oot_auc": oot["gbm"]["auc"], "oot_ece": oot["gbm"]["ece"], "scorecard_oot_auc": oot["scorecard"]["auc"],
+            "training_loans": report["train"]["loans"]}
+    if "ceiling_pd_12m_observable" in oot:
+        meta["ceiling_oot_auc"] = oot["ceiling_pd_12m_observable"]["auc"]
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(
+    key=["scores", "pd"], group_name="models", deps=[indicators, commercial_value],
+    partitions_def=business_days, retry_policy=retry_policy, kinds={"duckdb", "lightgbm"},
+    description="12-month PD of every firm from the pinned champion, with its model version; exact TreeSHAP "
+                "contributions in scores.explanations, reason codes (zh/en), global importance and PSI.",
+)
+def pd_scores(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile, registry: ModelRegistry,
+              progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    try:
+        model, codes = pinned_model(Path(registry.path)), load_reason_codes()
+        with store.connect() as con:
+            s = score_pd(con, date.fromisoformat(context.partition_key), load_catalogue(catalogue.path), model, codes)
+    except ScoringError as exc:  # no model, or codes that do not cover it: retrying cannot help
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    progress.done("pd", f"{s.firms:,} firms, model {s.model_version}, mean PD {s.mean_pd:.4f}")
+    return dg.MaterializeResult(metadata={"firms": s.firms, "model_version": s.model_version,
+                                          "mean_pd": round(s.mean_pd, 6), "psi_shift": ", ".join(s.shifted) or "none"})
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(name, asset=["scores", "pd"], blocking=blocks) for name, blocks in PD_CHECKS.items()],
+    description="One PD per firm from the pinned model, contributions that add up to each log-odds, a reason "
+                "(naming a feature the model uses) for every PD above the base, and population stability.",
+)
+def pd_checks(context: dg.AssetCheckExecutionContext, store: Store, registry: ModelRegistry):
+    model = pinned_model(Path(registry.path))
+    with store.connect() as con:
+        for name, out in check_pd(con, date.fromisoformat(context.run.tags["dagster/partition"]), model):
+            severity = dg.AssetCheckSeverity.ERROR if PD_CHECKS[name] else dg.AssetCheckSeverity.WARN
+            yield dg.AssetCheckResult(asset_key=["scores", "pd"], check_name=name, passed=out.passed,
+                                      description=out.description, metadata=out.metadata, severity=severity)
