@@ -10,12 +10,20 @@ import dagster as dg
 from pipelines.coverage import firm_coverage
 from pipelines.ingestion import source_assets, source_checks
 from pipelines.ledger import ledger_checks, ledger_postings, pool_resource
-from pipelines.models import pd_champion, pd_checks, pd_scores, registry_resource
+from pipelines.models import (
+    eligibility,
+    eligibility_checks,
+    pd_champion,
+    pd_checks,
+    pd_scores,
+    products_resource,
+    registry_resource,
+)
 from pipelines.resources import LandingZone, SilentProgress, Store
 from pipelines.scoring import catalogue_resource, commercial_value, indicators, score_checks
 
-nightly_assets = [*source_assets, firm_coverage, indicators, commercial_value, pd_scores, ledger_postings]
-all_checks = [*source_checks, score_checks, pd_checks, ledger_checks]
+nightly_assets = [*source_assets, firm_coverage, indicators, commercial_value, pd_scores, eligibility, ledger_postings]
+all_checks = [*source_checks, score_checks, pd_checks, eligibility_checks, ledger_checks]
 all_assets = [*nightly_assets, pd_champion]
 
 # One writer per DuckDB file: steps of a run execute in one process, one after another;
@@ -56,6 +64,7 @@ def resources(db: str | None = None, landing: str | None = None, progress=None) 
         "progress": progress or SilentProgress(),
         "catalogue": catalogue_resource(),
         "pool_files": pool_resource(),
+        "products": products_resource(),
         "registry": registry_resource(str(Path(db).parent / "models") if db else None),
     }
 

@@ -1,5 +1,6 @@
-"""The PD model: retraining (its own asset, on demand or monthly, never in the nightly job) and the
-nightly PDs with explanations, scored with the pinned champion. Bodies call models.*."""
+"""The PD model and what is decided with it: retraining (its own asset, on demand or monthly, never in the nightly job) and the
+nightly PDs with explanations, scored with the pinned champion; eligibility for every product.
+Bodies call models.* and lending.*."""
 
 import os
 from datetime import date
@@ -7,6 +8,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from lending.checks import check_eligibility
+from lending.eligibility import build_eligibility
+from lending.products import DEFAULT_PRODUCTS, load_products
 from models.checks import check_pd
 from models.nightly import ScoringError, load_reason_codes, pinned_model, score_pd
 from models.train import retrain
@@ -85,3 +89,45 @@ def pd_checks(context: dg.AssetCheckExecutionContext, store: Store, registry: Mo
             severity = dg.AssetCheckSeverity.ERROR if PD_CHECKS[name] else dg.AssetCheckSeverity.WARN
             yield dg.AssetCheckResult(asset_key=["scores", "pd"], check_name=name, passed=out.passed,
                                       description=out.description, metadata=out.metadata, severity=severity)
+
+
+class ProductsFile(dg.ConfigurableResource):
+    """The partner banks' product catalogue (YAML), validated by every step that reads it."""
+
+    path: str = str(DEFAULT_PRODUCTS)
+
+
+def products_resource() -> ProductsFile:
+    return ProductsFile(path=os.environ.get("VALUECREDIT_PRODUCTS", str(DEFAULT_PRODUCTS)))
+
+
+@dg.asset(
+    key=["decisions", "eligibility"], group_name="lending", deps=[commercial_value, pd_scores],
+    partitions_def=business_days, retry_policy=retry_policy, kinds={"duckdb"},
+    description="Every firm x every product: hard gates, shortfalls (condition, value, required), match degree, "
+                "pre-approved limit (fen) and indicative rate, with model, catalogue, product-catalogue versions.",
+)
+def eligibility(context: dg.AssetExecutionContext, store: Store, products: ProductsFile,
+                progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    catalogue = load_products(products.path)  # a bad product stops here, before anything is decided
+    with store.connect() as con:
+        s = build_eligibility(con, date.fromisoformat(context.partition_key), catalogue)
+    progress.done("eligibility", f"{s.eligible_firms:,} of {s.firms:,} firms eligible for at least one of "
+                                 f"{s.products} products; gated {s.gated}")
+    return dg.MaterializeResult(metadata={"firms": s.firms, "eligible_pairs": s.eligible_pairs,
+                                          "eligible_firms": s.eligible_firms, "products_version": catalogue.version,
+                                          **{f"gate_{k}": v for k, v in s.gated.items()}})
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(n, asset=["decisions", "eligibility"], blocking=True)
+           for n in ("every_firm_every_product", "decisions_explained_and_capped")],
+    description="One row per firm and product; no eligible firm behind a hard gate or without authorisation; every "
+                "refusal explained; every eligible limit priced, positive and within the programme's cap.",
+)
+def eligibility_checks(context: dg.AssetCheckExecutionContext, store: Store, products: ProductsFile):
+    catalogue = load_products(products.path)
+    with store.connect() as con:
+        for name, out in check_eligibility(con, date.fromisoformat(context.run.tags["dagster/partition"]), catalogue):
+            yield dg.AssetCheckResult(asset_key=["decisions", "eligibility"], check_name=name, passed=out.passed,
+                                      description=out.description, metadata=out.metadata)

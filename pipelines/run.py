@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from models.registry import champion
-from pipelines.definitions import all_checks, nightly_assets, pd_champion, pd_scores, resources
+from pipelines.definitions import all_checks, eligibility, nightly_assets, pd_champion, pd_scores, resources
 from pipelines.resources import ProgressReporter, SilentProgress
 from valuecredit.ingest import quarantined_by_rule
 from valuecredit.store import connect
@@ -52,13 +52,15 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     trained, skipped = "", {}
     if champion(registry) is None:
         # a new store has no PD model yet: load the data, train the first champion on its loan book, then score
-        results = [nightly([a for a in nightly_assets if a is not pd_scores])]
+        after_model = [pd_scores, eligibility]
+        results = [nightly([a for a in nightly_assets if a not in after_model])]
         if results[0].success:
             first = dg.materialize([pd_champion], **common)
             trained = champion(registry) or ""
             if trained:
-                results.append(nightly([pd_scores]))
+                results.append(nightly(after_model))
             else:
+                results.append(nightly([eligibility]))  # without PDs, products with a PD ceiling are not met
                 cause = _innermost(first.get_step_failure_events()[0].event_specific_data.error)
                 if cause.cls_name != "TrainingError":
                     results.append(first)  # a fault, not a short loan book: the run fails
@@ -79,7 +81,7 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     con = connect(db, read_only=True)
     try:
         tables = con.execute("""SELECT table_schema || '.' || table_name FROM information_schema.tables
-                                WHERE table_schema IN ('staging', 'quarantine', 'features', 'scores', 'ledger') ORDER BY 1""").fetchall()
+                                WHERE table_schema IN ('staging', 'quarantine', 'features', 'scores', 'decisions', 'ledger') ORDER BY 1""").fetchall()
         rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for (t,) in tables}
         quarantined = quarantined_by_rule(con, business_date)
     finally:

@@ -171,6 +171,15 @@ def test_first_nightly_run_trains_a_champion_scores_and_replays(loan_book, tmp_p
     assert version and f"trained and promoted {version}" in out.replace("\n", " ")
     con = connect(db, read_only=True)
     assert con.execute("SELECT count(DISTINCT model_version), count(*) FROM scores.pd").fetchone()[0] == 1
+    # eligibility rests on those PDs: no firm without a valid authorisation is ever eligible
+    unauthorised, eligible, firm = con.execute("""
+        SELECT count(*) FILTER (eligible AND NOT authorised), count(*) FILTER (eligible),
+               min(uscc) FILTER (eligible) FROM decisions.eligibility""").fetchone()
+    assert unauthorised == 0 and eligible > 100
+    assert con.execute("SELECT count(*) FROM decisions.eligibility e JOIN scores.pd p USING (uscc, as_of) "
+                       "WHERE e.model_version IS DISTINCT FROM p.model_version").fetchone()[0] == 0
     con.close()
+    assert main(["match", "--firm", firm, "--db", str(db)]) == 0
+    assert f"{firm}: " in capsys.readouterr().out
     assert main(["model", "replay", "--date", TODAY.isoformat(), "--db", str(db)]) == 0
     assert "PDs identical, explanations identical" in capsys.readouterr().out

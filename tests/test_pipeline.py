@@ -17,15 +17,15 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     repo = defs.get_repository_def()
     job = repo.get_job("nightly")
     assert job.partitions_def.timezone == "Asia/Shanghai"
-    # 23 sources, coverage, indicators, scores, PDs, ledger; and the retraining asset, outside the nightly job
-    assert len(repo.asset_graph.get_all_asset_keys()) == 29
+    # 23 sources, coverage, indicators, scores, PDs, eligibility, ledger; and the retraining asset, outside the nightly job
+    assert len(repo.asset_graph.get_all_asset_keys()) == 30
     assert dg.AssetKey(["models", "pd_champion"]) not in job.asset_layer.selected_asset_keys
     assert repo.get_job("retrain_pd").asset_layer.selected_asset_keys == {dg.AssetKey(["models", "pd_champion"])}
     from pipelines.definitions import all_checks
     checks = [c for a in all_checks for c in a.check_specs]
-    assert len(repo.asset_graph.asset_check_keys) == 23 + 4 + 4 + 5
+    assert len(repo.asset_graph.asset_check_keys) == 23 + 4 + 4 + 2 + 5
     # every check blocks publication except population stability: drift warns, a person decides
-    assert [c.name for c in checks if not c.blocking] == ["population_stability"] and len(checks) == 36
+    assert [c.name for c in checks if not c.blocking] == ["population_stability"] and len(checks) == 38
     schedule = repo.get_schedule_def("nightly_schedule")
     assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "Asia/Shanghai"
 
@@ -43,7 +43,8 @@ def test_failed_contract_blocks_dependents_while_other_sources_go_on(faulty_land
     broken = set(faults[faults.row.isna() & faults.fault.isin(
         ["file_truncated", "column_missing", "column_renamed", "wrong_encoding"])].source)
     assert {k.split("/")[1] for k in summary.failed_checks} == {f"{s}:contract" for s in broken}
-    assert summary.blocked == ["features/indicators", "scores/commercial_value", "scores/pd", "staging/firm_coverage"]
+    assert summary.blocked == ["decisions/eligibility", "features/indicators", "scores/commercial_value", "scores/pd",
+                               "staging/firm_coverage"]
     assert not summary.succeeded
     # the healthy sources were loaded all the same
     assert summary.table_rows["staging.tax_monthly"] > 10_000
@@ -57,8 +58,13 @@ def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "succeeded" in out and "staging.tax_monthly" in out
     # 800 firms have too short a loan book for a PD model: scores and ledger stand, PDs wait, it says why
-    assert "no PD model yet" in out and "defaults are needed" in out and "scores.pd" not in out
+    assert "no PD model yet" in out and "defaults are needed" in out
     con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
+    # without PDs no product can be priced: nobody is eligible, and each refusal says so
+    assert con.execute("SELECT count(*) FILTER (eligible), count(*) FILTER (NOT list_contains("
+                       "[s.condition FOR s IN shortfalls], 'pricing') AND len(gates) = 0) FROM decisions.eligibility"
+                       ).fetchone() == (0, 0)
     before = con.execute("SELECT * FROM staging.firm_coverage ORDER BY ALL").df()
     con.close()
     assert main(args) == 0

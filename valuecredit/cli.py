@@ -254,6 +254,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if same else 1
 
 
+def cmd_match(args: argparse.Namespace) -> int:
+    from lending.eligibility import match
+    from valuecredit.identifiers import validate_uscc
+    from valuecredit.store import connect
+
+    firm = validate_uscc(args.firm)  # says what is wrong with a mistyped code
+    if not Path(args.db).exists():
+        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
+    con = connect(args.db, read_only=True)
+    try:
+        as_of = args.date or con.execute("SELECT max(as_of) FROM decisions.eligibility").fetchone()[0]
+        if as_of is None:
+            raise ValueError(f"{args.db} has no eligibility yet: run `valuecredit run` first")
+        rows = match(con, firm, as_of)
+    finally:
+        con.close()
+    t = Table(title=f"{firm}: {int(rows['eligible'].sum())} of {len(rows)} products on {as_of}")
+    for col in ("product", "bank", "eligible", "limit (RMB)", "rate", "match", "what it lacks"):
+        t.add_column(col, justify="right" if col in ("limit (RMB)", "rate", "match") else "left")
+    for r in rows.itertuples():
+        lacks = "; ".join([f"gate: {g}" for g in r.gates] + [f"{s['condition']}: {s['value']} (needs {s['required']})"
+                                                             for s in r.shortfalls])
+        t.add_row(r.product_name, r.bank_id, "yes" if r.eligible else "no", f"{r.limit_fen // 100:,}" if r.eligible else "",
+                  f"{r.rate_bp / 100:.2f}%" if r.eligible else "", f"{r.match_degree:.0%}", lacks)
+    console.print(t)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="valuecredit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -322,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--catalogue", help="catalogue YAML (default: config/catalogue.yaml)")
     rp.add_argument("--registry", help="where model versions are kept (default: models/ beside the store)")
     rp.set_defaults(func=cmd_replay)
+    mt = sub.add_parser("match", help="every product for one firm: eligible first, with limit, rate and shortfalls")
+    mt.add_argument("--firm", required=True, help="the firm's unified social credit code")
+    mt.add_argument("--date", type=_date, help="business date (default: the latest with eligibility)")
+    mt.add_argument("--db", default=str(DEFAULT_DB))
+    mt.set_defaults(func=cmd_match)
     return p
 
 

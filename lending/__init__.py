@@ -1,0 +1,1 @@
+"""Loan products, eligibility and matching, publication to the partner banks."""

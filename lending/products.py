@@ -1,0 +1,139 @@
+"""The partner banks' product catalogue (`config/products.yaml`): loaded and validated, so that a bad
+product stops the run with the product and the field named, before anything is decided."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from valuecredit.configfile import content_hash, read_yaml
+
+DEFAULT_PRODUCTS = Path(__file__).resolve().parents[1] / "config" / "products.yaml"
+STATUSES = ("zhuanjingtexin", "high_tech", "tech_sme")  # innovation_status values a product may require
+GRADES = ("AAA", "AA", "A", "BBB", "BB", "B", "C")  # best first, as in the catalogue
+# condition -> (kind, bounds): what a product may require of a firm
+CONDITIONS = {
+    "min_grade": ("grade", None), "min_score": ("number", (0, 1000)), "max_pd": ("number", (0, 1)),
+    "min_years": ("number", (0, 100)), "min_revenue_rmb": ("number", (0, 1e12)), "min_tax_paid_rmb": ("number", (0, 1e11)),
+    "industries": ("industries", None), "exclude_industries": ("industries", None), "districts": ("districts", None),
+    "required_status": ("statuses", None), "max_amount_rmb": ("number", (10_000, 1e8)), "term_months": ("number", (1, 120)),
+}
+
+
+class ProductError(ValueError):
+    """The product catalogue is not valid: names the product and the field."""
+
+
+@dataclass
+class ProductCatalogue:
+    path: Path
+    version: int
+    content_hash: str
+    programme: dict
+    banks: dict[str, str]  # bank_id -> name
+    products: list[dict]
+
+    def frame(self) -> pd.DataFrame:
+        """One row per product with a column per condition (NULL: does not apply), for SQL."""
+        rows = []
+        for p in self.products:
+            c, price, limit = p["conditions"], p["pricing"], p["limit"]
+            bands = sorted(price.get("pd_bands", []))
+            rows.append({
+                "product_id": p["product_id"], "bank_id": p["bank_id"], "product_name": p["name"],
+                "min_grade": c.get("min_grade"), "min_grade_rank": GRADES.index(c["min_grade"]) if "min_grade" in c else None,
+                "min_score": _f(c.get("min_score")), "max_pd": _f(c.get("max_pd")), "min_years": _f(c.get("min_years")),
+                "min_revenue_rmb": _f(c.get("min_revenue_rmb")), "min_tax_paid_rmb": _f(c.get("min_tax_paid_rmb")),
+                "industries": c.get("industries"), "exclude_industries": c.get("exclude_industries"),
+                "districts": [str(d) for d in c["districts"]] if "districts" in c else None,
+                "required_status": c.get("required_status"),
+                "max_amount_fen": int(c["max_amount_rmb"]) * 100 if "max_amount_rmb" in c else None,
+                "term_months": c.get("term_months"),
+                "base_bp": int(price["base_bp"]), "floor_bp": int(price["floor_bp"]),
+                "band_max_pd": [float(b[0]) for b in bands], "band_premium_bp": [int(b[1]) for b in bands],
+                "revenue_share": float(limit["revenue_share"]), "tax_multiple": float(limit["tax_multiple"]),
+            })
+        return pd.DataFrame(rows)
+
+
+def _f(v) -> float | None:
+    return None if v is None else float(v)
+
+
+def load_products(path: Path | str | None = None) -> ProductCatalogue:
+    path = Path(path or DEFAULT_PRODUCTS)
+    doc = read_yaml(path, ProductError, "product catalogue")
+    if not isinstance(doc, dict):
+        raise ProductError(f"{path}: expected a mapping with version, programme, banks and products")
+    for key in ("version", "programme", "banks", "products"):
+        if key not in doc:
+            raise ProductError(f"{path}: missing `{key}`")
+    programme = doc["programme"]
+    for key in ("max_amount_rmb", "max_amount_zhuanjingtexin_rmb", "limit_rounding_rmb"):
+        if not isinstance(programme.get(key), (int, float)) or programme[key] <= 0:
+            raise ProductError(f"{path}: programme.{key} must be a positive number, got {programme.get(key)!r}")
+    banks = {}
+    for b in doc["banks"]:
+        if not isinstance(b, dict) or not b.get("bank_id") or not b.get("name"):
+            raise ProductError(f"{path}: every bank needs bank_id and name, got {b!r}")
+        banks[str(b["bank_id"])] = str(b["name"])
+    seen: set[str] = set()
+    for p in doc["products"]:
+        _check_product(path, p, banks, programme, seen)
+    return ProductCatalogue(path, int(doc["version"]), content_hash(doc), programme, banks, doc["products"])
+
+
+def _check_product(path: Path, p: dict, banks: dict, programme: dict, seen: set[str]) -> None:
+    pid = p.get("product_id") if isinstance(p, dict) else None
+    if not pid:
+        raise ProductError(f"{path}: a product without product_id: {p!r}")
+
+    def bad(field: str, why: str) -> ProductError:
+        return ProductError(f"{path}: product {pid}, {field}: {why}")
+
+    if pid in seen:
+        raise bad("product_id", "used twice")
+    seen.add(pid)
+    if p.get("bank_id") not in banks:
+        raise bad("bank_id", f"{p.get('bank_id')!r} is not one of the banks")
+    if not p.get("name"):
+        raise bad("name", "missing")
+    conditions = p.get("conditions") or {}
+    for field, value in conditions.items():
+        if field not in CONDITIONS:
+            raise bad(f"conditions.{field}", f"unknown condition (known: {', '.join(CONDITIONS)})")
+        kind, bounds = CONDITIONS[field]
+        if kind == "number" and not (isinstance(value, (int, float)) and bounds[0] <= value <= bounds[1]):
+            raise bad(f"conditions.{field}", f"must be a number from {bounds[0]:,} to {bounds[1]:,}, got {value!r}")
+        if kind == "grade" and value not in GRADES:
+            raise bad(f"conditions.{field}", f"must be one of {', '.join(GRADES)}, got {value!r}")
+        if kind == "industries" and not (isinstance(value, list) and value and all(
+                isinstance(v, str) and len(v) == 1 and v.isupper() for v in value)):
+            raise bad(f"conditions.{field}", f"must be a list of GB/T 4754 section letters, got {value!r}")
+        if kind == "districts" and not (isinstance(value, list) and value and all(
+                str(v).isdigit() and len(str(v)) == 6 for v in value)):
+            raise bad(f"conditions.{field}", f"must be a list of 6-digit district codes, got {value!r}")
+        if kind == "statuses" and not (isinstance(value, list) and value and set(value) <= set(STATUSES)):
+            raise bad(f"conditions.{field}", f"must be a list from {', '.join(STATUSES)}, got {value!r}")
+    cap = programme["max_amount_zhuanjingtexin_rmb"] if conditions.get("required_status") == ["zhuanjingtexin"] \
+        else max(programme["max_amount_rmb"], programme["max_amount_zhuanjingtexin_rmb"])
+    if "max_amount_rmb" not in conditions:
+        raise bad("conditions.max_amount_rmb", "every product needs a maximum amount")
+    if conditions["max_amount_rmb"] > cap:
+        raise bad("conditions.max_amount_rmb", f"{conditions['max_amount_rmb']:,} is above the programme's cap {cap:,}")
+    price = p.get("pricing") or {}
+    for field in ("base_bp", "floor_bp"):
+        if not isinstance(price.get(field), int) or not 0 < price[field] < 3000:
+            raise bad(f"pricing.{field}", f"must be whole basis points between 1 and 2999, got {price.get(field)!r}")
+    bands = price.get("pd_bands")
+    if not isinstance(bands, list) or not bands or not all(
+            isinstance(b, list) and len(b) == 2 and 0 < b[0] <= 1 and isinstance(b[1], int) and b[1] >= 0 for b in bands):
+        raise bad("pricing.pd_bands", f"must be a list of [highest PD in (0, 1], premium in whole bp >= 0], got {bands!r}")
+    if [b[0] for b in bands] != sorted({b[0] for b in bands}):
+        raise bad("pricing.pd_bands", "the bands' highest PDs must rise strictly")
+    limit = p.get("limit") or {}
+    for field, hi in (("revenue_share", 1.0), ("tax_multiple", 100.0)):
+        if not isinstance(limit.get(field), (int, float)) or not 0 < limit[field] <= hi:
+            raise bad(f"limit.{field}", f"must be a number in (0, {hi}], got {limit.get(field)!r}")
