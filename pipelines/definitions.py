@@ -17,12 +17,15 @@ from pipelines.models import (
     pd_checks,
     pd_scores,
     products_resource,
+    publication,
+    publication_resource,
     registry_resource,
 )
 from pipelines.resources import LandingZone, SilentProgress, Store
 from pipelines.scoring import catalogue_resource, commercial_value, indicators, score_checks
 
-nightly_assets = [*source_assets, firm_coverage, indicators, commercial_value, pd_scores, eligibility, ledger_postings]
+nightly_assets = [*source_assets, firm_coverage, indicators, commercial_value, pd_scores, eligibility, publication,
+                  ledger_postings]
 all_checks = [*source_checks, score_checks, pd_checks, eligibility_checks, ledger_checks]
 all_assets = [*nightly_assets, pd_champion]
 
@@ -65,6 +68,7 @@ def resources(db: str | None = None, landing: str | None = None, progress=None) 
         "catalogue": catalogue_resource(),
         "pool_files": pool_resource(),
         "products": products_resource(),
+        "publish_folder": publication_resource(str(Path(db).parent / "publish") if db else None),
         "registry": registry_resource(str(Path(db).parent / "models") if db else None),
     }
 

@@ -11,6 +11,7 @@ import dagster as dg
 from lending.checks import check_eligibility
 from lending.eligibility import build_eligibility
 from lending.products import DEFAULT_PRODUCTS, load_products
+from lending.publish import publish
 from models.checks import check_pd
 from models.nightly import ScoringError, load_reason_codes, pinned_model, score_pd
 from models.train import retrain
@@ -131,3 +132,29 @@ def eligibility_checks(context: dg.AssetCheckExecutionContext, store: Store, pro
         for name, out in check_eligibility(con, date.fromisoformat(context.run.tags["dagster/partition"]), catalogue):
             yield dg.AssetCheckResult(asset_key=["decisions", "eligibility"], check_name=name, passed=out.passed,
                                       description=out.description, metadata=out.metadata)
+
+
+class PublicationFolder(dg.ConfigurableResource):
+    """Where each bank's folder of published files lives."""
+
+    path: str = "data/publish"
+
+
+def publication_resource(beside_store: str | None = None) -> PublicationFolder:
+    return PublicationFolder(path=os.environ.get("VALUECREDIT_PUBLISH", beside_store or "data/publish"))
+
+
+@dg.asset(
+    key=["decisions", "publication"], group_name="lending", deps=[eligibility],
+    partitions_def=business_days, retry_policy=retry_policy, kinds={"duckdb", "parquet", "csv", "excel"},
+    description="Each bank's own eligibility rows (its products, authorised firms, personal data masked): schema "
+                "bank_<id> swapped in one transaction, and <publish>/<bank>/<date>/ (Parquet, CSV, Excel) renamed into "
+                "place. Runs only after the eligibility checks pass; a failure leaves the previous publication.",
+)
+def publication(context: dg.AssetExecutionContext, store: Store, products: ProductsFile, publish_folder: PublicationFolder,
+                progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    catalogue = load_products(products.path)
+    with store.connect() as con:
+        s = publish(con, date.fromisoformat(context.partition_key), catalogue, Path(publish_folder.path))
+    progress.done("publication", f"{s.banks} banks, {sum(s.rows.values()):,} rows, in {s.folder}")
+    return dg.MaterializeResult(metadata={"banks": s.banks, "rows": sum(s.rows.values()), "folder": s.folder})

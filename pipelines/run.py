@@ -9,7 +9,15 @@ from pathlib import Path
 import dagster as dg
 
 from models.registry import champion
-from pipelines.definitions import all_checks, eligibility, nightly_assets, pd_champion, pd_scores, resources
+from pipelines.definitions import (
+    all_checks,
+    eligibility,
+    nightly_assets,
+    pd_champion,
+    pd_scores,
+    publication,
+    resources,
+)
 from pipelines.resources import ProgressReporter, SilentProgress
 from valuecredit.ingest import quarantined_by_rule
 from valuecredit.store import connect
@@ -52,7 +60,7 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     trained, skipped = "", {}
     if champion(registry) is None:
         # a new store has no PD model yet: load the data, train the first champion on its loan book, then score
-        after_model = [pd_scores, eligibility]
+        after_model = [pd_scores, eligibility, publication]
         results = [nightly([a for a in nightly_assets if a not in after_model])]
         if results[0].success:
             first = dg.materialize([pd_champion], **common)
@@ -60,7 +68,7 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
             if trained:
                 results.append(nightly(after_model))
             else:
-                results.append(nightly([eligibility]))  # without PDs, products with a PD ceiling are not met
+                results.append(nightly([eligibility, publication]))  # without PDs no product can be priced
                 cause = _innermost(first.get_step_failure_events()[0].event_specific_data.error)
                 if cause.cls_name != "TrainingError":
                     results.append(first)  # a fault, not a short loan book: the run fails

@@ -1,0 +1,130 @@
+"""Publication to each bank: only its products, only authorised firms, masked; readers never see a
+partial table; a failed publication leaves the previous one byte-identical."""
+
+import hashlib
+import shutil
+import threading
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pytest
+
+import lending.publish as publishing
+from lending.eligibility import build_eligibility
+from lending.products import load_products
+from lending.publish import MASK_SQL, publish
+from models.nightly import load_reason_codes, pinned_model, score_pd
+from models.train import retrain
+from valuecredit.identifiers import mask_name
+from valuecredit.scoring.catalogue import load_catalogue
+from valuecredit.scoring.score import build_indicators, build_scores
+from valuecredit.store import connect
+
+CAT, PRODUCTS = load_catalogue(), load_products()
+DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)
+
+
+@pytest.fixture(scope="module")
+def decided(loan_book, tmp_path_factory):
+    con0, landing, store = loan_book
+    con0.execute("CHECKPOINT")
+    work = tmp_path_factory.mktemp("publish")
+    db = work / "p.duckdb"
+    shutil.copy(store, db)
+    con = connect(db)
+    retrain(con, CAT, work / "models", DAY2)
+    model, codes = pinned_model(work / "models"), load_reason_codes()
+    for d in (DAY1, DAY2):
+        build_indicators(con, d)
+        build_scores(con, d, CAT)
+        score_pd(con, d, CAT, model, codes)
+        build_eligibility(con, d, PRODUCTS)
+    yield con, db, work
+    con.close()
+
+
+def digest(folder) -> dict:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_masking_in_sql_is_the_same_as_in_python():
+    names = ["张三明", "张三", "张", "欧阳小明", "", None, "司马相如文"]
+    con = duckdb.connect()
+    got = [con.execute(f"SELECT {MASK_SQL.format(c='$1::VARCHAR')}", [n]).fetchone()[0] for n in names]
+    assert got == [mask_name(n) for n in names] == ["张*明", "张*", "*", "欧**明", "", None, "司***文"]
+
+
+def test_each_bank_gets_only_its_products_authorised_firms_and_no_personal_data(decided):
+    con, _, work = decided
+    out = work / "out"
+    s = publish(con, DAY1, PRODUCTS, out)
+    assert s.banks == 17 and sum(s.rows.values()) > 0
+    unauthorised = {u for (u,) in con.execute(
+        "SELECT DISTINCT uscc FROM decisions.eligibility WHERE as_of = ? AND NOT authorised", [DAY1]).fetchall()}
+    ids = {i for (i,) in con.execute("SELECT DISTINCT legal_rep_id FROM staging.registry").fetchall()}
+    for bank in PRODUCTS.banks:
+        own = {p["product_id"] for p in PRODUCTS.products if p["bank_id"] == bank}
+        table = con.execute(f"SELECT * FROM bank_{bank.lower()}.eligibility").df()
+        files = out / bank / DAY1.isoformat()
+        csv = pd.read_csv(files / "eligibility.csv", encoding="utf-8-sig", dtype=str)
+        assert (files / "eligibility.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # Excel reads the Chinese
+        assert len(table) == len(csv) == s.rows[bank] and set(table["product_id"]) <= own
+        assert not set(table["uscc"]) & unauthorised
+        assert table["legal_rep"].str.contains(r"\*").all() and "legal_rep_id" not in table.columns
+        assert not set(csv.astype(str).stack()) & ids
+        assert table["model_version"].notna().all() and table["snapshot_id"].notna().all()
+        assert (out / bank / "LATEST").read_text().strip() == DAY1.isoformat()
+        workbook = pd.read_excel(files / "eligibility.xlsx", sheet_name=None)
+        assert len(workbook["eligible 可贷"]) == int(table["eligible"].sum())
+    assert sorted(p.name for p in out.iterdir()) == sorted(PRODUCTS.banks)
+
+
+def test_a_failed_publication_leaves_the_previous_one_byte_identical(decided, monkeypatch):
+    con, _, work = decided
+    out = work / "out_fail"
+    publish(con, DAY1, PRODUCTS, out)
+    before = digest(out)
+    tables = {b: con.execute(f"SELECT * FROM bank_{b.lower()}.eligibility ORDER BY ALL").df() for b in ("B01", "B17")}
+    written = []
+    real = publishing._write_files
+
+    def fail_on_the_fifth_bank(frame, folder):
+        written.append(folder)
+        if len(written) == 5:
+            raise OSError("disk full")
+        real(frame, folder)
+
+    monkeypatch.setattr(publishing, "_write_files", fail_on_the_fifth_bank)
+    with pytest.raises(OSError, match="disk full"):
+        publish(con, DAY2, PRODUCTS, out)
+    assert digest(out) == before  # no partial folder left behind, LATEST unchanged
+    for b, t in tables.items():
+        pd.testing.assert_frame_equal(t, con.execute(f"SELECT * FROM bank_{b.lower()}.eligibility ORDER BY ALL").df())
+
+
+def test_a_reader_during_publication_sees_the_old_table_or_the_new_never_a_partial_one(decided):
+    con, db, work = decided
+    publish(con, DAY1, PRODUCTS, work / "out_read")
+    expected = {DAY1: con.execute("SELECT count(*) FROM bank_b03.eligibility").fetchone()[0],
+                DAY2: con.execute(f"SELECT count(*) FROM ({publishing.bank_rows_sql(DAY2, 'B03')})").fetchone()[0]}
+    seen, stop = [], threading.Event()
+
+    def read():
+        reader = con.cursor()  # another connection to the same database, as a bank's session would be
+        while not stop.is_set():
+            seen.append(reader.execute("SELECT list(DISTINCT as_of), count(*) FROM bank_b03.eligibility").fetchone())
+        reader.close()
+
+    t = threading.Thread(target=read)
+    t.start()
+    try:
+        for day in (DAY2, DAY1, DAY2):
+            publish(con, day, PRODUCTS, work / "out_read")
+    finally:
+        stop.set()
+        t.join()
+    assert len(seen) > 3
+    for days, rows in seen:
+        assert len(days) == 1 and rows == expected[days[0]]
