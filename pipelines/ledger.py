@@ -1,10 +1,12 @@
-"""The compensation-pool ledger: one asset posting the business date's events, with its invariants."""
+"""The compensation-pool ledger (one asset posting the business date's events, with its invariants) and
+the applications' decision deadlines: both count Chinese working days."""
 
 import os
 from datetime import date
 
 import dagster as dg
 
+from lending.deadlines import build_deadlines
 from pipelines.partitions import business_days
 from pipelines.resources import ProgressReporter, Store
 from valuecredit.calendar import DEFAULT_OVERRIDES, WorkingDays
@@ -57,3 +59,18 @@ def ledger_checks(context: dg.AssetCheckExecutionContext, store: Store, pool_fil
         for name, out in check_ledger(con, cfg):
             yield dg.AssetCheckResult(asset_key=["ledger", "postings"], check_name=name, passed=out.passed,
                                       description=out.description, metadata=out.metadata)
+
+
+@dg.asset(
+    key=["decisions", "application_deadlines"], group_name="lending", partitions_def=business_days, kinds={"duckdb"},
+    deps=[dg.AssetKey(["staging", "loan_applications"])],
+    description="Every application with its 7-working-day decision deadline (Chinese calendar with 调休) and "
+                "its status on the business date: on time, late, pending or overdue.",
+)
+def application_deadlines(context: dg.AssetExecutionContext, store: Store, pool_files: PoolFiles,
+                          progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    calendar = WorkingDays.load(pool_files.calendar_overrides)
+    with store.connect() as con:
+        s = build_deadlines(con, date.fromisoformat(context.partition_key), calendar)
+    progress.done("deadlines", f"{s.applications:,} applications, {s.late:,} decided late, {s.overdue:,} overdue")
+    return dg.MaterializeResult(metadata={"applications": s.applications, "late": s.late, "overdue": s.overdue})

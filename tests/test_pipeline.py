@@ -17,9 +17,9 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     repo = defs.get_repository_def()
     job = repo.get_job("nightly")
     assert job.partitions_def.timezone == "Asia/Shanghai"
-    # 23 sources, coverage, indicators, scores, PDs, eligibility, publication, ledger; and the retraining asset,
+    # 23 sources, coverage, indicators, scores, PDs, eligibility, publication, ledger, deadlines; and the retraining asset,
     # outside the nightly job
-    assert len(repo.asset_graph.get_all_asset_keys()) == 31
+    assert len(repo.asset_graph.get_all_asset_keys()) == 32
     assert dg.AssetKey(["models", "pd_champion"]) not in job.asset_layer.selected_asset_keys
     assert repo.get_job("retrain_pd").asset_layer.selected_asset_keys == {dg.AssetKey(["models", "pd_champion"])}
     from pipelines.definitions import all_checks
