@@ -176,6 +176,17 @@ def test_first_nightly_run_trains_a_champion_scores_and_replays(loan_book, tmp_p
         SELECT count(*) FILTER (eligible AND NOT authorised), count(*) FILTER (eligible),
                min(uscc) FILTER (eligible) FROM decisions.eligibility""").fetchone()
     assert unauthorised == 0 and eligible > 100
+    # nor does such a firm appear in any bank's publication, tables or files
+    refused = {u for (u,) in con.execute("SELECT DISTINCT uscc FROM decisions.eligibility WHERE NOT authorised").fetchall()}
+    published = tmp_path / "publish"
+    banks = sorted(p.name for p in published.iterdir())
+    assert len(banks) == 17 and len(refused) > 1000
+    for bank in banks:
+        files = published / bank / TODAY.isoformat()
+        in_files = set(pd.read_parquet(files / "eligibility.parquet")["uscc"]) | set(
+            pd.read_csv(files / "eligibility.csv", encoding="utf-8-sig", dtype=str)["uscc"])
+        in_table = {u for (u,) in con.execute(f"SELECT uscc FROM bank_{bank.lower()}.eligibility").fetchall()}
+        assert in_files == in_table and in_table and not in_table & refused
     assert con.execute("SELECT count(*) FROM decisions.eligibility e JOIN scores.pd p USING (uscc, as_of) "
                        "WHERE e.model_version IS DISTINCT FROM p.model_version").fetchone()[0] == 0
     con.close()
