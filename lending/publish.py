@@ -4,8 +4,9 @@ masked, with the model, catalogue and product-catalogue versions and the data sn
 In DuckDB each bank has a schema (`bank_b01`, ...) whose `eligibility` table is replaced inside one
 transaction for all banks: a reader sees yesterday's tables or today's, never a mix or a partial
 one. On disk each bank has a folder `<out>/<bank_id>/<date>/` with `eligibility.parquet`,
-`eligibility.csv` (UTF-8 with BOM, so Excel shows the Chinese text) and `eligibility.xlsx` (the
-eligible rows and the near misses, for people); the folder is written aside and renamed into place,
+`eligibility.csv` (UTF-8 with BOM, so Excel shows the Chinese text), `eligibility.xlsx` (the
+eligible rows and the near misses, for people) and `early_warnings.csv` (the bank's borrowers' open
+warnings and those closed that day; also the table `early_warnings`); the folder is written aside and renamed into place,
 then `LATEST` is replaced. Files go first, the tables second: a failure anywhere leaves the previous
 publication as it was.
 """
@@ -23,6 +24,7 @@ import pandas as pd
 import xlsxwriter
 
 from lending.products import ProductCatalogue
+from lending.warnings import DDL as WARNINGS_DDL
 from valuecredit.scoring.sql import PointInTime, lit
 
 # 张三明 -> 张*明, 张三 -> 张*, as valuecredit.identifiers.mask_name: ID numbers are never published
@@ -61,6 +63,16 @@ def bank_rows_sql(as_of: date, bank_id: str) -> str:
     ORDER BY e.uscc, e.product_id"""
 
 
+def bank_warnings_sql(as_of: date, bank_id: str) -> str:
+    """The bank's early warnings as they stand on the date: open ones, and those closed that day."""
+    d = f"DATE {lit(as_of.isoformat())}"
+    return f"""
+    SELECT warning_id, uscc, kind, severity, evidence, status, raised_on, updated_on, closed_on
+    FROM decisions.early_warnings
+    WHERE bank_id = {lit(bank_id)} AND raised_on <= {d} AND (status = 'open' OR closed_on = {d})
+    ORDER BY uscc, kind, raised_on"""
+
+
 @dataclass
 class PublishSummary:
     as_of: date
@@ -69,8 +81,9 @@ class PublishSummary:
     folder: str
 
 
-def _write_files(frame: pd.DataFrame, folder: Path) -> None:
+def _write_files(frame: pd.DataFrame, folder: Path, warnings: pd.DataFrame) -> None:
     folder.mkdir(parents=True)
+    warnings.to_csv(folder / "early_warnings.csv", index=False, encoding="utf-8-sig")
     frame.to_parquet(folder / "eligibility.parquet", index=False)
     frame.to_csv(folder / "eligibility.csv", index=False, encoding="utf-8-sig")
     # the workbook is for people: the eligible rows, and the firms one condition short of a product
@@ -96,12 +109,14 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     """Publish the date's eligibility to every bank: files aside, then one transaction, then renames."""
     out = Path(out)
     frames = {b: con.execute(bank_rows_sql(as_of, b)).df() for b in sorted(products.banks)}
+    con.execute(WARNINGS_DDL)  # a store that has never warned publishes an empty list
+    alerts = {b: con.execute(bank_warnings_sql(as_of, b)).df() for b in frames}
     staged: dict[str, Path] = {}
     try:
         for bank, frame in frames.items():
             tmp = out / bank / f".{as_of.isoformat()}.partial"
             shutil.rmtree(tmp, ignore_errors=True)
-            _write_files(frame, tmp)
+            _write_files(frame, tmp, alerts[bank])
             staged[bank] = tmp
         con.execute("BEGIN TRANSACTION")
         try:
@@ -109,6 +124,7 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                 schema = bank_schema(bank)
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
                 con.execute(f"CREATE OR REPLACE TABLE {schema}.eligibility AS {bank_rows_sql(as_of, bank)}")
+                con.execute(f"CREATE OR REPLACE TABLE {schema}.early_warnings AS {bank_warnings_sql(as_of, bank)}")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -11,6 +11,7 @@ from pipelines.coverage import firm_coverage
 from pipelines.ingestion import source_assets, source_checks
 from pipelines.ledger import application_deadlines, ledger_checks, ledger_postings, pool_resource
 from pipelines.models import (
+    early_warnings,
     eligibility,
     eligibility_checks,
     pd_champion,
@@ -25,7 +26,7 @@ from pipelines.resources import LandingZone, SilentProgress, Store
 from pipelines.scoring import catalogue_resource, commercial_value, indicators, score_checks
 
 nightly_assets = [*source_assets, firm_coverage, indicators, commercial_value, pd_scores, eligibility, publication,
-                  ledger_postings, application_deadlines]
+                  ledger_postings, application_deadlines, early_warnings]
 all_checks = [*source_checks, score_checks, pd_checks, eligibility_checks, ledger_checks]
 all_assets = [*nightly_assets, pd_champion]
 

@@ -12,6 +12,7 @@ from lending.checks import check_eligibility
 from lending.eligibility import build_eligibility
 from lending.products import DEFAULT_PRODUCTS, load_products
 from lending.publish import publish
+from lending.warnings import update_warnings
 from models.checks import check_pd
 from models.nightly import ScoringError, load_reason_codes, pinned_model, score_pd
 from models.train import retrain
@@ -145,7 +146,21 @@ def publication_resource(beside_store: str | None = None) -> PublicationFolder:
 
 
 @dg.asset(
-    key=["decisions", "publication"], group_name="lending", deps=[eligibility],
+    key=["decisions", "early_warnings"], group_name="lending", partitions_def=business_days, kinds={"duckdb"},
+    deps=[pd_scores, commercial_value, dg.AssetKey(["ledger", "postings"])],
+    description="Early warnings per lending bank for firms with outstanding loans: sustained drops in revenue, "
+                "headcount or power, new arrears, a new negative-list hit, a PD jump; raised once, updated, closed.",
+)
+def early_warnings(context: dg.AssetExecutionContext, store: Store,
+                   progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    with store.connect() as con:
+        s = update_warnings(con, date.fromisoformat(context.partition_key))
+    progress.done("early_warnings", f"{s.raised:,} raised, {s.updated:,} updated, {s.closed:,} closed, {s.open:,} open")
+    return dg.MaterializeResult(metadata={"raised": s.raised, "updated": s.updated, "closed": s.closed, "open": s.open})
+
+
+@dg.asset(
+    key=["decisions", "publication"], group_name="lending", deps=[eligibility, early_warnings],
     partitions_def=business_days, retry_policy=retry_policy, kinds={"duckdb", "parquet", "csv", "excel"},
     description="Each bank's own eligibility rows (its products, authorised firms, personal data masked): schema "
                 "bank_<id> swapped in one transaction, and <publish>/<bank>/<date>/ (Parquet, CSV, Excel) renamed into "

@@ -11,6 +11,7 @@ import dagster as dg
 from models.registry import champion
 from pipelines.definitions import (
     all_checks,
+    early_warnings,
     eligibility,
     nightly_assets,
     pd_champion,
@@ -60,7 +61,7 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     trained, skipped = "", {}
     if champion(registry) is None:
         # a new store has no PD model yet: load the data, train the first champion on its loan book, then score
-        after_model = [pd_scores, eligibility, publication]
+        after_model = [pd_scores, eligibility, early_warnings, publication]
         results = [nightly([a for a in nightly_assets if a not in after_model])]
         if results[0].success:
             first = dg.materialize([pd_champion], **common)
@@ -68,7 +69,7 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
             if trained:
                 results.append(nightly(after_model))
             else:
-                results.append(nightly([eligibility, publication]))  # without PDs no product can be priced
+                results.append(nightly([eligibility, early_warnings, publication]))  # without PDs no price
                 cause = _innermost(first.get_step_failure_events()[0].event_specific_data.error)
                 if cause.cls_name != "TrainingError":
                     results.append(first)  # a fault, not a short loan book: the run fails

@@ -187,6 +187,12 @@ def test_first_nightly_run_trains_a_champion_scores_and_replays(loan_book, tmp_p
             pd.read_csv(files / "eligibility.csv", encoding="utf-8-sig", dtype=str)["uscc"])
         in_table = {u for (u,) in con.execute(f"SELECT uscc FROM bank_{bank.lower()}.eligibility").fetchall()}
         assert in_files == in_table and in_table and not in_table & refused
+        # its early warnings concern only firms with a loan from this bank
+        warned = pd.read_csv(files / "early_warnings.csv", encoding="utf-8-sig", dtype=str)
+        borrowers = {u for (u,) in con.execute("SELECT uscc FROM staging.loans WHERE bank_id = ?", [bank]).fetchall()}
+        assert set(warned["uscc"]) <= borrowers
+        assert len(warned) == con.execute(f"SELECT count(*) FROM bank_{bank.lower()}.early_warnings").fetchone()[0]
+    assert con.execute("SELECT count(*) FROM decisions.early_warnings").fetchone()[0] > 0
     assert con.execute("SELECT count(*) FROM decisions.eligibility e JOIN scores.pd p USING (uscc, as_of) "
                        "WHERE e.model_version IS DISTINCT FROM p.model_version").fetchone()[0] == 0
     con.close()

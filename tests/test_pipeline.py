@@ -17,9 +17,10 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     repo = defs.get_repository_def()
     job = repo.get_job("nightly")
     assert job.partitions_def.timezone == "Asia/Shanghai"
-    # 23 sources, coverage, indicators, scores, PDs, eligibility, publication, ledger, deadlines; and the retraining asset,
+    # 23 sources, coverage, indicators, scores, PDs, eligibility, publication, ledger, deadlines, warnings; and the
+    # retraining asset,
     # outside the nightly job
-    assert len(repo.asset_graph.get_all_asset_keys()) == 32
+    assert len(repo.asset_graph.get_all_asset_keys()) == 33
     assert dg.AssetKey(["models", "pd_champion"]) not in job.asset_layer.selected_asset_keys
     assert repo.get_job("retrain_pd").asset_layer.selected_asset_keys == {dg.AssetKey(["models", "pd_champion"])}
     from pipelines.definitions import all_checks
@@ -44,8 +45,8 @@ def test_failed_contract_blocks_dependents_while_other_sources_go_on(faulty_land
     broken = set(faults[faults.row.isna() & faults.fault.isin(
         ["file_truncated", "column_missing", "column_renamed", "wrong_encoding"])].source)
     assert {k.split("/")[1] for k in summary.failed_checks} == {f"{s}:contract" for s in broken}
-    assert summary.blocked == ["decisions/eligibility", "decisions/publication", "features/indicators",
-                               "scores/commercial_value", "scores/pd", "staging/firm_coverage"]
+    assert summary.blocked == ["decisions/early_warnings", "decisions/eligibility", "decisions/publication",
+                               "features/indicators", "scores/commercial_value", "scores/pd", "staging/firm_coverage"]
     assert not summary.succeeded
     # the healthy sources were loaded all the same
     assert summary.table_rows["staging.tax_monthly"] > 10_000

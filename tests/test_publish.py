@@ -90,11 +90,11 @@ def test_a_failed_publication_leaves_the_previous_one_byte_identical(decided, mo
     written = []
     real = publishing._write_files
 
-    def fail_on_the_fifth_bank(frame, folder):
+    def fail_on_the_fifth_bank(frame, folder, warnings):
         written.append(folder)
         if len(written) == 5:
             raise OSError("disk full")
-        real(frame, folder)
+        real(frame, folder, warnings)
 
     monkeypatch.setattr(publishing, "_write_files", fail_on_the_fifth_bank)
     with pytest.raises(OSError, match="disk full"):
