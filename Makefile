@@ -28,6 +28,7 @@ bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ 
 	$(BIN)/python -m benchmarks.indicators
 	$(BIN)/python -m benchmarks.ledger
 	$(BIN)/python -m benchmarks.model
+	$(BIN)/python -m benchmarks.eligibility
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
