@@ -10,6 +10,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from lending import replace_date_rows
 from valuecredit.calendar import WorkingDays
 from valuecredit.scoring.sql import lit
 
@@ -49,15 +50,7 @@ def build_deadlines(con: duckdb.DuckDBPyConnection, as_of: date, calendar: Worki
         ORDER BY a.application_id"""
     con.register("_deadlines", deadlines)
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"CREATE TABLE IF NOT EXISTS decisions.application_deadlines AS SELECT * FROM ({select}) WHERE false")
-            con.execute("DELETE FROM decisions.application_deadlines WHERE as_of = ?", [as_of])
-            con.execute(f"INSERT INTO decisions.application_deadlines BY NAME {select}")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        replace_date_rows(con, "decisions.application_deadlines", as_of, select)
     finally:
         con.unregister("_deadlines")
     n, late, overdue = con.execute("""SELECT count(*), count(*) FILTER (status = 'late'), count(*) FILTER (status = 'overdue')

@@ -9,6 +9,7 @@ from datetime import date
 
 import duckdb
 
+from lending import replace_date_rows
 from lending.products import GRADES, ProductCatalogue
 from models.nightly import DDL as PD_DDL
 from valuecredit.scoring.sql import PointInTime, lit
@@ -134,15 +135,7 @@ def build_eligibility(con: duckdb.DuckDBPyConnection, as_of: date, products: Pro
         select = (f"SELECT *, {products.version} AS products_version, {lit(products.content_hash)} AS products_hash "
                   f"FROM ({eligibility_sql(f'({firm_base_sql(as_of)})', '_products', products.programme)}) "
                   "ORDER BY uscc, product_id")
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"CREATE TABLE IF NOT EXISTS decisions.eligibility AS SELECT * FROM ({select}) WHERE false")
-            con.execute("DELETE FROM decisions.eligibility WHERE as_of = ?", [as_of])
-            con.execute(f"INSERT INTO decisions.eligibility BY NAME {select}")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        replace_date_rows(con, "decisions.eligibility", as_of, select)
     finally:
         con.unregister("_products")
     firms, pairs, eligible_firms = con.execute("""
