@@ -104,8 +104,10 @@ def model_inputs(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, fr
                        f"ORDER BY uscc").df()
 
 
-def explain(model: RegisteredModel, inputs: pd.DataFrame, codes: ReasonCodes) -> tuple[pd.DataFrame, np.ndarray]:
-    """PD, log-odds, base value and the top reason codes per firm, and the contribution matrix."""
+def explain(model: RegisteredModel, inputs: pd.DataFrame,
+            codes: ReasonCodes) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """PD, log-odds, base value and the top reason codes per firm; the contribution matrix and the
+    adverse ranks (`adverse_ranks`), sorted once for both the reasons and the explanations table."""
     features = model.metadata["features"]
     uncovered = [f for f in features if f not in codes.by_feature]
     if uncovered:
@@ -116,12 +118,12 @@ def explain(model: RegisteredModel, inputs: pd.DataFrame, codes: ReasonCodes) ->
     out = pd.DataFrame({"uscc": inputs["uscc"].to_numpy(), "as_of": inputs["as_of"].to_numpy(),
                         "pd": model.pd(inputs), "log_odds": log_odds, "base_value": base})
     # reasons: the features that raise this firm's PD the most (a positive contribution), largest first
-    order = np.argsort(-phi, axis=1, kind="stable")[:, :TOP_REASONS]
-    top = np.take_along_axis(phi, order, axis=1)
+    ranks = adverse_ranks(phi)
     code_of = np.array([codes.by_feature[f]["code"] for f in features], dtype=object)
-    for i in range(TOP_REASONS):
-        out[f"reason_{i + 1}"] = np.where(top[:, i] > 0, code_of[order[:, i]], None)
-    return out, phi
+    for i in range(1, TOP_REASONS + 1):
+        at = ranks == i
+        out[f"reason_{i}"] = np.where(at.any(axis=1), code_of[at.argmax(axis=1)], None)
+    return out, phi, ranks
 
 
 def adverse_ranks(phi: np.ndarray) -> np.ndarray:
@@ -132,16 +134,17 @@ def adverse_ranks(phi: np.ndarray) -> np.ndarray:
     return np.where(phi > 0, ranks, 0)
 
 
-def explanations_table(usccs: np.ndarray, as_of: date, features: list[str], phi: np.ndarray) -> pa.Table:
+def explanations_table(usccs: np.ndarray, as_of: date, features: list[str], phi: np.ndarray,
+                       ranks: np.ndarray) -> pa.Table:
     """The long table of contributions, built as dictionary-encoded columns (no per-row Python)."""
     n, f = phi.shape
-    ranks = adverse_ranks(phi).ravel()
+    ranks = ranks.ravel()
     return pa.table({
         "uscc": pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(n, dtype=np.int32), f)), pa.array(usccs)),
         "as_of": pa.array(np.full(n * f, np.datetime64(as_of, "D"))),
         "feature": pa.DictionaryArray.from_arrays(pa.array(np.tile(np.arange(f, dtype=np.int32), n)), pa.array(features)),
         "contribution": pa.array(phi.ravel()),
-        "adverse_rank": pa.array(np.where(ranks > 0, ranks, 0).astype(np.int16), mask=ranks == 0),
+        "adverse_rank": pa.array(ranks.astype(np.int16), mask=ranks == 0),
     })
 
 
@@ -167,14 +170,14 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
     for stmt in DDL:
         con.execute(stmt)
     inputs = model_inputs(con, as_of, cat)
-    scored, phi = explain(model, inputs, codes)
+    scored, phi, ranks = explain(model, inputs, codes)
     snapshot = con.execute("SELECT snapshot_id FROM meta.snapshots WHERE as_of = ?", [as_of]).fetchall()
     scored["model_version"] = model.version
     scored["snapshot_id"] = snapshot[0][0] if snapshot else None
     scored["catalogue_hash"] = cat.content_hash
     scored["reason_codes_hash"] = codes.content_hash
     features = model.metadata["features"]
-    long = explanations_table(scored["uscc"].to_numpy(), as_of, features, phi)
+    long = explanations_table(scored["uscc"].to_numpy(), as_of, features, phi, ranks)
     ranked = importance(phi, features).assign(as_of=as_of, model_version=model.version)
     drift = stability(model, inputs, scored["pd"].to_numpy()).assign(as_of=as_of, model_version=model.version)
     code_rows = pd.DataFrame([{"code": e["code"], "feature": f, "zh": e["zh"], "en": e["en"],
@@ -221,7 +224,7 @@ def replay(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, registry
     versions = stored["model_version"].unique().tolist()
     model = load_model(registry, versions[0])
     inputs = model_inputs(con, as_of, cat, from_stored=False)
-    again, phi = explain(model, inputs, load_reason_codes())
+    again, phi, _ = explain(model, inputs, load_reason_codes())
     same_firms = again["uscc"].tolist() == stored["uscc"].tolist()
     pd_identical = same_firms and np.array_equal(again["pd"].to_numpy(), stored["pd"].to_numpy())
     stored_phi = con.execute("""SELECT contribution FROM scores.explanations WHERE as_of = ?
