@@ -13,7 +13,6 @@ signalled is updated (evidence, severity, updated_on); an open warning no longer
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import date
 
@@ -80,10 +79,6 @@ class WarningSummary:
     open: int
 
 
-def warning_id(uscc: str, bank_id: str, kind: str, raised_on: date) -> str:
-    return hashlib.sha256(f"{uscc}|{bank_id}|{kind}|{raised_on.isoformat()}".encode()).hexdigest()[:20]
-
-
 def update_warnings(con: duckdb.DuckDBPyConnection, as_of: date) -> WarningSummary:
     """Raise, update and close warnings for the date, in one transaction. Dates are processed in
     order: a date before the last one processed is refused (the lifecycle would run backwards)."""
@@ -102,8 +97,6 @@ def update_warnings(con: duckdb.DuckDBPyConnection, as_of: date) -> WarningSumma
         WHERE s.outstanding_fen > 0 AND l.disbursed_on <= {d}""")
     con.execute("CREATE OR REPLACE TEMP TABLE _borrowers AS SELECT DISTINCT uscc, " + d + " AS as_of FROM _outstanding")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _signals AS {signals_sql(as_of)}")
-    con.create_function("_warning_id", lambda u, b, k, r: warning_id(u, b, k, r),
-                        ["VARCHAR", "VARCHAR", "VARCHAR", "DATE"], "VARCHAR", side_effects=False)
     con.execute("BEGIN TRANSACTION")
     try:
         updated = con.execute(f"""
@@ -116,7 +109,9 @@ def update_warnings(con: duckdb.DuckDBPyConnection, as_of: date) -> WarningSumma
                 SELECT 1 FROM _signals s WHERE s.uscc = w.uscc AND s.bank_id = w.bank_id AND s.kind = w.kind)""").fetchone()[0]
         raised = con.execute(f"""
             INSERT INTO decisions.early_warnings
-            SELECT _warning_id(s.uscc, s.bank_id, s.kind, {d}), s.uscc, s.bank_id, s.kind, s.severity, s.evidence,
+            -- the id: firm, bank, kind and the day it was raised, hashed
+            SELECT substr(sha256(s.uscc || '|' || s.bank_id || '|' || s.kind || '|' || CAST({d} AS VARCHAR)), 1, 20),
+                   s.uscc, s.bank_id, s.kind, s.severity, s.evidence,
                    'open', {d}, {d}, NULL
             FROM _signals s WHERE NOT EXISTS (
                 SELECT 1 FROM decisions.early_warnings w
@@ -127,7 +122,6 @@ def update_warnings(con: duckdb.DuckDBPyConnection, as_of: date) -> WarningSumma
         con.execute("ROLLBACK")
         raise
     finally:
-        con.remove_function("_warning_id")
         for t in ("_signals", "_borrowers", "_outstanding"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     n_open = con.execute("SELECT count(*) FROM decisions.early_warnings WHERE status = 'open'").fetchone()[0]

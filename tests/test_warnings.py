@@ -1,6 +1,7 @@
 """Early warnings: raised once, updated while the signal lasts, closed once; the signals themselves
 on a simulated loan book."""
 
+import hashlib
 from datetime import date
 
 import duckdb
@@ -39,6 +40,8 @@ def test_a_warning_is_raised_once_updated_and_closed_once(monkeypatch):
         ("new_arrears", "medium", "1 month", "closed", date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 3)),
         ("revenue_drop", "high", "revenue down 50%", "closed", date(2026, 11, 1), date(2026, 11, 4), date(2026, 11, 4)),
     ]
+    ids = dict(con.execute("SELECT kind, warning_id FROM decisions.early_warnings").fetchall())
+    assert ids["revenue_drop"] == hashlib.sha256(b"F1|B01|revenue_drop|2026-11-01").hexdigest()[:20]
     with pytest.raises(ValueError, match="backwards"):
         update_warnings(con, date(2026, 11, 2))
 
