@@ -1,6 +1,13 @@
 """Eligibility of every firm for every product, with the hard gates, the shortfalls (each unmet
 condition with the firm's value and the required one), a match degree, the pre-approved limit in fen
-and the indicative rate; all in one SQL statement over firms x products."""
+and the indicative rate.
+
+Stored narrow, because it is firms x products (70,000,000 rows a night at provincial scale): per
+firm the values the conditions read and the gates (`decisions.eligibility_firms`), per product the
+catalogue in force (`decisions.eligibility_products`), and per pair only the decision: a bitmask of
+the unmet conditions, the limit and the rate (`decisions.eligibility_pairs`). The view
+`decisions.eligibility` joins them back into one row per pair with the shortfalls spelled out, so
+readers never see the packing and the strings are built only for the rows somebody reads."""
 
 from __future__ import annotations
 
@@ -9,7 +16,6 @@ from datetime import date
 
 import duckdb
 
-from lending import replace_date_rows
 from lending.products import GRADES, ProductCatalogue
 from models.nightly import DDL as PD_DDL
 from valuecredit.scoring.sql import PointInTime, lit
@@ -19,6 +25,36 @@ from valuecredit.scoring.sql import PointInTime, lit
 NOT_SME_RULE, OUTSIDE_REGION_RULE = "N11", "N12"
 PD_TABLE = next(stmt for stmt in PD_DDL if "scores.pd " in stmt)
 GATES = ("negative_list", "no_authorisation", "not_sme", "outside_region")
+
+_TXT = "coalesce(CAST({} AS VARCHAR), 'no data')"
+# (condition, unmet, the firm's value, the requirement), in bit order of `unmet`. The conditions read
+# the columns of firms x products (no clashing names): NULL on the product's side means the condition
+# does not apply; NULL on the firm's side means it is not met, for want of data
+CONDITIONS = (
+    ("min_grade", "min_grade_rank IS NOT NULL AND coalesce(grade_rank > min_grade_rank, true)",
+     _TXT.format("grade"), "min_grade || ' or better'"),
+    ("min_score", "min_score IS NOT NULL AND coalesce(total < min_score, true)",
+     _TXT.format("round(total, 1)"), "'>= ' || min_score"),
+    ("max_pd", "max_pd IS NOT NULL AND coalesce(pd > max_pd, true)", _TXT.format("round(pd, 4)"), "'<= ' || max_pd"),
+    ("min_years", "min_years IS NOT NULL AND coalesce(years_in_operation < min_years, true)",
+     _TXT.format("round(years_in_operation, 1)"), "'>= ' || min_years"),
+    ("min_revenue_rmb", "min_revenue_rmb IS NOT NULL AND coalesce(revenue_12m < min_revenue_rmb, true)",
+     _TXT.format("round(revenue_12m)"), "'>= ' || min_revenue_rmb"),
+    ("min_tax_paid_rmb", "min_tax_paid_rmb IS NOT NULL AND coalesce(tax_paid_12m < min_tax_paid_rmb, true)",
+     _TXT.format("round(tax_paid_12m)"), "'>= ' || min_tax_paid_rmb"),
+    ("industries", "industries IS NOT NULL AND NOT coalesce(list_contains(industries, industry), false)",
+     _TXT.format("industry"), "array_to_string(industries, ',')"),
+    ("exclude_industries", "exclude_industries IS NOT NULL AND coalesce(list_contains(exclude_industries, industry), true)",
+     _TXT.format("industry"), "'not ' || array_to_string(exclude_industries, ',')"),
+    ("districts", "districts IS NOT NULL AND NOT coalesce(list_contains(districts, district_code), false)",
+     _TXT.format("district_code"), "array_to_string(districts, ',')"),
+    ("required_status", "required_status IS NOT NULL AND NOT coalesce(list_contains(required_status, innovation_status), false)",
+     _TXT.format("innovation_status"), "array_to_string(required_status, ',')"),
+    ("limit", "coalesce(computed_limit_fen, 0) < limit_rounding_fen", _TXT.format("computed_limit_fen // 100"),
+     "'>= ' || limit_rounding_fen // 100"),
+    ("pricing", "rate_bp IS NULL", _TXT.format("round(pd, 4)"), "'<= ' || band_max_pd[-1]"),
+)
+_OPTIONAL = [name for name, *_ in CONDITIONS[:-2]]  # the limit and the price always apply
 
 
 def firm_base_sql(as_of: date) -> str:
@@ -48,72 +84,68 @@ def firm_base_sql(as_of: date) -> str:
                WHERE granted_on <= {d} AND expires_on > {d} AND (revoked_on IS NULL OR revoked_on > {d})) a USING (uscc)"""
 
 
-def _shortfall(condition: str, unmet: str, value: str, required: str) -> str:
-    return (f"CASE WHEN {unmet} THEN struct_pack(condition := '{condition}', value := {value}, "
-            f"required := {required}) END")
-
-
-def eligibility_sql(firms: str, products: str, programme: dict) -> str:
-    """One row per firm and product from a firm relation (columns of `firm_base_sql`) and a product
-    relation (`ProductCatalogue.frame()`)."""
-    cap = int(programme["max_amount_rmb"]) * 100
-    cap_zjtx = int(programme["max_amount_zhuanjingtexin_rmb"]) * 100
-    unit = int(programme["limit_rounding_rmb"]) * 100
-    txt = "coalesce(CAST({} AS VARCHAR), 'no data')"
-    # conditions read the columns of firms x products (no clashing names): NULL on the product's side
-    # means the condition does not apply; NULL on the firm's side means it is not met, "no data"
-    shortfalls = [
-        _shortfall("min_grade", "min_grade_rank IS NOT NULL AND coalesce(grade_rank > min_grade_rank, true)",
-                   txt.format("grade"), "min_grade || ' or better'"),
-        _shortfall("min_score", "min_score IS NOT NULL AND coalesce(total < min_score, true)",
-                   txt.format("round(total, 1)"), "'>= ' || min_score"),
-        _shortfall("max_pd", "max_pd IS NOT NULL AND coalesce(pd > max_pd, true)",
-                   txt.format("round(pd, 4)"), "'<= ' || max_pd"),
-        _shortfall("min_years", "min_years IS NOT NULL AND coalesce(years_in_operation < min_years, true)",
-                   txt.format("round(years_in_operation, 1)"), "'>= ' || min_years"),
-        _shortfall("min_revenue_rmb", "min_revenue_rmb IS NOT NULL AND coalesce(revenue_12m < min_revenue_rmb, true)",
-                   txt.format("round(revenue_12m)"), "'>= ' || min_revenue_rmb"),
-        _shortfall("min_tax_paid_rmb", "min_tax_paid_rmb IS NOT NULL AND coalesce(tax_paid_12m < min_tax_paid_rmb, true)",
-                   txt.format("round(tax_paid_12m)"), "'>= ' || min_tax_paid_rmb"),
-        _shortfall("industries", "industries IS NOT NULL AND NOT coalesce(list_contains(industries, industry), false)",
-                   txt.format("industry"), "array_to_string(industries, ',')"),
-        _shortfall("exclude_industries", "exclude_industries IS NOT NULL AND coalesce(list_contains(exclude_industries, industry), true)",
-                   txt.format("industry"), "'not ' || array_to_string(exclude_industries, ',')"),
-        _shortfall("districts", "districts IS NOT NULL AND NOT coalesce(list_contains(districts, district_code), false)",
-                   txt.format("district_code"), "array_to_string(districts, ',')"),
-        _shortfall("required_status", "required_status IS NOT NULL AND NOT coalesce(list_contains(required_status, innovation_status), false)",
-                   txt.format("innovation_status"), "array_to_string(required_status, ',')"),
-        _shortfall("limit", f"coalesce(limit_fen, 0) < {unit}", txt.format("limit_fen // 100"), f"'>= {unit // 100}'"),
-        _shortfall("pricing", "rate_bp IS NULL", txt.format("round(pd, 4)"), "'<= ' || band_max_pd[-1]"),
-    ]
-    applicable = " + ".join(f"({c} IS NOT NULL)::INT" for c in (
-        "min_grade", "min_score", "max_pd", "min_years", "min_revenue_rmb", "min_tax_paid_rmb", "industries",
-        "exclude_industries", "districts", "required_status")) + " + 2"  # + the limit and the price
+def products_sql(products: str, programme: dict, as_of: str) -> str:
+    """The product relation (`ProductCatalogue.frame()`) with the date, the programme's caps and the
+    number of conditions that apply to each product (for the match degree)."""
+    applicable = " + ".join(f"({c} IS NOT NULL)::INT" for c in _OPTIONAL) + " + 2"
     return f"""
-    WITH fp AS (
-        SELECT f.*, p.*,
-            -- the pre-approved limit: the smaller of the revenue and tax bases, scaled by the score,
-            -- capped by the product and the programme, rounded down; integer fen
-            CAST(floor(least(
-                least(coalesce(f.revenue_12m * p.revenue_share, f.tax_paid_12m * p.tax_multiple),
-                      coalesce(f.tax_paid_12m * p.tax_multiple, f.revenue_12m * p.revenue_share))
-                    * greatest(0.5, least(1.5, 0.5 + coalesce(f.total, 0) / 1000.0)) * 100,
-                p.max_amount_fen,
-                CASE WHEN f.innovation_status = 'zhuanjingtexin' THEN {cap_zjtx} ELSE {cap} END) / {unit}) * {unit} AS BIGINT)
-                AS limit_fen,
-            -- the band the PD falls in (edges inclusive); none when the PD is missing or above the last band
-            CASE WHEN f.pd IS NOT NULL
-                 THEN p.base_bp + p.band_premium_bp[1 + len(list_filter(p.band_max_pd, lambda x: x < f.pd))] END AS banded_bp,
-            CASE WHEN banded_bp IS NOT NULL THEN greatest(p.floor_bp, banded_bp) END AS rate_bp
-        FROM {firms} f CROSS JOIN {products} p)
-    SELECT uscc, as_of, product_id, bank_id, product_name, len(gates) = 0 AND len(shortfalls) = 0 AS eligible,
-           gates, shortfalls, round(1.0 - len(shortfalls) / n_conditions, 4) AS match_degree,
-           CASE WHEN len(gates) = 0 AND len(shortfalls) = 0 THEN coalesce(limit_fen, 0) ELSE 0 END AS limit_fen,
+    SELECT {as_of} AS as_of, *, {int(programme["max_amount_rmb"]) * 100} AS programme_cap_fen,
+           {int(programme["max_amount_zhuanjingtexin_rmb"]) * 100} AS programme_cap_zhuanjingtexin_fen,
+           {int(programme["limit_rounding_rmb"]) * 100} AS limit_rounding_fen, {applicable} AS n_conditions
+    FROM {products}"""
+
+
+def pairs_sql(firms: str, products: str) -> str:
+    """The decision for every firm and product: which conditions are unmet (bit i: CONDITIONS[i]),
+    the limit before gating and the rate. `firms`: columns of `firm_base_sql`; `products`: of `products_sql`."""
+    unmet = " | ".join(f"CASE WHEN {c} THEN {1 << i} ELSE 0 END" for i, (_, c, _, _) in enumerate(CONDITIONS))
+    return f"""
+    SELECT uscc, as_of, product_id, CAST({unmet} AS USMALLINT) AS unmet, len(gates) = 0 AND unmet = 0 AS eligible,
+           computed_limit_fen, CAST(rate_bp AS INTEGER) AS rate_bp
+    FROM (SELECT f.*, p.* EXCLUDE (as_of),
+              -- the pre-approved limit: the smaller of the revenue and tax bases, scaled by the score,
+              -- capped by the product and the programme, rounded down; integer fen
+              CAST(floor(least(
+                  least(coalesce(f.revenue_12m * p.revenue_share, f.tax_paid_12m * p.tax_multiple),
+                        coalesce(f.tax_paid_12m * p.tax_multiple, f.revenue_12m * p.revenue_share))
+                      * greatest(0.5, least(1.5, 0.5 + coalesce(f.total, 0) / 1000.0)) * 100,
+                  p.max_amount_fen,
+                  CASE WHEN f.innovation_status = 'zhuanjingtexin' THEN p.programme_cap_zhuanjingtexin_fen
+                       ELSE p.programme_cap_fen END) / p.limit_rounding_fen) * p.limit_rounding_fen AS BIGINT)
+                  AS computed_limit_fen,
+              -- the band the PD falls in (edges inclusive); none when the PD is missing or above the last band
+              CASE WHEN f.pd IS NOT NULL
+                   THEN p.base_bp + p.band_premium_bp[1 + len(list_filter(p.band_max_pd, lambda x: x < f.pd))] END
+                  AS banded_bp,
+              CASE WHEN banded_bp IS NOT NULL THEN greatest(p.floor_bp, banded_bp) END AS rate_bp
+          FROM {firms} f CROSS JOIN {products} p)"""
+
+
+def detail_sql(pairs: str, firms: str, products: str) -> str:
+    """One row per firm and product with the gates and the shortfalls spelled out."""
+    spelled = ", ".join(f"CASE WHEN unmet & {1 << i} <> 0 THEN struct_pack(condition := '{name}', value := {value}, "
+                        f"required := {required}) END" for i, (name, _, value, required) in enumerate(CONDITIONS))
+    return f"""
+    SELECT uscc, as_of, product_id, bank_id, product_name, eligible, gates,
+           list_filter([{spelled}], lambda x: x IS NOT NULL) AS shortfalls,
+           round(1.0 - bit_count(unmet) / n_conditions, 4) AS match_degree,
+           CASE WHEN eligible THEN coalesce(computed_limit_fen, 0) ELSE 0 END AS limit_fen,
            rate_bp, term_months, pd, grade, total, authorised, model_version, catalogue_version, catalogue_hash,
-           snapshot_id
-    FROM (SELECT *, list_filter([{", ".join(shortfalls)}], lambda x: x IS NOT NULL) AS shortfalls,
-                 {applicable} AS n_conditions
-          FROM fp)"""
+           snapshot_id, products_version, products_hash
+    FROM {pairs} JOIN {firms} USING (uscc, as_of) JOIN {products} USING (as_of, product_id)"""
+
+
+def eligibility_sql(firms: str, products: str, programme: dict, products_version: int = 0, products_hash: str = "") -> str:
+    """Pairs and detail in one statement, for a firm and a product relation (as the nightly run
+    stores them, without storing them)."""
+    p = f"({products_sql(products, programme, 'NULL')})"
+    f = f"(SELECT *, {products_version} AS products_version, {lit(products_hash)} AS products_hash FROM {firms})"
+    return detail_sql(f"({pairs_sql(f, p)})", f, f"(SELECT * EXCLUDE (as_of), f.as_of FROM {p}, (SELECT DISTINCT as_of FROM {firms}) f)")
+
+
+# the view readers use; the three tables behind it are created from their first night's SELECTs
+VIEW = ("CREATE OR REPLACE VIEW decisions.eligibility AS " +
+        detail_sql("decisions.eligibility_pairs", "decisions.eligibility_firms", "decisions.eligibility_products"))
 
 
 @dataclass
@@ -127,23 +159,50 @@ class EligibilitySummary:
 
 
 def build_eligibility(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalogue) -> EligibilitySummary:
-    """Replace the date's rows of decisions.eligibility in one transaction."""
+    """Replace the date's eligibility (firms, products and pairs) in one transaction."""
     con.execute("CREATE SCHEMA IF NOT EXISTS decisions")
     con.execute(PD_TABLE)  # before the first PD model there are no PDs: conditions on the PD are then unmet
+    _retire_wide_table(con)
+    d = f"DATE {lit(as_of.isoformat())}"
     con.register("_products", products.frame())
+    selects = {
+        "decisions.eligibility_firms": f"SELECT *, {products.version} AS products_version, "
+                                       f"{lit(products.content_hash)} AS products_hash FROM ({firm_base_sql(as_of)})",
+        "decisions.eligibility_products": products_sql("_products", products.programme, d),
+        "decisions.eligibility_pairs": pairs_sql(
+            f"(SELECT * FROM decisions.eligibility_firms WHERE as_of = {d})",
+            f"(SELECT * FROM decisions.eligibility_products WHERE as_of = {d})"),
+    }
     try:
-        select = (f"SELECT *, {products.version} AS products_version, {lit(products.content_hash)} AS products_hash "
-                  f"FROM ({eligibility_sql(f'({firm_base_sql(as_of)})', '_products', products.programme)}) "
-                  "ORDER BY uscc, product_id")
-        replace_date_rows(con, "decisions.eligibility", as_of, select)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table, select in selects.items():  # in order: the pairs read the firms and products just written
+                con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM ({select}) WHERE false")
+                con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
+                con.execute(f"INSERT INTO {table} BY NAME {select}")
+            con.execute(VIEW)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     finally:
         con.unregister("_products")
-    firms, pairs, eligible_firms = con.execute("""
-        SELECT count(DISTINCT uscc), count(*) FILTER (eligible), count(DISTINCT uscc) FILTER (eligible)
-        FROM decisions.eligibility WHERE as_of = ?""", [as_of]).fetchone()
-    gated = dict(con.execute("""SELECT g, count(DISTINCT uscc) FROM (SELECT uscc, unnest(gates) AS g FROM decisions.eligibility
+    pairs, eligible_firms = con.execute("""
+        SELECT count(*) FILTER (eligible), count(DISTINCT uscc) FILTER (eligible)
+        FROM decisions.eligibility_pairs WHERE as_of = ?""", [as_of]).fetchone()
+    firms = con.execute("SELECT count(*) FROM decisions.eligibility_firms WHERE as_of = ?", [as_of]).fetchone()[0]
+    gated = dict(con.execute("""SELECT g, count(*) FROM (SELECT unnest(gates) AS g FROM decisions.eligibility_firms
                                 WHERE as_of = ?) GROUP BY g ORDER BY g""", [as_of]).fetchall())
     return EligibilitySummary(as_of, firms, len(products.products), pairs, eligible_firms, gated)
+
+
+def _retire_wide_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Stores written before the narrow layout hold a table where the view now goes: keep its rows
+    under another name rather than lose them."""
+    kind = con.execute("""SELECT table_type FROM information_schema.tables
+                          WHERE table_schema = 'decisions' AND table_name = 'eligibility'""").fetchall()
+    if kind == [("BASE TABLE",)]:
+        con.execute("ALTER TABLE decisions.eligibility RENAME TO eligibility_wide_v1")
 
 
 def match(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date):

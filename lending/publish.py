@@ -7,22 +7,27 @@ one. On disk each bank has a folder `<out>/<bank_id>/<date>/` with `eligibility.
 `eligibility.csv` (UTF-8 with BOM, so Excel shows the Chinese text), `eligibility.xlsx` (the
 eligible rows and the near misses, for people) and `early_warnings.csv` (the bank's borrowers' open
 warnings and those closed that day; also the table `early_warnings`); the folder is written aside and renamed into place,
-then `LATEST` is replaced. Files go first, the tables second: a failure anywhere leaves the previous
-publication as it was.
+then `LATEST` is replaced. The tables are replaced and the files written inside one transaction, which
+commits only when every bank's folder is complete: a failure anywhere leaves the previous publication
+as it was.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import zipfile
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pandas as pd
-import xlsxwriter
+from rustpy_xlsxwriter import FastExcel
 
+from lending.eligibility import CONDITIONS
 from lending.products import ProductCatalogue
 from lending.warnings import DDL as WARNINGS_DDL
 from valuecredit.scoring.sql import PointInTime, lit
@@ -43,24 +48,41 @@ def bank_schema(bank_id: str) -> str:
     return f"bank_{bank_id.lower()}"
 
 
-def bank_rows_sql(as_of: date, bank_id: str) -> str:
-    """The bank's rows for the date: its products only, authorised firms only, masked."""
+def published_rows_sql(as_of: date) -> str:
+    """Every bank's rows for the date: authorised firms only, masked, the shortfalls as text.
+
+    Read from the stored firms, products and pairs rather than the `decisions.eligibility` view: the
+    pairs are cut to the authorised firms before anything is joined to them (at 70,000,000 pairs a
+    night that is 5x faster), and each firm's values and each product's requirements are spelled
+    once, not once per pair."""
     d = f"DATE {lit(as_of.isoformat())}"
     reg = PointInTime("", as_of).rows("registry")
+    firm_values = ", ".join(f"{value} AS v_{name}" for name, _, value, _ in CONDITIONS if name != "limit")
+    needs = ", ".join(f"'{name}: ' AS h_{name}, ' (needs ' || {required} || ')' AS r_{name}" for name, _, _, required in CONDITIONS)
+    value = {name: f"v_{name}" for name, *_ in CONDITIONS} | {"limit": "coalesce(CAST(computed_limit_fen // 100 AS VARCHAR), 'no data')"}
+    text = ", ".join(f"CASE WHEN unmet & {1 << i} <> 0 THEN h_{name} || {value[name]} || r_{name} END"
+                     for i, (name, *_) in enumerate(CONDITIONS))
     return f"""
-    SELECT e.uscc, r.name AS firm_name, {MASK_SQL.format(c="r.legal_rep_name")} AS legal_rep, r.district_code, r.industry,
-           e.product_id, e.product_name, e.eligible, e.limit_fen, e.rate_bp, e.term_months, e.match_degree,
-           array_to_string(e.gates, ', ') AS gates,
-           array_to_string([s.condition || ': ' || s.value || ' (needs ' || s.required || ')' FOR s IN e.shortfalls], '; ')
-               AS shortfalls,
-           e.pd, e.grade, e.total AS score, e.as_of, e.model_version, e.catalogue_version, e.products_version,
-           e.snapshot_id
-    FROM decisions.eligibility e
+    WITH f AS (SELECT *, {firm_values} FROM decisions.eligibility_firms WHERE as_of = {d} AND authorised),
+         p AS (SELECT *, {needs} FROM decisions.eligibility_products WHERE as_of = {d}),
+         e AS (SELECT * FROM decisions.eligibility_pairs WHERE as_of = {d} AND uscc IN (SELECT uscc FROM f))
+    SELECT p.bank_id, e.uscc, r.name AS firm_name, {MASK_SQL.format(c="r.legal_rep_name")} AS legal_rep,
+           r.district_code, r.industry, e.product_id, p.product_name, e.eligible,
+           CASE WHEN e.eligible THEN coalesce(e.computed_limit_fen, 0) ELSE 0 END AS limit_fen, e.rate_bp, p.term_months,
+           round(1.0 - bit_count(e.unmet) / p.n_conditions, 4) AS match_degree, array_to_string(f.gates, ', ') AS gates,
+           concat_ws('; ', {text}) AS shortfalls,
+           f.pd, f.grade, f.total AS score, e.as_of, f.model_version, f.catalogue_version, f.products_version, f.snapshot_id
+    FROM e JOIN f USING (uscc, as_of) JOIN p USING (as_of, product_id)
     LEFT JOIN (SELECT uscc, any_value(name) AS name, any_value(legal_rep_name) AS legal_rep_name,
                       any_value(district_code) AS district_code, any_value(industry) AS industry FROM {reg} GROUP BY uscc) r
-        USING (uscc)
-    WHERE e.as_of = {d} AND e.bank_id = {lit(bank_id)} AND e.authorised
-    ORDER BY e.uscc, e.product_id"""
+        USING (uscc)"""
+
+
+def bank_rows_sql(as_of: date, bank_id: str, published: str | None = None) -> str:
+    """The bank's rows for the date: its products only, from `published` (the relation of
+    `published_rows_sql`, computed here when not given)."""
+    source = published or f"({published_rows_sql(as_of)})"
+    return f"SELECT * EXCLUDE (bank_id) FROM {source} WHERE bank_id = {lit(bank_id)} ORDER BY uscc, product_id"
 
 
 def bank_warnings_sql(as_of: date, bank_id: str) -> str:
@@ -81,50 +103,87 @@ class PublishSummary:
     folder: str
 
 
-def _write_files(frame: pd.DataFrame, folder: Path, warnings: pd.DataFrame) -> None:
+def _write_files(con: duckdb.DuckDBPyConnection, schema: str, folder: Path, as_of: date, books: Executor) -> Future:
+    """The bank's tables, as just created in `schema`, to files: DuckDB writes the Parquet and CSV
+    (in the tables' order); the workbook holds what people read: the eligible rows and the firms one
+    condition short of one of the bank's products and eligible for none of them (the bank's prospects).
+    The workbook is written by `books` while DuckDB goes on with the
+    next bank (the Rust writer and zlib leave Python's lock); the caller waits for it."""
     folder.mkdir(parents=True)
-    warnings.to_csv(folder / "early_warnings.csv", index=False, encoding="utf-8-sig")
-    frame.to_parquet(folder / "eligibility.parquet", index=False)
-    frame.to_csv(folder / "eligibility.csv", index=False, encoding="utf-8-sig")
-    # the workbook is for people: the eligible rows, and the firms one condition short of a product
-    near = (~frame["eligible"]) & (frame["gates"] == "") & (frame["shortfalls"] != "") & ~frame["shortfalls"].str.contains(";")
-    _workbook(folder / "eligibility.xlsx", {"eligible 可贷": frame[frame["eligible"]], "near misses 差一步": frame[near]})
+    _csv(con, f"SELECT * FROM {schema}.early_warnings", folder / "early_warnings.csv")
+    con.execute(f"COPY {schema}.eligibility TO {lit(str(folder / 'eligibility.parquet'))} (FORMAT parquet)")
+    _csv(con, f"SELECT * FROM {schema}.eligibility", folder / "eligibility.csv")
+    sheets = {"eligible 可贷": "eligible",
+              "near misses 差一步": "NOT eligible AND gates = '' AND shortfalls <> '' AND NOT contains(shortfalls, ';') "
+                                    f"AND uscc NOT IN (SELECT uscc FROM {schema}.eligibility WHERE eligible)"}
+    frames = {name: con.execute(f"SELECT * REPLACE (CAST(as_of AS VARCHAR) AS as_of) FROM {schema}.eligibility "
+                                f"WHERE {where}").df() for name, where in sheets.items()}
+    return books.submit(_workbook, folder / "eligibility.xlsx", frames, as_of)
 
 
-def _workbook(path: Path, sheets: dict[str, pd.DataFrame]) -> None:
-    """Rows written straight through xlsxwriter in constant-memory mode (pandas' writer is ~3x slower)."""
-    book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False})
-    try:
-        for name, frame in sheets.items():
-            sheet = book.add_worksheet(name)
-            sheet.write_row(0, 0, list(frame.columns))
-            columns = [frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in frame.columns]
-            for i, row in enumerate(zip(*columns), start=1):
-                sheet.write_row(i, 0, [v.isoformat() if hasattr(v, "isoformat") else v for v in row])
-    finally:
-        book.close()
+def _csv(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> None:
+    """UTF-8 with a byte-order mark, which is how Excel knows the Chinese text is UTF-8 (DuckDB
+    writes none, so the body is written aside and appended after the mark)."""
+    body = path.with_name(path.name + ".body")
+    con.execute(f"COPY ({select}) TO {lit(str(body))} (FORMAT csv, HEADER true)")
+    with open(path, "wb") as out, open(body, "rb") as src:
+        out.write(b"\xef\xbb\xbf")
+        shutil.copyfileobj(src, out, 1 << 20)
+    body.unlink()
+
+
+def _workbook(path: Path, sheets: dict[str, pd.DataFrame], as_of: date) -> None:
+    """Through rust_xlsxwriter (XlsxWriter's author's Rust port: 8x faster than XlsxWriter at 200,000
+    rows a bank); it stamps the workbook with the time of writing, which is replaced by the business
+    date so that the same night gives the same bytes."""
+    book = FastExcel(str(path) + ".tmp")
+    for name, frame in sheets.items():
+        book.sheet(name, frame)
+    book.save()
+    stamp = f"{as_of.isoformat()}T00:00:00Z".encode()
+    with zipfile.ZipFile(str(path) + ".tmp") as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp, data)
+            dst.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), data,
+                         compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+    os.remove(str(path) + ".tmp")
 
 
 def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalogue, out: Path) -> PublishSummary:
-    """Publish the date's eligibility to every bank: files aside, then one transaction, then renames."""
+    """Publish the date's eligibility to every bank: inside one transaction the banks' tables are
+    replaced and written to folders aside; the transaction commits only once every folder is
+    complete, and the folders are then renamed into place."""
     out = Path(out)
-    frames = {b: con.execute(bank_rows_sql(as_of, b)).df() for b in sorted(products.banks)}
+    banks = sorted(products.banks)
     con.execute(WARNINGS_DDL)  # a store that has never warned publishes an empty list
-    alerts = {b: con.execute(bank_warnings_sql(as_of, b)).df() for b in frames}
     staged: dict[str, Path] = {}
+    rows: dict[str, int] = {}
     try:
-        for bank, frame in frames.items():
-            tmp = out / bank / f".{as_of.isoformat()}.partial"
-            shutil.rmtree(tmp, ignore_errors=True)
-            _write_files(frame, tmp, alerts[bank])
-            staged[bank] = tmp
         con.execute("BEGIN TRANSACTION")
         try:
-            for bank in frames:
-                schema = bank_schema(bank)
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                con.execute(f"CREATE OR REPLACE TABLE {schema}.eligibility AS {bank_rows_sql(as_of, bank)}")
-                con.execute(f"CREATE OR REPLACE TABLE {schema}.early_warnings AS {bank_warnings_sql(as_of, bank)}")
+            # the masked rows of every bank once, then each bank's share of them
+            # (sorted by bank, so that each bank's share is read from its own row groups)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _published AS {published_rows_sql(as_of)} "
+                        "ORDER BY bank_id, uscc, product_id")
+            with ThreadPoolExecutor(max_workers=1) as books:  # leaving it waits for the workbook being written
+                book = None
+                for bank in banks:
+                    schema = bank_schema(bank)
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                    con.execute(f"CREATE OR REPLACE TABLE {schema}.eligibility AS {bank_rows_sql(as_of, bank, '_published')}")
+                    con.execute(f"CREATE OR REPLACE TABLE {schema}.early_warnings AS {bank_warnings_sql(as_of, bank)}")
+                    rows[bank] = con.execute(f"SELECT count(*) FROM {schema}.eligibility").fetchone()[0]
+                    tmp = out / bank / f".{as_of.isoformat()}.partial"
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    staged[bank] = tmp
+                    previous, book = book, _write_files(con, schema, tmp, as_of, books)
+                    if previous is not None:  # one workbook in hand at a time: memory stays bounded
+                        previous.result()
+                if book is not None:
+                    book.result()
+            con.execute("DROP TABLE _published")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -146,4 +205,4 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
         latest = out / bank / ".LATEST.tmp"
         latest.write_text(as_of.isoformat() + "\n", encoding="utf-8")
         os.replace(latest, out / bank / "LATEST")
-    return PublishSummary(as_of, len(frames), {b: len(f) for b, f in frames.items()}, str(out))
+    return PublishSummary(as_of, len(banks), rows, str(out))

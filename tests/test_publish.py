@@ -78,6 +78,9 @@ def test_each_bank_gets_only_its_products_authorised_firms_and_no_personal_data(
         assert (out / bank / "LATEST").read_text().strip() == DAY1.isoformat()
         workbook = pd.read_excel(files / "eligibility.xlsx", sheet_name=None)
         assert len(workbook["eligible 可贷"]) == int(table["eligible"].sum())
+        near = workbook["near misses 差一步"]  # prospects: one condition short, eligible for none of the bank's products
+        assert not set(near["uscc"]) & set(table.loc[table["eligible"], "uscc"])
+        assert near["gates"].isna().all() and near["shortfalls"].notna().all() and not near["shortfalls"].str.contains(";").any()
     assert sorted(p.name for p in out.iterdir()) == sorted(PRODUCTS.banks)
 
 
@@ -90,11 +93,11 @@ def test_a_failed_publication_leaves_the_previous_one_byte_identical(decided, mo
     written = []
     real = publishing._write_files
 
-    def fail_on_the_fifth_bank(frame, folder, warnings):
+    def fail_on_the_fifth_bank(con, schema, folder, *rest):
         written.append(folder)
         if len(written) == 5:
             raise OSError("disk full")
-        real(frame, folder, warnings)
+        return real(con, schema, folder, *rest)
 
     monkeypatch.setattr(publishing, "_write_files", fail_on_the_fifth_bank)
     with pytest.raises(OSError, match="disk full"):
@@ -128,3 +131,12 @@ def test_a_reader_during_publication_sees_the_old_table_or_the_new_never_a_parti
     assert len(seen) > 3
     for days, rows in seen:
         assert len(days) == 1 and rows == expected[days[0]]
+
+
+def test_the_same_night_published_twice_gives_the_same_bytes(decided):
+    con, _, work = decided
+    publish(con, DAY2, PRODUCTS, work / "once")
+    publish(con, DAY2, PRODUCTS, work / "twice")
+    once, twice = digest(work / "once"), digest(work / "twice")
+    assert len(once) == 17 * 5  # per bank: 4 files in the date's folder, and LATEST
+    assert once == twice
