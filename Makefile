@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	.ci/system-deps
 	touch $(STAMP)
 
 run: $(STAMP)  ## the nightly job for today on data/valuecredit.duckdb (simulates data/landing if empty)

@@ -14,6 +14,7 @@ from rich.table import Table
 console = Console()
 DEFAULT_LANDING = Path("data/landing")
 DEFAULT_DB = Path("data/valuecredit.duckdb")
+DEFAULT_REPORTS = Path("build/reports")
 
 
 def _date(text: str) -> date:
@@ -282,6 +283,51 @@ def cmd_match(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latest_scored(con, args) -> date:
+    as_of = args.date or con.execute("SELECT max(as_of) FROM scores.commercial_value").fetchone()[0]
+    if as_of is None:
+        raise ValueError(f"{args.db} has no scores yet: run `valuecredit run` first")
+    return as_of
+
+
+def cmd_report_firm(args: argparse.Namespace) -> int:
+    from reports.browser import to_pdf
+    from reports.firm import write_firm_report
+    from valuecredit.identifiers import validate_uscc
+    from valuecredit.scoring.catalogue import load_catalogue
+    from valuecredit.store import connect
+
+    firm = validate_uscc(args.firm)
+    if not Path(args.db).exists():
+        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
+    con = connect(args.db, read_only=True)
+    try:
+        as_of = _latest_scored(con, args)
+        html = write_firm_report(con, firm, as_of, load_catalogue(args.catalogue), Path(args.out) / as_of.isoformat(), args.lang)
+    finally:
+        con.close()
+    pdf = to_pdf(html, html.with_suffix(".pdf")) if not args.no_pdf else None
+    console.print(f"report for {firm} on {as_of}: {html}" + (f" and {pdf}" if pdf else ""), soft_wrap=True)
+    return 0
+
+
+def cmd_report_bank(args: argparse.Namespace) -> int:
+    from reports.firm import bank_batch
+    from valuecredit.scoring.catalogue import load_catalogue
+    from valuecredit.store import connect
+
+    if not Path(args.db).exists():
+        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
+    con = connect(args.db, read_only=True)
+    try:
+        s = bank_batch(con, args.bank, _latest_scored(con, args), load_catalogue(args.catalogue), Path(args.out),
+                       args.lang, args.limit)
+    finally:
+        con.close()
+    console.print(f"{s.reports:,} reports for {s.bank_id} on {s.as_of}: {s.folder}/index.html", soft_wrap=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="valuecredit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -355,6 +401,21 @@ def build_parser() -> argparse.ArgumentParser:
     mt.add_argument("--date", type=_date, help="business date (default: the latest with eligibility)")
     mt.add_argument("--db", default=str(DEFAULT_DB))
     mt.set_defaults(func=cmd_match)
+    rep = sub.add_parser("report", help="reports people read").add_subparsers(dest="report_command", required=True)
+    rf = rep.add_parser("firm", help="one firm's score report, HTML and PDF (Chinese unless --lang en)")
+    rf.add_argument("firm", help="the firm's unified social credit code")
+    rb = rep.add_parser("bank", help="a bank's batch: a report for each firm eligible for one of its products, and an index")
+    rb.add_argument("bank", help="bank id, as in config/products.yaml (B01 ...)")
+    rb.add_argument("--limit", type=int, help="only the first N firms by USCC")
+    for q in (rf, rb):
+        q.add_argument("--date", type=_date, help="business date (default: the latest scored)")
+        q.add_argument("--lang", choices=("zh", "en"), default="zh")
+        q.add_argument("--db", default=str(DEFAULT_DB))
+        q.add_argument("--catalogue", help="catalogue YAML (default: config/catalogue.yaml)")
+        q.add_argument("--out", default=str(DEFAULT_REPORTS), help="where reports go (default: build/reports, ignored by git)")
+    rf.add_argument("--no-pdf", action="store_true", dest="no_pdf", help="HTML only")
+    rf.set_defaults(func=cmd_report_firm)
+    rb.set_defaults(func=cmd_report_bank)
     return p
 
 

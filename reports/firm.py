@@ -1,0 +1,234 @@
+"""The score report of a firm on a business date, and a bank's nightly batch of them.
+
+Everything a report shows is read from what the nightly run stored for that date (the score, the
+indicators and their peer percentiles, the negative-list hits, the PD with its SHAP contributions,
+eligibility for every product) and from the departments' data as delivered by then (the monthly
+trends), in bulk for a batch: one query per section, not one per firm."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import jinja2
+import pandas as pd
+
+from lending.publish import MASK_SQL
+from reports import charts
+from valuecredit.scoring.catalogue import Catalogue
+from valuecredit.scoring.sql import PointInTime, lit
+
+TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
+                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+# the monthly sources behind the indicators, as trends: (source, column, label zh, label en, scale)
+TRENDS = (("tax_monthly", "revenue_fen", "月营业收入(万元)", "Monthly revenue (10k RMB)", 1e6),
+          ("social_insurance", "insured_headcount", "参保人数", "Insured staff", 1.0),
+          ("power", "kwh", "用电量(千瓦时)", "Power use (kWh)", 1.0))
+TREND_MONTHS = 12
+# names of the model's features that are not one of the 19 indicators (those take the catalogue's),
+# neutral so that a waterfall bar can push either way; the reason codes are worded for adverse ones
+FEATURE_NAMES = {
+    "innovation_tier": ("创新资质", "Innovation qualification"), "tax_grade": ("纳税信用等级", "Tax credit grade"),
+    "revenue_trend_6m": ("近6个月营业收入趋势", "Revenue trend, 6 months"),
+    "power_trend_6m": ("近6个月用电量趋势", "Power-use trend, 6 months"),
+    "headcount_trend_6m": ("近6个月参保人数趋势", "Insured-staff trend, 6 months"),
+    "filing_gap_6m": ("申报收入与用电量走势差", "Gap between reported revenue and power use"),
+    "si_arrears_months": ("社保欠缴月数", "Months of social-insurance arrears"),
+    "tax_arrears_months_6m": ("近6个月欠税月数", "Months of tax arrears, 6 months"),
+    "power_in_arrears": ("电费欠费", "Electricity arrears"), "negative_hits": ("负面清单命中数", "Negative-list hits"),
+    "industry": ("所属行业", "Industry"), "patents_granted": ("授权专利数", "Granted patents"),
+}
+
+
+class ReportError(ValueError):
+    """Nothing stored to report on: names the firm or bank and the date."""
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    return con.execute(sql).df()
+
+
+def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dict[str, dict]:
+    """Every section of the report for each firm, keyed by USCC."""
+    d = f"DATE {lit(as_of.isoformat())}"
+    pit = PointInTime("", as_of)
+    con.execute("CREATE OR REPLACE TEMP TABLE _report_firms (uscc VARCHAR PRIMARY KEY)")
+    con.executemany("INSERT INTO _report_firms VALUES (?)", [[u] for u in sorted(set(usccs))])
+    mine = "uscc IN (SELECT uscc FROM _report_firms)"
+    scores = _frame(con, f"SELECT * FROM scores.commercial_value WHERE as_of = {d} AND {mine}").set_index("uscc")
+    if scores.empty:
+        raise ReportError(f"no score on {as_of} for {', '.join(usccs[:3])}{' ...' if len(usccs) > 3 else ''}: "
+                          "not a registered firm, or no nightly run for that date")
+    profile = _frame(con, f"""
+        SELECT uscc, any_value(name) AS name, any_value(district_code) AS district_code, any_value(industry) AS industry,
+               any_value(size_class) AS size_class, any_value(founded_on) AS founded_on,
+               any_value(registered_capital_fen) AS registered_capital_fen, any_value(status) AS status,
+               {MASK_SQL.format(c="any_value(legal_rep_name)")} AS legal_rep
+        FROM {pit.rows("registry")} WHERE {mine} GROUP BY uscc""").set_index("uscc")
+    values = _frame(con, f"SELECT * FROM features.indicators WHERE as_of = {d} AND {mine}").set_index("uscc")
+    peers = _frame(con, f"SELECT * FROM scores.peer_percentiles WHERE as_of = {d} AND {mine}").set_index("uscc")
+    hits = _frame(con, f"SELECT * FROM scores.negative_hits WHERE as_of = {d} AND {mine} ORDER BY uscc, rule_id, evidence_date")
+    trends = {src: _frame(con, f"""
+        SELECT uscc, period, sum({col}) AS v FROM {pit.rows(src)} WHERE {mine} GROUP BY uscc, period ORDER BY uscc, period""")
+              for src, col, *_ in TRENDS}
+    has = {t for (t,) in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
+    pd_rows = (_frame(con, f"SELECT * FROM scores.pd WHERE as_of = {d} AND {mine}").set_index("uscc")
+               if "scores.pd" in has else pd.DataFrame())
+    contributions = (_frame(con, f"""SELECT e.uscc, e.feature, e.contribution, r.code, r.zh, r.en
+                                     FROM scores.explanations e LEFT JOIN scores.reason_codes r USING (feature)
+                                     WHERE e.as_of = {d} AND e.{mine}""")
+                     if "scores.explanations" in has else pd.DataFrame(columns=["uscc"]))
+    products = (_frame(con, f"""SELECT * FROM decisions.eligibility WHERE as_of = {d} AND {mine}
+                                ORDER BY uscc, eligible DESC, CASE WHEN eligible THEN rate_bp END, limit_fen DESC,
+                                         match_degree DESC, product_id""")
+                if "decisions.eligibility_pairs" in has else pd.DataFrame(columns=["uscc"]))
+    out = {}
+    for uscc in sorted(set(usccs)):
+        if uscc not in scores.index:
+            raise ReportError(f"no score for {uscc} on {as_of}: not a registered firm, or no nightly run for that date")
+        out[uscc] = {
+            "uscc": uscc, "as_of": as_of, "score": scores.loc[uscc].to_dict(),
+            "profile": profile.loc[uscc].to_dict() if uscc in profile.index else {},
+            "values": values.loc[uscc].to_dict() if uscc in values.index else {},
+            "peers": peers.loc[uscc].to_dict() if uscc in peers.index else {},
+            "hits": hits[hits["uscc"] == uscc].to_dict("records"),
+            "trends": {src: f[f["uscc"] == uscc] for src, f in trends.items()},
+            "pd": pd_rows.loc[uscc].to_dict() if uscc in pd_rows.index else None,
+            "contributions": contributions[contributions["uscc"] == uscc],
+            "products": products[products["uscc"] == uscc].to_dict("records"),
+        }
+    return out
+
+
+def _num(v) -> float | None:
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def _trend(frame: pd.DataFrame, as_of: date, scale: float) -> list[tuple[str, float | None]]:
+    """The last TREND_MONTHS delivered periods, gaps kept as gaps."""
+    if frame.empty:
+        return []
+    by = {str(p): v for p, v in zip(frame["period"], frame["v"])}
+    last = max(by)
+    y, m = int(last[:4]), int(last[-2:])
+    months = []
+    for k in range(TREND_MONTHS - 1, -1, -1):
+        yy, mm = divmod(y * 12 + m - 1 - k, 12)
+        months.append(f"{yy}-{mm + 1:02d}")
+    return [(p, None if by.get(p) is None or pd.isna(by.get(p)) else float(by[p]) / scale) for p in months]
+
+
+def view_model(data: dict, cat: Catalogue, lang: str, top: int = 8) -> dict:
+    """What the template shows, in the report's language."""
+    zh = lang == "zh"
+    s, values, peers = data["score"], data["values"], data["peers"]
+    dims = [(d.zh if zh else d.en, float(s[d.key])) for d in cat.dimensions]
+    missing = set() if s.get("missing") is None else set(s["missing"])
+    indicators = []
+    for ind in cat.indicators:
+        v = values.get(ind.key)
+        indicators.append({
+            "id": ind.id, "name": ind.zh if zh else ind.en, "dimension": next(d.zh if zh else d.en for d in cat.dimensions
+                                                                             if d.key == ind.dimension),
+            "value": "—" if v is None or (not isinstance(v, str) and pd.isna(v)) else (v if isinstance(v, str) else f"{float(v):,.4g}"),
+            "unit": ind.unit, "points": _num(s.get(f"pts_{ind.key}")), "missing": ind.key in missing,
+            "percentile": _num(peers.get(ind.key)),
+        })
+    trends = [{"label": zh_label if zh else en_label,
+               "svg": charts.spark(_trend(data["trends"][src], data["as_of"], scale))}
+              for src, _, zh_label, en_label, scale in TRENDS]
+    pdr, contributions = data["pd"], data["contributions"]
+    reasons, waterfall = [], ""
+    if pdr is not None and not contributions.empty:
+        c = contributions.assign(a=contributions["contribution"].abs()).sort_values(["a", "feature"], ascending=[False, True])
+        shown, rest = c.head(top), c.iloc[top:]["contribution"].sum()
+        names = {i.key: (i.zh, i.en) for i in cat.indicators} | FEATURE_NAMES
+        steps = [(names.get(r["feature"], (r["feature"], r["feature"]))[0 if zh else 1], float(r["contribution"]))
+                 for _, r in shown.iterrows()]
+        if len(c) > top:
+            steps.append(("其他因素" if zh else "all other factors", float(rest)))
+        waterfall = charts.waterfall(float(pdr["base_value"]), steps)
+        reasons = [{"code": r["code"], "text": r["zh"] if zh else r["en"], "contribution": float(r["contribution"])}
+                   for _, r in c[c["contribution"] > 0].head(4).iterrows()]
+    products = [{"product": p["product_name"], "product_id": p["product_id"], "bank": p["bank_id"], "eligible": bool(p["eligible"]),
+                 "limit_rmb": int(p["limit_fen"]) // 100, "rate": None if pd.isna(p["rate_bp"]) else int(p["rate_bp"]) / 100,
+                 "term": p["term_months"], "match": float(p["match_degree"]), "gates": list(p["gates"]),
+                 "lacks": [f"{x['condition']}: {x['value']} ({'需' if zh else 'needs'} {x['required']})" for x in p["shortfalls"]]}
+                for p in data["products"]]
+    profile = dict(data["profile"])
+    if profile.get("founded_on") is not None and not pd.isna(profile["founded_on"]):
+        profile["founded_on"] = pd.Timestamp(profile["founded_on"]).date().isoformat()
+    return {
+        "lang": lang, "zh": zh, "uscc": data["uscc"], "as_of": data["as_of"].isoformat(), "profile": profile,
+        "capital_rmb": None if _num(profile.get("registered_capital_fen")) is None else int(profile["registered_capital_fen"]) // 100,
+        "total": float(s["total"]), "grade": s["grade"], "excluded": bool(s["excluded"]), "dims_svg": charts.bars(dims),
+        "dims": dims, "indicators": indicators, "trends": trends, "hits": data["hits"],
+        "pd": None if pdr is None else float(pdr["pd"]), "waterfall": waterfall, "reasons": reasons,
+        "eligible": [p for p in products if p["eligible"]], "others": [p for p in products if not p["eligible"]],
+        "versions": {"model": None if pdr is None else pdr["model_version"], "catalogue": f"v{s['catalogue_version']} "
+                     f"({str(s['catalogue_hash'])[:12]})", "products": _products_version(data["products"]),
+                     "snapshot": s["snapshot_id"]},
+    }
+
+
+def _products_version(products: list[dict]) -> str:
+    return f"v{products[0]['products_version']} ({str(products[0]['products_hash'])[:12]})" if products else "—"
+
+
+def render(data: dict, cat: Catalogue, lang: str = "zh") -> str:
+    if lang not in ("zh", "en"):
+        raise ValueError(f"--lang must be zh or en, not {lang!r}")
+    return TEMPLATES.get_template("firm.html.j2").render(**view_model(data, cat, lang))
+
+
+def write_firm_report(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date, cat: Catalogue, out: Path,
+                      lang: str = "zh") -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    html = render(gather(con, [uscc], as_of)[uscc], cat, lang)
+    return _write(out / f"{uscc}.{lang}.html", html)
+
+
+def _write(path: Path, text: str) -> Path:
+    """Aside, then renamed: a reader never opens half a report."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class BatchSummary:
+    bank_id: str
+    as_of: date
+    reports: int
+    folder: str
+
+
+def bank_batch(con: duckdb.DuckDBPyConnection, bank_id: str, as_of: date, cat: Catalogue, out: Path,
+               lang: str = "zh", limit: int | None = None, chunk: int = 500) -> BatchSummary:
+    """A report for each firm eligible for one of the bank's products on the date (authorised, so
+    publishable to the bank), with an index page; `limit` takes the first firms by USCC."""
+    rows = con.execute("""
+        SELECT p.uscc, count(*) AS products, max(p.computed_limit_fen) AS best_limit_fen, min(p.rate_bp) AS best_rate_bp
+        FROM decisions.eligibility_pairs p JOIN decisions.eligibility_products USING (as_of, product_id)
+        WHERE p.as_of = ? AND bank_id = ? AND p.eligible GROUP BY p.uscc ORDER BY p.uscc""", [as_of, bank_id]).fetchall()
+    rows = rows[:limit] if limit is not None else rows
+    folder = out / bank_id / as_of.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    index = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        data = gather(con, [r[0] for r in part], as_of)
+        for uscc, n, best_limit, best_rate in part:
+            _write(folder / f"{uscc}.html", render(data[uscc], cat, lang))
+            p = data[uscc]["profile"]
+            index.append({"uscc": uscc, "name": p.get("name"), "district": p.get("district_code"), "industry": p.get("industry"),
+                          "grade": data[uscc]["score"]["grade"], "total": float(data[uscc]["score"]["total"]),
+                          "pd": None if data[uscc]["pd"] is None else float(data[uscc]["pd"]["pd"]),
+                          "products": n, "best_limit_rmb": int(best_limit) // 100, "best_rate": best_rate / 100})
+    _write(folder / "index.html", TEMPLATES.get_template("index.html.j2").render(
+        lang=lang, zh=lang == "zh", bank_id=bank_id, as_of=as_of.isoformat(), firms=index))
+    return BatchSummary(bank_id, as_of, len(index), str(folder))
