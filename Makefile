@@ -30,6 +30,7 @@ bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ 
 	$(BIN)/python -m benchmarks.ledger
 	$(BIN)/python -m benchmarks.model
 	$(BIN)/python -m benchmarks.eligibility
+	$(BIN)/python -m benchmarks.reports
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -148,6 +148,17 @@ VIEW = ("CREATE OR REPLACE VIEW decisions.eligibility AS " +
         detail_sql("decisions.eligibility_pairs", "decisions.eligibility_firms", "decisions.eligibility_products"))
 
 
+def eligibility_of_sql(as_of: date, firms: str) -> str:
+    """The view's rows for some firms on a date (`firms`: a relation with a `uscc` column). The
+    pairs are cut to those firms before the joins, which the optimiser does not do through the view
+    (28 s instead of 0.3 s for 500 firms among 70,000,000 pairs)."""
+    d = f"DATE {lit(as_of.isoformat())}"
+    mine = f"as_of = {d} AND uscc IN (SELECT uscc FROM {firms})"
+    return detail_sql(f"(SELECT * FROM decisions.eligibility_pairs WHERE {mine})",
+                      f"(SELECT * FROM decisions.eligibility_firms WHERE {mine})",
+                      f"(SELECT * FROM decisions.eligibility_products WHERE as_of = {d})")
+
+
 @dataclass
 class EligibilitySummary:
     as_of: date
@@ -208,13 +219,12 @@ def _retire_wide_table(con: duckdb.DuckDBPyConnection) -> None:
 def match(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date):
     """A firm's view: every product, eligible first (by rate, then the larger limit), then the rest by
     how close they come (match degree), each with what it lacks."""
-    rows = con.execute("""
+    rows = con.execute(f"""
         SELECT product_id, bank_id, product_name, eligible, gates, shortfalls, match_degree, limit_fen, rate_bp, term_months
-        FROM decisions.eligibility WHERE uscc = ? AND as_of = ?
-        ORDER BY eligible DESC, CASE WHEN eligible THEN rate_bp END, limit_fen DESC, match_degree DESC, product_id""",
-                       [uscc, as_of]).df()
+        FROM ({eligibility_of_sql(as_of, f"(SELECT {lit(uscc)} AS uscc)")})
+        ORDER BY eligible DESC, CASE WHEN eligible THEN rate_bp END, limit_fen DESC, match_degree DESC, product_id""").df()
     if rows.empty:
-        known = con.execute("SELECT max(as_of) FROM decisions.eligibility WHERE uscc = ?", [uscc]).fetchone()[0]
+        known = con.execute("SELECT max(as_of) FROM decisions.eligibility_firms WHERE uscc = ?", [uscc]).fetchone()[0]
         raise ValueError(f"no eligibility for {uscc} on {as_of}" + (f" (latest: {known})" if known else
                                                                       ": not a registered firm, or no run for that date"))
     return rows

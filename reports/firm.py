@@ -16,6 +16,7 @@ import duckdb
 import jinja2
 import pandas as pd
 
+from lending.eligibility import eligibility_of_sql
 from lending.publish import MASK_SQL
 from reports import charts
 from valuecredit.scoring.catalogue import Catalogue
@@ -81,7 +82,7 @@ def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dic
                                      FROM scores.explanations e LEFT JOIN scores.reason_codes r USING (feature)
                                      WHERE e.as_of = {d} AND e.{mine}""")
                      if "scores.explanations" in has else pd.DataFrame(columns=["uscc"]))
-    products = (_frame(con, f"""SELECT * FROM decisions.eligibility WHERE as_of = {d} AND {mine}
+    products = (_frame(con, f"""SELECT * FROM ({eligibility_of_sql(as_of, '_report_firms')})
                                 ORDER BY uscc, eligible DESC, CASE WHEN eligible THEN rate_bp END, limit_fen DESC,
                                          match_degree DESC, product_id""")
                 if "decisions.eligibility_pairs" in has else pd.DataFrame(columns=["uscc"]))
