@@ -7,11 +7,13 @@ from datetime import date
 
 import pypdf
 import pytest
+import yaml
 
 from lending.eligibility import build_eligibility
 from lending.products import load_products
 from models.nightly import load_reason_codes, pinned_model, score_pd
 from models.train import retrain
+from reports.audit import replay_decision
 from reports.browser import load, to_pdf
 from reports.firm import ReportError, bank_batch, write_firm_report
 from valuecredit.scoring.catalogue import load_catalogue
@@ -99,3 +101,24 @@ def test_a_bank_batch_has_a_report_for_every_eligible_firm_and_an_index(night, t
     assert all(f'href="{u}.html"' in index for u in expected)
     page = load(folder / "index.html", tmp_path / "index.png")
     assert page.errors == []
+
+
+def test_audit_replay_reproduces_a_night_and_reports_a_changed_catalogue_as_differences(night, tmp_path):
+    con, work = night
+    uscc, *_ = a_firm(con)
+    same = replay_decision(con, uscc, DAY, work / "models")
+    assert same.identical and same.compared == len(PRODUCTS.products) and same.model_version
+    # the operator tightens every product's PD ceiling to 0.001 (a different catalogue, same night)
+    doc = yaml.safe_load(PRODUCTS.path.read_text(encoding="utf-8"))
+    doc["version"] += 1
+    for p in doc["products"]:
+        p["conditions"]["max_pd"] = 0.001
+    changed = tmp_path / "products.yaml"
+    changed.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    diff = replay_decision(con, uscc, DAY, work / "models", load_products(changed))
+    eligible = {p for (p,) in con.execute("SELECT product_id FROM decisions.eligibility_pairs WHERE as_of = ? AND uscc = ? "
+                                          "AND eligible", [DAY, uscc]).fetchall()}
+    flipped = {d["product_id"] for d in diff.differences if d["what"] == "eligible"}
+    assert flipped == eligible and all(d["decided"] is True and d["replayed"] is False
+                                       for d in diff.differences if d["what"] == "eligible")
+    assert all("max_pd" in d["replayed"] for d in diff.differences if d["what"] == "unmet")

@@ -328,6 +328,35 @@ def cmd_report_bank(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_replay(args: argparse.Namespace) -> int:
+    from lending.products import load_products
+    from reports.audit import replay_decision
+    from valuecredit.identifiers import validate_uscc
+    from valuecredit.store import connect
+
+    firm = validate_uscc(args.firm)
+    if not Path(args.db).exists():
+        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
+    products = load_products(args.products) if args.products else None
+    con = connect(args.db, read_only=True)
+    try:
+        r = replay_decision(con, firm, args.date, Path(args.registry or Path(args.db).parent / "models"), products)
+    finally:
+        con.close()
+    head = (f"{firm} on {r.as_of}: {r.compared} product decisions and the PD (model {r.model_version or 'none'}) "
+            f"replayed with product catalogue {r.products_version}")
+    if r.identical:
+        console.print(f"{head}: identical to what was decided", soft_wrap=True)
+        return 0
+    t = Table(title=f"{head}: {len(r.differences)} differences")
+    for col in ("what", "product", "decided", "replayed"):
+        t.add_column(col)
+    for x in r.differences:
+        t.add_row(x["what"], x["product_id"] or "", str(x["decided"]), str(x["replayed"]))
+    console.print(t)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="valuecredit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -415,6 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--out", default=str(DEFAULT_REPORTS), help="where reports go (default: build/reports, ignored by git)")
     rf.add_argument("--no-pdf", action="store_true", dest="no_pdf", help="HTML only")
     rf.set_defaults(func=cmd_report_firm)
+    au = sub.add_parser("audit", help="for the regulator").add_subparsers(dest="audit_command", required=True)
+    ar = au.add_parser("replay", help="recompute a firm's decisions of a past night; show they match, or what differs")
+    ar.add_argument("--firm", required=True, help="the firm's unified social credit code")
+    ar.add_argument("--date", type=_date, required=True)
+    ar.add_argument("--products", help="replay with this product catalogue instead of the one in force that day")
+    ar.add_argument("--db", default=str(DEFAULT_DB))
+    ar.add_argument("--registry", help="where model versions are kept (default: models/ beside the store)")
+    ar.set_defaults(func=cmd_audit_replay)
     rb.set_defaults(func=cmd_report_bank)
     return p
 
