@@ -10,14 +10,12 @@ memory go to benchmarks/results/eligibility.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import shutil
 import statistics
 from pathlib import Path
 
-from benchmarks.ingest import RESULTS, _child
+from benchmarks.ingest import _child, parse_store_args, store_parser, write_result
 
 STAGE = """
 import json, time
@@ -38,13 +36,7 @@ out = {{"firms": s.firms, "products": s.products, "rows": s.firms * s.products, 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--db", default=str(Path(__file__).parent / "work" / "bench.duckdb"))
-    p.add_argument("--date", default="2026-11-28")
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
-    if not Path(args.db).exists():
-        raise SystemExit(f"{args.db} does not exist: run `python -m benchmarks.ingest` and `benchmarks.model` first")
+    args = parse_store_args(store_parser(), "`python -m benchmarks.ingest` and `benchmarks.model`")
     out = Path(args.db).parent / "publish"
     runs = []
     for i in range(args.repeats):
@@ -63,9 +55,7 @@ def main() -> None:
         "total_seconds_median": total, "target_seconds": 120, "meets_target": total < 120,
         "peak_rss_gib_max": max(r["peak_rss_gib"] for r in runs), "runs": runs,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "eligibility.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=1, ensure_ascii=False))
+    write_result("eligibility.json", result)
 
 
 if __name__ == "__main__":

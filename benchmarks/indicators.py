@@ -10,13 +10,11 @@ with each stage's peak RSS. The pandas result is checked equal to the SQL result
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
-from pathlib import Path
 
-from benchmarks.ingest import RESULTS, _child
+from benchmarks.ingest import RESULTS, _child, parse_store_args, store_parser
 
 SQL_STAGE = """
 import json, time
@@ -47,13 +45,7 @@ out = {{"firms": len(frame), "indicators_seconds": round(t_pd, 2), "differences"
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--db", default=str(Path(__file__).parent / "work" / "bench.duckdb"))
-    p.add_argument("--date", default="2026-11-28")
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
-    if not Path(args.db).exists():
-        raise SystemExit(f"{args.db} does not exist: run `python -m benchmarks.ingest` first (make bench does both)")
+    args = parse_store_args(store_parser(), "`python -m benchmarks.ingest`")
     sql_runs, pandas_runs = [], []
     for i in range(args.repeats):
         sql_runs.append(_child(SQL_STAGE.format(db=args.db, as_of=args.date)))

@@ -22,6 +22,32 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 
 
+def store_parser(description: str | None = None) -> argparse.ArgumentParser:
+    """The arguments of a benchmark that runs on the store an earlier one left: --db, --date, --repeats."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--db", default=str(Path(__file__).parent / "work" / "bench.duckdb"))
+    p.add_argument("--date", default="2026-11-28")
+    p.add_argument("--repeats", type=int, default=3)
+    return p
+
+
+def parse_store_args(p: argparse.ArgumentParser, first: str) -> argparse.Namespace:
+    """Parsed arguments, refusing a store that is not there yet; `first` says which benchmarks make it."""
+    args = p.parse_args()
+    if not Path(args.db).exists():
+        raise SystemExit(f"{args.db} does not exist: run {first} first (make bench runs them in order)")
+    return args
+
+
+def write_result(name: str, result: dict, leave_out: tuple[str, ...] = ("runs",)) -> Path:
+    """benchmarks/results/<name>, and the figures on the terminal without the per-run detail."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / name
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k not in leave_out}, indent=1, ensure_ascii=False))
+    return out
+
+
 def _child(code: str) -> dict:
     """Run `code` in a fresh interpreter; return its JSON output plus wall time and its own peak RSS."""
     started = time.perf_counter()

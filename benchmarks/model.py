@@ -15,14 +15,12 @@ Medians and ratios go to benchmarks/results/model.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import shutil
 import statistics
 from pathlib import Path
 
-from benchmarks.ingest import RESULTS, _child
+from benchmarks.ingest import _child, parse_store_args, store_parser, write_result
 
 PREPARE = """
 import json, time
@@ -96,16 +94,11 @@ SMALLER = {"num_leaves": 3, "n_estimators": 100}  # at most 100 trees of three l
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--db", default=str(Path(__file__).parent / "work" / "bench.duckdb"))
+    p = store_parser()
     p.add_argument("--landing", default=str(Path(__file__).parent / "work" / "landing"))
-    p.add_argument("--date", default="2026-11-28")
-    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--baseline-rows", type=int, default=200_000,
                    help="rows for the explanation-only comparison (shap.TreeExplainer is the slow side)")
-    args = p.parse_args()
-    if not Path(args.db).exists():
-        raise SystemExit(f"{args.db} does not exist: run `python -m benchmarks.ingest` first (make bench does both)")
+    args = parse_store_args(p, "`python -m benchmarks.ingest`")
     work = Path(args.db).parent
     truth = str(Path(args.landing) / "_truth" / "loans.parquet")
     prepared = _child(PREPARE.format(db=args.db, as_of=args.date))
@@ -164,9 +157,7 @@ def main() -> None:
                                                       explain["shap_tree_explainer"][0]["checksum"]],
                              "runs": explain},
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "model.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k not in ("explanation_only",)}, indent=1, ensure_ascii=False))
+    write_result("model.json", result, leave_out=("explanation_only",))
 
 
 if __name__ == "__main__":

@@ -11,14 +11,12 @@ Medians and peak memory go to benchmarks/results/reports.json. Target: under 2 m
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import shutil
 import statistics
 from pathlib import Path
 
-from benchmarks.ingest import RESULTS, _child
+from benchmarks.ingest import _child, parse_store_args, store_parser, write_result
 
 STAGE = """
 import json, time
@@ -41,15 +39,10 @@ out = {{"reports": s.reports, "batch_seconds": round(batch, 2), "render_only_sec
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--db", default=str(Path(__file__).parent / "work" / "bench.duckdb"))
-    p.add_argument("--date", default="2026-11-28")
+    p = store_parser()
     p.add_argument("--bank", default="B03")
     p.add_argument("--reports", type=int, default=1000)
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
-    if not Path(args.db).exists():
-        raise SystemExit(f"{args.db} does not exist: run the ingest, model and eligibility benchmarks first")
+    args = parse_store_args(p, "the ingest, model and eligibility benchmarks")
     out = Path(args.db).parent / "reports"
     runs = []
     for i in range(args.repeats):
@@ -66,9 +59,7 @@ def main() -> None:
         "target_seconds": 120, "meets_target": batch < 120,
         "peak_rss_gib_max": max(r["peak_rss_gib"] for r in runs), "runs": runs,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "reports.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=1, ensure_ascii=False))
+    write_result("reports.json", result)
 
 
 if __name__ == "__main__":

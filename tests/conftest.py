@@ -1,6 +1,9 @@
+import shutil
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from data_contracts.contracts import CONTRACTS
@@ -52,3 +55,43 @@ def loan_book(tmp_path_factory):
     con, _ = ingest_all(landing, db)
     yield con, landing, db
     con.close()
+
+
+@dataclass
+class ScoredNight:
+    con: duckdb.DuckDBPyConnection
+    registry: Path
+    report: dict  # what retrain returned: the validation and the promotion decision
+    model: object  # the pinned champion
+
+
+@pytest.fixture(scope="session")
+def score_loan_book(loan_book):
+    """score_loan_book(work, dates, with_truth=False, products=None): see `_score_loan_book`."""
+    return lambda work, dates, **options: _score_loan_book(loan_book, work, dates, **options)
+
+
+def _score_loan_book(loan_book, work: Path, dates: tuple[date, ...], with_truth: bool = False,
+                     products=None) -> ScoredNight:
+    """A copy of the loan book's store in `work` with a champion trained as of the last date, and
+    for each date the indicators, scores and PDs (and eligibility, given a product catalogue)."""
+    from lending.eligibility import build_eligibility
+    from models.nightly import load_reason_codes, pinned_model, score_pd
+    from models.train import retrain
+    from valuecredit.scoring.catalogue import load_catalogue
+    from valuecredit.scoring.score import build_indicators, build_scores
+
+    con0, landing, store = loan_book
+    con0.execute("CHECKPOINT")
+    db = work / "night.duckdb"
+    shutil.copy(store, db)
+    con, cat, registry = connect(db), load_catalogue(), work / "models"
+    report = retrain(con, cat, registry, max(dates), landing / "_truth" / "loans.parquet" if with_truth else None)
+    model, codes = pinned_model(registry), load_reason_codes()
+    for d in dates:
+        build_indicators(con, d)
+        build_scores(con, d, cat)
+        score_pd(con, d, cat, model, codes)
+        if products is not None:
+            build_eligibility(con, d, products)
+    return ScoredNight(con, registry, report, model)

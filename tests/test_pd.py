@@ -1,7 +1,6 @@
 """Nightly PDs from the pinned champion: explanations that add up, reasons that name used features,
 stability against training, promotion only when better, and replay of a past date bit for bit."""
 
-import shutil
 from datetime import date
 
 import numpy as np
@@ -9,11 +8,10 @@ import pandas as pd
 import pytest
 
 from models.checks import check_pd
-from models.nightly import ScoringError, explain, load_reason_codes, pinned_model, replay, score_pd
+from models.nightly import ScoringError, explain, load_reason_codes, pinned_model, replay
 from models.registry import champion, load_model
 from models.train import promotion, retrain
 from valuecredit.scoring.catalogue import load_catalogue
-from valuecredit.scoring.score import build_indicators, build_scores
 from valuecredit.store import connect
 
 CAT = load_catalogue()
@@ -21,23 +19,12 @@ PAST, TODAY = date(2026, 6, 30), date(2026, 11, 28)
 
 
 @pytest.fixture(scope="module")
-def scored(loan_book, tmp_path_factory):
-    """A copy of the loan book with a trained champion and PDs for two dates."""
-    con0, landing, store = loan_book
-    con0.execute("CHECKPOINT")
-    work = tmp_path_factory.mktemp("pd")
-    db = work / "pd.duckdb"
-    shutil.copy(store, db)
-    con = connect(db)
-    registry = work / "models"
-    report = retrain(con, CAT, registry, TODAY, landing / "_truth" / "loans.parquet")
-    model, codes = pinned_model(registry), load_reason_codes()
-    for d in (PAST, TODAY):
-        build_indicators(con, d)
-        build_scores(con, d, CAT)
-        score_pd(con, d, CAT, model, codes)
-    yield con, registry, report, model
-    con.close()
+def scored(score_loan_book, tmp_path_factory):
+    """A copy of the loan book with a trained champion (validated against the simulator's truth too)
+    and PDs for two dates."""
+    night = score_loan_book(tmp_path_factory.mktemp("pd"), (PAST, TODAY), with_truth=True)
+    yield night.con, night.registry, night.report, night.model
+    night.con.close()
 
 
 def test_first_model_is_promoted_and_pinned(scored):

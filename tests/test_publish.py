@@ -2,7 +2,6 @@
 partial table; a failed publication leaves the previous one byte-identical."""
 
 import hashlib
-import shutil
 import threading
 from datetime import date
 
@@ -11,37 +10,20 @@ import pandas as pd
 import pytest
 
 import lending.publish as publishing
-from lending.eligibility import build_eligibility
 from lending.products import load_products
 from lending.publish import MASK_SQL, publish
-from models.nightly import load_reason_codes, pinned_model, score_pd
-from models.train import retrain
 from valuecredit.identifiers import mask_name
-from valuecredit.scoring.catalogue import load_catalogue
-from valuecredit.scoring.score import build_indicators, build_scores
-from valuecredit.store import connect
 
-CAT, PRODUCTS = load_catalogue(), load_products()
+PRODUCTS = load_products()
 DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)
 
 
 @pytest.fixture(scope="module")
-def decided(loan_book, tmp_path_factory):
-    con0, landing, store = loan_book
-    con0.execute("CHECKPOINT")
+def decided(score_loan_book, tmp_path_factory):
     work = tmp_path_factory.mktemp("publish")
-    db = work / "p.duckdb"
-    shutil.copy(store, db)
-    con = connect(db)
-    retrain(con, CAT, work / "models", DAY2)
-    model, codes = pinned_model(work / "models"), load_reason_codes()
-    for d in (DAY1, DAY2):
-        build_indicators(con, d)
-        build_scores(con, d, CAT)
-        score_pd(con, d, CAT, model, codes)
-        build_eligibility(con, d, PRODUCTS)
-    yield con, db, work
-    con.close()
+    night = score_loan_book(work, (DAY1, DAY2), products=PRODUCTS)
+    yield night.con, work / "night.duckdb", work
+    night.con.close()
 
 
 def digest(folder) -> dict:

@@ -2,43 +2,28 @@
 errors, charts drawn), printed to PDF with the Chinese text intact, personal data masked."""
 
 import html
-import shutil
 from datetime import date
 
 import pypdf
 import pytest
 import yaml
 
-from lending.eligibility import build_eligibility
 from lending.products import load_products
-from models.nightly import load_reason_codes, pinned_model, score_pd
-from models.train import retrain
 from reports.audit import replay_decision
 from reports.browser import load, to_pdf
 from reports.firm import ReportError, bank_batch, write_firm_report
 from valuecredit.scoring.catalogue import load_catalogue
-from valuecredit.scoring.score import build_indicators, build_scores
-from valuecredit.store import connect
 
 CAT, PRODUCTS = load_catalogue(), load_products()
 DAY = date(2026, 11, 28)
 
 
 @pytest.fixture(scope="module")
-def night(loan_book, tmp_path_factory):
-    con0, _, store = loan_book
-    con0.execute("CHECKPOINT")
+def night(score_loan_book, tmp_path_factory):
     work = tmp_path_factory.mktemp("reports")
-    db = work / "r.duckdb"
-    shutil.copy(store, db)
-    con = connect(db)
-    retrain(con, CAT, work / "models", DAY)
-    build_indicators(con, DAY)
-    build_scores(con, DAY, CAT)
-    score_pd(con, DAY, CAT, pinned_model(work / "models"), load_reason_codes())
-    build_eligibility(con, DAY, PRODUCTS)
-    yield con, work
-    con.close()
+    scored = score_loan_book(work, (DAY,), products=PRODUCTS)
+    yield scored.con, work
+    scored.con.close()
 
 
 def a_firm(con, eligible: bool = True, hit: bool = False) -> tuple[str, str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -22,6 +23,20 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+@contextmanager
+def read_store(db: str | Path):
+    """The store, read-only, for a command that reports on what the nightly run wrote; closed after."""
+    from valuecredit.store import connect
+
+    if not Path(db).exists():
+        raise ValueError(f"{db} does not exist: run `valuecredit run` first")
+    con = connect(db, read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -113,17 +128,11 @@ def _print_summary(s) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from valuecredit.scoring.calibrate import adopt, calibrate, write_report
     from valuecredit.scoring.catalogue import load_catalogue
-    from valuecredit.store import connect
 
     cat = load_catalogue(args.catalogue)
     truth = Path(args.truth) if args.truth else Path(args.landing) / "_truth" / "loans.parquet"
-    if not Path(args.db).exists():
-        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
-    con = connect(args.db, read_only=True)
-    try:
+    with read_store(args.db) as con:
         report = calibrate(con, cat, args.date or date.today(), truth if truth.exists() else None)
-    finally:
-        con.close()
     md, js = write_report(report, Path(args.out))
     console.print(md.read_text(encoding="utf-8"))
     console.print(f"report written to {md} and {js}")
@@ -138,17 +147,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_statement(args: argparse.Namespace) -> int:
     from valuecredit.ledger.statements import statement
-    from valuecredit.store import connect
 
-    if not Path(args.db).exists():
-        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
     end = args.to or date.today()
     start = getattr(args, "from") or date(end.year, 1, 1)
-    con = connect(args.db, read_only=True)
-    try:
+    with read_store(args.db) as con:
         frame = statement(con, start, end, args.bank)
-    finally:
-        con.close()
     if args.csv:
         frame.to_csv(args.csv, index=False, encoding="utf-8-sig")  # amounts in fen; opens in Excel
         console.print(f"every bank's statement (fen) written to {args.csv}")
@@ -211,18 +214,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from models.train import retrain
     from valuecredit.scoring.catalogue import load_catalogue
-    from valuecredit.store import connect
 
-    if not Path(args.db).exists():
-        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
     truth = Path(args.landing) / "_truth" / "loans.parquet"
-    con = connect(args.db, read_only=True)
-    try:
+    with read_store(args.db) as con:
         registry = Path(args.registry or Path(args.db).parent / "models")
         report = retrain(con, load_catalogue(args.catalogue), registry, args.date or date.today(),
                          truth if truth.exists() else None, args.seed)
-    finally:
-        con.close()
     t = Table(title=f"model {report['version']}: out of time, {report['out_of_time']['gbm']['loans']:,} loans")
     for col in ("model", "AUC", "KS", "Brier", "ECE"):
         t.add_column(col, justify="left" if col == "model" else "right")
@@ -239,15 +236,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from models.nightly import replay
     from valuecredit.scoring.catalogue import load_catalogue
-    from valuecredit.store import connect
 
-    if not Path(args.db).exists():
-        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
-    con = connect(args.db, read_only=True)
-    try:
+    with read_store(args.db) as con:
         r = replay(con, args.date, load_catalogue(args.catalogue), Path(args.registry or Path(args.db).parent / "models"))
-    finally:
-        con.close()
     same = r.pd_identical and r.explanations_identical
     console.print(f"replayed {r.as_of} for {r.firms:,} firms with model {r.model_version} from the raw deliveries "
                   f"known that day: PDs {'identical' if r.pd_identical else f'differ (max {r.max_pd_difference:.3g})'}, "
@@ -258,19 +249,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_match(args: argparse.Namespace) -> int:
     from lending.eligibility import match
     from valuecredit.identifiers import validate_uscc
-    from valuecredit.store import connect
 
     firm = validate_uscc(args.firm)  # says what is wrong with a mistyped code
-    if not Path(args.db).exists():
-        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
-    con = connect(args.db, read_only=True)
-    try:
+    with read_store(args.db) as con:
         as_of = args.date or con.execute("SELECT max(as_of) FROM decisions.eligibility").fetchone()[0]
         if as_of is None:
             raise ValueError(f"{args.db} has no eligibility yet: run `valuecredit run` first")
         rows = match(con, firm, as_of)
-    finally:
-        con.close()
     t = Table(title=f"{firm}: {int(rows['eligible'].sum())} of {len(rows)} products on {as_of}")
     for col in ("product", "bank", "eligible", "limit (RMB)", "rate", "match", "what it lacks"):
         t.add_column(col, justify="right" if col in ("limit (RMB)", "rate", "match") else "left")
@@ -295,17 +280,11 @@ def cmd_report_firm(args: argparse.Namespace) -> int:
     from reports.firm import write_firm_report
     from valuecredit.identifiers import validate_uscc
     from valuecredit.scoring.catalogue import load_catalogue
-    from valuecredit.store import connect
 
     firm = validate_uscc(args.firm)
-    if not Path(args.db).exists():
-        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
-    con = connect(args.db, read_only=True)
-    try:
+    with read_store(args.db) as con:
         as_of = _latest_scored(con, args)
         html = write_firm_report(con, firm, as_of, load_catalogue(args.catalogue), Path(args.out) / as_of.isoformat(), args.lang)
-    finally:
-        con.close()
     pdf = to_pdf(html, html.with_suffix(".pdf")) if not args.no_pdf else None
     console.print(f"report for {firm} on {as_of}: {html}" + (f" and {pdf}" if pdf else ""), soft_wrap=True)
     return 0
@@ -314,16 +293,10 @@ def cmd_report_firm(args: argparse.Namespace) -> int:
 def cmd_report_bank(args: argparse.Namespace) -> int:
     from reports.firm import bank_batch
     from valuecredit.scoring.catalogue import load_catalogue
-    from valuecredit.store import connect
 
-    if not Path(args.db).exists():
-        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
-    con = connect(args.db, read_only=True)
-    try:
+    with read_store(args.db) as con:
         s = bank_batch(con, args.bank, _latest_scored(con, args), load_catalogue(args.catalogue), Path(args.out),
                        args.lang, args.limit)
-    finally:
-        con.close()
     console.print(f"{s.reports:,} reports for {s.bank_id} on {s.as_of}: {s.folder}/index.html", soft_wrap=True)
     return 0
 
@@ -332,17 +305,11 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
     from lending.products import load_products
     from reports.audit import replay_decision
     from valuecredit.identifiers import validate_uscc
-    from valuecredit.store import connect
 
     firm = validate_uscc(args.firm)
-    if not Path(args.db).exists():
-        raise ValueError(f"{args.db} does not exist: run `valuecredit run` first")
     products = load_products(args.products) if args.products else None
-    con = connect(args.db, read_only=True)
-    try:
+    with read_store(args.db) as con:
         r = replay_decision(con, firm, args.date, Path(args.registry or Path(args.db).parent / "models"), products)
-    finally:
-        con.close()
     head = (f"{firm} on {r.as_of}: {r.compared} product decisions and the PD (model {r.model_version or 'none'}) "
             f"replayed with product catalogue {r.products_version}")
     if r.identical:
