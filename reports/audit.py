@@ -6,12 +6,12 @@ configuration change would have decided)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import duckdb
-import numpy as np
 
 from lending.eligibility import CONDITIONS, firm_base_sql, pairs_sql, products_sql
 from lending.products import ProductCatalogue
@@ -37,6 +37,10 @@ class DecisionReplay:
         return not self.differences
 
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def _unmet(bits: int | None) -> list[str]:
     return [name for i, (name, *_) in enumerate(CONDITIONS) if bits is not None and int(bits) & (1 << i)]
 
@@ -54,7 +58,7 @@ def replay_decision(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date, regi
     if pd_row:
         inputs = con.execute("SELECT * FROM features.pd_inputs WHERE as_of = ? AND uscc = ?", [as_of, uscc]).df()
         again = float(load_model(registry, version).pd(inputs)[0])
-        if not np.float64(again) == np.float64(pd_row[0][0]):
+        if again != pd_row[0][0]:  # bit for bit: the same inputs and model give the same float
             diffs.append({"what": "pd", "product_id": None, "decided": pd_row[0][0], "replayed": again})
     # the firm's gates and the values its conditions read, recomputed from the night's tables
     base = f"(SELECT * FROM ({firm_base_sql(as_of)}) WHERE uscc = {lit(uscc)})"
@@ -63,7 +67,7 @@ def replay_decision(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date, regi
                 "district_code", "innovation_status", "authorised"):
         a, b = stored_firm.iloc[0][col], again_firm.iloc[0][col] if len(again_firm) else None
         a, b = (list(a), list(b)) if col == "gates" else (a, b)
-        if not (a == b or (a is None and b is None) or (a != a and b != b)):
+        if not (a == b or (_missing(a) and _missing(b))):
             diffs.append({"what": col, "product_id": None, "decided": a, "replayed": b})
     # every product's decision, with the catalogue in force that day or the one given
     if products is None:

@@ -48,10 +48,6 @@ class ReportError(ValueError):
     """Nothing stored to report on: names the firm or bank and the date."""
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
-    return con.execute(sql).df()
-
-
 def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dict[str, dict]:
     """Every section of the report for each firm, keyed by USCC."""
     d = f"DATE {lit(as_of.isoformat())}"
@@ -59,33 +55,36 @@ def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dic
     con.execute("CREATE OR REPLACE TEMP TABLE _report_firms (uscc VARCHAR PRIMARY KEY)")
     con.executemany("INSERT INTO _report_firms VALUES (?)", [[u] for u in sorted(set(usccs))])
     mine = "uscc IN (SELECT uscc FROM _report_firms)"
-    scores = _frame(con, f"SELECT * FROM scores.commercial_value WHERE as_of = {d} AND {mine}").set_index("uscc")
+    scores = con.execute(f"SELECT * FROM scores.commercial_value WHERE as_of = {d} AND {mine}").df().set_index("uscc")
     if scores.empty:
         raise ReportError(f"no score on {as_of} for {', '.join(usccs[:3])}{' ...' if len(usccs) > 3 else ''}: "
                           "not a registered firm, or no nightly run for that date")
-    profile = _frame(con, f"""
+    profile = con.execute(f"""
         SELECT uscc, any_value(name) AS name, any_value(district_code) AS district_code, any_value(industry) AS industry,
                any_value(size_class) AS size_class, any_value(founded_on) AS founded_on,
                any_value(registered_capital_fen) AS registered_capital_fen, any_value(status) AS status,
                {MASK_SQL.format(c="any_value(legal_rep_name)")} AS legal_rep
-        FROM {pit.rows("registry")} WHERE {mine} GROUP BY uscc""").set_index("uscc")
-    values = _frame(con, f"SELECT * FROM features.indicators WHERE as_of = {d} AND {mine}").set_index("uscc")
-    peers = _frame(con, f"SELECT * FROM scores.peer_percentiles WHERE as_of = {d} AND {mine}").set_index("uscc")
-    hits = _frame(con, f"SELECT * FROM scores.negative_hits WHERE as_of = {d} AND {mine} ORDER BY uscc, rule_id, evidence_date")
-    trends = {src: _frame(con, f"""
-        SELECT uscc, period, sum({col}) AS v FROM {pit.rows(src)} WHERE {mine} GROUP BY uscc, period ORDER BY uscc, period""")
+        FROM {pit.rows("registry")} WHERE {mine} GROUP BY uscc""").df().set_index("uscc")
+    values = con.execute(f"SELECT * FROM features.indicators WHERE as_of = {d} AND {mine}").df().set_index("uscc")
+    peers = con.execute(f"SELECT * FROM scores.peer_percentiles WHERE as_of = {d} AND {mine}").df().set_index("uscc")
+    hits = con.execute(f"SELECT * FROM scores.negative_hits WHERE as_of = {d} AND {mine} ORDER BY uscc, rule_id, evidence_date").df()
+    trends = {src: con.execute(f"""
+        SELECT uscc, period, sum({col}) AS v FROM {pit.rows(src)} WHERE {mine} GROUP BY uscc, period ORDER BY uscc, period""").df()
               for src, col, *_ in TRENDS}
     has = {t for (t,) in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
-    pd_rows = (_frame(con, f"SELECT * FROM scores.pd WHERE as_of = {d} AND {mine}").set_index("uscc")
+    pd_rows = (con.execute(f"SELECT * FROM scores.pd WHERE as_of = {d} AND {mine}").df().set_index("uscc")
                if "scores.pd" in has else pd.DataFrame())
-    contributions = (_frame(con, f"""SELECT e.uscc, e.feature, e.contribution, r.code, r.zh, r.en
+    contributions = (con.execute(f"""SELECT e.uscc, e.feature, e.contribution, r.code, r.zh, r.en
                                      FROM scores.explanations e LEFT JOIN scores.reason_codes r USING (feature)
-                                     WHERE e.as_of = {d} AND e.{mine}""")
+                                     WHERE e.as_of = {d} AND e.{mine}""").df()
                      if "scores.explanations" in has else pd.DataFrame(columns=["uscc"]))
-    products = (_frame(con, f"""SELECT * FROM ({eligibility_of_sql(as_of, '_report_firms')})
+    products = (con.execute(f"""SELECT * FROM ({eligibility_of_sql(as_of, '_report_firms')})
                                 ORDER BY uscc, eligible DESC, CASE WHEN eligible THEN rate_bp END, limit_fen DESC,
-                                         match_degree DESC, product_id""")
+                                         match_degree DESC, product_id""").df()
                 if "decisions.eligibility_pairs" in has else pd.DataFrame(columns=["uscc"]))
+    # each section split by firm once, rather than a mask over the whole batch per firm
+    hits, contributions, products = _by_firm(hits), _by_firm(contributions), _by_firm(products)
+    trends = {src: _by_firm(f) for src, f in trends.items()}
     out = {}
     for uscc in sorted(set(usccs)):
         if uscc not in scores.index:
@@ -95,13 +94,19 @@ def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dic
             "profile": profile.loc[uscc].to_dict() if uscc in profile.index else {},
             "values": values.loc[uscc].to_dict() if uscc in values.index else {},
             "peers": peers.loc[uscc].to_dict() if uscc in peers.index else {},
-            "hits": hits[hits["uscc"] == uscc].to_dict("records"),
-            "trends": {src: f[f["uscc"] == uscc] for src, f in trends.items()},
+            "hits": hits(uscc).to_dict("records"),
+            "trends": {src: f(uscc) for src, f in trends.items()},
             "pd": pd_rows.loc[uscc].to_dict() if uscc in pd_rows.index else None,
-            "contributions": contributions[contributions["uscc"] == uscc],
-            "products": products[products["uscc"] == uscc].to_dict("records"),
+            "contributions": contributions(uscc),
+            "products": products(uscc).to_dict("records"),
         }
     return out
+
+
+def _by_firm(frame: pd.DataFrame):
+    """uscc -> that firm's rows (none: an empty frame with the same columns)."""
+    groups = {u: g for u, g in frame.groupby("uscc", sort=False)}
+    return lambda uscc: groups.get(uscc, frame.iloc[0:0])
 
 
 def _num(v) -> float | None:
