@@ -22,11 +22,12 @@ from pipelines.models import (
     publication_resource,
     registry_resource,
 )
+from pipelines.reports import audit_pack_report, portfolio_reports, reports_resource
 from pipelines.resources import LandingZone, SilentProgress, Store
 from pipelines.scoring import catalogue_resource, commercial_value, indicators, score_checks
 
 nightly_assets = [*source_assets, firm_coverage, indicators, commercial_value, pd_scores, eligibility, publication,
-                  ledger_postings, application_deadlines, early_warnings]
+                  ledger_postings, application_deadlines, early_warnings, portfolio_reports, audit_pack_report]
 all_checks = [*source_checks, score_checks, pd_checks, eligibility_checks, ledger_checks]
 all_assets = [*nightly_assets, pd_champion]
 
@@ -71,6 +72,9 @@ def resources(db: str | None = None, landing: str | None = None, progress=None) 
         "products": products_resource(),
         "publish_folder": publication_resource(str(Path(db).parent / "publish") if db else None),
         "registry": registry_resource(str(Path(db).parent / "models") if db else None),
+        # the default store's reports go to the repository's build/ (ignored by git); another store's beside it
+        "reports_folder": reports_resource(str(Path(db).parent / "reports")
+                                           if db and Path(db).parent.resolve() != Path("data").resolve() else None),
     }
 
 

@@ -19,6 +19,7 @@ from pipelines.definitions import (
     publication,
     resources,
 )
+from pipelines.reports import audit_pack_report, portfolio_reports
 from pipelines.resources import ProgressReporter, SilentProgress
 from valuecredit.ingest import quarantined_by_rule
 from valuecredit.store import connect
@@ -61,7 +62,7 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     trained, skipped = "", {}
     if champion(registry) is None:
         # a new store has no PD model yet: load the data, train the first champion on its loan book, then score
-        after_model = [pd_scores, eligibility, early_warnings, publication]
+        after_model = [pd_scores, eligibility, early_warnings, publication, portfolio_reports, audit_pack_report]
         results = [nightly([a for a in nightly_assets if a not in after_model])]
         if results[0].success:
             first = dg.materialize([pd_champion], **common)
@@ -69,12 +70,14 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
             if trained:
                 results.append(nightly(after_model))
             else:
-                results.append(nightly([eligibility, early_warnings, publication]))  # without PDs no price
+                # without PDs no price, and no model to audit
+                results.append(nightly([eligibility, early_warnings, publication, portfolio_reports]))
                 cause = _innermost(first.get_step_failure_events()[0].event_specific_data.error)
                 if cause.cls_name != "TrainingError":
                     results.append(first)  # a fault, not a short loan book: the run fails
                 # too short a loan book: the scores and the ledger stand; PDs wait for a model
                 skipped["scores/pd"] = f"no PD model yet: {cause.message.strip().splitlines()[-1]}"
+                skipped["reports/audit_pack"] = "no PD model yet: no model to audit"
     else:
         results = [nightly(nightly_assets)]
     failed, warnings = {}, dict(skipped)

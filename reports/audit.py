@@ -1,4 +1,6 @@
-"""Decision replay for the regulator: recompute one firm's decisions of a past night from what that
+"""The regulator's audit pack, and decision replay.
+
+Decision replay: recompute one firm's decisions of a past night from what that
 night stored (its scores, indicators, PD inputs, hits and authorisations as delivered by then), the
 model version it recorded and the product catalogue in force that day, and show that they match what
 was decided, or exactly what differs. `products` replays with another catalogue instead (what a
@@ -6,16 +8,23 @@ configuration change would have decided)."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
 
 from lending.eligibility import CONDITIONS, firm_base_sql, pairs_sql, products_sql
 from lending.products import ProductCatalogue
 from models.registry import load_model
+from models.train import out_of_time_split, training_sample
+from reports import charts
+from reports.firm import TEMPLATES, _write
+from valuecredit.scoring.catalogue import Catalogue
 from valuecredit.scoring.sql import lit
 
 
@@ -97,3 +106,85 @@ def replay_decision(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date, regi
             if a != b:
                 diffs.append({"what": what, "product_id": pid, "decided": a, "replayed": b})
     return DecisionReplay(uscc, as_of, version, label, len(rows), diffs)
+
+
+# segments outcomes and calibration are compared across; a segment's observed default rate differs
+# materially from its predicted one when it has at least MIN_SEGMENT loans and |z| > Z_MATERIAL
+SEGMENTS = ("district_code", "industry", "size_class")
+MIN_SEGMENT, Z_MATERIAL = 30, 3.0
+LIMITATIONS = (
+    "Trained on the programme's own loans only: firms that were never lent to are scored by extrapolation.",
+    "The label is a 12-month default (次级 or worse, 90+ days past due, or written off); later defaults are not seen.",
+    "Inputs are government data as delivered two months after the month they describe; a firm's last two months are unseen.",
+    "Monotone constraints hold each input's direction of effect fixed, which may cost accuracy where the true effect turns.",
+    "Calibration (Platt scaling) is fitted on the training years; a change in the default rate shows first in the ECE.",
+)
+
+
+def segment_outcomes(sample: pd.DataFrame, predicted: np.ndarray, con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Per segment of district, industry and size class: loans, defaults, mean PD, observed rate and a
+    binomial z of observed against predicted, flagged when material."""
+    reg = con.execute("""SELECT uscc, any_value(district_code) AS district_code, any_value(industry) AS industry,
+                                any_value(size_class) AS size_class FROM staging.registry GROUP BY uscc""").df()
+    frame = sample[["uscc", "defaulted"]].assign(pd=predicted).merge(reg, on="uscc", how="left")
+    rows = []
+    for segment in SEGMENTS:
+        for value, g in frame.groupby(segment, dropna=False, sort=True):
+            n, observed, expected = len(g), int(g["defaulted"].sum()), float(g["pd"].sum())
+            spread = float((g["pd"] * (1 - g["pd"])).sum()) ** 0.5
+            z = (observed - expected) / spread if spread > 0 else 0.0
+            rows.append({"segment": segment, "value": "—" if pd.isna(value) else str(value), "loans": n,
+                         "defaults": observed, "mean_pd": expected / n, "observed": observed / n, "z": z,
+                         "material": n >= MIN_SEGMENT and abs(z) > Z_MATERIAL})
+    return rows
+
+
+def version_history(con: duckdb.DuckDBPyConnection, registry: Path) -> dict:
+    """Which model, catalogue and product catalogue decided each run of nights, and the registry's
+    decisions (what was trained, how it validated, whether and why it was promoted)."""
+    nights = con.execute("""
+        SELECT f.model_version, f.catalogue_version, f.catalogue_hash, f.products_version, f.products_hash,
+               min(f.as_of) AS first_night, max(f.as_of) AS last_night, count(DISTINCT f.as_of) AS nights
+        FROM decisions.eligibility_firms f GROUP BY ALL ORDER BY first_night, model_version""").df().to_dict("records")
+    log = Path(registry) / "decisions.jsonl"
+    decisions = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()] if log.exists() else []
+    return {"nights": nights, "decisions": decisions}
+
+
+def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat: Catalogue, out: Path,
+               lang: str = "zh", dependence_sample: int = 2000) -> Path:
+    """The regulator's pack for the model that decided `as_of`: model card, global SHAP importance and
+    dependence plots, outcomes and calibration by segment, and the history of versions."""
+    used = con.execute("SELECT any_value(model_version) FROM scores.pd WHERE as_of = ?", [as_of]).fetchone()[0]
+    if used is None:
+        raise ReplayError(f"no PDs stored for {as_of}: no model decided that night")
+    model = load_model(registry, used)
+    validation = json.loads((Path(registry) / used / "validation.json").read_text(encoding="utf-8"))
+    gbm = validation["out_of_time"]["gbm"]
+    importance = con.execute("""SELECT feature, mean_abs_contribution, share FROM scores.pd_importance
+                                WHERE as_of = ? ORDER BY rank""", [as_of]).df()
+    dependence = []
+    for feature in importance["feature"].head(4):
+        if feature in model.metadata["categorical"]:
+            continue
+        pts = con.execute(f"""
+            SELECT CAST(i."{feature}" AS DOUBLE), e.contribution FROM features.pd_inputs i
+            JOIN scores.explanations e USING (uscc, as_of)
+            WHERE i.as_of = ? AND e.feature = ? AND i."{feature}" IS NOT NULL
+            ORDER BY hash(i.uscc) LIMIT {int(dependence_sample)}""", [as_of, feature]).fetchall()
+        dependence.append({"feature": feature, "svg": charts.scatter(pts, x_label=feature, y_label="SHAP")})
+    sample = training_sample(con, cat)
+    _, test = out_of_time_split(sample)
+    segments = segment_outcomes(test, model.pd(test), con)
+    context = {
+        "lang": lang, "zh": lang == "zh", "as_of": as_of.isoformat(), "version": used, "meta": model.metadata,
+        "validation": validation, "calibration_svg": charts.calibration([(r["mean_pd"], r["observed"], r["n"])
+                                                                         for r in gbm["reliability"]]),
+        "importance_svg": charts.bars([(r.feature, 100 * r.share) for r in importance.itertuples()], unit="%"),
+        "dependence": dependence, "segments": segments, "material": [s for s in segments if s["material"]],
+        "limitations": LIMITATIONS, "history": version_history(con, registry),
+        "z_material": Z_MATERIAL, "min_segment": MIN_SEGMENT,
+    }
+    folder = out / "audit" / as_of.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    return _write(folder / "audit_pack.html", TEMPLATES.get_template("audit.html.j2").render(**context))

@@ -111,3 +111,26 @@ def calibration(points: list[tuple[float, float, int]], size: int = 260) -> str:
             f'<line x1="30" y1="{size - 30}" x2="30" y2="{size - 30 - s}" stroke="{INK}"/>{dots}'
             f'<text x="{30 + s}" y="{size - 12}" font-size="10" text-anchor="end">PD {top:.2f}</text>'
             f'<text x="34" y="14" font-size="10">observed</text></svg>')
+
+
+def scatter(points: list[tuple[float, float]], width: int = 300, height: int = 200, x_label: str = "",
+            y_label: str = "") -> str:
+    """Points (x, y) with the y = 0 line: a SHAP dependence plot (value against contribution)."""
+    if not points:
+        return '<span class="muted">—</span>'
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(min(ys), 0.0), max(max(ys), 0.0)
+    sx, sy = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+
+    def px(x: float) -> float:
+        return 30 + (x - x0) / sx * (width - 40)
+
+    def py(y: float) -> float:
+        return height - 25 - (y - y0) / sy * (height - 35)
+
+    dots = "".join(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="1.6" fill="{POS if y > 0 else NEG}" opacity="0.5"/>'
+                   for x, y in points)
+    return (f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
+            f'<line x1="30" y1="{py(0):.1f}" x2="{width - 10}" y2="{py(0):.1f}" stroke="#999"/>{dots}'
+            f'<text x="{width - 10}" y="{height - 6}" font-size="10" text-anchor="end">{escape(x_label)}</text>'
+            f'<text x="2" y="10" font-size="10">{escape(y_label)}</text></svg>')

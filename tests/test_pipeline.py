@@ -17,10 +17,9 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     repo = defs.get_repository_def()
     job = repo.get_job("nightly")
     assert job.partitions_def.timezone == "Asia/Shanghai"
-    # 23 sources, coverage, indicators, scores, PDs, eligibility, publication, ledger, deadlines, warnings; and the
-    # retraining asset,
-    # outside the nightly job
-    assert len(repo.asset_graph.get_all_asset_keys()) == 33
+    # 23 sources, coverage, indicators, scores, PDs, eligibility, publication, ledger, deadlines, warnings, the
+    # portfolio reports and the audit pack; and the retraining asset, outside the nightly job
+    assert len(repo.asset_graph.get_all_asset_keys()) == 35
     assert dg.AssetKey(["models", "pd_champion"]) not in job.asset_layer.selected_asset_keys
     assert repo.get_job("retrain_pd").asset_layer.selected_asset_keys == {dg.AssetKey(["models", "pd_champion"])}
     from pipelines.definitions import all_checks
@@ -46,7 +45,8 @@ def test_failed_contract_blocks_dependents_while_other_sources_go_on(faulty_land
         ["file_truncated", "column_missing", "column_renamed", "wrong_encoding"])].source)
     assert {k.split("/")[1] for k in summary.failed_checks} == {f"{s}:contract" for s in broken}
     assert summary.blocked == ["decisions/early_warnings", "decisions/eligibility", "decisions/publication",
-                               "features/indicators", "scores/commercial_value", "scores/pd", "staging/firm_coverage"]
+                               "features/indicators", "reports/audit_pack", "reports/portfolio", "scores/commercial_value",
+                               "scores/pd", "staging/firm_coverage"]
     assert not summary.succeeded
     # the healthy sources were loaded all the same
     assert summary.table_rows["staging.tax_monthly"] > 10_000
@@ -60,7 +60,7 @@ def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "succeeded" in out and "staging.tax_monthly" in out
     # 800 firms have too short a loan book for a PD model: scores and ledger stand, PDs wait, it says why
-    assert "no PD model yet" in out and "defaults are needed" in out
+    assert "no PD model yet" in out and "defaults are needed" in out and "no model to audit" in out
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
     # without PDs no product can be priced: nobody is eligible, and each refusal says so
@@ -69,6 +69,11 @@ def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys):
                        ).fetchone() == (0, 0)
     before = con.execute("SELECT * FROM staging.firm_coverage ORDER BY ALL").df()
     con.close()
+    # the night's portfolio reports stand beside a store kept outside data/; no model, so no audit pack
+    reports = tmp_path / "reports"
+    assert (reports / "portfolio" / "programme" / BUSINESS_DATE.isoformat() / "portfolio.html").exists()
+    assert len(list((reports / "portfolio").glob(f"B*/{BUSINESS_DATE.isoformat()}/portfolio.html"))) == 17
+    assert not (reports / "audit").exists()
     assert main(args) == 0
     con = duckdb.connect(str(db), read_only=True)
     pd.testing.assert_frame_equal(before, con.execute("SELECT * FROM staging.firm_coverage ORDER BY ALL").df())

@@ -2,26 +2,29 @@
 errors, charts drawn), printed to PDF with the Chinese text intact, personal data masked."""
 
 import html
+import json
 from datetime import date
 
+import pandas as pd
 import pypdf
 import pytest
 import yaml
 
 from lending.products import load_products
-from reports.audit import replay_decision
+from reports.audit import audit_pack, replay_decision, segment_outcomes
 from reports.browser import load, to_pdf
 from reports.firm import ReportError, bank_batch, write_firm_report
+from reports.portfolio import portfolio, write_portfolio
 from valuecredit.scoring.catalogue import load_catalogue
 
 CAT, PRODUCTS = load_catalogue(), load_products()
-DAY = date(2026, 11, 28)
+DAY, MONTH_BEFORE = date(2026, 11, 28), date(2026, 10, 23)
 
 
 @pytest.fixture(scope="module")
 def night(score_loan_book, tmp_path_factory):
     work = tmp_path_factory.mktemp("reports")
-    scored = score_loan_book(work, (DAY,), products=PRODUCTS)
+    scored = score_loan_book(work, (MONTH_BEFORE, DAY), products=PRODUCTS)
     yield scored.con, work
     scored.con.close()
 
@@ -107,3 +110,52 @@ def test_audit_replay_reproduces_a_night_and_reports_a_changed_catalogue_as_diff
     assert flipped == eligible and all(d["decided"] is True and d["replayed"] is False
                                        for d in diff.differences if d["what"] == "eligible")
     assert all("max_pd" in d["replayed"] for d in diff.differences if d["what"] == "unmet")
+
+
+def test_the_portfolio_report_counts_the_book_migrates_grades_and_renders(night, tmp_path):
+    con, _ = night
+    whole = portfolio(con, DAY)
+    scored = con.execute("SELECT count(*) FROM scores.commercial_value WHERE as_of = ?", [DAY]).fetchone()[0]
+    assert whole["firms"] == scored == sum(whole["grades"].values())
+    # migration from the night four weeks or more before: every firm scored on both nights, once
+    assert whole["previous"] == MONTH_BEFORE
+    both = con.execute("""SELECT count(*) FROM scores.commercial_value a JOIN scores.commercial_value b USING (uscc)
+                          WHERE a.as_of = ? AND b.as_of = ?""", [MONTH_BEFORE, DAY]).fetchone()[0]
+    assert int(whole["migration"].to_numpy().sum()) == both
+    assert whole["score_psi"]["n"] == scored and 0 <= whole["score_psi"]["psi"] < 10
+    assert {r["item"] for r in whole["feature_psi"]} >= {"pd", "revenue_12m"}
+    bank = portfolio(con, DAY, "B03")
+    borrowers = con.execute("SELECT count(DISTINCT uscc) FROM staging.loans WHERE bank_id = 'B03' AND disbursed_on <= ?",
+                            [DAY]).fetchone()[0]
+    assert bank["firms"] == borrowers and bank["applications"]["approved"] <= bank["applications"]["decided"]
+    page = load(write_portfolio(con, DAY, tmp_path, "B03"), tmp_path / "p.png")
+    assert page.errors == []
+
+
+def test_a_segment_is_flagged_only_when_its_outcomes_differ_materially(night):
+    con, _ = night
+    firms = [u for (u,) in con.execute("SELECT uscc FROM staging.registry ORDER BY uscc LIMIT 400").fetchall()]
+    district = dict(con.execute("SELECT uscc, any_value(district_code) FROM staging.registry GROUP BY uscc").fetchall())
+    # every loan predicted at 2 %; one district defaults at 30 %, the others at 2 %
+    worst = district[firms[0]]
+    frame = pd.DataFrame({"uscc": firms, "defaulted": [(i % 10 < 3) if district[u] == worst else (i % 50 == 0)
+                                                       for i, u in enumerate(firms)]})
+    rows = {(r["segment"], r["value"]): r for r in segment_outcomes(frame, [0.02] * len(firms), con)}
+    flagged = {k for k, r in rows.items() if r["material"]}
+    assert ("district_code", worst) in flagged
+    assert all(r["loans"] < 30 or abs(r["observed"] - 0.02) > 0.02 for k, r in rows.items() if k in flagged)
+
+
+def test_the_audit_pack_documents_the_model_that_decided_the_night(night, tmp_path):
+    con, work = night
+    path = audit_pack(con, DAY, work / "models", CAT, tmp_path)
+    text = path.read_text(encoding="utf-8")
+    version = con.execute("SELECT any_value(model_version) FROM scores.pd WHERE as_of = ?", [DAY]).fetchone()[0]
+    snapshot = json.loads((work / "models" / version / "metadata.json").read_text())["training_data"]["snapshot_sha256"]
+    assert version in text and snapshot in text  # the model and the data it was trained on
+    for must in ("模型说明", "样本外表现", "单调约束", "局限", "全局重要性", "依赖图", "分群结果与校准", "版本历史"):
+        assert must in text
+    assert text.count("<svg") >= 4  # calibration, importance, dependence plots
+    assert str(MONTH_BEFORE) in text and str(DAY) in text  # the nights the version decided
+    page = load(path, tmp_path / "a.png")
+    assert page.errors == []

@@ -301,6 +301,26 @@ def cmd_report_bank(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report_portfolio(args: argparse.Namespace) -> int:
+    from reports.portfolio import write_portfolio
+
+    with read_store(args.db) as con:
+        path = write_portfolio(con, _latest_scored(con, args), Path(args.out) / "portfolio", args.bank, args.lang)
+    console.print(f"portfolio report for {args.bank or 'the programme'}: {path}", soft_wrap=True)
+    return 0
+
+
+def cmd_audit_pack(args: argparse.Namespace) -> int:
+    from reports.audit import audit_pack
+    from valuecredit.scoring.catalogue import load_catalogue
+
+    with read_store(args.db) as con:
+        path = audit_pack(con, _latest_scored(con, args), Path(args.registry or Path(args.db).parent / "models"),
+                          load_catalogue(args.catalogue), Path(args.out), args.lang)
+    console.print(f"audit pack: {path}", soft_wrap=True)
+    return 0
+
+
 def cmd_audit_replay(args: argparse.Namespace) -> int:
     from lending.products import load_products
     from reports.audit import replay_decision
@@ -403,7 +423,14 @@ def build_parser() -> argparse.ArgumentParser:
     rb = rep.add_parser("bank", help="a bank's batch: a report for each firm eligible for one of its products, and an index")
     rb.add_argument("bank", help="bank id, as in config/products.yaml (B01 ...)")
     rb.add_argument("--limit", type=int, help="only the first N firms by USCC")
-    for q in (rf, rb):
+    rpf = rep.add_parser("portfolio", help="portfolio monitoring for the programme, or one bank with --bank")
+    rpf.add_argument("--bank", help="bank id (default: the programme)")
+    rpf.set_defaults(func=cmd_report_portfolio)
+    ap = sub.add_parser("audit", help="for the regulator").add_subparsers(dest="audit_command", required=True)
+    pk = ap.add_parser("pack", help="model card, SHAP importance and dependence, outcomes by segment, version history")
+    pk.add_argument("--registry", help="where model versions are kept (default: models/ beside the store)")
+    pk.set_defaults(func=cmd_audit_pack)
+    for q in (rf, rb, rpf, pk):
         q.add_argument("--date", type=_date, help="business date (default: the latest scored)")
         q.add_argument("--lang", choices=("zh", "en"), default="zh")
         q.add_argument("--db", default=str(DEFAULT_DB))
@@ -411,8 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--out", default=str(DEFAULT_REPORTS), help="where reports go (default: build/reports, ignored by git)")
     rf.add_argument("--no-pdf", action="store_true", dest="no_pdf", help="HTML only")
     rf.set_defaults(func=cmd_report_firm)
-    au = sub.add_parser("audit", help="for the regulator").add_subparsers(dest="audit_command", required=True)
-    ar = au.add_parser("replay", help="recompute a firm's decisions of a past night; show they match, or what differs")
+    ar = ap.add_parser("replay", help="recompute a firm's decisions of a past night; show they match, or what differs")
     ar.add_argument("--firm", required=True, help="the firm's unified social credit code")
     ar.add_argument("--date", type=_date, required=True)
     ar.add_argument("--products", help="replay with this product catalogue instead of the one in force that day")

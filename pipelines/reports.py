@@ -1,0 +1,59 @@
+"""Nightly reports: the portfolio monitoring report for the programme and for each bank, and the
+regulator's audit pack for the model that decided the night; written to a build folder git ignores."""
+
+import os
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from lending.products import load_products
+from pipelines.ledger import application_deadlines, ledger_postings
+from pipelines.models import ModelRegistry, ProductsFile, early_warnings, pd_scores, publication
+from pipelines.partitions import business_days
+from pipelines.resources import ProgressReporter, Store
+from pipelines.scoring import CatalogueFile
+from reports.audit import audit_pack
+from reports.portfolio import write_portfolio
+from valuecredit.scoring.catalogue import load_catalogue
+
+
+class ReportsFolder(dg.ConfigurableResource):
+    """Where the nightly reports go (a build folder: everything in it can be rendered again)."""
+
+    path: str = "build/reports"
+
+
+def reports_resource(beside_store: str | None = None) -> ReportsFolder:
+    """VALUECREDIT_REPORTS if set, else `build/reports`, or `reports/` beside a store kept elsewhere."""
+    return ReportsFolder(path=os.environ.get("VALUECREDIT_REPORTS", beside_store or "build/reports"))
+
+
+@dg.asset(
+    key=["reports", "portfolio"], group_name="reports", partitions_def=business_days, kinds={"html"},
+    deps=[publication, ledger_postings, application_deadlines, early_warnings],
+    description="Portfolio monitoring for the programme and each bank: distributions, grade migration, PSI, "
+                "eligibility and approvals, early warnings, the pool statement, deadline breaches.",
+)
+def portfolio_reports(context: dg.AssetExecutionContext, store: Store, products: ProductsFile,
+                      reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    as_of, out = date.fromisoformat(context.partition_key), Path(reports_folder.path) / "portfolio"
+    with store.connect() as con:
+        written = [write_portfolio(con, as_of, out, bank) for bank in [None, *sorted(load_products(products.path).banks)]]
+    progress.done("portfolio reports", f"{len(written)} (programme and banks) in {out}")
+    return dg.MaterializeResult(metadata={"reports": len(written), "folder": str(out)})
+
+
+@dg.asset(
+    key=["reports", "audit_pack"], group_name="reports", partitions_def=business_days, kinds={"html"},
+    deps=[pd_scores, publication],
+    description="The regulator's audit pack for the night's model: model card, SHAP importance and dependence, "
+                "outcomes and calibration by segment with disparities flagged, version history.",
+)
+def audit_pack_report(context: dg.AssetExecutionContext, store: Store, registry: ModelRegistry, catalogue: CatalogueFile,
+                      reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    as_of = date.fromisoformat(context.partition_key)
+    with store.connect() as con:
+        path = audit_pack(con, as_of, Path(registry.path), load_catalogue(catalogue.path), Path(reports_folder.path))
+    progress.done("audit pack", str(path))
+    return dg.MaterializeResult(metadata={"path": str(path)})

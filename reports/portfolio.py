@@ -1,0 +1,104 @@
+"""The portfolio monitoring report, for one bank or for the programme, on a business date: score and
+PD distributions, grade migration since the last month, stability (PSI) of the score and of every
+model input with the 0.10/0.25 thresholds and sample sizes, eligibility and approval rates, early
+warnings, the compensation-pool statement and decision-deadline breaches.
+
+A bank's book is the firms it has lent to; the programme's is every scored firm."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from lending.eligibility import GRADES
+from models.monitoring import SHIFT, WATCH, psi, reference, status
+from reports import charts
+from reports.firm import TEMPLATES, _write
+from valuecredit.ledger.statements import statement
+
+PD_EDGES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 1.0)
+MIGRATION_DAYS = 28  # "since the last month": the latest scored night at least four weeks earlier
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {t for (t,) in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
+
+
+def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None = None) -> dict:
+    """Every figure of the report (a bank's, or the programme's when `bank_id` is None)."""
+    has = _tables(con)
+    book = ("(SELECT DISTINCT uscc FROM staging.loans WHERE bank_id = $bank AND disbursed_on <= $d)" if bank_id
+            else "(SELECT uscc FROM scores.commercial_value WHERE as_of = $d)")
+    given = {"d": as_of, "bank": bank_id}
+
+    def run(sql: str):  # DuckDB refuses named parameters a statement does not use
+        return con.execute(sql, {k: v for k, v in given.items() if f"${k}" in sql})
+
+    scores = run(f"""SELECT s.uscc, s.total, s.grade, pd.pd FROM scores.commercial_value s
+                             LEFT JOIN (SELECT uscc, pd FROM scores.pd WHERE as_of = $d) pd USING (uscc)
+                             WHERE s.as_of = $d AND s.uscc IN {book}""" if "scores.pd" in has else
+                         f"""SELECT uscc, total, grade, NULL::DOUBLE AS pd FROM scores.commercial_value
+                             WHERE as_of = $d AND uscc IN {book}""").df()
+    if scores.empty:
+        raise ValueError(f"no scored firms for {bank_id or 'the programme'} on {as_of}")
+    out: dict = {"as_of": as_of, "bank_id": bank_id, "firms": len(scores)}
+    counts, _ = np.histogram(scores["total"], bins=np.arange(0, 1001, 100))
+    out["score_hist"] = charts.histogram(counts.tolist(), [f"{i}" for i in range(0, 1000, 100)])
+    known_pd = scores["pd"].dropna()
+    pd_counts, _ = np.histogram(known_pd, bins=PD_EDGES)
+    out["pd_hist"] = charts.histogram(pd_counts.tolist(), [f"≤{e:.0%}" for e in PD_EDGES[1:]])
+    out["pd_mean"] = float(known_pd.mean()) if len(known_pd) else None
+    out["grades"] = {g: int((scores["grade"] == g).sum()) for g in GRADES}
+    # grade migration and score stability against the last month's night
+    before = con.execute("SELECT max(as_of) FROM scores.commercial_value WHERE as_of <= ?",
+                         [as_of - timedelta(days=MIGRATION_DAYS)]).fetchone()[0]
+    out["previous"] = before
+    if before is not None:
+        earlier = con.execute("SELECT uscc, total, grade FROM scores.commercial_value WHERE as_of = ?", [before]).df()
+        both = scores.merge(earlier, on="uscc", suffixes=("", "_before"))
+        out["migration"] = pd.crosstab(both["grade_before"], both["grade"]).reindex(index=list(GRADES), columns=list(GRADES),
+                                                                                    fill_value=0).astype(int)
+        value = psi(reference(earlier["total"]), scores["total"])
+        out["score_psi"] = {"psi": value, "status": status(value), "n": len(scores), "n_reference": len(earlier)}
+    if "scores.pd_stability" in has:
+        out["feature_psi"] = con.execute("""SELECT item, psi, status FROM scores.pd_stability WHERE as_of = ?
+                                            ORDER BY psi DESC, item""", [as_of]).df().to_dict("records")
+        out["feature_psi_n"] = int(con.execute("SELECT count(*) FROM scores.pd WHERE as_of = ?", [as_of]).fetchone()[0])
+    # eligibility (authorised firms eligible for one of the bank's products, or any) and approvals
+    if "decisions.eligibility_pairs" in has:
+        mine = "AND bank_id = $bank" if bank_id else ""
+        out["eligibility"] = dict(zip(("authorised", "eligible"), run(f"""
+            SELECT count(DISTINCT uscc) FILTER (authorised),
+                   count(DISTINCT uscc) FILTER (eligible)
+            FROM decisions.eligibility_pairs JOIN decisions.eligibility_firms USING (uscc, as_of)
+            JOIN decisions.eligibility_products USING (as_of, product_id) WHERE as_of = $d {mine}""").fetchone()))
+    apps = run(f"""SELECT count(*) FILTER (decided_on <= $d), count(*) FILTER (decided_on <= $d AND decision = 'approved')
+                    FROM staging.loan_applications WHERE applied_on <= $d {'AND bank_id = $bank' if bank_id else ''}""").fetchone()
+    out["applications"] = {"decided": apps[0], "approved": apps[1]}
+    if "decisions.early_warnings" in has:
+        out["warnings"] = run(f"""SELECT kind, severity, count(*) AS n FROM decisions.early_warnings
+                                          WHERE status = 'open' AND raised_on <= $d {'AND bank_id = $bank' if bank_id else ''}
+                                          GROUP BY ALL ORDER BY kind, severity""").df().to_dict("records")
+    if "decisions.application_deadlines" in has:
+        out["deadlines"] = run(f"""SELECT status, count(*) AS n FROM decisions.application_deadlines
+                                           WHERE as_of = $d {'AND bank_id = $bank' if bank_id else ''}
+                                           GROUP BY status ORDER BY status""").df().to_dict("records")
+    if "ledger.postings" in has:
+        frame = statement(con, date(as_of.year, 1, 1), as_of, bank_id)
+        row = frame[frame["bank_id"] == (bank_id or "programme")]
+        out["pool"] = {c: int(row[c].iloc[0]) for c in frame.columns[1:]} if len(row) else {}
+    return out
+
+
+def write_portfolio(con: duckdb.DuckDBPyConnection, as_of: date, out: Path, bank_id: str | None = None,
+                    lang: str = "zh") -> Path:
+    figures = portfolio(con, as_of, bank_id)
+    folder = out / (bank_id or "programme") / as_of.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    html = TEMPLATES.get_template("portfolio.html.j2").render(lang=lang, zh=lang == "zh", f=figures, watch=WATCH,
+                                                               shift=SHIFT, grades=GRADES)
+    return _write(folder / "portfolio.html", html)
