@@ -1,0 +1,39 @@
+"""The analyst notebooks run, top to bottom, against a store the nightly job wrote: they never rot.
+Each carries its own assertions (contributions that add up, a balanced ledger, nobody unauthorised
+published, out-of-time figures that match the registry's)."""
+
+from datetime import date
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from pipelines.run import run_nightly
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+DAY = date(2026, 11, 28)
+
+
+@pytest.fixture(scope="module")
+def night(loan_book, tmp_path_factory):
+    _, landing, _ = loan_book
+    db = tmp_path_factory.mktemp("notebooks") / "night.duckdb"
+    summary = run_nightly(DAY, landing, db)
+    assert summary.succeeded and summary.trained, summary.errors
+    return db
+
+
+@pytest.mark.parametrize("name, expect", [
+    ("nightly_walkthrough.ipynb", "firms scored"),
+    ("model_validation.ipynb", "recomputed"),
+])
+def test_notebook_executes_against_a_night(night, name, expect, monkeypatch):
+    monkeypatch.setenv("VALUECREDIT_DB", str(night))
+    monkeypatch.setenv("VALUECREDIT_MODELS", str(night.parent / "models"))
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert expect in text and str(DAY) in text
