@@ -22,12 +22,13 @@ from pipelines.models import (
     publication_resource,
     registry_resource,
 )
-from pipelines.reports import audit_pack_report, portfolio_reports, reports_resource
+from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_reports, reports_resource
 from pipelines.resources import LandingZone, SilentProgress, Store
 from pipelines.scoring import catalogue_resource, commercial_value, indicators, score_checks
 
 nightly_assets = [*source_assets, firm_coverage, indicators, commercial_value, pd_scores, eligibility, publication,
-                  ledger_postings, application_deadlines, early_warnings, portfolio_reports, audit_pack_report]
+                  ledger_postings, application_deadlines, early_warnings, portfolio_reports, audit_pack_report,
+                  bank_report_batches]
 all_checks = [*source_checks, score_checks, pd_checks, eligibility_checks, ledger_checks]
 all_assets = [*nightly_assets, pd_champion]
 

@@ -1,5 +1,6 @@
-"""Nightly reports: the portfolio monitoring report for the programme and for each bank, and the
-regulator's audit pack for the model that decided the night; written to a build folder git ignores."""
+"""Nightly reports: each bank's batch of firm score reports (its new leads), the portfolio monitoring
+report for the programme and for each bank, and the regulator's audit pack for the model that decided
+the night; written to a build folder git ignores."""
 
 import os
 from datetime import date
@@ -14,6 +15,7 @@ from pipelines.partitions import business_days
 from pipelines.resources import ProgressReporter, Store
 from pipelines.scoring import CatalogueFile
 from reports.audit import audit_pack
+from reports.firm import bank_batches
 from reports.portfolio import write_portfolio
 from valuecredit.scoring.catalogue import load_catalogue
 
@@ -57,3 +59,22 @@ def audit_pack_report(context: dg.AssetExecutionContext, store: Store, registry:
         path = audit_pack(con, as_of, Path(registry.path), load_catalogue(catalogue.path), Path(reports_folder.path))
     progress.done("audit pack", str(path))
     return dg.MaterializeResult(metadata={"path": str(path)})
+
+
+@dg.asset(
+    key=["reports", "bank_batches"], group_name="reports", partitions_def=business_days, kinds={"html"},
+    deps=[publication],
+    description="For each bank, a score report on every firm newly eligible for one of its products since the "
+                "previous night (all of them on the first night), showing only the bank's products, with an index.",
+)
+def bank_report_batches(context: dg.AssetExecutionContext, store: Store, products: ProductsFile, catalogue: CatalogueFile,
+                        reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    as_of, out = date.fromisoformat(context.partition_key), Path(reports_folder.path) / "banks"
+    with store.connect() as con:
+        before = con.execute("SELECT max(as_of) FROM decisions.eligibility_firms WHERE as_of < ?", [as_of]).fetchone()[0]
+        done = bank_batches(con, sorted(load_products(products.path).banks), as_of, load_catalogue(catalogue.path), out,
+                            new_since=before)
+    reports = sum(b.reports for b in done)
+    progress.done("bank report batches", f"{reports:,} reports for {len(done)} banks"
+                  + (f" (new since {before})" if before else "") + f" in {out}")
+    return dg.MaterializeResult(metadata={"reports": reports, "new_since": str(before), "folder": str(out)})

@@ -19,7 +19,7 @@ from pipelines.definitions import (
     publication,
     resources,
 )
-from pipelines.reports import audit_pack_report, portfolio_reports
+from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_reports
 from pipelines.resources import ProgressReporter, SilentProgress
 from valuecredit.ingest import quarantined_by_rule
 from valuecredit.store import connect
@@ -62,7 +62,8 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     trained, skipped = "", {}
     if champion(registry) is None:
         # a new store has no PD model yet: load the data, train the first champion on its loan book, then score
-        after_model = [pd_scores, eligibility, early_warnings, publication, portfolio_reports, audit_pack_report]
+        after_model = [pd_scores, eligibility, early_warnings, publication, portfolio_reports, audit_pack_report,
+                       bank_report_batches]
         results = [nightly([a for a in nightly_assets if a not in after_model])]
         if results[0].success:
             first = dg.materialize([pd_champion], **common)
@@ -71,7 +72,7 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
                 results.append(nightly(after_model))
             else:
                 # without PDs no price, and no model to audit
-                results.append(nightly([eligibility, early_warnings, publication, portfolio_reports]))
+                results.append(nightly([eligibility, early_warnings, publication, portfolio_reports, bank_report_batches]))
                 cause = _innermost(first.get_step_failure_events()[0].event_specific_data.error)
                 if cause.cls_name != "TrainingError":
                     results.append(first)  # a fault, not a short loan book: the run fails

@@ -127,8 +127,9 @@ def _trend(frame: pd.DataFrame, as_of: date, scale: float) -> list[tuple[str, fl
     return [(p, None if by.get(p) is None or pd.isna(by.get(p)) else float(by[p]) / scale) for p in months]
 
 
-def view_model(data: dict, cat: Catalogue, lang: str, top: int = 8) -> dict:
-    """What the template shows, in the report's language."""
+def view_model(data: dict, cat: Catalogue, lang: str, top: int = 8, bank_id: str | None = None) -> dict:
+    """What the template shows, in the report's language; for a bank, only its own products (a bank's
+    folder holds nothing of another bank's)."""
     zh = lang == "zh"
     s, values, peers = data["score"], data["values"], data["peers"]
     dims = [(d.zh if zh else d.en, float(s[d.key])) for d in cat.dimensions]
@@ -163,7 +164,7 @@ def view_model(data: dict, cat: Catalogue, lang: str, top: int = 8) -> dict:
                  "limit_rmb": int(p["limit_fen"]) // 100, "rate": None if pd.isna(p["rate_bp"]) else int(p["rate_bp"]) / 100,
                  "term": p["term_months"], "match": float(p["match_degree"]), "gates": list(p["gates"]),
                  "lacks": [f"{x['condition']}: {x['value']} ({'需' if zh else 'needs'} {x['required']})" for x in p["shortfalls"]]}
-                for p in data["products"]]
+                for p in data["products"] if bank_id is None or p["bank_id"] == bank_id]
     profile = dict(data["profile"])
     if profile.get("founded_on") is not None and not pd.isna(profile["founded_on"]):
         profile["founded_on"] = pd.Timestamp(profile["founded_on"]).date().isoformat()
@@ -184,10 +185,10 @@ def _products_version(products: list[dict]) -> str:
     return f"v{products[0]['products_version']} ({str(products[0]['products_hash'])[:12]})" if products else "—"
 
 
-def render(data: dict, cat: Catalogue, lang: str = "zh") -> str:
+def render(data: dict, cat: Catalogue, lang: str = "zh", bank_id: str | None = None) -> str:
     if lang not in ("zh", "en"):
         raise ValueError(f"--lang must be zh or en, not {lang!r}")
-    return TEMPLATES.get_template("firm.html.j2").render(**view_model(data, cat, lang))
+    return TEMPLATES.get_template("firm.html.j2").render(**view_model(data, cat, lang, bank_id=bank_id))
 
 
 def write_firm_report(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date, cat: Catalogue, out: Path,
@@ -214,27 +215,52 @@ class BatchSummary:
 
 
 def bank_batch(con: duckdb.DuckDBPyConnection, bank_id: str, as_of: date, cat: Catalogue, out: Path,
-               lang: str = "zh", limit: int | None = None, chunk: int = 500) -> BatchSummary:
-    """A report for each firm eligible for one of the bank's products on the date (authorised, so
-    publishable to the bank), with an index page; `limit` takes the first firms by USCC."""
-    rows = con.execute("""
-        SELECT p.uscc, count(*) AS products, max(p.computed_limit_fen) AS best_limit_fen, min(p.rate_bp) AS best_rate_bp
-        FROM decisions.eligibility_pairs p JOIN decisions.eligibility_products USING (as_of, product_id)
-        WHERE p.as_of = ? AND bank_id = ? AND p.eligible GROUP BY p.uscc ORDER BY p.uscc""", [as_of, bank_id]).fetchall()
-    rows = rows[:limit] if limit is not None else rows
-    folder = out / bank_id / as_of.isoformat()
-    folder.mkdir(parents=True, exist_ok=True)
-    index = []
-    for start in range(0, len(rows), chunk):
-        part = rows[start:start + chunk]
-        data = gather(con, [r[0] for r in part], as_of)
-        for uscc, n, best_limit, best_rate in part:
-            _write(folder / f"{uscc}.html", render(data[uscc], cat, lang))
-            p = data[uscc]["profile"]
-            index.append({"uscc": uscc, "name": p.get("name"), "district": p.get("district_code"), "industry": p.get("industry"),
-                          "grade": data[uscc]["score"]["grade"], "total": float(data[uscc]["score"]["total"]),
-                          "pd": None if data[uscc]["pd"] is None else float(data[uscc]["pd"]["pd"]),
-                          "products": n, "best_limit_rmb": int(best_limit) // 100, "best_rate": best_rate / 100})
-    _write(folder / "index.html", TEMPLATES.get_template("index.html.j2").render(
-        lang=lang, zh=lang == "zh", bank_id=bank_id, as_of=as_of.isoformat(), firms=index))
-    return BatchSummary(bank_id, as_of, len(index), str(folder))
+               lang: str = "zh", limit: int | None = None, chunk: int = 500, new_since: date | None = None) -> BatchSummary:
+    """One bank's batch: see `bank_batches`."""
+    return bank_batches(con, [bank_id], as_of, cat, out, lang, limit, chunk, new_since)[0]
+
+
+def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, cat: Catalogue, out: Path,
+                 lang: str = "zh", limit: int | None = None, chunk: int = 500,
+                 new_since: date | None = None) -> list[BatchSummary]:
+    """For each bank, a report on each firm eligible for one of its products on the date (authorised,
+    so publishable to the bank) showing only the bank's products, and an index page; `limit` takes
+    each bank's first firms by USCC. With `new_since`, only the firms that were eligible for none of
+    the bank's products that night: the bank's new leads, which is what the nightly batch renders
+    rather than every eligible firm every night. A firm eligible at several banks is read once."""
+    eligible = """SELECT bank_id, p.uscc, count(*) AS products, max(p.computed_limit_fen) AS best_limit_fen,
+                         min(p.rate_bp) AS best_rate_bp
+                  FROM decisions.eligibility_pairs p JOIN decisions.eligibility_products USING (as_of, product_id)
+                  WHERE p.as_of = $d AND list_contains($banks, bank_id) AND p.eligible GROUP BY bank_id, p.uscc"""
+    rows = con.execute(f"""SELECT * FROM ({eligible.replace("$d", "$today")}) t
+                           WHERE NOT EXISTS (SELECT 1 FROM ({eligible.replace("$d", "$before")}) b
+                                             WHERE b.bank_id = t.bank_id AND b.uscc = t.uscc)
+                           ORDER BY bank_id, uscc""", {"today": as_of, "before": new_since, "banks": banks}).fetchall()
+    per_bank: dict[str, list[tuple]] = {b: [] for b in banks}
+    for row in rows:
+        per_bank[row[0]].append(row)
+    if limit is not None:
+        per_bank = {b: r[:limit] for b, r in per_bank.items()}
+    by_firm: dict[str, list[tuple]] = {}
+    for r in (r for rs in per_bank.values() for r in rs):
+        by_firm.setdefault(r[1], []).append(r)
+    folders = {b: out / b / as_of.isoformat() for b in banks}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    index: dict[str, list[dict]] = {b: [] for b in banks}
+    firms = sorted(by_firm)
+    for start in range(0, len(firms), chunk):
+        data = gather(con, firms[start:start + chunk], as_of)
+        for uscc in firms[start:start + chunk]:
+            d, p = data[uscc], data[uscc]["profile"]
+            for bank, _, n, best_limit, best_rate in by_firm[uscc]:
+                _write(folders[bank] / f"{uscc}.html", render(d, cat, lang, bank_id=bank))
+                index[bank].append({"uscc": uscc, "name": p.get("name"), "district": p.get("district_code"),
+                                    "industry": p.get("industry"), "grade": d["score"]["grade"],
+                                    "total": float(d["score"]["total"]),
+                                    "pd": None if d["pd"] is None else float(d["pd"]["pd"]),
+                                    "products": n, "best_limit_rmb": int(best_limit) // 100, "best_rate": best_rate / 100})
+    for bank in banks:
+        _write(folders[bank] / "index.html", TEMPLATES.get_template("index.html.j2").render(
+            lang=lang, zh=lang == "zh", bank_id=bank, as_of=as_of.isoformat(), firms=index[bank], new_since=new_since))
+    return [BatchSummary(b, as_of, len(index[b]), str(folders[b])) for b in banks]

@@ -159,6 +159,8 @@ def test_first_nightly_run_trains_a_champion_scores_and_replays(loan_book, tmp_p
     # the night's reports: the audit pack of the model just promoted, the programme's and every bank's portfolio
     assert version in (tmp_path / "reports" / "audit" / TODAY.isoformat() / "audit_pack.html").read_text(encoding="utf-8")
     assert len(list((tmp_path / "reports" / "portfolio").glob(f"*/{TODAY.isoformat()}/portfolio.html"))) == 18
+    batches = tmp_path / "reports" / "banks"
+    assert len(list(batches.glob(f"*/{TODAY.isoformat()}/index.html"))) == 17
     con = connect(db, read_only=True)
     assert con.execute("SELECT count(DISTINCT model_version), count(*) FROM scores.pd").fetchone()[0] == 1
     # eligibility rests on those PDs: no firm without a valid authorisation is ever eligible

@@ -18,8 +18,8 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     job = repo.get_job("nightly")
     assert job.partitions_def.timezone == "Asia/Shanghai"
     # 23 sources, coverage, indicators, scores, PDs, eligibility, publication, ledger, deadlines, warnings, the
-    # portfolio reports and the audit pack; and the retraining asset, outside the nightly job
-    assert len(repo.asset_graph.get_all_asset_keys()) == 35
+    # bank report batches, the portfolio reports and the audit pack; and the retraining asset, outside the nightly job
+    assert len(repo.asset_graph.get_all_asset_keys()) == 36
     assert dg.AssetKey(["models", "pd_champion"]) not in job.asset_layer.selected_asset_keys
     assert repo.get_job("retrain_pd").asset_layer.selected_asset_keys == {dg.AssetKey(["models", "pd_champion"])}
     from pipelines.definitions import all_checks
@@ -45,7 +45,7 @@ def test_failed_contract_blocks_dependents_while_other_sources_go_on(faulty_land
         ["file_truncated", "column_missing", "column_renamed", "wrong_encoding"])].source)
     assert {k.split("/")[1] for k in summary.failed_checks} == {f"{s}:contract" for s in broken}
     assert summary.blocked == ["decisions/early_warnings", "decisions/eligibility", "decisions/publication",
-                               "features/indicators", "reports/audit_pack", "reports/portfolio", "scores/commercial_value",
+                               "features/indicators", "reports/audit_pack", "reports/bank_batches", "reports/portfolio", "scores/commercial_value",
                                "scores/pd", "staging/firm_coverage"]
     assert not summary.succeeded
     # the healthy sources were loaded all the same

@@ -89,6 +89,16 @@ def test_a_bank_batch_has_a_report_for_every_eligible_firm_and_an_index(night, t
     assert all(f'href="{u}.html"' in index for u in expected)
     page = load(folder / "index.html", tmp_path / "index.png")
     assert page.errors == []
+    # the bank sees its own products only, and on a later night only its new leads
+    own = {p["name"] for p in PRODUCTS.products if p["bank_id"] == "B03"}
+    others = {p["name"] for p in PRODUCTS.products if p["bank_id"] != "B03"} - own
+    sample = (folder / f"{min(expected)}.html").read_text(encoding="utf-8")
+    assert any(n in sample for n in own) and not any(n in sample for n in others)
+    before = {u for (u,) in con.execute("""
+        SELECT DISTINCT uscc FROM decisions.eligibility WHERE as_of = ? AND bank_id = 'B03' AND eligible""",
+                                        [MONTH_BEFORE]).fetchall()}
+    leads = bank_batch(con, "B03", DAY, CAT, tmp_path / "leads", new_since=MONTH_BEFORE)
+    assert leads.reports == len(expected - before) < len(expected)
 
 
 def test_audit_replay_reproduces_a_night_and_reports_a_changed_catalogue_as_differences(night, tmp_path):
