@@ -48,6 +48,12 @@ class ReportError(ValueError):
     """Nothing stored to report on: names the firm or bank and the date."""
 
 
+def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """schema.table of every table in the store: a report leaves out what a store has not computed yet
+    (no PDs before the first model, no eligibility before the first catalogue run)."""
+    return {t for (t,) in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
+
+
 def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dict[str, dict]:
     """Every section of the report for each firm, keyed by USCC."""
     d = f"DATE {lit(as_of.isoformat())}"
@@ -71,7 +77,7 @@ def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dic
     trends = {src: con.execute(f"""
         SELECT uscc, period, sum({col}) AS v FROM {pit.rows(src)} WHERE {mine} GROUP BY uscc, period ORDER BY uscc, period""").df()
               for src, col, *_ in TRENDS}
-    has = {t for (t,) in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
+    has = tables(con)
     pd_rows = (con.execute(f"SELECT * FROM scores.pd WHERE as_of = {d} AND {mine}").df().set_index("uscc")
                if "scores.pd" in has else pd.DataFrame())
     contributions = (con.execute(f"""SELECT e.uscc, e.feature, e.contribution, r.code, r.zh, r.en

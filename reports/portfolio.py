@@ -17,20 +17,16 @@ import pandas as pd
 from lending.eligibility import GRADES
 from models.monitoring import SHIFT, WATCH, psi, reference, status
 from reports import charts
-from reports.firm import TEMPLATES, _write
+from reports.firm import TEMPLATES, _write, tables
 from valuecredit.ledger.statements import statement
 
 PD_EDGES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 1.0)
 MIGRATION_DAYS = 28  # "since the last month": the latest scored night at least four weeks earlier
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {t for (t,) in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
-
-
 def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None = None) -> dict:
     """Every figure of the report (a bank's, or the programme's when `bank_id` is None)."""
-    has = _tables(con)
+    has = tables(con)
     book = ("(SELECT DISTINCT uscc FROM staging.loans WHERE bank_id = $bank AND disbursed_on <= $d)" if bank_id
             else "(SELECT uscc FROM scores.commercial_value WHERE as_of = $d)")
     given = {"d": as_of, "bank": bank_id}

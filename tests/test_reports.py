@@ -104,8 +104,10 @@ def test_a_bank_batch_has_a_report_for_every_eligible_firm_and_an_index(night, t
 def test_audit_replay_reproduces_a_night_and_reports_a_changed_catalogue_as_differences(night, tmp_path):
     con, work = night
     uscc, *_ = a_firm(con)
-    same = replay_decision(con, uscc, DAY, work / "models")
-    assert same.identical and same.compared == len(PRODUCTS.products) and same.model_version
+    # an earlier night, replayed after a later one was decided, and the latest one
+    for night_of in (MONTH_BEFORE, DAY):
+        same = replay_decision(con, uscc, night_of, work / "models")
+        assert same.identical and same.compared == len(PRODUCTS.products) and same.model_version
     # the operator tightens every product's PD ceiling to 0.001 (a different catalogue, same night)
     doc = yaml.safe_load(PRODUCTS.path.read_text(encoding="utf-8"))
     doc["version"] += 1
