@@ -49,6 +49,8 @@ def _innermost(error):
 
 def run_nightly(business_date: date, landing: Path, db: Path, progress: ProgressReporter | None = None) -> RunSummary:
     started = time.perf_counter()
+    # a store in a folder not made yet: DuckDB cannot create it, and the resource would retry for minutes
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     res = resources(str(db), str(landing), progress or SilentProgress())
     registry = Path(res["registry"].path)

@@ -321,6 +321,24 @@ def cmd_audit_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from valuecredit.backup import backup
+
+    s = backup(Path(args.db), Path(args.to), Path(args.registry or Path(args.db).parent / "models"))
+    console.print(f"backed up {args.db} ({s.tables} tables, {s.rows:,} rows, sha256 {s.sha256[:16]}) to {s.folder}",
+                  soft_wrap=True)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from valuecredit.backup import restore
+
+    s = restore(Path(args.source), Path(args.db), Path(args.registry or Path(args.db).parent / "models"))
+    console.print(f"restored {args.db} from {s.folder} ({s.tables} tables, {s.rows:,} rows); "
+                  "re-run the nights since the backup with `valuecredit run --date D`", soft_wrap=True)
+    return 0
+
+
 def cmd_audit_replay(args: argparse.Namespace) -> int:
     from lending.products import load_products
     from reports.audit import replay_decision
@@ -445,6 +463,15 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("--db", default=str(DEFAULT_DB))
     ar.add_argument("--registry", help="where model versions are kept (default: models/ beside the store)")
     ar.set_defaults(func=cmd_audit_replay)
+    bk = sub.add_parser("backup", help="copy the store and the model registry into a new folder, with a manifest")
+    bk.add_argument("--to", required=True, help="a new folder for the backup")
+    rs = sub.add_parser("restore", help="put a verified backup in place of the store and the model registry")
+    rs.add_argument("source", help="a folder written by `valuecredit backup`")
+    for q in (bk, rs):
+        q.add_argument("--db", default=str(DEFAULT_DB))
+        q.add_argument("--registry", help="the model registry (default: models/ beside the store)")
+    bk.set_defaults(func=cmd_backup)
+    rs.set_defaults(func=cmd_restore)
     rb.set_defaults(func=cmd_report_bank)
     return p
 

@@ -1,0 +1,117 @@
+"""Backup and restore of the store (everything the nightly run writes: staging, scores, decisions,
+the pool ledger, the banks' schemas) and of the model registry beside it.
+
+A backup is taken under the store's writer lock after a checkpoint, so no run writes while the file
+is copied; it is written aside and renamed, with a manifest of the file's SHA-256, the row count of
+every table and the ledger's debit and credit totals, and checked by opening the copy. A restore
+verifies the manifest first, takes the writer lock, and swaps the file and the registry in by rename:
+a corrupt or partial backup is refused and the store left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from valuecredit.store import writer_lock
+
+MANIFEST = "manifest.json"
+STORE_FILE = "store.duckdb"
+REGISTRY = "models"
+
+
+class BackupError(ValueError):
+    """A backup that cannot be taken or restored: says which file and why."""
+
+
+@dataclass
+class BackupSummary:
+    folder: str
+    sha256: str
+    tables: int
+    rows: int
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _inventory(path: Path) -> dict:
+    """Row counts of every table and the ledger's totals, read from the file itself."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [f"{s}.{t}" for s, t in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL").fetchall()]
+        rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+        ledger = (con.execute("SELECT sum(debit_fen), sum(credit_fen) FROM ledger.postings").fetchone()
+                  if "ledger.postings" in rows else (None, None))
+    finally:
+        con.close()
+    return {"rows": rows, "ledger_debit_fen": ledger[0], "ledger_credit_fen": ledger[1]}
+
+
+def backup(db: Path, to: Path, registry: Path | None = None) -> BackupSummary:
+    """Copy the store (and the registry, if there is one) into the new folder `to`."""
+    db, to = Path(db), Path(to)
+    if not db.exists():
+        raise BackupError(f"{db} does not exist: nothing to back up")
+    if to.exists():
+        raise BackupError(f"{to} already exists: a backup goes into a new folder")
+    partial = to.with_name(to.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    with writer_lock(db):
+        con = duckdb.connect(str(db))
+        con.execute("CHECKPOINT")  # the write-ahead log into the file, so the file alone is the store
+        con.close()
+        partial.mkdir(parents=True)
+        shutil.copy2(db, partial / STORE_FILE)
+        if registry is not None and Path(registry).exists():
+            shutil.copytree(registry, partial / REGISTRY)
+    manifest = {"source": str(db), "sha256": _sha256(partial / STORE_FILE), **_inventory(partial / STORE_FILE)}
+    (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, to)
+    return BackupSummary(str(to), manifest["sha256"], len(manifest["rows"]), sum(manifest["rows"].values()))
+
+
+def restore(source: Path, db: Path, registry: Path | None = None) -> BackupSummary:
+    """Put a verified backup in place of the store (and the registry)."""
+    source, db = Path(source), Path(db)
+    try:
+        manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BackupError(f"{source / MANIFEST}: not a readable backup manifest ({exc})") from None
+    copy = source / STORE_FILE
+    if not copy.exists() or _sha256(copy) != manifest["sha256"]:
+        raise BackupError(f"{copy}: missing, or its SHA-256 differs from the manifest's: the backup is damaged; "
+                          "the store was left as it was")
+    with writer_lock(db):
+        tmp = db.with_name(db.name + ".restoring")
+        shutil.copy2(copy, tmp)
+        if _inventory(tmp)["rows"] != manifest["rows"]:
+            tmp.unlink()
+            raise BackupError(f"{copy}: its tables differ from the manifest's; the store was left as it was")
+        wal = Path(str(db) + ".wal")
+        if wal.exists():
+            wal.unlink()  # a log of writes after the backup must not be replayed onto it
+        os.replace(tmp, db)
+        if registry is not None and (source / REGISTRY).exists():
+            registry = Path(registry)
+            staged = registry.with_name(registry.name + ".restoring")
+            shutil.rmtree(staged, ignore_errors=True)
+            shutil.copytree(source / REGISTRY, staged)
+            old = registry.with_name(registry.name + ".before-restore")
+            shutil.rmtree(old, ignore_errors=True)
+            if registry.exists():
+                os.replace(registry, old)
+            os.replace(staged, registry)
+            shutil.rmtree(old, ignore_errors=True)
+    return BackupSummary(str(source), manifest["sha256"], len(manifest["rows"]), sum(manifest["rows"].values()))
