@@ -93,7 +93,8 @@ s = simulate(SimConfig(firms={args.firms}, seed=1, months={args.months}, end_per
 out = {{"files": s.files, "rows": s.rows, "loans": s.loans}}""")
 
 
-def run_stages(args, landing: Path, db: Path, sim: dict, business_date: date) -> None:
+def read_once_floor(landing: Path) -> dict:
+    """DuckDB reading every landing file once (counting rows): the floor any ingestion is compared with."""
     floor = _child(f"""
 import json, duckdb, pandas as pd
 m = pd.read_csv({str(landing / 'manifest.csv')!r})
@@ -114,9 +115,14 @@ for fmt, group in m.groupby('format'):
             else:
                 n += con.execute(f"SELECT count(*) FROM read_csv({{fs!r}}, all_varchar=true, union_by_name=true)").fetchone()[0]
 out = {{"rows_read": int(n)}}""")
-    print("read-once floor", floor, flush=True)
     for p_ in landing.rglob("*.u8"):
         p_.unlink()
+    return floor
+
+
+def run_stages(args, landing: Path, db: Path, sim: dict, business_date: date) -> None:
+    floor = read_once_floor(landing)
+    print("read-once floor", floor, flush=True)
 
     ingest = _child(f"""
 import json, time

@@ -30,12 +30,8 @@ from rustpy_xlsxwriter import FastExcel
 from lending.eligibility import CONDITIONS
 from lending.products import ProductCatalogue
 from lending.warnings import DDL as WARNINGS_DDL
+from valuecredit.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
 from valuecredit.scoring.sql import PointInTime, lit
-
-# 张三明 -> 张*明, 张三 -> 张*, as valuecredit.identifiers.mask_name: ID numbers are never published
-MASK_SQL = ("CASE WHEN {c} IS NULL OR length({c}) = 0 THEN {c} WHEN length({c}) = 1 THEN '*' "
-            "WHEN length({c}) = 2 THEN left({c}, 1) || '*' "
-            "ELSE left({c}, 1) || repeat('*', length({c}) - 2) || right({c}, 1) END")
 
 
 class PublishError(RuntimeError):
@@ -66,14 +62,14 @@ def published_rows_sql(as_of: date) -> str:
     WITH f AS (SELECT *, {firm_values} FROM decisions.eligibility_firms WHERE as_of = {d} AND authorised),
          p AS (SELECT *, {needs} FROM decisions.eligibility_products WHERE as_of = {d}),
          e AS (SELECT * FROM decisions.eligibility_pairs WHERE as_of = {d} AND uscc IN (SELECT uscc FROM f))
-    SELECT p.bank_id, e.uscc, r.name AS firm_name, {MASK_SQL.format(c="r.legal_rep_name")} AS legal_rep,
+    SELECT p.bank_id, e.uscc, r.name AS firm_name, r.legal_rep,
            r.district_code, r.industry, e.product_id, p.product_name, e.eligible,
            CASE WHEN e.eligible THEN coalesce(e.computed_limit_fen, 0) ELSE 0 END AS limit_fen, e.rate_bp, p.term_months,
            round(1.0 - bit_count(e.unmet) / p.n_conditions, 4) AS match_degree, array_to_string(f.gates, ', ') AS gates,
            concat_ws('; ', {text}) AS shortfalls,
            f.pd, f.grade, f.total AS score, e.as_of, f.model_version, f.catalogue_version, f.products_version, f.snapshot_id
     FROM e JOIN f USING (uscc, as_of) JOIN p USING (as_of, product_id)
-    LEFT JOIN (SELECT uscc, any_value(name) AS name, any_value(legal_rep_name) AS legal_rep_name,
+    LEFT JOIN (SELECT uscc, any_value(name) AS name, {masked_legal_rep_sql("any_value")} AS legal_rep,
                       any_value(district_code) AS district_code, any_value(industry) AS industry FROM {reg} GROUP BY uscc) r
         USING (uscc)"""
 
@@ -167,6 +163,8 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
             # (sorted by bank, so that each bank's share is read from its own row groups)
             con.execute(f"CREATE OR REPLACE TEMP TABLE _published AS {published_rows_sql(as_of)} "
                         "ORDER BY bank_id, uscc, product_id")
+            log_read(con, "publication", "registry", as_of, masked=True, columns=(LEGAL_REP_NAME,),
+                     records=con.execute("SELECT count(DISTINCT uscc) FROM _published").fetchone()[0])
             with ThreadPoolExecutor(max_workers=1) as books:  # leaving it waits for the workbook being written
                 book = None
                 for bank in banks:

@@ -24,6 +24,9 @@ class ReportsFolder(dg.ConfigurableResource):
     """Where the nightly reports go (a build folder: everything in it can be rendered again)."""
 
     path: str = "build/reports"
+    # new leads rendered per bank per night: at provincial scale the first night makes every eligible
+    # firm a new lead (hundreds of thousands); the rest are a `valuecredit report bank` away
+    max_reports_per_bank: int = 200
 
 
 def reports_resource(beside_store: str | None = None) -> ReportsFolder:
@@ -64,8 +67,9 @@ def audit_pack_report(context: dg.AssetExecutionContext, store: Store, registry:
 @dg.asset(
     key=["reports", "bank_batches"], group_name="reports", partitions_def=business_days, kinds={"html"},
     deps=[publication],
-    description="For each bank, a score report on every firm newly eligible for one of its products since the "
-                "previous night (all of them on the first night), showing only the bank's products, with an index.",
+    description="For each bank, a score report on each firm newly eligible for one of its products since the "
+                "previous night (on the first night, every eligible firm is new), showing only the bank's products, "
+                "with an index; at most max_reports_per_bank (200), the largest limits first.",
 )
 def bank_report_batches(context: dg.AssetExecutionContext, store: Store, products: ProductsFile, catalogue: CatalogueFile,
                         reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
@@ -73,8 +77,9 @@ def bank_report_batches(context: dg.AssetExecutionContext, store: Store, product
     with store.connect() as con:
         before = con.execute("SELECT max(as_of) FROM decisions.eligibility_firms WHERE as_of < ?", [as_of]).fetchone()[0]
         done = bank_batches(con, sorted(load_products(products.path).banks), as_of, load_catalogue(catalogue.path), out,
-                            new_since=before)
+                            new_since=before, limit=reports_folder.max_reports_per_bank)
     reports = sum(b.reports for b in done)
-    progress.done("bank report batches", f"{reports:,} reports for {len(done)} banks"
+    progress.done("bank report batches", f"{reports:,} reports of {sum(b.eligible for b in done):,} new leads "
+                  f"for {len(done)} banks"
                   + (f" (new since {before})" if before else "") + f" in {out}")
     return dg.MaterializeResult(metadata={"reports": reports, "new_since": str(before), "folder": str(out)})

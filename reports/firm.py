@@ -17,8 +17,8 @@ import jinja2
 import pandas as pd
 
 from lending.eligibility import eligibility_of_sql
-from lending.publish import MASK_SQL
 from reports import charts
+from valuecredit.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
 from valuecredit.scoring.catalogue import Catalogue
 from valuecredit.scoring.sql import PointInTime, lit
 
@@ -69,8 +69,9 @@ def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dic
         SELECT uscc, any_value(name) AS name, any_value(district_code) AS district_code, any_value(industry) AS industry,
                any_value(size_class) AS size_class, any_value(founded_on) AS founded_on,
                any_value(registered_capital_fen) AS registered_capital_fen, any_value(status) AS status,
-               {MASK_SQL.format(c="any_value(legal_rep_name)")} AS legal_rep
+               {masked_legal_rep_sql("any_value")} AS legal_rep
         FROM {pit.rows("registry")} WHERE {mine} GROUP BY uscc""").df().set_index("uscc")
+    log_read(con, "firm_report", "registry", as_of, records=len(profile), masked=True, columns=(LEGAL_REP_NAME,))
     values = con.execute(f"SELECT * FROM features.indicators WHERE as_of = {d} AND {mine}").df().set_index("uscc")
     peers = con.execute(f"SELECT * FROM scores.peer_percentiles WHERE as_of = {d} AND {mine}").df().set_index("uscc")
     hits = con.execute(f"SELECT * FROM scores.negative_hits WHERE as_of = {d} AND {mine} ORDER BY uscc, rule_id, evidence_date").df()
@@ -218,6 +219,7 @@ class BatchSummary:
     as_of: date
     reports: int
     folder: str
+    eligible: int  # the firms the batch could have covered; `reports` of them, with a limit
 
 
 def bank_batch(con: duckdb.DuckDBPyConnection, bank_id: str, as_of: date, cat: Catalogue, out: Path,
@@ -231,7 +233,7 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
                  new_since: date | None = None) -> list[BatchSummary]:
     """For each bank, a report on each firm eligible for one of its products on the date (authorised,
     so publishable to the bank) showing only the bank's products, and an index page; `limit` takes
-    each bank's first firms by USCC. With `new_since`, only the firms that were eligible for none of
+    each bank's firms with the largest limits. With `new_since`, only the firms that were eligible for none of
     the bank's products that night: the bank's new leads, which is what the nightly batch renders
     rather than every eligible firm every night. A firm eligible at several banks is read once."""
     eligible = """SELECT bank_id, p.uscc, count(*) AS products, max(p.computed_limit_fen) AS best_limit_fen,
@@ -245,8 +247,10 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
     per_bank: dict[str, list[tuple]] = {b: [] for b in banks}
     for row in rows:
         per_bank[row[0]].append(row)
-    if limit is not None:
-        per_bank = {b: r[:limit] for b, r in per_bank.items()}
+    leads = {b: len(r) for b, r in per_bank.items()}
+    if limit is not None:  # the largest limits first; the index stays in USCC order
+        per_bank = {b: sorted(sorted(r, key=lambda x: (-(x[3] or 0), x[1]))[:limit], key=lambda x: x[1])
+                    for b, r in per_bank.items()}
     by_firm: dict[str, list[tuple]] = {}
     for r in (r for rs in per_bank.values() for r in rs):
         by_firm.setdefault(r[1], []).append(r)
@@ -268,5 +272,6 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
                                     "products": n, "best_limit_rmb": int(best_limit) // 100, "best_rate": best_rate / 100})
     for bank in banks:
         _write(folders[bank] / "index.html", TEMPLATES.get_template("index.html.j2").render(
-            lang=lang, zh=lang == "zh", bank_id=bank, as_of=as_of.isoformat(), firms=index[bank], new_since=new_since))
-    return [BatchSummary(b, as_of, len(index[b]), str(folders[b])) for b in banks]
+            lang=lang, zh=lang == "zh", bank_id=bank, as_of=as_of.isoformat(), firms=index[bank], new_since=new_since,
+            leads=leads[bank]))
+    return [BatchSummary(b, as_of, len(index[b]), str(folders[b]), leads[b]) for b in banks]

@@ -84,3 +84,38 @@ def test_a_duplicate_header_rejects_the_file_by_name(tmp_path):
     con = connect(tmp_path / "db.duckdb")
     out = ingest_source(con, tmp_path, "social_insurance", date(2026, 11, 28))
     assert out.rejected[0].reason.startswith("header_duplicate: column(s) period")
+
+
+CJK = "重庆市渝中区江北沙坪坝九龙坡南岸科技贸易有限公司机械电子信息工程建设发展服务张王李赵刘陈杨黄周吴"
+REGISTRY = ["uscc", "name", "district_code", "industry", "founded_on", "registered_capital_fen", "size_class", "status",
+            "status_date", "legal_rep_name", "legal_rep_id"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(st.text(alphabet=CJK, min_size=4, max_size=14), min_size=2, max_size=2),
+       line_encodings=st.lists(st.sampled_from(["utf-8", "gbk"]), min_size=2, max_size=2),
+       declared=st.sampled_from(["utf-8", "gbk"]))
+def test_a_file_of_mixed_encodings_is_rejected_never_loaded_as_mojibake(tmp_path_factory, names, line_encodings,
+                                                                         declared):
+    """Each line of the registry file in its own encoding: if anything is loaded, it is the text as written."""
+    landing = tmp_path_factory.mktemp("encodings")
+    lines = [",".join(REGISTRY).encode()] + [
+        ",".join([firm, name, "500103", "C", "2010-01-01", "100", "小型", "存续", "2010-01-01", name[:2],
+                  "11010519491231002X"]).encode(encoding) for firm, name, encoding in zip(FIRMS, names, line_encodings)]
+    data = b"\n".join(lines) + b"\n"
+    (landing / "market" / "registry").mkdir(parents=True)
+    (landing / "market" / "registry" / "registry_2026-10.csv").write_bytes(data)
+    pd.DataFrame([{"file": "market/registry/registry_2026-10.csv", "source": "registry", "department": "market",
+                   "period": "2026-10", "delivered_on": "2026-11-03", "format": "csv", "encoding": declared,
+                   "rows": 2, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}]
+                 ).to_csv(landing / "manifest.csv", index=False)
+    con = connect(landing / "db.duckdb")
+    f = ingest_source(con, landing, "registry", date(2026, 11, 28)).files[0]
+    if set(line_encodings) == {declared}:
+        assert f.status == "loaded", f.reason
+    if f.status == "rejected":
+        assert f.reason.startswith("wrong_encoding: ") and set(line_encodings) != {declared}
+    else:
+        loaded = dict(con.execute("SELECT uscc, name FROM staging.registry").fetchall())
+        assert loaded == dict(zip(FIRMS, names))
+    con.close()

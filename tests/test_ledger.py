@@ -230,6 +230,23 @@ def test_an_uncovered_year_stops_with_a_clear_message_and_an_override_fixes_it(t
         WorkingDays.load(path)
 
 
+@pytest.mark.parametrize("doc,message", [
+    ("years: [2027]", r"years: expected a mapping"),
+    ("years: {'2027': {holidays: [2027-01-01]}}", r"years.2027: expected `YEAR: "),
+    ("years: {2027: {holidays: [2027-01-01], weekends: []}}", r"years.2027: expected `YEAR: "),
+    ("years: {2027: {holidays: [2027-01-01], workdays: [2027-01-01]}}", r"years.2027: .*both holiday and workday"),
+    ("years: {2027: {workdays: [2027-02-07]}}", r"years.2027.holidays: a declared year needs its public holidays"),
+    ("years: {2027: {holidays: [not-a-date]}}", r"years.2027.holidays: 'not-a-date' is not a date in 2027"),
+    ("years: {2027: {holidays: [2027-01-01]", r"not valid YAML at line 1, column 38: expected ',' or '}'"),
+])
+def test_a_bad_calendar_override_is_refused_naming_file_key_and_problem(tmp_path, doc, message):
+    path = tmp_path / "calendar_overrides.yaml"
+    path.write_text(doc)
+    with pytest.raises(CalendarError, match=message) as err:
+        WorkingDays.load(path)
+    assert str(path) in str(err.value)
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda d: d.update(accrual_bp=2.5), "accrual_bp: expected a whole number"),
     (lambda d: d.update(cap_bp=100), r"cap_bp: the cap \(100 bp\) is below"),

@@ -11,8 +11,9 @@ import pytest
 
 import lending.publish as publishing
 from lending.products import load_products
-from lending.publish import MASK_SQL, publish
+from lending.publish import publish
 from valuecredit.identifiers import mask_name
+from valuecredit.personal import mask_sql
 
 PRODUCTS = load_products()
 DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)
@@ -34,7 +35,7 @@ def digest(folder) -> dict:
 def test_masking_in_sql_is_the_same_as_in_python():
     names = ["张三明", "张三", "张", "欧阳小明", "", None, "司马相如文"]
     con = duckdb.connect()
-    got = [con.execute(f"SELECT {MASK_SQL.format(c='$1::VARCHAR')}", [n]).fetchone()[0] for n in names]
+    got = [con.execute(f"SELECT {mask_sql('$1::VARCHAR')}", [n]).fetchone()[0] for n in names]
     assert got == [mask_name(n) for n in names] == ["张*明", "张*", "*", "欧**明", "", None, "司***文"]
 
 

@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from pipelines.run import run_nightly
-from valuecredit.backup import BackupError, backup, restore
+from valuecredit.backup import READS_LOG, BackupError, backup, restore
+from valuecredit.personal import reads
 from valuecredit.store import StoreBusy, writer_lock
 
 DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)
@@ -36,9 +37,12 @@ def test_restore_yesterdays_backup_and_replay_today_reaches_the_same_state(clean
     assert run_nightly(DAY1, clean_landing, db).business_date == DAY1
     saved = backup(db, tmp_path / "backup-day1", db.parent / "models")
     assert saved.rows > 0 and (tmp_path / "backup-day1" / "manifest.json").exists()
+    assert (tmp_path / "backup-day1" / READS_LOG).read_text() == (tmp_path / "store" / "night.duckdb.personal_data_reads.jsonl").read_text()
     run_nightly(DAY2, clean_landing, db)
     today, published = state(db), files(db.parent / "publish" / "B03" / DAY2.isoformat())
     restore(tmp_path / "backup-day1", db, db.parent / "models")
+    # the log of personal-data reads is append-only: the restore does not roll back today's entries
+    assert reads(db)[-1]["business_date"] == DAY2.isoformat()
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT max(business_date) FROM ledger.runs").fetchone()[0] == DAY1  # yesterday's state
     con.close()

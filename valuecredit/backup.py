@@ -5,7 +5,10 @@ A backup is taken under the store's writer lock after a checkpoint, so no run wr
 is copied; it is written aside and renamed, with a manifest of the file's SHA-256, the row count of
 every table and the ledger's debit and credit totals, and checked by opening the copy. A restore
 verifies the manifest first, takes the writer lock, and swaps the file and the registry in by rename:
-a corrupt or partial backup is refused and the store left as it was."""
+a corrupt or partial backup is refused and the store left as it was.
+
+The log of personal-data reads beside the store is copied too, but a restore never rolls it back:
+reads that happened after the backup stay recorded. It is put back only if it was lost."""
 
 from __future__ import annotations
 
@@ -18,11 +21,13 @@ from pathlib import Path
 
 import duckdb
 
+from valuecredit.personal import READS_LOG_SUFFIX
 from valuecredit.store import writer_lock
 
 MANIFEST = "manifest.json"
 STORE_FILE = "store.duckdb"
 REGISTRY = "models"
+READS_LOG = "personal_data_reads.jsonl"
 
 
 class BackupError(ValueError):
@@ -76,6 +81,8 @@ def backup(db: Path, to: Path, registry: Path | None = None) -> BackupSummary:
         shutil.copy2(db, partial / STORE_FILE)
         if registry is not None and Path(registry).exists():
             shutil.copytree(registry, partial / REGISTRY)
+        if (log := Path(str(db) + READS_LOG_SUFFIX)).exists():
+            shutil.copy2(log, partial / READS_LOG)
     manifest = {"source": str(db), "sha256": _sha256(partial / STORE_FILE), **_inventory(partial / STORE_FILE)}
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(partial, to)
@@ -103,6 +110,8 @@ def restore(source: Path, db: Path, registry: Path | None = None) -> BackupSumma
         if wal.exists():
             wal.unlink()  # a log of writes after the backup must not be replayed onto it
         os.replace(tmp, db)
+        if (source / READS_LOG).exists() and not (log := Path(str(db) + READS_LOG_SUFFIX)).exists():
+            shutil.copy2(source / READS_LOG, log)
         if registry is not None and (source / REGISTRY).exists():
             registry = Path(registry)
             staged = registry.with_name(registry.name + ".restoring")

@@ -339,6 +339,22 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bank_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from lending.access import bank_connection
+
+    view = bank_connection(Path(args.publish or Path(args.db).parent / "publish"), args.bank, args.date)
+    try:
+        frame = view.con.execute(args.sql).df()
+    except duckdb.Error as exc:  # the sandbox refusing a file, or a mistake in the SQL: say which, no stack trace
+        raise ValueError(f"bank {view.bank_id}, publication of {view.business_date}: {exc}") from None
+    finally:
+        view.con.close()
+    sys.stdout.write(frame.to_csv(index=False))
+    return 0
+
+
 def cmd_audit_replay(args: argparse.Namespace) -> int:
     from lending.products import load_products
     from reports.audit import replay_decision
@@ -440,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("firm", help="the firm's unified social credit code")
     rb = rep.add_parser("bank", help="a bank's batch: a report for each firm eligible for one of its products, and an index")
     rb.add_argument("bank", help="bank id, as in config/products.yaml (B01 ...)")
-    rb.add_argument("--limit", type=int, help="only the first N firms by USCC")
+    rb.add_argument("--limit", type=int, help="only the N firms with the largest limits")
     rpf = rep.add_parser("portfolio", help="portfolio monitoring for the programme, or one bank with --bank")
     rpf.add_argument("--bank", help="bank id (default: the programme)")
     rpf.set_defaults(func=cmd_report_portfolio)
@@ -463,6 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("--db", default=str(DEFAULT_DB))
     ar.add_argument("--registry", help="where model versions are kept (default: models/ beside the store)")
     ar.set_defaults(func=cmd_audit_replay)
+    bq = sub.add_parser("bank", help="what one bank sees").add_subparsers(dest="bank_command", required=True)
+    qy = bq.add_parser("query", help="SQL on one bank's publication alone (tables eligibility and early_warnings), "
+                                     "in a sandbox that can read nothing else; CSV on standard output")
+    qy.add_argument("sql")
+    qy.add_argument("--bank", required=True)
+    qy.add_argument("--date", type=_date, help="a published date (default: the bank's LATEST)")
+    qy.add_argument("--db", default=str(DEFAULT_DB), help="the store, whose publish/ folder is read")
+    qy.add_argument("--publish", help="the publication folder (default: publish/ beside the store)")
+    qy.set_defaults(func=cmd_bank_query)
     bk = sub.add_parser("backup", help="copy the store and the model registry into a new folder, with a manifest")
     bk.add_argument("--to", required=True, help="a new folder for the backup")
     rs = sub.add_parser("restore", help="put a verified backup in place of the store and the model registry")

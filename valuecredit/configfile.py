@@ -17,7 +17,10 @@ def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     except FileNotFoundError:
         raise error(f"{path}: no such {what} file") from None
     except yaml.YAMLError as exc:
-        raise error(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{path}: not valid YAML{where}: {problem}") from None
 
 
 def content_hash(doc: Any) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,6 +28,7 @@ import pandas as pd
 from data_contracts.contracts import Contract, contract_for
 from data_contracts.expectations import validate_frame
 from data_contracts.rules import checked_sql, detail_sql, q
+from valuecredit.personal import PERSONAL_COLUMNS, log_read
 
 # More bad rows than this, in a file of at least MIN_ROWS_FOR_RATE rows or across the partition's
 # files, fails the source's contract check: one bad row in a ten-row file is not a broken feed.
@@ -110,6 +112,10 @@ def _check_header(names: list[str], contract: Contract) -> None:
         raise FileRejected("column_mismatch", "; ".join(parts) + f" (contract: {', '.join(contract.column_names)})")
 
 
+# a Chinese character in UTF-8: three bytes, E0-EF then two continuation bytes
+_UTF8_CJK = re.compile(rb"[\xe0-\xef][\x80-\xbf]{2}")
+
+
 def _decode(data: bytes, encoding: str) -> str:
     if encoding == "gbk":
         try:
@@ -119,9 +125,24 @@ def _decode(data: bytes, encoding: str) -> str:
         except UnicodeDecodeError:
             pass
         try:
-            return data.decode("gbk")
+            text = data.decode("gbk")
         except UnicodeDecodeError as exc:
             raise FileRejected("wrong_encoding", f"not valid GBK at byte {exc.start}") from None
+        # a GBK file with UTF-8 lines pasted in decodes, as mojibake: a line holding UTF-8 Chinese
+        # that is valid UTF-8 as a whole is one of them (the regex finds candidates at C speed)
+        checked_to = -1
+        for m in _UTF8_CJK.finditer(data):
+            if m.start() < checked_to:
+                continue
+            start, end = data.rfind(b"\n", 0, m.start()) + 1, data.find(b"\n", m.end())
+            checked_to = len(data) if end < 0 else end
+            try:
+                data[start:checked_to].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            line = data.count(b"\n", 0, start) + 1
+            raise FileRejected("wrong_encoding", f"declared GBK but line {line} is UTF-8 (mixed encodings)")
+        return text
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -209,6 +230,8 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
             con.execute("INSERT INTO meta.ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 source, f.file, f.sha256, f.delivered_on, d, f.status, f.reason, f.rows_read, f.rows_loaded,
                 f.rows_quarantined])
+        if source in PERSONAL_COLUMNS and (read := sum(f.rows_read for f in outcome.files)):
+            log_read(con, "ingest", source, business_date, records=read, masked=False)
         _supersede(con, contract, d, had_rows)
         con.execute("COMMIT")
     except BaseException:

@@ -1,0 +1,84 @@
+"""Run one night in this process and SIGKILL it just before its N-th DuckDB statement: the crash tests'
+harness (`python -m tests.crash_harness DATE LANDING DB N LOG`).
+
+Every asset reaches the store through `Store.connect`; here that yields a proxy which counts the
+statements of the whole run and kills the process at statement N, wherever in a stage that falls
+(inside a transaction, between the legs of a posting, between two banks' files). N = 0 kills nothing
+and writes LOG, one line per statement and per finished stage, from which the test picks its N."""
+
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+from pipelines.resources import Store
+from pipelines.run import run_nightly
+
+
+class Tripwire:
+    def __init__(self, con, kill_at: int, log):
+        self._con, self._kill_at, self._log = con, kill_at, log
+
+    def _tick(self) -> None:
+        Tripwire.statements += 1
+        if Tripwire.statements == self._kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self._log:
+            self._log.write(f"statement {Tripwire.statements}\n")
+
+    def execute(self, *args, **kwargs):
+        self._tick()
+        return self._con.execute(*args, **kwargs)
+
+    def sql(self, *args, **kwargs):
+        self._tick()
+        return self._con.sql(*args, **kwargs)
+
+    def executemany(self, *args, **kwargs):
+        self._tick()
+        return self._con.executemany(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._con.__exit__(*exc)
+
+
+Tripwire.statements = 0
+
+
+class StageLog:
+    """Progress reporter that writes each finished stage into the log, between its statements."""
+
+    def __init__(self, log):
+        self._log = log
+
+    def done(self, step: str, detail: str) -> None:
+        if self._log:
+            self._log.write(f"done {step}\n")
+
+
+def main(argv: list[str]) -> int:
+    business_date, landing, db, kill_at, log_path = date.fromisoformat(argv[0]), Path(argv[1]), Path(argv[2]), \
+        int(argv[3]), argv[4]
+    log = open(log_path, "w", buffering=1) if kill_at == 0 else None
+    connect = Store.connect
+
+    @contextmanager
+    def counted(self):
+        with connect(self) as con:
+            yield Tripwire(con, kill_at, log)
+
+    Store.connect = counted
+    summary = run_nightly(business_date, landing, db, progress=StageLog(log))
+    return 0 if summary.succeeded else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,154 @@
+"""Access: a bank's DuckDB connection sees its own publication and nothing else; a revoked
+authorisation takes the firm out of every bank's next publication; every read of personal data is
+logged with its purpose, and no module but valuecredit/personal.py names a personal column."""
+
+import hashlib
+import re
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from data_contracts.contracts import CONTRACTS
+from lending.access import AccessError, bank_connection
+from pipelines.run import run_nightly
+from valuecredit.cli import main
+from valuecredit.personal import PERSONAL_COLUMNS, PURPOSES, reads
+
+DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)
+ROOT = Path(__file__).parent.parent
+
+
+def revoke(landing: Path, firm: str, on: date, delivered: date) -> None:
+    """Redeliver the authorisation file holding the firm's grant, with the grant revoked."""
+    manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
+    for i, entry in manifest[manifest.source == "authorisations"].iterrows():
+        frame = pd.read_csv(landing / entry.file, dtype=str, keep_default_na=False)
+        if firm in set(frame.uscc):
+            frame.loc[frame.uscc == firm, "revoked_on"] = on.isoformat()
+            frame.to_csv(landing / entry.file, index=False)
+            raw = (landing / entry.file).read_bytes()
+            manifest.loc[i, ["sha256", "bytes", "delivered_on"]] = [hashlib.sha256(raw).hexdigest(), str(len(raw)),
+                                                                     delivered.isoformat()]
+            manifest.to_csv(landing / "manifest.csv", index=False)
+            return
+    raise AssertionError(f"{firm} has no authorisation to revoke")
+
+
+def in_publication(store: Path, day: date) -> dict[str, set[str]]:
+    """Each bank's firms on `day`: in its table, its Parquet and its CSV (all three must agree)."""
+    con = duckdb.connect(str(store / "night.duckdb"), read_only=True)
+    firms = {}
+    for bank in sorted(p.name for p in (store / "publish").iterdir()):
+        folder = store / "publish" / bank / day.isoformat()
+        parquet = set(pd.read_parquet(folder / "eligibility.parquet")["uscc"])
+        csv = set(pd.read_csv(folder / "eligibility.csv", encoding="utf-8-sig", dtype=str)["uscc"])
+        assert parquet == csv
+        if (store / "publish" / bank / "LATEST").read_text().strip() == day.isoformat():
+            table = {u for (u,) in con.execute(f"SELECT uscc FROM bank_{bank.lower()}.eligibility").fetchall()}
+            assert table == parquet
+        firms[bank] = parquet
+    con.close()
+    return firms
+
+
+@pytest.fixture(scope="module")
+def two_nights(clean_landing, tmp_path_factory):
+    """Night 1; then an authorisation revoked, delivered for night 2."""
+    work = tmp_path_factory.mktemp("access")
+    landing = work / "landing"
+    shutil.copytree(clean_landing, landing)
+    store = work / "store"
+    assert run_nightly(DAY1, landing, store / "night.duckdb").succeeded
+    first = in_publication(store, DAY1)
+    firm = sorted(first["B03"])[0]
+    revoke(landing, firm, DAY1, DAY2)
+    summary = run_nightly(DAY2, landing, store / "night.duckdb")
+    assert summary.succeeded, (summary.errors, summary.failed_checks)
+    return store, firm, first, in_publication(store, DAY2)
+
+
+def test_a_revoked_authorisation_takes_the_firm_out_of_every_banks_next_publication(two_nights):
+    store, firm, first, second = two_nights
+    banks_before = {b for b, firms in first.items() if firm in firms}
+    assert len(banks_before) >= 2  # published to several banks the night before
+    assert all(firm not in firms for firms in second.values())
+    # the other firms stay: nothing else changed
+    assert sum(map(len, second.values())) == sum(map(len, first.values())) - sum(firm in f for f in first.values())
+    con = duckdb.connect(str(store / "night.duckdb"), read_only=True)
+    gates = con.execute("SELECT gates FROM decisions.eligibility_firms WHERE uscc = ? AND as_of = ?", [firm, DAY2]).fetchone()[0]
+    con.close()
+    assert "no_authorisation" in gates
+
+
+def test_a_banks_connection_holds_its_publication_and_can_read_nothing_else(two_nights):
+    store, firm, first, second = two_nights
+    view = bank_connection(store / "publish", "B03")
+    assert view.business_date == DAY2
+    assert {u for (u,) in view.con.execute("SELECT uscc FROM eligibility").fetchall()} == second["B03"]
+    assert {t for (t,) in view.con.execute("SELECT table_name FROM information_schema.tables").fetchall()} == \
+        {"eligibility", "early_warnings"}
+    other = store / "publish" / "B04" / DAY2.isoformat()
+    for sql in (f"SELECT * FROM read_parquet('{other / 'eligibility.parquet'}')",
+                f"SELECT * FROM read_csv('{store / 'publish' / 'B03' / '..' / 'B04' / DAY2.isoformat() / 'eligibility.csv'}')",
+                f"ATTACH '{store / 'night.duckdb'}' AS store (READ_ONLY)",
+                f"COPY eligibility TO '{store / 'publish' / 'B03' / 'copy.csv'}'"):
+        with pytest.raises(duckdb.PermissionException, match="disabled by configuration"):
+            view.con.execute(sql)
+    with pytest.raises(duckdb.InvalidInputException, match="locked"):
+        view.con.execute("SET enable_external_access = true")
+    view.con.close()
+    assert not (store / "publish" / "B03" / "copy.csv").exists()
+    # an earlier date on request; an unknown bank or date says so
+    assert bank_connection(store / "publish", "B03", DAY1).con.execute(
+        "SELECT count(DISTINCT uscc) FROM eligibility").fetchone()[0] == len(first["B03"])
+    with pytest.raises(AccessError, match="no publication for bank 'B99'.*B01, B02"):
+        bank_connection(store / "publish", "B99")
+    with pytest.raises(AccessError, match="nothing published for 2026-11-01"):
+        bank_connection(store / "publish", "B03", date(2026, 11, 1))
+
+
+def test_the_bank_query_command_answers_from_the_sandbox_and_refuses_the_rest(two_nights, capsys):
+    store, *_ = two_nights
+    db = str(store / "night.duckdb")
+    assert main(["bank", "query", "--bank", "B03", "--db", db, "SELECT count(*) AS n FROM eligibility"]) == 0
+    n = int(capsys.readouterr().out.splitlines()[1])
+    assert n == len(pd.read_parquet(store / "publish" / "B03" / DAY2.isoformat() / "eligibility.parquet"))
+    assert main(["bank", "query", "--bank", "B03", "--db", db, f"SELECT * FROM '{db}'"]) == 2
+    assert "bank B03, publication of 2026-11-28: Permission Error" in capsys.readouterr().out
+
+
+def test_every_read_of_personal_data_is_logged_with_its_purpose(two_nights, tmp_path):
+    store, *_ = two_nights
+    log = reads(store / "night.duckdb")
+    by = {(r["business_date"], r["purpose"], r["source"]) for r in log}
+    # night 1 loaded both sources with personal columns, night 2 the redelivered authorisations only; both published
+    assert {(DAY1.isoformat(), "ingest", s) for s in PERSONAL_COLUMNS} <= by
+    assert not {(DAY2.isoformat(), "ingest", s) for s in PERSONAL_COLUMNS} & by
+    assert {(DAY1.isoformat(), "publication", "registry"), (DAY2.isoformat(), "publication", "registry")} <= by
+    assert all(r["purpose"] in PURPOSES and r["why"] == PURPOSES[r["purpose"]] and r["records"] > 0 for r in log)
+    assert all(r["masked"] for r in log if r["purpose"] != "ingest")
+    assert all(r["columns"] == ["legal_rep_name"] for r in log if r["purpose"] != "ingest")
+    # a report asked for on the command line, on a read-only store, is logged too
+    firm = pd.read_parquet(store / "publish" / "B03" / DAY2.isoformat() / "eligibility.parquet")["uscc"].iloc[0]
+    assert main(["report", "firm", firm, "--db", str(store / "night.duckdb"), "--out", str(tmp_path), "--no-pdf"]) == 0
+    last = reads(store / "night.duckdb")[-1]
+    assert len(reads(store / "night.duckdb")) == len(log) + 1
+    assert (last["business_date"], last["purpose"], last["source"], last["records"], last["masked"]) == \
+        (DAY2.isoformat(), "firm_report", "registry", 1, True)
+
+
+def test_no_module_but_the_personal_data_one_names_a_personal_column():
+    """Any other code reading these columns would bypass the log: a new reader must go through it."""
+    names = {col.name for c in CONTRACTS for col in c.columns if col.personal}
+    assert names == {"legal_rep_name", "legal_rep_id", "person_id"}
+    pattern = re.compile(r"\b(" + "|".join(names) + r")\b")
+    allowed = {ROOT / "valuecredit" / "personal.py", ROOT / "data_contracts" / "contracts.py"}
+    offenders = [f"{p.relative_to(ROOT)}:{n}" for folder in ("valuecredit", "lending", "reports", "models", "pipelines",
+                                                              "benchmarks", "data_contracts")
+                 for p in sorted((ROOT / folder).rglob("*.py")) if p not in allowed
+                 for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert offenders == []
