@@ -31,6 +31,8 @@ bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ 
 	$(BIN)/python -m benchmarks.model
 	$(BIN)/python -m benchmarks.eligibility
 	$(BIN)/python -m benchmarks.reports
+	$(BIN)/python -m benchmarks.nightly
+	$(BIN)/python -m benchmarks.partitions
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -57,7 +57,8 @@ def _child(code: str) -> dict:
     wall = time.perf_counter() - started
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    last = proc.stdout.strip().splitlines()[-1]
+    out = json.loads(last[last.index("{"):])  # DuckDB's progress bar may share the line
     out.update(seconds=round(wall, 1))
     return out
 

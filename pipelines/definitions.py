@@ -24,13 +24,14 @@ from pipelines.models import (
 )
 from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_reports, reports_resource
 from pipelines.resources import LandingZone, SilentProgress, Store
+from pipelines.scale_out import by_firm_partition, parts_resource, scale_out_job
 from pipelines.scoring import catalogue_resource, commercial_value, indicators, score_checks
 
 nightly_assets = [*source_assets, firm_coverage, indicators, commercial_value, pd_scores, eligibility, publication,
                   ledger_postings, application_deadlines, early_warnings, portfolio_reports, audit_pack_report,
                   bank_report_batches]
 all_checks = [*source_checks, score_checks, pd_checks, eligibility_checks, ledger_checks]
-all_assets = [*nightly_assets, pd_champion]
+all_assets = [*nightly_assets, pd_champion, by_firm_partition]
 
 # One writer per DuckDB file: steps of a run execute in one process, one after another;
 # dagster.yaml lets only one run at a time into the queue.
@@ -74,6 +75,7 @@ def resources(db: str | None = None, landing: str | None = None, progress=None) 
         "publish_folder": publication_resource(str(Path(db).parent / "publish") if db else None),
         "registry": registry_resource(str(Path(db).parent / "models") if db else None),
         # the default store's reports go to the repository's build/ (ignored by git); another store's beside it
+        "parts_folder": parts_resource(str(Path(db).parent / "parts") if db else None),
         "reports_folder": reports_resource(str(Path(db).parent / "reports")
                                            if db and Path(db).parent.resolve() != Path("data").resolve() else None),
     }
@@ -82,7 +84,7 @@ def resources(db: str | None = None, landing: str | None = None, progress=None) 
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[nightly_job, retraining_job],
+    jobs=[nightly_job, retraining_job, scale_out_job],
     schedules=[nightly_schedule, monthly_retraining],
     resources=resources(),
 )

@@ -18,9 +18,12 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     job = repo.get_job("nightly")
     assert job.partitions_def.timezone == "Asia/Shanghai"
     # 23 sources, coverage, indicators, scores, PDs, eligibility, publication, ledger, deadlines, warnings, the
-    # bank report batches, the portfolio reports and the audit pack; and the retraining asset, outside the nightly job
-    assert len(repo.asset_graph.get_all_asset_keys()) == 36
+    # bank report batches, the portfolio reports and the audit pack; and, outside the nightly job, the retraining
+    # asset and the scale-out scoring (indicators and scores on partitions of firms)
+    assert len(repo.asset_graph.get_all_asset_keys()) == 37
     assert dg.AssetKey(["models", "pd_champion"]) not in job.asset_layer.selected_asset_keys
+    assert dg.AssetKey(["scores", "by_firm_partition"]) not in job.asset_layer.selected_asset_keys
+    assert repo.get_job("scale_out_scoring").executor_def.name == "multiprocess"
     assert repo.get_job("retrain_pd").asset_layer.selected_asset_keys == {dg.AssetKey(["models", "pd_champion"])}
     from pipelines.definitions import all_checks
     checks = [c for a in all_checks for c in a.check_specs]

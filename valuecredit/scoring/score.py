@@ -147,6 +147,10 @@ def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    return summarise_scores(con, as_of, cat)
+
+
+def summarise_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> ScoreSummary:
     firms, excluded, snapshot = con.execute(
         "SELECT count(*), count(*) FILTER (excluded), any_value(snapshot_id) FROM scores.commercial_value WHERE as_of = ?",
         [as_of]).fetchone()

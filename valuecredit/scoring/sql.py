@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from data_contracts.contracts import contract_for
+
 # value column type per indicator; NULL means the source holds nothing usable on the firm
 INDICATOR_TYPES: dict[str, str] = {
     "rd_intensity": "DOUBLE", "valid_ip": "DOUBLE", "rd_super_deduction": "DOUBLE", "tech_staff_share": "DOUBLE",
@@ -53,15 +55,19 @@ def lit(v: str) -> str:
 class PointInTime:
     """SQL for the rows of each source visible as of each target's date."""
 
-    def __init__(self, targets: str, as_of: date | None):
+    def __init__(self, targets: str, as_of: date | None, restrict: bool = False):
         self.targets = targets
         self.as_of = as_of  # one date for every target: filter by a constant instead of joining
+        self.restrict = restrict  # with one date: read only the targets' rows (a partition of the firms)
 
     def rows(self, source: str, firm: str = "uscc") -> str:
         if self.as_of is not None:
             d = f"DATE '{self.as_of.isoformat()}'"
+            # a source keyed otherwise (loan statuses, by loan) is cut by its join to one that has firms
+            only = (f" AND s.{firm} IN (SELECT uscc FROM {self.targets})"
+                    if self.restrict and firm in contract_for(source).column_names else "")
             return (f"(SELECT {d} AS as_of, s.* FROM raw.{source} s "
-                    f"WHERE s._delivered_on <= {d} AND (s._valid_to IS NULL OR s._valid_to > {d}))")
+                    f"WHERE s._delivered_on <= {d} AND (s._valid_to IS NULL OR s._valid_to > {d}){only})")
         return (f"(SELECT t.as_of, s.* FROM raw.{source} s JOIN {self.targets} t ON s.{firm} = t.uscc "
                 f"AND s._delivered_on <= t.as_of AND (s._valid_to IS NULL OR s._valid_to > t.as_of))")
 
@@ -85,9 +91,9 @@ class PointInTime:
                 f"JOIN {self.current_period(source)} c USING (as_of))")
 
 
-def indicators_sql(targets: str, as_of: date | None = None) -> str:
-    """One row per target: (uscc, as_of, the 19 indicator values)."""
-    pit = PointInTime(targets, as_of)
+def indicators_sql(targets: str, as_of: date | None = None, restrict: bool = False) -> str:
+    """One row per target: (uscc, as_of, the 19 indicator values); `restrict` reads only the targets' rows."""
+    pit = PointInTime(targets, as_of, restrict)
     g = MIN_MONTHS_FOR_GROWTH
     return f"""
     WITH tax AS (
@@ -183,9 +189,9 @@ def indicators_sql(targets: str, as_of: date | None = None) -> str:
     """
 
 
-def negative_hits_sql(targets: str, rules, as_of: date | None = None) -> str:
+def negative_hits_sql(targets: str, rules, as_of: date | None = None, restrict: bool = False) -> str:
     """(uscc, as_of, rule_id, rule, source, evidence_date, detail): every hit of every enabled rule."""
-    pit = PointInTime(targets, as_of)
+    pit = PointInTime(targets, as_of, restrict)
     listed = "listed_on <= as_of AND (removed_on IS NULL OR removed_on > as_of)"
     parts = []
     for r in rules:

@@ -1,0 +1,91 @@
+"""Scaling the per-firm scoring out: the job `scale_out_scoring` computes indicators, negative-list
+hits and scores on partitions of firms (districts, in `VALUECREDIT_FIRM_PARTITIONS` groups of similar
+size, 4 by default), each partition a Dagster partition that reads the store only, so a multiprocess
+or distributed executor runs them side by side; then one step loads every part and computes the peer
+percentiles. It writes the same tables as `features/indicators` and `scores/commercial_value` of the
+nightly job, which do it in one step (tests/test_partitions.py compares the two). Bodies call
+valuecredit.partitions."""
+
+import os
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.partitions import business_days, retry_policy
+from pipelines.resources import Store
+from pipelines.scoring import CatalogueFile
+from valuecredit.partitions import FirmPartition, compute_partition, merge_partitions, plan_partitions
+from valuecredit.scoring.catalogue import load_catalogue
+from valuecredit.store import connect
+
+FIRM_PARTITIONS = int(os.environ.get("VALUECREDIT_FIRM_PARTITIONS", "4"))
+
+
+class PartsFolder(dg.ConfigurableResource):
+    """Where the partitions' Parquet parts go, by date (scratch: the merge step is what counts)."""
+
+    path: str = "data/parts"
+
+
+def parts_resource(beside_store: str | None = None) -> PartsFolder:
+    return PartsFolder(path=os.environ.get("VALUECREDIT_PARTS", beside_store or "data/parts"))
+
+
+@dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.DynamicOut(dict))
+def plan_firm_partitions(context: dg.OpExecutionContext, store: Store):
+    """The districts in FIRM_PARTITIONS groups of similar firm counts: one mapped step each."""
+    as_of = date.fromisoformat(context.partition_key)
+    con = connect(store.database, read_only=True)
+    try:
+        partitions = plan_partitions(con, as_of, FIRM_PARTITIONS)
+    finally:
+        con.close()
+    for p in partitions:
+        yield dg.DynamicOutput({"name": p.name, "districts": list(p.districts)}, mapping_key=p.name)
+
+
+@dg.op(retry_policy=retry_policy)
+def score_firm_partition(context: dg.OpExecutionContext, store: Store, catalogue: CatalogueFile,
+                         parts_folder: PartsFolder, partition: dict) -> dict:
+    """A worker: one partition's indicators, hits and scores as Parquet; reads the store only."""
+    as_of = date.fromisoformat(context.partition_key)
+    con = connect(store.database, read_only=True)
+    try:
+        rows = compute_partition(con, as_of, load_catalogue(catalogue.path),
+                                 FirmPartition(partition["name"], tuple(partition["districts"])),
+                                 Path(parts_folder.path) / as_of.isoformat())
+    finally:
+        con.close()
+    context.add_output_metadata(rows)
+    return partition
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def merge_firm_partitions(context: dg.OpExecutionContext, store: Store, catalogue: CatalogueFile,
+                          parts_folder: PartsFolder, partitions: list[dict]) -> None:
+    """The single writer: every part into the store in one transaction, then the peer percentiles."""
+    as_of = date.fromisoformat(context.partition_key)
+    with store.connect() as con:
+        s = merge_partitions(con, as_of, load_catalogue(catalogue.path), Path(parts_folder.path) / as_of.isoformat(),
+                             [FirmPartition(p["name"], tuple(p["districts"])) for p in sorted(partitions, key=lambda p: p["name"])])
+    context.add_output_metadata({"firms": s.firms, "excluded": s.excluded, "negative_hits": s.hits,
+                                 "partitions": len(partitions), "snapshot_id": s.snapshot_id})
+
+
+@dg.graph_asset(
+    key=["scores", "by_firm_partition"], group_name="scale_out", partitions_def=business_days,
+    ins={"coverage": dg.AssetIn(["staging", "firm_coverage"], dagster_type=dg.Nothing)},
+    description="features/indicators and scores/commercial_value computed on partitions of firms (groups of "
+                "districts) in parallel steps that only read the store, then merged by one writer with the peer "
+                "percentiles: the same tables as the nightly job's single step.",
+)
+def by_firm_partition(coverage):
+    return merge_firm_partitions(plan_firm_partitions(coverage).map(score_firm_partition).collect())
+
+
+scale_out_job = dg.define_asset_job(
+    "scale_out_scoring", selection=dg.AssetSelection.assets(by_firm_partition),
+    executor_def=dg.multiprocess_executor,
+    description="Indicators and scores on partitions of firms, in parallel processes, then merged by one writer.",
+)
