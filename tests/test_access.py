@@ -152,3 +152,35 @@ def test_no_module_but_the_personal_data_one_names_a_personal_column():
                  for p in sorted((ROOT / folder).rglob("*.py")) if p not in allowed
                  for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert offenders == []
+
+
+def test_a_reader_and_the_nightly_run_wait_for_each_other_with_a_clear_message(two_nights, capsys):
+    """DuckDB has one writing process or many reading ones: a report asked for while the run writes
+    says so (no stack trace); a run that starts while a reader has the store open waits for it."""
+    import subprocess
+    import sys
+
+    store, firm, *_ = two_nights
+    db = store / "night.duckdb"
+
+    def hold(read_only: bool, seconds: float) -> subprocess.Popen:
+        """Another process with the store open, as the nightly run or a report would have it."""
+        p = subprocess.Popen([sys.executable, "-c", "import duckdb, time\n"
+                              f"con = duckdb.connect({str(db)!r}, read_only={read_only})\nprint('open', flush=True)\n"
+                              f"time.sleep({seconds})"], stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "open"
+        return p
+
+    writer = hold(False, 20)
+    try:
+        assert main(["report", "firm", firm, "--db", str(db), "--no-pdf", "--out", str(store / "r")]) == 2
+        out = capsys.readouterr().out
+        assert "is open in another process" in out and "the nightly run is writing it" in out and "Traceback" not in out
+    finally:
+        writer.kill()
+        writer.wait()
+    holder = hold(True, 3)
+    assert holder.poll() is None  # the reader still has the store open as the run starts
+    summary = run_nightly(DAY2, store.parent / "landing", db)
+    holder.wait()
+    assert summary.succeeded, summary.errors  # it waited for the reader, then ran

@@ -81,7 +81,16 @@ def connect(db_path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConn
     # DuckDB caches up to 80% of RAM by default; a bounded buffer pool spills instead, so the
     # nightly run stays within its memory budget next to other work on the machine.
     config = {"memory_limit": os.environ.get("VALUECREDIT_DUCKDB_MEMORY", "4GB")}
-    con = duckdb.connect(str(db_path), read_only=read_only, config=config)
+    try:
+        con = duckdb.connect(str(db_path), read_only=read_only, config=config)
+    except duckdb.IOException as exc:
+        if "Could not set lock" not in str(exc):
+            raise
+        # DuckDB: one writing process, or any number of reading ones; never both
+        holder = str(exc).split("Conflicting lock is held in ")[-1].split(". ")[0] if "held in" in str(exc) else "another process"
+        raise StoreBusy(f"{db_path} is open in another process ({holder}): "
+                        + ("the nightly run is writing it; read it when the run has finished" if read_only else
+                           "a reader has it open; the nightly run waits for readers and retries")) from None
     if read_only:
         con.execute(USCC_SQL_MACROS.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
     else:
