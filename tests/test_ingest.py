@@ -1,5 +1,6 @@
 import hashlib
 import shutil
+from datetime import date
 
 import pandas as pd
 import pytest
@@ -148,3 +149,40 @@ def test_missing_manifest_is_a_clear_error(tmp_path):
     con = connect(tmp_path / "d.duckdb")
     with pytest.raises(LandingError, match="no manifest"):
         ingest_source(con, tmp_path, "tax_monthly", BUSINESS_DATE)
+
+
+def test_the_key_check_finds_a_repeated_key_on_a_full_night_and_on_a_night_of_corrections(clean_landing, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(clean_landing, landing)
+    con = connect(tmp_path / "k.duckdb")
+    ingest_source(con, landing, "registry", BUSINESS_DATE)
+    ingest_source(con, landing, "social_insurance", BUSINESS_DATE)
+    assert check_source(con, "social_insurance", BUSINESS_DATE).passed
+
+    def repeat_a_row(where: str) -> None:  # what a bug in superseding would leave: a second current row
+        con.execute(f"INSERT INTO raw.social_insurance SELECT * FROM raw.social_insurance "
+                    f"WHERE _superseded_on IS NULL AND {where} LIMIT 1")
+
+    repeat_a_row("period = '2024-01'")  # the first night loaded everything: every key is counted
+    out = check_source(con, "social_insurance", BUSINESS_DATE)
+    assert not out.passed and "staging.social_insurance holds 1 repeated keys" in out.description
+    con.execute("DELETE FROM raw.social_insurance WHERE rowid = (SELECT max(rowid) FROM raw.social_insurance)")
+    assert check_source(con, "social_insurance", BUSINESS_DATE).passed
+
+    # a later night takes one corrected file: the keys it loaded are checked, in a table that is mostly old
+    later = date(2026, 11, 29)
+    entry = load_manifest(landing).query("source == 'social_insurance' and period == '2026-10'").iloc[0]
+    frame = pd.read_csv(landing / entry.file, dtype=str)
+    frame.loc[0, "insured_headcount"] = "4321"
+    frame.to_csv(landing / entry.file, index=False)
+    raw = (landing / entry.file).read_bytes()
+    manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
+    i = manifest.index[manifest.file == entry.file][0]
+    manifest.loc[i, ["sha256", "bytes", "delivered_on"]] = [hashlib.sha256(raw).hexdigest(), str(len(raw)), later.isoformat()]
+    manifest.to_csv(landing / "manifest.csv", index=False)
+    ingest_source(con, landing, "social_insurance", later)
+    assert check_source(con, "social_insurance", later).passed
+    repeat_a_row(f"_file = '{entry.file}'")
+    out = check_source(con, "social_insurance", later)
+    assert not out.passed and "holds 1 repeated keys" in out.description
+    con.close()
