@@ -2,7 +2,6 @@
 authorisation takes the firm out of every bank's next publication; every read of personal data is
 logged with its purpose, and no module but valuecredit/personal.py names a personal column."""
 
-import hashlib
 import re
 import shutil
 from datetime import date
@@ -15,6 +14,7 @@ import pytest
 from data_contracts.contracts import CONTRACTS
 from lending.access import AccessError, bank_connection
 from pipelines.run import run_nightly
+from tests.conftest import redeliver
 from valuecredit.cli import main
 from valuecredit.personal import PERSONAL_COLUMNS, PURPOSES, reads
 
@@ -25,15 +25,11 @@ ROOT = Path(__file__).parent.parent
 def revoke(landing: Path, firm: str, on: date, delivered: date) -> None:
     """Redeliver the authorisation file holding the firm's grant, with the grant revoked."""
     manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
-    for i, entry in manifest[manifest.source == "authorisations"].iterrows():
-        frame = pd.read_csv(landing / entry.file, dtype=str, keep_default_na=False)
+    for file in manifest[manifest.source == "authorisations"].file:
+        frame = pd.read_csv(landing / file, dtype=str, keep_default_na=False)
         if firm in set(frame.uscc):
             frame.loc[frame.uscc == firm, "revoked_on"] = on.isoformat()
-            frame.to_csv(landing / entry.file, index=False)
-            raw = (landing / entry.file).read_bytes()
-            manifest.loc[i, ["sha256", "bytes", "delivered_on"]] = [hashlib.sha256(raw).hexdigest(), str(len(raw)),
-                                                                     delivered.isoformat()]
-            manifest.to_csv(landing / "manifest.csv", index=False)
+            redeliver(landing, file, frame, delivered)
             return
     raise AssertionError(f"{firm} has no authorisation to revoke")
 

@@ -1,4 +1,3 @@
-import hashlib
 import shutil
 from datetime import date
 
@@ -7,7 +6,7 @@ import pytest
 
 from data_contracts.contracts import CONTRACTS
 from simulate.landing import FILE_FAULTS
-from tests.conftest import BUSINESS_DATE, ingest_all
+from tests.conftest import BUSINESS_DATE, ingest_all, redeliver
 from valuecredit.ingest import LandingError, check_source, ingest_source, load_manifest
 from valuecredit.scoring.sql import PointInTime
 from valuecredit.store import connect
@@ -119,12 +118,7 @@ def test_a_redelivered_file_corrects_staging(clean_landing, tmp_path):
     frame = pd.read_csv(path, dtype=str)
     firm, entry_headcount = frame.uscc.iloc[0], frame.insured_headcount.iloc[0]
     frame.loc[0, "insured_headcount"] = "4321"
-    frame.to_csv(path, index=False)
-    raw = path.read_bytes()
-    fixed = pd.read_csv(landing / "manifest.csv", dtype=str)
-    i = fixed.index[fixed.file == entry.file][0]
-    fixed.loc[i, ["sha256", "bytes", "delivered_on"]] = [hashlib.sha256(raw).hexdigest(), str(len(raw)), "2026-11-29"]
-    fixed.to_csv(landing / "manifest.csv", index=False)
+    redeliver(landing, entry.file, frame, date(2026, 11, 29))
     out = ingest_source(con, landing, "social_insurance", pd.Timestamp("2026-11-29").date())
     assert [f.file for f in out.files] == [entry.file]
     assert con.execute("SELECT insured_headcount FROM staging.social_insurance WHERE uscc = ? AND period = '2026-10'",
@@ -174,12 +168,7 @@ def test_the_key_check_finds_a_repeated_key_on_a_full_night_and_on_a_night_of_co
     entry = load_manifest(landing).query("source == 'social_insurance' and period == '2026-10'").iloc[0]
     frame = pd.read_csv(landing / entry.file, dtype=str)
     frame.loc[0, "insured_headcount"] = "4321"
-    frame.to_csv(landing / entry.file, index=False)
-    raw = (landing / entry.file).read_bytes()
-    manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
-    i = manifest.index[manifest.file == entry.file][0]
-    manifest.loc[i, ["sha256", "bytes", "delivered_on"]] = [hashlib.sha256(raw).hexdigest(), str(len(raw)), later.isoformat()]
-    manifest.to_csv(landing / "manifest.csv", index=False)
+    redeliver(landing, entry.file, frame, later)
     ingest_source(con, landing, "social_insurance", later)
     assert check_source(con, "social_insurance", later).passed
     repeat_a_row(f"_file = '{entry.file}'")
