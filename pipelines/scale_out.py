@@ -1,7 +1,7 @@
 """Scaling the per-firm scoring out: the job `scale_out_scoring` computes indicators, negative-list
 hits and scores on partitions of firms (districts, in `VALUECREDIT_FIRM_PARTITIONS` groups of similar
-size, 4 by default), each partition a Dagster partition that reads the store only, so a multiprocess
-or distributed executor runs them side by side; then one step loads every part and computes the peer
+size, 4 by default), each partition a mapped step that reads the store only, so a multiprocess or
+distributed executor runs them side by side; then one step loads every part and computes the peer
 percentiles. It writes the same tables as `features/indicators` and `scores/commercial_value` of the
 nightly job, which do it in one step (tests/test_partitions.py compares the two). Bodies call
 valuecredit.partitions."""

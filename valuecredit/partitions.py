@@ -26,6 +26,7 @@ from valuecredit.scoring.score import (
     data_snapshot,
     ensure_tables,
     peer_percentiles_sql,
+    replace_date,
     score_select_sql,
     summarise_scores,
 )
@@ -98,7 +99,6 @@ def merge_partitions(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue
     if missing:
         raise ValueError(f"{parts}: no complete part for partition(s) {', '.join(missing)}: nothing was replaced")
     snapshot, files = data_snapshot(con, as_of)
-    d = f"DATE '{as_of.isoformat()}'"
     read = {n: f"read_parquet({[str(Path(parts) / p.name / f'{n}.parquet') for p in partitions]!r})" for n in PARTS}
     con.execute("BEGIN TRANSACTION")
     try:
@@ -107,10 +107,8 @@ def merge_partitions(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue
                     "WHERE false")
         for table, name in (("features.indicators", "indicators"), ("scores.negative_hits", "negative_hits"),
                             ("scores.commercial_value", "commercial_value")):
-            con.execute(f"DELETE FROM {table} WHERE as_of = {d}")
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {read[name]} ORDER BY uscc")
-        con.execute(f"DELETE FROM scores.peer_percentiles WHERE as_of = {d}")
-        con.execute(f"INSERT INTO scores.peer_percentiles BY NAME {peer_percentiles_sql(as_of)}")
+            replace_date(con, table, as_of, f"SELECT * FROM {read[name]} ORDER BY uscc")
+        replace_date(con, "scores.peer_percentiles", as_of, peer_percentiles_sql(as_of))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

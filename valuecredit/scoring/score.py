@@ -108,7 +108,7 @@ def score_select_sql(cat: Catalogue, indicators: str, hits: str) -> str:
         ORDER BY uscc"""
 
 
-def _replace_date(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select: str) -> None:
+def replace_date(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select: str) -> None:
     con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
     con.execute(f"INSERT INTO {table} BY NAME {select}")
 
@@ -119,7 +119,7 @@ def build_indicators(con: duckdb.DuckDBPyConnection, as_of: date) -> int:
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("INSERT OR REPLACE INTO meta.snapshots VALUES (?, ?, ?)", [as_of, snapshot, files])
-        _replace_date(con, "features.indicators", as_of,
+        replace_date(con, "features.indicators", as_of,
                       f"SELECT *, {lit(snapshot)} AS snapshot_id FROM ({indicators_sql(firms_as_of(as_of), as_of)}) "
                       f"ORDER BY uscc")
         con.execute("COMMIT")
@@ -136,13 +136,13 @@ def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
     indicators = f"(SELECT * FROM features.indicators WHERE as_of = {d})"
     con.execute("BEGIN TRANSACTION")
     try:
-        _replace_date(con, "scores.negative_hits", as_of,
+        replace_date(con, "scores.negative_hits", as_of,
                       f"SELECT * FROM ({negative_hits_sql(firms_as_of(as_of), cat.negative_rules, as_of)}) "
                       f"ORDER BY uscc, rule_id, evidence_date, detail")
         select = score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})")
         con.execute(f"CREATE TABLE IF NOT EXISTS scores.commercial_value AS SELECT * FROM ({select}) WHERE false")
-        _replace_date(con, "scores.commercial_value", as_of, select)
-        _replace_date(con, "scores.peer_percentiles", as_of, peer_percentiles_sql(as_of))
+        replace_date(con, "scores.commercial_value", as_of, select)
+        replace_date(con, "scores.peer_percentiles", as_of, peer_percentiles_sql(as_of))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
