@@ -58,7 +58,7 @@ def sampler():
     while not stop.wait(0.2):
         stages.sample()
 threading.Thread(target=sampler, daemon=True).start()
-summary = run_nightly(date.fromisoformat({day!r}), Path({landing!r}), Path({db!r}), progress=stages)
+summary = run_nightly(date.fromisoformat({day!r}), Path({landing!r}), Path({db!r}), progress=stages, full={full!r})
 stop.set()
 out = {{"succeeded": summary.succeeded, "run_seconds": summary.seconds, "stages": stages.rows,
         "after_last_stage_seconds": round(time.perf_counter() - stages.last, 2),
@@ -103,7 +103,7 @@ def main() -> None:
 
     floor = read_once_floor(landing)
     print("read-once floor", floor, flush=True)
-    night = _child(NIGHT.format(day=args.date, landing=str(landing), db=str(db)))
+    night = _child(NIGHT.format(day=args.date, landing=str(landing), db=str(db), full=""))
     stages = group(night.pop("stages"), {c.source for c in CONTRACTS})
     total, peak = night["seconds"], night["peak_rss_gib"]
     slowest = max(stages.items(), key=lambda kv: kv[1]["seconds"])

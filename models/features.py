@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from valuecredit.scoring.sql import EXACT_KWH, INDICATOR_TYPES, PointInTime, indicators_sql, negative_hits_sql
+from valuecredit.scoring.sql import EXACT_KWH, INDICATOR_TYPES, PointInTime, indicators_sql, negative_hits_sql, within
 
 # feature -> direction of risk: +1 a higher value never lowers the PD, -1 never raises it, 0 free
 FEATURES: dict[str, int] = {
@@ -27,13 +27,13 @@ DATA_MONTH_LAG = 2
 
 
 def features_sql(targets: str, negative_rules, as_of: date | None = None, indicators: str | None = None,
-                 hits: str | None = None) -> str:
+                 hits: str | None = None, restrict: bool = False) -> str:
     """(uscc, as_of, every feature) for each target; NULL where the source has nothing. The
     indicators and negative-list hits are derived here unless relations already holding them for
-    the same targets are given."""
-    pit = PointInTime(targets, as_of)
-    indicators = indicators or f"({indicators_sql(targets, as_of)})"
-    hits = hits or f"({negative_hits_sql(targets, negative_rules, as_of)})"
+    the same targets are given; `restrict` (one date) reads only the targets' rows."""
+    pit = PointInTime(targets, as_of, restrict)
+    indicators = indicators or f"({indicators_sql(targets, as_of, restrict)})"
+    hits = hits or f"({negative_hits_sql(targets, negative_rules, as_of, restrict)})"
     numeric = ", ".join(f"i.{k}" for k, t in INDICATOR_TYPES.items() if t == "DOUBLE")
     return f"""
     WITH ind AS (SELECT * FROM {indicators}),
@@ -64,6 +64,6 @@ def features_sql(targets: str, negative_rules, as_of: date | None = None, indica
     LEFT JOIN (SELECT uscc, as_of, industry FROM {pit.rows("registry")}) reg USING (uscc, as_of)
     LEFT JOIN (SELECT uscc, as_of, count(*) AS n FROM {hits} GROUP BY ALL) h
         USING (uscc, as_of)
-    LEFT JOIN (SELECT uscc, as_of, count(*) AS n FROM {pit.rows("patents")} WHERE granted_on <= as_of GROUP BY ALL) pat
+    LEFT JOIN (SELECT uscc, as_of, count(*) AS n FROM {pit.rows("patents")} WHERE {within("patents")} GROUP BY ALL) pat
         USING (uscc, as_of)
     """

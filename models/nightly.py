@@ -27,6 +27,7 @@ from models.monitoring import psi, status
 from models.registry import RegisteredModel, RegistryError, champion, load_model
 from valuecredit.configfile import content_hash, read_yaml
 from valuecredit.scoring.catalogue import Catalogue
+from valuecredit.scoring.changes import night_plan
 from valuecredit.scoring.score import firms_as_of
 from valuecredit.scoring.sql import lit
 
@@ -81,6 +82,7 @@ class PDSummary:
     model_version: str
     mean_pd: float
     shifted: list[str]
+    scored_again: int  # firms scored and explained tonight; the others kept the previous date's
 
 
 def pinned_model(registry: Path) -> RegisteredModel:
@@ -148,12 +150,19 @@ def explanations_table(usccs: np.ndarray, as_of: date, features: list[str], phi:
     })
 
 
-def importance(phi: np.ndarray, features: list[str]) -> pd.DataFrame:
-    mean_abs = np.abs(phi).mean(axis=0) if len(phi) else np.zeros(len(features))
+def importance(mean_abs: np.ndarray, features: list[str]) -> pd.DataFrame:
     total = mean_abs.sum() or 1.0
     out = pd.DataFrame({"feature": features, "mean_abs_contribution": mean_abs, "share": mean_abs / total})
     out["rank"] = out["mean_abs_contribution"].rank(ascending=False, method="first").astype(int)
     return out.sort_values("rank")
+
+
+def mean_abs_contributions(con: duckdb.DuckDBPyConnection, as_of: date, features: list[str]) -> np.ndarray:
+    """Per feature, the mean absolute contribution over the date's explanations. Summed as decimals,
+    which add up exactly in any order: the same rows give the same bits however they were written."""
+    rows = dict(con.execute("""SELECT feature, sum(CAST(abs(contribution) AS DECIMAL(38, 18)))::DOUBLE / count(*)
+                               FROM scores.explanations WHERE as_of = ? GROUP BY feature""", [as_of]).fetchall())
+    return np.array([rows.get(f, 0.0) for f in features], dtype=float)
 
 
 def stability(model: RegisteredModel, inputs: pd.DataFrame, pds: np.ndarray) -> pd.DataFrame:
@@ -164,31 +173,142 @@ def stability(model: RegisteredModel, inputs: pd.DataFrame, pds: np.ndarray) -> 
                          "status": [status(r[1]) for r in rows]})
 
 
+def split_thresholds(model: RegisteredModel) -> dict[str, np.ndarray]:
+    """The booster's numerical split thresholds per feature, sorted."""
+    found: dict[int, set[float]] = {}
+
+    def walk(node: dict) -> None:
+        if "split_feature" in node:
+            if node.get("decision_type") == "<=":
+                found.setdefault(node["split_feature"], set()).add(float(node["threshold"]))
+            walk(node["left_child"])
+            walk(node["right_child"])
+
+    for tree in model.booster.dump_model()["tree_info"]:
+        walk(tree["tree_structure"])
+    features = model.metadata["features"]
+    return {features[i]: np.array(sorted(t)) for i, t in found.items()}
+
+
+def same_decisions(model: RegisteredModel, before: pd.DataFrame, after: pd.DataFrame) -> np.ndarray:
+    """Per row, whether the two inputs take the same branch at every split of every tree: then the
+    booster's score and its exact TreeSHAP contributions are the same, bit for bit."""
+    same = np.ones(len(after), dtype=bool)
+    thresholds = split_thresholds(model)
+    b, a = model.frame(before), model.frame(after)
+    for f in model.metadata["features"]:
+        if f in model.metadata["categorical"]:
+            x, y = b[f].astype("string").fillna("\0"), a[f].astype("string").fillna("\0")
+            same &= (x.to_numpy() == y.to_numpy())
+            continue
+        x, y = b[f].to_numpy(dtype=float), a[f].to_numpy(dtype=float)
+        t = thresholds.get(f, np.array([]))
+        # x <= threshold goes left: the count of thresholds below x fixes every branch; a missing
+        # value and zero (missing under zero_as_missing) keep their own branches
+        same &= (np.searchsorted(t, x, side="left") == np.searchsorted(t, y, side="left"))
+        same &= (np.isnan(x) == np.isnan(y)) & ((x == 0) == (y == 0))
+    return same
+
+
+def carried_from(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model: RegisteredModel,
+                 codes: ReasonCodes) -> date | None:
+    """The previous date whose PDs an incremental night carries forward: the date the indicators were
+    carried from, if it was scored by the same model, catalogue and reason codes."""
+    plan = night_plan(con, as_of)
+    if plan is None or not plan.incremental:
+        return None
+    same = con.execute("""SELECT count(*) > 0 AND bool_and(model_version = ? AND catalogue_hash = ? AND reason_codes_hash = ?)
+                          FROM scores.pd WHERE as_of = ?""",
+                       [model.version, cat.content_hash, codes.content_hash, plan.previous]).fetchone()[0]
+    has_inputs = con.execute("SELECT count(*) > 0 FROM features.pd_inputs WHERE as_of = ?", [plan.previous]).fetchone()[0]
+    return plan.previous if same and has_inputs else None
+
+
+def inputs_of_night(con: duckdb.DuckDBPyConnection, as_of: date, previous: date,
+                    cat: Catalogue) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Every firm's inputs on the date, in uscc order: computed for the firms whose indicators or
+    negative-list hits changed, carried from `previous` for the others with this date's years in
+    operation (the one input that moves by itself); which rows were carried; their previous years."""
+    plan = night_plan(con, as_of)
+    d, p = (f"DATE {lit(x.isoformat())}" for x in (as_of, previous))
+    hits = "SELECT uscc, count(*) AS n FROM scores.negative_hits WHERE as_of = {} GROUP BY uscc"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _again AS
+        SELECT uscc, {d} AS as_of FROM (
+            SELECT uscc FROM {plan.changed_firms()}
+            UNION SELECT uscc FROM ({hits.format(d)}) h FULL JOIN ({hits.format(p)}) g USING (uscc)
+                  WHERE h.n IS DISTINCT FROM g.n)
+        WHERE uscc IN (SELECT uscc FROM features.indicators WHERE as_of = {d})""")
+    mine = f"as_of = {d} AND uscc IN (SELECT uscc FROM _again)"
+    sql = features_sql("_again", cat.negative_rules, as_of, f"(SELECT * FROM features.indicators WHERE {mine})",
+                       f"(SELECT uscc, as_of, rule_id FROM scores.negative_hits WHERE {mine})", restrict=True)
+    fresh = f"({sql})"
+    types = con.execute(f"DESCRIBE SELECT * FROM {fresh}").fetchall()
+    names = [name for name, *_ in types]
+    cast = ", ".join(f"CAST(c.{name} AS {kind}) AS {name}" for name, kind, *_ in types
+                     if name not in ("uscc", "as_of", "years_in_operation"))
+    frame = con.execute(f"""
+        SELECT {", ".join(names)}, false AS _carried, NULL::DOUBLE AS _years_before FROM {fresh}
+        UNION ALL BY NAME
+        SELECT c.uscc, {d} AS as_of, {cast}, i.years_in_operation, true AS _carried, c.years_in_operation AS _years_before
+        FROM features.pd_inputs c JOIN features.indicators i ON i.uscc = c.uscc AND i.as_of = {d}
+        WHERE c.as_of = {p} AND c.uscc NOT IN (SELECT uscc FROM _again)
+        ORDER BY uscc""").df()
+    con.execute("DROP TABLE _again")
+    carried, before = frame.pop("_carried").to_numpy(dtype=bool), frame.pop("_years_before").to_numpy(dtype=float)
+    return frame[names], carried, before
+
+
 def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model: RegisteredModel,
              codes: ReasonCodes) -> PDSummary:
-    """Score, explain and monitor every firm for the date; replace the date's rows in one transaction."""
+    """Score, explain and monitor every firm for the date; replace the date's rows in one transaction.
+    On an incremental night a firm whose inputs take the branches they took on the previous date
+    keeps that date's PD and explanation (`same_decisions`); the others are scored again."""
     for stmt in DDL:
         con.execute(stmt)
-    inputs = model_inputs(con, as_of, cat)
-    scored, phi, ranks = explain(model, inputs, codes)
+    previous = carried_from(con, as_of, cat, model, codes)
+    if previous is None:
+        inputs = model_inputs(con, as_of, cat)
+        again = np.ones(len(inputs), dtype=bool)
+    else:
+        inputs, carried, years_before = inputs_of_night(con, as_of, previous, cat)
+        again = ~carried
+        yesterday = inputs.loc[carried].assign(years_in_operation=years_before[carried])
+        again[np.flatnonzero(carried)[~same_decisions(model, yesterday, inputs.loc[carried])]] = True
+    scored, phi, ranks = explain(model, inputs.loc[again].reset_index(drop=True), codes)
     snapshot = con.execute("SELECT snapshot_id FROM meta.snapshots WHERE as_of = ?", [as_of]).fetchall()
+    snapshot_id = snapshot[0][0] if snapshot else None
     scored["model_version"] = model.version
-    scored["snapshot_id"] = snapshot[0][0] if snapshot else None
+    scored["snapshot_id"] = snapshot_id
     scored["catalogue_hash"] = cat.content_hash
     scored["reason_codes_hash"] = codes.content_hash
     features = model.metadata["features"]
     long = explanations_table(scored["uscc"].to_numpy(), as_of, features, phi, ranks)
-    ranked = importance(phi, features).assign(as_of=as_of, model_version=model.version)
-    drift = stability(model, inputs, scored["pd"].to_numpy()).assign(as_of=as_of, model_version=model.version)
+    kept = pd.DataFrame({"uscc": inputs.loc[~again, "uscc"].to_numpy()})
     code_rows = pd.DataFrame([{"code": e["code"], "feature": f, "zh": e["zh"], "en": e["en"],
                                "reason_codes_hash": codes.content_hash} for f, e in codes.by_feature.items()])
+    d, p = f"DATE {lit(as_of.isoformat())}", f"DATE {lit(str(previous))}"
     con.execute("BEGIN TRANSACTION")
     try:
         con.register("_inputs", inputs)
         con.execute("CREATE TABLE IF NOT EXISTS features.pd_inputs AS SELECT * FROM _inputs WHERE false")
         con.unregister("_inputs")
-        for table, frame in (("features.pd_inputs", inputs), ("scores.pd", scored), ("scores.explanations", long),
-                             ("scores.pd_importance", ranked), ("scores.pd_stability", drift)):
+        con.register("_kept", kept)
+        for table, frame in (("features.pd_inputs", inputs), ("scores.pd", scored), ("scores.explanations", long)):
+            con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
+            con.register("_frame", frame)
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
+            con.unregister("_frame")
+        if len(kept):  # the firms that keep the previous date's PD and explanation
+            con.execute(f"INSERT INTO scores.pd BY NAME SELECT * REPLACE ({d} AS as_of, {lit(snapshot_id)} AS snapshot_id) "
+                        f"FROM scores.pd WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept) ORDER BY uscc")
+            con.execute(f"INSERT INTO scores.explanations BY NAME SELECT * REPLACE ({d} AS as_of) "
+                        f"FROM scores.explanations WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept)")
+        con.unregister("_kept")
+        pds = con.execute("SELECT pd FROM scores.pd WHERE as_of = ? ORDER BY uscc", [as_of]).fetchnumpy()["pd"]
+        ranked = importance(mean_abs_contributions(con, as_of, features), features).assign(
+            as_of=as_of, model_version=model.version)
+        drift = stability(model, inputs, pds).assign(as_of=as_of, model_version=model.version)
+        for table, frame in (("scores.pd_importance", ranked), ("scores.pd_stability", drift)):
             con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
             con.register("_frame", frame)
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
@@ -202,7 +322,7 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
         con.execute("ROLLBACK")
         raise
     shifted = drift.loc[drift["status"] == "shift", "item"].tolist()
-    return PDSummary(as_of, len(scored), model.version, float(scored["pd"].mean()) if len(scored) else 0.0, shifted)
+    return PDSummary(as_of, len(inputs), model.version, float(pds.mean()) if len(pds) else 0.0, shifted, int(again.sum()))
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pipelines.definitions import (
 )
 from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_reports
 from pipelines.resources import ProgressReporter, SilentProgress
+from pipelines.scoring import FULL_NIGHT_TAG
 from valuecredit.ingest import quarantined_by_rule
 from valuecredit.store import connect
 
@@ -47,14 +48,18 @@ def _innermost(error):
     return error
 
 
-def run_nightly(business_date: date, landing: Path, db: Path, progress: ProgressReporter | None = None) -> RunSummary:
+def run_nightly(business_date: date, landing: Path, db: Path, progress: ProgressReporter | None = None,
+                full: str = "") -> RunSummary:
+    """`full`: why every firm must be computed again tonight (empty: only what changed, when the
+    previous night allows; see valuecredit.scoring.changes)."""
     started = time.perf_counter()
     # a store in a folder not made yet: DuckDB cannot create it, and the resource would retry for minutes
     Path(db).parent.mkdir(parents=True, exist_ok=True)
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     res = resources(str(db), str(landing), progress or SilentProgress())
     registry = Path(res["registry"].path)
-    common = dict(resources=res, instance=instance, raise_on_error=False, tags={"valuecredit/trigger": "cli"},
+    tags = {"valuecredit/trigger": "cli", **({FULL_NIGHT_TAG: full} if full else {})}
+    common = dict(resources=res, instance=instance, raise_on_error=False, tags=tags,
                   run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
 
     def nightly(assets: list) -> dg.ExecuteInProcessResult:

@@ -8,9 +8,12 @@ import dagster as dg
 from pipelines.partitions import business_days, retry_policy
 from pipelines.resources import ProgressReporter, Store
 from valuecredit.scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
+from valuecredit.scoring.changes import night_plan
 from valuecredit.scoring.checks import check_scores
 from valuecredit.scoring.score import build_indicators, build_scores
 
+# a run tag: its value is the operator's reason to compute every firm again (Dagster UI: add the tag)
+FULL_NIGHT_TAG = "valuecredit/full"
 SCORE_CHECKS = ("score_ranges", "one_row_per_firm", "exclusions_have_hits", "indicator_missing_rates")
 
 
@@ -27,14 +30,21 @@ def catalogue_resource() -> CatalogueFile:
 @dg.asset(
     key=["features", "indicators"], group_name="scoring", deps=[dg.AssetKey(["staging", "firm_coverage"])],
     partitions_def=business_days, retry_policy=retry_policy, kinds={"duckdb"},
-    description="The 19 indicators of every registered firm as of the business date (point in time; NULL = no data).",
+    description="The 19 indicators of every registered firm as of the business date (point in time; NULL = no data): "
+                "computed for the firms whose data or windows changed since the previous date, carried forward "
+                "for the others (meta.night_plans says which night it was, meta.changed_firms which firms).",
 )
 def indicators(context: dg.AssetExecutionContext, store: Store,
                progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    as_of = date.fromisoformat(context.partition_key)
     with store.connect() as con:
-        n = build_indicators(con, date.fromisoformat(context.partition_key))
-    progress.done("indicators", f"{n:,} firms")
-    return dg.MaterializeResult(metadata={"firms": n})
+        n = build_indicators(con, as_of, context.run.tags.get(FULL_NIGHT_TAG, ""))
+        plan = night_plan(con, as_of)
+    how = (f"{plan.changed:,} changed since {plan.previous}, the others carried forward" if plan.incremental
+           else f"all computed: {plan.full_reason}")
+    progress.done("indicators", f"{n:,} firms ({how})")
+    return dg.MaterializeResult(metadata={"firms": n, "changed_firms": plan.changed, "previous": str(plan.previous),
+                                          "full_reason": plan.full_reason or "none: incremental"})
 
 
 @dg.multi_asset_check(

@@ -87,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             with Progress(TextColumn("{task.description:<22}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                           TimeElapsedColumn(), console=console) as bar:
                 task = bar.add_task("starting", total=len(nightly_assets))
-                summary = run_nightly(business_date, landing, db, RichProgress(bar, task))
+                summary = run_nightly(business_date, landing, db, RichProgress(bar, task),
+                                      full="asked for on the command line (--full)" if args.full else "")
     except StoreBusy as exc:
         console.print(f"[red]refused:[/] {exc}")
         return 3
@@ -395,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--date", type=_date, help="business date, YYYY-MM-DD (default: today)")
     r.add_argument("--landing", default=str(DEFAULT_LANDING))
     r.add_argument("--db", default=str(DEFAULT_DB))
+    r.add_argument("--full", action="store_true",
+                   help="compute every firm again, even where nothing changed since the previous night")
     r.set_defaults(func=cmd_run)
 
     sc = sub.add_parser("score", help="the 4+19+1 score").add_subparsers(dest="score_command", required=True)

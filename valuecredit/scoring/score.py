@@ -13,7 +13,17 @@ from datetime import date
 import duckdb
 
 from valuecredit.scoring.catalogue import Catalogue, Indicator
-from valuecredit.scoring.sql import INDICATOR_KEYS, INDICATOR_TYPES, PointInTime, indicators_sql, lit, negative_hits_sql
+from valuecredit.scoring.changes import NightPlan, night_plan, plan_night, turned_sql
+from valuecredit.scoring.sql import (
+    INDICATOR_KEYS,
+    INDICATOR_TYPES,
+    PointInTime,
+    indicators_sql,
+    lit,
+    major_penalty_window,
+    negative_hits_sql,
+    years_in_operation,
+)
 
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS features",
@@ -113,20 +123,63 @@ def replace_date(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select
     con.execute(f"INSERT INTO {table} BY NAME {select}")
 
 
-def build_indicators(con: duckdb.DuckDBPyConnection, as_of: date) -> int:
+def build_indicators(con: duckdb.DuckDBPyConnection, as_of: date, full: str = "") -> int:
+    """The date's indicators: of the firms that changed since the previous date, the others carried
+    forward (`changes.plan_night`); of every firm on a full night or when `full` gives a reason."""
     ensure_tables(con)
     snapshot, files = data_snapshot(con, as_of)
     con.execute("BEGIN TRANSACTION")
     try:
+        # the plan first, against the previous snapshot; then this date's
+        plan = plan_night(con, as_of, full)
         con.execute("INSERT OR REPLACE INTO meta.snapshots VALUES (?, ?, ?)", [as_of, snapshot, files])
-        replace_date(con, "features.indicators", as_of,
-                      f"SELECT *, {lit(snapshot)} AS snapshot_id FROM ({indicators_sql(firms_as_of(as_of), as_of)}) "
-                      f"ORDER BY uscc")
+        replace_date(con, "features.indicators", as_of, indicators_of_night(plan, snapshot))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return con.execute("SELECT count(*) FROM features.indicators WHERE as_of = ?", [as_of]).fetchone()[0]
+
+
+def indicators_of_night(plan: NightPlan, snapshot: str) -> str:
+    """The date's indicator rows under the plan, in uscc order."""
+    if not plan.incremental:
+        return (f"SELECT *, {lit(snapshot)} AS snapshot_id FROM ({indicators_sql(firms_as_of(plan.as_of), plan.as_of)}) "
+                "ORDER BY uscc")
+    d = f"DATE {lit(plan.as_of.isoformat())}"
+    registry = PointInTime("", plan.as_of).rows("registry")
+    return f"""
+        SELECT *, {lit(snapshot)} AS snapshot_id FROM ({indicators_sql(plan.changed_firms(), plan.as_of, restrict=True)})
+        UNION ALL
+        SELECT i.* REPLACE ({d} AS as_of, r.years AS years_in_operation, {lit(snapshot)} AS snapshot_id)
+        FROM {plan.carried("features.indicators")} i
+        JOIN (SELECT uscc, {years_in_operation()} AS years FROM {registry}) r USING (uscc)
+        ORDER BY uscc"""
+
+
+def hits_of_night(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> str:
+    """The date's negative-list hits: carried forward for the firms the plan carries when the
+    previous date was scored under the same catalogue and none of their major penalties turned."""
+    plan = night_plan(con, as_of)
+    every = f"SELECT * FROM ({negative_hits_sql(firms_as_of(as_of), cat.negative_rules, as_of)})"
+    order = "ORDER BY uscc, rule_id, evidence_date, detail"
+    if plan is None or not plan.incremental:
+        return f"{every} {order}"
+    same = con.execute("SELECT count(*) = 1 AND bool_and(catalogue_hash = ?) FROM (SELECT DISTINCT catalogue_hash "
+                       "FROM scores.commercial_value WHERE as_of = ?)", [cat.content_hash, plan.previous]).fetchone()[0]
+    if not same:
+        return f"{every} {order}"
+    # a major penalty's window is the catalogue's: the firms whose penalties enter or leave it join the changed
+    turned = [turned_sql("penalties", major_penalty_window(r.params["years"], "{d}"), plan.previous, as_of)
+              for r in cat.negative_rules if r.enabled and r.rule == "major_penalty"]
+    d = f"DATE {lit(as_of.isoformat())}"
+    again = (f"(SELECT uscc, {d} AS as_of FROM ({' UNION '.join(['SELECT uscc FROM ' + plan.changed_firms(), *turned])}) "
+             f"WHERE uscc IN (SELECT uscc FROM {firms_as_of(as_of)}))")
+    return f"""
+        SELECT * FROM ({negative_hits_sql(again, cat.negative_rules, as_of, restrict=True)})
+        UNION ALL
+        SELECT * REPLACE ({d} AS as_of) FROM {plan.carried("scores.negative_hits")} WHERE uscc NOT IN (SELECT uscc FROM {again})
+        {order}"""
 
 
 def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> ScoreSummary:
@@ -136,9 +189,7 @@ def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
     indicators = f"(SELECT * FROM features.indicators WHERE as_of = {d})"
     con.execute("BEGIN TRANSACTION")
     try:
-        replace_date(con, "scores.negative_hits", as_of,
-                      f"SELECT * FROM ({negative_hits_sql(firms_as_of(as_of), cat.negative_rules, as_of)}) "
-                      f"ORDER BY uscc, rule_id, evidence_date, detail")
+        replace_date(con, "scores.negative_hits", as_of, hits_of_night(con, as_of, cat))
         select = score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})")
         con.execute(f"CREATE TABLE IF NOT EXISTS scores.commercial_value AS SELECT * FROM ({select}) WHERE false")
         replace_date(con, "scores.commercial_value", as_of, select)

@@ -33,6 +33,42 @@ NEGATIVE_RULE_PARAMS: dict[str, dict[str, type]] = {
     "not_sme": {"size_classes": list}, "outside_region": {"district_prefix": str},
 }
 
+# The date conditions the indicators and the negative list put on a source's rows, as of a date `{d}`:
+# what a firm has in such a window changes when a date passes, with nothing delivered. The SQL below
+# reads them from here, and an incremental night (valuecredit.scoring.changes) recomputes every firm
+# for which one of them turns between the previous date and this one.
+LISTED = "listed_on <= {d} AND (removed_on IS NULL OR removed_on > {d})"
+WINDOWS: dict[str, tuple[str, ...]] = {
+    "patents": ("granted_on <= {d}",
+                "applied_on + to_years(CASE patent_type WHEN 'invention' THEN 20 WHEN 'utility' THEN 10 ELSE 15 END) > {d}"),
+    "software_copyrights": ("registered_on <= {d}",),
+    "qualifications": ("granted_on <= {d} AND expires_on > {d}",),
+    "trademarks": ("registered_on <= {d} AND expires_on > {d}",),
+    "subsidies": ("awarded_on > {d} - INTERVAL 3 YEAR AND awarded_on <= {d}",),
+    "real_estate": ("acquired_on <= {d} AND (disposed_on IS NULL OR disposed_on > {d})",),
+    "penalties": ("decided_on > {d} - INTERVAL 3 YEAR AND decided_on <= {d}",),
+    "dishonest_debtors": (LISTED,), "tax_violations": (LISTED,), "market_registers": (LISTED,),
+    "registry": ("founded_on <= {d}",),
+}
+
+
+def within(source: str, i: int = 0, d: str = "as_of") -> str:
+    return WINDOWS[source][i].format(d=d)
+
+
+def major_penalty_window(years: int, d: str = "as_of") -> str:
+    return f"decided_on <= {d} AND decided_on > {d} - INTERVAL {int(years)} YEAR"
+
+
+# years since founding: the one indicator that moves every day for every firm (an incremental
+# night carries a firm's other indicators forward and computes this one again)
+YEARS_IN_OPERATION = "CASE WHEN {within} THEN date_diff('day', founded_on, {d}) / 365.25 END"
+
+
+def years_in_operation(d: str = "as_of") -> str:
+    return YEARS_IN_OPERATION.format(within=within("registry", d=d), d=d)
+
+
 MIN_MONTHS_FOR_GROWTH = 6  # a growth rate needs at least this many reported months in each 12-month window
 PIDX = "(CAST(substr({p}, 1, 4) AS INTEGER) * 12 + CAST(substr({p}, 6, 2) AS INTEGER) - 1)"
 
@@ -136,27 +172,26 @@ def indicators_sql(targets: str, as_of: date | None = None, restrict: bool = Fal
         SELECT uscc, as_of, sum(w) AS ip_weight FROM (
             SELECT uscc, as_of, CASE patent_type WHEN 'invention' THEN 3.0 WHEN 'utility' THEN 1.0 ELSE 0.5 END AS w
             FROM {pit.rows("patents")}
-            WHERE status = 'valid' AND granted_on <= as_of
-              AND applied_on + to_years(CASE patent_type WHEN 'invention' THEN 20 WHEN 'utility' THEN 10 ELSE 15 END) > as_of
+            WHERE status = 'valid' AND {within("patents")} AND {within("patents", 1)}
             UNION ALL
-            SELECT uscc, as_of, 1.0 FROM {pit.rows("software_copyrights")} WHERE registered_on <= as_of)
+            SELECT uscc, as_of, 1.0 FROM {pit.rows("software_copyrights")} WHERE {within("software_copyrights")})
         GROUP BY ALL),
     quals AS (
         SELECT uscc, as_of, max(CASE qualification WHEN 'zhuanjingtexin' THEN 3 WHEN 'high_tech' THEN 2 ELSE 1 END) AS tier
-        FROM {pit.rows("qualifications")} WHERE granted_on <= as_of AND expires_on > as_of GROUP BY ALL),
+        FROM {pit.rows("qualifications")} WHERE {within("qualifications")} GROUP BY ALL),
     marks AS (
         SELECT uscc, as_of, sum(CASE WHEN well_known THEN 5 ELSE 1 END) AS marks
-        FROM {pit.rows("trademarks")} WHERE registered_on <= as_of AND expires_on > as_of GROUP BY ALL),
+        FROM {pit.rows("trademarks")} WHERE {within("trademarks")} GROUP BY ALL),
     awards AS (
         SELECT uscc, as_of, count(*) AS awards FROM {pit.rows("subsidies")}
-        WHERE awarded_on > as_of - INTERVAL 3 YEAR AND awarded_on <= as_of GROUP BY ALL),
+        WHERE {within("subsidies")} GROUP BY ALL),
     estate AS (
         SELECT uscc, as_of, sum(value_fen) AS estate FROM {pit.rows("real_estate")}
-        WHERE acquired_on <= as_of AND (disposed_on IS NULL OR disposed_on > as_of) GROUP BY ALL),
+        WHERE {within("real_estate")} GROUP BY ALL),
     pen AS (
         SELECT uscc, as_of, count(*) AS penalties FROM {pit.rows("penalties")}
-        WHERE decided_on > as_of - INTERVAL 3 YEAR AND decided_on <= as_of GROUP BY ALL),
-    reg AS (SELECT uscc, as_of, founded_on FROM {pit.rows("registry")})
+        WHERE {within("penalties")} GROUP BY ALL),
+    reg AS (SELECT uscc, as_of, {years_in_operation()} AS years FROM {pit.rows("registry")})
     SELECT t.uscc, t.as_of,
         CASE WHEN fr.rev_fy > 0 THEN a.rd_expense_fen / fr.rev_fy END AS rd_intensity,
         coalesce(ip.ip_weight, 0.0) AS valid_ip,
@@ -171,7 +206,7 @@ def indicators_sql(targets: str, as_of: date | None = None, restrict: bool = Fal
         a.credit_grade AS tax_credit_grade,
         CASE WHEN pw.n12 >= {g} AND pw.n_prev >= {g} AND pw.kwh_prev > 0 THEN pw.kwh12 / pw.kwh_prev - 1 END AS power_growth,
         CASE WHEN a.total_assets_fen > 0 THEN a.total_liabilities_fen / a.total_assets_fen END AS debt_ratio,
-        CASE WHEN reg.founded_on <= t.as_of THEN date_diff('day', reg.founded_on, t.as_of) / 365.25 END AS years_in_operation,
+        reg.years AS years_in_operation,
         coalesce(marks.marks, 0.0) AS trademarks,
         coalesce(trade.trade12, 0) / 100.0 AS trade_value_12m,
         coalesce(awards.awards, 0.0) AS awards_3y,
@@ -192,7 +227,6 @@ def indicators_sql(targets: str, as_of: date | None = None, restrict: bool = Fal
 def negative_hits_sql(targets: str, rules, as_of: date | None = None, restrict: bool = False) -> str:
     """(uscc, as_of, rule_id, rule, source, evidence_date, detail): every hit of every enabled rule."""
     pit = PointInTime(targets, as_of, restrict)
-    listed = "listed_on <= as_of AND (removed_on IS NULL OR removed_on > as_of)"
     parts = []
     for r in rules:
         if not r.enabled:
@@ -201,12 +235,12 @@ def negative_hits_sql(targets: str, rules, as_of: date | None = None, restrict: 
         head = f"SELECT uscc, as_of, {lit(r.id)} AS rule_id, {lit(r.rule)} AS rule"
         if r.rule == "dishonest_debtor":
             sql = (f"{head}, 'dishonest_debtors' AS source, listed_on AS evidence_date, "
-                   f"subject_type || ' ' || case_no AS detail FROM {pit.rows('dishonest_debtors')} WHERE {listed}")
+                   f"subject_type || ' ' || case_no AS detail FROM {pit.rows('dishonest_debtors')} WHERE {within('dishonest_debtors')}")
         elif r.rule == "tax_violation":
-            sql = (f"{head}, 'tax_violations', listed_on, case_no FROM {pit.rows('tax_violations')} WHERE {listed}")
+            sql = (f"{head}, 'tax_violations', listed_on, case_no FROM {pit.rows('tax_violations')} WHERE {within('tax_violations')}")
         elif r.rule in ("serious_illegal", "abnormal_operation"):
             sql = (f"{head}, 'market_registers', listed_on, case_no || ' ' || reason FROM {pit.rows('market_registers')} "
-                   f"WHERE register = {lit(r.rule)} AND {listed}")
+                   f"WHERE register = {lit(r.rule)} AND {within('market_registers')}")
         elif r.rule == "tax_grade_d":
             sql = (f"{head}, 'tax_annual', _delivered_on, 'fiscal year ' || fiscal_year || ' grade D' FROM ("
                    f"SELECT * FROM {pit.rows('tax_annual')} WHERE fiscal_year >= year(as_of) - 2 "
@@ -228,8 +262,7 @@ def negative_hits_sql(targets: str, rules, as_of: date | None = None, restrict: 
                    f"WHERE NOT starts_with(district_code, {lit(p['district_prefix'])})")
         elif r.rule == "major_penalty":
             sql = (f"{head}, 'penalties', decided_on, decision_no || ' ' || severity FROM {pit.rows('penalties')} "
-                   f"WHERE severity <> 'general' AND decided_on <= as_of "
-                   f"AND decided_on > as_of - INTERVAL {int(p['years'])} YEAR")
+                   f"WHERE severity <> 'general' AND {major_penalty_window(p['years'])}")
         elif r.rule == "arrears":
             m = int(p["months"])
             sql = (f"{head}, 'social_insurance', last_day(CAST(period || '-01' AS DATE)), "

@@ -1,0 +1,145 @@
+"""An incremental night at provincial scale: 1 % of the firms with new data, against a full
+recomputation of the same night, measured in the same run, and the two compared table by table.
+
+It starts from the store `benchmarks.nightly` leaves (1,000,000 firms after one full night). The
+next day's deliveries are a correction of the latest tax month for 1 % of the firms (every 100th),
+major penalties for 0.1 % and changed registrations for 0.05 %, written as new files in a landing
+zone that links to the original one. Two copies of the store then run that night with
+`pipelines.run.run_nightly`, in child processes one after the other: incrementally (the default) and
+in full (`full=...`, what `valuecredit run --full` does). Each stage's time comes from the run.
+
+    python -m benchmarks.incremental [--store benchmarks/work/nightly/night.duckdb] [--landing ...] [--work DIR]
+
+Writes benchmarks/results/incremental.json. Target: the incremental night under 5 % of the full one."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from benchmarks.ingest import _child, write_result
+from benchmarks.nightly import NIGHT, SOURCES_GROUP, group
+
+COMPARED = ["features.indicators", "scores.negative_hits", "scores.commercial_value", "scores.peer_percentiles",
+            "features.pd_inputs", "scores.pd", "scores.explanations", "scores.pd_importance", "scores.pd_stability",
+            "decisions.eligibility_firms", "decisions.eligibility_pairs"]
+
+
+def deliveries(store: Path, source_landing: Path, landing: Path, night) -> dict[str, int]:
+    """The night's new files in `landing` (linking every original folder), and the manifest that lists them."""
+    landing.mkdir(parents=True)
+    for entry in source_landing.iterdir():
+        if entry.name != "manifest.csv":
+            (landing / entry.name).symlink_to(entry.resolve())
+    (landing / "deltas").mkdir()
+    con = duckdb.connect(str(store), read_only=True)
+    period = con.execute("SELECT max(period) FROM staging.tax_monthly").fetchone()[0]
+    every = """(SELECT uscc FROM (SELECT uscc, row_number() OVER (ORDER BY uscc) AS n FROM staging.registry)
+                WHERE n % {k} = {r})"""
+    files = {
+        "deltas/tax_monthly_corrections.parquet": ("tax_monthly", "tax", period, "parquet", f"""
+            SELECT * EXCLUDE (_file, _delivered_on) REPLACE (revenue_fen // 3 AS revenue_fen) FROM staging.tax_monthly
+            WHERE period = '{period}' AND uscc IN {every.format(k=100, r=0)}"""),
+        "deltas/penalties_new.csv": ("penalties", "market", f"{night:%Y-%m}", "csv", f"""
+            SELECT p.* REPLACE (f.uscc AS uscc, 'BENCH-' || f.uscc AS decision_no,
+                                DATE '{night - timedelta(days=1)}' AS decided_on, 'major_safety' AS severity)
+            FROM (SELECT * EXCLUDE (_file, _delivered_on) FROM staging.penalties ORDER BY ALL LIMIT 1) p
+            CROSS JOIN {every.format(k=1000, r=7)} f"""),
+        "deltas/registry_changes.csv": ("registry", "market", f"{night:%Y-%m}", "csv", f"""
+            SELECT * EXCLUDE (_file, _delivered_on) REPLACE (CASE WHEN size_class = '微型' THEN '小型' ELSE '微型' END
+                   AS size_class) FROM staging.registry WHERE uscc IN {every.format(k=2000, r=3)}"""),
+    }
+    manifest = pd.read_csv(source_landing / "manifest.csv", dtype=str)
+    rows, added = {}, []
+    for name, (source, department, per, fmt, select) in files.items():
+        path = landing / name
+        options = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER true)"
+        con.execute(f"COPY ({select} ORDER BY ALL) TO '{path}' {options}")
+        n = con.execute(f"SELECT count(*) FROM ({select})").fetchone()[0]
+        raw = path.read_bytes()
+        added.append(dict(file=name, source=source, department=department, period=per, delivered_on=night.isoformat(),
+                          format=fmt, encoding="utf-8", rows=str(n), bytes=str(len(raw)),
+                          sha256=hashlib.sha256(raw).hexdigest()))
+        rows[source] = n
+    con.close()
+    pd.concat([manifest, pd.DataFrame(added)]).to_csv(landing / "manifest.csv", index=False)
+    return rows
+
+
+def differences(a: Path, b: Path, night) -> dict[str, int]:
+    """Per table, the rows of the night in one store and not the other (both ways, with multiplicity)."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{a}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{b}' AS b (READ_ONLY)")
+    out = {}
+    for t in COMPARED:
+        one, other = (f"SELECT * FROM {s}.{t} WHERE as_of = DATE '{night}'" for s in ("a", "b"))
+        out[t] = con.execute(f"SELECT (SELECT count(*) FROM ({one} EXCEPT ALL {other})) + "
+                             f"(SELECT count(*) FROM ({other} EXCEPT ALL {one}))").fetchone()[0]
+    con.close()
+    return out
+
+
+def main() -> None:
+    from data_contracts.contracts import CONTRACTS
+
+    work_default = Path(__file__).parent / "work"
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--store", default=str(work_default / "nightly" / "night.duckdb"),
+                   help="a store after a full night, its model registry beside it (default: what benchmarks.nightly left)")
+    p.add_argument("--landing", default=str(work_default / "landing"), help="the landing zone that night read")
+    p.add_argument("--work", default=str(work_default / "incremental"))
+    args = p.parse_args()
+    store, work = Path(args.store), Path(args.work)
+    if not store.exists():
+        raise SystemExit(f"{store}: no store: run `python -m benchmarks.nightly` first")
+    con = duckdb.connect(str(store), read_only=True)
+    last = con.execute("SELECT max(as_of) FROM features.indicators").fetchone()[0]
+    firms = con.execute("SELECT count(*) FROM features.indicators WHERE as_of = ?", [last]).fetchone()[0]
+    con.close()
+    night = last + timedelta(days=1)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    delivered = deliveries(store, Path(args.landing), work / "landing", night)
+    print("delivered", delivered, flush=True)
+    runs, dbs = {}, {}
+    for mode, full in (("incremental", ""), ("full", "the benchmark's reference")):
+        (work / mode).mkdir()
+        shutil.copy(store, work / mode / "night.duckdb")
+        shutil.copytree(store.parent / "models", work / mode / "models")
+        dbs[mode] = work / mode / "night.duckdb"
+        runs[mode] = _child(NIGHT.format(day=night.isoformat(), landing=str(work / "landing"), db=str(dbs[mode]),
+                                         full=full))
+        runs[mode]["stages"] = group(runs[mode].pop("stages"), {c.source for c in CONTRACTS})
+        print(mode, runs[mode]["seconds"], "s", flush=True)
+    con = duckdb.connect(str(dbs["incremental"]), read_only=True)
+    plan = con.execute("SELECT previous, full_reason, changed, firms FROM meta.night_plans WHERE as_of = ?",
+                       [night]).fetchone()
+    con.close()
+    diff = differences(dbs["incremental"], dbs["full"], night)
+    inc, full = runs["incremental"]["seconds"], runs["full"]["seconds"]
+    result = {
+        "firms": firms, "night": night.isoformat(), "previous": str(plan[0]), "rows_delivered": delivered,
+        "changed_firms": plan[2], "changed_share": round(plan[2] / max(plan[3], 1), 4),
+        "incremental_seconds": inc, "full_seconds": full, "ratio": round(inc / full, 3),
+        "stages": {name: {"incremental": runs["incremental"]["stages"].get(name, {}).get("seconds"),
+                          "full": s["seconds"]} for name, s in runs["full"]["stages"].items()},
+        "rows_differing_from_full": diff, "identical": not any(diff.values()),
+        "target_ratio": 0.05, "met": inc <= 0.05 * full,
+        "runs": runs,
+        "note": f"same night, same store copied twice, run one after the other in child processes; "
+                f"{SOURCES_GROUP} loads only the night's new files in both",
+    }
+    write_result("incremental.json", result)
+    print(json.dumps({k: result[k] for k in ("incremental_seconds", "full_seconds", "ratio", "identical")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""An incremental night (a few per cent of firms with new data) gives the tables of a full night."""
+
+import shutil
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pytest
+
+from lending.eligibility import build_eligibility
+from lending.products import load_products
+from models.nightly import load_reason_codes, pinned_model, score_pd
+from models.train import retrain
+from tests.conftest import deliver
+from valuecredit.ingest import ingest_source
+from valuecredit.scoring.catalogue import load_catalogue
+from valuecredit.scoring.changes import night_plan
+from valuecredit.scoring.score import build_indicators, build_scores
+from valuecredit.store import connect
+
+BEFORE, NIGHT = date(2026, 11, 21), date(2026, 11, 28)
+TABLES = ["meta.snapshots", "features.indicators", "scores.negative_hits", "scores.commercial_value",
+          "scores.peer_percentiles", "features.pd_inputs", "scores.pd", "scores.explanations", "scores.pd_importance",
+          "scores.pd_stability", "decisions.eligibility_firms", "decisions.eligibility_pairs"]
+
+
+def night(con, as_of, cat, model, codes, products, full=""):
+    build_indicators(con, as_of, full)
+    build_scores(con, as_of, cat)
+    s = score_pd(con, as_of, cat, model, codes)
+    build_eligibility(con, as_of, products)
+    return s
+
+
+def tables(db, as_of) -> dict[str, pd.DataFrame]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {t: con.execute(f"SELECT * FROM {t} WHERE as_of = ? ORDER BY ALL", [as_of]).df() for t in TABLES}
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def nights(loan_book, tmp_path_factory):
+    """The loan book scored on BEFORE; then a night's deliveries touching about 1 % of the firms
+    (a tax correction, new major penalties, a changed registration), and NIGHT computed twice from
+    the same store: incrementally, and in full."""
+    con0, landing0, store = loan_book
+    con0.execute("CHECKPOINT")
+    work = tmp_path_factory.mktemp("incremental")
+    landing = work / "landing"
+    shutil.copytree(landing0, landing)
+    db = work / "incremental.duckdb"
+    shutil.copy(store, db)
+    con, cat, products, codes = connect(db), load_catalogue(), load_products(), load_reason_codes()
+    retrain(con, cat, work / "models", BEFORE)
+    model = pinned_model(work / "models")
+    night(con, BEFORE, cat, model, codes, products)
+
+    firms = con.execute("SELECT uscc FROM staging.registry ORDER BY uscc").df()["uscc"]
+    tax = con.execute("SELECT * EXCLUDE (_file, _delivered_on) FROM staging.tax_monthly WHERE period = '2026-10' "
+                      "AND uscc IN (SELECT * FROM unnest(?)) ORDER BY uscc", [list(firms[::100])]).df()
+    deliver(landing, "tax/tax_monthly/tax_monthly_2026-10_corrections.parquet", "tax_monthly", "tax", "2026-10",
+            tax.assign(revenue_fen=tax["revenue_fen"] // 3), NIGHT)
+    penalties = con.execute("SELECT * EXCLUDE (_file, _delivered_on) FROM staging.penalties ORDER BY ALL LIMIT 30").df()
+    penalties = penalties.assign(uscc=list(firms[7::500][:30]), decision_no=[f"CQ-INC-{i}" for i in range(30)],
+                                 decided_on=date(2026, 11, 25), severity="major_safety")
+    deliver(landing, "market/penalties/penalties_incremental.csv", "penalties", "market", "2026-11", penalties, NIGHT)
+    registry = con.execute("SELECT * EXCLUDE (_file, _delivered_on) FROM staging.registry WHERE uscc IN "
+                           "(SELECT * FROM unnest(?))", [list(firms[3::1000])]).df()
+    deliver(landing, "market/registry/registry_incremental.csv", "registry", "market", "2026-11",
+            registry.assign(industry=registry["industry"].iloc[::-1].to_numpy()), NIGHT)
+    for source, frame in (("tax_monthly", tax), ("penalties", penalties), ("registry", registry)):
+        outcome = ingest_source(con, landing, source, NIGHT)
+        new = [f for f in outcome.files if f.delivered_on == NIGHT]
+        assert not outcome.rejected and [(f.status, f.rows_loaded) for f in new] == [("loaded", len(frame))], outcome
+    con.close()
+
+    full_db = work / "full.duckdb"
+    shutil.copy(db, full_db)
+    out = {}
+    for path, full in ((db, ""), (full_db, "the test's reference")):
+        con = connect(path)
+        out[full or "incremental"] = night(con, NIGHT, cat, model, codes, products, full), night_plan(con, NIGHT)
+        con.close()
+    return db, full_db, out, len(firms)
+
+
+def test_an_incremental_night_gives_the_tables_of_a_full_night(nights):
+    db, full_db, out, _ = nights
+    mine, reference = tables(db, NIGHT), tables(full_db, NIGHT)
+    for table in TABLES:
+        assert len(mine[table]) > 0, table
+        pd.testing.assert_frame_equal(mine[table], reference[table], check_exact=True, obj=table)
+
+
+def test_only_the_changed_firms_are_computed_again(nights):
+    _, _, out, firms = nights
+    (pd_inc, plan), (pd_full, full_plan) = out["incremental"], out["the test's reference"]
+    assert full_plan.full_reason == "the test's reference" and full_plan.changed == full_plan.firms == firms
+    assert plan.incremental and plan.previous == BEFORE and plan.firms == firms
+    # 160 tax corrections, 30 penalties, 16 registrations; and the firms whose rows entered or left
+    # a window (a trademark expiring, a subsidy turning three years old) in the week between
+    assert 190 <= plan.changed <= 0.03 * firms
+    assert pd_full.scored_again == firms
+    # the changed firms, and those whose years in operation crossed one of the model's split points
+    assert plan.changed <= pd_inc.scored_again <= 0.05 * firms
+
+
+def test_the_calendar_alone_changes_some_firms(nights):
+    """A week without deliveries still moves rows across windows: those firms are among the changed."""
+    db, _, _, _ = nights
+    con = duckdb.connect(str(db), read_only=True)
+    delivered = {u for (u,) in con.execute("""SELECT uscc FROM raw.tax_monthly WHERE _delivered_on = ?
+        UNION SELECT uscc FROM raw.penalties WHERE _delivered_on = ? UNION SELECT uscc FROM raw.registry
+        WHERE _delivered_on = ? OR _valid_to = ?""", [NIGHT] * 4).fetchall()}
+    changed = {u for (u,) in con.execute("SELECT uscc FROM meta.changed_firms WHERE as_of = ?", [NIGHT]).fetchall()}
+    con.close()
+    assert delivered <= changed and len(changed - delivered) > 0

@@ -1,0 +1,134 @@
+"""What changed since the previous night: the firms an incremental night computes again.
+
+A firm's indicators, negative-list hits and PD inputs rest on its own rows as known on the date, on
+the date through the windows of `sql.WINDOWS`, the month and each source's current period, and on
+the catalogue. Between the previous date computed, P, and this date, D, they can differ only for
+- a firm with a row delivered, or retired by a newer delivery, in (P, D]           (its data), or
+- a firm with a row entering or leaving one of the windows in (P, D]              (the calendar);
+and they can differ for every firm when
+- D falls in another month than P (the monthly panels read a data month fixed by the date's month),
+- a source's current period moved (every firm's 12- and 24-month windows shift),
+- the data as known on P changed after P was computed (a late file: P's snapshot no longer matches),
+- there is no previous date, or the operator asked for a full night.
+In the first two cases the night is incremental: those firms are computed again and every other
+firm's rows are carried forward from P; otherwise it is full. Years in operation move every day:
+carried rows get theirs anew. What is computed over all firms together (scores from indicators,
+peer percentiles, eligibility) is computed again over all firms, by design.
+`tests/test_incremental.py` shows that incremental nights give the tables of full ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from data_contracts.contracts import CONTRACTS
+from valuecredit.scoring.sql import WINDOWS, PointInTime, lit
+
+# the monthly sources whose current period every firm's windows are measured from
+WINDOWED = ("tax_monthly", "social_insurance", "power", "customs")
+
+DDL = [
+    "CREATE SCHEMA IF NOT EXISTS meta",
+    "CREATE TABLE IF NOT EXISTS meta.night_plans (as_of DATE PRIMARY KEY, previous DATE, full_reason VARCHAR, "
+    "changed BIGINT, firms BIGINT)",
+    "CREATE TABLE IF NOT EXISTS meta.changed_firms (as_of DATE, uscc VARCHAR)",
+]
+
+
+@dataclass(frozen=True)
+class NightPlan:
+    as_of: date
+    previous: date | None  # the date unchanged firms' rows are carried from
+    full_reason: str  # why every firm is computed again; empty for an incremental night
+    changed: int  # firms computed again (every firm on a full night)
+    firms: int  # firms on the register on the date
+
+    @property
+    def incremental(self) -> bool:
+        return not self.full_reason
+
+    def changed_firms(self) -> str:
+        """The firms computed again, as the (uscc, as_of) relation the scoring SQL takes."""
+        return (f"(SELECT uscc, DATE {lit(self.as_of.isoformat())} AS as_of FROM meta.changed_firms "
+                f"WHERE as_of = DATE {lit(self.as_of.isoformat())})")
+
+    def carried(self, table: str, firm: str = "uscc") -> str:
+        """`table`'s rows on the previous date for the firms carried forward (on the register, unchanged)."""
+        d, p = lit(self.as_of.isoformat()), lit(str(self.previous))
+        return (f"(SELECT * FROM {table} WHERE as_of = DATE {p} AND {firm} IN ("
+                f"SELECT uscc FROM {PointInTime('', self.as_of).rows('registry')} "
+                f"EXCEPT SELECT uscc FROM meta.changed_firms WHERE as_of = DATE {d}))")
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for stmt in DDL:
+        con.execute(stmt)
+
+
+def plan_night(con: duckdb.DuckDBPyConnection, as_of: date, full: str = "") -> NightPlan:
+    """Decide the night (and record it, with its changed firms, in meta): run inside the caller's
+    transaction, before the date's indicators are replaced. `full`: the operator's reason for a full night."""
+    ensure_tables(con)
+    previous = con.execute("SELECT max(as_of) FROM features.indicators WHERE as_of < ?", [as_of]).fetchone()[0]
+    reason = full or full_night_reason(con, as_of, previous)
+    d = f"DATE {lit(as_of.isoformat())}"
+    registered = f"(SELECT DISTINCT uscc FROM {PointInTime('', as_of).rows('registry')})"
+    con.execute("DELETE FROM meta.changed_firms WHERE as_of = ?", [as_of])
+    changed = registered if reason else f"({changed_firms_sql(previous, as_of)} INTERSECT SELECT uscc FROM {registered})"
+    con.execute(f"INSERT INTO meta.changed_firms SELECT {d}, uscc FROM {changed} ORDER BY uscc")
+    n_changed = con.execute("SELECT count(*) FROM meta.changed_firms WHERE as_of = ?", [as_of]).fetchone()[0]
+    n_firms = con.execute(f"SELECT count(*) FROM {registered}").fetchone()[0]
+    con.execute("INSERT OR REPLACE INTO meta.night_plans VALUES (?, ?, ?, ?, ?)",
+                [as_of, previous, reason, n_changed, n_firms])
+    return NightPlan(as_of, previous, reason, n_changed, n_firms)
+
+
+def night_plan(con: duckdb.DuckDBPyConnection, as_of: date) -> NightPlan | None:
+    """The plan the date's indicators were computed under (None before any)."""
+    ensure_tables(con)
+    row = con.execute("SELECT previous, full_reason, changed, firms FROM meta.night_plans WHERE as_of = ?",
+                      [as_of]).fetchone()
+    return NightPlan(as_of, *row) if row else None
+
+
+def full_night_reason(con: duckdb.DuckDBPyConnection, as_of: date, previous: date | None) -> str:
+    from valuecredit.scoring.score import data_snapshot  # score imports this module
+
+    if previous is None:
+        return "no earlier date computed"
+    if (previous.year, previous.month) != (as_of.year, as_of.month):
+        return f"a new month since {previous} (the monthly panels read a data month fixed by the date's month)"
+    for source in WINDOWED:
+        then, now = (con.execute(f"SELECT cur FROM {PointInTime('', d).current_period(source)}").fetchone()
+                     for d in (previous, as_of))
+        if then != now:
+            return f"{source}: a new current period since {previous}"
+    stored = con.execute("SELECT snapshot_id FROM meta.snapshots WHERE as_of = ?", [previous]).fetchone()
+    if stored is None or stored[0] != data_snapshot(con, previous)[0]:
+        return f"the data as known on {previous} changed after it was computed (a file delivered then, loaded later)"
+    return ""
+
+
+def turned_sql(source: str, condition: str, previous: date, as_of: date, firm: str = "uscc") -> str:
+    """Firms with a row of `source` for which `condition` (a template in `{d}`) differs between the dates."""
+    p, d = (f"DATE {lit(x.isoformat())}" for x in (previous, as_of))
+    return (f"SELECT {firm} AS uscc FROM raw.{source} WHERE _delivered_on <= {d} "
+            f"AND ({condition.format(d=p)}) IS DISTINCT FROM ({condition.format(d=d)})")
+
+
+def changed_firms_sql(previous: date, as_of: date) -> str:
+    """Every firm with a row delivered or retired in (previous, as_of], or a row turning in a window."""
+    p, d = (f"DATE {lit(x.isoformat())}" for x in (previous, as_of))
+
+    def moved(row: str) -> str:
+        return (f"({row}._delivered_on > {p} AND {row}._delivered_on <= {d}) "
+                f"OR ({row}._valid_to > {p} AND {row}._valid_to <= {d})")
+
+    parts = [f"SELECT uscc FROM raw.{c.source} r WHERE {moved('r')}" for c in CONTRACTS if "uscc" in c.column_names]
+    # loan statuses are keyed by loan: reach the firm through the loan
+    parts.append(f"SELECT l.uscc FROM raw.loan_status s JOIN raw.loans l USING (loan_id) WHERE {moved('s')}")
+    for source, conditions in WINDOWS.items():
+        parts += [turned_sql(source, c, previous, as_of) for c in conditions]
+    return "(" + "\nUNION\n".join(parts) + ")"
