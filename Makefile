@@ -32,6 +32,7 @@ bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ 
 	$(BIN)/python -m benchmarks.eligibility
 	$(BIN)/python -m benchmarks.reports
 	$(BIN)/python -m benchmarks.nightly
+	$(BIN)/python -m benchmarks.incremental
 	$(BIN)/python -m benchmarks.partitions
 
 lint: $(STAMP)

@@ -117,3 +117,24 @@ def test_the_calendar_alone_changes_some_firms(nights):
     changed = {u for (u,) in con.execute("SELECT uscc FROM meta.changed_firms WHERE as_of = ?", [NIGHT]).fetchall()}
     con.close()
     assert delivered <= changed and len(changed - delivered) > 0
+
+
+def test_a_late_file_or_a_new_month_makes_the_night_full(nights, tmp_path):
+    """A file delivered on an earlier date but loaded only now changes what was known then: the
+    previous night's rows can no longer be carried. A new month moves every firm's panels."""
+    db, _, _, _ = nights
+    late, after = tmp_path / "late.duckdb", date(2026, 11, 29)
+    shutil.copy(db, late)
+    con = connect(late)
+    landing = db.parent / "landing"
+    rows = con.execute("SELECT * EXCLUDE (_file, _delivered_on) FROM staging.subsidies ORDER BY ALL LIMIT 3").df()
+    deliver(landing, "finance/subsidies/subsidies_late.csv", "subsidies", "finance", "2026-11",
+            rows.assign(award_id=[f"LATE-{i}" for i in range(3)]), date(2026, 11, 27))
+    assert ingest_source(con, landing, "subsidies", after).rows_loaded > 0
+    build_indicators(con, after)
+    plan = night_plan(con, after)
+    assert not plan.incremental and plan.changed == plan.firms
+    assert plan.full_reason.startswith("the data as known on 2026-11-28 changed after it was computed")
+    build_indicators(con, date(2026, 12, 1))
+    assert night_plan(con, date(2026, 12, 1)).full_reason.startswith("a new month since 2026-11-29")
+    con.close()

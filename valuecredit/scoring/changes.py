@@ -33,6 +33,7 @@ DDL = [
     "CREATE SCHEMA IF NOT EXISTS meta",
     "CREATE TABLE IF NOT EXISTS meta.night_plans (as_of DATE PRIMARY KEY, previous DATE, full_reason VARCHAR, "
     "changed BIGINT, firms BIGINT)",
+    # the firms an incremental night computed again (none listed for a full night: all were)
     "CREATE TABLE IF NOT EXISTS meta.changed_firms (as_of DATE, uscc VARCHAR)",
 ]
 
@@ -76,10 +77,12 @@ def plan_night(con: duckdb.DuckDBPyConnection, as_of: date, full: str = "") -> N
     d = f"DATE {lit(as_of.isoformat())}"
     registered = f"(SELECT DISTINCT uscc FROM {PointInTime('', as_of).rows('registry')})"
     con.execute("DELETE FROM meta.changed_firms WHERE as_of = ?", [as_of])
-    changed = registered if reason else f"({changed_firms_sql(previous, as_of)} INTERSECT SELECT uscc FROM {registered})"
-    con.execute(f"INSERT INTO meta.changed_firms SELECT {d}, uscc FROM {changed} ORDER BY uscc")
-    n_changed = con.execute("SELECT count(*) FROM meta.changed_firms WHERE as_of = ?", [as_of]).fetchone()[0]
     n_firms = con.execute(f"SELECT count(*) FROM {registered}").fetchone()[0]
+    n_changed = n_firms  # a full night lists no firms: every one is computed again
+    if not reason:
+        con.execute(f"INSERT INTO meta.changed_firms SELECT {d}, uscc FROM ({changed_firms_sql(previous, as_of)} "
+                    f"INTERSECT SELECT uscc FROM {registered}) ORDER BY uscc")
+        n_changed = con.execute("SELECT count(*) FROM meta.changed_firms WHERE as_of = ?", [as_of]).fetchone()[0]
     con.execute("INSERT OR REPLACE INTO meta.night_plans VALUES (?, ?, ?, ?, ?)",
                 [as_of, previous, reason, n_changed, n_firms])
     return NightPlan(as_of, previous, reason, n_changed, n_firms)
