@@ -138,3 +138,16 @@ def test_a_late_file_or_a_new_month_makes_the_night_full(nights, tmp_path):
     build_indicators(con, date(2026, 12, 1))
     assert night_plan(con, date(2026, 12, 1)).full_reason.startswith("a new month since 2026-11-29")
     con.close()
+
+
+def test_new_code_for_a_firms_rows_makes_the_night_full(nights, tmp_path, monkeypatch):
+    """Rows computed by yesterday's release are not carried into tonight's by a release that
+    computes them otherwise."""
+    db, _, _, _ = nights
+    shutil.copy(db, tmp_path / "released.duckdb")
+    con = connect(tmp_path / "released.duckdb")
+    monkeypatch.setattr("valuecredit.scoring.changes.code_hash", lambda: "another release")
+    build_indicators(con, date(2026, 11, 29))
+    plan = night_plan(con, date(2026, 11, 29))
+    con.close()
+    assert plan.full_reason == "the code that computes a firm's rows is not the code that computed 2026-11-28"

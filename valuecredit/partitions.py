@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from valuecredit.scoring.catalogue import Catalogue
+from valuecredit.scoring.changes import plan_night
 from valuecredit.scoring.score import (
     ScoreSummary,
     data_snapshot,
@@ -102,6 +103,7 @@ def merge_partitions(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue
     read = {n: f"read_parquet({[str(Path(parts) / p.name / f'{n}.parquet') for p in partitions]!r})" for n in PARTS}
     con.execute("BEGIN TRANSACTION")
     try:
+        plan_night(con, as_of, full="computed on partitions of firms")  # so that the next night may be incremental
         con.execute("INSERT OR REPLACE INTO meta.snapshots VALUES (?, ?, ?)", [as_of, snapshot, files])
         con.execute(f"CREATE TABLE IF NOT EXISTS scores.commercial_value AS SELECT * FROM {read['commercial_value']} "
                     "WHERE false")

@@ -9,6 +9,7 @@ and they can differ for every firm when
 - D falls in another month than P (the monthly panels read a data month fixed by the date's month),
 - a source's current period moved (every firm's 12- and 24-month windows shift),
 - the data as known on P changed after P was computed (a late file: P's snapshot no longer matches),
+- the code that computes a firm's rows changed (a new release: P's rows came from the old code),
 - there is no previous date, or the operator asked for a full night.
 In the first two cases the night is incremental: those firms are computed again and every other
 firm's rows are carried forward from P; otherwise it is full. Years in operation move every day:
@@ -18,8 +19,11 @@ peer percentiles, eligibility) is computed again over all firms, by design.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import duckdb
 
@@ -32,7 +36,7 @@ WINDOWED = ("tax_monthly", "social_insurance", "power", "customs")
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS meta",
     "CREATE TABLE IF NOT EXISTS meta.night_plans (as_of DATE PRIMARY KEY, previous DATE, full_reason VARCHAR, "
-    "changed BIGINT, firms BIGINT)",
+    "changed BIGINT, firms BIGINT, code VARCHAR)",
     # the firms an incremental night computed again (none listed for a full night: all were)
     "CREATE TABLE IF NOT EXISTS meta.changed_firms (as_of DATE, uscc VARCHAR)",
 ]
@@ -83,8 +87,8 @@ def plan_night(con: duckdb.DuckDBPyConnection, as_of: date, full: str = "") -> N
         con.execute(f"INSERT INTO meta.changed_firms SELECT {d}, uscc FROM ({changed_firms_sql(previous, as_of)} "
                     f"INTERSECT SELECT uscc FROM {registered}) ORDER BY uscc")
         n_changed = con.execute("SELECT count(*) FROM meta.changed_firms WHERE as_of = ?", [as_of]).fetchone()[0]
-    con.execute("INSERT OR REPLACE INTO meta.night_plans VALUES (?, ?, ?, ?, ?)",
-                [as_of, previous, reason, n_changed, n_firms])
+    con.execute("INSERT OR REPLACE INTO meta.night_plans VALUES (?, ?, ?, ?, ?, ?)",
+                [as_of, previous, reason, n_changed, n_firms, code_hash()])
     return NightPlan(as_of, previous, reason, n_changed, n_firms)
 
 
@@ -101,6 +105,9 @@ def full_night_reason(con: duckdb.DuckDBPyConnection, as_of: date, previous: dat
 
     if previous is None:
         return "no earlier date computed"
+    then = con.execute("SELECT code FROM meta.night_plans WHERE as_of = ?", [previous]).fetchone()
+    if then is None or then[0] != code_hash():
+        return f"the code that computes a firm's rows is not the code that computed {previous}"
     if (previous.year, previous.month) != (as_of.year, as_of.month):
         return f"a new month since {previous} (the monthly panels read a data month fixed by the date's month)"
     for source in WINDOWED:
@@ -112,6 +119,18 @@ def full_night_reason(con: duckdb.DuckDBPyConnection, as_of: date, previous: dat
     if stored is None or stored[0] != data_snapshot(con, previous)[0]:
         return f"the data as known on {previous} changed after it was computed (a file delivered then, loaded later)"
     return ""
+
+
+# the modules whose SQL makes a firm's indicators, negative-list hits and PD inputs
+ROW_CODE = ("valuecredit.scoring.sql", "models.features")
+
+
+def code_hash() -> str:
+    """A digest of the code behind a firm's rows: rows computed by other code are never carried."""
+    digest = hashlib.sha256()
+    for module in ROW_CODE:
+        digest.update(Path(importlib.util.find_spec(module).origin).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def turned_sql(source: str, condition: str, previous: date, as_of: date, firm: str = "uscc") -> str:
