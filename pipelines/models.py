@@ -74,8 +74,9 @@ def pd_scores(context: dg.AssetExecutionContext, store: Store, catalogue: Catalo
             s = score_pd(con, date.fromisoformat(context.partition_key), load_catalogue(catalogue.path), model, codes)
     except ScoringError as exc:  # no model, or codes that do not cover it: retrying cannot help
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    progress.done("pd", f"{s.firms:,} firms ({s.scored_again:,} scored and explained again), model {s.model_version}, "
-                        f"mean PD {s.mean_pd:.4f}")
+    kept = s.firms - s.scored_again
+    how = f"{s.scored_again:,} scored and explained, {kept:,} kept from the previous night" if kept else "all scored and explained"
+    progress.done("pd", f"{s.firms:,} firms ({how}), model {s.model_version}, mean PD {s.mean_pd:.4f}")
     return dg.MaterializeResult(metadata={"firms": s.firms, "scored_again": s.scored_again, "model_version": s.model_version,
                                           "mean_pd": round(s.mean_pd, 6), "psi_shift": ", ".join(s.shifted) or "none"})
 
