@@ -93,8 +93,10 @@ def plan_night(con: duckdb.DuckDBPyConnection, as_of: date, full: str = "") -> N
 
 
 def night_plan(con: duckdb.DuckDBPyConnection, as_of: date) -> NightPlan | None:
-    """The plan the date's indicators were computed under (None before any)."""
-    ensure_tables(con)
+    """The plan the date's indicators were computed under (None before any); reads only."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'meta' "
+                       "AND table_name = 'night_plans'").fetchone()[0]:
+        return None
     row = con.execute("SELECT previous, full_reason, changed, firms FROM meta.night_plans WHERE as_of = ?",
                       [as_of]).fetchone()
     return NightPlan(as_of, *row) if row else None
