@@ -123,6 +123,9 @@ def main() -> None:
     plan = con.execute("SELECT previous, full_reason, changed, firms FROM meta.night_plans WHERE as_of = ?",
                        [night]).fetchone()
     con.close()
+    if plan[1]:
+        raise SystemExit(f"{night}: the night was not incremental ({plan[1]}); start from a store whose last night "
+                         "was computed by this code, in the same month")
     diff = differences(dbs["incremental"], dbs["full"], night)
     inc, full = runs["incremental"]["seconds"], runs["full"]["seconds"]
     result = {
