@@ -15,17 +15,17 @@ Writes benchmarks/results/incremental.json. Target: the incremental night under 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from benchmarks.ingest import _child, write_result
 from benchmarks.nightly import NIGHT, SOURCES_GROUP, group
+from data_contracts.contracts import contract_for
+from simulate.landing import deliver
 
 COMPARED = ["features.indicators", "scores.negative_hits", "scores.commercial_value", "scores.peer_percentiles",
             "features.pd_inputs", "scores.pd", "scores.explanations", "scores.pd_importance", "scores.pd_stability",
@@ -38,38 +38,30 @@ def deliveries(store: Path, source_landing: Path, landing: Path, night) -> dict[
     for entry in source_landing.iterdir():
         if entry.name != "manifest.csv":
             (landing / entry.name).symlink_to(entry.resolve())
-    (landing / "deltas").mkdir()
+    shutil.copy(source_landing / "manifest.csv", landing / "manifest.csv")
     con = duckdb.connect(str(store), read_only=True)
     period = con.execute("SELECT max(period) FROM staging.tax_monthly").fetchone()[0]
     every = """(SELECT uscc FROM (SELECT uscc, row_number() OVER (ORDER BY uscc) AS n FROM staging.registry)
                 WHERE n % {k} = {r})"""
     files = {
-        "deltas/tax_monthly_corrections.parquet": ("tax_monthly", "tax", period, "parquet", f"""
+        "deltas/tax_monthly_corrections.parquet": ("tax_monthly", period, f"""
             SELECT * EXCLUDE (_file, _delivered_on) REPLACE (revenue_fen // 3 AS revenue_fen) FROM staging.tax_monthly
             WHERE period = '{period}' AND uscc IN {every.format(k=100, r=0)}"""),
-        "deltas/penalties_new.csv": ("penalties", "market", f"{night:%Y-%m}", "csv", f"""
+        "deltas/penalties_new.csv": ("penalties", f"{night:%Y-%m}", f"""
             SELECT p.* REPLACE (f.uscc AS uscc, 'BENCH-' || f.uscc AS decision_no,
                                 DATE '{night - timedelta(days=1)}' AS decided_on, 'major_safety' AS severity)
             FROM (SELECT * EXCLUDE (_file, _delivered_on) FROM staging.penalties ORDER BY ALL LIMIT 1) p
             CROSS JOIN {every.format(k=1000, r=7)} f"""),
-        "deltas/registry_changes.csv": ("registry", "market", f"{night:%Y-%m}", "csv", f"""
+        "deltas/registry_changes.csv": ("registry", f"{night:%Y-%m}", f"""
             SELECT * EXCLUDE (_file, _delivered_on) REPLACE (CASE WHEN size_class = '微型' THEN '小型' ELSE '微型' END
                    AS size_class) FROM staging.registry WHERE uscc IN {every.format(k=2000, r=3)}"""),
     }
-    manifest = pd.read_csv(source_landing / "manifest.csv", dtype=str)
-    rows, added = {}, []
-    for name, (source, department, per, fmt, select) in files.items():
-        path = landing / name
-        options = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER true)"
-        con.execute(f"COPY ({select} ORDER BY ALL) TO '{path}' {options}")
-        n = con.execute(f"SELECT count(*) FROM ({select})").fetchone()[0]
-        raw = path.read_bytes()
-        added.append(dict(file=name, source=source, department=department, period=per, delivered_on=night.isoformat(),
-                          format=fmt, encoding="utf-8", rows=str(n), bytes=str(len(raw)),
-                          sha256=hashlib.sha256(raw).hexdigest()))
-        rows[source] = n
+    rows = {}
+    for name, (source, per, select) in files.items():
+        frame = con.execute(f"{select} ORDER BY ALL").df()
+        deliver(landing, contract_for(source), name, per, frame, night)
+        rows[source] = len(frame)
     con.close()
-    pd.concat([manifest, pd.DataFrame(added)]).to_csv(landing / "manifest.csv", index=False)
     return rows
 
 

@@ -27,9 +27,10 @@ from models.monitoring import psi, status
 from models.registry import RegisteredModel, RegistryError, champion, load_model
 from valuecredit.configfile import content_hash, read_yaml
 from valuecredit.scoring.catalogue import Catalogue
-from valuecredit.scoring.changes import night_plan
-from valuecredit.scoring.score import firms_as_of
+from valuecredit.scoring.changes import NightPlan, night_plan
+from valuecredit.scoring.score import firms_as_of, replace_date
 from valuecredit.scoring.sql import lit
+from valuecredit.store import transaction
 
 REASON_CODES = Path(__file__).resolve().parents[1] / "config" / "reason_codes.yaml"
 TOP_REASONS = 4
@@ -211,9 +212,9 @@ def same_decisions(model: RegisteredModel, before: pd.DataFrame, after: pd.DataF
 
 
 def carried_from(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model: RegisteredModel,
-                 codes: ReasonCodes) -> date | None:
-    """The previous date whose PDs an incremental night carries forward: the date the indicators were
-    carried from, if it was scored by the same model, catalogue and reason codes."""
+                 codes: ReasonCodes) -> NightPlan | None:
+    """The incremental night's plan when its PDs may be carried forward: when the date its indicators
+    were carried from was scored by the same model, catalogue and reason codes."""
     plan = night_plan(con, as_of)
     if plan is None or not plan.incremental:
         return None
@@ -221,16 +222,16 @@ def carried_from(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, mo
                           FROM scores.pd WHERE as_of = ?""",
                        [model.version, cat.content_hash, codes.content_hash, plan.previous]).fetchone()[0]
     has_inputs = con.execute("SELECT count(*) > 0 FROM features.pd_inputs WHERE as_of = ?", [plan.previous]).fetchone()[0]
-    return plan.previous if same and has_inputs else None
+    return plan if same and has_inputs else None
 
 
-def inputs_of_night(con: duckdb.DuckDBPyConnection, as_of: date, previous: date,
+def inputs_of_night(con: duckdb.DuckDBPyConnection, plan: NightPlan,
                     cat: Catalogue) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Every firm's inputs on the date, in uscc order: computed for the firms whose indicators or
-    negative-list hits changed, carried from `previous` for the others with this date's years in
+    negative-list hits changed, carried from the plan's previous date for the others with this date's years in
     operation (the one input that moves by itself); which rows were carried; their previous years."""
-    plan = night_plan(con, as_of)
-    d, p = (f"DATE {lit(x.isoformat())}" for x in (as_of, previous))
+    as_of = plan.as_of
+    d, p = (f"DATE {lit(x.isoformat())}" for x in (as_of, plan.previous))
     hits = "SELECT uscc, count(*) AS n FROM scores.negative_hits WHERE as_of = {} GROUP BY uscc"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _again AS
         SELECT uscc, {d} AS as_of FROM (
@@ -258,6 +259,15 @@ def inputs_of_night(con: duckdb.DuckDBPyConnection, as_of: date, previous: date,
     return frame[names], carried, before
 
 
+def replace_date_with_frame(con: duckdb.DuckDBPyConnection, table: str, as_of: date, frame) -> None:
+    """`score.replace_date` with the rows of a DataFrame or an Arrow table."""
+    con.register("_frame", frame)
+    try:
+        replace_date(con, table, as_of, "SELECT * FROM _frame")
+    finally:
+        con.unregister("_frame")
+
+
 def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model: RegisteredModel,
              codes: ReasonCodes) -> PDSummary:
     """Score, explain and monitor every firm for the date; replace the date's rows in one transaction.
@@ -265,12 +275,12 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
     keeps that date's PD and explanation (`same_decisions`); the others are scored again."""
     for stmt in DDL:
         con.execute(stmt)
-    previous = carried_from(con, as_of, cat, model, codes)
-    if previous is None:
+    plan = carried_from(con, as_of, cat, model, codes)
+    if plan is None:
         inputs = model_inputs(con, as_of, cat)
         again = np.ones(len(inputs), dtype=bool)
     else:
-        inputs, carried, years_before = inputs_of_night(con, as_of, previous, cat)
+        inputs, carried, years_before = inputs_of_night(con, plan, cat)
         again = ~carried
         yesterday = inputs.loc[carried].assign(years_in_operation=years_before[carried])
         again[np.flatnonzero(carried)[~same_decisions(model, yesterday, inputs.loc[carried])]] = True
@@ -286,41 +296,31 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
     kept = pd.DataFrame({"uscc": inputs.loc[~again, "uscc"].to_numpy()})
     code_rows = pd.DataFrame([{"code": e["code"], "feature": f, "zh": e["zh"], "en": e["en"],
                                "reason_codes_hash": codes.content_hash} for f, e in codes.by_feature.items()])
-    d, p = f"DATE {lit(as_of.isoformat())}", f"DATE {lit(str(previous))}"
-    con.execute("BEGIN TRANSACTION")
-    try:
+    d = f"DATE {lit(as_of.isoformat())}"
+    with transaction(con):
         con.register("_inputs", inputs)
         con.execute("CREATE TABLE IF NOT EXISTS features.pd_inputs AS SELECT * FROM _inputs WHERE false")
         con.unregister("_inputs")
-        con.register("_kept", kept)
         for table, frame in (("features.pd_inputs", inputs), ("scores.pd", scored), ("scores.explanations", long)):
-            con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
-            con.register("_frame", frame)
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
-            con.unregister("_frame")
+            replace_date_with_frame(con, table, as_of, frame)
         if len(kept):  # the firms that keep the previous date's PD and explanation
+            p = f"DATE {lit(plan.previous.isoformat())}"
+            con.register("_kept", kept)
             con.execute(f"INSERT INTO scores.pd BY NAME SELECT * REPLACE ({d} AS as_of, {lit(snapshot_id)} AS snapshot_id) "
                         f"FROM scores.pd WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept) ORDER BY uscc")
             con.execute(f"INSERT INTO scores.explanations BY NAME SELECT * REPLACE ({d} AS as_of) "
                         f"FROM scores.explanations WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept)")
-        con.unregister("_kept")
+            con.unregister("_kept")
         pds = con.execute("SELECT pd FROM scores.pd WHERE as_of = ? ORDER BY uscc", [as_of]).fetchnumpy()["pd"]
         ranked = importance(mean_abs_contributions(con, as_of, features), features).assign(
             as_of=as_of, model_version=model.version)
         drift = stability(model, inputs, pds).assign(as_of=as_of, model_version=model.version)
-        for table, frame in (("scores.pd_importance", ranked), ("scores.pd_stability", drift)):
-            con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
-            con.register("_frame", frame)
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
-            con.unregister("_frame")
+        replace_date_with_frame(con, "scores.pd_importance", as_of, ranked)
+        replace_date_with_frame(con, "scores.pd_stability", as_of, drift)
         con.execute("DELETE FROM scores.reason_codes WHERE reason_codes_hash = ?", [codes.content_hash])
         con.register("_codes", code_rows)
         con.execute("INSERT INTO scores.reason_codes BY NAME SELECT * FROM _codes")
         con.unregister("_codes")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     shifted = drift.loc[drift["status"] == "shift", "item"].tolist()
     return PDSummary(as_of, len(inputs), model.version, float(pds.mean()) if len(pds) else 0.0, shifted, int(again.sum()))
 

@@ -180,11 +180,7 @@ class LandingWriter:
         table = pa.Table.from_pandas(df, schema=arrow_schema(contract), preserve_index=False)
         data = encode_table(table, contract.file_format, contract.encoding)
         path.write_bytes(data)
-        self.manifest.append({
-            "file": rel, "source": contract.source, "department": contract.department, "period": label,
-            "delivered_on": delivered_on.isoformat(), "format": contract.file_format, "encoding": contract.encoding,
-            "rows": table.num_rows, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-        })
+        self.manifest.append(manifest_entry(contract, rel, label, delivered_on, table.num_rows, data))
         for row, fault, detail in faults:
             self.faults.append(Fault(contract.source, rel, row or None, fault, detail))
 
@@ -251,6 +247,24 @@ class LandingWriter:
         faults = pd.DataFrame([f.__dict__ for f in self.faults], columns=["source", "file", "row", "fault", "detail"])
         faults["row"] = faults["row"].astype("Int64")
         faults.to_csv(truth / "faults.csv", index=False)
+
+
+def manifest_entry(contract: Contract, file: str, period: str, delivered_on: date, rows: int, data: bytes) -> dict:
+    return {"file": file, "source": contract.source, "department": contract.department, "period": period,
+            "delivered_on": delivered_on.isoformat(), "format": contract.file_format, "encoding": contract.encoding,
+            "rows": rows, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def deliver(landing: Path, contract: Contract, file: str, period: str, frame: pd.DataFrame, delivered_on: date) -> None:
+    """A department delivers one more file into an existing landing zone: written as its contract
+    says (format, encoding) and added to the manifest (a correction, the next night's deliveries)."""
+    table = pa.Table.from_pandas(frame[list(contract.column_names)], schema=arrow_schema(contract), preserve_index=False)
+    data = encode_table(table, contract.file_format, contract.encoding)
+    (landing / file).parent.mkdir(parents=True, exist_ok=True)
+    (landing / file).write_bytes(data)
+    manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
+    entry = manifest_entry(contract, file, period, delivered_on, table.num_rows, data)
+    pd.concat([manifest, pd.DataFrame([entry]).astype(str)]).to_csv(landing / "manifest.csv", index=False)
 
 
 def encode_table(table: pa.Table, file_format: str, encoding: str) -> bytes:

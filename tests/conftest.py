@@ -34,37 +34,17 @@ def clean_landing(tmp_path_factory) -> Path:
 
 def redeliver(landing: Path, file: str, frame, delivered_on: date) -> None:
     """A department delivers `file` again, as `frame` (CSV), on `delivered_on`: the manifest says so."""
+    import hashlib
+
     import pandas as pd
 
     frame.to_csv(landing / file, index=False)
+    raw = (landing / file).read_bytes()
     manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
     i = manifest.index[manifest.file == file][0]
-    manifest.loc[i, ["sha256", "bytes", "delivered_on"]] = [*_digest(landing / file), delivered_on.isoformat()]
+    manifest.loc[i, ["sha256", "bytes", "delivered_on"]] = [hashlib.sha256(raw).hexdigest(), str(len(raw)),
+                                                            delivered_on.isoformat()]
     manifest.to_csv(landing / "manifest.csv", index=False)
-
-
-def deliver(landing: Path, file: str, source: str, department: str, period: str, frame, delivered_on: date) -> None:
-    """A department delivers a new file of `source` (in the contract's format; CSV in UTF-8) on
-    `delivered_on`, as the manifest says."""
-    import pandas as pd
-
-    from data_contracts.contracts import contract_for
-
-    (landing / file).parent.mkdir(parents=True, exist_ok=True)
-    kind = contract_for(source).file_format
-    frame.to_parquet(landing / file, index=False) if kind == "parquet" else frame.to_csv(landing / file, index=False)
-    sha256, size = _digest(landing / file)
-    manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
-    entry = dict(file=file, source=source, department=department, period=period, delivered_on=delivered_on.isoformat(),
-                 format=kind, encoding="utf-8", rows=str(len(frame)), bytes=size, sha256=sha256)
-    pd.concat([manifest, pd.DataFrame([entry])]).to_csv(landing / "manifest.csv", index=False)
-
-
-def _digest(path: Path) -> tuple[str, str]:
-    import hashlib
-
-    raw = path.read_bytes()
-    return hashlib.sha256(raw).hexdigest(), str(len(raw))
 
 
 def ingest_all(landing: Path, db: Path, business_date: date = BUSINESS_DATE):

@@ -7,11 +7,12 @@ import duckdb
 import pandas as pd
 import pytest
 
+from data_contracts.contracts import contract_for
 from lending.eligibility import build_eligibility
 from lending.products import load_products
 from models.nightly import load_reason_codes, pinned_model, score_pd
 from models.train import retrain
-from tests.conftest import deliver
+from simulate.landing import deliver
 from valuecredit.ingest import ingest_source
 from valuecredit.scoring.catalogue import load_catalogue
 from valuecredit.scoring.changes import night_plan
@@ -60,15 +61,15 @@ def nights(loan_book, tmp_path_factory):
     firms = con.execute("SELECT uscc FROM staging.registry ORDER BY uscc").df()["uscc"]
     tax = con.execute("SELECT * EXCLUDE (_file, _delivered_on) FROM staging.tax_monthly WHERE period = '2026-10' "
                       "AND uscc IN (SELECT * FROM unnest(?)) ORDER BY uscc", [list(firms[::100])]).df()
-    deliver(landing, "tax/tax_monthly/tax_monthly_2026-10_corrections.parquet", "tax_monthly", "tax", "2026-10",
+    deliver(landing, contract_for("tax_monthly"), "tax/tax_monthly/tax_monthly_2026-10_corrections.parquet", "2026-10",
             tax.assign(revenue_fen=tax["revenue_fen"] // 3), NIGHT)
     penalties = con.execute("SELECT * EXCLUDE (_file, _delivered_on) FROM staging.penalties ORDER BY ALL LIMIT 30").df()
     penalties = penalties.assign(uscc=list(firms[7::500][:30]), decision_no=[f"CQ-INC-{i}" for i in range(30)],
                                  decided_on=date(2026, 11, 25), severity="major_safety")
-    deliver(landing, "market/penalties/penalties_incremental.csv", "penalties", "market", "2026-11", penalties, NIGHT)
+    deliver(landing, contract_for("penalties"), "market/penalties/penalties_incremental.csv", "2026-11", penalties, NIGHT)
     registry = con.execute("SELECT * EXCLUDE (_file, _delivered_on) FROM staging.registry WHERE uscc IN "
                            "(SELECT * FROM unnest(?))", [list(firms[3::1000])]).df()
-    deliver(landing, "market/registry/registry_incremental.csv", "registry", "market", "2026-11",
+    deliver(landing, contract_for("registry"), "market/registry/registry_incremental.csv", "2026-11",
             registry.assign(industry=registry["industry"].iloc[::-1].to_numpy()), NIGHT)
     for source, frame in (("tax_monthly", tax), ("penalties", penalties), ("registry", registry)):
         outcome = ingest_source(con, landing, source, NIGHT)
@@ -128,7 +129,7 @@ def test_a_late_file_or_a_new_month_makes_the_night_full(nights, tmp_path):
     con = connect(late)
     landing = db.parent / "landing"
     rows = con.execute("SELECT * EXCLUDE (_file, _delivered_on) FROM staging.subsidies ORDER BY ALL LIMIT 3").df()
-    deliver(landing, "finance/subsidies/subsidies_late.csv", "subsidies", "finance", "2026-11",
+    deliver(landing, contract_for("subsidies"), "finance/subsidies/subsidies_late.csv", "2026-11",
             rows.assign(award_id=[f"LATE-{i}" for i in range(3)]), date(2026, 11, 27))
     assert ingest_source(con, landing, "subsidies", after).rows_loaded > 0
     build_indicators(con, after)

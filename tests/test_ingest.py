@@ -106,19 +106,30 @@ def test_files_are_ingested_once_and_by_delivery_date(clean_landing, tmp_path):
     assert again.files == []
 
 
-def test_a_redelivered_file_corrects_staging(clean_landing, tmp_path):
+def social_insurance_store(clean_landing, tmp_path):
+    """A copy of the landing zone, and a store with its registry and social insurance ingested."""
     landing = tmp_path / "landing"
     shutil.copytree(clean_landing, landing)
     con = connect(tmp_path / "c.duckdb")
     ingest_source(con, landing, "registry", BUSINESS_DATE)
     ingest_source(con, landing, "social_insurance", BUSINESS_DATE)
-    manifest = load_manifest(landing)
-    entry = manifest[(manifest.source == "social_insurance") & (manifest.period == "2026-10")].iloc[0]
-    path = landing / entry.file
-    frame = pd.read_csv(path, dtype=str)
-    firm, entry_headcount = frame.uscc.iloc[0], frame.insured_headcount.iloc[0]
+    return landing, con
+
+
+def correct_first_headcount(landing, delivered_on: date):
+    """The October social-insurance file delivered again, its first row's headcount now 4321:
+    (the manifest entry, the firm, the headcount first delivered)."""
+    entry = load_manifest(landing).query("source == 'social_insurance' and period == '2026-10'").iloc[0]
+    frame = pd.read_csv(landing / entry.file, dtype=str)
+    firm, first = frame.uscc.iloc[0], frame.insured_headcount.iloc[0]
     frame.loc[0, "insured_headcount"] = "4321"
-    redeliver(landing, entry.file, frame, date(2026, 11, 29))
+    redeliver(landing, entry.file, frame, delivered_on)
+    return entry, firm, first
+
+
+def test_a_redelivered_file_corrects_staging(clean_landing, tmp_path):
+    landing, con = social_insurance_store(clean_landing, tmp_path)
+    entry, firm, entry_headcount = correct_first_headcount(landing, date(2026, 11, 29))
     out = ingest_source(con, landing, "social_insurance", pd.Timestamp("2026-11-29").date())
     assert [f.file for f in out.files] == [entry.file]
     assert con.execute("SELECT insured_headcount FROM staging.social_insurance WHERE uscc = ? AND period = '2026-10'",
@@ -146,11 +157,7 @@ def test_missing_manifest_is_a_clear_error(tmp_path):
 
 
 def test_the_key_check_finds_a_repeated_key_on_a_full_night_and_on_a_night_of_corrections(clean_landing, tmp_path):
-    landing = tmp_path / "landing"
-    shutil.copytree(clean_landing, landing)
-    con = connect(tmp_path / "k.duckdb")
-    ingest_source(con, landing, "registry", BUSINESS_DATE)
-    ingest_source(con, landing, "social_insurance", BUSINESS_DATE)
+    landing, con = social_insurance_store(clean_landing, tmp_path)
     assert check_source(con, "social_insurance", BUSINESS_DATE).passed
 
     def repeat_a_row(where: str) -> None:  # what a bug in superseding would leave: a second current row
@@ -165,10 +172,7 @@ def test_the_key_check_finds_a_repeated_key_on_a_full_night_and_on_a_night_of_co
 
     # a later night takes one corrected file: the keys it loaded are checked, in a table that is mostly old
     later = date(2026, 11, 29)
-    entry = load_manifest(landing).query("source == 'social_insurance' and period == '2026-10'").iloc[0]
-    frame = pd.read_csv(landing / entry.file, dtype=str)
-    frame.loc[0, "insured_headcount"] = "4321"
-    redeliver(landing, entry.file, frame, later)
+    entry, _, _ = correct_first_headcount(landing, later)
     ingest_source(con, landing, "social_insurance", later)
     assert check_source(con, "social_insurance", later).passed
     repeat_a_row(f"_file = '{entry.file}'")

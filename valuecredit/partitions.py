@@ -26,12 +26,13 @@ from valuecredit.scoring.score import (
     ScoreSummary,
     data_snapshot,
     ensure_tables,
-    peer_percentiles_sql,
     replace_date,
+    replace_scores,
     score_select_sql,
     summarise_scores,
 )
 from valuecredit.scoring.sql import PointInTime, indicators_sql, lit, negative_hits_sql
+from valuecredit.store import transaction
 
 PARTS = ("indicators", "negative_hits", "commercial_value")
 
@@ -101,18 +102,10 @@ def merge_partitions(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue
         raise ValueError(f"{parts}: no complete part for partition(s) {', '.join(missing)}: nothing was replaced")
     snapshot, files = data_snapshot(con, as_of)
     read = {n: f"read_parquet({[str(Path(parts) / p.name / f'{n}.parquet') for p in partitions]!r})" for n in PARTS}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         plan_night(con, as_of, full="computed on partitions of firms")  # so that the next night may be incremental
         con.execute("INSERT OR REPLACE INTO meta.snapshots VALUES (?, ?, ?)", [as_of, snapshot, files])
-        con.execute(f"CREATE TABLE IF NOT EXISTS scores.commercial_value AS SELECT * FROM {read['commercial_value']} "
-                    "WHERE false")
-        for table, name in (("features.indicators", "indicators"), ("scores.negative_hits", "negative_hits"),
-                            ("scores.commercial_value", "commercial_value")):
+        for table, name in (("features.indicators", "indicators"), ("scores.negative_hits", "negative_hits")):
             replace_date(con, table, as_of, f"SELECT * FROM {read[name]} ORDER BY uscc")
-        replace_date(con, "scores.peer_percentiles", as_of, peer_percentiles_sql(as_of))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        replace_scores(con, as_of, f"SELECT * FROM {read['commercial_value']} ORDER BY uscc")
     return summarise_scores(con, as_of, cat)

@@ -99,6 +99,18 @@ def connect(db_path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConn
 
 
 @contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """What the block writes commits together, or not at all (rolled back on any error, even an interrupt)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+@contextmanager
 def writer_lock(db_path: str | Path) -> Iterator[None]:
     """One writing run per DuckDB file: a second run for the same store is refused, not queued
     behind a half-finished one (the Dagster run queue serialises scheduled runs the same way)."""

@@ -24,6 +24,7 @@ from valuecredit.scoring.sql import (
     negative_hits_sql,
     years_in_operation,
 )
+from valuecredit.store import transaction
 
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS features",
@@ -128,16 +129,11 @@ def build_indicators(con: duckdb.DuckDBPyConnection, as_of: date, full: str = ""
     forward (`changes.plan_night`); of every firm on a full night or when `full` gives a reason."""
     ensure_tables(con)
     snapshot, files = data_snapshot(con, as_of)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         # the plan first, against the previous snapshot; then this date's
         plan = plan_night(con, as_of, full)
         con.execute("INSERT OR REPLACE INTO meta.snapshots VALUES (?, ?, ?)", [as_of, snapshot, files])
         replace_date(con, "features.indicators", as_of, indicators_of_night(plan, snapshot))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return con.execute("SELECT count(*) FROM features.indicators WHERE as_of = ?", [as_of]).fetchone()[0]
 
 
@@ -187,18 +183,17 @@ def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
     ensure_tables(con)
     d = f"DATE '{as_of.isoformat()}'"
     indicators = f"(SELECT * FROM features.indicators WHERE as_of = {d})"
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         replace_date(con, "scores.negative_hits", as_of, hits_of_night(con, as_of, cat))
-        select = score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})")
-        con.execute(f"CREATE TABLE IF NOT EXISTS scores.commercial_value AS SELECT * FROM ({select}) WHERE false")
-        replace_date(con, "scores.commercial_value", as_of, select)
-        replace_date(con, "scores.peer_percentiles", as_of, peer_percentiles_sql(as_of))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        replace_scores(con, as_of, score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})"))
     return summarise_scores(con, as_of, cat)
+
+
+def replace_scores(con: duckdb.DuckDBPyConnection, as_of: date, select: str) -> None:
+    """The date's scores from `select`, then the peer percentiles of its indicators (inside the caller's transaction)."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS scores.commercial_value AS SELECT * FROM ({select}) WHERE false")
+    replace_date(con, "scores.commercial_value", as_of, select)
+    replace_date(con, "scores.peer_percentiles", as_of, peer_percentiles_sql(as_of))
 
 
 def summarise_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> ScoreSummary:
