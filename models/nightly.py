@@ -259,6 +259,17 @@ def inputs_of_night(con: duckdb.DuckDBPyConnection, plan: NightPlan,
     return frame[names], carried, before
 
 
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, relation: str) -> None:
+    """Give `table` the columns of `relation` it lacks: a store written before a feature was added
+    gains it, NULL on the dates before (their models did not use it)."""
+    schema, name = table.split(".")
+    have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                                      [schema, name]).fetchall()}
+    for column, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall():
+        if column not in have:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}')
+
+
 def replace_date_with_frame(con: duckdb.DuckDBPyConnection, table: str, as_of: date, frame) -> None:
     """`score.replace_date` with the rows of a DataFrame or an Arrow table."""
     con.register("_frame", frame)
@@ -300,6 +311,7 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
     with transaction(con):
         con.register("_inputs", inputs)
         con.execute("CREATE TABLE IF NOT EXISTS features.pd_inputs AS SELECT * FROM _inputs WHERE false")
+        add_missing_columns(con, "features.pd_inputs", "_inputs")
         con.unregister("_inputs")
         for table, frame in (("features.pd_inputs", inputs), ("scores.pd", scored), ("scores.explanations", long)):
             replace_date_with_frame(con, table, as_of, frame)

@@ -57,6 +57,8 @@ def pd_champion(context: dg.AssetExecutionContext, store: Store, catalogue: Cata
             "training_loans": report["train"]["loans"]}
     if "ceiling_pd_12m_observable" in oot:
         meta["ceiling_oot_auc"] = oot["ceiling_pd_12m_observable"]["auc"]
+        meta["gap_to_ceiling"] = report["gap_to_ceiling"]["auc_gap"]
+        meta["gap_to_ceiling_interval_90"] = str(report["gap_to_ceiling"]["interval_90"])
     return dg.MaterializeResult(metadata=meta)
 
 

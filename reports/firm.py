@@ -41,6 +41,7 @@ FEATURE_NAMES = {
     "tax_arrears_months_6m": ("近6个月欠税月数", "Months of tax arrears, 6 months"),
     "power_in_arrears": ("电费欠费", "Electricity arrears"), "negative_hits": ("负面清单命中数", "Negative-list hits"),
     "industry": ("所属行业", "Industry"), "patents_granted": ("授权专利数", "Granted patents"),
+    "sector_arrears_excess": ("所属行业社保欠缴企业占比(相对全市)", "Industry's share of firms in social-insurance arrears, against the city's"),
 }
 
 

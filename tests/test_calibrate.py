@@ -148,3 +148,40 @@ def test_model_train_registers_a_validated_champion(loan_book, tmp_path, capsys)
     model = load_model(tmp_path / "reg", version)
     assert model.metadata["training_data"]["rows"] == report["train"]["loans"]
     assert model.metadata["monotone"]["debt_ratio"] == 1 and len(model.metadata["training_data"]["snapshot_sha256"]) == 64
+
+
+def test_sector_arrears_is_the_industrys_excess_share_as_delivered_before_the_month(loan_book):
+    from models.features import SECTOR_MIN_FIRMS, sector_arrears_sql
+
+    con, _, _ = loan_book
+    month_start, data_period = pd.Timestamp("2025-03-01"), "2025-01"
+    # the reference, by hand: rows visible on the last day of February, social insurance of January
+    eve = month_start - pd.Timedelta(days=1)
+
+    def visible(table: str) -> pd.DataFrame:
+        rows = con.execute(f"SELECT * FROM raw.{table}").df()
+        delivered, valid_to = pd.to_datetime(rows["_delivered_on"]), pd.to_datetime(rows["_valid_to"])
+        return rows[(delivered <= eve) & (valid_to.isna() | (valid_to > eve))]
+
+    si = visible("social_insurance")
+    si = si[si["period"] == data_period].merge(visible("registry")[["uscc", "industry"]], on="uscc")
+    city = (si["arrears_months"] > 0).mean()
+    by_industry = si.groupby("industry").agg(firms=("uscc", "size"), share=("arrears_months", lambda a: (a > 0).mean()))
+    expected = (by_industry["share"] - city).where(by_industry["firms"] >= SECTOR_MIN_FIRMS)
+
+    for day in (date(2025, 3, 1), date(2025, 3, 28)):  # the same all month
+        got = con.execute(f"SELECT industry, sector_arrears_excess FROM ({sector_arrears_sql('', day)})").df()
+        got = got.set_index("industry")["sector_arrears_excess"].sort_index()
+        assert list(got.index) == list(expected.index)
+        assert np.allclose(got.to_numpy(dtype=float), expected.to_numpy(dtype=float), atol=1e-12, equal_nan=True)
+    assert expected.isna().any() and expected.notna().sum() >= 8  # small industries have none
+    # the simulator's property and construction downturn (industries K and E) shows; no other industry
+    # is more often in arrears than the city
+    assert expected["K"] > 0.02 and expected["E"] > 0.02
+    assert expected.drop(["K", "E"]).dropna().max() < 0.01
+    # and the training sample carries it for each loan, from its disbursement month
+    loans = training_sample(con, CAT)
+    march = loans[(loans["disbursed_on"] >= month_start) & (loans["disbursed_on"] < "2025-04-01")]
+    assert len(march) >= 50
+    assert np.allclose(march["sector_arrears_excess"].to_numpy(dtype=float),
+                       march["industry"].map(expected).to_numpy(dtype=float), atol=1e-12, equal_nan=True)

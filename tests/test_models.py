@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from models.estimators import MonotoneGBM
-from models.train import reliability
+from models.train import auc_gap, reliability
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,19 @@ def test_reliability_and_ece_by_hand():
     table, ece = reliability(y, p, bins=2)
     assert table == [{"n": 2, "mean_pd": 0.2, "observed": 0.0}, {"n": 2, "mean_pd": 0.7, "observed": 1.0}]
     assert ece == pytest.approx(0.5 * 0.2 + 0.5 * 0.3)
+
+
+def test_auc_gap_to_a_reference_with_its_paired_bootstrap_interval():
+    rng = np.random.default_rng(3)
+    risk = rng.normal(size=4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(risk - 3)))).astype(int)
+    same = auc_gap(y, risk, risk)
+    assert same["auc_gap"] == 0 and same["interval_90"] == [0.0, 0.0]  # paired: the same loans each time
+    noisy = risk + rng.normal(scale=1.0, size=4000)
+    gap = auc_gap(y, risk, noisy)
+    lo, hi = gap["interval_90"]
+    assert 0.03 < gap["auc_gap"] < 0.15 and 0 < lo < gap["auc_gap"] < hi
+    assert auc_gap(y, risk, noisy) == gap  # seeded: the same interval every run
 
 
 def test_psi_by_hand_with_missing_values_and_categories():

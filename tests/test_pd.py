@@ -37,6 +37,9 @@ def test_first_model_is_promoted_and_pinned(scored):
     # Platt scaling must still get the level right
     assert oot["gbm"]["ece"] <= 0.03 and oot["gbm"]["loans"] == oot["ceiling_pd_12m_observable"]["loans"] > 700
     assert set(oot) == {"gbm", "scorecard", "ceiling_pd_12m_observable"}
+    gap = report["gap_to_ceiling"]
+    assert gap["auc_gap"] == pytest.approx(oot["ceiling_pd_12m_observable"]["auc"] - oot["gbm"]["auc"], abs=1.5e-4)
+    assert gap["interval_90"][0] <= gap["auc_gap"] <= gap["interval_90"][1]
     assert set(model.metadata["reference"]) == {*model.metadata["features"], "pd"}
 
 
