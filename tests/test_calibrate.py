@@ -145,6 +145,8 @@ def test_model_train_registers_a_validated_champion(loan_book, tmp_path, capsys)
     assert set(report["out_of_time"]) == {"gbm", "scorecard", "ceiling_pd_12m_observable"}
     for m in report["out_of_time"].values():
         assert 0 <= m["ece"] <= 1 and m["loans"] == report["out_of_time"]["gbm"]["loans"]
+    gap = report["gap_to_ceiling"]
+    assert f"gbm AUC {gap['auc_gap']:.4f} below the simulator's ceiling" in " ".join(out.split())
     model = load_model(tmp_path / "reg", version)
     assert model.metadata["training_data"]["rows"] == report["train"]["loans"]
     assert model.metadata["monotone"]["debt_ratio"] == 1 and len(model.metadata["training_data"]["snapshot_sha256"]) == 64

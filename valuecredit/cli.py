@@ -227,6 +227,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     for name, m in report["out_of_time"].items():
         t.add_row(name, f"{m['auc']:.4f}", f"{m['ks']:.4f}", f"{m['brier']:.5f}", f"{m['ece']:.5f}")
     console.print(t)
+    if "gap_to_ceiling" in report:
+        g = report["gap_to_ceiling"]
+        console.print(f"gbm AUC {g['auc_gap']:.4f} below the simulator's ceiling "
+                      f"(90 % paired-bootstrap interval {g['interval_90'][0]:.4f} to {g['interval_90'][1]:.4f})")
     d = report["decision"]
     verdict = "promoted to champion" if d["promoted"] else f"not promoted; the champion stays {d['champion']}"
     console.print(f"registered {report['version']} in {registry}: {verdict} ({d['reason']}); "
