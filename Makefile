@@ -29,6 +29,7 @@ bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ 
 	$(BIN)/python -m benchmarks.indicators
 	$(BIN)/python -m benchmarks.ledger
 	$(BIN)/python -m benchmarks.model
+	$(BIN)/python -m benchmarks.ceiling --db benchmarks/work/bench.duckdb --landing benchmarks/work/landing
 	$(BIN)/python -m benchmarks.eligibility
 	$(BIN)/python -m benchmarks.reports
 	$(BIN)/python -m benchmarks.nightly
