@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from models.checks import check_pd
-from models.nightly import ScoringError, explain, load_reason_codes, pinned_model, replay
+from models.nightly import ScoringError, add_missing_columns, explain, load_reason_codes, pinned_model, replay
 from models.registry import champion, load_model
 from models.train import promotion, retrain
 from valuecredit.scoring.catalogue import load_catalogue
@@ -195,3 +195,18 @@ def test_first_nightly_run_trains_a_champion_scores_and_replays(loan_book, tmp_p
     assert f"{firm}: " in capsys.readouterr().out
     assert main(["model", "replay", "--date", TODAY.isoformat(), "--db", str(db)]) == 0
     assert "PDs identical, explanations identical" in capsys.readouterr().out
+
+
+def test_a_store_written_before_a_feature_was_added_gains_its_column():
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features")
+    con.execute("CREATE TABLE features.pd_inputs AS SELECT 'F1' AS uscc, DATE '2026-11-27' AS as_of, 1.0::DOUBLE AS revenue_12m")
+    con.execute("""CREATE TEMP TABLE tonight AS SELECT 'F1' AS uscc, DATE '2026-11-28' AS as_of, 2.0::DOUBLE AS revenue_12m,
+                   0.03::DOUBLE AS sector_arrears_excess""")
+    add_missing_columns(con, "features.pd_inputs", "tonight")
+    add_missing_columns(con, "features.pd_inputs", "tonight")  # nothing left to add the second time
+    con.execute("INSERT INTO features.pd_inputs BY NAME SELECT * FROM tonight")
+    rows = con.execute("SELECT as_of, revenue_12m, sector_arrears_excess FROM features.pd_inputs ORDER BY as_of").fetchall()
+    assert rows == [(date(2026, 11, 27), 1.0, None), (date(2026, 11, 28), 2.0, 0.03)]
