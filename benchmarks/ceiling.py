@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.ingest import write_result
-from models.estimators import MonotoneGBM
+from models.estimators import MonotoneGBM, _categorical, _known_categories
 from models.features import FEATURES
 from models.train import out_of_time_split, retrain, training_sample, validate
 from valuecredit.scoring.catalogue import load_catalogue
@@ -44,16 +44,16 @@ def main() -> None:
         raise SystemExit(f"{truth} does not exist: the ceiling needs the simulator's truth")
     con = connect(args.db, read_only=True)
     firms = int(json.loads((truth.parent / "config.json").read_text())["firms"])  # the simulated universe
-    runs = {}
+    sample, runs = training_sample(con, load_catalogue()), {}
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as registry:
-            report = retrain(con, load_catalogue(), Path(registry), date(2026, 11, 28), truth, seed=seed)
+            report = retrain(con, load_catalogue(), Path(registry), date(2026, 11, 28), truth, seed=seed, sample=sample)
         oot = report["out_of_time"]
         runs[seed] = {"auc": oot["gbm"]["auc"], "ece": oot["gbm"]["ece"], "ceiling_auc": oot["ceiling_pd_12m_observable"]["auc"],
                       **report["gap_to_ceiling"]}
         print(seed, runs[seed], flush=True)
     gaps = [r["auc_gap"] for r in runs.values()]
-    diagnosis = where_the_gap_comes_from(training_sample(con, load_catalogue()), truth)
+    diagnosis = where_the_gap_comes_from(sample, truth)
     print(diagnosis, flush=True)
     write_result(f"ceiling_{firms}_firms.json", {
         "firms": firms, "training_loans": report["train"]["loans"], "training_defaults": report["train"]["defaults"],
@@ -73,11 +73,11 @@ def where_the_gap_comes_from(sample: pd.DataFrame, truth: Path) -> dict:
         part = train.sample(frac=share, random_state=0) if share < 1 else train
         gbm = MonotoneGBM(monotone=FEATURES, random_state=0).fit(part[features], part["defaulted"].astype(int).to_numpy())
         curve[str(share)] = {"loans": len(part), "auc": validate(y, gbm.predict_proba(test[features])[:, 1])["auc"]}
-    text = [c for c in features if not pd.api.types.is_numeric_dtype(train[c])]
-    categories = {c: sorted(train[c].dropna().unique()) for c in text}
+    text = _categorical(train[features])
+    categories = {c: sorted(train[c].dropna().astype(str).unique()) for c in text}
 
     def frame(X: pd.DataFrame) -> pd.DataFrame:  # text columns as categoricals, as the champion reads them
-        return X.assign(**{c: pd.Categorical(X[c], categories=categories[c]) for c in text})
+        return X.assign(**{c: _known_categories(X[c], categories[c]) for c in text})
 
     log_odds = lambda q: np.log(q / (1 - q))  # noqa: E731
     regressor = lgb.LGBMRegressor(n_estimators=600, learning_rate=0.05, num_leaves=63, random_state=0, verbose=-1,

@@ -88,12 +88,14 @@ class TrainingError(RuntimeError):
 
 
 def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, decided_on: date,
-            truth_loans: Path | None = None, seed: int = 0, gbm_params: dict | None = None) -> dict:
+            truth_loans: Path | None = None, seed: int = 0, gbm_params: dict | None = None,
+            sample: pd.DataFrame | None = None) -> dict:
     """Fit the champion candidate (monotone GBM) and the challenger (scorecard) on the earlier 70 % of
     loans, validate both out of time (and the simulator's ceiling where its truth is at hand),
     register the GBM with its training reference distributions, and promote it only if it beats
-    the current champion on the same out-of-time loans. Returns the report; the registry keeps it."""
-    sample = training_sample(con, cat)
+    the current champion on the same out-of-time loans. Returns the report; the registry keeps it.
+    `sample`: the store's `training_sample`, when the caller already holds it (several seeds)."""
+    sample = training_sample(con, cat) if sample is None else sample
     if len(sample) < MIN_LOANS or sample["defaulted"].sum() < MIN_DEFAULTS:
         raise TrainingError(f"{len(sample)} loans with a closed 12-month window and {int(sample['defaulted'].sum())} "
                             f"defaults: at least {MIN_LOANS:,} loans and {MIN_DEFAULTS} defaults are needed to train "
