@@ -44,10 +44,11 @@ def main() -> None:
         raise SystemExit(f"{truth} does not exist: the ceiling needs the simulator's truth")
     con = connect(args.db, read_only=True)
     firms = int(json.loads((truth.parent / "config.json").read_text())["firms"])  # the simulated universe
-    sample, runs = training_sample(con, load_catalogue()), {}
+    catalogue = load_catalogue()
+    sample, runs = training_sample(con, catalogue), {}
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as registry:
-            report = retrain(con, load_catalogue(), Path(registry), date(2026, 11, 28), truth, seed=seed, sample=sample)
+            report = retrain(con, catalogue, Path(registry), date.today(), truth, seed=seed, sample=sample)
         oot = report["out_of_time"]
         runs[seed] = {"auc": oot["gbm"]["auc"], "ece": oot["gbm"]["ece"], "ceiling_auc": oot["ceiling_pd_12m_observable"]["auc"],
                       **report["gap_to_ceiling"]}

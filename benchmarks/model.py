@@ -5,8 +5,8 @@ ceiling, and the nightly scoring with exact TreeSHAP explanations of every firm,
 Runs on the store `benchmarks.ingest` leaves behind (1,000,000 firms x 36 months by default) and its
 landing zone's `_truth/`. Stages, each in its own process:
 1. indicators and scores for the date (the nightly steps the PD step reads);
-2. retraining: the champion (default size, seed 0, then seeds 1-4 for the spread) and a smaller model,
-   each validated out of time;
+2. retraining: the champion (default size) and a smaller model, each validated out of time
+   (`benchmarks.ceiling` trains the champion with other seeds, for the spread);
 3. the nightly PD step (inputs, PDs, SHAP, reason codes, PSI, writes) with the champion, `--repeats` times;
 4. explanation only: LightGBM's TreeSHAP and shap.TreeExplainer on the same rows, alternating.
 Medians and ratios go to benchmarks/results/model.json.
@@ -45,7 +45,7 @@ from models.train import retrain
 con = connect({db!r}, read_only=True)
 t = time.perf_counter()
 report = retrain(con, load_catalogue(), Path({registry!r}), date.fromisoformat({as_of!r}), Path({truth!r}),
-                 gbm_params={params!r}, seed={seed})
+                 gbm_params={params!r})
 oot = report["out_of_time"]
 strip = lambda m: {{k: v for k, v in m.items() if k != "reliability"}}
 out = {{"training_seconds": round(time.perf_counter() - t, 1), "version": report["version"], "train": report["train"],
@@ -92,7 +92,6 @@ out = {{"rows": len(X), "seconds": round(seconds, 2), "firms_per_second": round(
 
 
 SMALLER = {"num_leaves": 3, "n_estimators": 100}  # at most 100 trees of three leaves
-SEEDS = (1, 2, 3, 4)  # the champion trained again with other seeds: how far one draw of the AUC can move
 
 
 def main() -> None:
@@ -109,18 +108,8 @@ def main() -> None:
     for name, params in (("champion", None), ("smaller", SMALLER)):
         registry = str(work / f"models_{name}")
         shutil.rmtree(registry, ignore_errors=True)  # each run trains and promotes its own first champion
-        trained[name] = _child(TRAIN.format(db=args.db, registry=registry, as_of=args.date, truth=truth, params=params, seed=0))
+        trained[name] = _child(TRAIN.format(db=args.db, registry=registry, as_of=args.date, truth=truth, params=params))
         print("train", name, {k: v for k, v in trained[name].items() if k != "reliability_gbm"}, flush=True)
-    # the champion's seed (0) is one draw: its bagging and cross-fitting folds move the AUC by a few thousandths
-    seeds = {}
-    for seed in SEEDS:
-        registry = work / f"models_seed{seed}"
-        shutil.rmtree(registry, ignore_errors=True)
-        run = _child(TRAIN.format(db=args.db, registry=str(registry), as_of=args.date, truth=truth, params=None, seed=seed))
-        shutil.rmtree(registry, ignore_errors=True)
-        seeds[seed] = {"auc": run["out_of_time"]["gbm"]["auc"], "ece": run["out_of_time"]["gbm"]["ece"],
-                       "gap_to_ceiling": run["gap_to_ceiling"]["auc_gap"]}
-        print("seed", seed, seeds[seed], flush=True)
     scoring = {}
     for name in ("smaller", "champion"):  # the champion last: its PDs stay in the store for the next benchmarks
         runs = []
@@ -153,8 +142,6 @@ def main() -> None:
                         "scorecard_challenger": champion["out_of_time"]["scorecard"], "ceiling_pd_12m_observable": ceiling,
                         "champion_gap_to_ceiling_auc": champion["gap_to_ceiling"]["auc_gap"],
                         "champion_gap_to_ceiling_interval_90": champion["gap_to_ceiling"]["interval_90"],
-                        "other_seeds": {"seeds": seeds, "gap_median_all_seeds": statistics.median(
-                            [champion["gap_to_ceiling"]["auc_gap"], *(v["gap_to_ceiling"] for v in seeds.values())])},
                         "reliability_champion": champion["reliability_gbm"]},
         "smaller_model": {**SMALLER, "trees": smaller["trees"],
                           "out_of_time_auc": smaller["out_of_time"]["gbm"]["auc"],
