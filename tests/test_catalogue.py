@@ -74,3 +74,41 @@ def test_hash_follows_content_not_layout(tmp_path):
 def test_weights_per_point_sum_to_the_total_scale():
     weights = load_catalogue().total_weights()
     assert len(weights) == 19 and sum(weights.values()) == pytest.approx(10.0)  # 100 points each -> 1000
+
+
+def _rule(doc, kind):
+    return next(r for r in doc["negative_list"] if r["rule"] == kind)
+
+
+MANDATORY_CASES = [
+    (lambda d: d["negative_list"].remove(_rule(d, "dishonest_debtor")), "dishonest_debtor", "no rule of that kind"),
+    (lambda d: _rule(d, "dishonest_debtor").update(enabled=False), "dishonest_debtor", "N01 are disabled or weakened"),
+    (lambda d: d.update(negative_list=[]), "dishonest_debtor", "no rule of that kind"),
+    (lambda d: _rule(d, "arrears").update(params={"months": 12}), "arrears", "N08 are disabled or weakened"),
+    (lambda d: _rule(d, "excluded_industry").update(params={"industries": ["C"]}), "excluded_industry", "N09"),
+    (lambda d: _rule(d, "major_penalty").update(params={"years": 1}), "major_penalty", "N10"),
+    (lambda d: _rule(d, "not_sme").update(params={"size_classes": []}), "not_sme", "N11"),
+    (lambda d: _rule(d, "outside_region").update(params={"district_prefix": "5"}), "outside_region", "N12"),
+]
+
+
+@pytest.mark.parametrize("mutate,kind,how", MANDATORY_CASES)
+def test_the_mandatory_exclusions_cannot_be_dropped_disabled_or_weakened(tmp_path, mutate, kind, how):
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(broken(mutate), allow_unicode=True), encoding="utf-8")
+    with pytest.raises(CatalogueError, match=rf"negative_list: the mandatory exclusion {kind} .*{how}") as err:
+        load_catalogue(path)
+    assert str(path) in str(err.value)
+
+
+def test_operators_may_add_exclusions_and_stricter_parameters(tmp_path):
+    def stricter(d):
+        _rule(d, "arrears").update(params={"months": 2})
+        _rule(d, "excluded_industry").update(params={"industries": ["K", "B"]})
+        d["negative_list"].append({"id": "N90", "rule": "excluded_industry", "params": {"industries": ["J"]},
+                                   "zh": "本地限制行业", "en": "A locally excluded sector", "enabled": False})
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(broken(stricter), allow_unicode=True), encoding="utf-8")
+    cat = load_catalogue(path)
+    assert {r.id: r.enabled for r in cat.negative_rules}["N90"] is False
+    assert next(r for r in cat.negative_rules if r.id == "N08").params == {"months": 2}

@@ -7,6 +7,7 @@ last good configuration stays in force. The content hash goes next to every scor
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,26 @@ DIRECTIONS = ("higher", "lower")
 
 class CatalogueError(ValueError):
     """The catalogue file is unusable; the message names the file, the key and the problem."""
+
+
+# The programme's exclusions are its law, not an operator's choice (DOMAIN.md, negative list; the seed
+# names 失信被执行人): a catalogue may add rules, never drop, disable or weaken one of these. Each
+# kind maps to the test an enabled rule of that kind must pass to count as the mandatory one.
+MANDATORY_EXCLUSIONS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
+    "dishonest_debtor": ("失信被执行人 (the firm, its legal representative or controller)", lambda p: True),
+    "tax_violation": ("重大税收违法失信主体", lambda p: True),
+    "tax_grade_d": ("tax credit grade D", lambda p: True),
+    "serious_illegal": ("严重违法失信名单", lambda p: True),
+    "abnormal_operation": ("经营异常名录", lambda p: True),
+    "not_operating": ("not in normal operation", lambda p: True),
+    "overdue_loan": ("a current overdue or non-performing loan", lambda p: True),
+    "arrears": ("social-insurance or tax arrears over 3 months (months <= 3)", lambda p: p["months"] <= 3),
+    "excluded_industry": ("excluded sectors (industries must include K, real estate)", lambda p: "K" in p["industries"]),
+    "major_penalty": ("a major safety or environmental penalty within 3 years (years >= 3)", lambda p: p["years"] >= 3),
+    "not_sme": ("not an SME (size_classes must include 大型)", lambda p: "大型" in p["size_classes"]),
+    "outside_region": ("not registered in Chongqing (district_prefix must start with 50)",
+                       lambda p: str(p["district_prefix"]).startswith("50")),
+}
 
 
 @dataclass(frozen=True)
@@ -224,6 +245,12 @@ def parse_catalogue(doc: Any, path: str = "<catalogue>") -> Catalogue:
     ids = [r.id for r in rules]
     if len(set(ids)) != len(ids):
         raise fail("negative_list", "rule ids must be unique")
+    for kind, (what, strong_enough) in MANDATORY_EXCLUSIONS.items():
+        if not any(r.enabled and r.rule == kind and strong_enough(r.params) for r in rules):
+            present = [r.id for r in rules if r.rule == kind]
+            how = (f"rule(s) {', '.join(present)} are disabled or weakened" if present else "no rule of that kind")
+            raise fail("negative_list", f"the mandatory exclusion {kind} ({what}) is missing: {how}; "
+                                        "the programme's exclusions may be added to, never removed")
 
     calibration = doc.get("calibration", {}) or {}
     for key in ("indicator_weight_bounds", "dimension_weight_bounds"):
