@@ -76,6 +76,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     business_date = args.date or date.today()
     landing, db = Path(args.landing), Path(args.db)
+    if errors := config_errors():  # the files the night would read: refused before anything starts
+        for line in errors:
+            console.print(f"[red]error:[/] {line}", soft_wrap=True)
+        return 2
     try:
         with writer_lock(db):
             if not (landing / "manifest.csv").exists():
@@ -383,6 +387,29 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
     return 1
 
 
+def config_errors() -> list[str]:
+    from pipelines.config_check import check_config
+
+    return [c.error for c in check_config() if c.error]
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from pipelines.config_check import check_config
+
+    results = check_config(Path(args.config) if args.config else None)
+    t = Table(title="configuration files, as the nightly run reads them")
+    for col in ("file", "what", "version", "content sha256"):
+        t.add_column(col, overflow="fold")
+    for c in results:
+        t.add_row(c.path.name, c.name, c.version or "-", c.content_hash[:12] if not c.error else "[red]invalid[/]")
+    console.print(t)
+    console.print("folders: " + ", ".join(sorted({str(c.path.parent) for c in results})), soft_wrap=True)
+    for c in results:
+        if c.error:
+            console.print(f"[red]error:[/] {c.error}", soft_wrap=True)
+    return 2 if any(c.error for c in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="valuecredit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -403,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--full", action="store_true",
                    help="compute every firm again, even where nothing changed since the previous night")
     r.set_defaults(func=cmd_run)
+
+    cf = sub.add_parser("config", help="the operator's configuration files").add_subparsers(dest="config_command",
+                                                                                           required=True)
+    cc = cf.add_parser("check", help="validate every configuration file as the nightly run does; versions and hashes")
+    cc.add_argument("--config", help="a folder holding the files by their usual names (default: what the run reads)")
+    cc.set_defaults(func=cmd_config_check)
 
     sc = sub.add_parser("score", help="the 4+19+1 score").add_subparsers(dest="score_command", required=True)
     c = sc.add_parser("calibrate", help="fit the catalogue's weights to observed loan outcomes (sample testing)")

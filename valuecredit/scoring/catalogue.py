@@ -247,10 +247,12 @@ def parse_catalogue(doc: Any, path: str = "<catalogue>") -> Catalogue:
         raise fail("negative_list", "rule ids must be unique")
     for kind, (what, strong_enough) in MANDATORY_EXCLUSIONS.items():
         if not any(r.enabled and r.rule == kind and strong_enough(r.params) for r in rules):
-            present = [r.id for r in rules if r.rule == kind]
-            how = (f"rule(s) {', '.join(present)} are disabled or weakened" if present else "no rule of that kind")
-            raise fail("negative_list", f"the mandatory exclusion {kind} ({what}) is missing: {how}; "
-                                        "the programme's exclusions may be added to, never removed")
+            present = [n for n, r in enumerate(rules) if r.rule == kind]
+            how = (f"rule(s) {', '.join(rules[n].id for n in present)} are disabled or weakened" if present
+                   else "no rule of that kind")
+            raise fail(f"negative_list[{present[0]}]" if present else "negative_list",
+                       f"the mandatory exclusion {kind} ({what}) is missing: {how}; "
+                       "the programme's exclusions may be added to, never removed")
 
     calibration = doc.get("calibration", {}) or {}
     for key in ("indicator_weight_bounds", "dimension_weight_bounds"):

@@ -1,0 +1,77 @@
+"""`valuecredit config check` validates every configuration file as the night does: version and hash
+of each, or the file, line, field and rule of what is wrong (exit 2); `run` refuses a broken file
+before it touches the store."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipelines.config_check import CONFIG_FILES, check_config
+from valuecredit.cli import main
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for f in CONFIG_FILES:
+        shutil.copy(f.default, tmp_path / f.default.name)
+    return tmp_path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def line_of(path: Path, needle: str) -> int:
+    return next(n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line)
+
+
+def test_the_shipped_configuration_is_valid_with_versions_and_hashes(capsys, folder):
+    assert main(["config", "check", "--config", str(folder)]) == 0
+    results = check_config(folder)
+    assert [c.error for c in results] == [""] * len(CONFIG_FILES)
+    assert all(re.fullmatch(r"[0-9a-f]{64}", c.content_hash) for c in results)
+    assert {c.path.name: c.version for c in results}["catalogue.yaml"] == "1"
+    out = capsys.readouterr().out
+    assert "catalogue.yaml" in out and results[0].content_hash[:12] in out
+
+
+BREAKAGES = [
+    # (file, old text, new text, the text on the line the error must name, what the message says)
+    ("catalogue.yaml", "{id: N08, rule: arrears, params: {months: 3}", "{id: N08, rule: arrears, params: {months: 6}",
+     "id: N08", r"negative_list\[7\]: the mandatory exclusion arrears"),
+    ("catalogue.yaml", "{id: N01, rule: dishonest_debtor,", "{id: N01, enabled: false, rule: dishonest_debtor,",
+     "id: N01", r"negative_list\[0\]: the mandatory exclusion dishonest_debtor"),
+    ("products.yaml", "base_bp: ", "base_bp: 5000 #", "base_bp: 5000", r"product B01-P1, pricing\.base_bp: must be whole"),
+    ("pool.yaml", "cap_bp: 400", "cap_bp: 100", "cap_bp: 100", r"cap_bp: the cap \(100 bp\) is below"),
+]
+
+
+@pytest.mark.parametrize("name,old,new,on_line,says", BREAKAGES)
+def test_an_error_names_file_line_field_and_rule(capsys, folder, name, old, new, on_line, says):
+    edit(folder / name, old, new)
+    assert main(["config", "check", "--config", str(folder)]) == 2
+    err = capsys.readouterr().out
+    expected = f"{folder / name}:{line_of(folder / name, on_line)}: "
+    assert re.search(re.escape(expected) + says, err.replace("\n", "")), err
+
+
+def test_broken_yaml_is_named_with_its_line(capsys, folder):
+    (folder / "calendar_overrides.yaml").write_text("years:\n  2027: [unclosed\n", encoding="utf-8")
+    assert main(["config", "check", "--config", str(folder)]) == 2
+    assert re.search(r"calendar_overrides\.yaml: not valid YAML at line \d+", capsys.readouterr().out.replace("\n", ""))
+
+
+def test_the_run_refuses_a_broken_configuration_before_touching_the_store(capsys, folder, tmp_path, monkeypatch):
+    edit(folder / "catalogue.yaml", "{id: N01, rule: dishonest_debtor,", "{id: N01, enabled: false, rule: dishonest_debtor,")
+    monkeypatch.setenv("VALUECREDIT_CATALOGUE", str(folder / "catalogue.yaml"))
+    db = tmp_path / "store" / "vc.duckdb"
+    code = main(["run", "--date", "2026-11-28", "--landing", str(tmp_path / "landing"), "--db", str(db)])
+    assert code == 2
+    assert "the mandatory exclusion dishonest_debtor" in capsys.readouterr().out.replace("\n", "")
+    assert not db.exists() and not (tmp_path / "landing").exists()  # nothing simulated, nothing written
