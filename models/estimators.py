@@ -10,6 +10,7 @@ Both take a pandas DataFrame; text columns are categoricals.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import lightgbm as lgb
@@ -19,6 +20,25 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def lightgbm_names(columns) -> list[str]:
+    """The name LightGBM knows each column by: its own where it is a plain identifier, else its
+    position. LightGBM refuses JSON characters in names and rewrites spaces (which can make two
+    names one), while real extracts name columns `[(cash + ...) / ...] * 365` or in Chinese."""
+    own = [str(c) for c in columns]
+    taken = {n for n in own if _PLAIN_NAME.fullmatch(n)}
+    out = []
+    for i, name in enumerate(own):
+        if not _PLAIN_NAME.fullmatch(name):
+            name = f"column_{i}"
+            while name in taken:
+                name += "_"
+            taken.add(name)
+        out.append(name)
+    return out
 
 
 def _categorical(X: pd.DataFrame) -> list[str]:
@@ -57,9 +77,11 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
         self.n_jobs = n_jobs
 
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The columns in training order, categoricals as in training, under LightGBM's names."""
         X = X[self.feature_names_in_].copy()
         for c in self.categorical_:
             X[c] = _known_categories(X[c], self.categories_[c])
+        X.columns = lightgbm_names(self.feature_names_in_)
         return X
 
     def fit(self, X: pd.DataFrame, y) -> MonotoneGBM:
@@ -71,15 +93,15 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
         self.categorical_ = _categorical(X)
         self.categories_ = {c: sorted(X[c].dropna().astype(str).unique()) for c in self.categorical_}
         self.classes_ = np.array([0, 1])
-        X = self._frame(X)
         constraints = [int((self.monotone or {}).get(c, 0)) for c in X.columns]
+        X = self._frame(X)
         params = dict(
             objective="binary", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, subsample=self.subsample,
             subsample_freq=1, colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda,
             monotone_constraints=constraints, monotone_constraints_method="advanced",
             random_state=self.random_state, n_jobs=self.n_jobs, verbose=-1, deterministic=True, force_row_wise=True)
-        categorical = self.categorical_ or "auto"
+        categorical = [name for c, name in zip(self.feature_names_in_, X.columns) if c in self.categorical_] or "auto"
         self.best_iterations_: list[int] = []
         out_of_fold = np.zeros(len(y))
         if self.cv_folds >= 2:
@@ -92,6 +114,8 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
                 self.best_iterations_.append(int(fold.best_iteration_ or self.n_estimators))
                 out_of_fold[held_rows] = fold.predict(X.iloc[held_rows], raw_score=True)
             params["n_estimators"] = int(np.median(self.best_iterations_))
+        # the held-out folds' scores: how a setting is judged without touching any outer test rows
+        self.out_of_fold_ = out_of_fold if self.cv_folds >= 2 else None
         self.booster_params_ = params
         self.model_ = lgb.LGBMClassifier(**params)
         self.model_.fit(X, y, categorical_feature=categorical)
@@ -115,7 +139,7 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
         `base_value`; each row sums to `raw_score` (LightGBM's own implementation of TreeSHAP)."""
         X = self._frame(pd.DataFrame(X))
         out = self.model_.predict(X, pred_contrib=True)
-        return pd.DataFrame(out, columns=[*X.columns, "base_value"], index=X.index)
+        return pd.DataFrame(out, columns=[*self.feature_names_in_, "base_value"], index=X.index)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         X = self._frame(pd.DataFrame(X))
@@ -133,13 +157,16 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
 
 class WoEScorecard(BaseEstimator, ClassifierMixin):
     def __init__(self, pdo: float = 20.0, odds: float = 50.0, base_points: float = 600.0, min_bin_size: float = 0.05,
-                 max_n_bins: int | None = None, C: float = 1.0):
+                 max_n_bins: int | None = None, C: float = 1.0, special_codes: list[float] | None = None,
+                 monotone: dict[str, int] | None = None):
         self.pdo = pdo
         self.odds = odds
         self.base_points = base_points
         self.min_bin_size = min_bin_size
         self.max_n_bins = max_n_bins
         self.C = C
+        self.special_codes = special_codes
+        self.monotone = monotone
 
     def fit(self, X: pd.DataFrame, y) -> WoEScorecard:
         from optbinning import BinningProcess, Scorecard
@@ -153,17 +180,25 @@ class WoEScorecard(BaseEstimator, ClassifierMixin):
         X = X.drop(columns=self.empty_columns_)
         self.used_columns_ = list(X.columns)
         categorical = _categorical(X)
+        # +1: a higher value never lowers the risk, so the bad rate ascends across the bins
+        trend = {c: "ascending" if sign > 0 else "descending" for c, sign in (self.monotone or {}).items() if sign}
         binning = BinningProcess(list(X.columns), categorical_variables=categorical,
+                                 special_codes=list(self.special_codes) if self.special_codes else None,
                                  binning_fit_params={c: {"min_bin_size": self.min_bin_size,
-                                                         **({"max_n_bins": self.max_n_bins} if self.max_n_bins else {})}
+                                                         **({"max_n_bins": self.max_n_bins} if self.max_n_bins else {}),
+                                                         **({"monotonic_trend": trend[c]} if c in trend else {})}
                                                      for c in X.columns})
         self.scorecard_ = Scorecard(binning_process=binning, estimator=LogisticRegression(C=self.C, max_iter=1000),
                                     scaling_method="pdo_odds",
                                     scaling_method_params={"pdo": self.pdo, "odds": self.odds,
                                                            "scorecard_points": self.base_points})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        # what the fit warns of (a regression that did not converge, a variable that could not be
+        # binned) is kept for the caller to show, not silenced
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             self.scorecard_.fit(self._prepare(X, categorical), y)
+        self.fit_warnings_ = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught
+                                     if not issubclass(w.category, (DeprecationWarning, FutureWarning))})
         self.categorical_ = categorical
         return self
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,53 +20,104 @@ class EvaluationInputError(ValueError):
     """The table or the arguments cannot support an evaluation; the message says which and why."""
 
 
+# identifiers by name only (a table's own key, a row number pandas wrote): a column that merely has a
+# distinct value on every row may be a real feature on a small table, so uniqueness alone drops nothing
+IDENTIFIER_NAME = re.compile(r"(?i)^(id|uuid|guid|key|index|row_?(id|no|number)|unnamed: ?\d+)$|(^|[_ .-])(id|uuid|no)$")
+
+
 @dataclass
 class Prepared:
     X: pd.DataFrame
     y: np.ndarray
     dropped_ids: list[str]
+    special_codes: list[float] = field(default_factory=list)
+    monotone: dict[str, int] = field(default_factory=dict)
 
 
-def prepare(path: Path, target: str, bad: str | None, drop: list[str]) -> Prepared:
+def label_key(value) -> str:
+    """One spelling per label: 1, 1.0, "1", " 1 " and True are the same label; "yes" stays "yes"."""
+    if isinstance(value, (bool, np.bool_)):
+        return "1" if value else "0"
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return "1" if text.lower() == "true" else "0"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def parse_monotone(spec: str | None, columns) -> dict[str, int]:
+    """`col:+1,col:-1` (+1: a higher value never lowers the risk). A column's name may itself hold
+    commas and colons, so the pieces between commas are joined until they name a column and a sign."""
+    out: dict[str, int] = {}
+    pending = ""
+    for piece in (spec or "").split(","):
+        pending = f"{pending},{piece}" if pending else piece
+        name, _, sign = pending.rpartition(":")
+        if sign.strip() in ("+1", "1", "-1") and name.strip() in columns:
+            out[name.strip()] = -1 if sign.strip() == "-1" else 1
+            pending = ""
+    if pending.strip():
+        raise EvaluationInputError(f"--monotone {pending.strip()!r}: expected COLUMN:+1 or COLUMN:-1 with COLUMN one "
+                                   "of the table's columns")
+    return out
+
+
+def prepare(path: Path, target: str, bad: str | None, drop: list[str], special_codes: list[float] | None = None,
+            monotone: str | None = None) -> Prepared:
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise EvaluationInputError(f"{path}: no such file")
     try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise EvaluationInputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+        frame = pd.read_csv(path, low_memory=False)
+    except Exception as exc:  # any reader failure is a property of the file: say so in one line
+        raise EvaluationInputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     missing = [c for c in [target, *drop] if c not in frame.columns]
     if missing:
         raise EvaluationInputError(f"{path}: no column {', '.join(map(repr, missing))}; columns are "
-                                   f"{', '.join(frame.columns[:30])}")
+                                   f"{', '.join(map(str, frame.columns[:30]))}")
     labels = frame[target]
     if labels.isna().any():
         raise EvaluationInputError(f"{path}: target {target!r} is empty in {int(labels.isna().sum())} rows")
-    values = sorted(labels.astype(str).unique())
+    keys = labels.map(label_key)
+    values = sorted(keys.unique())
     if len(values) != 2:
         raise EvaluationInputError(f"{path}: target {target!r} must have exactly two values, found {len(values)}: "
                                    f"{values[:10]}")
     if bad is None:
-        bad = "1" if "1" in values else None
-        if bad is None:
+        if "1" not in values:
             raise EvaluationInputError(f"{path}: say which of {values} is the bad outcome with --bad")
-    if str(bad) not in values:
+        bad = "1"
+    if label_key(bad) not in values:
         raise EvaluationInputError(f"{path}: --bad {bad!r} is not a value of {target!r} ({values})")
-    y = (labels.astype(str) == str(bad)).to_numpy().astype(int)
+    y = (keys == label_key(bad)).to_numpy().astype(int)
     if min(y.sum(), len(y) - y.sum()) < MIN_BAD:
         raise EvaluationInputError(f"{path}: {int(y.sum())} bad and {int(len(y) - y.sum())} good rows; at least "
                                    f"{MIN_BAD} of each are needed")
     X = frame.drop(columns=[target, *drop])
-    # identifiers carry no signal: a column unique on every row that is text or a run of integers
-    ids = [c for c in X.columns if X[c].is_unique and (not pd.api.types.is_numeric_dtype(X[c])
-                                                       or pd.api.types.is_integer_dtype(X[c]))]
+    ids = [c for c in X.columns if IDENTIFIER_NAME.search(str(c))]
     X = X.drop(columns=ids)
     if X.shape[1] == 0:
         raise EvaluationInputError(f"{path}: no feature columns left after dropping the target and identifiers")
+    X.columns = [str(c) for c in X.columns]
     for c in X.columns:
         if not pd.api.types.is_numeric_dtype(X[c]):
             X[c] = X[c].astype("string")
-    return Prepared(X, y, ids)
+    return Prepared(X, y, ids, sorted(special_codes or []), parse_monotone(monotone, X.columns))
+
+
+def without_special_codes(X: pd.DataFrame, codes: list[float]) -> pd.DataFrame:
+    """The GBM reads a special code ("no record") as missing: LightGBM then learns where missing goes,
+    instead of placing -9 below every real value."""
+    if not codes:
+        return X
+    X = X.copy()
+    for c in X.columns:
+        if pd.api.types.is_numeric_dtype(X[c]):
+            X[c] = X[c].mask(X[c].isin(codes))
+    return X
 
 
 def _metrics(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
@@ -74,19 +126,23 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
 
 
 def evaluate(path: Path, target: str, bad: str | None = None, drop: list[str] | None = None, folds: int = 5,
-             seed: int = 42) -> dict:
-    data = prepare(path, target, bad, drop or [])
+             seed: int = 42, special_codes: list[float] | None = None, monotone: str | None = None) -> dict:
+    data = prepare(path, target, bad, drop or [], special_codes, monotone)
     if folds < 2 or folds > min(data.y.sum(), len(data.y) - data.y.sum()):
         raise EvaluationInputError(f"--folds {folds}: need at least 2 and no more than the smaller class")
     results: dict[str, list[tuple[float, float]]] = {"gbm": [], "scorecard": []}
+    fit_warnings: set[str] = set()
+    X_gbm = without_special_codes(data.X, data.special_codes)
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(data.X, data.y):
-        Xtr, Xte, ytr, yte = data.X.iloc[train], data.X.iloc[test], data.y[train], data.y[test]
+        ytr, yte = data.y[train], data.y[test]
         # a fixed size for sample testing: 400 trees at rate 0.03, no inner folds (small tables)
         gbm = MonotoneGBM(n_estimators=400, min_child_samples=20, calibration=None, cv_folds=0,
-                          random_state=seed).fit(Xtr, ytr)
-        results["gbm"].append(_metrics(yte, gbm.predict_proba(Xte)[:, 1]))
-        card = WoEScorecard().fit(Xtr, ytr)
-        results["scorecard"].append(_metrics(yte, card.predict_proba(Xte)[:, 1]))
+                          monotone=data.monotone or None, random_state=seed).fit(X_gbm.iloc[train], ytr)
+        results["gbm"].append(_metrics(yte, gbm.predict_proba(X_gbm.iloc[test])[:, 1]))
+        card = WoEScorecard(special_codes=data.special_codes or None, monotone=data.monotone or None)
+        card.fit(data.X.iloc[train], ytr)
+        fit_warnings.update(card.fit_warnings_)
+        results["scorecard"].append(_metrics(yte, card.predict_proba(data.X.iloc[test])[:, 1]))
     out = {"rows": int(len(data.y)), "bad_rate": round(float(data.y.mean()), 4)}
     for name, ms in results.items():
         aucs, kss = np.array([m[0] for m in ms]), np.array([m[1] for m in ms])
@@ -94,4 +150,5 @@ def evaluate(path: Path, target: str, bad: str | None = None, drop: list[str] | 
                      "ks_mean": round(float(kss.mean()), 4), "ks_std": round(float(kss.std()), 4),
                      "auc_folds": [round(float(a), 4) for a in aucs]}
     out["folds"], out["seed"], out["dropped_identifiers"] = folds, seed, data.dropped_ids
+    out["special_codes"], out["monotone"], out["warnings"] = data.special_codes, data.monotone, sorted(fit_warnings)
     return out

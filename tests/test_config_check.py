@@ -56,7 +56,7 @@ BREAKAGES = [
 def test_an_error_names_file_line_field_and_rule(capsys, folder, name, old, new, on_line, says):
     edit(folder / name, old, new)
     assert main(["config", "check", "--config", str(folder)]) == 2
-    err = capsys.readouterr().out
+    err = capsys.readouterr().err
     expected = f"{folder / name}:{line_of(folder / name, on_line)}: "
     assert re.search(re.escape(expected) + says, err.replace("\n", "")), err
 
@@ -64,7 +64,7 @@ def test_an_error_names_file_line_field_and_rule(capsys, folder, name, old, new,
 def test_broken_yaml_is_named_with_its_line(capsys, folder):
     (folder / "calendar_overrides.yaml").write_text("years:\n  2027: [unclosed\n", encoding="utf-8")
     assert main(["config", "check", "--config", str(folder)]) == 2
-    assert re.search(r"calendar_overrides\.yaml: not valid YAML at line \d+", capsys.readouterr().out.replace("\n", ""))
+    assert re.search(r"calendar_overrides\.yaml: not valid YAML at line \d+", capsys.readouterr().err.replace("\n", ""))
 
 
 def test_the_run_refuses_a_broken_configuration_before_touching_the_store(capsys, folder, tmp_path, monkeypatch):
@@ -73,5 +73,5 @@ def test_the_run_refuses_a_broken_configuration_before_touching_the_store(capsys
     db = tmp_path / "store" / "vc.duckdb"
     code = main(["run", "--date", "2026-11-28", "--landing", str(tmp_path / "landing"), "--db", str(db)])
     assert code == 2
-    assert "the mandatory exclusion dishonest_debtor" in capsys.readouterr().out.replace("\n", "")
+    assert "the mandatory exclusion dishonest_debtor" in capsys.readouterr().err.replace("\n", "")
     assert not db.exists() and not (tmp_path / "landing").exists()  # nothing simulated, nothing written

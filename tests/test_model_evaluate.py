@@ -80,7 +80,7 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path, capsys, args, messa
     pd.DataFrame({"x": np.arange(n) * 0.5, "bad": np.arange(n) % 2, "rare": (np.arange(n) < 5).astype(int)}).to_csv(
         tmp_path / "t.csv", index=False)
     assert main(["model", "evaluate", "--data", str(tmp_path / "t.csv"), *args]) == 2
-    assert message in capsys.readouterr().out
+    assert message in capsys.readouterr().err
 
 
 def test_estimators_follow_the_sklearn_contract():
@@ -96,3 +96,78 @@ def test_estimators_follow_the_sklearn_contract():
     assert np.all(np.diff(raw) <= 1e-12)  # more x never raises the risk
     p = gbm.predict_proba(grid)[:, 1]
     assert np.all((p >= 0) & (p <= 1)) and np.all(np.diff(p) <= 1e-12)
+
+
+AWKWARD = ["[(cash + short-term securities + receivables - short-term liabilities) / (operating expenses - depreciation)] * 365",
+           'a "quoted", {braced}: name', "营业收入 (万元)", "1st col", "a b", "a_b", "x/y", "column_0"]
+
+
+def awkward_table(tmp_path, target_values=(0.0, 1.0), n=500):
+    rng = np.random.default_rng(3)
+    x, z = rng.normal(size=n), rng.normal(size=n)
+    frame = pd.DataFrame({AWKWARD[0]: x, AWKWARD[1]: z, AWKWARD[2]: rng.normal(size=n),
+                          AWKWARD[3]: np.where(rng.random(n) < 0.2, -9, z * 2), AWKWARD[4]: rng.normal(size=n),
+                          AWKWARD[5]: rng.normal(size=n), AWKWARD[6]: rng.choice(["甲", "b"], n),
+                          AWKWARD[7]: rng.normal(size=n),
+                          "target": np.where(rng.random(n) < 1 / (1 + np.exp(-(1.5 * x - z))), *target_values[::-1])})
+    frame.to_csv(tmp_path / "awkward.csv", index=False)
+    return tmp_path / "awkward.csv"
+
+
+def test_any_column_name_works_and_reports_keep_the_original_names(tmp_path, capsys):
+    path = awkward_table(tmp_path)
+    r = run_json(["--data", str(path), "--target", "target", "--bad", "1", "--folds", "3",
+                  "--monotone", f"{AWKWARD[0]}:+1,{AWKWARD[1]}:-1", "--special-codes", "-9"], capsys)
+    assert r["gbm"]["auc_mean"] > 0.7 and r["scorecard"]["auc_mean"] > 0.7
+    assert r["monotone"] == {AWKWARD[0]: 1, AWKWARD[1]: -1} and r["special_codes"] == [-9.0]
+    frame = pd.read_csv(path)
+    y = frame.pop("target").to_numpy().astype(int)
+    frame[AWKWARD[6]] = frame[AWKWARD[6]].astype("string")
+    gbm = MonotoneGBM(n_estimators=30, calibration=None, cv_folds=0, monotone={AWKWARD[0]: 1}).fit(frame, y)
+    contributions = gbm.contributions(frame.head(5))
+    assert list(contributions.columns) == [*AWKWARD, "base_value"]  # the table's own names, not LightGBM's
+    grid = frame.head(1).loc[[0] * 20].reset_index(drop=True)
+    grid[AWKWARD[0]] = np.linspace(-3, 3, 20)
+    assert np.all(np.diff(gbm.raw_score(grid)) >= -1e-12)  # the constraint reached the named column
+
+
+@pytest.mark.parametrize("values,bad", [((0, 1), "1"), ((0.0, 1.0), "1"), ((0.0, 1.0), "1.0"), ((False, True), "1"),
+                                        ((False, True), "True"), (("0", "1"), "1.0")])
+def test_the_bad_value_is_matched_by_value_not_spelling(tmp_path, capsys, values, bad):
+    path = awkward_table(tmp_path, values, n=300)
+    r = run_json(["--data", str(path), "--target", "target", "--bad", bad, "--folds", "2"], capsys)
+    assert r["bad_rate"] == round(float((pd.read_csv(path)["target"].astype(str).isin(["1", "1.0", "True"])).mean()), 4)
+
+
+def test_identifiers_are_dropped_by_name_only_and_always_said(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    n = 300
+    amount = rng.permutation(n) * 10 + 7  # an integer feature with a distinct value on every row
+    frame = pd.DataFrame({"loan_id": np.arange(n), "amount": amount,
+                          "bad": (rng.random(n) < 1 / (1 + np.exp(-(amount - amount.mean()) / amount.std() * 2))).astype(int)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    r = run_json(["--data", str(tmp_path / "t.csv"), "--target", "bad", "--folds", "3"], capsys)
+    assert r["dropped_identifiers"] == ["loan_id"]
+    assert r["gbm"]["auc_mean"] > 0.75  # the unique integer column stayed a feature
+    assert main(["model", "evaluate", "--data", str(tmp_path / "t.csv"), "--target", "bad", "--folds", "3"]) == 0
+    assert "identifier columns not used as features (by name): loan_id" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_a_scorecard_that_did_not_converge_says_so(tmp_path, capsys, monkeypatch):
+    import models.estimators as est
+
+    class Stubborn(LogisticRegression):  # one iteration: scikit-learn warns that it did not converge
+        def __init__(self, C=1.0, max_iter=1000):
+            super().__init__(C=C, max_iter=1)
+
+    monkeypatch.setattr(est, "LogisticRegression", Stubborn)
+    path = awkward_table(tmp_path, n=300)
+    r = run_json(["--data", str(path), "--target", "target", "--folds", "2"], capsys)
+    assert any(w.startswith("ConvergenceWarning") for w in r["warnings"])
+
+
+def test_json_mode_prints_one_object_or_nothing(tmp_path, capsys):
+    pd.DataFrame({"x": np.arange(100), "bad": np.arange(100) % 3}).to_csv(tmp_path / "t.csv", index=False)
+    assert main(["model", "evaluate", "--data", str(tmp_path / "t.csv"), "--target", "bad", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "exactly two values" in captured.err

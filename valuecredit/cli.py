@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 console = Console()
+err_console = Console(stderr=True)  # errors never mix with what a script reads from stdout
 DEFAULT_LANDING = Path("data/landing")
 DEFAULT_DB = Path("data/valuecredit.duckdb")
 DEFAULT_REPORTS = Path("build/reports")
@@ -78,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     landing, db = Path(args.landing), Path(args.db)
     if errors := config_errors():  # the files the night would read: refused before anything starts
         for line in errors:
-            console.print(f"[red]error:[/] {line}", soft_wrap=True)
+            err_console.print(f"[red]error:[/] {line}", soft_wrap=True)
         return 2
     try:
         with writer_lock(db):
@@ -196,12 +197,16 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from models.evaluate import evaluate
+    from models.evaluate import EvaluationInputError, evaluate
 
     drop = [c.strip() for c in (args.drop or "").split(",") if c.strip()]
-    result = evaluate(Path(args.data), args.target, args.bad, drop, args.folds, args.seed)
+    try:
+        codes = [float(c) for c in (args.special_codes or "").split(",") if c.strip()]
+    except ValueError:
+        raise EvaluationInputError(f"--special-codes {args.special_codes!r}: expected numbers, e.g. -7,-8,-9") from None
+    result = evaluate(Path(args.data), args.target, args.bad, drop, args.folds, args.seed, codes, args.monotone)
     if args.json:
-        print(json.dumps({k: result[k] for k in ("rows", "bad_rate", "gbm", "scorecard")}))
+        print(json.dumps(result, ensure_ascii=False))
         return 0
     t = Table(title=f"{args.data}: {result['rows']:,} rows, bad rate {result['bad_rate']:.1%}, "
                     f"{args.folds}-fold stratified CV (seed {args.seed})")
@@ -211,8 +216,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         m = result[name]
         t.add_row(name, f"{m['auc_mean']:.4f}", f"{m['auc_std']:.4f}", f"{m['ks_mean']:.4f}")
     console.print(t)
-    if result["dropped_identifiers"]:
-        console.print(f"identifier columns not used as features: {', '.join(result['dropped_identifiers'])}")
+    console.print("identifier columns not used as features (by name): "
+                  + (", ".join(result["dropped_identifiers"]) or "none"), soft_wrap=True)
+    for warning in result["warnings"]:
+        console.print(f"[yellow]scorecard warning:[/] {warning}", soft_wrap=True)
     return 0
 
 
@@ -406,7 +413,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     console.print("folders: " + ", ".join(sorted({str(c.path.parent) for c in results})), soft_wrap=True)
     for c in results:
         if c.error:
-            console.print(f"[red]error:[/] {c.error}", soft_wrap=True)
+            err_console.print(f"[red]error:[/] {c.error}", soft_wrap=True)
     return 2 if any(c.error for c in results) else 0
 
 
@@ -466,10 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev = md.add_parser("evaluate", help="cross-validate the GBM and the scorecard on any labelled CSV")
     ev.add_argument("--data", required=True, help="a CSV with one row per case")
     ev.add_argument("--target", required=True, help="the outcome column (two values)")
-    ev.add_argument("--bad", help="the value of the target that means default (default: 1)")
+    ev.add_argument("--bad", help="the target value that means default; 1, 1.0, '1' and True are one value (default: 1)")
     ev.add_argument("--drop", help="columns to leave out, comma-separated")
     ev.add_argument("--folds", type=int, default=5)
     ev.add_argument("--seed", type=int, default=42)
+    ev.add_argument("--special-codes", dest="special_codes",
+                    help="values that mean 'no record', e.g. -7,-8,-9: binned apart in the scorecard, missing in the GBM")
+    ev.add_argument("--monotone", help="known directions, e.g. 'debt_ratio:+1,years:-1' (+1: higher value, higher risk)")
     ev.add_argument("--json", action="store_true", help="print exactly one JSON object")
     ev.set_defaults(func=cmd_evaluate)
     tr = md.add_parser("train", help="train the PD models on the loan book, validate out of time, register the champion")
@@ -541,12 +551,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# options whose value may start with '-' (argparse would take `--special-codes -7,-8` for two options)
+VALUES_MAY_START_WITH_A_DASH = ("--special-codes", "--monotone")
+
+
+def _attach_dash_values(argv: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in VALUES_MAY_START_WITH_A_DASH and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_dash_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
     except (ValueError, RuntimeError) as exc:  # named input errors: say what, not a stack trace
-        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         return 2
 
 
