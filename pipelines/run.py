@@ -1,12 +1,14 @@
 """`valuecredit run`: materialise every asset for one business date, in one go, in process."""
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from models.registry import champion
 from pipelines.definitions import (
@@ -46,6 +48,18 @@ def _innermost(error):
     while error.cause is not None:
         error = error.cause
     return error
+
+
+def _why(error) -> str:
+    """A step's failure in one line. Of a DuckDB error, its first line ("Binder Error: ..."), not the
+    `LINE n:` and caret lines after it that point into the SQL; of any other, its last line."""
+    error = _innermost(error)
+    lines = [line for line in error.message.strip().splitlines() if line.strip()] or [error.cls_name]
+    kind = getattr(duckdb, error.cls_name, None)
+    if not (isinstance(kind, type) and issubclass(kind, duckdb.Error)):
+        return lines[-1]
+    first = next((line for line in lines if not re.match(r"\s*(LINE \d+:|\^+\s*$)", line)), lines[0])
+    return re.sub(rf"^[\w.]*{error.cls_name}: ", "", first)
 
 
 def run_nightly(business_date: date, landing: Path, db: Path, progress: ProgressReporter | None = None,
@@ -89,8 +103,7 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     else:
         results = [nightly(nightly_assets)]
     failed, warnings = {}, dict(skipped)
-    errors = {ev.step_key: _innermost(ev.event_specific_data.error).message.strip().splitlines()[-1]
-              for r in results for ev in r.get_step_failure_events()}
+    errors = {ev.step_key: _why(ev.event_specific_data.error) for r in results for ev in r.get_step_failure_events()}
     for ev in (ev for r in results for ev in r.get_asset_check_evaluations()):
         if not ev.passed:
             into = warnings if ev.severity == dg.AssetCheckSeverity.WARN else failed

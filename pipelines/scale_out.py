@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.partitions import business_days, retry_policy
-from pipelines.resources import Store
+from pipelines.resources import Store, load_config
 from pipelines.scoring import CatalogueFile
 from valuecredit.partitions import FirmPartition, compute_partition, merge_partitions, plan_partitions
 from valuecredit.scoring.catalogue import load_catalogue
@@ -52,7 +52,7 @@ def score_firm_partition(context: dg.OpExecutionContext, store: Store, catalogue
     as_of = date.fromisoformat(context.partition_key)
     con = connect(store.database, read_only=True)
     try:
-        rows = compute_partition(con, as_of, load_catalogue(catalogue.path),
+        rows = compute_partition(con, as_of, load_config(load_catalogue, catalogue.path),
                                  FirmPartition(partition["name"], tuple(partition["districts"])),
                                  Path(parts_folder.path) / as_of.isoformat())
     finally:
@@ -67,7 +67,7 @@ def merge_firm_partitions(context: dg.OpExecutionContext, store: Store, catalogu
     """The single writer: every part into the store in one transaction, then the peer percentiles."""
     as_of = date.fromisoformat(context.partition_key)
     with store.connect() as con:
-        s = merge_partitions(con, as_of, load_catalogue(catalogue.path), Path(parts_folder.path) / as_of.isoformat(),
+        s = merge_partitions(con, as_of, load_config(load_catalogue, catalogue.path), Path(parts_folder.path) / as_of.isoformat(),
                              [FirmPartition(p["name"], tuple(p["districts"])) for p in sorted(partitions, key=lambda p: p["name"])])
     context.add_output_metadata({"firms": s.firms, "excluded": s.excluded, "negative_hits": s.hits,
                                  "partitions": len(partitions), "snapshot_id": s.snapshot_id})

@@ -92,7 +92,7 @@ def test_a_second_writer_is_refused_with_a_clear_message(tmp_path, capsys):
         except StoreBusy as exc:
             assert "another run" in str(exc) and str(db) in str(exc)
         assert main(["run", "--date", "2026-11-28", "--landing", str(tmp_path), "--db", str(db)]) == 3
-    assert "refused" in capsys.readouterr().out
+    assert "refused" in capsys.readouterr().err
 
 
 def test_bad_date_is_refused(capsys):
