@@ -114,7 +114,7 @@ def test_the_bank_query_command_answers_from_the_sandbox_and_refuses_the_rest(tw
     n = int(capsys.readouterr().out.splitlines()[1])
     assert n == len(pd.read_parquet(store / "publish" / "B03" / DAY2.isoformat() / "eligibility.parquet"))
     assert main(["bank", "query", "--bank", "B03", "--db", db, f"SELECT * FROM '{db}'"]) == 2
-    assert "bank B03, publication of 2026-11-28: Permission Error" in capsys.readouterr().out
+    assert "bank B03, publication of 2026-11-28: Permission Error" in capsys.readouterr().err
 
 
 def test_every_read_of_personal_data_is_logged_with_its_purpose(two_nights, tmp_path):
@@ -170,7 +170,7 @@ def test_a_reader_and_the_nightly_run_wait_for_each_other_with_a_clear_message(t
     writer = hold(False, 20)
     try:
         assert main(["report", "firm", firm, "--db", str(db), "--no-pdf", "--out", str(store / "r")]) == 2
-        out = capsys.readouterr().out
+        out = capsys.readouterr().err
         assert "is open in another process" in out and "the nightly run is writing it" in out and "Traceback" not in out
     finally:
         writer.kill()

@@ -108,7 +108,7 @@ def test_too_few_loans_is_a_clear_refusal(clean_landing, tmp_path, capsys):
     con.close()
     code = main(["score", "calibrate", "--db", str(tmp_path / "small.duckdb"), "--out", str(tmp_path / "r"),
                  "--date", date(2026, 11, 28).isoformat()])
-    assert code == 2 and "defaults are needed" in capsys.readouterr().out
+    assert code == 2 and "defaults are needed" in capsys.readouterr().err
 
 
 

@@ -80,7 +80,7 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path, capsys, args, messa
     pd.DataFrame({"x": np.arange(n) * 0.5, "bad": np.arange(n) % 2, "rare": (np.arange(n) < 5).astype(int)}).to_csv(
         tmp_path / "t.csv", index=False)
     assert main(["model", "evaluate", "--data", str(tmp_path / "t.csv"), *args]) == 2
-    assert message in capsys.readouterr().out
+    assert message in capsys.readouterr().err
 
 
 def test_estimators_follow_the_sklearn_contract():

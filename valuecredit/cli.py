@@ -557,11 +557,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("VALUECREDIT_DEBUG") == "1":
             raise
-        sys.stderr.write(f"valuecredit {args.command}: error: {_one_line(exc)}\n")
+        sys.stderr.write(f"{_prog(args)}: error: {_one_line(exc)}\n")
         return 3 if isinstance(exc, StoreLocked) else 2
     except KeyboardInterrupt:
-        sys.stderr.write(f"valuecredit {args.command}: interrupted\n")
+        sys.stderr.write(f"{_prog(args)}: interrupted\n")
         return 130
+
+
+def _prog(args: argparse.Namespace) -> str:
+    """The command as typed, e.g. `valuecredit ledger rebuild`."""
+    return " ".join(["valuecredit", args.command, getattr(args, f"{args.command}_command", "")]).strip()
 
 
 if __name__ == "__main__":
