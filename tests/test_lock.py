@@ -83,6 +83,21 @@ def test_a_symlink_or_a_relative_path_to_the_store_finds_the_same_lock(tmp_path,
     assert f"pid {p.pid}" in one_error_line(capsys) and not (tmp_path / "b").exists()
 
 
+@pytest.mark.parametrize("command", [
+    ["backup", "--to", "{d}/b2"], ["restore", "{d}/b1"], ["ledger", "rebuild"], ["model", "train"],
+    ["score", "calibrate", "--adopt", "--out", "{d}/calibration"]])
+def test_every_command_that_writes_the_store_or_the_registry_is_refused_while_another_holds_it(
+        command, tmp_path, other, capsys):
+    db = tmp_path / "night.duckdb"
+    duckdb.connect(str(db)).close()
+    assert main(["backup", "--db", str(db), "--to", str(tmp_path / "b1")]) == 0
+    capsys.readouterr()
+    other.append(p := hold_lock(db))
+    assert main([a.format(d=tmp_path) for a in command] + ["--db", str(db)]) == 3
+    assert f"pid {p.pid}" in one_error_line(capsys)
+    assert not (tmp_path / "b2").exists() and not (tmp_path / "calibration").exists()
+
+
 def test_the_lock_joins_its_own_process_run_but_never_a_second_command(tmp_path):
     db = tmp_path / "night.duckdb"
     with writer_lock(db):
