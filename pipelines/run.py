@@ -25,7 +25,7 @@ from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_
 from pipelines.resources import ProgressReporter, SilentProgress
 from pipelines.scoring import FULL_NIGHT_TAG
 from valuecredit.ingest import quarantined_by_rule
-from valuecredit.store import connect
+from valuecredit.store import connect, writer_lock
 
 
 @dataclass
@@ -65,7 +65,13 @@ def _why(error) -> str:
 def run_nightly(business_date: date, landing: Path, db: Path, progress: ProgressReporter | None = None,
                 full: str = "") -> RunSummary:
     """`full`: why every firm must be computed again tonight (empty: only what changed, when the
-    previous night allows; see valuecredit.scoring.changes)."""
+    previous night allows; see valuecredit.scoring.changes). The night holds the store's writer lock
+    from its first materialisation to its last (joining the lock `valuecredit run` holds)."""
+    with writer_lock(db, join=True):
+        return _night(business_date, landing, db, progress, full)
+
+
+def _night(business_date: date, landing: Path, db: Path, progress: ProgressReporter | None, full: str) -> RunSummary:
     started = time.perf_counter()
     # a store in a folder not made yet: DuckDB cannot create it, and the resource would retry for minutes
     Path(db).parent.mkdir(parents=True, exist_ok=True)
