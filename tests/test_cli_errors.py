@@ -49,6 +49,7 @@ BAD = {
     "missing store, report": (["report", "portfolio", "--db", "{d}/nope.duckdb"], "--db {d}/nope.duckdb: no such store"),
     "missing store, replay": (["model", "replay", "--date", "2026-11-28", "--db", "{d}/nope.duckdb"], "no such store"),
     "missing store, train": (["model", "train", "--db", "{d}/nope.duckdb"], "--db {d}/nope.duckdb: no such store"),
+    "missing store, rebuild": (["ledger", "rebuild", "--db", "{d}/nope.duckdb"], "--db {d}/nope.duckdb: no such store"),
     "no landing folder": (["run", "--date", "2026-11-28", "--landing", "{d}/no_landing", "--db", "{d}/new.duckdb"],
                           "--landing {d}/no_landing: no such folder"),
     "broken catalogue": (["score", "calibrate", "--catalogue", "{d}/broken.yaml", "--db", "{d}/store.duckdb"],
@@ -79,7 +80,7 @@ def test_a_bad_invocation_is_one_line_on_stderr_with_exit_2(case, files, capsys)
     assert len(lines) == 1 and "Traceback" not in err + out, err
     assert message.format(d=files) in lines[0] and lines[0].startswith("valuecredit")
     assert time.perf_counter() - started < 15  # refused before any work
-    assert not (files / "new.duckdb").exists() and not (files / "restored.duckdb").exists()
+    assert not {"new.duckdb", "restored.duckdb", "nope.duckdb", "nope.duckdb.lock"} & {p.name for p in files.iterdir()}
 
 
 def test_an_unexpected_error_is_one_line_too_and_developers_can_see_the_traceback(files, capsys, monkeypatch):

@@ -213,7 +213,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from valuecredit.store import connect, writer_lock
 
     cfg, calendar = load_pool_config(args.pool), WorkingDays.load(args.calendar)
-    with writer_lock(args.db):
+    with writer_lock(_existing(args.db)):  # a mistyped --db is not a new, empty store
         con = connect(args.db)
         try:
             done = rebuild(con, cfg, calendar)
