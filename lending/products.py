@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from valuecredit.configfile import content_hash, read_yaml
+from valuecredit.configfile import ConfigError, content_hash, read_yaml
 
 DEFAULT_PRODUCTS = Path(__file__).resolve().parents[1] / "config" / "products.yaml"
 STATUSES = ("zhuanjingtexin", "high_tech", "tech_sme")  # innovation_status values a product may require
@@ -22,7 +22,7 @@ CONDITIONS = {
 }
 
 
-class ProductError(ValueError):
+class ProductError(ConfigError):
     """The product catalogue is not valid: names the product and the field."""
 
 

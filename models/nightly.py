@@ -25,7 +25,7 @@ import pyarrow as pa
 from models.features import features_sql
 from models.monitoring import psi, status
 from models.registry import RegisteredModel, RegistryError, champion, load_model
-from valuecredit.configfile import content_hash, read_yaml
+from valuecredit.configfile import ConfigError, content_hash, read_yaml
 from valuecredit.scoring.catalogue import Catalogue
 from valuecredit.scoring.changes import NightPlan, night_plan
 from valuecredit.scoring.score import firms_as_of, replace_date
@@ -54,6 +54,10 @@ class ScoringError(RuntimeError):
     """No model to score with, or a model the reason codes do not cover."""
 
 
+class ReasonCodeError(ScoringError, ConfigError):
+    """The reason-code file cannot be used as it is."""
+
+
 @dataclass
 class ReasonCodes:
     by_feature: dict[str, dict]
@@ -61,17 +65,17 @@ class ReasonCodes:
 
 
 def load_reason_codes(path: Path = REASON_CODES) -> ReasonCodes:
-    raw = read_yaml(Path(path), ScoringError, "reason codes")
+    raw = read_yaml(Path(path), ReasonCodeError, "reason codes")
     codes = (raw or {}).get("codes") if isinstance(raw, dict) else None
     if not isinstance(codes, dict) or not codes:
-        raise ScoringError(f"{path}: no `codes:` mapping of feature to code, zh, en")
+        raise ReasonCodeError(f"{path}: no `codes:` mapping of feature to code, zh, en")
     seen: dict[str, str] = {}
     for feature, entry in codes.items():
         for key in ("code", "zh", "en"):
             if not isinstance(entry, dict) or not str(entry.get(key, "")).strip():
-                raise ScoringError(f"{path}: reason code for {feature!r} has no {key!r}")
+                raise ReasonCodeError(f"{path}: reason code for {feature!r} has no {key!r}")
         if entry["code"] in seen:
-            raise ScoringError(f"{path}: code {entry['code']} is used by both {seen[entry['code']]!r} and {feature!r}")
+            raise ReasonCodeError(f"{path}: code {entry['code']} is used by both {seen[entry['code']]!r} and {feature!r}")
         seen[entry["code"]] = feature
     return ReasonCodes(codes, content_hash(raw))
 

@@ -87,4 +87,7 @@ defs = dg.Definitions(
     jobs=[nightly_job, retraining_job, scale_out_job],
     schedules=[nightly_schedule, monthly_retraining],
     resources=resources(),
+    # what the UI materialises by hand runs in one process too: the store resource holds the writer
+    # lock from its first step to its last, and DuckDB takes one writing process at a time anyway
+    executor=dg.in_process_executor,
 )

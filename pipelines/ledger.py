@@ -8,7 +8,7 @@ import dagster as dg
 
 from lending.deadlines import build_deadlines
 from pipelines.partitions import business_days
-from pipelines.resources import ProgressReporter, Store
+from pipelines.resources import ProgressReporter, Store, load_config
 from valuecredit.calendar import DEFAULT_OVERRIDES, WorkingDays
 from valuecredit.ledger.checks import check_ledger
 from valuecredit.ledger.config import DEFAULT_POOL, load_pool_config
@@ -39,8 +39,8 @@ def pool_resource() -> PoolFiles:
 )
 def ledger_postings(context: dg.AssetExecutionContext, store: Store, pool_files: PoolFiles,
                     progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    cfg = load_pool_config(pool_files.pool)  # bad parameters stop here, before anything is posted
-    calendar = WorkingDays.load(pool_files.calendar_overrides)
+    cfg = load_config(load_pool_config, pool_files.pool)  # bad parameters stop here, before anything is posted
+    calendar = load_config(WorkingDays.load, pool_files.calendar_overrides)
     with store.connect() as con:
         s = post_business_date(con, date.fromisoformat(context.partition_key), cfg, calendar)
     progress.done("ledger", f"{s.events:,} events, {s.postings:,} postings, claims {s.claims or 'none'}")
@@ -54,7 +54,7 @@ def ledger_postings(context: dg.AssetExecutionContext, store: Store, pool_files:
                 "and the ledger's outstanding balance per bank equal to the loan book's.",
 )
 def ledger_checks(context: dg.AssetCheckExecutionContext, store: Store, pool_files: PoolFiles):
-    cfg = load_pool_config(pool_files.pool)
+    cfg = load_config(load_pool_config, pool_files.pool)
     with store.connect() as con:
         for name, out in check_ledger(con, cfg):
             yield dg.AssetCheckResult(asset_key=["ledger", "postings"], check_name=name, passed=out.passed,
@@ -69,7 +69,7 @@ def ledger_checks(context: dg.AssetCheckExecutionContext, store: Store, pool_fil
 )
 def application_deadlines(context: dg.AssetExecutionContext, store: Store, pool_files: PoolFiles,
                           progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    calendar = WorkingDays.load(pool_files.calendar_overrides)
+    calendar = load_config(WorkingDays.load, pool_files.calendar_overrides)
     with store.connect() as con:
         s = build_deadlines(con, date.fromisoformat(context.partition_key), calendar)
     progress.done("deadlines", f"{s.applications:,} applications, {s.late:,} decided late, {s.overdue:,} overdue")

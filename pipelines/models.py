@@ -17,7 +17,7 @@ from models.checks import check_pd
 from models.nightly import ScoringError, load_reason_codes, pinned_model, score_pd
 from models.train import retrain
 from pipelines.partitions import business_days, retry_policy
-from pipelines.resources import LandingZone, ProgressReporter, Store
+from pipelines.resources import LandingZone, ProgressReporter, Store, load_config
 from pipelines.scoring import CatalogueFile, commercial_value, indicators
 from valuecredit.scoring.catalogue import load_catalogue
 
@@ -47,7 +47,7 @@ def pd_champion(context: dg.AssetExecutionContext, store: Store, catalogue: Cata
                 landing: LandingZone, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
     truth = Path(landing.path) / "_truth" / "loans.parquet"
     with store.connect() as con:
-        report = retrain(con, load_catalogue(catalogue.path), Path(registry.path), date.today(),
+        report = retrain(con, load_config(load_catalogue, catalogue.path), Path(registry.path), date.today(),
                          truth if truth.exists() else None)
     oot, decision = report["out_of_time"], report["decision"]
     progress.done("pd model", f"{report['version']} AUC {oot['gbm']['auc']:.4f} out of time: "
@@ -73,7 +73,7 @@ def pd_scores(context: dg.AssetExecutionContext, store: Store, catalogue: Catalo
     try:
         model, codes = pinned_model(Path(registry.path)), load_reason_codes()
         with store.connect() as con:
-            s = score_pd(con, date.fromisoformat(context.partition_key), load_catalogue(catalogue.path), model, codes)
+            s = score_pd(con, date.fromisoformat(context.partition_key), load_config(load_catalogue, catalogue.path), model, codes)
     except ScoringError as exc:  # no model, or codes that do not cover it: retrying cannot help
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     kept = s.firms - s.scored_again
@@ -115,7 +115,7 @@ def products_resource() -> ProductsFile:
 )
 def eligibility(context: dg.AssetExecutionContext, store: Store, products: ProductsFile,
                 progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    catalogue = load_products(products.path)  # a bad product stops here, before anything is decided
+    catalogue = load_config(load_products, products.path)  # a bad product stops here, before anything is decided
     with store.connect() as con:
         s = build_eligibility(con, date.fromisoformat(context.partition_key), catalogue)
     progress.done("eligibility", f"{s.eligible_firms:,} of {s.firms:,} firms eligible for at least one of "
@@ -132,7 +132,7 @@ def eligibility(context: dg.AssetExecutionContext, store: Store, products: Produ
                 "refusal explained; every eligible limit priced, positive and within the programme's cap.",
 )
 def eligibility_checks(context: dg.AssetCheckExecutionContext, store: Store, products: ProductsFile):
-    catalogue = load_products(products.path)
+    catalogue = load_config(load_products, products.path)
     with store.connect() as con:
         for name, out in check_eligibility(con, date.fromisoformat(context.run.tags["dagster/partition"]), catalogue):
             yield dg.AssetCheckResult(asset_key=["decisions", "eligibility"], check_name=name, passed=out.passed,
@@ -172,7 +172,7 @@ def early_warnings(context: dg.AssetExecutionContext, store: Store,
 )
 def publication(context: dg.AssetExecutionContext, store: Store, products: ProductsFile, publish_folder: PublicationFolder,
                 progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    catalogue = load_products(products.path)
+    catalogue = load_config(load_products, products.path)
     with store.connect() as con:
         s = publish(con, date.fromisoformat(context.partition_key), catalogue, Path(publish_folder.path))
     progress.done("publication", f"{s.banks} banks, {sum(s.rows.values()):,} rows, in {s.folder}")

@@ -12,7 +12,7 @@ from lending.products import load_products
 from pipelines.ledger import application_deadlines, ledger_postings
 from pipelines.models import ModelRegistry, ProductsFile, early_warnings, pd_scores, publication
 from pipelines.partitions import business_days
-from pipelines.resources import ProgressReporter, Store
+from pipelines.resources import ProgressReporter, Store, load_config
 from pipelines.scoring import CatalogueFile
 from reports.audit import audit_pack
 from reports.firm import bank_batches
@@ -44,7 +44,7 @@ def portfolio_reports(context: dg.AssetExecutionContext, store: Store, products:
                       reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
     as_of, out = date.fromisoformat(context.partition_key), Path(reports_folder.path) / "portfolio"
     with store.connect() as con:
-        written = [write_portfolio(con, as_of, out, bank) for bank in [None, *sorted(load_products(products.path).banks)]]
+        written = [write_portfolio(con, as_of, out, bank) for bank in [None, *sorted(load_config(load_products, products.path).banks)]]
     progress.done("portfolio reports", f"{len(written)} (programme and banks) in {out}")
     return dg.MaterializeResult(metadata={"reports": len(written), "folder": str(out)})
 
@@ -59,7 +59,7 @@ def audit_pack_report(context: dg.AssetExecutionContext, store: Store, registry:
                       reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
     as_of = date.fromisoformat(context.partition_key)
     with store.connect() as con:
-        path = audit_pack(con, as_of, Path(registry.path), load_catalogue(catalogue.path), Path(reports_folder.path))
+        path = audit_pack(con, as_of, Path(registry.path), load_config(load_catalogue, catalogue.path), Path(reports_folder.path))
     progress.done("audit pack", str(path))
     return dg.MaterializeResult(metadata={"path": str(path)})
 
@@ -76,7 +76,7 @@ def bank_report_batches(context: dg.AssetExecutionContext, store: Store, product
     as_of, out = date.fromisoformat(context.partition_key), Path(reports_folder.path) / "banks"
     with store.connect() as con:
         before = con.execute("SELECT max(as_of) FROM decisions.eligibility_firms WHERE as_of < ?", [as_of]).fetchone()[0]
-        done = bank_batches(con, sorted(load_products(products.path).banks), as_of, load_catalogue(catalogue.path), out,
+        done = bank_batches(con, sorted(load_config(load_products, products.path).banks), as_of, load_config(load_catalogue, catalogue.path), out,
                             new_since=before, limit=reports_folder.max_reports_per_bank)
     reports = sum(b.reports for b in done)
     progress.done("bank report batches", f"{reports:,} reports of {sum(b.eligible for b in done):,} new leads "

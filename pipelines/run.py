@@ -1,12 +1,14 @@
 """`valuecredit run`: materialise every asset for one business date, in one go, in process."""
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from models.registry import champion
 from pipelines.definitions import (
@@ -23,7 +25,7 @@ from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_
 from pipelines.resources import ProgressReporter, SilentProgress
 from pipelines.scoring import FULL_NIGHT_TAG
 from valuecredit.ingest import quarantined_by_rule
-from valuecredit.store import connect
+from valuecredit.store import connect, writer_lock
 
 
 @dataclass
@@ -48,10 +50,28 @@ def _innermost(error):
     return error
 
 
+def _why(error) -> str:
+    """A step's failure in one line. Of a DuckDB error, its first line ("Binder Error: ..."), not the
+    `LINE n:` and caret lines after it that point into the SQL; of any other, its last line."""
+    error = _innermost(error)
+    lines = [line for line in error.message.strip().splitlines() if line.strip()] or [error.cls_name]
+    kind = getattr(duckdb, error.cls_name, None)
+    if not (isinstance(kind, type) and issubclass(kind, duckdb.Error)):
+        return lines[-1]
+    first = next((line for line in lines if not re.match(r"\s*(LINE \d+:|\^+\s*$)", line)), lines[0])
+    return re.sub(rf"^[\w.]*{error.cls_name}: ", "", first)
+
+
 def run_nightly(business_date: date, landing: Path, db: Path, progress: ProgressReporter | None = None,
                 full: str = "") -> RunSummary:
     """`full`: why every firm must be computed again tonight (empty: only what changed, when the
-    previous night allows; see valuecredit.scoring.changes)."""
+    previous night allows; see valuecredit.scoring.changes). The night holds the store's writer lock
+    from its first materialisation to its last (joining the lock `valuecredit run` holds)."""
+    with writer_lock(db, join=True):
+        return _night(business_date, landing, db, progress, full)
+
+
+def _night(business_date: date, landing: Path, db: Path, progress: ProgressReporter | None, full: str) -> RunSummary:
     started = time.perf_counter()
     # a store in a folder not made yet: DuckDB cannot create it, and the resource would retry for minutes
     Path(db).parent.mkdir(parents=True, exist_ok=True)
@@ -89,8 +109,7 @@ def run_nightly(business_date: date, landing: Path, db: Path, progress: Progress
     else:
         results = [nightly(nightly_assets)]
     failed, warnings = {}, dict(skipped)
-    errors = {ev.step_key: _innermost(ev.event_specific_data.error).message.strip().splitlines()[-1]
-              for r in results for ev in r.get_step_failure_events()}
+    errors = {ev.step_key: _why(ev.event_specific_data.error) for r in results for ev in r.get_step_failure_events()}
     for ev in (ev for r in results for ev in r.get_asset_check_evaluations()):
         if not ev.passed:
             into = warnings if ev.severity == dg.AssetCheckSeverity.WARN else failed

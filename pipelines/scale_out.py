@@ -11,9 +11,12 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.executor_definition import multiple_process_executor_requirements
+from dagster._core.execution.retries import RetryMode
+from dagster._core.execution.step_dependency_config import StepDependencyConfig
 
 from pipelines.partitions import business_days, retry_policy
-from pipelines.resources import Store
+from pipelines.resources import Store, load_config
 from pipelines.scoring import CatalogueFile
 from valuecredit.partitions import FirmPartition, compute_partition, merge_partitions, plan_partitions
 from valuecredit.scoring.catalogue import load_catalogue
@@ -52,7 +55,7 @@ def score_firm_partition(context: dg.OpExecutionContext, store: Store, catalogue
     as_of = date.fromisoformat(context.partition_key)
     con = connect(store.database, read_only=True)
     try:
-        rows = compute_partition(con, as_of, load_catalogue(catalogue.path),
+        rows = compute_partition(con, as_of, load_config(load_catalogue, catalogue.path),
                                  FirmPartition(partition["name"], tuple(partition["districts"])),
                                  Path(parts_folder.path) / as_of.isoformat())
     finally:
@@ -67,7 +70,7 @@ def merge_firm_partitions(context: dg.OpExecutionContext, store: Store, catalogu
     """The single writer: every part into the store in one transaction, then the peer percentiles."""
     as_of = date.fromisoformat(context.partition_key)
     with store.connect() as con:
-        s = merge_partitions(con, as_of, load_catalogue(catalogue.path), Path(parts_folder.path) / as_of.isoformat(),
+        s = merge_partitions(con, as_of, load_config(load_catalogue, catalogue.path), Path(parts_folder.path) / as_of.isoformat(),
                              [FirmPartition(p["name"], tuple(p["districts"])) for p in sorted(partitions, key=lambda p: p["name"])])
     context.add_output_metadata({"firms": s.firms, "excluded": s.excluded, "negative_hits": s.hits,
                                  "partitions": len(partitions), "snapshot_id": s.snapshot_id})
@@ -84,8 +87,37 @@ def by_firm_partition(coverage):
     return merge_firm_partitions(plan_firm_partitions(coverage).map(score_firm_partition).collect())
 
 
+class UnderStoreLock(dg.Executor):
+    """The multiprocess executor, run while the run's orchestrating process holds the store's writer
+    lock from the first step to the last; each step process's store resource joins it by run id."""
+
+    def __init__(self, inner: dg.Executor) -> None:
+        self.inner = inner
+
+    @property
+    def retries(self) -> RetryMode:
+        return self.inner.retries
+
+    @property
+    def step_dependency_config(self) -> StepDependencyConfig:
+        return self.inner.step_dependency_config
+
+    def execute(self, plan_context, execution_plan):
+        store = plan_context.job.get_definition().resource_defs["store"]
+        config = (plan_context.run_config.get("resources") or {}).get("store")
+        with dg.build_resources({"store": store}, instance=plan_context.instance, dagster_run=plan_context.dagster_run,
+                                resource_config={"store": config} if config else None):
+            yield from self.inner.execute(plan_context, execution_plan)
+
+
+@dg.executor(name="multiprocess_under_store_lock", config_schema=dg.multiprocess_executor.config_schema,
+             requirements=multiple_process_executor_requirements())
+def multiprocess_under_store_lock(init_context: dg.InitExecutorContext) -> dg.Executor:
+    return UnderStoreLock(dg.multiprocess_executor.executor_creation_fn(init_context))
+
+
 scale_out_job = dg.define_asset_job(
     "scale_out_scoring", selection=dg.AssetSelection.assets(by_firm_partition),
-    executor_def=dg.multiprocess_executor,
+    executor_def=multiprocess_under_store_lock,
     description="Indicators and scores on partitions of firms, in parallel processes, then merged by one writer.",
 )

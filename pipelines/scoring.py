@@ -6,7 +6,7 @@ from datetime import date
 import dagster as dg
 
 from pipelines.partitions import business_days, retry_policy
-from pipelines.resources import ProgressReporter, Store
+from pipelines.resources import ProgressReporter, Store, load_config
 from valuecredit.scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
 from valuecredit.scoring.changes import night_plan
 from valuecredit.scoring.checks import check_scores
@@ -54,7 +54,7 @@ def indicators(context: dg.AssetExecutionContext, store: Store,
 def score_checks(context: dg.AssetCheckExecutionContext, store: Store, catalogue: CatalogueFile):
     as_of = date.fromisoformat(context.run.tags["dagster/partition"])
     with store.connect() as con:
-        for name, out in check_scores(con, as_of, load_catalogue(catalogue.path)):
+        for name, out in check_scores(con, as_of, load_config(load_catalogue, catalogue.path)):
             yield dg.AssetCheckResult(asset_key=["scores", "commercial_value"], check_name=name, passed=out.passed,
                                       description=out.description, metadata=out.metadata)
 
@@ -67,7 +67,7 @@ def score_checks(context: dg.AssetCheckExecutionContext, store: Store, catalogue
 )
 def commercial_value(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile,
                      progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    cat = load_catalogue(catalogue.path)  # a bad catalogue stops here, before anything is replaced
+    cat = load_config(load_catalogue, catalogue.path)  # a bad catalogue stops here, before anything is replaced
     with store.connect() as con:
         s = build_scores(con, date.fromisoformat(context.partition_key), cat)
     progress.done("commercial_value", f"{s.firms:,} firms scored, {s.excluded:,} excluded by the negative list")

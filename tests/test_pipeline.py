@@ -23,8 +23,10 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     assert len(repo.asset_graph.get_all_asset_keys()) == 37
     assert dg.AssetKey(["models", "pd_champion"]) not in job.asset_layer.selected_asset_keys
     assert dg.AssetKey(["scores", "by_firm_partition"]) not in job.asset_layer.selected_asset_keys
-    assert repo.get_job("scale_out_scoring").executor_def.name == "multiprocess"
+    assert repo.get_job("scale_out_scoring").executor_def.name == "multiprocess_under_store_lock"
     assert repo.get_job("retrain_pd").asset_layer.selected_asset_keys == {dg.AssetKey(["models", "pd_champion"])}
+    # runs launched from the UI hold the store for their whole run in one process (one writer per store)
+    assert {j.name: j.executor_def.name for j in repo.get_all_jobs()}["__ASSET_JOB"] == "in_process"
     from pipelines.definitions import all_checks
     checks = [c for a in all_checks for c in a.check_specs]
     assert len(repo.asset_graph.asset_check_keys) == 23 + 4 + 4 + 2 + 5
@@ -92,7 +94,7 @@ def test_a_second_writer_is_refused_with_a_clear_message(tmp_path, capsys):
         except StoreBusy as exc:
             assert "another run" in str(exc) and str(db) in str(exc)
         assert main(["run", "--date", "2026-11-28", "--landing", str(tmp_path), "--db", str(db)]) == 3
-    assert "refused" in capsys.readouterr().out
+    assert "refused" in capsys.readouterr().err
 
 
 def test_bad_date_is_refused(capsys):

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from valuecredit.personal import READS_LOG_SUFFIX
-from valuecredit.store import writer_lock
+from valuecredit.store import busy, writer_lock
 
 MANIFEST = "manifest.json"
 STORE_FILE = "store.duckdb"
@@ -74,7 +74,10 @@ def backup(db: Path, to: Path, registry: Path | None = None) -> BackupSummary:
     partial = to.with_name(to.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     with writer_lock(db):
-        con = duckdb.connect(str(db))
+        try:
+            con = duckdb.connect(str(db))
+        except duckdb.IOException as exc:  # a reader has it open
+            raise busy(db, exc, read_only=False) from None
         con.execute("CHECKPOINT")  # the write-ahead log into the file, so the file alone is the store
         con.close()
         partial.mkdir(parents=True)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import chinese_calendar
 
-from valuecredit.configfile import read_yaml
+from valuecredit.configfile import ConfigError, read_yaml
 
 DEFAULT_OVERRIDES = Path(__file__).resolve().parents[1] / "config" / "calendar_overrides.yaml"
 
 
-class CalendarError(ValueError):
+class CalendarError(ConfigError):
     """A date's working-day status is unknown, or the override file is unusable."""
 
 

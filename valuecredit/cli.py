@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
-from contextlib import contextmanager
-from datetime import date
+from contextlib import contextmanager, nullcontext
+from datetime import date, datetime
 from pathlib import Path
+from typing import NoReturn
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,11 +23,41 @@ DEFAULT_DB = Path("data/valuecredit.duckdb")
 DEFAULT_REPORTS = Path("build/reports")
 
 
+def _today() -> date:
+    """The latest business date there can be: today here, or in Beijing if it is already tomorrow there."""
+    return max(date.today(), datetime.now(ZoneInfo("Asia/Shanghai")).date())
+
+
 def _date(text: str) -> date:
+    """A business date: one that has begun (there is no data for the future, and Dagster no partition)."""
     try:
-        return date.fromisoformat(text)
+        d = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if d > _today():
+        raise argparse.ArgumentTypeError(f"{text} is in the future (today is {_today()}): no business date after today")
+    return d
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line on stderr (exit 2), not usage and error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one line, without the `LINE n:` and caret lines DuckDB adds under it."""
+    lines = [line.strip() for line in str(exc).splitlines()
+             if line.strip() and not re.match(r"\s*(LINE \d+:|\^+\s*$)", line)]
+    text = " ".join(lines) or "no message"
+    return text if isinstance(exc, ValueError | RuntimeError) else f"{type(exc).__name__}: {text}"
+
+
+def _existing(db: str | Path) -> Path:
+    if not Path(db).is_file():
+        raise ValueError(f"--db {db}: no such store: run `valuecredit run` first")
+    return Path(db)
 
 
 @contextmanager
@@ -31,9 +65,7 @@ def read_store(db: str | Path):
     """The store, read-only, for a command that reports on what the nightly run wrote; closed after."""
     from valuecredit.store import connect
 
-    if not Path(db).exists():
-        raise ValueError(f"{db} does not exist: run `valuecredit run` first")
-    con = connect(db, read_only=True)
+    con = connect(_existing(db), read_only=True)
     try:
         yield con
     finally:
@@ -73,30 +105,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.run import run_nightly
     from simulate import SimConfig
     from simulate.landing import add_months
-    from valuecredit.store import StoreBusy, writer_lock
+    from valuecredit.store import writer_lock
 
     business_date = args.date or date.today()
     landing, db = Path(args.landing), Path(args.db)
     if errors := config_errors():  # the files the night would read: refused before anything starts
-        for line in errors:
-            err_console.print(f"[red]error:[/] {line}", soft_wrap=True)
-        return 2
-    try:
-        with writer_lock(db):
-            if not (landing / "manifest.csv").exists():
-                end = add_months(f"{business_date:%Y-%m}", -1)
-                console.print(f"[yellow]{landing} is empty:[/] simulating the default universe "
-                              f"(20,000 firms, seed 0, 36 months to {end})")
-                _simulate(SimConfig(firms=20_000, seed=0, months=36, end_period=end, out=landing))
-            console.print(f"nightly run for business date [bold]{business_date}[/] on {db}")
-            with Progress(TextColumn("{task.description:<22}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                          TimeElapsedColumn(), console=console) as bar:
-                task = bar.add_task("starting", total=len(nightly_assets))
-                summary = run_nightly(business_date, landing, db, RichProgress(bar, task),
-                                      full="asked for on the command line (--full)" if args.full else "")
-    except StoreBusy as exc:
-        console.print(f"[red]refused:[/] {exc}")
-        return 3
+        raise ValueError(errors[0] + (f" (and {len(errors) - 1} more: `valuecredit config check`)" if len(errors) > 1 else ""))
+    if not landing.is_dir() and landing != DEFAULT_LANDING:
+        # only the default landing zone is simulated when absent: a mistyped --landing is not
+        raise ValueError(f"--landing {landing}: no such folder (the departments' deliveries and their manifest.csv)")
+    with writer_lock(db):
+        if not (landing / "manifest.csv").exists():
+            end = add_months(f"{business_date:%Y-%m}", -1)
+            console.print(f"[yellow]{landing} is empty:[/] simulating the default universe "
+                          f"(20,000 firms, seed 0, 36 months to {end})")
+            _simulate(SimConfig(firms=20_000, seed=0, months=36, end_period=end, out=landing))
+        console.print(f"nightly run for business date [bold]{business_date}[/] on {db}")
+        with Progress(TextColumn("{task.description:<22}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("starting", total=len(nightly_assets))
+            summary = run_nightly(business_date, landing, db, RichProgress(bar, task),
+                                  full="asked for on the command line (--full)" if args.full else "")
     _print_summary(summary)
     return 0 if summary.succeeded else 1
 
@@ -132,11 +161,19 @@ def _print_summary(s) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from valuecredit.scoring.calibrate import adopt, calibrate, write_report
     from valuecredit.scoring.catalogue import load_catalogue
+    from valuecredit.store import writer_lock
 
     cat = load_catalogue(args.catalogue)
     truth = Path(args.truth) if args.truth else Path(args.landing) / "_truth" / "loans.parquet"
+    # adopting writes the catalogue a run reads at several steps: not while one is running
+    with writer_lock(_existing(args.db)) if args.adopt else nullcontext():
+        return _calibrate(args, cat, truth)
+
+
+def _calibrate(args: argparse.Namespace, cat, truth: Path) -> int:
+    from valuecredit.scoring.calibrate import adopt, calibrate, write_report
+
     with read_store(args.db) as con:
         report = calibrate(con, cat, args.date or date.today(), truth if truth.exists() else None)
     md, js = write_report(report, Path(args.out))
@@ -176,19 +213,15 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from valuecredit.calendar import WorkingDays
     from valuecredit.ledger.config import load_pool_config
     from valuecredit.ledger.store import rebuild
-    from valuecredit.store import StoreBusy, connect, writer_lock
+    from valuecredit.store import connect, writer_lock
 
     cfg, calendar = load_pool_config(args.pool), WorkingDays.load(args.calendar)
-    try:
-        with writer_lock(args.db):
-            con = connect(args.db)
-            try:
-                done = rebuild(con, cfg, calendar)
-            finally:
-                con.close()
-    except StoreBusy as exc:
-        console.print(f"[red]refused:[/] {exc}")
-        return 3
+    with writer_lock(_existing(args.db)):  # a mistyped --db is not a new, empty store
+        con = connect(args.db)
+        try:
+            done = rebuild(con, cfg, calendar)
+        finally:
+            con.close()
     console.print(f"ledger rebuilt from the loan book: {len(done)} business dates, "
                   f"{sum(s.postings for s in done):,} postings")
     return 0
@@ -226,12 +259,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from models.train import retrain
     from valuecredit.scoring.catalogue import load_catalogue
+    from valuecredit.store import writer_lock
 
     truth = Path(args.landing) / "_truth" / "loans.parquet"
-    with read_store(args.db) as con:
+    catalogue = load_catalogue(args.catalogue)
+    # the registry's champion pin is what a running night scores with: not changed under it
+    with writer_lock(_existing(args.db)), read_store(args.db) as con:
         registry = Path(args.registry or Path(args.db).parent / "models")
-        report = retrain(con, load_catalogue(args.catalogue), registry, args.date or date.today(),
-                         truth if truth.exists() else None, args.seed)
+        report = retrain(con, catalogue, registry, args.date or date.today(), truth if truth.exists() else None, args.seed)
     t = Table(title=f"model {report['version']}: out of time, {report['out_of_time']['gbm']['loans']:,} loans")
     for col in ("model", "AUC", "KS", "Brier", "ECE"):
         t.add_column(col, justify="left" if col == "model" else "right")
@@ -418,7 +453,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="valuecredit", description=__doc__)
+    p = Parser(prog="valuecredit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("simulate", help="write a synthetic landing zone with a known truth")
@@ -568,12 +603,27 @@ def _attach_dash_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 done, 1 a run stopped by failed checks or a replay that differs, 2 an error (one line on
+    stderr: what, where, why), 3 the store's writer lock held by another writer.
+    VALUECREDIT_DEBUG=1 shows the traceback instead."""
+    from valuecredit.store import StoreLocked
+
     args = build_parser().parse_args(_attach_dash_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
-    except (ValueError, RuntimeError) as exc:  # named input errors: say what, not a stack trace
-        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
-        return 2
+    except Exception as exc:
+        if os.environ.get("VALUECREDIT_DEBUG") == "1":
+            raise
+        sys.stderr.write(f"{_prog(args)}: error: {_one_line(exc)}\n")
+        return 3 if isinstance(exc, StoreLocked) else 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{_prog(args)}: interrupted\n")
+        return 130
+
+
+def _prog(args: argparse.Namespace) -> str:
+    """The command as typed, e.g. `valuecredit ledger rebuild`."""
+    return " ".join(["valuecredit", args.command, getattr(args, f"{args.command}_command", "")]).strip()
 
 
 if __name__ == "__main__":

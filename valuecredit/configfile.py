@@ -10,6 +10,11 @@ from typing import Any
 import yaml
 
 
+class ConfigError(ValueError):
+    """An operator's configuration file that cannot be used as it is: only editing it can help, so
+    nothing retries it."""
+
+
 def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     """The parsed file, or `error` naming the file and why it cannot be read."""
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,11 @@ SCHEMAS = ("raw", "staging", "quarantine", "meta")
 
 
 class StoreBusy(RuntimeError):
-    """Another run holds the writer lock on this DuckDB file."""
+    """Another process has this DuckDB file open in a way that excludes ours."""
+
+
+class StoreLocked(StoreBusy):
+    """Another writer (a run, a backup, a restore) holds the writer lock on this store."""
 
 
 def _column_ddl(contract, extra: str = "") -> str:
@@ -84,18 +89,29 @@ def connect(db_path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConn
     try:
         con = duckdb.connect(str(db_path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
-        if "Could not set lock" not in str(exc):
-            raise
-        # DuckDB: one writing process, or any number of reading ones; never both
-        holder = str(exc).split("Conflicting lock is held in ")[-1].split(". ")[0] if "held in" in str(exc) else "another process"
-        raise StoreBusy(f"{db_path} is open in another process ({holder}): "
-                        + ("the nightly run is writing it; read it when the run has finished" if read_only else
-                           "a reader has it open; the nightly run waits for readers and retries")) from None
+        raise busy(db_path, exc, read_only) from None
     if read_only:
         con.execute(USCC_SQL_MACROS.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
     else:
         init_store(con)
     return con
+
+
+def is_busy(exc: BaseException) -> bool:
+    """DuckDB refusing a file another process has open: one writing process, or any number of
+    reading ones; never both."""
+    return isinstance(exc, duckdb.IOException) and "Could not set lock" in str(exc)
+
+
+def busy(db_path: str | Path, exc: duckdb.IOException, read_only: bool) -> Exception:
+    """DuckDB's lock conflict as StoreBusy naming the file and the other process; any other I/O
+    error as it was."""
+    if not is_busy(exc):
+        return exc
+    holder = str(exc).split("Conflicting lock is held in ")[-1].split(". ")[0] if "held in" in str(exc) else "another process"
+    return StoreBusy(f"{db_path} is open in another process ({holder}): "
+                     + ("the nightly run is writing it; read it when the run has finished" if read_only else
+                        "a reader has it open; try again when it has closed it"))
 
 
 @contextmanager
@@ -110,22 +126,56 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("COMMIT")
 
 
+# locks this process holds: real path of the store -> [fd, depth]
+_held: dict[str, list[int]] = {}
+_held_guard = threading.Lock()
+
+
+def lock_path(db_path: str | Path) -> Path:
+    """The lock file of a store, keyed by its real path: a symlink or a relative path to the same
+    file finds the same lock."""
+    return Path(os.path.realpath(db_path) + ".lock")
+
+
 @contextmanager
-def writer_lock(db_path: str | Path) -> Iterator[None]:
-    """One writing run per DuckDB file: a second run for the same store is refused, not queued
-    behind a half-finished one (the Dagster run queue serialises scheduled runs the same way)."""
-    lock_path = Path(str(db_path) + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+def writer_lock(db_path: str | Path, join: bool = False, run_id: str | None = None) -> Iterator[None]:
+    """One writer per DuckDB file, whoever launches it (the CLI, a Dagster schedule, the UI, a
+    backup): a second writer is refused, not queued behind a half-finished one.
+
+    `join`: a Dagster run's store resource goes in under the lock its own process already holds
+    (`valuecredit run` holds it and materialises several times), or, with `run_id`, under the lock
+    its own run holds in another process (the scale-out job's orchestrating process holds it while
+    its steps run in processes of their own). Two commands are never joined: a backup inside a
+    process that is running a night is refused like any other."""
+    path = lock_path(db_path)
+    key, fd = str(path), None
+    with _held_guard:
+        if join and key in _held:
+            _held[key][1] += 1
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                os.close(fd)
+                if not (join and run_id and holder.endswith(f" run {run_id}")):
+                    raise StoreLocked(f"{db_path}: refused, the store is being written by another run "
+                                      f"({holder or 'unknown process'}; lock {path}): wait for it to finish "
+                                      "or use another --db") from None
+                fd = -1  # this run's orchestrating process holds the lock for it
+            else:
+                os.ftruncate(fd, 0)
+                os.write(fd, (f"pid {os.getpid()}" + (f" run {run_id}" if run_id else "")).encode())
+                _held.setdefault(key, [fd, 0])[1] += 1
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip()
-            raise StoreBusy(f"{db_path} is being written by another run ({holder or 'unknown process'}); "
-                            "wait for it to finish or use another --db") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
         yield
     finally:
-        os.close(fd)
+        if fd != -1:
+            with _held_guard:
+                entry = _held[key]
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del _held[key]
+                    os.close(entry[0])

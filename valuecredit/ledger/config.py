@@ -7,12 +7,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from valuecredit.configfile import content_hash, read_yaml
+from valuecredit.configfile import ConfigError, content_hash, read_yaml
 
 DEFAULT_POOL = Path(__file__).resolve().parents[2] / "config" / "pool.yaml"
 
 
-class PoolConfigError(ValueError):
+class PoolConfigError(ConfigError):
     """The pool parameters are unusable; the message names the file, the key and the problem."""
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valuecredit.configfile import content_hash, read_yaml
+from valuecredit.configfile import ConfigError, content_hash, read_yaml
 from valuecredit.scoring.sql import INDICATOR_KEYS, NEGATIVE_RULE_PARAMS
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "config" / "catalogue.yaml"
@@ -20,7 +20,7 @@ TRANSFORMS = ("bands", "linear", "categories")
 DIRECTIONS = ("higher", "lower")
 
 
-class CatalogueError(ValueError):
+class CatalogueError(ConfigError):
     """The catalogue file is unusable; the message names the file, the key and the problem."""
 
 
