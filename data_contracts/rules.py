@@ -13,12 +13,9 @@ Each value is cast once; rules read the typed value (`"col"`) and the value as d
 from __future__ import annotations
 
 from data_contracts.contracts import Column, Contract
+from valuecredit.sqltext import q
 
 PERIOD_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
-
-
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def raw(name: str) -> str:

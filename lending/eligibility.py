@@ -18,7 +18,8 @@ import duckdb
 
 from lending.products import GRADES, ProductCatalogue
 from models.nightly import DDL as PD_DDL
-from valuecredit.scoring.sql import PointInTime, lit
+from valuecredit.scoring.sql import PointInTime
+from valuecredit.sqltext import lit
 
 # hard gates, in the order they are recorded: the negative list (but the two rules below, which are
 # gates of their own), a valid data-use authorisation on the date, an SME, registered in the region

@@ -31,7 +31,8 @@ from lending.eligibility import CONDITIONS
 from lending.products import ProductCatalogue
 from lending.warnings import DDL as WARNINGS_DDL
 from valuecredit.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
-from valuecredit.scoring.sql import PointInTime, lit
+from valuecredit.scoring.sql import PointInTime
+from valuecredit.sqltext import lit
 
 
 class PublishError(RuntimeError):

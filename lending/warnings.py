@@ -19,7 +19,8 @@ from datetime import date
 import duckdb
 
 from lending.eligibility import PD_TABLE
-from valuecredit.scoring.sql import PointInTime, lit
+from valuecredit.scoring.sql import PointInTime
+from valuecredit.sqltext import lit
 
 DROP_RATIO, JUMP_RATIO, JUMP_POINTS = 0.8, 1.5, 0.02
 

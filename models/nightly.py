@@ -29,7 +29,7 @@ from valuecredit.configfile import content_hash, read_yaml
 from valuecredit.scoring.catalogue import Catalogue
 from valuecredit.scoring.changes import NightPlan, night_plan
 from valuecredit.scoring.score import firms_as_of, replace_date
-from valuecredit.scoring.sql import lit
+from valuecredit.sqltext import lit
 from valuecredit.store import transaction
 
 REASON_CODES = Path(__file__).resolve().parents[1] / "config" / "reason_codes.yaml"

@@ -25,7 +25,7 @@ from models.train import out_of_time_split, training_sample
 from reports import charts
 from reports.firm import TEMPLATES, _write
 from valuecredit.scoring.catalogue import Catalogue
-from valuecredit.scoring.sql import lit
+from valuecredit.sqltext import lit
 
 
 class ReplayError(ValueError):

@@ -27,8 +27,9 @@ import pandas as pd
 
 from data_contracts.contracts import Contract, contract_for
 from data_contracts.expectations import validate_frame
-from data_contracts.rules import checked_sql, detail_sql, q
+from data_contracts.rules import checked_sql, detail_sql
 from valuecredit.personal import PERSONAL_COLUMNS, log_read
+from valuecredit.sqltext import q
 
 # More bad rows than this, in a file of at least MIN_ROWS_FOR_RATE rows or across the partition's
 # files, fails the source's contract check: one bad row in a ten-row file is not a broken feed.

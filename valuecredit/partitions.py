@@ -31,7 +31,8 @@ from valuecredit.scoring.score import (
     score_select_sql,
     summarise_scores,
 )
-from valuecredit.scoring.sql import PointInTime, indicators_sql, lit, negative_hits_sql
+from valuecredit.scoring.sql import PointInTime, indicators_sql, negative_hits_sql
+from valuecredit.sqltext import lit
 from valuecredit.store import transaction
 
 PARTS = ("indicators", "negative_hits", "commercial_value")

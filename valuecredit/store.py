@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.contracts import CONTRACTS
-from data_contracts.rules import q
 from valuecredit.identifiers import USCC_SQL_MACROS
+from valuecredit.sqltext import q
 
 SCHEMAS = ("raw", "staging", "quarantine", "meta")
 

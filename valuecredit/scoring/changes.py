@@ -28,7 +28,8 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.contracts import CONTRACTS
-from valuecredit.scoring.sql import WINDOWS, PointInTime, lit
+from valuecredit.scoring.sql import WINDOWS, PointInTime
+from valuecredit.sqltext import lit
 
 # the monthly sources whose current period every firm's windows are measured from
 WINDOWED = ("tax_monthly", "social_insurance", "power", "customs")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import date
 
 from data_contracts.contracts import contract_for
+from valuecredit.sqltext import lit
 
 # value column type per indicator; NULL means the source holds nothing usable on the firm
 INDICATOR_TYPES: dict[str, str] = {
@@ -82,10 +83,6 @@ EXACT_KWH = "CAST(kwh AS DECIMAL(38, 6))"
 def pidx(col: str) -> str:
     """Month index of a 'YYYY-MM' period, so windows are integer ranges."""
     return PIDX.format(p=col)
-
-
-def lit(v: str) -> str:
-    return "'" + str(v).replace("'", "''") + "'"
 
 
 class PointInTime:
