@@ -9,6 +9,8 @@ any other value interpolated into SQL text.
 
 from __future__ import annotations
 
+from typing import NewType
+
 
 def q(name: str) -> str:
     """A quoted SQL identifier: any name, however spelt, stays one identifier."""
@@ -21,3 +23,9 @@ def lit(value: object) -> str:
     if "\x00" in text:  # DuckDB ends a string at NUL: refuse rather than cut
         raise ValueError(f"a SQL string literal cannot hold a NUL character: {text!r}")
     return "'" + text.replace("'", "''") + "'"
+
+
+# SQL text built only from safe parts: a function returning it (`-> SQL`) is a fragment builder and a
+# parameter typed so takes a fragment. tests/test_sql_text.py checks every builder's f-strings and
+# returns, and every argument passed to such a parameter.
+SQL = NewType("SQL", str)
