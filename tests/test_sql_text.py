@@ -6,7 +6,8 @@ whose name ends in `_sql`) every one of them is SQL, and so is every value it re
 INSERT, UPDATE, DELETE, CREATE, COPY, ATTACH, FROM, WHERE, DROP, ALTER, ...) or a table function
 (`read_csv(`, `read_parquet(`). Every interpolated expression must then be safe, and safe means only:
 
-- a call to `q()` (identifiers) or `lit()` (the few values DuckDB cannot bind), from valuecredit.sqltext;
+- a call to `q()` (identifiers) or `lit()` (the few values DuckDB cannot bind), from valuecredit.sqltext,
+  or to its `type_name()` (a column type as DESCRIBE gives it, refused unless it looks like one);
 - a number or string written in the code, `int(...)`, `len(...)`, or a number format (`{x:d}`, `{x:.2f}`);
 - an ALL_CAPS name or attribute (a module constant written in the code);
 - a call to a builder (`-> SQL`, or a collection of SQL, or named `*_sql`: its own f-strings and returns,
@@ -40,7 +41,8 @@ PACKAGES = ("valuecredit", "lending", "models", "pipelines", "reports", "data_co
 SQL_WORDS = re.compile(
     r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|COPY|ATTACH|DETACH|FROM|WHERE|DROP|ALTER|JOIN|VALUES|PRAGMA|"
     r"EXPORT|IMPORT|INSTALL|LOAD|SET|UNION|GROUP BY|ORDER BY|CASE WHEN)\b|\b(read_csv|read_parquet|read_json)\(")
-QUOTERS = {"q", "lit"}
+QUOTERS = {"q", "lit", "type_name"}
+COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 SAFE_CALLS = {"int", "float", "len"}
 NUMBER_FORMAT = re.compile(r"^[^a-zA-Z]*[dfeg%n]$")
 ALL_CAPS = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
@@ -76,12 +78,18 @@ def _sql_params(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[list[str]
 class Registry:
     """What every production module defines: the builders, and the functions taking SQL parameters."""
 
-    def __init__(self, trees: list[ast.AST]):
+    def __init__(self, trees: dict[str, ast.AST]):
         self.builders: set[str] = set()
-        self.params: dict[str, list[tuple[list[str], set[str]]]] = {}
+        self.params: dict[str, list[tuple[list[str], set[str]]]] = {}  # by name, for methods
+        self.functions: dict[tuple[str, str], tuple[list[str], set[str]]] = {}  # (module, name) of module level
         self.attributes: set[str] = set()  # attributes declared `self.x: SQL` (every assignment is checked)
         plain: set[str] = set()
-        for tree in trees:
+        for module, tree in trees.items():
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    init = node if not isinstance(node, ast.ClassDef) else next(
+                        (f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+                    self.functions[module, node.name] = _sql_params(init) if init else ([], set())
             for node in ast.walk(tree):
                 if isinstance(node, ast.ClassDef):  # a class's constructor takes its __init__'s parameters
                     for init in node.body:
@@ -116,6 +124,10 @@ class _Function:
 
     def __init__(self, node: ast.AST):
         self.assigned: dict[str, list[ast.AST | None]] = {}
+        if isinstance(node, COMPREHENSIONS):  # a comprehension's scope: its loop variables
+            for gen in node.generators:
+                self._bind_loop(gen.target, gen.iter)
+            return
         for sub in _walk_own(node):
             if isinstance(sub, ast.Assign):
                 for target in sub.targets:
@@ -123,7 +135,7 @@ class _Function:
             elif isinstance(sub, (ast.AnnAssign, ast.AugAssign)) and sub.value is not None:
                 value = sub.value if isinstance(sub, ast.AnnAssign) else ast.BinOp(sub.target, ast.Add(), sub.value)
                 self._bind(sub.target, value)
-            elif isinstance(sub, (ast.For, ast.comprehension)):
+            elif isinstance(sub, ast.For):
                 self._bind_loop(sub.target, sub.iter)
             elif isinstance(sub, (ast.With, ast.AsyncWith)):
                 for item in sub.items:
@@ -166,6 +178,12 @@ class _Function:
                 if isinstance(name, ast.Name):
                     self.assigned.setdefault(name.id, []).append(ast.Constant(""))
             return
+        if isinstance(target, ast.Tuple) and isinstance(iterable, (ast.Tuple, ast.List)) and all(
+                isinstance(e, ast.Tuple) and len(e.elts) == len(target.elts) for e in iterable.elts):
+            for row in iterable.elts:  # for a, b in ((x, y), ...): each name takes its column
+                for t, v in zip(target.elts, row.elts, strict=True):
+                    self._bind(t, v)
+            return
         if isinstance(target, ast.Name):
             if isinstance(iterable, ast.Call) and _name_of(iterable) == "range":
                 self.assigned.setdefault(target.id, []).append(ast.Constant(0))
@@ -200,7 +218,8 @@ def _walk_own(node: ast.AST, prune: tuple[type, ...] = (), quoted: bool = False)
         yield sub
         if quoted and isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in QUOTERS:
             continue
-        if not isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, *prune)):
+        if not isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, *COMPREHENSIONS,
+                                *prune)):
             todo.extend(ast.iter_child_nodes(sub))
 
 
@@ -209,7 +228,10 @@ class Checker:
         self.filename = filename
         self.source = source
         self.tree = ast.parse(source, filename)
-        self.registry = registry or Registry([self.tree])
+        self.module = _module_of(filename)
+        self.registry = registry or Registry({self.module: self.tree})
+        self.imports = {a.asname or a.name: n.module for n in self.tree.body if isinstance(n, ast.ImportFrom)
+                        for a in n.names}
         self.problems: list[str] = []
         self._fstrings_checked = False
 
@@ -219,7 +241,7 @@ class Checker:
 
     def _scope(self, node: ast.AST, scopes: list[_Function], sql_builder: bool) -> None:
         for sub in _walk_own(node, prune=(ast.Raise,), quoted=True):
-            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, *COMPREHENSIONS)):
                 self._scope(sub, [*scopes, _Function(sub)], sql_builder or _is_builder(sub))
             elif isinstance(sub, ast.Return) and sql_builder and sub.value is not None:
                 self._require(sub.value, scopes, fstrings_checked=True)
@@ -249,15 +271,25 @@ class Checker:
             if isinstance(sub, ast.Call):
                 self._check_sql_arguments(sub, scopes)
 
+    def _signatures(self, call: ast.Call) -> list[tuple[list[str], set[str]]]:
+        """The parameters of the function called: the one a module defines or imports under the name
+        called, or, for a method, every method so named."""
+        if isinstance(call.func, ast.Name):
+            name = call.func.id
+            for key in ((self.module, name), (self.imports.get(name, ""), name)):
+                if key in self.registry.functions:
+                    return [self.registry.functions[key]]
+        return self.registry.params.get(_name_of(call.func) or "", [])
+
     def _check_sql_arguments(self, call: ast.Call, scopes: list[_Function]) -> None:
         """Arguments passed to a parameter that takes SQL text must be safe."""
-        for positional, sql in self.registry.params.get(_name_of(call.func) or "", []):
+        signatures = self._signatures(call)
+        for positional, sql in signatures:
             for name, arg in zip(positional, call.args, strict=False):
                 if name in sql and not isinstance(arg, ast.Starred):
                     self._require(arg, scopes)
         for kw in call.keywords:
-            if kw.arg is not None and (kw.arg.endswith("_sql") or any(
-                    kw.arg in sql for _, sql in self.registry.params.get(_name_of(call.func) or "", []))):
+            if kw.arg is not None and (kw.arg.endswith("_sql") or any(kw.arg in sql for _, sql in signatures)):
                 self._require(kw.value, scopes)
 
     def _template_is_sql(self, template: ast.AST, scopes: list[_Function], sql_builder: bool) -> bool:
@@ -300,6 +332,8 @@ class Checker:
             return all(self._safe(v, scopes, seen) for v in node.values if isinstance(v, ast.FormattedValue))
         if isinstance(node, ast.BinOp):  # text joined, or numbers computed, from safe parts
             return self._safe(node.left, scopes, seen) and self._safe(node.right, scopes, seen)
+        if isinstance(node, ast.Compare):  # True or False
+            return all(self._safe(v, scopes, seen) for v in [node.left, *node.comparators])
         if isinstance(node, ast.BoolOp):
             return all(self._safe(v, scopes, seen) for v in node.values)
         if isinstance(node, ast.IfExp):
@@ -384,6 +418,10 @@ def _literal_text(node: ast.JoinedStr) -> str:
     return "".join(v.value for v in node.values if isinstance(v, ast.Constant))
 
 
+def _module_of(filename: str) -> str:
+    return filename.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+
+
 def check_source(source: str, filename: str = "<snippet>") -> list[str]:
     return Checker(textwrap.dedent(source), filename).run()
 
@@ -394,7 +432,7 @@ def production_modules() -> list[Path]:
 
 def check_production() -> list[str]:
     sources = {str(path.relative_to(ROOT)): path.read_text() for path in production_modules()}
-    registry = Registry([ast.parse(text, name) for name, text in sources.items()])
+    registry = Registry({_module_of(name): ast.parse(text, name) for name, text in sources.items()})
     problems = [f"{name}: a builder's name is also a plain function's" for name in registry.ambiguous]
     for name, text in sources.items():
         problems += Checker(text, name, registry).run()

@@ -9,6 +9,7 @@ any other value interpolated into SQL text.
 
 from __future__ import annotations
 
+import re
 from typing import NewType
 
 
@@ -29,3 +30,14 @@ def lit(value: object) -> str:
 # parameter typed so takes a fragment. tests/test_sql_text.py checks every builder's f-strings and
 # returns, and every argument passed to such a parameter.
 SQL = NewType("SQL", str)
+
+
+_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_ ]*(\(\d+(, ?\d+)*\))?(\[\])?")
+
+
+def type_name(text: str) -> str:
+    """A DuckDB column type as DESCRIBE spells it (`DOUBLE`, `DECIMAL(38,6)`, `VARCHAR[]`), refused
+    when it is anything else: a type cannot be quoted or bound."""
+    if not _TYPE_NAME.fullmatch(text):
+        raise ValueError(f"not a column type: {text!r}")
+    return text
