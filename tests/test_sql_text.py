@@ -382,17 +382,20 @@ class Checker:
             return False
         return False
 
-    def _numeric(self, node: ast.AST, scopes: list[_Function]) -> bool:
+    def _numeric(self, node: ast.AST, scopes: list[_Function], seen: frozenset[str] = frozenset()) -> bool:
         if isinstance(node, ast.Constant):
             return isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
         if isinstance(node, ast.Call):
             return isinstance(node.func, ast.Name) and node.func.id in ("int", "float", "len")
         if isinstance(node, ast.BinOp):
-            return self._numeric(node.left, scopes) and self._numeric(node.right, scopes)
+            return self._numeric(node.left, scopes, seen) and self._numeric(node.right, scopes, seen)
         if isinstance(node, ast.Name):
+            if node.id in seen:
+                return True  # n += 1: as numeric as n's other assignments
             for scope in reversed(scopes):
                 if node.id in scope.assigned:
-                    return all(v is not None and self._numeric(v, scopes) for v in scope.assigned[node.id])
+                    return all(v is not None and self._numeric(v, scopes, seen | {node.id})
+                               for v in scope.assigned[node.id])
         return False
 
     def _safe_elements(self, node: ast.AST, scopes: list[_Function], seen: set[str]) -> bool:
@@ -510,4 +513,8 @@ def test_the_checker_accepts_what_is_safe():
             con.execute(f"COPY (SELECT 1) TO {lit(path)}")
             con.execute(f"SELECT {keys_sql}, {self.where_sql}, {int(n)}, {n:d}, {len(names)} FROM t")
             con.execute("SELECT * FROM read_csv(?, header=true)", [path])
+            count = 0
+            for _ in names:
+                count += 1
+            con.execute(f"SELECT * FROM t LIMIT {count}")
     """) == []
