@@ -18,6 +18,7 @@ from valuecredit.sqltext import SQL, lit, q
 PERIOD_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
 # Control characters no department means to send: C0 but tab, LF and CR (which a quoted CSV cell may
 # hold), DEL and C1. NUL ends strings in C, ESC starts terminal escapes; neither is ever published.
+TEXT_TYPES = ("uscc", "text", "period")
 CONTROL_PATTERN = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"
 
 
@@ -33,7 +34,7 @@ def has_control(col_sql: SQL) -> SQL:
 def typed_expr(col: Column, strip_control: bool = False) -> SQL:
     """The typed value of a column as delivered (text from CSV, typed from Parquet)."""
     c = raw(col.name)
-    if col.type in ("uscc", "text", "period"):
+    if col.type in TEXT_TYPES:
         if strip_control:
             return f"nullif(trim(regexp_replace(CAST({c} AS VARCHAR), {lit(CONTROL_PATTERN)}, '', 'g')), '')"
         return f"nullif(trim(CAST({c} AS VARCHAR)), '')"
@@ -50,8 +51,8 @@ def rules(contract: Contract, registry_join: bool) -> list[tuple[str, SQL, SQL]]
     """(rule, condition, detail) in the order they apply, over typed and raw columns and
     `_delivered_on`; `_reg_uscc` is the registry match when `registry_join`."""
     out: list[tuple[str, SQL, SQL]] = []
-    if contract.control_characters == "quarantine":
-        for col in contract.columns:
+    if contract.control_characters == "quarantine":  # text cells: in any other, a control character fails the type
+        for col in (c for c in contract.columns if c.type in TEXT_TYPES):
             code = f"printf('%04X', unicode(regexp_extract(CAST({raw(col.name)} AS VARCHAR), {lit(CONTROL_PATTERN)})))"
             out.append(("control_character", has_control(raw(col.name)),
                         f"{lit(f'{col.name} holds control character U+')} || {code}"))
@@ -116,8 +117,9 @@ def checked_sql(contract: Contract, batch: SQL, files: SQL) -> SQL:
     strip = contract.control_characters == "strip"
     typed_cols = ", ".join(f"{typed_expr(c, strip).replace(raw(c.name), 'b.' + q(c.name))} AS {q(c.name)}"
                            for c in contract.columns)
-    # cells whose control characters were stripped, counted per row
-    stripped = " + ".join(f"CAST({has_control('b.' + q(c))} AS INTEGER)" for c in contract.column_names) if strip else "0"
+    # text cells whose control characters were stripped, counted per row (in any other cell they fail the type)
+    stripped = " + ".join(f"CAST({has_control('b.' + q(c.name))} AS INTEGER)" for c in contract.columns
+                          if c.type in TEXT_TYPES) if strip else "0"
     join = ""
     if reg:
         firm = typed_expr(contract.column(contract.firm_column)).replace(raw(contract.firm_column), "b." + q(contract.firm_column))
