@@ -1,6 +1,8 @@
 """Row-level quarantine rules, generated in DuckDB SQL from a contract.
 
-The first rule a row breaks is its reason; the rule names are the simulator's fault classes.
+The first rule a row breaks is its reason; the rule names are the simulator's fault classes, and
+`control_character` (NUL, ESC, DEL, C1 in a text cell), which comes first: such a row is hostile or
+broken whatever else it holds.
 Duplicates are judged within a file among rows that pass every other rule: rows sharing a key with
 different content are all quarantined (`duplicate_conflict`: nobody can tell which is right);
 identical copies keep the first and quarantine the later ones (`duplicate_exact`). The same key in
