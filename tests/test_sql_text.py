@@ -1,7 +1,7 @@
 """No value ever becomes SQL text: every piece of text interpolated into SQL is provably SQL-safe.
 
-The test parses (ast) every production module and looks at each f-string, `%` format and
-`.format()` call. Inside a SQL-fragment builder (a function returning `valuecredit.sqltext.SQL`, or
+The test parses (ast) every production module and looks at each f-string, `%` format,
+`.format()` call and `+` of strings. Inside a SQL-fragment builder (a function returning `valuecredit.sqltext.SQL`, or
 whose name ends in `_sql`) every one of them is SQL, and so is every value it returns; elsewhere one is SQL when its literal text holds an upper-case SQL keyword (SELECT,
 INSERT, UPDATE, DELETE, CREATE, COPY, ATTACH, FROM, WHERE, DROP, ALTER, ...) or a table function
 (`read_csv(`, `read_parquet(`). Every interpolated expression must then be safe, and safe means only:
@@ -234,6 +234,9 @@ class Checker:
                         for a in n.names}
         self.problems: list[str] = []
         self._fstrings_checked = False
+        # the inner additions of a chain a + b + c: the chain is checked once, from its outermost
+        self._add_operands = {id(n.left) for n in ast.walk(self.tree)
+                              if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add)}
 
     def run(self) -> list[str]:
         self._scope(self.tree, [_Function(self.tree)], sql_builder=False)
@@ -259,6 +262,13 @@ class Checker:
                     for value in sub.values:
                         if isinstance(value, ast.FormattedValue):
                             self._require(value, scopes)
+            elif isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Add) and not self._inside_add(sub):
+                parts = _add_chain(sub)
+                literal = " ".join(p.value for p in parts if _is_str(p))
+                if sql_builder and literal or SQL_WORDS.search(literal):
+                    for part in parts:
+                        if not _is_str(part) and not isinstance(part, ast.JoinedStr):
+                            self._require(part, scopes)
             elif isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Mod) and _is_str(sub.left):
                 if sql_builder or SQL_WORDS.search(sub.left.value):
                     args = sub.right.elts if isinstance(sub.right, ast.Tuple) else [sub.right]
@@ -280,6 +290,9 @@ class Checker:
                 if key in self.registry.functions:
                     return [self.registry.functions[key]]
         return self.registry.params.get(_name_of(call.func) or "", [])
+
+    def _inside_add(self, node: ast.BinOp) -> bool:
+        return id(node) in self._add_operands
 
     def _check_sql_arguments(self, call: ast.Call, scopes: list[_Function]) -> None:
         """Arguments passed to a parameter that takes SQL text must be safe."""
@@ -407,6 +420,13 @@ class Checker:
         return self._safe(node, scopes, seen)
 
 
+def _add_chain(node: ast.AST) -> list[ast.AST]:
+    """The operands of a + b + c."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _add_chain(node.left) + _add_chain(node.right)
+    return [node]
+
+
 def _base(node: ast.AST) -> ast.AST:
     while isinstance(node, ast.Subscript):
         node = node.value
@@ -483,6 +503,11 @@ def test_the_checker_finds_what_it_must():
             con.execute(f"SELECT * FROM {rows('tax', business_date)}")
             rows("tax", d=business_date.isoformat())
     """)) == ["<snippet>:5: source", "<snippet>:8: business_date", "<snippet>:9: business_date.isoformat()"]
+    # text added to SQL is checked like text interpolated into it
+    assert check_source("""
+        def drop(con, table):
+            con.execute("DROP TABLE " + table + " CASCADE")
+    """) == ["<snippet>:3: table"]
     # str() or repr() do not make a value safe
     assert len(check_source("""
         def f(con, x):
