@@ -122,6 +122,16 @@ def test_a_symlink_out_of_the_landing_zone_is_rejected(tmp_path):
     assert out.files[0].reason.startswith(f"path_outside_landing: '{SOCIAL}' resolves to {outside}")
 
 
+def test_a_file_named_with_a_wildcard_is_rejected_not_expanded_to_other_files(tmp_path):
+    landing = landing_zone(tmp_path / "landing")
+    deliver(landing, contract_for("social_insurance"), SOCIAL, "2026-10", social_frame(), date(2026, 11, 12))
+    deliver(landing, contract_for("social_insurance"), "social/social_insurance/*.csv", "2026-10", social_frame(1),
+            date(2026, 11, 13))
+    _, out, _ = ingest_one(landing, "social_insurance")
+    assert [(f.file, f.status, f.reason.split(":")[0], f.rows_read) for f in out.files] == [
+        (SOCIAL, "loaded", "", 2), ("social/social_insurance/*.csv", "rejected", "path_wildcard", 0)]
+
+
 def test_a_manifest_format_against_the_contract_rejects_the_file(tmp_path):
     landing = landing_zone(tmp_path / "landing")
     data = pd.DataFrame({"uscc": FIRMS, "period": "2026-10", "revenue_fen": 1, "vat_fen": 1, "income_tax_fen": 1,

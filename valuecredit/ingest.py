@@ -2,7 +2,7 @@
 
 For a business date D, a source ingests every file the manifest says arrived by D that is not
 already loaded with the same content hash. The landing zone is a trust boundary: each file is checked
-whole first (a relative path that stays inside the landing zone, symlinks included; the contract's
+whole first (a relative path without wildcards that stays inside the landing zone, symlinks included; the contract's
 format; present, same bytes, sha256 and data rows as the manifest; declared encoding; header matching
 the contract; not empty unless the contract allows it); a file failing any of these is rejected with
 its reason and nothing of it is loaded. No name or path from the manifest ever becomes SQL text. Rows are then checked one by one in DuckDB
@@ -161,6 +161,8 @@ def landing_path(landing: Path, file: str) -> Path:
         raise FileRejected("path_outside_landing", f"{file!r} is not a relative path inside the landing zone")
     if posixpath.normpath(file) != file or ".." in file.split("/"):
         raise FileRejected("path_outside_landing", f"{file!r} is not a normalised path inside the landing zone")
+    if any(c in file for c in "*?[]{}"):  # DuckDB reads a path as a glob: it would read other files
+        raise FileRejected("path_wildcard", f"{file!r} holds a wildcard, which would read other files than it names")
     root = Path(landing).resolve()
     path = Path(landing) / file
     if not path.resolve().is_relative_to(root):
