@@ -16,6 +16,11 @@ ColumnType = Literal["uscc", "text", "period", "date", "int", "money", "float", 
 # Upper bound for any money column: 100 billion RMB in fen. A single SME filing above it is absurd.
 MAX_MONEY_FEN = 10_000_000_000_000
 
+SQL_TYPES: dict[str, str] = {
+    "uscc": "VARCHAR", "text": "VARCHAR", "period": "VARCHAR", "date": "DATE", "int": "BIGINT", "money": "BIGINT",
+    "float": "DOUBLE", "bool": "BOOLEAN",
+}
+
 CLASSIFICATIONS = ("正常", "关注", "次级", "可疑", "损失")
 CREDIT_GRADES = ("A", "B", "M", "C", "D")
 FIRM_STATUSES = ("存续", "吊销", "注销", "迁出")
@@ -33,16 +38,7 @@ class Column:
 
     @property
     def sql_type(self) -> str:
-        return {
-            "uscc": "VARCHAR",
-            "text": "VARCHAR",
-            "period": "VARCHAR",
-            "date": "DATE",
-            "int": "BIGINT",
-            "money": "BIGINT",
-            "float": "DOUBLE",
-            "bool": "BOOLEAN",
-        }[self.type]
+        return SQL_TYPES[self.type]
 
     @property
     def lower_bound(self) -> float | None:
@@ -67,6 +63,12 @@ class Contract:
     firm_column: str | None = "uscc"
     # Columns that must not lie after the delivery (a filing for next month is impossible).
     not_after_delivery: tuple[str, ...] = field(default=())
+    # A file with no data rows is rejected (`file_empty`) unless the source lists events, of which a
+    # month may have none (no new penalty, no loan repaid); a periodic filing of every firm is never empty.
+    allow_empty: bool = False
+    # Control characters (C0 but tab/LF/CR, DEL, C1) in a cell: the row is quarantined
+    # (`control_character`), or, where the department cannot avoid them, stripped and counted.
+    control_characters: Literal["quarantine", "strip"] = "quarantine"
     description: str = ""
 
     @property
@@ -107,7 +109,7 @@ CONTRACTS: tuple[Contract, ...] = (
             _c("legal_rep_name", "text", personal=True),
             _c("legal_rep_id", "text", personal=True),
         ),
-        key=("uscc",), encoding="gbk", delivery_day=3, not_after_delivery=("founded_on", "status_date"),
+        key=("uscc",), allow_empty=True, encoding="gbk", delivery_day=3, not_after_delivery=("founded_on", "status_date"),
         description="Market registration: new firms and status changes of the month (the first file is the full register).",
     ),
     Contract(
@@ -156,27 +158,27 @@ CONTRACTS: tuple[Contract, ...] = (
         "patents", "ip", "知识产权局",
         (_c("patent_no", "text"), UID, _c("patent_type", "text", allowed=("invention", "utility", "design")),
          _c("applied_on", "date"), _c("granted_on", "date"), _c("status", "text", allowed=("valid", "lapsed", "invalidated"))),
-        key=("patent_no",), delivery_day=5, not_after_delivery=("applied_on", "granted_on"),
+        key=("patent_no",), allow_empty=True, delivery_day=5, not_after_delivery=("applied_on", "granted_on"),
         description="Patents granted or changing status in the month.",
     ),
     Contract(
         "trademarks", "ip", "知识产权局",
         (_c("reg_no", "text"), UID, _c("registered_on", "date"), _c("expires_on", "date"),
          _c("well_known", "bool")),
-        key=("reg_no",), delivery_day=5, not_after_delivery=("registered_on",),
+        key=("reg_no",), allow_empty=True, delivery_day=5, not_after_delivery=("registered_on",),
         description="Registered trademarks (驰名商标 flagged).",
     ),
     Contract(
         "software_copyrights", "ip", "版权局",
         (_c("reg_no", "text"), UID, _c("registered_on", "date")),
-        key=("reg_no",), delivery_day=5, not_after_delivery=("registered_on",),
+        key=("reg_no",), allow_empty=True, delivery_day=5, not_after_delivery=("registered_on",),
         description="Software copyright registrations.",
     ),
     Contract(
         "real_estate", "real_estate", "不动产登记中心",
         (_c("cert_no", "text"), UID, _c("acquired_on", "date"), _c("disposed_on", "date", nullable=True),
          _c("floor_area_m2", "float", min=0, max=1e7), _c("value_fen", "money")),
-        key=("cert_no",), delivery_day=10, not_after_delivery=("acquired_on", "disposed_on"),
+        key=("cert_no",), allow_empty=True, delivery_day=10, not_after_delivery=("acquired_on", "disposed_on"),
         description="Real estate held by firms: acquisitions and disposals.",
     ),
     Contract(
@@ -184,7 +186,7 @@ CONTRACTS: tuple[Contract, ...] = (
         (_c("award_id", "text"), UID, _c("awarded_on", "date"),
          _c("award_type", "text", allowed=("subsidy", "honour")), _c("award_name", "text"),
          _c("amount_fen", "money")),
-        key=("award_id",), delivery_day=25, not_after_delivery=("awarded_on",),
+        key=("award_id",), allow_empty=True, delivery_day=25, not_after_delivery=("awarded_on",),
         description="Special-fund subsidies and honours.",
     ),
     Contract(
@@ -192,20 +194,20 @@ CONTRACTS: tuple[Contract, ...] = (
         (_c("decision_no", "text"), UID, _c("decided_on", "date"),
          _c("severity", "text", allowed=("general", "major_safety", "major_environment")),
          _c("reason", "text"), _c("amount_fen", "money")),
-        key=("decision_no",), encoding="gbk", delivery_day=3, not_after_delivery=("decided_on",),
+        key=("decision_no",), allow_empty=True, encoding="gbk", delivery_day=3, not_after_delivery=("decided_on",),
         description="Administrative penalty decisions.",
     ),
     Contract(
         "qualifications", "economy", "经济和信息化委员会",
         (UID, _c("qualification", "text", allowed=("high_tech", "zhuanjingtexin", "tech_sme")),
          _c("granted_on", "date"), _c("expires_on", "date")),
-        key=("uscc", "qualification", "granted_on"), delivery_day=20, not_after_delivery=("granted_on",),
+        key=("uscc", "qualification", "granted_on"), allow_empty=True, delivery_day=20, not_after_delivery=("granted_on",),
         description="高新技术企业 / 专精特新 / 科技型中小企业 recognitions.",
     ),
     Contract(
         "authorisations", "platform", "商业价值信用平台",
         (UID, _c("granted_on", "date"), _c("expires_on", "date"), _c("revoked_on", "date", nullable=True)),
-        key=("uscc", "granted_on"), delivery_day=1, not_after_delivery=("granted_on", "revoked_on"),
+        key=("uscc", "granted_on"), allow_empty=True, delivery_day=1, not_after_delivery=("granted_on", "revoked_on"),
         description="Firms' data-use authorisations (授权归集): grants and revocations of the month.",
     ),
     Contract(
@@ -213,20 +215,20 @@ CONTRACTS: tuple[Contract, ...] = (
         (_c("case_no", "text"), UID, _c("subject_type", "text", allowed=("firm", "legal_rep", "controller")),
          _c("person_id", "text", nullable=True, personal=True), _c("listed_on", "date"),
          _c("removed_on", "date", nullable=True)),
-        key=("case_no",), delivery_day=2, not_after_delivery=("listed_on", "removed_on"),
+        key=("case_no",), allow_empty=True, delivery_day=2, not_after_delivery=("listed_on", "removed_on"),
         description="失信被执行人: the firm, its legal representative or controller; entries and removals.",
     ),
     Contract(
         "tax_violations", "tax", "税务局",
         (_c("case_no", "text"), UID, _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
-        key=("case_no",), delivery_day=15, not_after_delivery=("listed_on", "removed_on"),
+        key=("case_no",), allow_empty=True, delivery_day=15, not_after_delivery=("listed_on", "removed_on"),
         description="重大税收违法失信主体: entries and removals.",
     ),
     Contract(
         "market_registers", "market", "市场监管局",
         (_c("case_no", "text"), UID, _c("register", "text", allowed=("abnormal_operation", "serious_illegal")),
          _c("reason", "text"), _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
-        key=("case_no",), encoding="gbk", delivery_day=3, not_after_delivery=("listed_on", "removed_on"),
+        key=("case_no",), allow_empty=True, encoding="gbk", delivery_day=3, not_after_delivery=("listed_on", "removed_on"),
         description="经营异常名录 and 严重违法失信名单: entries and removals.",
     ),
     Contract(
@@ -240,7 +242,7 @@ CONTRACTS: tuple[Contract, ...] = (
         (_c("application_id", "text"), UID, _c("bank_id", "text"), _c("applied_on", "date"),
          _c("requested_fen", "money", min=1), _c("decision", "text", allowed=("approved", "declined", "pending")),
          _c("decided_on", "date", nullable=True)),
-        key=("application_id",), delivery_day=6, not_after_delivery=("applied_on", "decided_on"),
+        key=("application_id",), allow_empty=True, delivery_day=6, not_after_delivery=("applied_on", "decided_on"),
         description="Loan applications and the banks' decisions.",
     ),
     Contract(
@@ -248,7 +250,7 @@ CONTRACTS: tuple[Contract, ...] = (
         (_c("loan_id", "text"), _c("application_id", "text"), UID, _c("bank_id", "text"),
          _c("disbursed_on", "date"), _c("amount_fen", "money", min=1), _c("term_months", "int", min=1, max=120),
          _c("rate_bp", "int", min=0, max=2400), _c("maturity_on", "date")),
-        key=("loan_id",), delivery_day=6, not_after_delivery=("disbursed_on",),
+        key=("loan_id",), allow_empty=True, delivery_day=6, not_after_delivery=("disbursed_on",),
         description="Disbursed programme loans.",
     ),
     Contract(
@@ -256,14 +258,14 @@ CONTRACTS: tuple[Contract, ...] = (
         (_c("loan_id", "text"), PERIOD, _c("principal_repaid_fen", "money"), _c("interest_paid_fen", "money"),
          _c("outstanding_fen", "money"), _c("dpd", "int", min=0, max=10_000),
          _c("classification", "text", allowed=CLASSIFICATIONS)),
-        key=("loan_id", "period"), delivery_day=6, firm_column=None, not_after_delivery=("period",),
+        key=("loan_id", "period"), allow_empty=True, delivery_day=6, firm_column=None, not_after_delivery=("period",),
         description="Monthly loan status: repayments, days past due, five-tier classification.",
     ),
     Contract(
         "loan_recoveries", "bank", "合作银行",
         (_c("event_id", "text"), _c("loan_id", "text"), _c("event_date", "date"),
          _c("event_type", "text", allowed=("recovery", "write_off")), _c("amount_fen", "money", min=1)),
-        key=("event_id",), delivery_day=6, firm_column=None, not_after_delivery=("event_date",),
+        key=("event_id",), allow_empty=True, delivery_day=6, firm_column=None, not_after_delivery=("event_date",),
         description="Recoveries and write-offs on non-performing loans.",
     ),
 )

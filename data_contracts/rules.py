@@ -1,6 +1,8 @@
 """Row-level quarantine rules, generated in DuckDB SQL from a contract.
 
-The first rule a row breaks is its reason; the rule names are the simulator's fault classes.
+The first rule a row breaks is its reason; the rule names are the simulator's fault classes, and
+`control_character` (NUL, ESC, DEL, C1 in a text cell), which comes first: such a row is hostile or
+broken whatever else it holds.
 Duplicates are judged within a file among rows that pass every other rule: rows sharing a key with
 different content are all quarantined (`duplicate_conflict`: nobody can tell which is right);
 identical copies keep the first and quarantine the later ones (`duplicate_exact`). The same key in
@@ -12,82 +14,96 @@ Each value is cast once; rules read the typed value (`"col"`) and the value as d
 
 from __future__ import annotations
 
-from data_contracts.contracts import Column, Contract
+from data_contracts.contracts import SQL_TYPES, Column, Contract
+from valuecredit.sqltext import SQL, lit, q
 
 PERIOD_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
+# Control characters no department means to send: C0 but tab, LF and CR (which a quoted CSV cell may
+# hold), DEL and C1. NUL ends strings in C, ESC starts terminal escapes; neither is ever published.
+TEXT_TYPES = ("uscc", "text", "period")
+CONTROL_PATTERN = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"
 
 
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def raw(name: str) -> str:
+def raw(name: str) -> SQL:
     return q(name + "__raw")
 
 
-def typed_expr(col: Column) -> str:
+def has_control(col_sql: SQL) -> SQL:
+    """SQL: the value as delivered holds a control character."""
+    return f"coalesce(regexp_matches(CAST({col_sql} AS VARCHAR), {lit(CONTROL_PATTERN)}), false)"
+
+
+def typed_expr(col: Column, strip_control: bool = False) -> SQL:
     """The typed value of a column as delivered (text from CSV, typed from Parquet)."""
     c = raw(col.name)
-    if col.type in ("uscc", "text", "period"):
+    if col.type in TEXT_TYPES:
+        if strip_control:
+            return f"nullif(trim(regexp_replace(CAST({c} AS VARCHAR), {lit(CONTROL_PATTERN)}, '', 'g')), '')"
         return f"nullif(trim(CAST({c} AS VARCHAR)), '')"
     if col.type == "int":  # 123.0 is still an integer; 123.5 is not
         return f"TRY_CAST(TRY_CAST({c} AS DECIMAL(38, 4)) AS BIGINT)"
-    return f"TRY_CAST({c} AS {col.sql_type})"
+    return f"TRY_CAST({c} AS {SQL_TYPES[col.type]})"
 
 
-def _empty(col: Column) -> str:
+def _empty(col: Column) -> SQL:
     return f"nullif(trim(CAST({raw(col.name)} AS VARCHAR)), '') IS NULL"
 
 
-def rules(contract: Contract, registry_join: bool) -> list[tuple[str, str, str]]:
+def rules(contract: Contract, registry_join: bool) -> list[tuple[str, SQL, SQL]]:
     """(rule, condition, detail) in the order they apply, over typed and raw columns and
     `_delivered_on`; `_reg_uscc` is the registry match when `registry_join`."""
-    out: list[tuple[str, str, str]] = []
+    out: list[tuple[str, SQL, SQL]] = []
+    if contract.control_characters == "quarantine":  # text cells: in any other, a control character fails the type
+        for col in (c for c in contract.columns if c.type in TEXT_TYPES):
+            code = f"printf('%04X', unicode(regexp_extract(CAST({raw(col.name)} AS VARCHAR), {lit(CONTROL_PATTERN)})))"
+            out.append(("control_character", has_control(raw(col.name)),
+                        f"{lit(f'{col.name} holds control character U+')} || {code}"))
     for k in contract.key:
-        out.append(("key_null", f"{q(k)} IS NULL", f"'key column {k} is empty'"))
+        out.append(("key_null", f"{q(k)} IS NULL", lit(f"key column {k} is empty")))
     for col in contract.columns:
         if not col.nullable and col.name not in contract.key:
-            out.append(("value_null", f"{q(col.name)} IS NULL AND {_empty(col)}", f"'{col.name} is empty'"))
+            out.append(("value_null", f"{q(col.name)} IS NULL AND {_empty(col)}", lit(f"{col.name} is empty")))
     for col in contract.columns:
         shown = f"CAST({raw(col.name)} AS VARCHAR)"
         if col.type == "period":
-            cond = f"{q(col.name)} IS NOT NULL AND NOT regexp_full_match({q(col.name)}, '{PERIOD_PATTERN[1:-1]}')"
+            cond = f"{q(col.name)} IS NOT NULL AND NOT regexp_full_match({q(col.name)}, {lit(PERIOD_PATTERN[1:-1])})"
         elif col.type in ("uscc", "text"):
             continue
         else:
             cond = f"{q(col.name)} IS NULL AND NOT {_empty(col)}"
-        out.append(("type_invalid", cond, f"'{col.name}=' || {shown} || ' is not a valid {col.type}'"))
+        out.append(("type_invalid", cond, f"{lit(f'{col.name}=')} || {shown} || {lit(f' is not a valid {col.type}')}"))
     if contract.firm_column:
         f = q(contract.firm_column)
-        bad_code = f"'{contract.firm_column}=' || {f} || ' fails GB 32100-2015 (check character or format)'"
+        shown = lit(f"{contract.firm_column}=")
+        bad_code = f"{shown} || {f} || ' fails GB 32100-2015 (check character or format)'"
         if registry_join:
             out.append(("uscc_invalid", f"_reg_uscc IS NULL AND NOT uscc_valid({f})", bad_code))
-            out.append(("firm_unknown", "_reg_uscc IS NULL", f"'{contract.firm_column}=' || {f} || ' is not in the market registry'"))
+            out.append(("firm_unknown", "_reg_uscc IS NULL", f"{shown} || {f} || ' is not in the market registry'"))
         else:
             out.append(("uscc_invalid", f"NOT uscc_valid({f})", bad_code))
     for col in contract.columns:
-        v = q(col.name)
+        v, shown = q(col.name), lit(f"{col.name}=")
         lo, hi = col.lower_bound, col.upper_bound
         if col.type == "money":
-            out.append(("amount_negative", f"{v} < 0", f"'{col.name}=' || {v} || ' is negative'"))
+            out.append(("amount_negative", f"{v} < 0", f"{shown} || {v} || ' is negative'"))
         if lo is not None and not (col.type == "money" and lo == 0):
-            out.append(("value_out_of_range", f"{v} < {lo}", f"'{col.name}=' || {v} || ' is below {lo:g}'"))
+            out.append(("value_out_of_range", f"{v} < {float(lo)}", f"{shown} || {v} || {lit(f' is below {lo:g}')}"))
         if hi is not None:
-            name = "amount_absurd" if col.type == "money" else "value_out_of_range"
-            out.append((name, f"{v} > {hi}", f"'{col.name}=' || {v} || ' is above {hi:g}'"))
+            rule = "amount_absurd" if col.type == "money" else "value_out_of_range"
+            out.append((rule, f"{v} > {float(hi)}", f"{shown} || {v} || {lit(f' is above {hi:g}')}"))
         if col.allowed:
-            allowed = ", ".join("'" + a + "'" for a in col.allowed)
+            allowed = ", ".join(lit(a) for a in col.allowed)
             out.append(("value_not_allowed", f"{v} NOT IN ({allowed})",
-                        f"'{col.name}=' || {v} || ' is not one of {'/'.join(col.allowed)}'"))
+                        f"{shown} || {v} || {lit(' is not one of ' + '/'.join(col.allowed))}"))
     for name in contract.not_after_delivery:
         col = contract.column(name)
-        v = q(name)
+        v, shown = q(name), lit(f"{name}=")
         if col.type == "period":
             out.append(("period_future", f"{v} > strftime(_delivered_on, '%Y-%m')",
-                        f"'{name}=' || {v} || ' is after the delivery date ' || _delivered_on"))
+                        f"{shown} || {v} || ' is after the delivery date ' || _delivered_on"))
         else:
             out.append(("date_future", f"{v} > _delivered_on",
-                        f"'{name}=' || {v} || ' is after the delivery date ' || _delivered_on"))
+                        f"{shown} || {v} || ' is after the delivery date ' || _delivered_on"))
     return out
 
 
@@ -95,12 +111,17 @@ def needs_registry(contract: Contract) -> bool:
     return contract.firm_column is not None and contract.source != "registry"
 
 
-def checked_sql(contract: Contract, batch: str, files: str) -> str:
+def checked_sql(contract: Contract, batch: SQL, files: SQL) -> SQL:
     """SELECT over `batch` (`_f` file index, `_row`, the columns as delivered) and `files` (`_f`,
     `delivered_on`): every row with `_rule` (NULL when good), typed and raw columns."""
     reg = needs_registry(contract)
     raw_cols = ", ".join(f"b.{q(c)} AS {raw(c)}" for c in contract.column_names)
-    typed_cols = ", ".join(f"{typed_expr(c).replace(raw(c.name), 'b.' + q(c.name))} AS {q(c.name)}" for c in contract.columns)
+    strip = contract.control_characters == "strip"
+    typed_cols = ", ".join(f"{typed_expr(c, strip).replace(raw(c.name), 'b.' + q(c.name))} AS {q(c.name)}"
+                           for c in contract.columns)
+    # text cells whose control characters were stripped, counted per row (in any other cell they fail the type)
+    stripped = " + ".join(f"CAST({has_control('b.' + q(c.name))} AS INTEGER)" for c in contract.columns
+                          if c.type in TEXT_TYPES) if strip else "0"
     join = ""
     if reg:
         firm = typed_expr(contract.column(contract.firm_column)).replace(raw(contract.firm_column), "b." + q(contract.firm_column))
@@ -111,7 +132,7 @@ def checked_sql(contract: Contract, batch: str, files: str) -> str:
     content = "hash(" + ", ".join(q(c) for c in contract.column_names) + ")"
     return f"""
     WITH t AS (
-        SELECT b._f, b._row, f.delivered_on AS _delivered_on, {raw_cols}, {typed_cols}
+        SELECT b._f, b._row, f.delivered_on AS _delivered_on, {raw_cols}, {typed_cols}, {stripped} AS _stripped
                {", _reg._reg_uscc" if reg else ""}
         FROM {batch} b JOIN {files} f USING (_f) {join}
     ),
@@ -129,7 +150,7 @@ def checked_sql(contract: Contract, batch: str, files: str) -> str:
     """
 
 
-def detail_sql(contract: Contract, checked: str) -> str:
+def detail_sql(contract: Contract, checked: SQL) -> SQL:
     """For the failed rows of `checked`: `_f`, `_row`, `_rule`, `_detail`, `_record` (JSON as delivered)."""
     reg = needs_registry(contract)
     detail = "CASE " + " ".join(f"WHEN _rule = '{rule}' AND ({cond}) THEN {d}" for rule, cond, d in rules(contract, reg))
@@ -137,5 +158,5 @@ def detail_sql(contract: Contract, checked: str) -> str:
     detail += (f" WHEN _rule = 'duplicate_conflict' THEN 'key (' || {keys} || ') appears ' || _dup_versions || "
                f"' different ways in the file' WHEN _rule = 'duplicate_exact' THEN 'key (' || {keys} || "
                f"') repeated; the copy at row ' || _dup_first_row || ' is kept' END")
-    record = "to_json({" + ", ".join(f"'{c}': CAST({raw(c)} AS VARCHAR)" for c in contract.column_names) + "})"
+    record = "to_json({" + ", ".join(f"{lit(c)}: CAST({raw(c)} AS VARCHAR)" for c in contract.column_names) + "})"
     return f"SELECT _f, _row, _rule, {detail} AS _detail, {record} AS _record FROM {checked} WHERE _rule IS NOT NULL"

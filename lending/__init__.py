@@ -6,8 +6,10 @@ from datetime import date
 
 import duckdb
 
+from valuecredit.sqltext import SQL
 
-def replace_date_rows(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select: str) -> None:
+
+def replace_date_rows(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, select: SQL) -> None:
     """Replace the date's rows of `table` (created from the SELECT's columns on first use) in one
     transaction: a rerun is idempotent and a reader never sees half a date."""
     con.execute("BEGIN TRANSACTION")

@@ -12,7 +12,7 @@ import pandas as pd
 
 from lending import replace_date_rows
 from valuecredit.calendar import WorkingDays
-from valuecredit.scoring.sql import lit
+from valuecredit.sqltext import lit
 
 DECISION_WORKING_DAYS = 7
 

@@ -31,7 +31,8 @@ from lending.eligibility import CONDITIONS
 from lending.products import ProductCatalogue
 from lending.warnings import DDL as WARNINGS_DDL
 from valuecredit.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
-from valuecredit.scoring.sql import PointInTime, lit
+from valuecredit.scoring.sql import PointInTime
+from valuecredit.sqltext import SQL, lit, q
 
 
 class PublishError(RuntimeError):
@@ -74,7 +75,7 @@ def published_rows_sql(as_of: date) -> str:
         USING (uscc)"""
 
 
-def bank_rows_sql(as_of: date, bank_id: str, published: str | None = None) -> str:
+def bank_rows_sql(as_of: date, bank_id: str, published: SQL | None = None) -> str:
     """The bank's rows for the date: its products only, from `published` (the relation of
     `published_rows_sql`, computed here when not given)."""
     source = published or f"({published_rows_sql(as_of)})"
@@ -106,18 +107,18 @@ def _write_files(con: duckdb.DuckDBPyConnection, schema: str, folder: Path, as_o
     The workbook is written by `books` while DuckDB goes on with the
     next bank (the Rust writer and zlib leave Python's lock); the caller waits for it."""
     folder.mkdir(parents=True)
-    _csv(con, f"SELECT * FROM {schema}.early_warnings", folder / "early_warnings.csv")
-    con.execute(f"COPY {schema}.eligibility TO {lit(str(folder / 'eligibility.parquet'))} (FORMAT parquet)")
-    _csv(con, f"SELECT * FROM {schema}.eligibility", folder / "eligibility.csv")
+    _csv(con, f"SELECT * FROM {q(schema)}.early_warnings", folder / "early_warnings.csv")
+    con.execute(f"COPY {q(schema)}.eligibility TO {lit(str(folder / 'eligibility.parquet'))} (FORMAT parquet)")
+    _csv(con, f"SELECT * FROM {q(schema)}.eligibility", folder / "eligibility.csv")
     sheets = {"eligible 可贷": "eligible",
               "near misses 差一步": "NOT eligible AND gates = '' AND shortfalls <> '' AND NOT contains(shortfalls, ';') "
-                                    f"AND uscc NOT IN (SELECT uscc FROM {schema}.eligibility WHERE eligible)"}
-    frames = {name: con.execute(f"SELECT * REPLACE (CAST(as_of AS VARCHAR) AS as_of) FROM {schema}.eligibility "
+                                    f"AND uscc NOT IN (SELECT uscc FROM {q(schema)}.eligibility WHERE eligible)"}
+    frames = {name: con.execute(f"SELECT * REPLACE (CAST(as_of AS VARCHAR) AS as_of) FROM {q(schema)}.eligibility "
                                 f"WHERE {where}").df() for name, where in sheets.items()}
     return books.submit(_workbook, folder / "eligibility.xlsx", frames, as_of)
 
 
-def _csv(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> None:
+def _csv(con: duckdb.DuckDBPyConnection, select: SQL, path: Path) -> None:
     """UTF-8 with a byte-order mark, which is how Excel knows the Chinese text is UTF-8 (DuckDB
     writes none, so the body is written aside and appended after the mark)."""
     body = path.with_name(path.name + ".body")
@@ -169,10 +170,10 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                 book = None
                 for bank in banks:
                     schema = bank_schema(bank)
-                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                    con.execute(f"CREATE OR REPLACE TABLE {schema}.eligibility AS {bank_rows_sql(as_of, bank, '_published')}")
-                    con.execute(f"CREATE OR REPLACE TABLE {schema}.early_warnings AS {bank_warnings_sql(as_of, bank)}")
-                    rows[bank] = con.execute(f"SELECT count(*) FROM {schema}.eligibility").fetchone()[0]
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
+                    con.execute(f"CREATE OR REPLACE TABLE {q(schema)}.eligibility AS {bank_rows_sql(as_of, bank, '_published')}")
+                    con.execute(f"CREATE OR REPLACE TABLE {q(schema)}.early_warnings AS {bank_warnings_sql(as_of, bank)}")
+                    rows[bank] = con.execute(f"SELECT count(*) FROM {q(schema)}.eligibility").fetchone()[0]
                     tmp = out / bank / f".{as_of.isoformat()}.partial"
                     shutil.rmtree(tmp, ignore_errors=True)
                     staged[bank] = tmp

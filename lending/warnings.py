@@ -19,7 +19,8 @@ from datetime import date
 import duckdb
 
 from lending.eligibility import PD_TABLE
-from valuecredit.scoring.sql import PointInTime, lit
+from valuecredit.scoring.sql import PointInTime
+from valuecredit.sqltext import SQL, lit, q
 
 DROP_RATIO, JUMP_RATIO, JUMP_POINTS = 0.8, 1.5, 0.02
 
@@ -28,13 +29,13 @@ DDL = """CREATE TABLE IF NOT EXISTS decisions.early_warnings (
     status VARCHAR, raised_on DATE, updated_on DATE, closed_on DATE)"""
 
 
-def _drop(source: str, column: str, kind: str, pit: PointInTime) -> str:
+def _drop(source: str, column: str, kind: str, pit: PointInTime) -> SQL:
     return f"""
-        SELECT uscc, '{kind}' AS kind, 'medium' AS severity,
-               '{column}: last 3 months ' || array_to_string(list(CAST(round(v) AS BIGINT) ORDER BY k DESC)
+        SELECT uscc, {lit(kind)} AS kind, 'medium' AS severity,
+               {lit(column + ': last 3 months ')} || array_to_string(list(CAST(round(v) AS BIGINT) ORDER BY k DESC)
                    FILTER (k <= 2), ', ') || ' (to ' || max(period) || ') against a 6-month average of '
                    || CAST(round(avg(v) FILTER (k BETWEEN 3 AND 8)) AS BIGINT) AS evidence
-        FROM (SELECT uscc, period, k, CAST({column} AS DOUBLE) AS v FROM {pit.windowed(source)} WHERE k <= 8)
+        FROM (SELECT uscc, period, k, CAST({q(column)} AS DOUBLE) AS v FROM {pit.windowed(source)} WHERE k <= 8)
         GROUP BY uscc
         HAVING count(*) FILTER (k BETWEEN 3 AND 8) = 6 AND count(*) FILTER (k <= 2) = 3
            AND max(v) FILTER (k <= 2) < {DROP_RATIO} * avg(v) FILTER (k BETWEEN 3 AND 8)"""

@@ -40,10 +40,10 @@ def check_pd(con: duckdb.DuckDBPyConnection, as_of: date, model: RegisteredModel
         f"(worst {worst:.2e}); {missing} firms without an explanation", {"worst": worst, "off": off, "unexplained": missing})))
 
     used = model.used_features()
-    no_reason, unused = con.execute(f"""
+    no_reason, unused = con.execute("""
         SELECT (SELECT count(*) FROM scores.pd WHERE as_of = $1 AND log_odds > base_value AND reason_1 IS NULL),
                (SELECT count(*) FROM scores.explanations e WHERE as_of = $1 AND adverse_rank IS NOT NULL
-                  AND feature NOT IN (SELECT unnest({used!r}::VARCHAR[])))""", [as_of]).fetchone()
+                  AND feature NOT IN (SELECT unnest($2::VARCHAR[])))""", [as_of, list(used)]).fetchone()
     out.append(("adverse_pds_have_used_reasons", CheckOutcome(
         no_reason == 0 and unused == 0,
         f"{no_reason} firms riskier than the base PD with no reason code; {unused} reasons naming a feature "

@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import date
 
 from valuecredit.scoring.sql import EXACT_KWH, INDICATOR_TYPES, PointInTime, indicators_sql, negative_hits_sql, within
+from valuecredit.sqltext import SQL, lit
 
 # feature -> direction of risk: +1 a higher value never lowers the PD, -1 never raises it, 0 free
 FEATURES: dict[str, int] = {
@@ -33,12 +34,12 @@ DATA_MONTH_LAG = 2
 SECTOR_MIN_FIRMS = 30  # an industry's share of firms in arrears needs this many firms reporting
 
 
-def sector_arrears_sql(targets: str, as_of: date | None = None) -> str:
+def sector_arrears_sql(targets: SQL, as_of: date | None = None) -> str:
     """(month_start, industry, sector_arrears_excess) for the month of each target's date: the
     share of the industry's firms in social-insurance arrears in the data month, less that share
     among all firms, from the rows visible on the last day before the month began; NULL for an
     industry with fewer than SECTOR_MIN_FIRMS firms reporting."""
-    months = (f"(SELECT DATE '{as_of.replace(day=1).isoformat()}' AS ms)" if as_of is not None
+    months = (f"(SELECT DATE {lit(as_of.replace(day=1).isoformat())} AS ms)" if as_of is not None
               else f"(SELECT DISTINCT CAST(date_trunc('month', as_of) AS DATE) AS ms FROM {targets})")
     visible = "{t}._delivered_on < m.ms AND ({t}._valid_to IS NULL OR {t}._valid_to >= m.ms)"
     return f"""
@@ -55,8 +56,8 @@ def sector_arrears_sql(targets: str, as_of: date | None = None) -> str:
     FROM counts WINDOW city AS (PARTITION BY ms)"""
 
 
-def features_sql(targets: str, negative_rules, as_of: date | None = None, indicators: str | None = None,
-                 hits: str | None = None, restrict: bool = False) -> str:
+def features_sql(targets: SQL, negative_rules, as_of: date | None = None, indicators: SQL | None = None,
+                 hits: SQL | None = None, restrict: bool = False) -> str:
     """(uscc, as_of, every feature) for each target; NULL where the source has nothing. The
     indicators and negative-list hits are derived here unless relations already holding them for
     the same targets are given; `restrict` (one date) reads only the targets' rows."""

@@ -29,7 +29,7 @@ from valuecredit.configfile import ConfigError, content_hash, read_yaml
 from valuecredit.scoring.catalogue import Catalogue
 from valuecredit.scoring.changes import NightPlan, night_plan
 from valuecredit.scoring.score import firms_as_of, replace_date
-from valuecredit.scoring.sql import lit
+from valuecredit.sqltext import SQL, lit, q, type_name
 from valuecredit.store import transaction
 
 REASON_CODES = Path(__file__).resolve().parents[1] / "config" / "reason_codes.yaml"
@@ -249,10 +249,10 @@ def inputs_of_night(con: duckdb.DuckDBPyConnection, plan: NightPlan,
     fresh = f"({sql})"
     types = con.execute(f"DESCRIBE SELECT * FROM {fresh}").fetchall()
     names = [name for name, *_ in types]
-    cast = ", ".join(f"CAST(c.{name} AS {kind}) AS {name}" for name, kind, *_ in types
+    cast = ", ".join(f"CAST(c.{q(name)} AS {type_name(kind)}) AS {q(name)}" for name, kind, *_ in types
                      if name not in ("uscc", "as_of", "years_in_operation"))
     frame = con.execute(f"""
-        SELECT {", ".join(names)}, false AS _carried, NULL::DOUBLE AS _years_before FROM {fresh}
+        SELECT {", ".join(q(n) for n in names)}, false AS _carried, NULL::DOUBLE AS _years_before FROM {fresh}
         UNION ALL BY NAME
         SELECT c.uscc, {d} AS as_of, {cast}, i.years_in_operation, true AS _carried, c.years_in_operation AS _years_before
         FROM features.pd_inputs c JOIN features.indicators i ON i.uscc = c.uscc AND i.as_of = {d}
@@ -263,7 +263,7 @@ def inputs_of_night(con: duckdb.DuckDBPyConnection, plan: NightPlan,
     return frame[names], carried, before
 
 
-def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, relation: str) -> None:
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: SQL, relation: SQL) -> None:
     """Give `table` the columns of `relation` it lacks: a store written before a feature was added
     gains it, NULL on the dates before (their models did not use it)."""
     schema, name = table.split(".")
@@ -271,10 +271,10 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, relation: st
                                       [schema, name]).fetchall()}
     for column, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall():
         if column not in have:
-            con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}')
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {q(column)} {type_name(kind)}")
 
 
-def replace_date_with_frame(con: duckdb.DuckDBPyConnection, table: str, as_of: date, frame) -> None:
+def replace_date_with_frame(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, frame) -> None:
     """`score.replace_date` with the rows of a DataFrame or an Arrow table."""
     con.register("_frame", frame)
     try:

@@ -25,6 +25,7 @@ from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_
 from pipelines.resources import ProgressReporter, SilentProgress
 from pipelines.scoring import FULL_NIGHT_TAG
 from valuecredit.ingest import quarantined_by_rule
+from valuecredit.sqltext import q
 from valuecredit.store import connect, writer_lock
 
 
@@ -121,10 +122,10 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
     try:
         # tables, and the staging views; not the other views, which are joins (counting the
         # eligibility view at provincial scale takes half a minute; its pairs table has the same rows)
-        tables = con.execute("""SELECT table_schema || '.' || table_name FROM information_schema.tables
+        tables = con.execute("""SELECT table_schema || '.' || table_name, table_schema, table_name FROM information_schema.tables
                                 WHERE table_schema IN ('staging', 'quarantine', 'features', 'scores', 'decisions', 'ledger')
                                   AND (table_type = 'BASE TABLE' OR table_schema = 'staging') ORDER BY 1""").fetchall()
-        rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for (t,) in tables}
+        rows = {t: con.execute(f"SELECT count(*) FROM {q(s)}.{q(n)}").fetchone()[0] for t, s, n in tables}
         quarantined = quarantined_by_rule(con, business_date)
     finally:
         con.close()

@@ -25,7 +25,7 @@ from models.train import out_of_time_split, training_sample
 from reports import charts
 from reports.firm import TEMPLATES, _write
 from valuecredit.scoring.catalogue import Catalogue
-from valuecredit.scoring.sql import lit
+from valuecredit.sqltext import lit, q
 
 
 class ReplayError(ValueError):
@@ -168,9 +168,9 @@ def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat:
         if feature in model.metadata["categorical"]:
             continue
         pts = con.execute(f"""
-            SELECT CAST(i."{feature}" AS DOUBLE), e.contribution FROM features.pd_inputs i
+            SELECT CAST(i.{q(feature)} AS DOUBLE), e.contribution FROM features.pd_inputs i
             JOIN scores.explanations e USING (uscc, as_of)
-            WHERE i.as_of = ? AND e.feature = ? AND i."{feature}" IS NOT NULL
+            WHERE i.as_of = ? AND e.feature = ? AND i.{q(feature)} IS NOT NULL
             ORDER BY hash(i.uscc) LIMIT {int(dependence_sample)}""", [as_of, feature]).fetchall()
         dependence.append({"feature": feature, "svg": charts.scatter(pts, x_label=feature, y_label="SHAP")})
     sample = training_sample(con, cat)

@@ -20,7 +20,8 @@ from lending.eligibility import eligibility_of_sql
 from reports import charts
 from valuecredit.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
 from valuecredit.scoring.catalogue import Catalogue
-from valuecredit.scoring.sql import PointInTime, lit
+from valuecredit.scoring.sql import PointInTime
+from valuecredit.sqltext import lit
 
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)

@@ -42,8 +42,8 @@ def redeliver(landing: Path, file: str, frame, delivered_on: date) -> None:
     raw = (landing / file).read_bytes()
     manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
     i = manifest.index[manifest.file == file][0]
-    manifest.loc[i, ["sha256", "bytes", "delivered_on"]] = [hashlib.sha256(raw).hexdigest(), str(len(raw)),
-                                                            delivered_on.isoformat()]
+    manifest.loc[i, ["sha256", "bytes", "rows", "delivered_on"]] = [hashlib.sha256(raw).hexdigest(), str(len(raw)),
+                                                                    str(len(frame)), delivered_on.isoformat()]
     manifest.to_csv(landing / "manifest.csv", index=False)
 
 

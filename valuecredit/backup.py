@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from valuecredit.personal import READS_LOG_SUFFIX
+from valuecredit.sqltext import q
 from valuecredit.store import busy, writer_lock
 
 MANIFEST = "manifest.json"
@@ -54,9 +55,8 @@ def _inventory(path: Path) -> dict:
     """Row counts of every table and the ledger's totals, read from the file itself."""
     con = duckdb.connect(str(path), read_only=True)
     try:
-        tables = [f"{s}.{t}" for s, t in con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL").fetchall()]
-        rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+        tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL").fetchall()
+        rows = {f"{s}.{t}": con.execute(f"SELECT count(*) FROM {q(s)}.{q(t)}").fetchone()[0] for s, t in tables}
         ledger = (con.execute("SELECT sum(debit_fen), sum(credit_fen) FROM ledger.postings").fetchone()
                   if "ledger.postings" in rows else (None, None))
     finally:

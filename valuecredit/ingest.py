@@ -1,9 +1,11 @@
 """Ingestion: landing files -> raw -> staging, enforcing each source's data contract.
 
 For a business date D, a source ingests every file the manifest says arrived by D that is not
-already loaded with the same content hash. Each file is checked whole first (present, same bytes as
-the manifest, declared encoding, header matching the contract); a file failing any of these is
-rejected with its reason and nothing of it is loaded. Rows are then checked one by one in DuckDB
+already loaded with the same content hash. The landing zone is a trust boundary: each file is checked
+whole first (a relative path without wildcards that stays inside the landing zone, symlinks included; the contract's
+format; present, same bytes, sha256 and data rows as the manifest; declared encoding; header matching
+the contract; not empty unless the contract allows it); a file failing any of these is rejected with
+its reason and nothing of it is loaded. No name or path from the manifest ever becomes SQL text. Rows are then checked one by one in DuckDB
 SQL; bad rows go to `quarantine.rows` with the rule and the row as delivered. Good rows go to
 `raw.<source>`, and `staging.<source>` keeps the latest delivered version of every key.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import posixpath
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -27,8 +30,9 @@ import pandas as pd
 
 from data_contracts.contracts import Contract, contract_for
 from data_contracts.expectations import validate_frame
-from data_contracts.rules import checked_sql, detail_sql, q
+from data_contracts.rules import checked_sql, detail_sql
 from valuecredit.personal import PERSONAL_COLUMNS, log_read
+from valuecredit.sqltext import lit, q
 
 # More bad rows than this, in a file of at least MIN_ROWS_FOR_RATE rows or across the partition's
 # files, fails the source's contract check: one bad row in a ten-row file is not a broken feed.
@@ -58,6 +62,7 @@ class FileOutcome:
     rows_quarantined: int = 0
     sha256: str = ""
     delivered_on: date | None = None
+    cells_stripped: int = 0  # cells whose control characters the contract strips
 
 
 @dataclass
@@ -149,13 +154,32 @@ def _decode(data: bytes, encoding: str) -> str:
         raise FileRejected("wrong_encoding", f"not valid UTF-8 at byte {exc.start} (declared {encoding})") from None
 
 
+def landing_path(landing: Path, file: str) -> Path:
+    """The file a manifest entry names: a relative, normalised path whose target, symlinks
+    followed, lies inside the landing zone. Anything else is rejected, never opened."""
+    if not file or "\x00" in file or "\\" in file or posixpath.isabs(file) or Path(file).is_absolute():
+        raise FileRejected("path_outside_landing", f"{file!r} is not a relative path inside the landing zone")
+    if posixpath.normpath(file) != file or ".." in file.split("/"):
+        raise FileRejected("path_outside_landing", f"{file!r} is not a normalised path inside the landing zone")
+    if any(c in file for c in "*?[]{}"):  # DuckDB reads a path as a glob: it would read other files
+        raise FileRejected("path_wildcard", f"{file!r} holds a wildcard, which would read other files than it names")
+    root = Path(landing).resolve()
+    path = Path(landing) / file
+    if not path.resolve().is_relative_to(root):
+        raise FileRejected("path_outside_landing", f"{file!r} resolves to {path.resolve()}, outside {root}")
+    return path
+
+
 def _check_file(probe: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, contract: Contract,
                 tmpdir: Path) -> Path:
     """Check a file as a whole; return the path DuckDB should read (UTF-8 for CSV).
 
     `probe` is a cursor of its own: a file DuckDB cannot parse fails there, not inside the
     ingestion transaction (which a failed statement would abort)."""
-    if not path.exists():
+    if entry["format"] != contract.file_format:
+        raise FileRejected("format_mismatch", f"the manifest says {entry['format']!r}, the contract of "
+                                              f"{contract.source} says {contract.file_format!r}")
+    if not path.is_file():
         raise FileRejected("file_missing", "listed in the manifest but not in the landing zone")
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
@@ -166,10 +190,11 @@ def _check_file(probe: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, 
     if entry["format"] == "parquet":
         try:
             names = [r[0] for r in probe.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
-            probe.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
+            rows = probe.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0]
         except duckdb.Error as exc:
             raise FileRejected("unreadable", f"not a readable Parquet file ({str(exc).splitlines()[0]})") from None
         _check_header(names, contract)
+        _check_rows(rows, entry, contract)
         return path
     text = _decode(data, entry["encoding"])
     del data
@@ -182,22 +207,35 @@ def _check_file(probe: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, 
         target = tmpdir / (path.name + ".utf8.csv")
         target.write_text(text.lstrip("\ufeff"), encoding="utf-8")
     try:
-        probe.execute(f"SELECT count(*) FROM {_read_csv(target, contract)}").fetchone()
+        rows = probe.execute(f"SELECT count(*) FROM {READ_CSV}", _read_csv_params(target, contract)).fetchone()[0]
     except duckdb.Error as exc:
         raise FileRejected("unparseable", str(exc).splitlines()[0][:300]) from None
+    _check_rows(rows, entry, contract)
     return target
 
 
-def _read_csv(path: Path, contract: Contract) -> str:
-    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in contract.column_names) + "}"
-    return (f"read_csv('{path}', header = true, columns = {columns}, delim = ',', quote = '\"', escape = '\"', "
+def _check_rows(rows: int, entry: pd.Series, contract: Contract) -> None:
+    """The data rows (header excluded) the file holds against the manifest's count and the contract."""
+    if rows != entry["rows"]:
+        raise FileRejected("rows_mismatch", f"{rows} data rows, the manifest says {entry['rows']}")
+    if rows == 0 and not contract.allow_empty:
+        raise FileRejected("file_empty", f"no data rows, and the contract of {contract.source} needs some")
+
+
+# the path and the column struct are bound parameters (_read_csv_params): no file name becomes SQL text
+READ_CSV = ("read_csv(?, header = true, columns = ?, delim = ',', quote = '\"', escape = '\"', "
             "strict_mode = true, null_padding = false, parallel = false)")
+
+
+def _read_csv_params(path: Path, contract: Contract) -> list:
+    return [str(path), {c: "VARCHAR" for c in contract.column_names}]
 
 
 def _load_csv(con: duckdb.DuckDBPyConnection, f: int, path: Path, contract: Contract) -> None:
     """Append a CSV's rows to `_batch_csv`, numbered from 1 in file order (header excluded)."""
     cols = ", ".join(q(c) for c in contract.column_names)
-    con.execute(f"INSERT INTO _batch_csv SELECT {f}, row_number() OVER (), {cols} FROM {_read_csv(path, contract)}")
+    con.execute(f"INSERT INTO _batch_csv SELECT ?, row_number() OVER (), {cols} FROM {READ_CSV}",
+                [f, *_read_csv_params(path, contract)])
 
 
 CHUNK_FILES = 8  # files validated in one SQL pass: bounds memory at provincial scale
@@ -213,11 +251,11 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
     con.execute("BEGIN TRANSACTION")
     try:
         # undo this date's earlier work
-        con.execute(f"DELETE FROM raw.{source} WHERE _partition = ?", [d])
-        con.execute(f"UPDATE raw.{source} SET _superseded_on = NULL, _valid_to = NULL WHERE _superseded_on = ?", [d])
+        con.execute(f"DELETE FROM raw.{q(source)} WHERE _partition = ?", [d])
+        con.execute(f"UPDATE raw.{q(source)} SET _superseded_on = NULL, _valid_to = NULL WHERE _superseded_on = ?", [d])
         con.execute("DELETE FROM quarantine.rows WHERE source = ? AND partition_date = ?", [source, d])
         con.execute("DELETE FROM meta.ingested_files WHERE source = ? AND partition_date = ?", [source, d])
-        had_rows = con.execute(f"SELECT count(*) > 0 FROM raw.{source}").fetchone()[0]
+        had_rows = con.execute(f"SELECT count(*) > 0 FROM raw.{q(source)}").fetchone()[0]
         loaded = set(con.execute("SELECT file, sha256 FROM meta.ingested_files WHERE source = ? AND status = 'loaded'",
                                  [source]).fetchall())
         due = manifest[(manifest["source"] == source) & (manifest["delivered_on"] <= business_date)]
@@ -238,7 +276,7 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
         con.execute("ROLLBACK")
         raise
     outcome.quarantined_by_rule = quarantined_by_rule(con, business_date, source)
-    outcome.staged_rows = con.execute(f"SELECT count(*) FROM staging.{source}").fetchone()[0]
+    outcome.staged_rows = con.execute(f"SELECT count(*) FROM staging.{q(source)}").fetchone()[0]
     return outcome
 
 
@@ -249,7 +287,8 @@ def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract:
     accepted: list[tuple[int, pd.Series, Path]] = []
     for f, entry in enumerate(entries):
         try:
-            accepted.append((f, entry, _check_file(probe, landing / entry["file"], entry, contract, tmpdir)))
+            path = landing_path(landing, entry["file"])
+            accepted.append((f, entry, _check_file(probe, path, entry, contract, tmpdir)))
         except FileRejected as rej:
             results[f] = FileOutcome(entry["file"], "rejected", f"{rej.reason}: {rej.detail}")
     con.execute("CREATE OR REPLACE TEMP TABLE _files (_f INTEGER, file VARCHAR, path VARCHAR, delivered_on DATE)")
@@ -257,10 +296,11 @@ def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract:
     if contract.file_format == "parquet":
         for f, entry, path in accepted:
             con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
-        paths = [str(p) for _, _, p in accepted]
+        paths_sql = ", ".join(lit(p) for _, _, p in accepted)  # a view's definition cannot take parameters
         batch = "_batch_parquet"
         con.execute(f"""CREATE OR REPLACE TEMP VIEW _batch_parquet AS SELECT f._f, p.file_row_number + 1 AS _row, {cols}
-                        FROM read_parquet({paths!r}, file_row_number = true, filename = true, union_by_name = true) p
+                        FROM read_parquet([{paths_sql}], file_row_number = true, filename = true,
+                                          union_by_name = true) p
                         JOIN _files f ON f.path = p.filename""" if accepted else
                     "CREATE OR REPLACE TEMP VIEW _batch_parquet AS SELECT NULL::INTEGER AS _f, NULL::BIGINT AS _row, "
                     + ", ".join(f"NULL::VARCHAR AS {q(c)}" for c in contract.column_names) + " WHERE false")
@@ -272,16 +312,17 @@ def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract:
             _load_csv(con, f, path, contract)
             con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
     con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {checked_sql(contract, batch, '_files')}")
-    con.execute(f"""INSERT INTO raw.{source} SELECT {cols}, f.file, c._row, c._delivered_on, ?, NULL, NULL
+    con.execute(f"""INSERT INTO raw.{q(source)} SELECT {cols}, f.file, c._row, c._delivered_on, ?, NULL, NULL
                     FROM _checked c JOIN _files f USING (_f) WHERE c._rule IS NULL""", [business_date])
     con.execute(f"""INSERT INTO quarantine.rows SELECT ?, f.file, x._row, x._rule, x._detail, x._record, ?
                     FROM ({detail_sql(contract, '_checked')}) x JOIN _files f USING (_f)""", [source, business_date])
-    counts = {f: (n, bad) for f, n, bad in con.execute(
-        "SELECT _f, count(*), count(_rule) FROM _checked GROUP BY _f").fetchall()}
+    counts = {f: (n, bad, stripped) for f, n, bad, stripped in con.execute(
+        "SELECT _f, count(*), count(_rule), sum(_stripped) FROM _checked GROUP BY _f").fetchall()}
     for f, entry in enumerate(entries):
         if f not in results:
-            n, bad = counts.get(f, (0, 0))
-            results[f] = FileOutcome(entry["file"], "loaded", "", n, n - bad, bad)
+            n, bad, stripped = counts.get(f, (0, 0, 0))
+            note = f"control_characters_stripped: {stripped} cell(s)" if stripped else ""
+            results[f] = FileOutcome(entry["file"], "loaded", note, n, n - bad, bad, cells_stripped=stripped or 0)
         results[f].sha256, results[f].delivered_on = entry["sha256"], entry["delivered_on"]
     con.execute("DROP TABLE _checked")
     return [results[f] for f in range(len(entries))]
@@ -291,12 +332,12 @@ def _supersede(con, contract: Contract, d: str, had_rows: bool) -> None:
     """Mark older versions of every key this date delivered again; the latest delivery wins."""
     keys = ", ".join(q(k) for k in contract.key)
     if had_rows:  # only keys this date delivered can have gained a newer version
-        scope = (f"(SELECT rowid AS _rid, * FROM raw.{contract.source} r SEMI JOIN "
-                 f"(SELECT DISTINCT {keys} FROM raw.{contract.source} WHERE _partition = '{d}') USING ({keys}))")
+        scope = (f"(SELECT rowid AS _rid, * FROM raw.{q(contract.source)} r SEMI JOIN "
+                 f"(SELECT DISTINCT {keys} FROM raw.{q(contract.source)} WHERE _partition = {lit(d)}) USING ({keys}))")
     else:
-        scope = f"(SELECT rowid AS _rid, * FROM raw.{contract.source})"
+        scope = f"(SELECT rowid AS _rid, * FROM raw.{q(contract.source)})"
     con.execute(f"""
-        UPDATE raw.{contract.source} AS r SET _superseded_on = '{d}', _valid_to = v._next FROM (
+        UPDATE raw.{q(contract.source)} AS r SET _superseded_on = {lit(d)}, _valid_to = v._next FROM (
             SELECT _rid, _n, _next FROM (
                 SELECT _rid, row_number() OVER w AS _n, lag(_delivered_on) OVER w AS _next
                 FROM {scope} s SEMI JOIN (
@@ -342,23 +383,23 @@ def check_source(con: duckdb.DuckDBPyConnection, source: str, business_date: dat
         problems.append(f"{all_bad} of {all_read} rows quarantined across the partition's files, "
                         f"above the {MAX_QUARANTINE_RATE:.0%} limit")
     key = ", ".join(q(k) for k in contract.key)
-    total = con.execute(f"SELECT count(*) FROM staging.{source}").fetchone()[0]
+    total = con.execute(f"SELECT count(*) FROM staging.{q(source)}").fetchone()[0]
     loaded = sum(f[3] - f[4] for f in files if f[1] == "loaded" and f[3] is not None)
     if loaded == 0:  # nothing loaded: earlier partitions' checks cleared every key there is
         repeated = 0
     elif loaded * 10 >= total:  # most of the table is new (a first night): count every key
-        repeated = con.execute(f"SELECT count(*) - count(DISTINCT ({key})) FROM staging.{source}").fetchone()[0]
+        repeated = con.execute(f"SELECT count(*) - count(DISTINCT ({key})) FROM staging.{q(source)}").fetchone()[0]
     else:  # a repeated key involves a row loaded in this partition: look at those keys only
         repeated = con.execute(f"""
-            SELECT count(*) FROM (SELECT {key} FROM staging.{source} SEMI JOIN (
-                SELECT DISTINCT {key} FROM staging.{source} WHERE _file IN (SELECT file FROM meta.ingested_files
+            SELECT count(*) FROM (SELECT {key} FROM staging.{q(source)} SEMI JOIN (
+                SELECT DISTINCT {key} FROM staging.{q(source)} WHERE _file IN (SELECT file FROM meta.ingested_files
                     WHERE source = ? AND partition_date = ? AND status = 'loaded')) USING ({key})
                 GROUP BY ALL HAVING count(*) > 1)""", [source, d]).fetchone()[0]
     if repeated:
         problems.append(f"staging.{source} holds {repeated} repeated keys")
     cols = ", ".join(q(c) for c in contract.column_names)
     sample = con.execute(
-        f"SELECT {cols} FROM staging.{source} WHERE _file IN (SELECT file FROM meta.ingested_files "
+        f"SELECT {cols} FROM staging.{q(source)} WHERE _file IN (SELECT file FROM meta.ingested_files "
         f"WHERE source = ? AND partition_date = ? AND status = 'loaded') "
         f"ORDER BY hash({key}) LIMIT {GX_SAMPLE_ROWS}", [source, d]).df()
     suite = validate_frame(contract, sample)

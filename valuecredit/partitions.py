@@ -31,7 +31,8 @@ from valuecredit.scoring.score import (
     score_select_sql,
     summarise_scores,
 )
-from valuecredit.scoring.sql import PointInTime, indicators_sql, lit, negative_hits_sql
+from valuecredit.scoring.sql import PointInTime, indicators_sql, negative_hits_sql
+from valuecredit.sqltext import SQL, lit
 from valuecredit.store import transaction
 
 PARTS = ("indicators", "negative_hits", "commercial_value")
@@ -59,10 +60,10 @@ def plan_partitions(con: duckdb.DuckDBPyConnection, as_of: date, n: int) -> list
     return [FirmPartition(f"p{i:03d}", tuple(sorted(m))) for i, m in enumerate(members) if m]
 
 
-def partition_firms_sql(as_of: date, part: FirmPartition) -> str:
+def partition_firms_sql(as_of: date, part: FirmPartition) -> SQL:
     """The partition's firms as the (uscc, as_of) relation the scoring SQL takes."""
     districts = ", ".join(lit(d) for d in part.districts)
-    return (f"(SELECT DISTINCT uscc, DATE '{as_of.isoformat()}' AS as_of FROM {PointInTime('', as_of).rows('registry')} "
+    return (f"(SELECT DISTINCT uscc, DATE {lit(as_of.isoformat())} AS as_of FROM {PointInTime('', as_of).rows('registry')} "
             f"WHERE district_code IN ({districts}))")
 
 
@@ -84,7 +85,7 @@ def compute_partition(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogu
     aside.mkdir(parents=True)
     rows = {}
     for name in PARTS:
-        con.execute(f"COPY (SELECT * FROM _part_{name} ORDER BY ALL) TO '{aside / name}.parquet' (FORMAT parquet)")
+        con.execute(f"COPY (SELECT * FROM _part_{name} ORDER BY ALL) TO {lit(f'{aside / name}.parquet')} (FORMAT parquet)")
         rows[name] = con.execute(f"SELECT count(*) FROM _part_{name}").fetchone()[0]
         con.execute(f"DROP TABLE _part_{name}")
     shutil.rmtree(final, ignore_errors=True)
@@ -101,7 +102,8 @@ def merge_partitions(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue
     if missing:
         raise ValueError(f"{parts}: no complete part for partition(s) {', '.join(missing)}: nothing was replaced")
     snapshot, files = data_snapshot(con, as_of)
-    read = {n: f"read_parquet({[str(Path(parts) / p.name / f'{n}.parquet') for p in partitions]!r})" for n in PARTS}
+    read = {n: "read_parquet([" + ", ".join(lit(Path(parts) / p.name / f"{n}.parquet") for p in partitions) + "])"
+            for n in PARTS}
     with transaction(con):
         plan_night(con, as_of, full="computed on partitions of firms")  # so that the next night may be incremental
         con.execute("INSERT OR REPLACE INTO meta.snapshots VALUES (?, ?, ?)", [as_of, snapshot, files])

@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.contracts import CONTRACTS
+from valuecredit.sqltext import SQL
 
 PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     c.source: cols for c in CONTRACTS if (cols := tuple(col.name for col in c.columns if col.personal))}
@@ -34,12 +35,12 @@ _MASK_SQL = ("CASE WHEN {c} IS NULL OR length({c}) = 0 THEN {c} WHEN length({c})
              "ELSE left({c}, 1) || repeat('*', length({c}) - 2) || right({c}, 1) END")
 
 
-def mask_sql(expression: str) -> str:
+def mask_sql(expression: SQL) -> str:
     """SQL masking a name the way `valuecredit.identifiers.mask_name` does."""
     return _MASK_SQL.format(c=expression)
 
 
-def masked_legal_rep_sql(aggregate: str = "") -> str:
+def masked_legal_rep_sql(aggregate: SQL = "") -> str:
     """The masked legal representative's name: `mask(legal_rep_name)`, or `mask(any_value(...))`
     with aggregate="any_value". The caller logs the read with `log_read`."""
     column = f"{aggregate}({LEGAL_REP_NAME})" if aggregate else LEGAL_REP_NAME

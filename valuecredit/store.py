@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.contracts import CONTRACTS
-from data_contracts.rules import q
 from valuecredit.identifiers import USCC_SQL_MACROS
+from valuecredit.sqltext import q
 
 SCHEMAS = ("raw", "staging", "quarantine", "meta")
 
@@ -47,12 +47,12 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
         # raw keeps every valid row ever delivered; a row is superseded when a later delivery of the
         # same key arrives, and staging is the rows not superseded: one row per key, no second copy.
         # [_delivered_on, _valid_to) is when the row was the current version: what was known on a date.
-        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{c.source} " + _column_ddl(
+        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{q(c.source)} " + _column_ddl(
             c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE, _superseded_on DATE, _valid_to DATE"))
         _add_valid_to(con, c)
         cols = ", ".join(q(n) for n in c.column_names)
-        con.execute(f"CREATE VIEW IF NOT EXISTS staging.{c.source} AS SELECT {cols}, _file, _delivered_on "
-                    f"FROM raw.{c.source} WHERE _superseded_on IS NULL")
+        con.execute(f"CREATE VIEW IF NOT EXISTS staging.{q(c.source)} AS SELECT {cols}, _file, _delivered_on "
+                    f"FROM raw.{q(c.source)} WHERE _superseded_on IS NULL")
 
 
 # every schema a store holds; DuckDB names the database after the file, so a file named like one
@@ -68,11 +68,11 @@ def _add_valid_to(con: duckdb.DuckDBPyConnection, contract) -> None:
     if has:
         return
     keys = ", ".join(q(k) for k in contract.key)
-    con.execute(f"ALTER TABLE raw.{contract.source} ADD COLUMN _valid_to DATE")
-    con.execute(f"""UPDATE raw.{contract.source} AS r SET _valid_to = v._next FROM (
+    con.execute(f"ALTER TABLE raw.{q(contract.source)} ADD COLUMN _valid_to DATE")
+    con.execute(f"""UPDATE raw.{q(contract.source)} AS r SET _valid_to = v._next FROM (
                         SELECT rowid AS _rid, lag(_delivered_on) OVER (PARTITION BY {keys}
                             ORDER BY _delivered_on DESC, _file DESC, _row DESC) AS _next
-                        FROM raw.{contract.source}) v
+                        FROM raw.{q(contract.source)}) v
                     WHERE r.rowid = v._rid AND r._superseded_on IS NOT NULL""")
 
 

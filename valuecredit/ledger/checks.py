@@ -28,7 +28,7 @@ def check_ledger(con: duckdb.DuckDBPyConnection, cfg: PoolConfig) -> list[tuple[
         FROM ledger.postings GROUP BY seq, bank_id, event_type"""
     negative, over_cap = con.execute(f"""
         SELECT count(*) FILTER (quota < 0),
-               count(*) FILTER (accrues AND quota > (principal * {cfg.cap_bp} + 5000) // 10000)
+               count(*) FILTER (accrues AND quota > (principal * {int(cfg.cap_bp)} + 5000) // 10000)
         FROM ({running})""").fetchone()
     out.append(("quota_never_negative", CheckOutcome(negative == 0, f"{negative} postings left a bank's quota below zero",
                                                      {"postings_with_negative_quota": negative})))

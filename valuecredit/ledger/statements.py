@@ -7,6 +7,8 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from valuecredit.sqltext import lit
+
 # statement line -> (account kind, sign applied to debit - credit, event types counted; None = all)
 LINES = {
     "accruals": ("quota_available", -1, ("disbursement",)),
@@ -25,7 +27,7 @@ def statement(con: duckdb.DuckDBPyConnection, start: date, end: date, bank_id: s
     Opening is as posted before `start`, closing as posted through `end` (business dates)."""
     movement = ", ".join(
         f"coalesce(sum({sign} * (debit_fen - credit_fen)) FILTER (account LIKE '{kind}:%' "
-        f"AND event_type IN ({', '.join(repr(t) for t in types)}) AND business_date BETWEEN $s AND $e), 0) AS {name}"
+        f"AND event_type IN ({', '.join(lit(t) for t in types)}) AND business_date BETWEEN $s AND $e), 0) AS {name}"
         for name, (kind, sign, types) in LINES.items())
     quota = "sum(credit_fen - debit_fen) FILTER (account LIKE 'quota_available:%'"
     principal = "sum(debit_fen - credit_fen) FILTER (account LIKE 'loan_principal:%'"

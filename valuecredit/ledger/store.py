@@ -29,6 +29,7 @@ from valuecredit.ledger.engine import (
     Pool,
     Posting,
 )
+from valuecredit.sqltext import SQL, lit
 
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS ledger",
@@ -76,10 +77,10 @@ def events_between(con: duckdb.DuckDBPyConnection, after: date | None, upto: dat
     order they are applied, with their posting ids (the same hash as `engine.posting_id`)."""
     lo = after or date(1900, 1, 1)
 
-    def window(alias: str) -> str:
+    def window(alias: SQL) -> SQL:
         return f"{alias}._delivered_on > $lo AND {alias}._delivered_on <= $hi"
 
-    subsidy = (f"CASE WHEN interest_paid_fen > 0 THEN ((outstanding_fen + principal_repaid_fen) * {cfg.subsidy_rate_bp} "
+    subsidy = (f"CASE WHEN interest_paid_fen > 0 THEN ((outstanding_fen + principal_repaid_fen) * {int(cfg.subsidy_rate_bp)} "
                "+ 60000) // 120000 ELSE 0 END" if cfg.subsidy_enabled else "0")
     status = f"""(SELECT s.*, l.bank_id, last_day(CAST(s.period || '-01' AS DATE)) AS period_end FROM raw.loan_status s
                  JOIN (SELECT DISTINCT loan_id, bank_id FROM raw.loans) l USING (loan_id) WHERE {window('s')})"""
@@ -103,8 +104,9 @@ def events_between(con: duckdb.DuckDBPyConnection, after: date | None, upto: dat
         month, day = cfg.rewards_posted_on
         dates = [date(y + 1, month, day) for y in range(lo.year - 1, upto.year) if lo < date(y + 1, month, day) <= upto]
         for on in dates:
-            parts.append(f"SELECT DISTINCT 'reward', DATE '{on}', DATE '{on}', bank_id, '', 0, '{on.year - 1}', 0 FROM raw.loans")
-    rank = " ".join(f"WHEN '{t}' THEN {r}" for t, r in EVENT_ORDER.items())
+            parts.append(f"SELECT DISTINCT 'reward', DATE {lit(on)}, DATE {lit(on)}, bank_id, '', 0, {lit(on.year - 1)}, 0 "
+                         "FROM raw.loans")
+    rank = " ".join(f"WHEN {lit(t)} THEN {int(r)}" for t, r in EVENT_ORDER.items())
     # same-day duplicates of one event (a status row delivered twice) collapse to one
     rows = con.execute(f"""
         SELECT type, eff, known, bank, coalesce(loan, ''), coalesce(amt, 0), key, extra,
@@ -231,7 +233,7 @@ def write_servicing(con: duckdb.DuckDBPyConnection, serviced: list[tuple[int, st
         "seq": seqs, "posting_id": pids, "bank_id": col["bank_id"], "loan_id": col["loan_id"],
         "effective_date": col["effective_date"], "business_date": col["business_date"],
         "amount_fen": col["amount_fen"], "extra_fen": col["extra_fen"]}))
-    kinds = ", ".join(f"({n}, '{k}', {n > 2})" for n, k in enumerate(SERVICING_ACCOUNTS, start=1))
+    kinds = ", ".join(f"({n}, {lit(k)}, {n > 2})" for n, k in enumerate(SERVICING_ACCOUNTS, start=1))
     try:
         con.execute(f"""INSERT INTO ledger.postings
             SELECT s.seq, s.posting_id, CASE WHEN k.subsidy AND s.amount_fen = 0 THEN k.pos - 2 ELSE k.pos END,

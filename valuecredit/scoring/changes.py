@@ -28,7 +28,8 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.contracts import CONTRACTS
-from valuecredit.scoring.sql import WINDOWS, PointInTime, lit
+from valuecredit.scoring.sql import WINDOWS, PointInTime
+from valuecredit.sqltext import SQL, lit, q
 
 # the monthly sources whose current period every firm's windows are measured from
 WINDOWED = ("tax_monthly", "social_insurance", "power", "customs")
@@ -54,15 +55,15 @@ class NightPlan:
     def incremental(self) -> bool:
         return not self.full_reason
 
-    def changed_firms(self) -> str:
+    def changed_firms(self) -> SQL:
         """The firms computed again, as the (uscc, as_of) relation the scoring SQL takes."""
         return (f"(SELECT uscc, DATE {lit(self.as_of.isoformat())} AS as_of FROM meta.changed_firms "
                 f"WHERE as_of = DATE {lit(self.as_of.isoformat())})")
 
-    def carried(self, table: str, firm: str = "uscc") -> str:
+    def carried(self, table: SQL, firm: str = "uscc") -> SQL:
         """`table`'s rows on the previous date for the firms carried forward (on the register, unchanged)."""
         d, p = lit(self.as_of.isoformat()), lit(str(self.previous))
-        return (f"(SELECT * FROM {table} WHERE as_of = DATE {p} AND {firm} IN ("
+        return (f"(SELECT * FROM {table} WHERE as_of = DATE {p} AND {q(firm)} IN ("
                 f"SELECT uscc FROM {PointInTime('', self.as_of).rows('registry')} "
                 f"EXCEPT SELECT uscc FROM meta.changed_firms WHERE as_of = DATE {d}))")
 
@@ -135,10 +136,10 @@ def code_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def turned_sql(source: str, condition: str, previous: date, as_of: date, firm: str = "uscc") -> str:
+def turned_sql(source: str, condition: SQL, previous: date, as_of: date, firm: str = "uscc") -> str:
     """Firms with a row of `source` for which `condition` (a template in `{d}`) differs between the dates."""
     p, d = (f"DATE {lit(x.isoformat())}" for x in (previous, as_of))
-    return (f"SELECT {firm} AS uscc FROM raw.{source} WHERE _delivered_on <= {d} "
+    return (f"SELECT {q(firm)} AS uscc FROM raw.{q(source)} WHERE _delivered_on <= {d} "
             f"AND ({condition.format(d=p)}) IS DISTINCT FROM ({condition.format(d=d)})")
 
 
@@ -146,11 +147,11 @@ def changed_firms_sql(previous: date, as_of: date) -> str:
     """Every firm with a row delivered or retired in (previous, as_of], or a row turning in a window."""
     p, d = (f"DATE {lit(x.isoformat())}" for x in (previous, as_of))
 
-    def moved(row: str) -> str:
+    def moved(row: SQL) -> SQL:
         return (f"({row}._delivered_on > {p} AND {row}._delivered_on <= {d}) "
                 f"OR ({row}._valid_to > {p} AND {row}._valid_to <= {d})")
 
-    parts = [f"SELECT uscc FROM raw.{c.source} r WHERE {moved('r')}" for c in CONTRACTS if "uscc" in c.column_names]
+    parts = [f"SELECT uscc FROM raw.{q(c.source)} r WHERE {moved('r')}" for c in CONTRACTS if "uscc" in c.column_names]
     # loan statuses are keyed by loan: reach the firm through the loan
     parts.append(f"SELECT l.uscc FROM raw.loan_status s JOIN raw.loans l USING (loan_id) WHERE {moved('s')}")
     for source, conditions in WINDOWS.items():

@@ -9,13 +9,14 @@ import duckdb
 from valuecredit.ingest import CheckOutcome
 from valuecredit.scoring.catalogue import Catalogue
 from valuecredit.scoring.score import missing_sql
+from valuecredit.sqltext import q
 
 
 def check_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> list[tuple[str, CheckOutcome]]:
     """(check name, outcome) for score ranges, one row per firm, hits behind every exclusion,
     and indicator missing rates within the catalogue's limit."""
     out = []
-    dims = [d.key for d in cat.dimensions]
+    dims = [q(d.key) for d in cat.dimensions]
     bad_range = con.execute(f"""
         SELECT count(*) FROM scores.commercial_value WHERE as_of = ? AND NOT (
             total BETWEEN 0 AND 1000 AND grade IS NOT NULL AND {" AND ".join(f"{d} BETWEEN 0 AND 100" for d in dims)})""",
@@ -44,7 +45,7 @@ def check_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
         {"excluded_without_hit": unexplained, "hit_not_excluded": unapplied})))
 
     rates = con.execute("SELECT " + ", ".join(
-        f"avg(CASE WHEN {missing_sql(i)} THEN 1.0 ELSE 0.0 END) AS {i.key}" for i in cat.indicators)
+        f"avg(CASE WHEN {missing_sql(i)} THEN 1.0 ELSE 0.0 END) AS {q(i.key)}" for i in cat.indicators)
         + " FROM features.indicators WHERE as_of = ?", [as_of]).df().iloc[0].to_dict()
     over = {k: round(v, 4) for k, v in rates.items() if v is not None and v > cat.max_missing_rate}
     out.append(("indicator_missing_rates", CheckOutcome(

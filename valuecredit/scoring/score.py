@@ -19,11 +19,11 @@ from valuecredit.scoring.sql import (
     INDICATOR_TYPES,
     PointInTime,
     indicators_sql,
-    lit,
     major_penalty_window,
     negative_hits_sql,
     years_in_operation,
 )
+from valuecredit.sqltext import SQL, lit, q
 from valuecredit.store import transaction
 
 DDL = [
@@ -64,50 +64,51 @@ def data_snapshot(con: duckdb.DuckDBPyConnection, as_of: date) -> tuple[str, int
     return digest, len(files)
 
 
-def firms_as_of(as_of: date) -> str:
+def firms_as_of(as_of: date) -> SQL:
     """Every firm on the register as it was known on the date: the population scored."""
-    return f"(SELECT DISTINCT uscc, DATE '{as_of.isoformat()}' AS as_of FROM {PointInTime('', as_of).rows('registry')})"
+    return f"(SELECT DISTINCT uscc, DATE {lit(as_of.isoformat())} AS as_of FROM {PointInTime('', as_of).rows('registry')})"
 
 
 def points_sql(ind: Indicator) -> str:
     """Points for one indicator's value column; a missing value earns the neutral points."""
-    v, t, m = ind.key, ind.transform, ind.missing_points
+    v, t, m = q(ind.key), ind.transform, float(ind.missing_points)
     if t.type == "categories":
-        whens = " ".join(f"WHEN {lit(c)} THEN {p!r}" for c, p in t.categories.items())
+        whens = " ".join(f"WHEN {lit(c)} THEN {float(p)!r}" for c, p in t.categories.items())
         return f"coalesce(CASE {v} {whens} END, {m!r})"
     if t.type == "linear":
-        share = f"greatest(least(({v} - {t.lo!r}) / {t.hi - t.lo!r}, 1.0), 0.0)"
+        share = f"greatest(least(({v} - {float(t.lo)!r}) / {float(t.hi - t.lo)!r}, 1.0), 0.0)"
         scaled = f"100.0 * {share}" if ind.direction == "higher" else f"100.0 * (1.0 - {share})"
         return f"CASE WHEN {v} IS NULL THEN {m!r} ELSE {scaled} END"
-    whens = " ".join(f"WHEN {v} >= {e!r} THEN {p!r}" for e, p in reversed(list(zip(t.edges, t.points[1:]))))
-    return f"CASE WHEN {v} IS NULL THEN {m!r} {whens} ELSE {t.points[0]!r} END"
+    whens = " ".join(f"WHEN {v} >= {float(e)!r} THEN {float(p)!r}" for e, p in reversed(list(zip(t.edges, t.points[1:]))))
+    return f"CASE WHEN {v} IS NULL THEN {m!r} {whens} ELSE {float(t.points[0])!r} END"
 
 
 def missing_sql(ind: Indicator) -> str:
     """True when the indicator earned neutral points for lack of data (or an unknown category)."""
     if ind.transform.type == "categories":
         known = ", ".join(lit(c) for c in ind.transform.categories)
-        return f"({ind.key} IS NULL OR {ind.key} NOT IN ({known}))"
-    return f"({ind.key} IS NULL)"
+        return f"({q(ind.key)} IS NULL OR {q(ind.key)} NOT IN ({known}))"
+    return f"({q(ind.key)} IS NULL)"
 
 
-def score_select_sql(cat: Catalogue, indicators: str, hits: str) -> str:
+def score_select_sql(cat: Catalogue, indicators: SQL, hits: SQL) -> str:
     """Dimension scores, total, grade and verdict from an indicators relation and a hits relation."""
     pts = {i.key: points_sql(i) for i in cat.indicators}
     dims = []
     for d in cat.dimensions:
         members = [i for i in cat.indicators if i.dimension == d.key]
         s = sum(i.weight for i in members)
-        dims.append(f"({' + '.join(f'{i.weight / s!r} * pts_{i.key}' for i in members)}) AS {d.key}")
-    total = " + ".join(f"{10.0 * d.weight!r} * {d.key}" for d in cat.dimensions)
-    grade = " ".join(f"WHEN total >= {lowest!r} THEN {lit(g)}" for g, lowest in cat.grades)
+        weighted = " + ".join(f"{float(i.weight / s)!r} * {q('pts_' + i.key)}" for i in members)
+        dims.append(f"({weighted}) AS {q(d.key)}")
+    total = " + ".join(f"{float(10.0 * d.weight)!r} * {q(d.key)}" for d in cat.dimensions)
+    grade = " ".join(f"WHEN total >= {float(lowest)!r} THEN {lit(g)}" for g, lowest in cat.grades)
     missing = ", ".join(f"CASE WHEN {missing_sql(i)} THEN {lit(i.key)} END" for i in cat.indicators)
     return f"""
-        SELECT uscc, as_of, {", ".join(d.key for d in cat.dimensions)}, round(total, 4) AS total,
+        SELECT uscc, as_of, {", ".join(q(d.key) for d in cat.dimensions)}, round(total, 4) AS total,
                CASE {grade} END AS grade, coalesce(h.n, 0) > 0 AS excluded, coalesce(h.n, 0) AS hits,
                coalesce(h.rules, '') AS hit_rules, missing,
                {", ".join(f"pts_{k}" for k in INDICATOR_KEYS)},
-               {cat.version} AS catalogue_version, {lit(cat.content_hash)} AS catalogue_hash, snapshot_id
+               {int(cat.version)} AS catalogue_version, {lit(cat.content_hash)} AS catalogue_hash, snapshot_id
         FROM (
             SELECT *, {total} AS total FROM (
                 SELECT *, {", ".join(dims)} FROM (
@@ -119,7 +120,7 @@ def score_select_sql(cat: Catalogue, indicators: str, hits: str) -> str:
         ORDER BY uscc"""
 
 
-def replace_date(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select: str) -> None:
+def replace_date(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, select: SQL) -> None:
     con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
     con.execute(f"INSERT INTO {table} BY NAME {select}")
 
@@ -137,7 +138,7 @@ def build_indicators(con: duckdb.DuckDBPyConnection, as_of: date, full: str = ""
     return con.execute("SELECT count(*) FROM features.indicators WHERE as_of = ?", [as_of]).fetchone()[0]
 
 
-def indicators_of_night(plan: NightPlan, snapshot: str) -> str:
+def indicators_of_night(plan: NightPlan, snapshot: str) -> SQL:
     """The date's indicator rows under the plan, in uscc order."""
     if not plan.incremental:
         return (f"SELECT *, {lit(snapshot)} AS snapshot_id FROM ({indicators_sql(firms_as_of(plan.as_of), plan.as_of)}) "
@@ -153,7 +154,7 @@ def indicators_of_night(plan: NightPlan, snapshot: str) -> str:
         ORDER BY uscc"""
 
 
-def hits_of_night(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> str:
+def hits_of_night(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> SQL:
     """The date's negative-list hits: carried forward for the firms the plan carries when the
     previous date was scored under the same catalogue and none of their major penalties turned."""
     plan = night_plan(con, as_of)
@@ -181,7 +182,7 @@ def hits_of_night(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -
 def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> ScoreSummary:
     """Score every firm with indicators on the date; record every negative-list hit."""
     ensure_tables(con)
-    d = f"DATE '{as_of.isoformat()}'"
+    d = f"DATE {lit(as_of.isoformat())}"
     indicators = f"(SELECT * FROM features.indicators WHERE as_of = {d})"
     with transaction(con):
         replace_date(con, "scores.negative_hits", as_of, hits_of_night(con, as_of, cat))
@@ -189,7 +190,7 @@ def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
     return summarise_scores(con, as_of, cat)
 
 
-def replace_scores(con: duckdb.DuckDBPyConnection, as_of: date, select: str) -> None:
+def replace_scores(con: duckdb.DuckDBPyConnection, as_of: date, select: SQL) -> None:
     """The date's scores from `select`, then the peer percentiles of its indicators (inside the caller's transaction)."""
     con.execute(f"CREATE TABLE IF NOT EXISTS scores.commercial_value AS SELECT * FROM ({select}) WHERE false")
     replace_date(con, "scores.commercial_value", as_of, select)
@@ -213,4 +214,4 @@ def peer_percentiles_sql(as_of: date) -> str:
     return f"""
         SELECT i.uscc, i.as_of, r.industry, r.size_class, {ranks}
         FROM features.indicators i JOIN {PointInTime('', as_of).rows('registry')} r USING (uscc)
-        WHERE i.as_of = DATE '{as_of.isoformat()}' ORDER BY i.uscc"""
+        WHERE i.as_of = DATE {lit(as_of.isoformat())} ORDER BY i.uscc"""

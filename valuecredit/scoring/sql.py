@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import date
 
 from data_contracts.contracts import contract_for
+from valuecredit.sqltext import SQL, lit, q
 
 # value column type per indicator; NULL means the source holds nothing usable on the firm
 INDICATOR_TYPES: dict[str, str] = {
@@ -52,11 +53,11 @@ WINDOWS: dict[str, tuple[str, ...]] = {
 }
 
 
-def within(source: str, i: int = 0, d: str = "as_of") -> str:
+def within(source: str, i: int = 0, d: SQL = "as_of") -> SQL:
     return WINDOWS[source][i].format(d=d)
 
 
-def major_penalty_window(years: int, d: str = "as_of") -> str:
+def major_penalty_window(years: int, d: SQL = "as_of") -> SQL:
     return f"decided_on <= {d} AND decided_on > {d} - INTERVAL {int(years)} YEAR"
 
 
@@ -65,7 +66,7 @@ def major_penalty_window(years: int, d: str = "as_of") -> str:
 YEARS_IN_OPERATION = "CASE WHEN {within} THEN date_diff('day', founded_on, {d}) / 365.25 END"
 
 
-def years_in_operation(d: str = "as_of") -> str:
+def years_in_operation(d: SQL = "as_of") -> SQL:
     return YEARS_IN_OPERATION.format(within=within("registry", d=d), d=d)
 
 
@@ -79,55 +80,51 @@ PIDX = "(CAST(substr({p}, 1, 4) AS INTEGER) * 12 + CAST(substr({p}, 6, 2) AS INT
 EXACT_KWH = "CAST(kwh AS DECIMAL(38, 6))"
 
 
-def pidx(col: str) -> str:
+def pidx(col: SQL) -> SQL:
     """Month index of a 'YYYY-MM' period, so windows are integer ranges."""
     return PIDX.format(p=col)
-
-
-def lit(v: str) -> str:
-    return "'" + str(v).replace("'", "''") + "'"
 
 
 class PointInTime:
     """SQL for the rows of each source visible as of each target's date."""
 
-    def __init__(self, targets: str, as_of: date | None, restrict: bool = False):
-        self.targets = targets
+    def __init__(self, targets: SQL, as_of: date | None, restrict: bool = False):
+        self.targets: SQL = targets
         self.as_of = as_of  # one date for every target: filter by a constant instead of joining
         self.restrict = restrict  # with one date: read only the targets' rows (a partition of the firms)
 
-    def rows(self, source: str, firm: str = "uscc") -> str:
+    def rows(self, source: str, firm: str = "uscc") -> SQL:
         if self.as_of is not None:
-            d = f"DATE '{self.as_of.isoformat()}'"
+            d = f"DATE {lit(self.as_of.isoformat())}"
             # a source keyed otherwise (loan statuses, by loan) is cut by its join to one that has firms
-            only = (f" AND s.{firm} IN (SELECT uscc FROM {self.targets})"
+            only = (f" AND s.{q(firm)} IN (SELECT uscc FROM {self.targets})"
                     if self.restrict and firm in contract_for(source).column_names else "")
-            return (f"(SELECT {d} AS as_of, s.* FROM raw.{source} s "
+            return (f"(SELECT {d} AS as_of, s.* FROM raw.{q(source)} s "
                     f"WHERE s._delivered_on <= {d} AND (s._valid_to IS NULL OR s._valid_to > {d}){only})")
-        return (f"(SELECT t.as_of, s.* FROM raw.{source} s JOIN {self.targets} t ON s.{firm} = t.uscc "
+        return (f"(SELECT t.as_of, s.* FROM raw.{q(source)} s JOIN {self.targets} t ON s.{q(firm)} = t.uscc "
                 f"AND s._delivered_on <= t.as_of AND (s._valid_to IS NULL OR s._valid_to > t.as_of))")
 
-    def current_period(self, source: str) -> str:
+    def current_period(self, source: str) -> SQL:
         """(as_of, cur): the source's latest period delivered by each date, as a month index."""
-        dates = (f"(SELECT DATE '{self.as_of.isoformat()}' AS as_of)" if self.as_of is not None
+        dates = (f"(SELECT DATE {lit(self.as_of.isoformat())} AS as_of)" if self.as_of is not None
                  else f"(SELECT DISTINCT as_of FROM {self.targets})")
         return (f"(SELECT a.as_of, max({pidx('f.period')}) AS cur FROM {dates} a "
-                f"JOIN (SELECT period, min(_delivered_on) AS first_delivered FROM raw.{source} GROUP BY period) f "
+                f"JOIN (SELECT period, min(_delivered_on) AS first_delivered FROM raw.{q(source)} GROUP BY period) f "
                 f"ON f.first_delivered <= a.as_of GROUP BY a.as_of)")
 
-    def anchored(self, source: str, lag_months: int) -> str:
+    def anchored(self, source: str, lag_months: int) -> SQL:
         """Monthly rows with k = months before a fixed data month: `lag_months` before the month of
         the date, the same for every firm and department whatever day the date falls on."""
-        return (f"(SELECT r.*, year(r.as_of) * 12 + month(r.as_of) - 1 - {lag_months} - {pidx('r.period')} AS k "
+        return (f"(SELECT r.*, year(r.as_of) * 12 + month(r.as_of) - 1 - {int(lag_months)} - {pidx('r.period')} AS k "
                 f"FROM {self.rows(source)} r)")
 
-    def windowed(self, source: str) -> str:
+    def windowed(self, source: str) -> SQL:
         """Monthly rows with k = months before the source's current period (0 = current)."""
         return (f"(SELECT r.*, c.cur - {pidx('r.period')} AS k FROM {self.rows(source)} r "
                 f"JOIN {self.current_period(source)} c USING (as_of))")
 
 
-def indicators_sql(targets: str, as_of: date | None = None, restrict: bool = False) -> str:
+def indicators_sql(targets: SQL, as_of: date | None = None, restrict: bool = False) -> str:
     """One row per target: (uscc, as_of, the 19 indicator values); `restrict` reads only the targets' rows."""
     pit = PointInTime(targets, as_of, restrict)
     g = MIN_MONTHS_FOR_GROWTH
@@ -224,7 +221,7 @@ def indicators_sql(targets: str, as_of: date | None = None, restrict: bool = Fal
     """
 
 
-def negative_hits_sql(targets: str, rules, as_of: date | None = None, restrict: bool = False) -> str:
+def negative_hits_sql(targets: SQL, rules, as_of: date | None = None, restrict: bool = False) -> str:
     """(uscc, as_of, rule_id, rule, source, evidence_date, detail): every hit of every enabled rule."""
     pit = PointInTime(targets, as_of, restrict)
     parts = []
@@ -290,7 +287,7 @@ def negative_hits_sql(targets: str, rules, as_of: date | None = None, restrict: 
             f"SEMI JOIN {targets} t USING (uscc, as_of)")
 
 
-def _loan_status_rows(pit: PointInTime) -> str:
+def _loan_status_rows(pit: PointInTime) -> SQL:
     """Loan status has no firm column: in the per-target mode, reach the firm through the loan."""
     if pit.as_of is not None:
         return pit.rows("loan_status")

@@ -1,0 +1,206 @@
+"""The landing zone is a trust boundary: whatever a manifest names and whatever a file holds, nothing
+of it becomes SQL, nothing outside the landing zone is read, and every refused file has its reason."""
+
+import dataclasses
+import hashlib
+import os
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from data_contracts.contracts import contract_for
+from simulate.landing import MANIFEST_COLUMNS, deliver
+from valuecredit import ingest
+from valuecredit.ingest import ingest_source
+from valuecredit.personal import reads
+from valuecredit.store import connect
+
+DAY = date(2026, 11, 28)
+FIRMS = ["91500103123456788W", "91500112006000378W"]
+INJECTION = ("bank/banks/a.csv', header=true); COPY (SELECT uscc, legal_rep_name, legal_rep_id FROM staging.registry) "
+             "TO 'exfil.csv'; --.csv")
+
+
+def registry_frame(names: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"uscc": FIRMS[:len(names)], "name": names, "district_code": "500103", "industry": "C",
+                         "founded_on": date(2010, 1, 1), "registered_capital_fen": 100, "size_class": "小型",
+                         "status": "存续", "status_date": date(2010, 1, 1), "legal_rep_name": "张三明",
+                         "legal_rep_id": "11010519491231002X"})
+
+
+def social_frame(n: int = 2) -> pd.DataFrame:
+    return pd.DataFrame({"uscc": FIRMS[:n], "period": "2026-10", "insured_headcount": 10, "technical_staff": 2,
+                         "contribution_fen": 100_000, "arrears_months": 0})
+
+
+SOCIAL = "social/social_insurance/social_insurance_2026-10.csv"
+
+
+def landing_zone(root: Path) -> Path:
+    """A landing zone with the registry of two firms delivered, and an empty manifest otherwise."""
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(columns=MANIFEST_COLUMNS).to_csv(root / "manifest.csv", index=False)
+    deliver(root, contract_for("registry"), "market/registry/registry_2026-10.csv", "2026-10",
+            registry_frame(["重庆甲有限公司", "重庆乙有限公司"]), date(2026, 11, 3))
+    return root
+
+
+def add_entry(landing: Path, file: str, source: str, data: bytes, rows: int, fmt: str = "csv",
+              encoding: str = "utf-8") -> None:
+    """A manifest line for bytes that are already somewhere: correct size, hash and rows."""
+    manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
+    entry = {"file": file, "source": source, "department": contract_for(source).department, "period": "2026-10",
+             "delivered_on": "2026-11-20", "format": fmt, "encoding": encoding, "rows": rows, "bytes": len(data),
+             "sha256": hashlib.sha256(data).hexdigest()}
+    pd.concat([manifest, pd.DataFrame([entry]).astype(str)]).to_csv(landing / "manifest.csv", index=False)
+
+
+def ingest_one(landing: Path, source: str, db: Path | None = None):
+    con = connect(db or landing.parent / "store.duckdb")
+    if source != "registry":
+        ingest_source(con, landing, "registry", DAY)
+    out = ingest_source(con, landing, source, DAY)
+    recorded = con.execute("SELECT file, status, reason FROM meta.ingested_files WHERE source = ? ORDER BY file",
+                           [source]).fetchall()
+    return con, out, recorded
+
+
+def test_a_file_named_to_inject_sql_is_loaded_under_its_name_and_runs_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a COPY TO 'exfil.csv' would land
+    landing = landing_zone(tmp_path / "landing")
+    banks = pd.DataFrame({"bank_id": ["B01"], "bank_name": ["重庆银行"]})
+    deliver(landing, contract_for("banks"), "bank/banks/a.csv", "2026-10", banks, date(2026, 11, 1))
+    deliver(landing, contract_for("banks"), INJECTION, "2026-10", banks.assign(bank_name="渝农商行"), date(2026, 11, 2))
+    db = tmp_path / "store.duckdb"
+    con = connect(db)
+    ingest_source(con, landing, "registry", DAY)
+    logged = reads(db)
+    out = ingest_source(con, landing, "banks", DAY)
+    assert not [p for p in tmp_path.rglob("exfil*")] and not (Path(os.getcwd()) / "exfil.csv").exists()
+    assert reads(db) == logged  # no personal data read for it
+    assert [(f.file, f.status, f.rows_loaded) for f in out.files] == [("bank/banks/a.csv", "loaded", 1),
+                                                                      (INJECTION, "loaded", 1)]
+    # the file's own row, under its literal name: the later delivery of the same bank wins
+    assert con.execute("SELECT bank_name, _file FROM staging.banks").fetchall() == [("渝农商行", INJECTION)]
+
+
+def test_a_landing_zone_whose_path_holds_an_apostrophe_ingests_normally(tmp_path):
+    landing = landing_zone(tmp_path / "o'brien" / "landing")
+    deliver(landing, contract_for("social_insurance"), SOCIAL, "2026-10", social_frame(), date(2026, 11, 12))
+    _, out, _ = ingest_one(landing, "social_insurance")
+    assert [(f.status, f.reason, f.rows_loaded) for f in out.files] == [("loaded", "", 2)]
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent"])
+def test_a_manifest_path_leaving_the_landing_zone_is_rejected(tmp_path, where):
+    landing = landing_zone(tmp_path / "landing")
+    outside = tmp_path / "outside" / "social_insurance_2026-10.csv"
+    outside.parent.mkdir()
+    data = social_frame().to_csv(index=False).encode()
+    outside.write_bytes(data)
+    file = str(outside) if where == "absolute" else "../outside/social_insurance_2026-10.csv"
+    add_entry(landing, file, "social_insurance", data, rows=2)
+    con, out, recorded = ingest_one(landing, "social_insurance")
+    assert [(f.status, f.reason.split(":")[0]) for f in out.files] == [("rejected", "path_outside_landing")]
+    assert recorded[0][1:] == ("rejected", out.files[0].reason)
+    assert con.execute("SELECT count(*) FROM raw.social_insurance").fetchone()[0] == 0
+
+
+def test_a_symlink_out_of_the_landing_zone_is_rejected(tmp_path):
+    landing = landing_zone(tmp_path / "landing")
+    outside = tmp_path / "secret.csv"
+    data = social_frame().to_csv(index=False).encode()
+    outside.write_bytes(data)
+    link = landing / SOCIAL
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    add_entry(landing, SOCIAL, "social_insurance", data, rows=2)
+    _, out, _ = ingest_one(landing, "social_insurance")
+    assert out.files[0].status == "rejected"
+    assert out.files[0].reason.startswith(f"path_outside_landing: '{SOCIAL}' resolves to {outside}")
+
+
+def test_a_file_named_with_a_wildcard_is_rejected_not_expanded_to_other_files(tmp_path):
+    landing = landing_zone(tmp_path / "landing")
+    deliver(landing, contract_for("social_insurance"), SOCIAL, "2026-10", social_frame(), date(2026, 11, 12))
+    deliver(landing, contract_for("social_insurance"), "social/social_insurance/*.csv", "2026-10", social_frame(1),
+            date(2026, 11, 13))
+    _, out, _ = ingest_one(landing, "social_insurance")
+    assert [(f.file, f.status, f.reason.split(":")[0], f.rows_read) for f in out.files] == [
+        (SOCIAL, "loaded", "", 2), ("social/social_insurance/*.csv", "rejected", "path_wildcard", 0)]
+
+
+def test_a_manifest_format_against_the_contract_rejects_the_file(tmp_path):
+    landing = landing_zone(tmp_path / "landing")
+    data = pd.DataFrame({"uscc": FIRMS, "period": "2026-10", "revenue_fen": 1, "vat_fen": 1, "income_tax_fen": 1,
+                         "tax_arrears_fen": 0}).to_csv(index=False).encode()
+    (landing / "tax" / "tax_monthly").mkdir(parents=True)
+    (landing / "tax/tax_monthly/tax_monthly_2026-10.csv").write_bytes(data)
+    add_entry(landing, "tax/tax_monthly/tax_monthly_2026-10.csv", "tax_monthly", data, rows=2, fmt="csv")
+    _, out, recorded = ingest_one(landing, "tax_monthly")
+    assert [(f.status, f.reason) for f in out.files] == [
+        ("rejected", "format_mismatch: the manifest says 'csv', the contract of tax_monthly says 'parquet'")]
+    assert recorded[0][2] == out.files[0].reason
+
+
+@pytest.mark.parametrize("declared", [1, 3])
+def test_a_row_count_other_than_the_manifests_rejects_the_file(tmp_path, declared):
+    landing = landing_zone(tmp_path / "landing")
+    deliver(landing, contract_for("social_insurance"), SOCIAL, "2026-10", social_frame(), date(2026, 11, 12))
+    manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
+    manifest.loc[manifest.file == SOCIAL, "rows"] = str(declared)
+    manifest.to_csv(landing / "manifest.csv", index=False)
+    _, out, _ = ingest_one(landing, "social_insurance")
+    assert [(f.status, f.reason) for f in out.files] == [
+        ("rejected", f"rows_mismatch: 2 data rows, the manifest says {declared}")]
+
+
+def test_an_empty_file_is_rejected_unless_its_contract_allows_it(tmp_path):
+    landing = landing_zone(tmp_path / "landing")
+    deliver(landing, contract_for("social_insurance"), SOCIAL, "2026-10", social_frame(0), date(2026, 11, 12))
+    _, out, _ = ingest_one(landing, "social_insurance")
+    assert [(f.status, f.reason) for f in out.files] == [
+        ("rejected", "file_empty: no data rows, and the contract of social_insurance needs some")]
+    # a month without a penalty is a month like another
+    penalties = contract_for("penalties")
+    assert penalties.allow_empty and not contract_for("social_insurance").allow_empty
+    deliver(landing, penalties, "market/penalties/penalties_2026-10.csv", "2026-10",
+            pd.DataFrame(columns=list(penalties.column_names)), date(2026, 11, 3))
+    _, out, _ = ingest_one(landing, "penalties", tmp_path / "other.duckdb")
+    assert [(f.status, f.rows_read) for f in out.files] == [("loaded", 0)]
+
+
+CONTROL = {"NUL": "\x00", "ESC": "\x1b", "DEL": "\x7f", "CSI": "\x9b"}
+
+
+def _control_banks(landing: Path) -> None:
+    names = [f"重庆{c}银行" for c in CONTROL.values()] + ["重庆\t乙\n银行"]
+    frame = pd.DataFrame({"bank_id": [f"B{i}" for i in range(len(names))], "bank_name": names})
+    deliver(landing, contract_for("banks"), "bank/banks/banks.csv", "2026-10", frame, date(2026, 11, 1))
+
+
+def test_control_characters_in_a_text_cell_quarantine_the_row(tmp_path):
+    landing = landing_zone(tmp_path / "landing")
+    _control_banks(landing)
+    con, out, _ = ingest_one(landing, "banks")
+    assert [(f.status, f.rows_read, f.rows_loaded, f.rows_quarantined) for f in out.files] == [("loaded", 5, 1, 4)]
+    quarantined = con.execute("SELECT row, rule, detail FROM quarantine.rows ORDER BY row").fetchall()
+    assert quarantined == [(i + 1, "control_character", f"bank_name holds control character U+{ord(c):04X}")
+                           for i, c in enumerate(CONTROL.values())]
+    # tab and line feed inside a quoted cell are text, kept as delivered
+    assert con.execute("SELECT bank_id, bank_name FROM staging.banks").fetchall() == [("B4", "重庆\t乙\n银行")]
+
+
+def test_a_contract_may_strip_control_characters_and_count_them(tmp_path, monkeypatch):
+    stripping = dataclasses.replace(contract_for("banks"), control_characters="strip")
+    monkeypatch.setattr(ingest, "contract_for", lambda source: stripping if source == "banks" else contract_for(source))
+    landing = landing_zone(tmp_path / "landing")
+    _control_banks(landing)
+    con, out, _ = ingest_one(landing, "banks")
+    [f] = out.files
+    assert (f.status, f.rows_loaded, f.rows_quarantined, f.cells_stripped) == ("loaded", 5, 0, 4)
+    assert f.reason == "control_characters_stripped: 4 cell(s)"
+    assert con.execute("SELECT bank_name FROM staging.banks ORDER BY bank_id").fetchall() == [
+        ("重庆银行",)] * 4 + [("重庆\t乙\n银行",)]

@@ -1,0 +1,43 @@
+"""The only two ways text from outside SQL may enter a SQL statement.
+
+Values (paths, names, dates, ids) are bound parameters wherever DuckDB accepts one
+(`con.execute(sql, [params])`, `read_csv(?)`, `WHERE x = ?`). What cannot be bound goes through here:
+identifiers through `q()`, and the few values DuckDB refuses to bind (a view's definition, the path of
+`COPY ... TO`, the `columns` struct of `read_csv`) through `lit()`. tests/test_sql_text.py fails on
+any other value interpolated into SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NewType
+
+
+def q(name: str) -> str:
+    """A quoted SQL identifier: any name, however spelt, stays one identifier."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def lit(value: object) -> str:
+    """A quoted SQL string literal: any text, however spelt, stays one string."""
+    text = str(value)
+    if "\x00" in text:  # DuckDB ends a string at NUL: refuse rather than cut
+        raise ValueError(f"a SQL string literal cannot hold a NUL character: {text!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
+# SQL text built only from safe parts: a function returning it (`-> SQL`) is a fragment builder and a
+# parameter typed so takes a fragment. tests/test_sql_text.py checks every builder's f-strings and
+# returns, and every argument passed to such a parameter.
+SQL = NewType("SQL", str)
+
+
+_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_ ]*(\(\d+(, ?\d+)*\))?(\[\])?")
+
+
+def type_name(text: str) -> str:
+    """A DuckDB column type as DESCRIBE spells it (`DOUBLE`, `DECIMAL(38,6)`, `VARCHAR[]`), refused
+    when it is anything else: a type cannot be quoted or bound."""
+    if not _TYPE_NAME.fullmatch(text):
+        raise ValueError(f"not a column type: {text!r}")
+    return text
