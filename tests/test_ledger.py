@@ -1,6 +1,7 @@
 """The risk-compensation pool ledger: worked examples by hand, invariants under random sequences,
 idempotent dates, byte-identical rebuilds, no partial postings, and its configuration."""
 
+import dataclasses
 from datetime import date, timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from valuecredit.calendar import CalendarError, WorkingDays
 from valuecredit.ledger import store as ledger_store
 from valuecredit.ledger.checks import check_ledger
 from valuecredit.ledger.config import DEFAULT_POOL, PoolConfigError, load_pool_config, share
-from valuecredit.ledger.engine import Event, LedgerError, Pool, posting_id
+from valuecredit.ledger.engine import Event, LedgerError, Leg, Pool, correction_id, posting_id, reversal_id
 from valuecredit.ledger.statements import statement
 from valuecredit.ledger.store import post_business_date, rebuild
 
@@ -41,19 +42,17 @@ def test_the_cap_binds_at_posting_time():
     assert pool.quota_available("B01") == 8_000
 
 
-def test_a_claim_deadline_spanning_national_day():
+def test_a_payout_due_date_spanning_national_day():
     pool = Pool(CFG, CAL)
     pool.apply(ev("disbursement", date(2026, 1, 5), "B02", "L1", 1_000_000))
-    pool.apply(ev("non_performing", date(2026, 9, 30), "B02", "L1", key="npl"))
+    pool.apply(ev("non_performing", date(2026, 9, 1), "B02", "L1", key="npl"))
+    applied = pool.apply(ev("claim", date(2026, 9, 30), "B02", "L1", key="claim"))
     # 1-7 October are holidays; 8, 9 and Saturday 10 October (调休) are working days; then 12-16, 19, 20
-    assert pool.loans["L1"].claim_deadline == date(2026, 10, 20)
-    late = Pool(CFG, CAL)
-    late.apply(ev("disbursement", date(2026, 1, 5), "B02", "L1", 1_000_000))
-    late.apply(ev("non_performing", date(2026, 9, 30), "B02", "L1", key="npl"))
-    assert late.apply(ev("claim", date(2026, 10, 21), "B02", "L1", key="claim")).claim.status == "refused_late"
-    on_time = pool.apply(ev("claim", date(2026, 10, 20), "B02", "L1", key="claim")).claim
-    # unrecovered 1,000,000: 80 % claimed, quota 20,000 (within 4 % of 1,000,000) paid
-    assert (on_time.status, on_time.claimed_fen, on_time.paid_fen) == ("paid", 800_000, 20_000)
+    claim = applied.claim
+    assert claim.due_on == date(2026, 10, 20)
+    # unrecovered 1,000,000: 80 % claimed; quota 20,000 (within 4 % of 1,000,000) paid at once, on time
+    assert (claim.status, claim.claimed_fen, claim.paid_fen) == ("waiting", 800_000, 20_000)
+    assert [(p.paid_on, p.amount_fen, p.on_time) for p in applied.payouts] == [(date(2026, 9, 30), 20_000, True)]
 
 
 def test_a_recovery_after_payout_flows_back_80_20_up_to_what_was_paid():
@@ -84,12 +83,13 @@ def test_the_same_event_twice_is_a_duplicate_and_a_changed_amount_an_error():
     before = dict(pool.balances)
     assert pool.apply(ev("disbursement", d, "B01", "L1", 500_000)).duplicate
     assert pool.balances == before
-    with pytest.raises(LedgerError, match=r"exists with amounts \(500000, 0\) fen, now \(600000, 0\) fen"):
-        pool.apply(ev("disbursement", d, "B01", "L1", 600_000))
     with pytest.raises(LedgerError, match="exceeds its outstanding"):
         pool.apply(ev("servicing", d, "B01", "L1", 500_001, "2026-02"))
     with pytest.raises(LedgerError, match="unknown loan"):
         pool.apply(ev("servicing", d, "B01", "L9", 1, "2026-02"))
+    pool.apply(ev("non_performing", d, "B01", "L1", key="npl"))
+    with pytest.raises(LedgerError, match="a non_performing carries no amount to correct"):
+        pool.apply(ev("non_performing", d, "B01", "L1", 5, key="npl"))
 
 
 # -- invariants under random sequences -------------------------------------------------------
@@ -211,7 +211,7 @@ def test_statement_adds_up(book):
     banks = s[s.bank_id != "programme"]
     assert total.accruals == banks.accruals.sum() and len(banks) >= 10
     for _, r in s.iterrows():
-        assert r.closing_quota == r.opening_quota + r.accruals - r.payouts
+        assert r.closing_quota_balance == r.opening_quota_balance + r.accruals - r.payouts
     assert total.outstanding == book.execute(
         "SELECT sum(debit_fen - credit_fen) FROM ledger.postings WHERE account LIKE 'loan_principal:%'").fetchone()[0]
 
@@ -254,7 +254,11 @@ def test_a_bad_calendar_override_is_refused_naming_file_key_and_problem(tmp_path
     (lambda d: d["rewards"].update(enabled="yes"), "rewards.enabled: expected true or false"),
     (lambda d: d["rewards"].update(posted_on="02-30"), "rewards.posted_on: expected a month and day"),
     (lambda d: d["rewards"]["tiers"].reverse(), "rewards.tiers: list tiers best first"),
-    (lambda d: d.pop("claim_window_working_days"), "claim_window_working_days: missing"),
+    (lambda d: d.pop("payout_within_working_days"), "payout_within_working_days: missing"),
+    (lambda d: d["loan_cap"].update(zhuanjingtexin_fen=100), r"loan_cap.zhuanjingtexin_fen: the 专精特新 cap \(100 fen\)"),
+    (lambda d: d["loan_cap"].update(standard_fen=0), r"loan_cap.standard_fen: must lie in"),
+    (lambda d: d["loan_cap"].update(zhuanjingtexin_from="2023-13-01"), "loan_cap.zhuanjingtexin_from: expected a date"),
+    (lambda d: d.pop("loan_cap"), "loan_cap: missing or not a mapping"),
 ])
 def test_bad_pool_parameters_are_refused_by_file_and_key(tmp_path, change, message):
     doc = yaml.safe_load(DEFAULT_POOL.read_text(encoding="utf-8"))
@@ -300,3 +304,107 @@ def test_set_wise_servicing_writes_exactly_what_the_engine_would(clean_landing, 
         con.close()
     assert len(tables[True]["postings"]) > 5000
     assert tables[True] == tables[False]
+
+
+# -- issue 22: the programme's rules, exactly ---------------------------------------------------
+RMB = 100  # fen
+
+
+def test_a_loan_above_the_cap_accrues_on_the_cap_and_goes_on_the_exception_list():
+    pool = Pool(CFG, CAL)
+    d = date(2026, 3, 2)
+    big = pool.apply(ev("disbursement", d, "B05", "BIG", 50_000_000 * RMB))
+    # 2 % of the 3,000,000 RMB cap, not of 50,000,000 RMB; the whole loan stays on the ledger
+    assert "accrual 6000000 of 6000000 due" in big.posting.memo
+    assert pool.balance("quota_available", "B05") == 6_000_000
+    assert pool.balance("loan_principal", "B05") == 5_000_000_000
+    assert pool.programme_balance("B05") == 300_000_000
+    assert big.over_cap[1:7] == ("B05", "BIG", d, d, 5_000_000_000, 300_000_000)
+    assert "above the standard loan cap of 3,000,000.00 RMB" in big.over_cap.reason
+    at_cap = pool.apply(ev("disbursement", d, "B05", "AT", 3_000_000 * RMB))
+    assert at_cap.over_cap is None and "accrual 6000000 of 6000000" in at_cap.posting.memo
+    # a 专精特新 firm: 10,000,000 RMB from 2023-01-01; before that the standard cap
+    zj = Event("disbursement", d, d, "B05", "ZJ", 12_000_000 * RMB, "disbursed", 1)
+    assert pool.apply(zj).over_cap.cap_fen == 1_000_000_000
+    assert pool.apply(Event("disbursement", d, d, "B05", "ZJ8", 8_000_000 * RMB, "disbursed", 1)).over_cap is None
+    old = Event("disbursement", date(2022, 12, 30), date(2022, 12, 30), "B05", "ZJ22", 8_000_000 * RMB, "disbursed", 1)
+    assert pool.apply(old).over_cap.cap_fen == 300_000_000
+    # half of the big loan repaid: its programme balance is half of the cap (pro rata)
+    pool.apply(ev("servicing", date(2026, 3, 31), "B05", "BIG", 2_500_000_000, "2026-03"))
+    assert pool.loans["BIG"].programme(pool.loans["BIG"].outstanding_fen) == 150_000_000
+    pool.apply(ev("non_performing", date(2026, 6, 30), "B05", "BIG", key="npl"))
+    claim = pool.apply(ev("claim", date(2026, 7, 6), "B05", "BIG", key="claim")).claim
+    # the claim covers 80 % of the programme share of the unrecovered principal
+    assert (claim.unrecovered_fen, claim.claimed_fen) == (150_000_000, 120_000_000)
+
+
+def test_a_claim_without_quota_waits_and_is_paid_in_order_of_lodging_when_quota_frees():
+    pool = Pool(CFG, CAL)
+    pool.apply(ev("disbursement", date(2026, 1, 5), "B06", "A", 1_000_000))   # quota 20,000
+    pool.apply(ev("disbursement", date(2026, 1, 5), "B06", "B", 1_000_000))   # quota 40,000
+    for loan in ("A", "B"):
+        pool.apply(ev("non_performing", date(2026, 5, 31), "B06", loan, key="npl"))
+    first = pool.apply(ev("claim", date(2026, 6, 8), "B06", "A", key="claim"))
+    second = pool.apply(ev("claim", date(2026, 6, 9), "B06", "B", key="claim"))
+    # A owes 800,000 and takes all 40,000 at once; B finds nothing and waits, due 10 working days on
+    assert [p.amount_fen for p in first.payouts] == [40_000] and second.payouts == ()
+    assert (second.claim.status, second.claim.due_on) == ("waiting", date(2026, 6, 24))  # 19 June is a holiday
+    assert pool.waiting["B06"] == [first.claim.claim_id, second.claim.claim_id]
+    # a new loan of 50,000,000 fen accrues 1,000,000: A's 760,000 first, then 240,000 to B, all late
+    freed = pool.apply(ev("disbursement", date(2026, 7, 1), "B06", "C", 50_000_000))
+    assert [(p.loan_id, p.n, p.amount_fen, p.on_time) for p in freed.payouts] == [
+        ("A", 2, 760_000, False), ("B", 1, 240_000, False)]
+    assert pool.claims[first.claim.claim_id].status == "paid" and pool.waiting["B06"] == [second.claim.claim_id]
+    assert [p.event_type for p in freed.postings] == ["disbursement", "claim", "claim"]
+    # a recovery on B while it waits: 80 % of 100,000 returns to the government, and B's claim is now on
+    # 900,000 unrecovered: 720,000 less the 240,000 - 80,000 the government has in it
+    pool.apply(ev("recovery", date(2026, 7, 15), "B06", "B", 100_000, "R1"))
+    assert pool.owed(pool.loans["B"]) == 560_000
+    more = pool.apply(ev("disbursement", date(2026, 8, 3), "B06", "D", 100_000_000))   # accrues 2,000,000
+    assert [(p.loan_id, p.amount_fen) for p in more.payouts] == [("B", 560_000)]
+    assert pool.claims[second.claim.claim_id].status == "paid" and pool.waiting["B06"] == []
+    assert pool.balance("quota_used", "B06") == 40_000 + 760_000 + 240_000 + 560_000
+    # a claim lodged again on the same loan is refused; one on a performing loan too; neither waits
+    assert pool.apply(ev("claim", date(2026, 8, 4), "B06", "A", key="claim2")).claim.status == "refused_duplicate"
+    assert pool.apply(ev("claim", date(2026, 8, 4), "B06", "D", key="claim")).claim.status == \
+        "refused_not_non_performing"
+
+
+@pytest.mark.parametrize("npl_fen,reward_bp", [
+    (9_999, 50), (10_000, 50), (10_001, 30),      # 1 % of 1,000,000 fen lent
+    (19_999, 30), (20_000, 30), (20_001, 10),
+    (29_999, 10), (30_000, 10), (30_001, 0),
+])
+def test_reward_tiers_through_the_engine_at_each_boundary(npl_fen, reward_bp):
+    cfg = dataclasses.replace(CFG, rewards_enabled=True)
+    pool = Pool(cfg, CAL)
+    pool.apply(ev("disbursement", date(2025, 3, 3), "B07", "GOOD", 1_000_000 - npl_fen))
+    pool.apply(ev("disbursement", date(2025, 3, 3), "B07", "BAD", npl_fen))
+    pool.apply(ev("non_performing", date(2025, 9, 30), "B07", "BAD", key="npl"))
+    posting = pool.apply(ev("reward", date(2026, 1, 31), "B07", key="2025")).posting
+    paid = share(1_000_000, reward_bp)
+    assert pool.balance("bank_rewards", "B07") == paid == (posting.legs[0].debit_fen if posting else 0)
+
+
+def test_a_correction_posts_a_reversal_and_the_corrected_posting_never_an_edit():
+    pool = Pool(CFG, CAL)
+    d = date(2026, 2, 2)
+    first = pool.apply(ev("disbursement", d, "B08", "L1", 1_000_000)).posting
+    pool.apply(ev("servicing", date(2026, 2, 28), "B08", "L1", 100_000, "2026-02"))
+    fixed = pool.apply(ev("disbursement", d, "B08", "L1", 1_200_000))
+    reversal, corrected = fixed.postings
+    assert reversal.posting_id == reversal_id(first.posting_id)
+    assert corrected.posting_id == correction_id(first.posting_id, 1, (1_200_000, 0)) != first.posting_id
+    assert sorted(reversal.legs) == sorted(Leg(a, c, d) for a, d, c in first.legs)
+    assert "accrual 24000 of 24000" in corrected.memo
+    assert pool.balance("loan_principal", "B08") == 1_100_000 and pool.balance("quota_available", "B08") == 24_000
+    assert pool.apply(ev("disbursement", d, "B08", "L1", 1_200_000)).duplicate    # the correction, again
+    # a servicing month corrected, then corrected back: each reverses the posting in force
+    month = pool.apply(ev("servicing", date(2026, 2, 28), "B08", "L1", 150_000, "2026-02"))
+    assert [leg.credit_fen for leg in month.postings[0].legs] == [100_000, 0]
+    back = pool.apply(ev("servicing", date(2026, 2, 28), "B08", "L1", 100_000, "2026-02"))
+    assert back.postings[0].posting_id == reversal_id(month.posting.posting_id)
+    assert len({p.posting_id for p in (first, reversal, corrected, *month.postings, *back.postings)}) == 7
+    assert pool.balance("loan_principal", "B08") == 1_100_000 and sum(pool.balances.values()) == 0
+    with pytest.raises(LedgerError, match=r"would leave the loan's outstanding at -50000 fen"):
+        pool.apply(ev("disbursement", d, "B08", "L1", 50_000))

@@ -147,7 +147,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_statement(args: argparse.Namespace) -> int:
-    from valuecredit.ledger.statements import statement
+    from valuecredit.ledger.statements import COUNTS, statement
 
     end = args.to or date.today()
     start = getattr(args, "from") or date(end.year, 1, 1)
@@ -162,7 +162,7 @@ def cmd_statement(args: argparse.Namespace) -> int:
     t.add_column("RMB / count", justify="right")
     for col in frame.columns[1:]:
         v = int(row[col].iloc[0]) if len(row) else 0
-        t.add_row(col, str(v) if col.startswith("claims") else f"{v / 100:,.2f}")
+        t.add_row(col, str(v) if col in COUNTS else f"{v / 100:,.2f}")
     console.print(t)
     return 0
 
