@@ -20,7 +20,7 @@ The programme's rules (config/pool.yaml; sources in the README's pool section):
   promise of payout speed). It owes 80 % of the loan's unrecovered programme principal less what the
   government already paid net of recoveries returned; it is paid at once from the available quota
   (min(quota, 4 % of the programme balance)); what the quota cannot cover waits, and is paid when quota
-  frees (a new accrual), claims in order of lodging per bank, the first waiting claim taking whatever
+  frees (a new accrual), claims in order of lodging per bank (ties by loan id), the first waiting claim taking whatever
   is available (partial payouts). Each payout is its own posting, dated the day it is made; the claim
   records when it was lodged, when it was due and each payout, on time or late.
 
@@ -36,6 +36,7 @@ Accounts, per bank (normal side in brackets):
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -412,10 +413,15 @@ class Pool:
             claim.status = "waiting"
             claim.due_on = self.calendar.add_working_days(ev.effective_date, self.cfg.payout_within_working_days)
             loan.claim_id = pid
-            self.waiting.setdefault(loan.bank_id, []).append(pid)
         self.claims[pid] = claim
+        if claim.status == "waiting":  # in order of lodging (ties by loan), however the nights split the events
+            bisect.insort(self.waiting.setdefault(loan.bank_id, []), pid, key=self._lodging)
         postings, payouts = self._pay_waiting(loan.bank_id, ev)
         return Applied(None, claim, postings=postings, payouts=payouts)
+
+    def _lodging(self, claim_id: str) -> tuple[date, str, str]:
+        claim = self.claims[claim_id]
+        return claim.lodged_on, claim.loan_id, claim_id
 
     def _pay_waiting(self, bank_id: str, ev: Event) -> tuple[tuple[Posting, ...], tuple[Payout, ...]]:
         """Pay the bank's waiting claims in order of lodging from the quota available now; the first

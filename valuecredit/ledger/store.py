@@ -169,7 +169,7 @@ def load_pool(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: Working
                 pool.corrections[pid] = n
         for r in con.execute("""
                 SELECT * FROM ledger.claims WHERE status = ? OR loan_id IN (SELECT loan_id FROM _candidates)
-                ORDER BY lodged_on, business_date, claim_id""", ["waiting"]).fetchall():
+                ORDER BY lodged_on, loan_id, claim_id""", ["waiting"]).fetchall():
             claim = pool.claims[r[0]] = Claim(*r)
             if claim.status == "waiting":
                 pool.waiting.setdefault(claim.bank_id, []).append(claim.claim_id)
