@@ -575,3 +575,18 @@ def test_a_simulated_year_reconciles_by_business_date_with_caps_claims_and_corre
     rebuild(con, CFG, CAL)
     assert {t: con.execute(f"SELECT * FROM ledger.{t} ORDER BY ALL").fetchall() for t in tables} == tables
     con.close()
+
+
+def test_a_ledger_of_the_earlier_layout_is_refused_in_one_line_and_rebuild_upgrades_it(tmp_path):
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("CREATE SCHEMA ledger")
+    con.execute("""CREATE TABLE ledger.claims (loan_id VARCHAR, bank_id VARCHAR, npl_on DATE, deadline DATE,
+                   claimed_on DATE, status VARCHAR, unrecovered_fen BIGINT, claimed_fen BIGINT, paid_fen BIGINT,
+                   posting_id VARCHAR, business_date DATE)""")
+    with pytest.raises(LedgerError, match=r"^the store's ledger tables predate .* run `valuecredit ledger rebuild`"):
+        ledger_store.ensure_ledger(con)
+    assert rebuild(con, CFG, CAL) == []
+    ledger_store.ensure_ledger(con)
+    assert "claim_id" in [r[0] for r in con.execute("DESCRIBE ledger.claims").fetchall()]

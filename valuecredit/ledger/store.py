@@ -21,6 +21,7 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
+from data_contracts.rules import q
 from valuecredit.calendar import WorkingDays
 from valuecredit.ledger.config import PoolConfig
 from valuecredit.ledger.engine import (
@@ -86,9 +87,17 @@ class PostingSummary:
     over_cap: int = 0       # loans put on the exception list
 
 
+LEDGER_TABLES = ("postings", "events", "claims", "claim_payouts", "exceptions", "loan_state", "runs", "accounts")
+
+
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     for stmt in DDL:
         con.execute(stmt)
+    old = con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
+                      "AND column_name = ?", ["ledger", "claims", "claimed_on"]).fetchone()[0]
+    if old:
+        raise LedgerError("the store's ledger tables predate the claims queue and the loan cap (ledger.claims has "
+                          "claimed_on): run `valuecredit ledger rebuild` to replay the posted dates under the current rules")
 
 
 def events_between(con: duckdb.DuckDBPyConnection, after: date | None, upto: date,
@@ -350,13 +359,17 @@ def _write_rest(con, business_date: date, after: date | None, events: list[tuple
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: WorkingDays) -> list[PostingSummary]:
-    """Replay every posted business date from the loan book into an empty ledger, in order."""
-    ensure_ledger(con)
+    """Replay every posted business date from the loan book into an empty ledger, in order; the tables
+    are created anew, so a ledger of an earlier layout is upgraded."""
+    con.execute(DDL[0])
+    con.execute(DDL[-1])  # ledger.runs: the dates to replay
     dates = [d for (d,) in con.execute("SELECT business_date FROM ledger.runs ORDER BY 1").fetchall()]
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in ("postings", "events", "claims", "claim_payouts", "exceptions", "loan_state", "runs", "accounts"):
-            con.execute(f"DELETE FROM ledger.{table}")
+        for table in LEDGER_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS ledger.{q(table)}")
+        for stmt in DDL:
+            con.execute(stmt)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
