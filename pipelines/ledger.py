@@ -44,9 +44,11 @@ def ledger_postings(context: dg.AssetExecutionContext, store: Store, pool_files:
     calendar = WorkingDays.load(pool_files.calendar_overrides)
     with store.connect() as con:
         s = post_business_date(con, date.fromisoformat(context.partition_key), cfg, calendar)
-    progress.done("ledger", f"{s.events:,} events, {s.postings:,} postings, claims {s.claims or 'none'}")
+    progress.done("ledger", f"{s.events:,} events, {s.postings:,} postings, claims {s.claims or 'none'}, "
+                            f"{s.payouts:,} payouts, {s.over_cap:,} loans above the loan cap")
     return dg.MaterializeResult(metadata={"events": s.events, "duplicates": s.duplicates, "postings": s.postings,
-                                          "claims": s.claims, "pool_config_version": cfg.version})
+                                          "claims": s.claims, "payouts": s.payouts, "loans_over_cap": s.over_cap,
+                                          "pool_config_version": cfg.version})
 
 
 @dg.multi_asset_check(

@@ -29,9 +29,9 @@ def check_ledger(con: duckdb.DuckDBPyConnection, cfg: PoolConfig) -> list[tuple[
     # a correction may leave a quota below zero (an accrual drawn before the loan was corrected down,
     # made good by the next accruals); a payout never may
     negative, over_cap = con.execute(f"""
-        SELECT count(*) FILTER (quota < 0 AND event_type = 'claim'),
+        SELECT count(*) FILTER (quota < 0 AND event_type = ?),
                count(*) FILTER (accrues AND quota > (principal * {cfg.cap_bp} + 5000) // 10000)
-        FROM ({running})""").fetchone()
+        FROM ({running})""", ["claim"]).fetchone()
     out.append(("payouts_within_quota", CheckOutcome(
         negative == 0, f"{negative} payouts left a bank's quota below zero", {"payouts_over_quota": negative})))
     out.append(("cap_held_at_posting", CheckOutcome(
@@ -44,10 +44,10 @@ def check_ledger(con: duckdb.DuckDBPyConnection, cfg: PoolConfig) -> list[tuple[
             SELECT posting_id, business_date, amount_fen FROM ledger.claim_payouts
             EXCEPT ALL
             SELECT posting_id, business_date, sum(credit_fen) FROM ledger.postings
-            WHERE event_type = 'claim' AND starts_with(account, 'quota_used:') GROUP BY ALL)""").fetchone()[0]
+            WHERE event_type = ? AND starts_with(account, ?) GROUP BY ALL)""", ["claim", "quota_used:"]).fetchone()[0]
     unlisted = con.execute("""
-        SELECT count(DISTINCT posting_id) FROM ledger.postings WHERE event_type = 'claim'
-        AND posting_id NOT IN (SELECT posting_id FROM ledger.claim_payouts)""").fetchone()[0]
+        SELECT count(DISTINCT posting_id) FROM ledger.postings WHERE event_type = ?
+        AND posting_id NOT IN (SELECT posting_id FROM ledger.claim_payouts)""", ["claim"]).fetchone()[0]
     out.append(("payouts_match_claims", CheckOutcome(
         unmatched == 0 and unlisted == 0,
         f"{unmatched} claim payouts without their posting (same id, business date, amount); "
