@@ -511,7 +511,7 @@ def simulated_book(path):
     return con, dates
 
 
-def test_a_simulated_year_reconciles_by_business_date_with_caps_claims_and_corrections(tmp_path):
+def test_a_simulated_year_reconciles_by_business_date_with_caps_claims_and_corrections(tmp_path, capsys):
     con, dates = simulated_book(tmp_path / "sim.duckdb")
     for d in dates:
         post_business_date(con, d, CFG, CAL)
@@ -575,6 +575,13 @@ def test_a_simulated_year_reconciles_by_business_date_with_caps_claims_and_corre
     rebuild(con, CFG, CAL)
     assert {t: con.execute(f"SELECT * FROM ledger.{t} ORDER BY ALL").fetchall() for t in tables} == tables
     con.close()
+    # the operator and the bank read the exception list
+    from valuecredit.cli import main
+
+    capsys.readouterr()
+    assert main(["ledger", "exceptions", "--db", str(tmp_path / "sim.duckdb"), "--bank", "B01"]) == 0
+    out = capsys.readouterr().out
+    assert "(2)" in out and "L0000" in out and "L0004" in out and "L0001" not in out
 
 
 def test_a_ledger_of_the_earlier_layout_is_refused_in_one_line_and_rebuild_upgrades_it(tmp_path):
