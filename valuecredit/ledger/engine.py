@@ -199,6 +199,7 @@ class Pool:
     claims: dict[str, Claim] = field(default_factory=dict)
     waiting: dict[str, list[str]] = field(default_factory=dict)  # per bank, claim ids in order of lodging
     over_cap: dict[str, set[str]] = field(default_factory=dict)  # per bank, loans above the cap
+    changed_claims: set[str] = field(default_factory=set)  # claims lodged, paid or settled since the pool was loaded
     # the legs of an earlier posting (a correction reverses them); the store reads them from its table
     legs_of: Callable[[str], tuple[Leg, ...]] | None = None
 
@@ -414,6 +415,7 @@ class Pool:
             claim.due_on = self.calendar.add_working_days(ev.effective_date, self.cfg.payout_within_working_days)
             loan.claim_id = pid
         self.claims[pid] = claim
+        self.changed_claims.add(pid)
         if claim.status == "waiting":  # in order of lodging (ties by loan), however the nights split the events
             bisect.insort(self.waiting.setdefault(loan.bank_id, []), pid, key=self._lodging)
         postings, payouts = self._pay_waiting(loan.bank_id, ev)
@@ -435,11 +437,13 @@ class Pool:
             owed = self.owed(loan)
             if owed == 0:  # paid in full, or recoveries covered what remained
                 claim.status = "paid" if claim.paid_fen else "settled"
+                self.changed_claims.add(claim.claim_id)
                 queue.pop(0)
                 continue
             amount = min(owed, self.quota_available(bank_id))
             if amount == 0:
                 break
+            self.changed_claims.add(claim.claim_id)
             claim.payouts += 1
             claim.paid_fen += amount
             claim.last_paid_on = ev.effective_date

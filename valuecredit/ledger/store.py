@@ -91,13 +91,17 @@ LEDGER_TABLES = ("postings", "events", "claims", "claim_payouts", "exceptions", 
 
 
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
-    for stmt in DDL:
-        con.execute(stmt)
-    old = con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
-                      "AND column_name = ?", ["ledger", "claims", "claimed_on"]).fetchone()[0]
-    if old:
-        raise LedgerError("the store's ledger tables predate the claims queue and the loan cap (ledger.claims has "
-                          "claimed_on): run `valuecredit ledger rebuild` to replay the posted dates under the current rules")
+    present = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?",
+                                         ["ledger"]).fetchall()}
+    if not present.issuperset(LEDGER_TABLES):  # the DDL only when a table is missing: it runs every night
+        for stmt in DDL:
+            con.execute(stmt)
+    try:
+        con.execute("SELECT claim_id FROM ledger.claims LIMIT 0")
+    except duckdb.BinderException:
+        raise LedgerError("the store's ledger tables predate the claims queue and the loan cap (ledger.claims has no "
+                          "claim_id): run `valuecredit ledger rebuild` to replay the posted dates under the current "
+                          "rules") from None
 
 
 def events_between(con: duckdb.DuckDBPyConnection, after: date | None, upto: date,
@@ -111,7 +115,7 @@ def events_between(con: duckdb.DuckDBPyConnection, after: date | None, upto: dat
 
     # 1 if the firm held 专精特新 status on the disbursement date, as the platform knew it when it
     # learned of the loan (the qualifications delivered by then): what the loan cap depends on
-    zjtx = (f"(SELECT count(*) > 0 FROM raw.qualifications q WHERE q.uscc = l.uscc AND q.qualification = $zjtx "
+    zjtx = (f"EXISTS (SELECT 1 FROM raw.qualifications q WHERE q.uscc = l.uscc AND q.qualification = $zjtx "
             f"AND q._delivered_on <= l._delivered_on AND (q._valid_to IS NULL OR q._valid_to > l._delivered_on) "
             f"AND {within('qualifications', d='l.disbursed_on')})::INTEGER")
 
@@ -156,7 +160,7 @@ def load_pool(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: Working
               ids: list[str]) -> Pool:
     """The pool as the ledger left it, for these events: every balance, the state of the loans they
     touch (and of the loans above the cap and those with claims waiting, which every claim needs),
-    the waiting claims, and which of the events were applied before (with the corrections since)."""
+    the waiting claims, and which of the events were applied before (as last corrected)."""
     pool = Pool(cfg, calendar, legs_of=lambda pid: tuple(Leg(*r) for r in con.execute(
         "SELECT account, debit_fen, credit_fen FROM ledger.postings WHERE posting_id = ? ORDER BY leg",
         [pid]).fetchall()))
@@ -170,21 +174,21 @@ def load_pool(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: Working
     candidates = pa.table({"event_id": ids, "loan_id": [e.loan_id for e in events]})
     con.register("_candidates", candidates)
     try:
-        for pid, amt, extra, n in con.execute("""
-                SELECT event_id, amount_fen, extra_fen, correction FROM ledger.events SEMI JOIN _candidates USING (event_id)
-                QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY correction DESC) = 1""").fetchall():
-            pool.seen[pid] = (amt, extra)
-            if n:
-                pool.corrections[pid] = n
-        for r in con.execute("""
-                SELECT * FROM ledger.claims WHERE status = ? OR loan_id IN (SELECT loan_id FROM _candidates)
-                ORDER BY lodged_on, loan_id, claim_id""", ["waiting"]).fetchall():
+        rows = con.execute("SELECT event_id, amount_fen, extra_fen, correction FROM ledger.events "
+                           "SEMI JOIN _candidates USING (event_id) ORDER BY correction").fetchall()
+        pool.seen = {pid: (amt, extra) for pid, amt, extra, _ in rows}  # the latest correction wins
+        pool.corrections = {pid: n for pid, _, _, n in rows if n}
+        # the waiting claims (a loan's earlier claim is known from its state: loan.claim_id)
+        for r in con.execute("SELECT * FROM ledger.claims WHERE status = ? ORDER BY lodged_on, loan_id, claim_id",
+                             ["waiting"]).fetchall():
             claim = pool.claims[r[0]] = Claim(*r)
-            if claim.status == "waiting":
-                pool.waiting.setdefault(claim.bank_id, []).append(claim.claim_id)
+            pool.waiting.setdefault(claim.bank_id, []).append(claim.claim_id)
+        # the loans the events touch; and those above the cap or with a claim waiting, which every claim needs
         for r in con.execute("""
-                SELECT * FROM ledger.loan_state WHERE loan_id IN (SELECT loan_id FROM _candidates)
-                   OR eligible_fen < disbursed_fen OR loan_id IN (SELECT loan_id FROM ledger.claims WHERE status = ?)""",
+                SELECT * FROM ledger.loan_state SEMI JOIN _candidates USING (loan_id)
+                UNION ALL
+                SELECT * FROM ledger.loan_state
+                WHERE eligible_fen < disbursed_fen OR loan_id IN (SELECT loan_id FROM ledger.claims WHERE status = ?)""",
                              ["waiting"]).fetchall():
             loan = pool.loans[r[0]] = LoanState(*r[1:])
             if loan.eligible_fen < loan.disbursed_fen:
@@ -234,8 +238,7 @@ def post_business_date(con: duckdb.DuckDBPyConnection, business_date: date, cfg:
             lodged.append(applied.claim)
         if applied.over_cap:
             over_cap.append(applied.over_cap)
-    # every claim the night read or lodged is written back (the waiting ones may have been paid)
-    claims = sorted(pool.claims.values(), key=lambda c: c.claim_id)
+    claims = [pool.claims[c] for c in sorted(pool.changed_claims)]  # lodged, paid or settled tonight
     touched = {e.loan_id for _, e, _ in new_events if e.loan_id} | {c.loan_id for c in claims}
     con.execute("BEGIN TRANSACTION")
     try:
