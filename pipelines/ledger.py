@@ -14,8 +14,8 @@ from valuecredit.ledger.checks import check_ledger
 from valuecredit.ledger.config import DEFAULT_POOL, load_pool_config
 from valuecredit.ledger.store import post_business_date
 
-LEDGER_CHECKS = ("debits_equal_credits", "quota_never_negative", "cap_held_at_posting", "posting_ids_unique",
-                 "outstanding_matches_loan_book")
+LEDGER_CHECKS = ("debits_equal_credits", "payouts_within_quota", "cap_held_at_posting", "payouts_match_claims",
+                 "posting_ids_unique", "outstanding_matches_loan_book")
 
 
 class PoolFiles(dg.ConfigurableResource):
@@ -34,8 +34,9 @@ def pool_resource() -> PoolFiles:
     key=["ledger", "postings"], group_name="pool", partitions_def=business_days, kinds={"duckdb"},
     deps=[dg.AssetKey(["staging", s]) for s in ("loans", "loan_status", "loan_recoveries")],
     description="Double-entry postings of the risk-compensation pool for the events learned up to the business date: "
-                "accruals (capped), claims within 10 working days, payouts, recoveries shared back, write-offs, "
-                "rewards, interest subsidy. Claim decisions in ledger.claims.",
+                "accruals (capped; loans above the loan cap on ledger.exceptions), claims due within 10 working days "
+                "and paid in order of lodging as quota frees, recoveries shared back, write-offs, rewards, interest "
+                "subsidy, corrections as reversals. Claims in ledger.claims, their payouts in ledger.claim_payouts.",
 )
 def ledger_postings(context: dg.AssetExecutionContext, store: Store, pool_files: PoolFiles,
                     progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
@@ -43,15 +44,18 @@ def ledger_postings(context: dg.AssetExecutionContext, store: Store, pool_files:
     calendar = load_config(WorkingDays.load, pool_files.calendar_overrides)
     with store.connect() as con:
         s = post_business_date(con, date.fromisoformat(context.partition_key), cfg, calendar)
-    progress.done("ledger", f"{s.events:,} events, {s.postings:,} postings, claims {s.claims or 'none'}")
+    progress.done("ledger", f"{s.events:,} events, {s.postings:,} postings, claims {s.claims or 'none'}, "
+                            f"{s.payouts:,} payouts, {s.over_cap:,} loans above the loan cap")
     return dg.MaterializeResult(metadata={"events": s.events, "duplicates": s.duplicates, "postings": s.postings,
-                                          "claims": s.claims, "pool_config_version": cfg.version})
+                                          "claims": s.claims, "payouts": s.payouts, "loans_over_cap": s.over_cap,
+                                          "pool_config_version": cfg.version})
 
 
 @dg.multi_asset_check(
     specs=[dg.AssetCheckSpec(name, asset=["ledger", "postings"], blocking=True) for name in LEDGER_CHECKS],
-    description="Debits equal credits, no quota below zero, the cap held at every accrual, unique posting ids, "
-                "and the ledger's outstanding balance per bank equal to the loan book's.",
+    description="Debits equal credits, no payout beyond the quota, the cap held at every accrual, the claims' "
+                "payouts equal to the payout postings, unique posting ids, and the ledger's outstanding balance per "
+                "bank equal to the loan book's.",
 )
 def ledger_checks(context: dg.AssetCheckExecutionContext, store: Store, pool_files: PoolFiles):
     cfg = load_config(load_pool_config, pool_files.pool)

@@ -29,9 +29,9 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     assert {j.name: j.executor_def.name for j in repo.get_all_jobs()}["__ASSET_JOB"] == "in_process"
     from pipelines.definitions import all_checks
     checks = [c for a in all_checks for c in a.check_specs]
-    assert len(repo.asset_graph.asset_check_keys) == 23 + 4 + 4 + 2 + 5
+    assert len(repo.asset_graph.asset_check_keys) == 23 + 4 + 4 + 2 + 6
     # every check blocks publication except population stability: drift warns, a person decides
-    assert [c.name for c in checks if not c.blocking] == ["population_stability"] and len(checks) == 38
+    assert [c.name for c in checks if not c.blocking] == ["population_stability"] and len(checks) == 39
     schedule = repo.get_schedule_def("nightly_schedule")
     assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "Asia/Shanghai"
 

@@ -189,7 +189,7 @@ def _calibrate(args: argparse.Namespace, cat, truth: Path) -> int:
 
 
 def cmd_statement(args: argparse.Namespace) -> int:
-    from valuecredit.ledger.statements import statement
+    from valuecredit.ledger.statements import COUNTS, statement
 
     end = args.to or date.today()
     start = getattr(args, "from") or date(end.year, 1, 1)
@@ -204,7 +204,22 @@ def cmd_statement(args: argparse.Namespace) -> int:
     t.add_column("RMB / count", justify="right")
     for col in frame.columns[1:]:
         v = int(row[col].iloc[0]) if len(row) else 0
-        t.add_row(col, str(v) if col.startswith("claims") else f"{v / 100:,.2f}")
+        t.add_row(col, str(v) if col in COUNTS else f"{v / 100:,.2f}")
+    console.print(t)
+    return 0
+
+
+def cmd_exceptions(args: argparse.Namespace) -> int:
+    """The loans disbursed above the loan cap in force, with the cap and the reason."""
+    with read_store(args.db) as con:
+        rows = con.execute("""SELECT bank_id, loan_id, disbursed_on, amount_fen, cap_fen, reason FROM ledger.exceptions
+                              WHERE $bank IS NULL OR bank_id = $bank ORDER BY bank_id, disbursed_on, loan_id""",
+                           {"bank": args.bank}).fetchall()
+    t = Table(title=f"{args.bank or 'every bank'}: loans above the loan cap ({len(rows)})")
+    for col in ("bank", "loan", "disbursed on", "amount RMB", "cap RMB", "reason"):
+        t.add_column(col, justify="right" if col.endswith("RMB") else "left")
+    for bank, loan, on, amount, cap, reason in rows:
+        t.add_row(bank, loan, str(on), f"{amount / 100:,.2f}", f"{cap / 100:,.2f}", reason)
     console.print(t)
     return 0
 
@@ -498,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--to", type=_date, help="last business date (default: today)")
     st.add_argument("--csv", help="also write every bank's statement to this CSV file (amounts in fen)")
     st.set_defaults(func=cmd_statement)
+    ex = ld.add_parser("exceptions", help="the loans disbursed above the loan cap in force (the exception list)")
+    ex.add_argument("--db", default=str(DEFAULT_DB))
+    ex.add_argument("--bank", help="one bank id, e.g. B03 (default: every bank)")
+    ex.set_defaults(func=cmd_exceptions)
     rb = ld.add_parser("rebuild", help="replay every posted business date from the loan book into an empty ledger")
     rb.add_argument("--db", default=str(DEFAULT_DB))
     rb.add_argument("--pool", help="pool parameters (default: config/pool.yaml)")

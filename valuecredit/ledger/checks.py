@@ -26,15 +26,33 @@ def check_ledger(con: duckdb.DuckDBPyConnection, cfg: PoolConfig) -> list[tuple[
                     OVER (PARTITION BY bank_id ORDER BY seq) AS principal,
                bool_or(account LIKE 'quota_available:%' AND credit_fen > 0) AS accrues
         FROM ledger.postings GROUP BY seq, bank_id, event_type"""
+    # a correction may leave a quota below zero (an accrual drawn before the loan was corrected down,
+    # made good by the next accruals); a payout never may
     negative, over_cap = con.execute(f"""
-        SELECT count(*) FILTER (quota < 0),
+        SELECT count(*) FILTER (quota < 0 AND event_type = ?),
                count(*) FILTER (accrues AND quota > (principal * {int(cfg.cap_bp)} + 5000) // 10000)
-        FROM ({running})""").fetchone()
-    out.append(("quota_never_negative", CheckOutcome(negative == 0, f"{negative} postings left a bank's quota below zero",
-                                                     {"postings_with_negative_quota": negative})))
+        FROM ({running})""", ["claim"]).fetchone()
+    out.append(("payouts_within_quota", CheckOutcome(
+        negative == 0, f"{negative} payouts left a bank's quota below zero", {"payouts_over_quota": negative})))
     out.append(("cap_held_at_posting", CheckOutcome(
         over_cap == 0, f"{over_cap} accruals took a bank's quota above {cfg.cap_bp / 100:.2f} % of its balance",
         {"accruals_over_cap": over_cap})))
+
+    # the claims' payouts are the money paid out: the same postings, the same amounts, the same dates
+    unmatched = con.execute("""
+        SELECT count(*) FROM (
+            SELECT posting_id, business_date, amount_fen FROM ledger.claim_payouts
+            EXCEPT ALL
+            SELECT posting_id, business_date, sum(credit_fen) FROM ledger.postings
+            WHERE event_type = ? AND starts_with(account, ?) GROUP BY ALL)""", ["claim", "quota_used:"]).fetchone()[0]
+    unlisted = con.execute("""
+        SELECT count(DISTINCT posting_id) FROM ledger.postings WHERE event_type = ?
+        AND posting_id NOT IN (SELECT posting_id FROM ledger.claim_payouts)""", ["claim"]).fetchone()[0]
+    out.append(("payouts_match_claims", CheckOutcome(
+        unmatched == 0 and unlisted == 0,
+        f"{unmatched} claim payouts without their posting (same id, business date, amount); "
+        f"{unlisted} payout postings without a claim payout", {"payouts_unmatched": unmatched,
+                                                               "postings_unlisted": unlisted})))
 
     dup_legs, split_ids = con.execute("""
         SELECT (SELECT count(*) - count(DISTINCT (posting_id, leg)) FROM ledger.postings),

@@ -30,13 +30,21 @@ class PoolConfig:
     accrual_bp: int
     cap_bp: int
     government_share_bp: int
-    claim_window_working_days: int
+    payout_within_working_days: int  # the pool pays a complete claim within this many working days
+    loan_cap_fen: int                # the largest programme loan
+    zjtx_loan_cap_fen: int           # the largest for a firm holding 专精特新 status on the disbursement date...
+    zjtx_cap_from: date              # ...from this date on
     auto_claim: bool
     rewards_enabled: bool
     rewards_posted_on: tuple[int, int]  # (month, day) of the following year
     reward_tiers: tuple[RewardTier, ...]
     subsidy_enabled: bool
     subsidy_rate_bp: int
+
+
+    def loan_cap(self, on: date, zhuanjingtexin: bool) -> int:
+        """The loan cap in force on a disbursement date, in fen, for a firm with or without 专精特新 status."""
+        return self.zjtx_loan_cap_fen if zhuanjingtexin and on >= self.zjtx_cap_from else self.loan_cap_fen
 
 
 def share(amount_fen: int, bp: int) -> int:
@@ -72,7 +80,22 @@ def parse_pool_config(doc: Any, path: str = "<pool>") -> PoolConfig:
 
     if not isinstance(doc, dict):
         raise fail("(top level)", "expected a mapping of keys")
-    rewards, subsidy = doc.get("rewards"), doc.get("interest_subsidy")
+    rewards, subsidy, caps = doc.get("rewards"), doc.get("interest_subsidy"), doc.get("loan_cap")
+    if not isinstance(caps, dict):
+        raise fail("loan_cap", "missing or not a mapping")
+    cap_from = caps.get("zhuanjingtexin_from")
+    if isinstance(cap_from, str):
+        try:
+            cap_from = date.fromisoformat(cap_from)
+        except ValueError:
+            pass
+    if not isinstance(cap_from, date):
+        raise fail("loan_cap.zhuanjingtexin_from", f"expected a date YYYY-MM-DD, found {cap_from!r}")
+    standard_cap = integer(caps, "standard_fen", "loan_cap", 1, 10**13)
+    zjtx_cap = integer(caps, "zhuanjingtexin_fen", "loan_cap", 1, 10**13)
+    if zjtx_cap < standard_cap:
+        raise fail("loan_cap.zhuanjingtexin_fen", f"the 专精特新 cap ({zjtx_cap} fen) is below the standard cap "
+                                                  f"({standard_cap} fen)")
     if not isinstance(rewards, dict):
         raise fail("rewards", "missing or not a mapping")
     if not isinstance(subsidy, dict):
@@ -96,7 +119,8 @@ def parse_pool_config(doc: Any, path: str = "<pool>") -> PoolConfig:
     return PoolConfig(
         path=path, version=integer(doc, "version", "", 1, 10**6), content_hash=content_hash(doc),
         accrual_bp=accrual, cap_bp=cap, government_share_bp=integer(doc, "government_share_bp", "", 0, 10_000),
-        claim_window_working_days=integer(doc, "claim_window_working_days", "", 1, 250),
+        payout_within_working_days=integer(doc, "payout_within_working_days", "", 1, 250),
+        loan_cap_fen=standard_cap, zjtx_loan_cap_fen=zjtx_cap, zjtx_cap_from=cap_from,
         auto_claim=flag(doc, "auto_claim", ""), rewards_enabled=flag(rewards, "enabled", "rewards"),
         rewards_posted_on=(month, day), reward_tiers=tuple(parsed),
         subsidy_enabled=flag(subsidy, "enabled", "interest_subsidy"),

@@ -1,10 +1,15 @@
 """The ledger in DuckDB: events from the loan book, one business date posted per transaction.
 
 A nightly run posts the events the platform learned since the last posted business date (the
-files delivered in that window), in effective-date order. Everything a date writes (legs, claim
-decisions, the events applied, loan states, the run) goes in one transaction: a failure anywhere,
-between two legs included, leaves nothing of that date behind. Re-posting a date derives the same
-events from the same window; they are all duplicates, so it adds nothing.
+files delivered in that window), in effective-date order. Everything a date writes (legs, claims and
+their payouts, loans above the cap, the events applied, loan states, the run) goes in one
+transaction: a failure anywhere, between two legs included, leaves nothing of that date behind.
+Re-posting a date derives the same events from the same window; they are all duplicates, so it adds
+nothing. A row delivered again with other amounts (a corrected loan, status or recovery) is a
+correction: a reversal and a corrected posting, never an update.
+
+Every row carries the business date of its event (the day the platform learned it), and every
+statement figure counts on that date.
 """
 
 from __future__ import annotations
@@ -16,19 +21,24 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
+from data_contracts.rules import q
 from valuecredit.calendar import WorkingDays
 from valuecredit.ledger.config import PoolConfig
 from valuecredit.ledger.engine import (
     EVENT_ORDER,
     NORMAL_SIDE,
     SERVICING_ACCOUNTS,
-    ClaimDecision,
+    Claim,
     Event,
     LedgerError,
+    Leg,
     LoanState,
+    OverCap,
+    Payout,
     Pool,
     Posting,
 )
+from valuecredit.scoring.sql import within
 from valuecredit.sqltext import SQL, lit
 
 DDL = [
@@ -40,14 +50,24 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS ledger.postings (seq BIGINT, posting_id VARCHAR, leg INTEGER, account VARCHAR, bank_id VARCHAR,
        loan_id VARCHAR, event_type VARCHAR, effective_date DATE, business_date DATE, debit_fen BIGINT,
        credit_fen BIGINT, memo VARCHAR, pool_config_version INTEGER)""",
+    # `correction`: 0 for the event as first applied, n for its n-th correction (a new row, never an update)
     """CREATE TABLE IF NOT EXISTS ledger.events (event_id VARCHAR, event_type VARCHAR, bank_id VARCHAR,
-       loan_id VARCHAR, event_key VARCHAR, effective_date DATE, business_date DATE, amount_fen BIGINT, extra_fen BIGINT)""",
-    """CREATE TABLE IF NOT EXISTS ledger.claims (loan_id VARCHAR, bank_id VARCHAR, npl_on DATE, deadline DATE,
-       claimed_on DATE, status VARCHAR, unrecovered_fen BIGINT, claimed_fen BIGINT, paid_fen BIGINT,
-       posting_id VARCHAR, business_date DATE)""",
+       loan_id VARCHAR, event_key VARCHAR, effective_date DATE, business_date DATE, amount_fen BIGINT, extra_fen BIGINT,
+       correction INTEGER)""",
+    # each claim's state (rewritten as it is paid); its payouts, one immutable row each
+    """CREATE TABLE IF NOT EXISTS ledger.claims (claim_id VARCHAR, loan_id VARCHAR, bank_id VARCHAR, npl_on DATE,
+       lodged_on DATE, due_on DATE, business_date DATE, status VARCHAR, unrecovered_fen BIGINT, claimed_fen BIGINT,
+       paid_fen BIGINT, payouts INTEGER, last_paid_on DATE)""",
+    """CREATE TABLE IF NOT EXISTS ledger.claim_payouts (posting_id VARCHAR, claim_id VARCHAR, n INTEGER,
+       loan_id VARCHAR, bank_id VARCHAR, lodged_on DATE, due_on DATE, paid_on DATE, business_date DATE,
+       amount_fen BIGINT, on_time BOOLEAN)""",
+    # the exception list: loans disbursed above the loan cap in force, for the operator and the bank
+    """CREATE TABLE IF NOT EXISTS ledger.exceptions (posting_id VARCHAR, bank_id VARCHAR, loan_id VARCHAR,
+       disbursed_on DATE, business_date DATE, amount_fen BIGINT, cap_fen BIGINT, reason VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS ledger.loan_state (loan_id VARCHAR, bank_id VARCHAR,
        disbursed_year INTEGER, disbursed_fen BIGINT, outstanding_fen BIGINT,
-       written_off_fen BIGINT, npl_on DATE, claim_deadline DATE, claimed BOOLEAN, paid_fen BIGINT, returned_fen BIGINT)""",
+       written_off_fen BIGINT, npl_on DATE, claim_id VARCHAR, paid_fen BIGINT, returned_fen BIGINT,
+       eligible_fen BIGINT)""",
     """CREATE TABLE IF NOT EXISTS ledger.runs (business_date DATE PRIMARY KEY, window_from DATE, events BIGINT,
        postings BIGINT, pool_config_version INTEGER, pool_config_hash VARCHAR)""",
 ]
@@ -63,12 +83,26 @@ class PostingSummary:
     events: int
     duplicates: int
     postings: int
-    claims: dict[str, int]
+    claims: dict[str, int]  # the claims lodged, by status after the night
+    payouts: int = 0
+    over_cap: int = 0       # loans put on the exception list
+
+
+LEDGER_TABLES = ("postings", "events", "claims", "claim_payouts", "exceptions", "loan_state", "runs", "accounts")
 
 
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
-    for stmt in DDL:
-        con.execute(stmt)
+    present = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?",
+                                         ["ledger"]).fetchall()}
+    if not present.issuperset(LEDGER_TABLES):  # the DDL only when a table is missing: it runs every night
+        for stmt in DDL:
+            con.execute(stmt)
+    try:
+        con.execute("SELECT claim_id FROM ledger.claims LIMIT 0")
+    except duckdb.BinderException:
+        raise LedgerError("the store's ledger tables predate the claims queue and the loan cap (ledger.claims has no "
+                          "claim_id): run `valuecredit ledger rebuild` to replay the posted dates under the current "
+                          "rules") from None
 
 
 def events_between(con: duckdb.DuckDBPyConnection, after: date | None, upto: date,
@@ -80,12 +114,19 @@ def events_between(con: duckdb.DuckDBPyConnection, after: date | None, upto: dat
     def window(alias: SQL) -> SQL:
         return f"{alias}._delivered_on > $lo AND {alias}._delivered_on <= $hi"
 
+    # 1 if the firm held 专精特新 status on the disbursement date, as the platform knew it when it
+    # learned of the loan (the qualifications delivered by then): what the loan cap depends on
+    zjtx = (f"EXISTS (SELECT 1 FROM raw.qualifications q WHERE q.uscc = l.uscc AND q.qualification = $zjtx "
+            f"AND q._delivered_on <= l._delivered_on AND (q._valid_to IS NULL OR q._valid_to > l._delivered_on) "
+            f"AND {within('qualifications', d='l.disbursed_on')})::INTEGER")
+
     subsidy = (f"CASE WHEN interest_paid_fen > 0 THEN ((outstanding_fen + principal_repaid_fen) * {int(cfg.subsidy_rate_bp)} "
                "+ 60000) // 120000 ELSE 0 END" if cfg.subsidy_enabled else "0")
     status = f"""(SELECT s.*, l.bank_id, last_day(CAST(s.period || '-01' AS DATE)) AS period_end FROM raw.loan_status s
                  JOIN (SELECT DISTINCT loan_id, bank_id FROM raw.loans) l USING (loan_id) WHERE {window('s')})"""
     parts = [
-        f"SELECT 'disbursement', disbursed_on, _delivered_on, bank_id, loan_id, amount_fen, 'disbursed', 0 FROM raw.loans l "
+        f"SELECT 'disbursement', disbursed_on, _delivered_on, bank_id, loan_id, amount_fen, 'disbursed', {zjtx} "
+        f"FROM raw.loans l "
         f"WHERE {window('l')}",
         # one servicing event per monthly status: the principal repaid and the interest subsidy, on the
         # principal outstanding at the start of the month, for months with interest paid
@@ -113,29 +154,47 @@ def events_between(con: duckdb.DuckDBPyConnection, after: date | None, upto: dat
                left(sha256(type || '|' || bank || '|' || coalesce(loan, '') || '|' || key), 24) AS pid
         FROM (SELECT DISTINCT * FROM ({" UNION ALL ".join(parts)}) e(type, eff, known, bank, loan, amt, key, extra))
         ORDER BY eff, CASE type {rank} END, coalesce(loan, ''), key, known, amt""",
-                       {"lo": lo, "hi": upto}).fetchall()
+                       {"lo": lo, "hi": upto, "zjtx": "zhuanjingtexin"}).fetchall()
     return [Event(*r[:8]) for r in rows], [r[8] for r in rows]
 
 
 def load_pool(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: WorkingDays, events: list[Event],
               ids: list[str]) -> Pool:
     """The pool as the ledger left it, for these events: every balance, the state of the loans they
-    touch, and which of them were applied before."""
-    pool = Pool(cfg, calendar)
+    touch (and of the loans above the cap and those with claims waiting, which every claim needs),
+    the waiting claims, and which of the events were applied before (as last corrected)."""
+    pool = Pool(cfg, calendar, legs_of=lambda pid: tuple(Leg(*r) for r in con.execute(
+        "SELECT account, debit_fen, credit_fen FROM ledger.postings WHERE posting_id = ? ORDER BY leg",
+        [pid]).fetchall()))
     pool.balances = {a: int(b) for a, b in con.execute(
         "SELECT account, sum(debit_fen) - sum(credit_fen) FROM ledger.postings GROUP BY account").fetchall()}
     for bank, year, lent, npl in con.execute("""
-            SELECT bank_id, disbursed_year, sum(disbursed_fen), coalesce(sum(disbursed_fen) FILTER (npl_on IS NOT NULL), 0)
+            SELECT bank_id, disbursed_year, sum(eligible_fen), coalesce(sum(eligible_fen) FILTER (npl_on IS NOT NULL), 0)
             FROM ledger.loan_state GROUP BY ALL""").fetchall():
         pool.lending_by_year[(bank, year)] = int(lent)
         pool.npl_by_year[(bank, year)] = int(npl)
     candidates = pa.table({"event_id": ids, "loan_id": [e.loan_id for e in events]})
     con.register("_candidates", candidates)
     try:
-        pool.seen = {pid: (amt, extra) for pid, amt, extra in con.execute(
-            "SELECT event_id, amount_fen, extra_fen FROM ledger.events SEMI JOIN _candidates USING (event_id)").fetchall()}
-        for r in con.execute("SELECT * FROM ledger.loan_state SEMI JOIN _candidates USING (loan_id)").fetchall():
-            pool.loans[r[0]] = LoanState(*r[1:])
+        rows = con.execute("SELECT event_id, amount_fen, extra_fen, correction FROM ledger.events "
+                           "SEMI JOIN _candidates USING (event_id) ORDER BY correction").fetchall()
+        pool.seen = {pid: (amt, extra) for pid, amt, extra, _ in rows}  # the latest correction wins
+        pool.corrections = {pid: n for pid, _, _, n in rows if n}
+        # the waiting claims (a loan's earlier claim is known from its state: loan.claim_id)
+        for r in con.execute("SELECT * FROM ledger.claims WHERE status = ? ORDER BY lodged_on, loan_id, claim_id",
+                             ["waiting"]).fetchall():
+            claim = pool.claims[r[0]] = Claim(*r)
+            pool.waiting.setdefault(claim.bank_id, []).append(claim.claim_id)
+        # the loans the events touch; and those above the cap or with a claim waiting, which every claim needs
+        for r in con.execute("""
+                SELECT * FROM ledger.loan_state SEMI JOIN _candidates USING (loan_id)
+                UNION ALL
+                SELECT * FROM ledger.loan_state
+                WHERE eligible_fen < disbursed_fen OR loan_id IN (SELECT loan_id FROM ledger.claims WHERE status = ?)""",
+                             ["waiting"]).fetchall():
+            loan = pool.loans[r[0]] = LoanState(*r[1:])
+            if loan.eligible_fen < loan.disbursed_fen:
+                pool.over_cap.setdefault(loan.bank_id, set()).add(r[0])
     finally:
         con.unregister("_candidates")
     return pool
@@ -156,14 +215,15 @@ def post_business_date(con: duckdb.DuckDBPyConnection, business_date: date, cfg:
     seq = con.execute("SELECT coalesce(max(seq), 0) FROM ledger.postings").fetchall()[0][0]
     postings: list[tuple[int, Posting]] = []
     serviced: list[tuple[int, str, Event]] = []  # servicing postings, written set-wise
-    claims: list[ClaimDecision] = []
-    new_events: list[tuple[str, Event]] = []
+    payouts: list[Payout] = []
+    lodged: list[Claim] = []
+    over_cap: list[OverCap] = []
+    new_events: list[tuple[str, Event, int]] = []  # (event id, event, correction number)
+    seen = pool.seen
     for pid, ev in zip(ids, events):
-        if ev.type == "servicing" and SET_WISE_SERVICING:
+        if ev.type == "servicing" and SET_WISE_SERVICING and pid not in seen:  # a correction goes the generic way
             legs = pool.service(ev, pid)
-            if legs is None:
-                continue
-            new_events.append((pid, ev))
+            new_events.append((pid, ev, 0))
             if legs:
                 seq += 1
                 serviced.append((seq, pid, ev))
@@ -171,27 +231,32 @@ def post_business_date(con: duckdb.DuckDBPyConnection, business_date: date, cfg:
         applied = pool.apply(ev, pid)
         if applied.duplicate:
             continue
-        new_events.append((pid, ev))
-        if applied.posting:
+        new_events.append((pid, ev, pool.corrections.get(pid, 0)))
+        for posting in applied.postings:
             seq += 1
-            postings.append((seq, applied.posting))
+            postings.append((seq, posting))
+        payouts += applied.payouts
         if applied.claim:
-            claims.append(applied.claim)
+            lodged.append(applied.claim)
+        if applied.over_cap:
+            over_cap.append(applied.over_cap)
+    claims = [pool.claims[c] for c in sorted(pool.changed_claims)]  # lodged, paid or settled tonight
+    touched = {e.loan_id for _, e, _ in new_events if e.loan_id} | {c.loan_id for c in claims}
     con.execute("BEGIN TRANSACTION")
     try:
         write_postings(con, postings, cfg)
         write_servicing(con, serviced, cfg)
-        _write_rest(con, business_date, after, new_events, claims, pool,
-                    {e.loan_id for _, e in new_events if e.loan_id}, cfg, len(postings) + len(serviced))
+        _write_rest(con, business_date, after, new_events, claims, payouts, over_cap, pool,
+                    touched, cfg, len(postings) + len(serviced))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     counts: dict[str, int] = {}
-    for c in claims:
+    for c in lodged:
         counts[c.status] = counts.get(c.status, 0) + 1
     return PostingSummary(business_date, len(new_events), len(events) - len(new_events), len(postings) + len(serviced),
-                          counts)
+                          counts, len(payouts), len(over_cap))
 
 
 def write_postings(con: duckdb.DuckDBPyConnection, postings: list[tuple[int, Posting]], cfg: PoolConfig) -> None:
@@ -260,26 +325,31 @@ def _add_accounts(con: duckdb.DuckDBPyConnection, accounts: list[str]) -> None:
         con.unregister("_accounts")
 
 
-def _write_rest(con, business_date: date, after: date | None, events: list[tuple[str, Event]],
-                claims: list[ClaimDecision], pool: Pool, touched: set[str], cfg: PoolConfig, n_postings: int) -> None:
+def _write_rest(con, business_date: date, after: date | None, events: list[tuple[str, Event, int]],
+                claims: list[Claim], payouts: list[Payout], over_cap: list[OverCap], pool: Pool, touched: set[str],
+                cfg: PoolConfig, n_postings: int) -> None:
     if events:
-        ids, evs = zip(*events)
+        ids, evs, corrections = zip(*events)
         col = dict(zip(Event._fields, zip(*evs)))  # the events' fields as columns
         con.register("_events", pa.table({
             "event_id": ids, "event_type": col["type"], "bank_id": col["bank_id"], "loan_id": col["loan_id"],
             "event_key": col["key"], "effective_date": col["effective_date"], "business_date": col["business_date"],
-            "amount_fen": col["amount_fen"], "extra_fen": col["extra_fen"]}))
+            "amount_fen": col["amount_fen"], "extra_fen": col["extra_fen"], "correction": corrections}))
         con.execute("INSERT INTO ledger.events SELECT * FROM _events")  # in the order applied
         con.unregister("_events")
     if claims:
-        fields = ("loan_id", "bank_id", "npl_on", "deadline", "claimed_on", "status", "unrecovered_fen", "claimed_fen",
-                  "paid_fen", "posting_id")
-        con.register("_claims", pa.table({f: [getattr(c, f) for c in claims] for f in fields}
-                                         | {"business_date": [business_date] * len(claims)}))
-        con.execute("INSERT INTO ledger.claims SELECT * FROM _claims")
+        fields = Claim.__dataclass_fields__
+        con.register("_claims", pa.table({f: [getattr(c, f) for c in claims] for f in fields}))
+        con.execute("DELETE FROM ledger.claims WHERE claim_id IN (SELECT claim_id FROM _claims)")
+        con.execute("INSERT INTO ledger.claims SELECT * FROM _claims ORDER BY claim_id")
         con.unregister("_claims")
+    for table, rows, fields in (("claim_payouts", payouts, Payout._fields), ("exceptions", over_cap, OverCap._fields)):
+        if rows:
+            con.register("_rows", pa.table(dict(zip(fields, zip(*rows)))))
+            con.execute(f"INSERT INTO ledger.{table} SELECT * FROM _rows")
+            con.unregister("_rows")
     if touched:
-        fields = ("bank_id", "disbursed_year", "disbursed_fen", "outstanding_fen", "written_off_fen", "npl_on", "claim_deadline", "claimed", "paid_fen", "returned_fen")
+        fields = [f for f in LoanState.__dataclass_fields__]
         loan_ids = sorted(touched)
         state_of = operator.attrgetter(*fields)
         columns = zip(*(state_of(pool.loans[lid]) for lid in loan_ids))
@@ -294,13 +364,17 @@ def _write_rest(con, business_date: date, after: date | None, events: list[tuple
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: WorkingDays) -> list[PostingSummary]:
-    """Replay every posted business date from the loan book into an empty ledger, in order."""
-    ensure_ledger(con)
+    """Replay every posted business date from the loan book into an empty ledger, in order; the tables
+    are created anew, so a ledger of an earlier layout is upgraded."""
+    con.execute(DDL[0])
+    con.execute(DDL[-1])  # ledger.runs: the dates to replay
     dates = [d for (d,) in con.execute("SELECT business_date FROM ledger.runs ORDER BY 1").fetchall()]
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in ("postings", "events", "claims", "loan_state", "runs", "accounts"):
-            con.execute(f"DELETE FROM ledger.{table}")
+        for table in LEDGER_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS ledger.{q(table)}")
+        for stmt in DDL:
+            con.execute(stmt)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
