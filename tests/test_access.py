@@ -244,3 +244,18 @@ def test_a_banks_query_is_stopped_at_its_time_and_memory_limits(two_nights, caps
     out = capsys.readouterr().out
     assert "Out of Memory" in out and len(out.strip().splitlines()) == 1
     assert DEFAULT_MEMORY == "1GB"
+
+
+def test_a_catalogue_bank_id_that_is_not_a_plain_name_is_refused(tmp_path):
+    import yaml
+
+    from lending.products import DEFAULT_PRODUCTS, ProductError, load_products
+
+    for bad in ("../B04", "B 03", "B03/x", ""):
+        doc = yaml.safe_load(DEFAULT_PRODUCTS.read_text(encoding="utf-8"))
+        doc["banks"][0]["bank_id"] = bad
+        path = tmp_path / "products.yaml"
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+        with pytest.raises(ProductError, match=f"{path}: (bank_id {re.escape(repr(bad))} must be 1 to 32 letters, "
+                                               "digits or underscores|every bank needs bank_id and name)"):
+            load_products(path)
