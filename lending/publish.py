@@ -6,8 +6,10 @@ transaction for all banks: a reader sees yesterday's tables or today's, never a 
 one. On disk each bank has a folder `<out>/<bank_id>/<date>/` with `eligibility.parquet`,
 `eligibility.csv` (UTF-8 with BOM, so Excel shows the Chinese text), `eligibility.xlsx` (the
 eligible rows and the near misses, for people) and `early_warnings.csv` (the bank's borrowers' open
-warnings and those closed that day; also the table `early_warnings`); the folder is written aside and renamed into place,
-then `LATEST` is replaced. The tables are replaced and the files written inside one transaction, which
+warnings and those closed that day; also the table `early_warnings`); the folder is written aside and renamed into place
+(a date published again: exchanged with its old folder in one step), then `LATEST` is replaced. Every
+row comes from the one authorisation gate (`lending.gate`); the CSVs' text is neutralised for
+spreadsheets (`valuecredit.spreadsheet`). The tables are replaced and the files written inside one transaction, which
 commits only when every bank's folder is complete: a failure anywhere leaves the previous publication
 as it was.
 """
