@@ -7,7 +7,6 @@ a spreadsheet would run as a formula (a firm named `=cmd|...`) reaches the CSVs 
 import hashlib
 import io
 import re
-import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -52,22 +51,29 @@ def valid_on(frame: pd.DataFrame, day: date) -> set[str]:
     return set(frame.uscc[ok])
 
 
-def redeliver_source(src: Path, dst: Path, source: str, edit) -> None:
-    """Copy every file of `source` from the landing zone `src` into `dst` (a landing zone of its own),
-    `edit` applied to each file's rows; an edited file is redelivered on DAY, in its own encoding."""
+def as_delivered(src: Path, dst: Path, source: str, edit, correction: pd.DataFrame | None = None) -> None:
+    """`dst`, a landing zone of its own, gets every file of `source` in `src` with `edit` applied to
+    its rows (as if the department had delivered them so, on the same day), and `correction`, when
+    given, as one more file delivered on DAY (its rows supersede the grants they repeat)."""
     manifest = pd.read_csv(src / "manifest.csv", dtype=str, keep_default_na=False)
     rows = manifest[manifest.source == source].copy()
-    for i, entry in rows.iterrows():
-        frame = pd.read_csv(src / entry.file, dtype=str, keep_default_na=False, encoding=entry.encoding)
-        edited = edit(frame.copy())
-        (dst / entry.file).parent.mkdir(parents=True, exist_ok=True)
-        if edited.equals(frame):
-            shutil.copy(src / entry.file, dst / entry.file)
-        else:
-            edited.to_csv(dst / entry.file, index=False, encoding=entry.encoding)
-            raw = (dst / entry.file).read_bytes()
-            rows.loc[i, ["sha256", "bytes", "rows", "delivered_on"]] = [
-                hashlib.sha256(raw).hexdigest(), str(len(raw)), str(len(edited)), DAY.isoformat()]
+
+    def write(i, file: str, frame: pd.DataFrame, encoding: str) -> None:
+        (dst / file).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(dst / file, index=False, encoding=encoding)
+        raw = (dst / file).read_bytes()
+        rows.loc[i, ["file", "sha256", "bytes", "rows"]] = [file, hashlib.sha256(raw).hexdigest(), str(len(raw)),
+                                                            str(len(frame))]
+
+    for i, entry in list(rows.iterrows()):
+        write(i, entry.file, edit(pd.read_csv(src / entry.file, dtype=str, keep_default_na=False,
+                                              encoding=entry.encoding)), entry.encoding)
+    if correction is not None:
+        last = rows.index[-1]
+        rows.loc["correction"] = rows.loc[last]
+        rows.loc["correction", "delivered_on"] = DAY.isoformat()
+        write("correction", str(Path(rows.loc[last, "file"]).with_name(f"{source}_correction.csv")), correction,
+              rows.loc[last, "encoding"])
     old = pd.read_csv(dst / "manifest.csv", dtype=str, keep_default_na=False) if (dst / "manifest.csv").exists() else None
     pd.concat([old, rows] if old is not None else [rows]).to_csv(dst / "manifest.csv", index=False)
 
@@ -84,7 +90,6 @@ def gated(loan_book, score_loan_book, tmp_path_factory):
 
     delivered = grants(landing)
     authorised = valid_on(delivered, DAY)
-    once = set(delivered.uscc.value_counts().loc[lambda n: n == 1].index)  # one grant: one row to edit
     warned = sorted(u for (u,) in con.execute("SELECT DISTINCT uscc FROM decisions.early_warnings WHERE status = 'open'")
                     .fetchall())
     # B03's eligible firms, largest limits first: the ones its report batch would take
@@ -92,28 +97,27 @@ def gated(loan_book, score_loan_book, tmp_path_factory):
         SELECT p.uscc FROM decisions.eligibility_pairs p JOIN decisions.eligibility_products USING (as_of, product_id)
         WHERE p.as_of = ? AND p.eligible AND bank_id = 'B03' GROUP BY p.uscc
         ORDER BY max(p.computed_limit_fen) DESC, p.uscc""", [DAY]).fetchall()]
-    warned_ok = [u for u in warned if u in authorised & once and u not in top]
-    top_ok = [u for u in top if u in authorised & once and u not in warned]
+    warned_ok = [u for u in warned if u in authorised and u not in top]
+    top_ok = [u for u in top if u in authorised and u not in warned]
     assert len(warned_ok) > 4 and len(top_ok) > 5
     # the three ways to have no valid authorisation on the date, each for a borrower with a warning and
-    # for a firm B03's batch would take but for the gate (never given: the grant taken out of the files)
+    # for a firm B03's batch would take but for the gate: grants revoked or cut short by a correction
+    # delivered on the date, and grants never given (taken out of the files as delivered)
     revoked, expired, never = {warned_ok[0], top_ok[0]}, {warned_ok[1], top_ok[1]}, {warned_ok[2], top_ok[2]}
     assert {top_ok[0], top_ok[1], top_ok[2]} <= set(top[:REPORTS_PER_BANK])
     renamed = dict(zip(top_ok[3:5], FORMULAS))  # authorised, eligible at B03
 
-    def authorisations(frame):
-        frame = frame[~frame.uscc.isin(never)].copy()
-        frame.loc[frame.uscc.isin(revoked), "revoked_on"] = (DAY - timedelta(days=3)).isoformat()
-        frame.loc[frame.uscc.isin(expired), "expires_on"] = (DAY - timedelta(days=1)).isoformat()
-        return frame
+    correction = delivered[delivered.uscc.isin(revoked | expired)].copy()
+    correction.loc[correction.uscc.isin(revoked), "revoked_on"] = (DAY - timedelta(days=3)).isoformat()
+    correction.loc[correction.uscc.isin(expired), "expires_on"] = (DAY - timedelta(days=1)).isoformat()
 
     def registry(frame):
         frame["name"] = frame.uscc.map(renamed).fillna(frame["name"])
         return frame
 
     edited = work / "redelivered"
-    redeliver_source(landing, edited, "registry", registry)
-    redeliver_source(landing, edited, "authorisations", authorisations)
+    as_delivered(landing, edited, "registry", registry)
+    as_delivered(landing, edited, "authorisations", lambda frame: frame[~frame.uscc.isin(never)], correction)
     now = valid_on(grants(edited), DAY)
     assert now == authorised - revoked - expired - never
     for source in ("authorisations", "registry"):  # DAY's partition again: the files as redelivered
