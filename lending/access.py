@@ -2,21 +2,32 @@
 
 The store holds every bank's schema, and DuckDB cannot hide one schema of a file from a connection
 to it, so a bank never connects to the store. It gets an in-memory database loaded from its own
-published folder (`publish/<bank>/<date>/`, LATEST unless a date is given); file access is then
-switched off and the configuration locked, so the connection can neither read another bank's
-folder or the store, nor attach, copy out or write a file, nor switch file access back on."""
+published folder (`publish/<bank>/<date>/`, LATEST unless a date is given). The bank id is looked up
+in the product catalogue before it goes into any path. The connection has no temporary directory
+(DuckDB's default, `./.tmp`, stays readable and writable when file access is off), a memory limit,
+then file access switched off and the configuration locked: it can neither read another bank's folder,
+the store or a temporary file, nor attach, copy out or write a file, nor lift a limit. A query is
+stopped after a time limit (DuckDB has no statement timeout: a timer interrupts the connection)."""
 
+import os
+import threading
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import duckdb
+import pandas as pd
+
+from lending.products import ProductCatalogue, load_products
 
 TABLES = {"eligibility": "eligibility.parquet", "early_warnings": "early_warnings.csv"}
+# the limits of a bank's query, unless the command line or these variables say otherwise
+TIMEOUT_ENV, MEMORY_ENV = "VALUECREDIT_BANK_QUERY_TIMEOUT", "VALUECREDIT_BANK_QUERY_MEMORY"
+DEFAULT_TIMEOUT_S, DEFAULT_MEMORY = 30.0, "1GB"
 
 
 class AccessError(RuntimeError):
-    """The bank has no publication to open (no such bank, or no such date)."""
+    """The bank has no publication to open (no such date), or its query was refused or stopped."""
 
 
 @dataclass(frozen=True)
@@ -26,14 +37,39 @@ class BankView:
     folder: Path
     con: duckdb.DuckDBPyConnection
 
+    def query(self, sql: str, timeout_s: float | None = None) -> pd.DataFrame:
+        """The result of the bank's SQL, stopped after `timeout_s` seconds (default: the environment's, or 30)."""
+        limit = timeout_s if timeout_s is not None else default_timeout()
+        timer = threading.Timer(limit, self.con.interrupt)
+        timer.start()
+        try:
+            return self.con.execute(sql).df()
+        except duckdb.InterruptException:
+            raise AccessError(f"bank {self.bank_id}: the query ran longer than {limit:g} s and was stopped") from None
+        finally:
+            timer.cancel()
 
-def published_folder(publish_root: Path, bank_id: str, business_date: date | None = None) -> tuple[date, Path]:
-    bank = Path(publish_root) / bank_id
+
+def default_timeout() -> float:
+    text = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        value = float(text) if text else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise AccessError(f"{TIMEOUT_ENV}={text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise AccessError(f"{TIMEOUT_ENV}={text!r} must be more than 0 seconds")
+    return value
+
+
+def default_memory() -> str:
+    return os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
+
+
+def published_folder(publish_root: Path, bank_id: str, business_date: date | None = None,
+                     products: ProductCatalogue | None = None) -> tuple[date, Path]:
+    bank = Path(publish_root) / (products or load_products()).bank(bank_id)  # a known id, never a path
     if not (bank / "LATEST").exists():
-        known = sorted(p.name for p in Path(publish_root).iterdir() if (p / "LATEST").exists()) \
-            if Path(publish_root).is_dir() else []
-        raise AccessError(f"no publication for bank {bank_id!r} in {publish_root}"
-                          + (f" (banks published: {', '.join(known)})" if known else ""))
+        raise AccessError(f"no publication for bank {bank_id!r} in {publish_root}")
     day = business_date or date.fromisoformat((bank / "LATEST").read_text(encoding="utf-8").strip())
     folder = bank / day.isoformat()
     if not folder.is_dir():
@@ -41,10 +77,16 @@ def published_folder(publish_root: Path, bank_id: str, business_date: date | Non
     return day, folder
 
 
-def bank_connection(publish_root: Path, bank_id: str, business_date: date | None = None) -> BankView:
+def bank_connection(publish_root: Path, bank_id: str, business_date: date | None = None,
+                    products: ProductCatalogue | None = None, memory_limit: str | None = None) -> BankView:
     """Open `bank_id`'s publication as tables `eligibility` and `early_warnings` in a sandbox."""
-    day, folder = published_folder(publish_root, bank_id, business_date)
-    con = duckdb.connect(":memory:")
+    day, folder = published_folder(publish_root, bank_id, business_date, products)
+    memory = memory_limit or default_memory()
+    try:  # no temporary directory: nothing spills to disk, and no folder is left open to the bank's SQL
+        con = duckdb.connect(":memory:", config={"temp_directory": "", "memory_limit": memory,
+                                                 "max_temp_directory_size": "0B"})
+    except duckdb.Error as exc:
+        raise AccessError(f"bank {bank_id}: memory limit {memory!r} refused by DuckDB ({exc})") from None
     try:
         con.execute("CREATE TABLE eligibility AS SELECT * FROM read_parquet(?)", [str(folder / TABLES["eligibility"])])
         con.execute("CREATE TABLE early_warnings AS SELECT * FROM read_csv(?, all_varchar = true, header = true)",

@@ -16,6 +16,7 @@ from datetime import date
 
 import duckdb
 
+from lending.gate import authorised_firms_sql
 from lending.products import GRADES, ProductCatalogue
 from models.nightly import DDL as PD_DDL
 from valuecredit.scoring.sql import PointInTime
@@ -81,8 +82,7 @@ def firm_base_sql(as_of: date) -> str:
                       any_value(size_class) AS size_class FROM {pit.rows("registry")} GROUP BY uscc) reg USING (uscc)
     LEFT JOIN (SELECT uscc, list(DISTINCT rule_id) AS rules FROM scores.negative_hits WHERE as_of = {d} GROUP BY uscc) h
         USING (uscc)
-    LEFT JOIN (SELECT DISTINCT uscc FROM {pit.rows("authorisations")}
-               WHERE granted_on <= {d} AND expires_on > {d} AND (revoked_on IS NULL OR revoked_on > {d})) a USING (uscc)"""
+    LEFT JOIN ({authorised_firms_sql(as_of)}) a USING (uscc)"""
 
 
 def products_sql(products: SQL, programme: dict, as_of: SQL) -> SQL:

@@ -3,6 +3,7 @@ product stops the run with the product and the field named, before anything is d
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +23,15 @@ CONDITIONS = {
 }
 
 
+BANK_ID = re.compile(r"[A-Za-z0-9_]{1,32}")  # a bank id names a schema and a folder: nothing else
+
+
 class ProductError(ConfigError):
     """The product catalogue is not valid: names the product and the field."""
+
+
+class UnknownBank(ValueError):
+    """A bank id that is not in the product catalogue."""
 
 
 @dataclass
@@ -34,6 +42,14 @@ class ProductCatalogue:
     programme: dict
     banks: dict[str, str]  # bank_id -> name
     products: list[dict]
+
+    def bank(self, bank_id: str) -> str:
+        """`bank_id` when the catalogue has that bank, spelled exactly (`b03` is not B03); refused
+        otherwise, with the catalogue's ids. Checked before a bank id goes into any path or query."""
+        if bank_id not in self.banks:
+            raise UnknownBank(f"bank {bank_id!r} is not in the product catalogue {self.path} "
+                              f"(its banks: {', '.join(sorted(self.banks))})")
+        return bank_id
 
     def frame(self) -> pd.DataFrame:
         """One row per product with a column per condition (NULL: does not apply), for SQL."""
@@ -78,6 +94,8 @@ def load_products(path: Path | str | None = None) -> ProductCatalogue:
     for b in doc["banks"]:
         if not isinstance(b, dict) or not b.get("bank_id") or not b.get("name"):
             raise ProductError(f"{path}: every bank needs bank_id and name, got {b!r}")
+        if not BANK_ID.fullmatch(str(b["bank_id"])):
+            raise ProductError(f"{path}: bank_id {b['bank_id']!r} must be 1 to 32 letters, digits or underscores")
         banks[str(b["bank_id"])] = str(b["name"])
     seen: set[str] = set()
     for p in doc["products"]:

@@ -6,14 +6,18 @@ transaction for all banks: a reader sees yesterday's tables or today's, never a 
 one. On disk each bank has a folder `<out>/<bank_id>/<date>/` with `eligibility.parquet`,
 `eligibility.csv` (UTF-8 with BOM, so Excel shows the Chinese text), `eligibility.xlsx` (the
 eligible rows and the near misses, for people) and `early_warnings.csv` (the bank's borrowers' open
-warnings and those closed that day; also the table `early_warnings`); the folder is written aside and renamed into place,
-then `LATEST` is replaced. The tables are replaced and the files written inside one transaction, which
+warnings and those closed that day; also the table `early_warnings`); the folder is written aside and renamed into place
+(a date published again: exchanged with its old folder in one step), then `LATEST` is replaced. Every
+row comes from the one authorisation gate (`lending.gate`); the CSVs' text is neutralised for
+spreadsheets (`valuecredit.spreadsheet`). The tables are replaced and the files written inside one transaction, which
 commits only when every bank's folder is complete: a failure anywhere leaves the previous publication
 as it was.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import re
 import shutil
@@ -28,10 +32,12 @@ import pandas as pd
 from rustpy_xlsxwriter import FastExcel
 
 from lending.eligibility import CONDITIONS
+from lending.gate import authorised_firms_sql
 from lending.products import ProductCatalogue
 from lending.warnings import DDL as WARNINGS_DDL
 from valuecredit.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
 from valuecredit.scoring.sql import PointInTime
+from valuecredit.spreadsheet import neutral_sql
 from valuecredit.sqltext import SQL, lit, q
 
 
@@ -45,8 +51,10 @@ def bank_schema(bank_id: str) -> str:
     return f"bank_{bank_id.lower()}"
 
 
-def published_rows_sql(as_of: date) -> str:
-    """Every bank's rows for the date: authorised firms only, masked, the shortfalls as text.
+def published_rows_sql(as_of: date, authorised: SQL | None = None) -> str:
+    """Every bank's rows for the date: the firms of the authorisation gate only (`authorised`: a
+    relation of `lending.gate.authorised_firms_sql`, computed here when not given), masked, the
+    shortfalls as text.
 
     Read from the stored firms, products and pairs rather than the `decisions.eligibility` view: the
     pairs are cut to the authorised firms before anything is joined to them (at 70,000,000 pairs a
@@ -60,7 +68,8 @@ def published_rows_sql(as_of: date) -> str:
     text = ", ".join(f"CASE WHEN unmet & {1 << i} <> 0 THEN h_{name} || {value[name]} || r_{name} END"
                      for i, (name, *_) in enumerate(CONDITIONS))
     return f"""
-    WITH f AS (SELECT *, {firm_values} FROM decisions.eligibility_firms WHERE as_of = {d} AND authorised),
+    WITH f AS (SELECT *, {firm_values} FROM decisions.eligibility_firms
+               WHERE as_of = {d} AND uscc IN (SELECT uscc FROM {authorised or f"({authorised_firms_sql(as_of)})"})),
          p AS (SELECT *, {needs} FROM decisions.eligibility_products WHERE as_of = {d}),
          e AS (SELECT * FROM decisions.eligibility_pairs WHERE as_of = {d} AND uscc IN (SELECT uscc FROM f))
     SELECT p.bank_id, e.uscc, r.name AS firm_name, r.legal_rep,
@@ -82,13 +91,16 @@ def bank_rows_sql(as_of: date, bank_id: str, published: SQL | None = None) -> st
     return f"SELECT * EXCLUDE (bank_id) FROM {source} WHERE bank_id = {lit(bank_id)} ORDER BY uscc, product_id"
 
 
-def bank_warnings_sql(as_of: date, bank_id: str) -> str:
-    """The bank's early warnings as they stand on the date: open ones, and those closed that day."""
+def bank_warnings_sql(as_of: date, bank_id: str, authorised: SQL | None = None) -> str:
+    """The bank's early warnings as they stand on the date: open ones, and those closed that day; on
+    the firms of the authorisation gate only (a borrower's data goes to its bank under the firm's
+    authorisation, like its eligibility)."""
     d = f"DATE {lit(as_of.isoformat())}"
     return f"""
     SELECT warning_id, uscc, kind, severity, evidence, status, raised_on, updated_on, closed_on
     FROM decisions.early_warnings
     WHERE bank_id = {lit(bank_id)} AND raised_on <= {d} AND (status = 'open' OR closed_on = {d})
+      AND uscc IN (SELECT uscc FROM {authorised or f"({authorised_firms_sql(as_of)})"})
     ORDER BY uscc, kind, raised_on"""
 
 
@@ -120,9 +132,10 @@ def _write_files(con: duckdb.DuckDBPyConnection, schema: str, folder: Path, as_o
 
 def _csv(con: duckdb.DuckDBPyConnection, select: SQL, path: Path) -> None:
     """UTF-8 with a byte-order mark, which is how Excel knows the Chinese text is UTF-8 (DuckDB
-    writes none, so the body is written aside and appended after the mark)."""
+    writes none, so the body is written aside and appended after the mark); text that a spreadsheet
+    would run as a formula is neutralised (`valuecredit.spreadsheet`)."""
     body = path.with_name(path.name + ".body")
-    con.execute(f"COPY ({select}) TO {lit(str(body))} (FORMAT csv, HEADER true)")
+    con.execute(f"COPY ({neutral_sql(con, select)}) TO {lit(str(body))} (FORMAT csv, HEADER true)")
     with open(path, "wb") as out, open(body, "rb") as src:
         out.write(b"\xef\xbb\xbf")
         shutil.copyfileobj(src, out, 1 << 20)
@@ -155,14 +168,18 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     out = Path(out)
     banks = sorted(products.banks)
     con.execute(WARNINGS_DDL)  # a store that has never warned publishes an empty list
+    for bank in banks:  # what an earlier publication left if it crashed
+        _tidy(out / bank)
     staged: dict[str, Path] = {}
     rows: dict[str, int] = {}
     try:
         con.execute("BEGIN TRANSACTION")
         try:
+            # the authorisation gate once: every table and file below is cut to it
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _authorised AS {authorised_firms_sql(as_of)}")
             # the masked rows of every bank once, then each bank's share of them
             # (sorted by bank, so that each bank's share is read from its own row groups)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _published AS {published_rows_sql(as_of)} "
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _published AS {published_rows_sql(as_of, '_authorised')} "
                         "ORDER BY bank_id, uscc, product_id")
             log_read(con, "publication", "registry", as_of, masked=True, columns=(LEGAL_REP_NAME,),
                      records=con.execute("SELECT count(DISTINCT uscc) FROM _published").fetchone()[0])
@@ -172,7 +189,8 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                     schema = bank_schema(bank)
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
                     con.execute(f"CREATE OR REPLACE TABLE {q(schema)}.eligibility AS {bank_rows_sql(as_of, bank, '_published')}")
-                    con.execute(f"CREATE OR REPLACE TABLE {q(schema)}.early_warnings AS {bank_warnings_sql(as_of, bank)}")
+                    con.execute(f"CREATE OR REPLACE TABLE {q(schema)}.early_warnings AS "
+                                f"{bank_warnings_sql(as_of, bank, '_authorised')}")
                     rows[bank] = con.execute(f"SELECT count(*) FROM {q(schema)}.eligibility").fetchone()[0]
                     tmp = out / bank / f".{as_of.isoformat()}.partial"
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -183,6 +201,7 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                 if book is not None:
                     book.result()
             con.execute("DROP TABLE _published")
+            con.execute("DROP TABLE _authorised")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -192,16 +211,64 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     for bank, tmp in staged.items():
-        final = out / bank / as_of.isoformat()
-        if final.exists():  # a re-run of the date: keep the old folder until the new one is in place
-            old = out / bank / f".{as_of.isoformat()}.replaced"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
-        latest = out / bank / ".LATEST.tmp"
-        latest.write_text(as_of.isoformat() + "\n", encoding="utf-8")
-        os.replace(latest, out / bank / "LATEST")
+        _put_in_place(out / bank, tmp, as_of)
     return PublishSummary(as_of, len(banks), rows, str(out))
+
+
+def _put_in_place(bank_dir: Path, tmp: Path, as_of: date) -> None:
+    """The complete folder `tmp` becomes the date's folder, then LATEST names it. At no instant does
+    LATEST name a missing folder: a new date's folder is in place before LATEST moves to it, and a
+    date published again is exchanged with its old folder in one step, the old one deleted after.
+    A crash at any step leaves LATEST on a complete folder, and `_tidy` clears the rest next time."""
+    final = bank_dir / as_of.isoformat()
+    if final.exists():
+        try:
+            _exchange(tmp, final)  # `tmp` now holds the old folder
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            # no atomic exchange here: the old folder aside, then the new one in (a crash between
+            # the two leaves the date's folder missing until `_tidy` puts the old one back)
+            tmp, old = bank_dir / f".{as_of.isoformat()}.replaced", tmp
+            os.replace(final, tmp)
+            os.replace(old, final)
+        shutil.rmtree(tmp)
+    else:
+        os.replace(tmp, final)
+    latest = bank_dir / ".LATEST.tmp"
+    latest.write_text(as_of.isoformat() + "\n", encoding="utf-8")
+    os.replace(latest, bank_dir / "LATEST")
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two folders atomically (Linux `renameat2` with RENAME_EXCHANGE, since 3.15 on ext4, xfs,
+    btrfs and tmpfs); OSError EINVAL or ENOSYS where the system or its file system cannot."""
+    renameat2 = getattr(_LIBC, "renameat2", None)
+    if renameat2 is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available", str(a))
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+def _tidy(bank_dir: Path) -> None:
+    """What a crashed publication left in a bank's folder: half-written folders and LATEST files go;
+    a folder set aside while its date was published again (where folders cannot be exchanged) goes
+    back if its date's folder is missing, else goes too."""
+    if not bank_dir.is_dir():
+        return
+    for path in sorted(bank_dir.iterdir()):
+        if path.name == ".LATEST.tmp":
+            path.unlink()
+        elif path.name.startswith(".") and path.name.endswith(".partial"):
+            shutil.rmtree(path)
+        elif path.name.startswith(".") and path.name.endswith(".replaced"):
+            final = bank_dir / path.name[1:-len(".replaced")]
+            if final.exists():
+                shutil.rmtree(path)
+            else:
+                os.replace(path, final)

@@ -17,6 +17,7 @@ import jinja2
 import pandas as pd
 
 from lending.eligibility import eligibility_of_sql
+from lending.gate import authorised_firms_sql
 from reports import charts
 from valuecredit.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
 from valuecredit.scoring.catalogue import Catalogue
@@ -215,6 +216,15 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+def inside(out: Path, *parts: str) -> Path:
+    """`out/parts...`, refused unless it stays inside `out`: a bank id (or any name) never makes a
+    path that climbs out of the folder it was given."""
+    root, path = Path(out).resolve(), Path(out).joinpath(*parts)
+    if path.resolve() == root or not path.resolve().is_relative_to(root):
+        raise ReportError(f"{'/'.join(parts)!r} would write outside {out}: refused")
+    return path
+
+
 @dataclass
 class BatchSummary:
     bank_id: str
@@ -233,8 +243,8 @@ def bank_batch(con: duckdb.DuckDBPyConnection, bank_id: str, as_of: date, cat: C
 def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, cat: Catalogue, out: Path,
                  lang: str = "zh", limit: int | None = None, chunk: int = 500,
                  new_since: date | None = None) -> list[BatchSummary]:
-    """For each bank, a report on each firm eligible for one of its products on the date (authorised,
-    so publishable to the bank) showing only the bank's products, and an index page; `limit` takes
+    """For each bank, a report on each firm eligible for one of its products on the date and in the
+    authorisation gate (`lending.gate`, as everything a bank receives), showing only the bank's products, and an index page; `limit` takes
     each bank's firms with the largest limits. With `new_since`, only the firms that were eligible for none of
     the bank's products that night: the bank's new leads, which is what the nightly batch renders
     rather than every eligible firm every night. A firm eligible at several banks is read once."""
@@ -243,7 +253,7 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
                   FROM decisions.eligibility_pairs p JOIN decisions.eligibility_products USING (as_of, product_id)
                   WHERE p.as_of = $d AND list_contains($banks, bank_id) AND p.eligible GROUP BY bank_id, p.uscc"""
     rows = con.execute(f"""SELECT * FROM ({eligible.replace("$d", "$today")}) t
-                           WHERE NOT EXISTS (SELECT 1 FROM ({eligible.replace("$d", "$before")}) b
+                           WHERE t.uscc IN ({authorised_firms_sql(as_of)}) AND NOT EXISTS (SELECT 1 FROM ({eligible.replace("$d", "$before")}) b
                                              WHERE b.bank_id = t.bank_id AND b.uscc = t.uscc)
                            ORDER BY bank_id, uscc""", {"today": as_of, "before": new_since, "banks": banks}).fetchall()
     per_bank: dict[str, list[tuple]] = {b: [] for b in banks}
@@ -256,7 +266,7 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
     by_firm: dict[str, list[tuple]] = {}
     for r in (r for rs in per_bank.values() for r in rs):
         by_firm.setdefault(r[1], []).append(r)
-    folders = {b: out / b / as_of.isoformat() for b in banks}
+    folders = {b: inside(out, b, as_of.isoformat()) for b in banks}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     index: dict[str, list[dict]] = {b: [] for b in banks}

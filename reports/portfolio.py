@@ -17,7 +17,7 @@ import pandas as pd
 from lending.eligibility import GRADES
 from models.monitoring import SHIFT, WATCH, psi, reference, status
 from reports import charts
-from reports.firm import TEMPLATES, _write, tables
+from reports.firm import TEMPLATES, _write, inside, tables
 from valuecredit.ledger.statements import statement
 
 PD_EDGES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 1.0)
@@ -96,7 +96,7 @@ def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None =
 def write_portfolio(con: duckdb.DuckDBPyConnection, as_of: date, out: Path, bank_id: str | None = None,
                     lang: str = "zh") -> Path:
     figures = portfolio(con, as_of, bank_id)
-    folder = out / (bank_id or "programme") / as_of.isoformat()
+    folder = inside(out, bank_id or "programme", as_of.isoformat())
     folder.mkdir(parents=True, exist_ok=True)
     html = TEMPLATES.get_template("portfolio.html.j2").render(lang=lang, zh=lang == "zh", f=figures, watch=WATCH,
                                                                shift=SHIFT, grades=GRADES)

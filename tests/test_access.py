@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from data_contracts.contracts import CONTRACTS
-from lending.access import AccessError, bank_connection
+from lending.access import DEFAULT_MEMORY, TIMEOUT_ENV, AccessError, bank_connection
+from lending.products import UnknownBank
 from pipelines.run import run_nightly
 from tests.conftest import redeliver
 from valuecredit.cli import main
@@ -101,7 +102,7 @@ def test_a_banks_connection_holds_its_publication_and_can_read_nothing_else(two_
     # an earlier date on request; an unknown bank or date says so
     assert bank_connection(store / "publish", "B03", DAY1).con.execute(
         "SELECT count(DISTINCT uscc) FROM eligibility").fetchone()[0] == len(first["B03"])
-    with pytest.raises(AccessError, match="no publication for bank 'B99'.*B01, B02"):
+    with pytest.raises(UnknownBank, match="bank 'B99' is not in the product catalogue .*B01, B02"):
         bank_connection(store / "publish", "B99")
     with pytest.raises(AccessError, match="nothing published for 2026-11-01"):
         bank_connection(store / "publish", "B03", date(2026, 11, 1))
@@ -180,3 +181,81 @@ def test_a_reader_and_the_nightly_run_wait_for_each_other_with_a_clear_message(t
     summary = run_nightly(DAY2, store.parent / "landing", db)
     holder.wait()
     assert summary.succeeded, summary.errors  # it waited for the reader, then ran
+
+
+def test_a_bank_id_not_in_the_catalogue_is_refused_before_any_path_is_built(two_nights, capsys):
+    """`B03/../B04` or an absolute path once opened another bank's publication; `b03` is not B03."""
+    store, *_ = two_nights
+    publish = store / "publish"
+    for bank in ("B03/../B04", str(publish / "B04"), "../publish/B04", "b03", "B99", ""):
+        with pytest.raises(UnknownBank, match=r"is not in the product catalogue .*\(its banks: B01, B02, .*B17\)"):
+            bank_connection(publish, bank)
+        assert main(["bank", "query", "--bank", bank, "--publish", str(publish), "SELECT * FROM eligibility"]) == 2
+        out = capsys.readouterr().out
+        assert "is not in the product catalogue" in out and "uscc" not in out and len(out.strip().splitlines()) == 1
+
+
+def test_the_sandbox_has_no_temporary_directory_open_to_the_banks_sql(two_nights, tmp_path, monkeypatch):
+    """DuckDB's default temporary directory (`./.tmp`) stayed readable and writable with file access
+    off: another bank's file put there could be listed, read and copied out."""
+    store, *_ = two_nights
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".tmp").mkdir()
+    shutil.copy(store / "publish" / "B04" / DAY2.isoformat() / "eligibility.csv", tmp_path / ".tmp" / "b04.csv")
+    view = bank_connection(store / "publish", "B03")
+    settings = dict(view.con.execute("SELECT name, value FROM duckdb_settings() WHERE name IN "
+                                     "('temp_directory', 'max_temp_directory_size', 'enable_external_access', "
+                                     "'lock_configuration', 'memory_limit')").fetchall())
+    assert settings == {"temp_directory": "", "max_temp_directory_size": "0 bytes", "enable_external_access": "false",
+                        "lock_configuration": "true", "memory_limit": "953.6 MiB"}  # 1GB
+    for sql in ("SELECT * FROM glob('.tmp/*')", f"SELECT * FROM glob('{tmp_path}/.tmp/*')",
+                "SELECT * FROM read_csv('.tmp/b04.csv')", "COPY eligibility TO '.tmp/out.csv'",
+                "SELECT * FROM read_text('.tmp/b04.csv')"):
+        with pytest.raises(duckdb.PermissionException, match="disabled by configuration"):
+            view.con.execute(sql)
+    for sql in ("SET temp_directory = '.tmp'", "SET memory_limit = '20GB'", "SET max_temp_directory_size = '10GB'"):
+        with pytest.raises(duckdb.InvalidInputException, match="locked"):
+            view.con.execute(sql)
+    view.con.close()
+    assert sorted(p.name for p in (tmp_path / ".tmp").iterdir()) == ["b04.csv"]
+
+
+def test_a_banks_query_is_stopped_at_its_time_and_memory_limits(two_nights, capsys, monkeypatch):
+    import time
+
+    store, *_ = two_nights
+    db = str(store / "night.duckdb")
+    endless = "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3"
+    view = bank_connection(store / "publish", "B03")
+    started = time.monotonic()
+    with pytest.raises(AccessError, match="bank B03: the query ran longer than 0.5 s and was stopped"):
+        view.query(endless, timeout_s=0.5)
+    assert time.monotonic() - started < 5
+    assert view.query("SELECT count(*) AS n FROM eligibility", timeout_s=5)["n"][0] > 0  # the connection goes on
+    view.con.close()
+    assert main(["bank", "query", "--bank", "B03", "--db", db, "--timeout", "0.5", endless]) == 2
+    assert "ran longer than 0.5 s and was stopped" in capsys.readouterr().out
+    monkeypatch.setenv(TIMEOUT_ENV, "0.4")
+    assert main(["bank", "query", "--bank", "B03", "--db", db, endless]) == 2
+    assert "ran longer than 0.4 s" in capsys.readouterr().out
+    # no disk to spill to: a query larger than the memory limit fails, where it once had 18.8 GiB and 90 % of the disk
+    big = "SELECT count(*) FROM (SELECT DISTINCT i FROM range(50000000) t(i))"
+    assert main(["bank", "query", "--bank", "B03", "--db", db, "--memory", "64MB", big]) == 2
+    out = capsys.readouterr().out
+    assert "Out of Memory" in out and len(out.strip().splitlines()) == 1
+    assert DEFAULT_MEMORY == "1GB"
+
+
+def test_a_catalogue_bank_id_that_is_not_a_plain_name_is_refused(tmp_path):
+    import yaml
+
+    from lending.products import DEFAULT_PRODUCTS, ProductError, load_products
+
+    for bad in ("../B04", "B 03", "B03/x", ""):
+        doc = yaml.safe_load(DEFAULT_PRODUCTS.read_text(encoding="utf-8"))
+        doc["banks"][0]["bank_id"] = bad
+        path = tmp_path / "products.yaml"
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+        with pytest.raises(ProductError, match=f"{path}: (bank_id {re.escape(repr(bad))} must be 1 to 32 letters, "
+                                               "digits or underscores|every bank needs bank_id and name)"):
+            load_products(path)

@@ -185,7 +185,7 @@ def test_first_nightly_run_trains_a_champion_scores_and_replays(loan_book, tmp_p
         # its early warnings concern only firms with a loan from this bank
         warned = pd.read_csv(files / "early_warnings.csv", encoding="utf-8-sig", dtype=str)
         borrowers = {u for (u,) in con.execute("SELECT uscc FROM staging.loans WHERE bank_id = ?", [bank]).fetchall()}
-        assert set(warned["uscc"]) <= borrowers
+        assert set(warned["uscc"]) <= borrowers and not set(warned["uscc"]) & refused  # and were authorised
         assert len(warned) == con.execute(f"SELECT count(*) FROM bank_{bank.lower()}.early_warnings").fetchone()[0]
     assert con.execute("SELECT count(*) FROM decisions.early_warnings").fetchone()[0] > 0
     assert con.execute("SELECT count(*) FROM decisions.eligibility e JOIN scores.pd p USING (uscc, as_of) "

@@ -1,6 +1,7 @@
 """Publication to each bank: only its products, only authorised firms, masked; readers never see a
 partial table; a failed publication leaves the previous one byte-identical."""
 
+import errno
 import hashlib
 import threading
 from datetime import date
@@ -123,3 +124,102 @@ def test_the_same_night_published_twice_gives_the_same_bytes(decided):
     once, twice = digest(work / "once"), digest(work / "twice")
     assert len(once) == 17 * 5  # per bank: 4 files in the date's folder, and LATEST
     assert once == twice
+
+
+class Killed(BaseException):
+    """The process dying at this step (not an Exception: nothing may catch it)."""
+
+
+def contents(folder) -> dict:
+    return {p.name: p.read_text() for p in sorted(folder.iterdir())}
+
+
+OLD = {"eligibility.csv": "old rows", "early_warnings.csv": "old warnings"}
+NEW = {"eligibility.csv": "new rows", "early_warnings.csv": "new warnings"}
+
+
+def a_bank_folder(root, latest: str, dates: dict[str, dict]):
+    bank = root / "B03"
+    for day, files in dates.items():
+        (bank / day).mkdir(parents=True)
+        for name, text in files.items():
+            (bank / day / name).write_text(text)
+    (bank / "LATEST").write_text(latest + "\n")
+    return bank
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "no exchange"])
+@pytest.mark.parametrize("kill_at", range(1, 8))
+def test_a_crash_at_any_step_of_publishing_a_date_again_leaves_latest_on_a_complete_folder(tmp_path, monkeypatch,
+                                                                                          kill_at, exchange):
+    """Re-publishing a date swaps its folder: a kill before any step of it (simulated by the step
+    raising) leaves LATEST naming a complete folder, old or new; with the atomic exchange, so does
+    every instant between two steps. The next publication clears what is left."""
+    import os
+    import shutil
+
+    d = DAY2.isoformat()
+    bank = a_bank_folder(tmp_path, d, {DAY1.isoformat(): OLD, d: OLD})
+    partial = bank / f".{d}.partial"
+    shutil.copytree(bank / d, partial)
+    for name, text in NEW.items():
+        (partial / name).write_text(text)
+    steps = []
+
+    def latest_is_complete() -> bool:
+        named = bank / (bank / "LATEST").read_text().strip()
+        return named.is_dir() and contents(named) in (OLD, NEW)
+
+    def step(real):
+        def run(*args, **kwargs):
+            if exchange:
+                assert latest_is_complete()  # at this instant, between two steps
+            steps.append(real.__name__)
+            if len(steps) == kill_at:
+                raise Killed
+            return real(*args, **kwargs)
+        return run
+
+    def no_exchange(a, b):
+        raise OSError(errno.EINVAL, "not supported here")
+
+    monkeypatch.setattr(publishing, "_exchange", step(publishing._exchange if exchange else no_exchange))
+    for module, name in ((os, "replace"), (shutil, "rmtree")):
+        monkeypatch.setattr(module, name, step(getattr(module, name)))
+    monkeypatch.setattr(type(bank), "write_text", step(type(bank).write_text))
+    try:
+        publishing._put_in_place(bank, partial, DAY2)
+        finished = True
+    except Killed:
+        finished = False
+    monkeypatch.undo()
+    # the steps: the exchange, deleting the old folder, writing LATEST aside, renaming it into place;
+    # without the exchange, two renames take its place
+    assert finished == (kill_at > (4 if exchange else 6)), steps
+    if exchange or finished:
+        assert latest_is_complete()
+    publishing._tidy(bank)  # the next publication starts here
+    assert latest_is_complete()
+    assert sorted(p.name for p in bank.iterdir()) == [DAY1.isoformat(), d, "LATEST"]
+    assert contents(bank / d) == NEW if finished or (exchange and kill_at > 1) or (not exchange and kill_at > 3) else OLD
+    assert (bank / "LATEST").read_text() == d + "\n"
+
+
+def test_a_publication_after_a_crash_restores_and_clears_what_the_crash_left(decided):
+    """The old swap, killed between its two renames, left LATEST naming a folder set aside as
+    `.replaced` (and `bank query` said nothing was published); the next publication puts it back,
+    then publishes, and leaves no `.replaced`, `.partial` or `.LATEST.tmp` behind."""
+    import os
+
+    con, _, work = decided
+    out = work / "out_crashed"
+    publish(con, DAY1, PRODUCTS, out)
+    before = digest(out)
+    d = DAY1.isoformat()
+    os.replace(out / "B03" / d, out / "B03" / f".{d}.replaced")  # killed inside the old swap
+    (out / "B04" / f".{DAY2.isoformat()}.partial").mkdir()  # killed while writing the next night
+    (out / "B04" / f".{DAY2.isoformat()}.partial" / "eligibility.csv.body").write_text("half")
+    (out / "B05" / ".LATEST.tmp").write_text("2026-")
+    publish(con, DAY1, PRODUCTS, out)
+    assert digest(out) == before
+    assert not [p for p in out.rglob(".*")]

@@ -101,6 +101,27 @@ def test_a_bank_batch_has_a_report_for_every_eligible_firm_and_an_index(night, t
     assert leads.reports == len(expected - before) < len(expected)
 
 
+def test_a_report_for_a_bank_not_in_the_catalogue_is_refused_in_one_line_and_writes_nothing(night, tmp_path, capsys):
+    """`report bank B99` (or `b03`) once wrote an empty batch and exited 0; `../../x` wrote outside --out."""
+    from valuecredit.cli import main
+
+    con, _ = night
+    out = tmp_path / "deep" / "out"
+    for args in (["bank", "B99"], ["bank", "b03"], ["bank", "../../x"], ["bank", str(tmp_path / "x")],
+                 ["portfolio", "--bank", "../../x"], ["portfolio", "--bank", "b03"]):
+        # the store is never opened: the id is refused first (an unopened store would say "does not exist")
+        assert main(["report", *args, "--db", str(tmp_path / "no-store.duckdb"), "--out", str(out)]) == 2
+        said = capsys.readouterr().out.strip()
+        assert "is not in the product catalogue" in said and "(its banks: B01, B02" in said
+        assert len(said.splitlines()) == 1 and "Traceback" not in said
+    assert list(tmp_path.iterdir()) == []  # nothing written, inside --out or out of it
+    # below the command line too, a path built from a bank id stays inside the folder given
+    for bank in ("../../x", "..", str(tmp_path / "x")):
+        with pytest.raises(ReportError, match="would write outside"):
+            bank_batch(con, bank, DAY, CAT, out)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_audit_replay_reproduces_a_night_and_reports_a_changed_catalogue_as_differences(night, tmp_path):
     con, work = night
     uscc, *_ = a_firm(con)

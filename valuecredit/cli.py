@@ -357,21 +357,25 @@ def cmd_report_firm(args: argparse.Namespace) -> int:
 
 
 def cmd_report_bank(args: argparse.Namespace) -> int:
+    from lending.products import load_products
     from reports.firm import bank_batch
     from valuecredit.scoring.catalogue import load_catalogue
 
+    bank = load_products(args.products).bank(args.bank)  # before any path is built from it
     with read_store(args.db) as con:
-        s = bank_batch(con, args.bank, _latest_scored(con, args), load_catalogue(args.catalogue), Path(args.out),
+        s = bank_batch(con, bank, _latest_scored(con, args), load_catalogue(args.catalogue), Path(args.out),
                        args.lang, args.limit)
     console.print(f"{s.reports:,} reports for {s.bank_id} on {s.as_of}: {s.folder}/index.html", soft_wrap=True)
     return 0
 
 
 def cmd_report_portfolio(args: argparse.Namespace) -> int:
+    from lending.products import load_products
     from reports.portfolio import write_portfolio
 
+    bank = load_products(args.products).bank(args.bank) if args.bank is not None else None
     with read_store(args.db) as con:
-        path = write_portfolio(con, _latest_scored(con, args), Path(args.out) / "portfolio", args.bank, args.lang)
+        path = write_portfolio(con, _latest_scored(con, args), Path(args.out) / "portfolio", bank, args.lang)
     console.print(f"portfolio report for {args.bank or 'the programme'}: {path}", soft_wrap=True)
     return 0
 
@@ -409,16 +413,29 @@ def cmd_bank_query(args: argparse.Namespace) -> int:
     import duckdb
 
     from lending.access import bank_connection
+    from lending.products import load_products
+    from valuecredit.spreadsheet import neutral_frame
 
-    view = bank_connection(Path(args.publish or Path(args.db).parent / "publish"), args.bank, args.date)
+    view = bank_connection(Path(args.publish or Path(args.db).parent / "publish"), args.bank, args.date,
+                           load_products(args.products), args.memory)
     try:
-        frame = view.con.execute(args.sql).df()
+        frame = view.query(args.sql, args.timeout)
     except duckdb.Error as exc:  # the sandbox refusing a file, or a mistake in the SQL: say which, no stack trace
-        raise ValueError(f"bank {view.bank_id}, publication of {view.business_date}: {exc}") from None
+        raise ValueError(f"bank {view.bank_id}, publication of {view.business_date}: {exc}".splitlines()[0]) from None
     finally:
         view.con.close()
-    sys.stdout.write(frame.to_csv(index=False))
+    sys.stdout.write(neutral_frame(frame).to_csv(index=False))  # a CSV a person may open in a spreadsheet
     return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the time limit must be more than 0 seconds")
+    return value
 
 
 def cmd_audit_replay(args: argparse.Namespace) -> int:
@@ -575,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--catalogue", help="catalogue YAML (default: config/catalogue.yaml)")
         q.add_argument("--out", default=str(DEFAULT_REPORTS), help="where reports go (default: build/reports, ignored by git)")
     rf.add_argument("--no-pdf", action="store_true", dest="no_pdf", help="HTML only")
+    for q in (rb, rpf):
+        q.add_argument("--products", help="the product catalogue whose bank ids are valid (default: config/products.yaml)")
     rf.set_defaults(func=cmd_report_firm)
     ar = ap.add_parser("replay", help="recompute a firm's decisions of a past night; show they match, or what differs")
     ar.add_argument("--firm", required=True, help="the firm's unified social credit code")
@@ -591,6 +610,10 @@ def build_parser() -> argparse.ArgumentParser:
     qy.add_argument("--date", type=_date, help="a published date (default: the bank's LATEST)")
     qy.add_argument("--db", default=str(DEFAULT_DB), help="the store, whose publish/ folder is read")
     qy.add_argument("--publish", help="the publication folder (default: publish/ beside the store)")
+    qy.add_argument("--products", help="the product catalogue whose bank ids are valid (default: config/products.yaml)")
+    qy.add_argument("--timeout", type=_seconds, help="stop the query after this many seconds "
+                                                     "(default: $VALUECREDIT_BANK_QUERY_TIMEOUT, else 30)")
+    qy.add_argument("--memory", help="DuckDB memory limit, e.g. 512MB (default: $VALUECREDIT_BANK_QUERY_MEMORY, else 1GB)")
     qy.set_defaults(func=cmd_bank_query)
     bk = sub.add_parser("backup", help="copy the store and the model registry into a new folder, with a manifest")
     bk.add_argument("--to", required=True, help="a new folder for the backup")

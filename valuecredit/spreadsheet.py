@@ -1,0 +1,37 @@
+"""Text bound for a spreadsheet, neutralised (OWASP, CSV injection): Excel and its kind take a cell
+starting with `=`, `+`, `-`, `@`, a tab or a carriage return for a formula, so a firm named
+`=HYPERLINK(...)` would run in a bank officer's spreadsheet. Such a text cell gets a leading `'`,
+which the spreadsheet shows as text. Only text: numbers stay numbers. Every CSV a person may open goes
+through here; Parquet keeps the raw values."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from valuecredit.sqltext import SQL, q
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_STARTS = "(" + ", ".join(f"chr({ord(c)})" for c in FORMULA_START) + ")"
+
+
+def neutral(value: object) -> object:
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def neutral_sql(con: duckdb.DuckDBPyConnection, select: SQL) -> SQL:
+    """`select` with its text columns neutralised; the other columns, the names and the order as they are."""
+    columns = con.execute(f"DESCRIBE {select}").fetchall()
+    exprs = [f"CASE WHEN left({q(name)}, 1) IN {_STARTS} THEN '''' || {q(name)} ELSE {q(name)} END AS {q(name)}"
+             if kind == "VARCHAR" else q(name) for name, kind, *_ in columns]
+    return f"SELECT {', '.join(exprs)} FROM ({select})"
+
+
+def neutral_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` with its text cells (and column names) neutralised; numbers untouched."""
+    out = frame.rename(columns=lambda c: neutral(c) if isinstance(c, str) else c)
+    for i in range(out.shape[1]):
+        column = out.iloc[:, i]
+        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+            out.isetitem(i, column.map(neutral))
+    return out
