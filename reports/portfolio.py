@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lending.eligibility import GRADES
+from lending.gate import authorised_firms_sql
 from models.monitoring import SHIFT, WATCH, psi, reference, status
 from reports import charts
 from reports.firm import TEMPLATES, _write, inside, tables
@@ -27,7 +28,9 @@ MIGRATION_DAYS = 28  # "since the last month": the latest scored night at least 
 def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None = None) -> dict:
     """Every figure of the report (a bank's, or the programme's when `bank_id` is None)."""
     has = tables(con)
-    book = ("(SELECT DISTINCT uscc FROM staging.loans WHERE bank_id = $bank AND disbursed_on <= $d)" if bank_id
+    # a bank's report is bank-facing: its borrowers through the one authorisation gate, like its files
+    book = (f"""(SELECT DISTINCT uscc FROM staging.loans WHERE bank_id = $bank AND disbursed_on <= $d
+                 AND uscc IN ({authorised_firms_sql(as_of)}))""" if bank_id
             else "(SELECT uscc FROM scores.commercial_value WHERE as_of = $d)")
     given = {"d": as_of, "bank": bank_id}
 
@@ -80,7 +83,8 @@ def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None =
     out["applications"] = {"decided": apps[0], "approved": apps[1]}
     if "decisions.early_warnings" in has:
         out["warnings"] = run(f"""SELECT kind, severity, count(*) AS n FROM decisions.early_warnings
-                                          WHERE status = 'open' AND raised_on <= $d {'AND bank_id = $bank' if bank_id else ''}
+                                          WHERE status = 'open' AND raised_on <= $d
+                                                {'AND bank_id = $bank AND uscc IN ' + book if bank_id else ''}
                                           GROUP BY ALL ORDER BY kind, severity""").df().to_dict("records")
     if "decisions.application_deadlines" in has:
         out["deadlines"] = run(f"""SELECT status, count(*) AS n FROM decisions.application_deadlines
