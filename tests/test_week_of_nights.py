@@ -29,7 +29,7 @@ from valuecredit.store import connect
 pytestmark = pytest.mark.slow
 
 DAYS = [date(2026, 11, 21) + timedelta(days=i) for i in range(7)]  # one month: nights may be incremental
-LOAN_BOOK = ("loan_applications", "loans", "loan_status", "loan_recoveries")
+OUTCOMES = ("loan_status", "loan_recoveries")  # what a PD model learns from
 PD_TABLES = {"features.pd_inputs", "scores.pd", "scores.explanations", "scores.pd_importance", "scores.pd_stability"}
 NOT_AFTER = "not computed for 2026-11-21 after its indicators (none then, or its night stopped before)"
 
@@ -93,15 +93,16 @@ def run_week(landing0, work) -> tuple[Week, dict]:
     w = Week(work, work / "landing")
     d1, d2, d3, d4, d5, d6, d7 = DAYS
 
-    # (1) the banks' loan book reaches the programme only on the second night: nothing to train on
+    # (1) the banks' loan statuses and recoveries reach the programme only on the second night: no
+    # loan's outcome is known, nothing to train a PD model on
     manifest = pd.read_csv(w.landing / "manifest.csv", dtype=str)
-    manifest.loc[manifest.source.isin(LOAN_BOOK), "delivered_on"] = d2.isoformat()
+    manifest.loc[manifest.source.isin(OUTCOMES), "delivered_on"] = d2.isoformat()
     manifest.to_csv(w.landing / "manifest.csv", index=False)
     w.night(d1)
 
-    # (2) it arrives; `model train` registers the first champion before the night
+    # (2) they arrive; `model train` registers the first champion before the night
     con, cat = connect(w.db), load_catalogue()
-    for source in LOAN_BOOK:
+    for source in OUTCOMES:
         assert ingest_source(con, w.landing, source, d2).rows_loaded > 0
     sample = training_sample(con, cat)
     first = retrain(con, cat, w.registry, d2, sample=sample)["version"]
