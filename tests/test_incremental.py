@@ -208,7 +208,7 @@ def test_a_date_computed_again_forgets_what_its_stages_were_computed_with(clean_
     build_indicators(con, first)
     build_scores(con, first, cat)
     assert con.execute("SELECT hits_made_with, hits_full_reason FROM meta.night_plans WHERE as_of = ?",
-                       [first]).fetchone() == (cat.content_hash, "no earlier date computed")
+                       [first]).fetchone() == (f"catalogue {cat.content_hash}", "no earlier date computed")
     build_indicators(con, first)
     assert stage_reasons(con, first) == (None, None)
     build_indicators(con, second)

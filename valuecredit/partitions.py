@@ -26,6 +26,7 @@ from valuecredit.scoring.score import (
     ScoreSummary,
     data_snapshot,
     ensure_tables,
+    hits_made_with,
     replace_date,
     replace_scores,
     score_select_sql,
@@ -108,6 +109,6 @@ def merge_partitions(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue
         con.execute("INSERT OR REPLACE INTO meta.snapshots VALUES (?, ?, ?)", [as_of, snapshot, files])
         for table, name in (("features.indicators", "indicators"), ("scores.negative_hits", "negative_hits")):
             replace_date(con, table, as_of, f"SELECT * FROM {read[name]} ORDER BY uscc")
-        record_stage(con, as_of, "hits", cat.content_hash, reason)
+        record_stage(con, as_of, "hits", hits_made_with(cat), reason)
         replace_scores(con, as_of, f"SELECT * FROM {read['commercial_value']} ORDER BY uscc")
     return summarise_scores(con, as_of, cat)

@@ -153,11 +153,16 @@ def indicators_of_night(plan: NightPlan, snapshot: str) -> str:
         ORDER BY uscc"""
 
 
+def hits_made_with(cat: Catalogue) -> str:
+    """What a date's negative-list hits rest on besides the firms' rows: carried only where this is the same."""
+    return f"catalogue {cat.content_hash}"
+
+
 def hits_of_night(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> tuple[str, str]:
     """The date's negative-list hits, and why every firm's were computed (empty: carried). Carried
     forward for the firms the plan carries when the previous date's hits were computed under the same
     catalogue (`changes.stage_plan`) and none of their major penalties turned."""
-    plan, full_reason = stage_plan(con, as_of, "hits", cat.content_hash)
+    plan, full_reason = stage_plan(con, as_of, "hits", hits_made_with(cat))
     order = "ORDER BY uscc, rule_id, evidence_date, detail"
     if plan is None:
         return f"SELECT * FROM ({negative_hits_sql(firms_as_of(as_of), cat.negative_rules, as_of)}) {order}", full_reason
@@ -182,7 +187,7 @@ def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
     with transaction(con):
         hits, full_reason = hits_of_night(con, as_of, cat)
         replace_date(con, "scores.negative_hits", as_of, hits)
-        record_stage(con, as_of, "hits", cat.content_hash, full_reason)
+        record_stage(con, as_of, "hits", hits_made_with(cat), full_reason)
         replace_scores(con, as_of, score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})"))
     return summarise_scores(con, as_of, cat)
 
