@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
 
 from lending import replace_date_rows
 from valuecredit.calendar import WorkingDays
@@ -33,8 +33,10 @@ def build_deadlines(con: duckdb.DuckDBPyConnection, as_of: date, calendar: Worki
         "SELECT DISTINCT CAST(applied_on AS DATE) FROM staging.loan_applications WHERE _delivered_on <= ? ORDER BY 1",
         [as_of]).fetchall()]
     # the calendar is in Python (holidays and 调休 by year): one deadline per distinct application date
-    deadlines = pd.DataFrame({"applied_day": applied,
-                              "deadline": [calendar.add_working_days(d, DECISION_WORKING_DAYS) for d in applied]})
+    # typed as dates even when there is no application yet (an empty frame's columns have no type)
+    deadlines = pa.table({"applied_day": pa.array(applied, pa.date32()),
+                          "deadline": pa.array([calendar.add_working_days(d, DECISION_WORKING_DAYS) for d in applied],
+                                               pa.date32())})
     d = f"DATE {lit(as_of.isoformat())}"
     select = f"""
         SELECT a.application_id, a.uscc, a.bank_id, CAST(a.applied_on AS DATE) AS applied_on,

@@ -27,7 +27,7 @@ from models.monitoring import psi, status
 from models.registry import RegisteredModel, RegistryError, champion, load_model
 from valuecredit.configfile import ConfigError, content_hash, read_yaml
 from valuecredit.scoring.catalogue import Catalogue
-from valuecredit.scoring.changes import NightPlan, night_plan
+from valuecredit.scoring.changes import NightPlan, record_stage, stage_plan
 from valuecredit.scoring.score import firms_as_of, replace_date
 from valuecredit.sqltext import SQL, lit, q, type_name
 from valuecredit.store import transaction
@@ -88,6 +88,7 @@ class PDSummary:
     mean_pd: float
     shifted: list[str]
     scored_again: int  # firms scored and explained tonight; the others kept the previous date's
+    full_reason: str  # why every firm's inputs were computed tonight; empty when unchanged firms' were carried
 
 
 def pinned_model(registry: Path) -> RegisteredModel:
@@ -215,18 +216,9 @@ def same_decisions(model: RegisteredModel, before: pd.DataFrame, after: pd.DataF
     return same
 
 
-def carried_from(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model: RegisteredModel,
-                 codes: ReasonCodes) -> NightPlan | None:
-    """The incremental night's plan when its PDs may be carried forward: when the date its indicators
-    were carried from was scored by the same model, catalogue and reason codes."""
-    plan = night_plan(con, as_of)
-    if plan is None or not plan.incremental:
-        return None
-    same = con.execute("""SELECT count(*) > 0 AND bool_and(model_version = ? AND catalogue_hash = ? AND reason_codes_hash = ?)
-                          FROM scores.pd WHERE as_of = ?""",
-                       [model.version, cat.content_hash, codes.content_hash, plan.previous]).fetchone()[0]
-    has_inputs = con.execute("SELECT count(*) > 0 FROM features.pd_inputs WHERE as_of = ?", [plan.previous]).fetchone()[0]
-    return plan if same and has_inputs else None
+def made_with(cat: Catalogue, model: RegisteredModel, codes: ReasonCodes) -> str:
+    """What a date's PDs and explanations rest on besides its inputs: carried only where this is the same."""
+    return f"model {model.version}, catalogue {cat.content_hash}, reason codes {codes.content_hash}"
 
 
 def inputs_of_night(con: duckdb.DuckDBPyConnection, plan: NightPlan,
@@ -290,7 +282,7 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
     keeps that date's PD and explanation (`same_decisions`); the others are scored again."""
     for stmt in DDL:
         con.execute(stmt)
-    plan = carried_from(con, as_of, cat, model, codes)
+    plan, full_reason = stage_plan(con, as_of, "pd", made_with(cat, model, codes))
     if plan is None:
         inputs = model_inputs(con, as_of, cat)
         again = np.ones(len(inputs), dtype=bool)
@@ -337,8 +329,10 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
         con.register("_codes", code_rows)
         con.execute("INSERT INTO scores.reason_codes BY NAME SELECT * FROM _codes")
         con.unregister("_codes")
+        record_stage(con, as_of, "pd", made_with(cat, model, codes), full_reason)
     shifted = drift.loc[drift["status"] == "shift", "item"].tolist()
-    return PDSummary(as_of, len(inputs), model.version, float(pds.mean()) if len(pds) else 0.0, shifted, int(again.sum()))
+    return PDSummary(as_of, len(inputs), model.version, float(pds.mean()) if len(pds) else 0.0, shifted, int(again.sum()),
+                     full_reason)
 
 
 @dataclass

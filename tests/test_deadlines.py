@@ -30,3 +30,17 @@ def test_deadline_counts_working_days_across_a_holiday_with_a_makeup_saturday():
     # applied Friday 9 October: 10 (Sat, worked), 12, 13, 14, 15, 16, 19 October
     assert rows["A4"] == (date(2026, 10, 19), "pending", None)
     assert "A5" not in rows and (s.applications, s.late, s.overdue) == (4, 1, 1)  # not yet delivered on 16 October
+
+
+def test_a_night_before_any_application_is_delivered_has_no_deadlines_and_goes_on():
+    """A programme's first nights, before any bank has delivered an application: no deadline, no error;
+    the table keeps its types for the nights that follow."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging")
+    con.execute("""CREATE TABLE staging.loan_applications AS SELECT * FROM (VALUES
+        ('A1', 'F1', 'B01', TIMESTAMP '2026-09-28', TIMESTAMP '2026-10-13', 'approved', DATE '2026-10-14'))
+        t(application_id, uscc, bank_id, applied_on, decided_on, decision, _delivered_on)""")
+    assert build_deadlines(con, date(2026, 10, 1), WorkingDays.load()).applications == 0
+    assert build_deadlines(con, date(2026, 10, 16), WorkingDays.load()).applications == 1
+    assert con.execute("SELECT deadline, status FROM decisions.application_deadlines").fetchall() == \
+        [(date(2026, 10, 13), "on_time")]

@@ -4,7 +4,6 @@ import shutil
 from datetime import date
 
 import duckdb
-import pandas as pd
 import pytest
 
 from data_contracts.contracts import contract_for
@@ -13,6 +12,8 @@ from lending.products import load_products
 from models.nightly import load_reason_codes, pinned_model, score_pd
 from models.train import retrain
 from simulate.landing import deliver
+from tests.conftest import ingest_all
+from tests.night_tables import assert_same_tables
 from valuecredit.ingest import ingest_source
 from valuecredit.scoring.catalogue import load_catalogue
 from valuecredit.scoring.changes import night_plan
@@ -20,9 +21,6 @@ from valuecredit.scoring.score import build_indicators, build_scores
 from valuecredit.store import connect
 
 BEFORE, NIGHT = date(2026, 11, 21), date(2026, 11, 28)
-TABLES = ["meta.snapshots", "features.indicators", "scores.negative_hits", "scores.commercial_value",
-          "scores.peer_percentiles", "features.pd_inputs", "scores.pd", "scores.explanations", "scores.pd_importance",
-          "scores.pd_stability", "decisions.eligibility_firms", "decisions.eligibility_pairs"]
 
 
 def night(con, as_of, cat, model, codes, products, full=""):
@@ -31,14 +29,6 @@ def night(con, as_of, cat, model, codes, products, full=""):
     s = score_pd(con, as_of, cat, model, codes)
     build_eligibility(con, as_of, products)
     return s
-
-
-def tables(db, as_of) -> dict[str, pd.DataFrame]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return {t: con.execute(f"SELECT * FROM {t} WHERE as_of = ? ORDER BY ALL", [as_of]).df() for t in TABLES}
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +79,7 @@ def nights(loan_book, tmp_path_factory):
 
 def test_an_incremental_night_gives_the_tables_of_a_full_night(nights):
     db, full_db, out, _ = nights
-    mine, reference = tables(db, NIGHT), tables(full_db, NIGHT)
-    for table in TABLES:
-        assert len(mine[table]) > 0, table
-        pd.testing.assert_frame_equal(mine[table], reference[table], check_exact=True, obj=table)
+    assert_same_tables(db, full_db, NIGHT)
 
 
 def test_only_the_changed_firms_are_computed_again(nights):
@@ -152,3 +139,80 @@ def test_new_code_for_a_firms_rows_makes_the_night_full(nights, tmp_path, monkey
     plan = night_plan(con, date(2026, 11, 29))
     con.close()
     assert plan.full_reason == "the code that computes a firm's rows is not the code that computed 2026-11-28"
+
+
+def stage_reasons(con, as_of) -> tuple[str | None, str | None]:
+    return con.execute("SELECT hits_full_reason, pd_full_reason FROM meta.night_plans WHERE as_of = ?", [as_of]).fetchone()
+
+
+def test_the_night_after_the_first_champion_scores_every_firm_and_says_why(loan_book, nights, tmp_path):
+    """Nights before the first PD model leave no PD tables at all; the night after the first champion
+    has no PDs to carry. It computes every firm's, says why, and gives the tables of a full night."""
+    con0, _, store = loan_book
+    con0.execute("CHECKPOINT")
+    db, full_db = tmp_path / "first.duckdb", tmp_path / "full.duckdb"
+    shutil.copy(store, db)
+    con, cat, products, codes = connect(db), load_catalogue(), load_products(), load_reason_codes()
+    build_indicators(con, BEFORE)  # a night with the registry empty: no PD step
+    build_scores(con, BEFORE, cat)
+    build_eligibility(con, BEFORE, products)
+    con.close()
+    shutil.copy(db, full_db)
+    model = pinned_model(nights[0].parent / "models")  # then a champion is trained and pinned
+    out = {}
+    for path, full in ((db, ""), (full_db, "the test's reference")):
+        con = connect(path)
+        out[full or "incremental"] = night(con, NIGHT, cat, model, codes, products, full), night_plan(con, NIGHT), \
+            stage_reasons(con, NIGHT)
+        con.close()
+    summary, plan, (hits_reason, pd_reason) = out["incremental"]
+    assert plan.incremental and plan.previous == BEFORE  # the indicators and hits are carried...
+    assert hits_reason == ""
+    # ...the PDs cannot be: every firm is scored, and the plan says why
+    assert summary.scored_again == summary.firms == plan.firms
+    assert pd_reason == summary.full_reason == (
+        "pd: not computed for 2026-11-21 after its indicators (none then, or its night stopped before)")
+    assert out["the test's reference"][2] == ("the test's reference", "the test's reference")
+    assert_same_tables(db, full_db, NIGHT)
+
+
+def test_a_night_after_one_stopped_before_its_scores_computes_every_firms_hits(clean_landing, tmp_path):
+    """The night before stopped after its indicators (no scores table ever written): tonight's
+    negative-list hits have nothing to carry from and are computed for every firm."""
+    first, second = date(2026, 11, 26), date(2026, 11, 27)
+    con, _ = ingest_all(clean_landing, tmp_path / "stopped.duckdb", first)
+    build_indicators(con, first)
+    con.close()
+    reference = tmp_path / "reference.duckdb"
+    shutil.copy(tmp_path / "stopped.duckdb", reference)
+    cat = load_catalogue()
+    for path, full in ((tmp_path / "stopped.duckdb", ""), (reference, "the test's reference")):
+        con = connect(path)
+        build_indicators(con, second, full)
+        build_scores(con, second, cat)
+        if not full:
+            assert night_plan(con, second).incremental
+            assert stage_reasons(con, second) == (
+                "hits: not computed for 2026-11-26 after its indicators (none then, or its night stopped before)", None)
+        con.close()
+    assert_same_tables(tmp_path / "stopped.duckdb", reference, second,
+                       ["features.indicators", "scores.negative_hits", "scores.commercial_value"])
+
+
+def test_a_date_computed_again_forgets_what_its_stages_were_computed_with(clean_landing, tmp_path):
+    """A date's indicators computed again (a rerun that stopped there) leave its hits resting on the old
+    indicators: the next night does not carry them."""
+    first, second = date(2026, 11, 26), date(2026, 11, 27)
+    con, _ = ingest_all(clean_landing, tmp_path / "again.duckdb", first)
+    cat = load_catalogue()
+    build_indicators(con, first)
+    build_scores(con, first, cat)
+    assert con.execute("SELECT hits_made_with, hits_full_reason FROM meta.night_plans WHERE as_of = ?",
+                       [first]).fetchone() == (f"catalogue {cat.content_hash}", "no earlier date computed")
+    build_indicators(con, first)
+    assert stage_reasons(con, first) == (None, None)
+    build_indicators(con, second)
+    build_scores(con, second, cat)
+    assert night_plan(con, second).incremental and stage_reasons(con, second) == (
+        "hits: not computed for 2026-11-26 after its indicators (none then, or its night stopped before)", None)
+    con.close()

@@ -50,6 +50,9 @@ def test_two_partitions_by_district_give_the_tables_of_the_single_run(ingested, 
     writer = duckdb.connect(str(parted))
     merged = merge_partitions(writer, DAY, cat, tmp_path / "parts", partitions)
     got = contents(writer)
+    # the merge records what the hits were computed with: the next night may carry them
+    assert writer.execute("SELECT hits_made_with, hits_full_reason FROM meta.night_plans WHERE as_of = ?",
+                          [DAY]).fetchone() == (f"catalogue {cat.content_hash}", "computed on partitions of firms")
     writer.close()
     assert (merged.firms, merged.excluded, merged.hits, merged.snapshot_id) == \
         (expected.firms, expected.excluded, expected.hits, expected.snapshot_id)

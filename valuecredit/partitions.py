@@ -21,11 +21,12 @@ from pathlib import Path
 import duckdb
 
 from valuecredit.scoring.catalogue import Catalogue
-from valuecredit.scoring.changes import plan_night
+from valuecredit.scoring.changes import plan_night, record_stage
 from valuecredit.scoring.score import (
     ScoreSummary,
     data_snapshot,
     ensure_tables,
+    hits_made_with,
     replace_date,
     replace_scores,
     score_select_sql,
@@ -105,9 +106,11 @@ def merge_partitions(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue
     read = {n: "read_parquet([" + ", ".join(lit(Path(parts) / p.name / f"{n}.parquet") for p in partitions) + "])"
             for n in PARTS}
     with transaction(con):
-        plan_night(con, as_of, full="computed on partitions of firms")  # so that the next night may be incremental
+        reason = "computed on partitions of firms"
+        plan_night(con, as_of, full=reason)  # so that the next night may be incremental
         con.execute("INSERT OR REPLACE INTO meta.snapshots VALUES (?, ?, ?)", [as_of, snapshot, files])
         for table, name in (("features.indicators", "indicators"), ("scores.negative_hits", "negative_hits")):
             replace_date(con, table, as_of, f"SELECT * FROM {read[name]} ORDER BY uscc")
+        record_stage(con, as_of, "hits", hits_made_with(cat), reason)
         replace_scores(con, as_of, f"SELECT * FROM {read['commercial_value']} ORDER BY uscc")
     return summarise_scores(con, as_of, cat)

@@ -15,7 +15,14 @@ In the first two cases the night is incremental: those firms are computed again 
 firm's rows are carried forward from P; otherwise it is full. Years in operation move every day:
 carried rows get theirs anew. What is computed over all firms together (scores from indicators,
 peer percentiles, eligibility) is computed again over all firms, by design.
-`tests/test_incremental.py` shows that incremental nights give the tables of full ones."""
+
+The stages after the indicators (`STAGES`: the negative-list hits, the PDs) carry P's rows only
+when P's plan records that stage as computed, after P's indicators, with what computes it tonight
+(the catalogue; the model, catalogue and reason codes) and P's rows are there. Otherwise (P had no
+PD model, its night stopped before the stage, the model changed, the rows are gone) that stage is
+computed for every firm, and `meta.night_plans` says why, as it does for the night.
+`tests/test_incremental.py` and `tests/test_week_of_nights.py` show that incremental nights give
+the tables of full ones."""
 
 from __future__ import annotations
 
@@ -34,10 +41,18 @@ from valuecredit.sqltext import SQL, lit, q
 # the monthly sources whose current period every firm's windows are measured from
 WINDOWED = ("tax_monthly", "social_insurance", "power", "customs")
 
+# the stages that carry the previous date's rows, each with the tables it carries from
+STAGES = {"hits": ("scores.negative_hits", "scores.commercial_value"),
+          "pd": ("features.pd_inputs", "scores.pd", "scores.explanations")}
+
+# per stage: what computed the date's rows (NULL: not computed since the date's indicators) and why
+# every firm was computed (empty: the previous date's rows were carried)
+STAGE_COLUMNS = [f"{stage}_{what}" for stage in STAGES for what in ("made_with", "full_reason")]
+
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS meta",
     "CREATE TABLE IF NOT EXISTS meta.night_plans (as_of DATE PRIMARY KEY, previous DATE, full_reason VARCHAR, "
-    "changed BIGINT, firms BIGINT, code VARCHAR)",
+    "changed BIGINT, firms BIGINT, code VARCHAR, " + ", ".join(f"{q(c)} VARCHAR" for c in STAGE_COLUMNS) + ")",
     # the firms an incremental night computed again (none listed for a full night: all were)
     "CREATE TABLE IF NOT EXISTS meta.changed_firms (as_of DATE, uscc VARCHAR)",
 ]
@@ -71,6 +86,12 @@ class NightPlan:
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     for stmt in DDL:
         con.execute(stmt)
+    # a store planned before the stages were recorded gains their columns (NULL: nothing to carry)
+    have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'meta' "
+                                      "AND table_name = 'night_plans'").fetchall()}
+    for column in STAGE_COLUMNS:
+        if column not in have:
+            con.execute(f"ALTER TABLE meta.night_plans ADD COLUMN {q(column)} VARCHAR")
 
 
 def plan_night(con: duckdb.DuckDBPyConnection, as_of: date, full: str = "") -> NightPlan:
@@ -88,19 +109,56 @@ def plan_night(con: duckdb.DuckDBPyConnection, as_of: date, full: str = "") -> N
         con.execute(f"INSERT INTO meta.changed_firms SELECT {d}, uscc FROM ({changed_firms_sql(previous, as_of)} "
                     f"INTERSECT SELECT uscc FROM {registered}) ORDER BY uscc")
         n_changed = con.execute("SELECT count(*) FROM meta.changed_firms WHERE as_of = ?", [as_of]).fetchone()[0]
-    con.execute("INSERT OR REPLACE INTO meta.night_plans VALUES (?, ?, ?, ?, ?, ?)",
+    # a new plan for the date forgets what its stages were computed with: their rows rest on the old indicators
+    con.execute(f"INSERT OR REPLACE INTO meta.night_plans (as_of, previous, full_reason, changed, firms, code, "
+                f"{', '.join(q(c) for c in STAGE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?{', NULL' * len(STAGE_COLUMNS)})",
                 [as_of, previous, reason, n_changed, n_firms, code_hash()])
     return NightPlan(as_of, previous, reason, n_changed, n_firms)
 
 
+def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    return con.execute("SELECT count(*) > 0 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                       [schema, name]).fetchone()[0]
+
+
 def night_plan(con: duckdb.DuckDBPyConnection, as_of: date) -> NightPlan | None:
     """The plan the date's indicators were computed under (None before any); reads only."""
-    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'meta' "
-                       "AND table_name = 'night_plans'").fetchone()[0]:
+    if not has_table(con, "meta.night_plans"):
         return None
     row = con.execute("SELECT previous, full_reason, changed, firms FROM meta.night_plans WHERE as_of = ?",
                       [as_of]).fetchone()
     return NightPlan(as_of, *row) if row else None
+
+
+def stage_plan(con: duckdb.DuckDBPyConnection, as_of: date, stage: str, made_with: str) -> tuple[NightPlan | None, str]:
+    """The date's plan for `stage` (one of `STAGES`), computed with `made_with`: the plan, when the stage
+    may carry the previous date's rows, or None and why it computes every firm. Nothing from the
+    previous date is assumed: not its tables, nor that it ran the stage, nor with the same inputs."""
+    ensure_tables(con)
+    plan = night_plan(con, as_of)
+    if plan is None:
+        return None, f"no night plan for {as_of} (its indicators were not computed by this release)"
+    if not plan.incremental:
+        return None, plan.full_reason
+    p = plan.previous
+    then = con.execute(f"SELECT {q(stage + '_made_with')} FROM meta.night_plans WHERE as_of = ?", [p]).fetchone()
+    if then is None or then[0] is None:
+        return None, f"{stage}: not computed for {p} after its indicators (none then, or its night stopped before)"
+    if then[0] != made_with:
+        return None, f"{stage}: {p} was computed with {then[0]}, tonight with {made_with}"
+    for table in STAGES[stage]:
+        if not has_table(con, table) or not con.execute(f"SELECT count(*) > 0 FROM {table} WHERE as_of = ?",
+                                                        [p]).fetchone()[0]:
+            return None, f"{stage}: {table} holds no rows for {p}"
+    return plan, ""
+
+
+def record_stage(con: duckdb.DuckDBPyConnection, as_of: date, stage: str, made_with: str, full_reason: str) -> None:
+    """What computed the date's `stage` rows and why every firm was (empty: carried); in the stage's transaction."""
+    ensure_tables(con)
+    con.execute(f"UPDATE meta.night_plans SET {q(stage + '_made_with')} = ?, {q(stage + '_full_reason')} = ? "
+                "WHERE as_of = ?", [made_with, full_reason, as_of])
 
 
 def full_night_reason(con: duckdb.DuckDBPyConnection, as_of: date, previous: date | None) -> str:

@@ -13,7 +13,7 @@ from datetime import date
 import duckdb
 
 from valuecredit.scoring.catalogue import Catalogue, Indicator
-from valuecredit.scoring.changes import NightPlan, night_plan, plan_night, turned_sql
+from valuecredit.scoring.changes import NightPlan, plan_night, record_stage, stage_plan, turned_sql
 from valuecredit.scoring.sql import (
     INDICATOR_KEYS,
     INDICATOR_TYPES,
@@ -154,18 +154,18 @@ def indicators_of_night(plan: NightPlan, snapshot: str) -> SQL:
         ORDER BY uscc"""
 
 
-def hits_of_night(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> SQL:
-    """The date's negative-list hits: carried forward for the firms the plan carries when the
-    previous date was scored under the same catalogue and none of their major penalties turned."""
-    plan = night_plan(con, as_of)
-    every = f"SELECT * FROM ({negative_hits_sql(firms_as_of(as_of), cat.negative_rules, as_of)})"
+def hits_made_with(cat: Catalogue) -> str:
+    """What a date's negative-list hits rest on besides the firms' rows: carried only where this is the same."""
+    return f"catalogue {cat.content_hash}"
+
+
+def hits_of_night_sql(plan: NightPlan | None, as_of: date, cat: Catalogue) -> SQL:
+    """The date's negative-list hits: every firm's when `plan` is None (see `changes.stage_plan`: the
+    previous date's hits were not computed under this catalogue), else carried forward for the firms
+    the plan carries whose major penalties did not turn."""
     order = "ORDER BY uscc, rule_id, evidence_date, detail"
-    if plan is None or not plan.incremental:
-        return f"{every} {order}"
-    same = con.execute("SELECT count(*) = 1 AND bool_and(catalogue_hash = ?) FROM (SELECT DISTINCT catalogue_hash "
-                       "FROM scores.commercial_value WHERE as_of = ?)", [cat.content_hash, plan.previous]).fetchone()[0]
-    if not same:
-        return f"{every} {order}"
+    if plan is None:
+        return f"SELECT * FROM ({negative_hits_sql(firms_as_of(as_of), cat.negative_rules, as_of)}) {order}"
     # a major penalty's window is the catalogue's: the firms whose penalties enter or leave it join the changed
     turned = [turned_sql("penalties", major_penalty_window(r.params["years"], "{d}"), plan.previous, as_of)
               for r in cat.negative_rules if r.enabled and r.rule == "major_penalty"]
@@ -185,7 +185,9 @@ def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
     d = f"DATE {lit(as_of.isoformat())}"
     indicators = f"(SELECT * FROM features.indicators WHERE as_of = {d})"
     with transaction(con):
-        replace_date(con, "scores.negative_hits", as_of, hits_of_night(con, as_of, cat))
+        plan, full_reason = stage_plan(con, as_of, "hits", hits_made_with(cat))
+        replace_date(con, "scores.negative_hits", as_of, hits_of_night_sql(plan, as_of, cat))
+        record_stage(con, as_of, "hits", hits_made_with(cat), full_reason)
         replace_scores(con, as_of, score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})"))
     return summarise_scores(con, as_of, cat)
 

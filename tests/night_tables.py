@@ -1,0 +1,27 @@
+"""A night's tables, and the comparison of an incremental night with a full one (shared by the tests)."""
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+TABLES = ["meta.snapshots", "features.indicators", "scores.negative_hits", "scores.commercial_value",
+          "scores.peer_percentiles", "features.pd_inputs", "scores.pd", "scores.explanations", "scores.pd_importance",
+          "scores.pd_stability", "decisions.eligibility_firms", "decisions.eligibility_pairs"]
+
+
+def tables(db: Path, as_of: date, names: list[str] = TABLES) -> dict[str, pd.DataFrame]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {t: con.execute(f"SELECT * FROM {t} WHERE as_of = ? ORDER BY ALL", [as_of]).df() for t in names}
+    finally:
+        con.close()
+
+
+def assert_same_tables(db: Path, reference: Path, as_of: date, names: list[str] = TABLES) -> None:
+    """Every table's rows for the date, in `db` and in `reference`, are the same, value for value (and not empty)."""
+    mine, theirs = tables(db, as_of, names), tables(reference, as_of, names)
+    for table in names:
+        assert len(mine[table]) > 0, f"{table}: no rows for {as_of}"
+        pd.testing.assert_frame_equal(mine[table], theirs[table], check_exact=True, obj=f"{table} on {as_of}")
