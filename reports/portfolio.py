@@ -42,8 +42,8 @@ def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None =
                              WHERE s.as_of = $d AND s.uscc IN {book}""" if "scores.pd" in has else
                          f"""SELECT uscc, total, grade, NULL::DOUBLE AS pd FROM scores.commercial_value
                              WHERE as_of = $d AND uscc IN {book}""").df()
-    if scores.empty:
-        raise ValueError(f"no scored firms for {bank_id or 'the programme'} on {as_of}")
+    if scores.empty and not bank_id:  # a bank may have no (authorised) borrowers yet; the programme always has firms
+        raise ValueError(f"no scored firms for the programme on {as_of}")
     out: dict = {"as_of": as_of, "bank_id": bank_id, "firms": len(scores)}
     counts, _ = np.histogram(scores["total"], bins=np.arange(0, 1001, 100))
     out["score_hist"] = charts.histogram(counts.tolist(), [f"{i}" for i in range(0, 1000, 100)])
@@ -56,7 +56,7 @@ def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None =
     before = con.execute("SELECT max(as_of) FROM scores.commercial_value WHERE as_of <= ?",
                          [as_of - timedelta(days=MIGRATION_DAYS)]).fetchone()[0]
     out["previous"] = before
-    if before is not None:
+    if before is not None and len(scores):
         earlier = con.execute("SELECT uscc, total, grade FROM scores.commercial_value WHERE as_of = ?", [before]).df()
         both = scores.merge(earlier, on="uscc", suffixes=("", "_before"))
         out["migration"] = pd.crosstab(both["grade_before"], both["grade"]).reindex(index=list(GRADES), columns=list(GRADES),

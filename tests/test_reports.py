@@ -10,6 +10,7 @@ import pypdf
 import pytest
 import yaml
 
+from lending.gate import authorised_firms_sql
 from lending.products import load_products
 from reports.audit import audit_pack, replay_decision, segment_outcomes
 from reports.browser import load, to_pdf
@@ -158,9 +159,12 @@ def test_the_portfolio_report_counts_the_book_migrates_grades_and_renders(night,
     assert whole["score_psi"]["n"] == scored and 0 <= whole["score_psi"]["psi"] < 10
     assert {r["item"] for r in whole["feature_psi"]} >= {"pd", "revenue_12m"}
     bank = portfolio(con, DAY, "B03")
-    borrowers = con.execute("SELECT count(DISTINCT uscc) FROM staging.loans WHERE bank_id = 'B03' AND disbursed_on <= ?",
-                            [DAY]).fetchone()[0]
-    assert bank["firms"] == borrowers and bank["applications"]["approved"] <= bank["applications"]["decided"]
+    # a bank's report is bank-facing: its borrowers authorised on the date, through the one gate
+    borrowers = con.execute(f"""SELECT count(DISTINCT uscc) FROM staging.loans WHERE bank_id = 'B03' AND disbursed_on <= ?
+                                AND uscc IN ({authorised_firms_sql(DAY)})""", [DAY]).fetchone()[0]
+    assert 0 < bank["firms"] == borrowers and bank["applications"]["approved"] <= bank["applications"]["decided"]
+    nobody = portfolio(con, DAY, "B_NO_BORROWERS")  # a bank with no borrowers yet gets an empty book, not a failure
+    assert nobody["firms"] == 0 and sum(nobody["grades"].values()) == 0 and "score_psi" not in nobody
     page = load(write_portfolio(con, DAY, tmp_path, "B03"), tmp_path / "p.png")
     assert page.errors == []
 
