@@ -10,6 +10,7 @@ the store or a temporary file, nor attach, copy out or write a file, nor lift a 
 stopped after a time limit (DuckDB has no statement timeout: a timer interrupts the connection)."""
 
 import os
+import re
 import threading
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +25,7 @@ TABLES = {"eligibility": "eligibility.parquet", "early_warnings": "early_warning
 # the limits of a bank's query, unless the command line or these variables say otherwise
 TIMEOUT_ENV, MEMORY_ENV = "VALUECREDIT_BANK_QUERY_TIMEOUT", "VALUECREDIT_BANK_QUERY_MEMORY"
 DEFAULT_TIMEOUT_S, DEFAULT_MEMORY = 30.0, "1GB"
+MAX_TIMEOUT_S, MAX_MEMORY = 600.0, "8GB"  # what a bank may ask for at most, whatever the flags say
 
 
 class AccessError(RuntimeError):
@@ -56,13 +58,33 @@ def default_timeout() -> float:
         value = float(text) if text else DEFAULT_TIMEOUT_S
     except ValueError:
         raise AccessError(f"{TIMEOUT_ENV}={text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise AccessError(f"{TIMEOUT_ENV}={text!r} must be more than 0 seconds")
+    if not 0 < value <= MAX_TIMEOUT_S:  # inf, nan and 1e300 included
+        raise AccessError(f"{TIMEOUT_ENV}={text!r} must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds")
     return value
 
 
 def default_memory() -> str:
     return os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def memory_bytes(text: str) -> int:
+    """A memory limit as DuckDB spells it (`512MB`, `1GiB`) in bytes; refused above MAX_MEMORY."""
+    m = _SIZE.fullmatch(text or "")
+    if not m:
+        raise AccessError(f"memory limit {text!r}: expected a size such as 512MB or 1GB")
+    value = int(float(m[1]) * _UNITS[(m[2] or "B").lower()])
+    if not 0 < value <= memory_bytes_cap():
+        raise AccessError(f"memory limit {text!r}: must be more than 0 and at most {MAX_MEMORY}")
+    return value
+
+
+def memory_bytes_cap() -> int:
+    return int(float(MAX_MEMORY[:-2]) * 10**9)
 
 
 def published_folder(publish_root: Path, bank_id: str, business_date: date | None = None,
@@ -82,6 +104,7 @@ def bank_connection(publish_root: Path, bank_id: str, business_date: date | None
     """Open `bank_id`'s publication as tables `eligibility` and `early_warnings` in a sandbox."""
     day, folder = published_folder(publish_root, bank_id, business_date, products)
     memory = memory_limit or default_memory()
+    memory_bytes(memory)  # a size within the cap, before DuckDB reads it
     try:  # no temporary directory: nothing spills to disk, and no folder is left open to the bank's SQL
         con = duckdb.connect(":memory:", config={"temp_directory": "", "memory_limit": memory,
                                                  "max_temp_directory_size": "0B"})

@@ -112,7 +112,7 @@ def test_a_report_for_a_bank_not_in_the_catalogue_is_refused_in_one_line_and_wri
                  ["portfolio", "--bank", "../../x"], ["portfolio", "--bank", "b03"]):
         # the store is never opened: the id is refused first (an unopened store would say "does not exist")
         assert main(["report", *args, "--db", str(tmp_path / "no-store.duckdb"), "--out", str(out)]) == 2
-        said = capsys.readouterr().out.strip()
+        said = capsys.readouterr().err.strip()
         assert "is not in the product catalogue" in said and "(its banks: B01, B02" in said
         assert len(said.splitlines()) == 1 and "Traceback" not in said
     assert list(tmp_path.iterdir()) == []  # nothing written, inside --out or out of it

@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import date, datetime
 from pathlib import Path
@@ -412,20 +413,58 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_bank_query(args: argparse.Namespace) -> int:
     import duckdb
 
-    from lending.access import bank_connection
+    from lending.access import bank_connection, default_memory, default_timeout, memory_bytes
     from lending.products import load_products
     from valuecredit.spreadsheet import neutral_frame
 
+    timeout = args.timeout if args.timeout is not None else default_timeout()
+    memory = args.memory or default_memory()
     view = bank_connection(Path(args.publish or Path(args.db).parent / "publish"), args.bank, args.date,
-                           load_products(args.products), args.memory)
-    try:
-        frame = view.query(args.sql, args.timeout)
-    except duckdb.Error as exc:  # the sandbox refusing a file, or a mistake in the SQL: say which, no stack trace
-        raise ValueError(f"bank {view.bank_id}, publication of {view.business_date}: {exc}".splitlines()[0]) from None
-    finally:
-        view.con.close()
-    sys.stdout.write(neutral_frame(frame).to_csv(index=False))  # a CSV a person may open in a spreadsheet
+                           load_products(args.products), memory)
+    # DuckDB's own limits do not bound one huge value (`repeat('ab', 300000000)`) nor the copies made
+    # of a result after the query: the process itself is bounded, and ended if it outlives its time
+    with process_limits(3 * memory_bytes(memory), timeout + 10, f"bank {view.bank_id}'s query"):
+        try:
+            frame = view.query(args.sql, timeout)
+            text = neutral_frame(frame).to_csv(index=False)  # a CSV a person may open in a spreadsheet
+        except duckdb.Error as exc:  # the sandbox refusing a file, or a mistake in the SQL: say which, no stack trace
+            raise ValueError(f"bank {view.bank_id}, publication of {view.business_date}: {exc}".splitlines()[0]) from None
+        except MemoryError:
+            raise ValueError(f"bank {view.bank_id}: the query's result needs more memory than its limit "
+                             f"({memory}); ask for less") from None
+        finally:
+            view.con.close()
+    sys.stdout.write(text)
     return 0
+
+
+@contextmanager
+def process_limits(extra_memory: int, seconds: float, what: str) -> Iterator[None]:
+    """This process may grow by `extra_memory` bytes of address space at most, and ends (exit 2, one
+    line) if the block has not finished after `seconds`: for a command that runs untrusted SQL."""
+    import resource
+    import threading
+
+    def overdue() -> None:
+        sys.stderr.write(f"valuecredit: error: {what} was still running after {seconds:g} s and was stopped\n")
+        sys.stderr.flush()
+        os._exit(2)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+    cap = used + extra_memory if hard == resource.RLIM_INFINITY else min(hard, used + extra_memory)
+    watchdog = threading.Timer(seconds, overdue)
+    watchdog.daemon = True
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+MAX_QUERY_SECONDS = 600.0  # a bank's query never holds the machine longer
 
 
 def _seconds(text: str) -> float:
@@ -433,8 +472,9 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the time limit must be more than 0 seconds")
+    if not 0 < value <= MAX_QUERY_SECONDS:  # inf, nan and 1e300 included
+        raise argparse.ArgumentTypeError(f"{text!r}: the time limit must be more than 0 and at most "
+                                         f"{MAX_QUERY_SECONDS:g} seconds")
     return value
 
 
