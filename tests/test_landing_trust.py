@@ -204,3 +204,106 @@ def test_a_contract_may_strip_control_characters_and_count_them(tmp_path, monkey
     assert f.reason == "control_characters_stripped: 4 cell(s)"
     assert con.execute("SELECT bank_name FROM staging.banks ORDER BY bank_id").fetchall() == [
         ("重庆银行",)] * 4 + [("重庆\t乙\n银行",)]
+
+
+def _social_values(con) -> list[tuple]:
+    return con.execute("SELECT uscc, insured_headcount, technical_staff FROM raw.social_insurance ORDER BY uscc").fetchall()
+
+
+def test_a_csv_is_read_by_its_column_names_not_their_order(tmp_path):
+    """The header was checked as a set and the columns read by position: a file listing
+    technical_staff before insured_headcount loaded each into the other."""
+    landing = landing_zone(tmp_path / "landing")
+    frame = social_frame()[["uscc", "period", "technical_staff", "insured_headcount", "contribution_fen",
+                            "arrears_months"]]
+    data = frame.to_csv(index=False).encode()
+    (landing / SOCIAL).parent.mkdir(parents=True, exist_ok=True)
+    (landing / SOCIAL).write_bytes(data)
+    add_entry(landing, SOCIAL, "social_insurance", data, rows=2)
+    con, out, recorded = ingest_one(landing, "social_insurance")
+    assert [s for _, s, _ in recorded] == ["loaded"]
+    assert _social_values(con) == [(FIRMS[0], 10, 2), (FIRMS[1], 10, 2)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_folder_named_like_a_column_changes_no_value(tmp_path, fmt):
+    """DuckDB's hive partitioning read `uscc=X/` in a path as the value of the column uscc."""
+    landing = landing_zone(tmp_path / "landing")
+    if fmt == "csv":
+        file, source, data = f"uscc={FIRMS[1]}/si.csv", "social_insurance", social_frame(1).to_csv(index=False).encode()
+    else:
+        power = pd.DataFrame({"uscc": [FIRMS[0]], "period": ["2026-10"], "kwh": [10.0], "arrears_fen": [0]})
+        tmp = tmp_path / "p.parquet"
+        power.to_parquet(tmp, index=False)
+        file, source, data = "period=1999-01/p.parquet", "power", tmp.read_bytes()
+    (landing / file).parent.mkdir(parents=True, exist_ok=True)
+    (landing / file).write_bytes(data)
+    add_entry(landing, file, source, data, rows=1, fmt=fmt)
+    con, out, recorded = ingest_one(landing, source)
+    assert [s for _, s, _ in recorded] == ["loaded"]
+    column = "uscc" if fmt == "csv" else "period"
+    assert con.execute(f"SELECT {column} FROM raw.{source}").fetchall() == [(FIRMS[0] if fmt == "csv" else "2026-10",)]
+
+
+BROKEN_FILES = [  # (what, bytes or a callable making the file, expected reason)
+    ("a blank first line", b"\n" + social_frame().to_csv(index=False).encode(), "header_missing"),
+    ("lines ended by CR alone", social_frame().to_csv(index=False).replace("\n", "\r").encode(), "unreadable"),
+]
+
+
+@pytest.mark.parametrize("what,data,reason", BROKEN_FILES, ids=[b[0] for b in BROKEN_FILES])
+def test_a_file_that_breaks_the_reader_is_rejected_not_the_night(tmp_path, what, data, reason):
+    landing = landing_zone(tmp_path / "landing")
+    (landing / SOCIAL).parent.mkdir(parents=True, exist_ok=True)
+    (landing / SOCIAL).write_bytes(data)
+    add_entry(landing, SOCIAL, "social_insurance", data, rows=2)
+    _, out, recorded = ingest_one(landing, "social_insurance")
+    assert [(s, r.split(":")[0]) for _, s, r in recorded] == [("rejected", reason)]
+
+
+def test_names_counts_and_kinds_the_reader_cannot_take_are_rejected_one_by_one(tmp_path):
+    landing = landing_zone(tmp_path / "landing")
+    good = social_frame(1).to_csv(index=False).encode()
+    long_name = "social/" + "x" * 300 + ".csv"  # longer than a file name may be
+    add_entry(landing, long_name, "social_insurance", good, rows=1)
+    (landing / "social" / "folder.csv").mkdir(parents=True)
+    add_entry(landing, "social/folder.csv", "social_insurance", good, rows=1)
+    (landing / "social" / "ok.csv").write_bytes(good)
+    add_entry(landing, "social/ok.csv", "social_insurance", good, rows=1)
+    add_entry(landing, "social/ok.csv", "social_insurance", good, rows=1)  # the same line twice: one delivery
+    manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
+    (landing / "social" / "counts.csv").write_bytes(good)
+    add_entry(landing, "social/counts.csv", "social_insurance", good, rows=1)
+    manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
+    manifest.loc[manifest.file == "social/counts.csv", "rows"] = "1.0"
+    manifest.to_csv(landing / "manifest.csv", index=False)
+    nested = tmp_path / "nested.parquet"
+    pd.DataFrame({"uscc": [FIRMS[0]], "period": ["2026-10"], "kwh": [[1.0, 2.0]], "arrears_fen": [0]}).to_parquet(nested)
+    (landing / "power").mkdir()
+    (landing / "power" / "nested.parquet").write_bytes(nested.read_bytes())
+    add_entry(landing, "power/nested.parquet", "power", nested.read_bytes(), rows=1, fmt="parquet")
+    con, out, recorded = ingest_one(landing, "social_insurance")
+    reasons = {file: (status, reason.split(":")[0]) for file, status, reason in recorded}
+    assert reasons == {long_name: ("rejected", "unreadable"), "social/folder.csv": ("rejected", "not_a_file"),
+                       "social/counts.csv": ("rejected", "manifest_invalid"), "social/ok.csv": ("loaded", "")}
+    assert con.execute("SELECT count(*) FROM raw.social_insurance").fetchone()[0] == 1
+    _, _, recorded = ingest_one(landing, "power", tmp_path / "store.duckdb")
+    assert [(s, r.split(":")[0]) for _, s, r in recorded] == [("rejected", "type_mismatch")]
+
+
+def test_a_name_that_looks_like_a_url_is_a_file_inside_the_zone(tmp_path, monkeypatch):
+    """With the landing zone given as `.`, `file:/elsewhere/x.csv` was read by DuckDB from /elsewhere."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    secret = social_frame(1).assign(insured_headcount=999).to_csv(index=False).encode()
+    (outside / "x.csv").write_bytes(secret)
+    landing = landing_zone(tmp_path / "landing")
+    name = f"file:{outside}/x.csv"
+    decoy = social_frame(1).to_csv(index=False).encode()
+    (landing / name).parent.mkdir(parents=True, exist_ok=True)
+    (landing / name).write_bytes(decoy)
+    add_entry(landing, name, "social_insurance", decoy, rows=1)
+    monkeypatch.chdir(landing)
+    con, out, recorded = ingest_one(Path("."), "social_insurance", tmp_path / "store.duckdb")
+    assert [s for _, s, _ in recorded] == ["loaded"]
+    assert _social_values(con) == [(FIRMS[0], 10, 2)]  # the decoy inside the zone, never the file outside

@@ -97,8 +97,12 @@ def load_manifest(landing: Path) -> pd.DataFrame:
     if m["delivered_on"].isna().any():
         bad = m.index[m["delivered_on"].isna()][0] + 2
         raise LandingError(f"{path}: line {bad}: delivered_on is not a date")
-    m["rows"] = m["rows"].astype(int)
-    m["bytes"] = m["bytes"].astype(int)
+    # a line whose counts are not whole numbers rejects its own file (`manifest_invalid`), not the night
+    for column in ("rows", "bytes"):
+        numbers = pd.to_numeric(m[column].str.strip(), errors="coerce")
+        whole = numbers.notna() & (numbers >= 0) & (numbers < 2**53) & (numbers == numbers.round()) \
+            & m[column].str.strip().str.fullmatch(r"\d+")
+        m[column] = numbers.where(whole, -1).astype("int64")
     return m
 
 
@@ -164,23 +168,28 @@ def landing_path(landing: Path, file: str) -> Path:
     if any(c in file for c in "*?[]{}"):  # DuckDB reads a path as a glob: it would read other files
         raise FileRejected("path_wildcard", f"{file!r} holds a wildcard, which would read other files than it names")
     root = Path(landing).resolve()
-    path = Path(landing) / file
+    path = root / file  # absolute: DuckDB never reads `file:...` or `~/...` as anything but a name in the zone
     if not path.resolve().is_relative_to(root):
         raise FileRejected("path_outside_landing", f"{file!r} resolves to {path.resolve()}, outside {root}")
     return path
 
 
 def _check_file(probe: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, contract: Contract,
-                tmpdir: Path) -> Path:
-    """Check a file as a whole; return the path DuckDB should read (UTF-8 for CSV).
+                tmpdir: Path) -> tuple[Path, list[str]]:
+    """Check a file as a whole; return the path DuckDB should read (UTF-8 for CSV) and the file's
+    columns in the file's order (a CSV's columns are read by name, not by position).
 
     `probe` is a cursor of its own: a file DuckDB cannot parse fails there, not inside the
     ingestion transaction (which a failed statement would abort)."""
     if entry["format"] != contract.file_format:
         raise FileRejected("format_mismatch", f"the manifest says {entry['format']!r}, the contract of "
                                               f"{contract.source} says {contract.file_format!r}")
-    if not path.is_file():
+    if entry["rows"] < 0 or entry["bytes"] < 0:
+        raise FileRejected("manifest_invalid", "the manifest's rows or bytes for this file are not whole numbers")
+    if not path.exists():
         raise FileRejected("file_missing", "listed in the manifest but not in the landing zone")
+    if not path.is_file():
+        raise FileRejected("not_a_file", "listed in the manifest, but a folder, a device or a pipe, not a file")
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     if sha != entry["sha256"] or len(data) != entry["bytes"]:
@@ -189,29 +198,38 @@ def _check_file(probe: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, 
                            f"sha256 {entry['sha256'][:12]}: truncated or altered in transit")
     if entry["format"] == "parquet":
         try:
-            names = [r[0] for r in probe.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
-            rows = probe.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0]
+            described = probe.execute("DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)",
+                                      [str(path)]).fetchall()
+            rows = probe.execute("SELECT count(*) FROM read_parquet(?, hive_partitioning = false)",
+                                 [str(path)]).fetchone()[0]
         except duckdb.Error as exc:
             raise FileRejected("unreadable", f"not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        names = [r[0] for r in described]
         _check_header(names, contract)
+        nested = [f"{n} {t}" for n, t, *_ in described if any(k in t for k in ("[]", "STRUCT", "MAP", "UNION"))]
+        if nested:  # a list or a record where the contract has one value: no cast can read it
+            raise FileRejected("type_mismatch", f"column(s) {', '.join(nested)} hold nested values, not one value a cell")
         _check_rows(rows, entry, contract)
-        return path
+        return path, names
     text = _decode(data, entry["encoding"])
     del data
     if not text.strip():
         raise FileRejected("file_empty", "the file holds no header and no rows")
-    header = [h.strip() for h in next(csv.reader(io.StringIO(text.split("\n", 1)[0].lstrip("\ufeff"))))]
+    first = text.split("\n", 1)[0].lstrip("\ufeff")
+    header = [h.strip() for h in next(csv.reader(io.StringIO(first)), [])]
+    if not header or header == [""]:
+        raise FileRejected("header_missing", "the first line is empty: a CSV starts with its header")
     _check_header(header, contract)
     target = path
     if entry["encoding"] != "utf-8" or text.startswith("\ufeff"):
         target = tmpdir / (path.name + ".utf8.csv")
         target.write_text(text.lstrip("\ufeff"), encoding="utf-8")
     try:
-        rows = probe.execute(f"SELECT count(*) FROM {READ_CSV}", _read_csv_params(target, contract)).fetchone()[0]
+        rows = probe.execute(f"SELECT count(*) FROM {READ_CSV}", _read_csv_params(target, header)).fetchone()[0]
     except duckdb.Error as exc:
         raise FileRejected("unparseable", str(exc).splitlines()[0][:300]) from None
     _check_rows(rows, entry, contract)
-    return target
+    return target, header
 
 
 def _check_rows(rows: int, entry: pd.Series, contract: Contract) -> None:
@@ -223,19 +241,22 @@ def _check_rows(rows: int, entry: pd.Series, contract: Contract) -> None:
 
 
 # the path and the column struct are bound parameters (_read_csv_params): no file name becomes SQL text
+# (hive partitioning off: a folder named `uscc=X/` must not rewrite a column's values)
 READ_CSV = ("read_csv(?, header = true, columns = ?, delim = ',', quote = '\"', escape = '\"', "
-            "strict_mode = true, null_padding = false, parallel = false)")
+            "strict_mode = true, null_padding = false, parallel = false, hive_partitioning = false)")
 
 
-def _read_csv_params(path: Path, contract: Contract) -> list:
-    return [str(path), {c: "VARCHAR" for c in contract.column_names}]
+def _read_csv_params(path: Path, header: list[str]) -> list:
+    """DuckDB applies `columns` by position: they are named in the file's own order, so that a file
+    whose columns come in another order than the contract's is still read by name."""
+    return [str(path), {c: "VARCHAR" for c in header}]
 
 
-def _load_csv(con: duckdb.DuckDBPyConnection, f: int, path: Path, contract: Contract) -> None:
+def _load_csv(con: duckdb.DuckDBPyConnection, f: int, path: Path, contract: Contract, header: list[str]) -> None:
     """Append a CSV's rows to `_batch_csv`, numbered from 1 in file order (header excluded)."""
     cols = ", ".join(q(c) for c in contract.column_names)
     con.execute(f"INSERT INTO _batch_csv SELECT ?, row_number() OVER (), {cols} FROM {READ_CSV}",
-                [f, *_read_csv_params(path, contract)])
+                [f, *_read_csv_params(path, header)])
 
 
 CHUNK_FILES = 8  # files validated in one SQL pass: bounds memory at provincial scale
@@ -259,6 +280,7 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
         loaded = set(con.execute("SELECT file, sha256 FROM meta.ingested_files WHERE source = ? AND status = 'loaded'",
                                  [source]).fetchall())
         due = manifest[(manifest["source"] == source) & (manifest["delivered_on"] <= business_date)]
+        due = due.drop_duplicates(["file", "sha256"])  # the same file listed twice is one delivery
         due = [e for _, e in due.sort_values(["delivered_on", "file"]).iterrows() if (e["file"], e["sha256"]) not in loaded]
         probe = con.cursor()
         with tempfile.TemporaryDirectory(prefix="valuecredit-ingest-") as tmp:
@@ -284,23 +306,25 @@ def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract:
                   tmpdir: Path) -> list[FileOutcome]:
     source = contract.source
     results: dict[int, FileOutcome] = {}
-    accepted: list[tuple[int, pd.Series, Path]] = []
+    accepted: list[tuple[int, pd.Series, Path, list[str]]] = []
     for f, entry in enumerate(entries):
         try:
             path = landing_path(landing, entry["file"])
-            accepted.append((f, entry, _check_file(probe, path, entry, contract, tmpdir)))
+            accepted.append((f, entry, *_check_file(probe, path, entry, contract, tmpdir)))
         except FileRejected as rej:
             results[f] = FileOutcome(entry["file"], "rejected", f"{rej.reason}: {rej.detail}")
+        except (OSError, RuntimeError, ValueError, csv.Error) as exc:  # a name too long, a symlink loop, ...
+            results[f] = FileOutcome(entry["file"], "rejected", f"unreadable: {type(exc).__name__}: {str(exc)[:200]}")
     con.execute("CREATE OR REPLACE TEMP TABLE _files (_f INTEGER, file VARCHAR, path VARCHAR, delivered_on DATE)")
     cols = ", ".join(q(c) for c in contract.column_names)
     if contract.file_format == "parquet":
-        for f, entry, path in accepted:
+        for f, entry, path, _ in accepted:
             con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
-        paths_sql = ", ".join(lit(p) for _, _, p in accepted)  # a view's definition cannot take parameters
+        paths_sql = ", ".join(lit(p) for _, _, p, _ in accepted)  # a view's definition cannot take parameters
         batch = "_batch_parquet"
         con.execute(f"""CREATE OR REPLACE TEMP VIEW _batch_parquet AS SELECT f._f, p.file_row_number + 1 AS _row, {cols}
                         FROM read_parquet([{paths_sql}], file_row_number = true, filename = true,
-                                          union_by_name = true) p
+                                          union_by_name = true, hive_partitioning = false) p
                         JOIN _files f ON f.path = p.filename""" if accepted else
                     "CREATE OR REPLACE TEMP VIEW _batch_parquet AS SELECT NULL::INTEGER AS _f, NULL::BIGINT AS _row, "
                     + ", ".join(f"NULL::VARCHAR AS {q(c)}" for c in contract.column_names) + " WHERE false")
@@ -308,8 +332,8 @@ def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract:
         batch = "_batch_csv"
         con.execute("CREATE OR REPLACE TEMP TABLE _batch_csv (_f INTEGER, _row BIGINT, "
                     + ", ".join(f"{q(c)} VARCHAR" for c in contract.column_names) + ")")
-        for f, entry, path in accepted:
-            _load_csv(con, f, path, contract)
+        for f, entry, path, header in accepted:
+            _load_csv(con, f, path, contract, header)
             con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
     con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {checked_sql(contract, batch, '_files')}")
     con.execute(f"""INSERT INTO raw.{q(source)} SELECT {cols}, f.file, c._row, c._delivered_on, ?, NULL, NULL
