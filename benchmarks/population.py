@@ -119,12 +119,14 @@ def main() -> None:
     p.add_argument("--train", action="store_true", help="train and score with this code first")
     p.add_argument("--firms", type=int, default=0, help="for the result's name (default: the firms scored)")
     p.add_argument("--label", default="", help="suffix of the result's name, e.g. before")
+    p.add_argument("--note", default="", help="where the stored PDs came from, when not from --train")
     args = p.parse_args()
     as_of = date.fromisoformat(args.date)
     result: dict = {"command": "python -m benchmarks.population " + " ".join(
         f"--{k} {v}" for k, v in (("db", args.db), ("landing", args.landing), ("date", args.date)))
         + (" --train" if args.train else ""),
-        "commit": code_version(), "machine": f"{platform.machine()}, {platform.node()}", "as_of": args.date}
+        "commit": code_version(), "machine": f"{platform.machine()}, {platform.node()}", "as_of": args.date,
+        **({"note": args.note} if args.note else {})}
     if args.train:
         result["training"] = train_and_score(Path(args.db), Path(args.landing), as_of)
         print("trained", json.dumps(result["training"]["decision"], ensure_ascii=False), flush=True)

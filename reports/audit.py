@@ -126,8 +126,11 @@ METHOD_TEXT = {
         "out-of-time distress better than the population model (figures below)."),
 }
 LIMITATIONS = (
-    "Loan defaults are known only for borrowers, a narrow band of risk: the PD's scale outside that band "
-    "is the Platt line of the distress ranking extended, not observed.",
+    "Loan defaults are known only for borrowers, a narrow band of risk: the PD's scale outside that band is the "
+    "Platt line of the distress ranking extended, not observed. Within the band the distress ranking says little "
+    "about loan default, so the line is nearly flat: the PD ranks the riskiest firms first but understates their "
+    "default rate (on the simulated universe their realised rate is several times the PD); read the grade table "
+    "below, which shows the observed rates beside the PDs.",
     "The label is a 12-month default (次级 or worse, 90+ days past due, or written off); later defaults are not seen.",
     "Inputs are government data as delivered two months after the month they describe; a firm's last two months are unseen.",
     "Monotone constraints hold each input's direction of effect fixed, which may cost accuracy where the true effect turns.",
