@@ -130,6 +130,16 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
             self.calibrator_.fit(out_of_fold.reshape(-1, 1), y)
         return self
 
+    def calibrate_to(self, X: pd.DataFrame, y) -> MonotoneGBM:
+        """Refit the Platt calibrator on other rows and another outcome than the booster's: a booster
+        that ranks distress over the whole population gives PDs on the scale of loan defaults.
+        The PD's log-odds stay a linear function of the SHAP contributions."""
+        if self.calibration != "sigmoid":
+            raise ValueError("calibrate_to refits a Platt (sigmoid) calibrator: set calibration='sigmoid'")
+        self.calibrator_ = LogisticRegression(C=1e6)
+        self.calibrator_.fit(self.raw_score(X).reshape(-1, 1), np.asarray(y).astype(int))
+        return self
+
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
         """The booster's log-odds: what the SHAP contributions add up to."""
         return self.model_.predict(self._frame(pd.DataFrame(X)), raw_score=True)

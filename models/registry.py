@@ -121,6 +121,13 @@ def champion(root: Path) -> str | None:
     return json.loads(path.read_text())["version"] if path.exists() else None
 
 
+def last_decision(root: Path) -> dict | None:
+    """The latest retraining verdict in the decision log, or None before the first."""
+    path = Path(root) / DECISIONS
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] if path.exists() else []
+    return json.loads(lines[-1]) if lines else None
+
+
 def record_decision(root: Path, decision: dict) -> None:
     """Append a retraining verdict to the decision log; a promotion also moves the champion pin
     (written to a temporary file and renamed, so a crash never leaves a half-written pin)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from models.estimators import MonotoneGBM, WoEScorecard
 from models.features import FEATURES, features_sql
 from models.monitoring import reference
+from models.population import out_of_time_months, population_sample
 from models.registry import champion, load_model, record_decision, save_model
-from valuecredit.scoring.calibrate import discrimination, loan_targets, outcome_sample
+from valuecredit.scoring.calibrate import discrimination, loan_targets, outcome_sample, sample_points
 from valuecredit.scoring.catalogue import Catalogue
 
 
@@ -56,19 +58,28 @@ def validate(y: np.ndarray, p: np.ndarray) -> dict:
             "ece": ece, "reliability": table, "loans": m.loans, "defaults": m.defaults}
 
 
-def auc_gap(y: np.ndarray, reference: np.ndarray, model: np.ndarray, seed: int = 0, resamples: int = 200) -> dict:
-    """How far the model's AUC falls short of a reference score's on the same loans, with a 90 %
-    interval from a paired bootstrap (the same resampled loans for both): with a few thousand
-    defaults the gap is known only to a few thousandths."""
+def auc_difference(y: np.ndarray, first: np.ndarray, second: np.ndarray, seed: int = 0, resamples: int = 200,
+                   level: float = 0.90) -> dict:
+    """AUC of `first` less AUC of `second` on the same outcomes, with an interval from a paired
+    bootstrap (the same resampled rows for both): with a few thousand events the difference is
+    known only to a few thousandths."""
     rng = np.random.default_rng(seed)
-    gaps = []
+    diffs = []
     for _ in range(resamples):
         rows = rng.integers(0, len(y), len(y))
         if 0 < y[rows].sum() < len(rows):
-            gaps.append(roc_auc_score(y[rows], reference[rows]) - roc_auc_score(y[rows], model[rows]))
-    lo, hi = np.quantile(gaps, [0.05, 0.95])
-    return {"auc_gap": round(float(roc_auc_score(y, reference) - roc_auc_score(y, model)), 4),
-            "interval_90": [round(float(lo), 4), round(float(hi), 4)], "resamples": resamples, "seed": seed}
+            diffs.append(roc_auc_score(y[rows], first[rows]) - roc_auc_score(y[rows], second[rows]))
+    lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+    return {"difference": round(float(roc_auc_score(y, first) - roc_auc_score(y, second)), 4),
+            f"interval_{round(level * 100)}": [round(float(lo), 4), round(float(hi), 4)],
+            "resamples": resamples, "seed": seed}
+
+
+def auc_gap(y: np.ndarray, reference: np.ndarray, model: np.ndarray, seed: int = 0, resamples: int = 200) -> dict:
+    """How far the model's AUC falls short of a reference score's on the same loans, with a 90 %
+    paired-bootstrap interval."""
+    d = auc_difference(y, reference, model, seed, resamples)
+    return {"auc_gap": d["difference"], "interval_90": d["interval_90"], "resamples": resamples, "seed": seed}
 
 
 def fit_champion_and_challenger(train: pd.DataFrame, seed: int = 0,
@@ -80,35 +91,89 @@ def fit_champion_and_challenger(train: pd.DataFrame, seed: int = 0,
 
 
 MAX_ECE = 0.01  # a candidate calibrated worse than this is never promoted
-MIN_LOANS, MIN_DEFAULTS = 1000, 50  # below this the out-of-time sample cannot tell one model from another
+MIN_LOANS, MIN_DEFAULTS = 1000, 50  # below this the loans cannot set the PD's scale
+MIN_EVENTS = 100  # out-of-time distress events needed to tell a model from the 4+19+1 score
+PROMOTION_LEVEL = 0.95  # the interval of the AUC difference against the score that must exclude zero
+POPULATION_GBM = {"learning_rate": 0.1, "n_estimators": 600, "min_child_samples": 200, "cv_folds": 2,
+                  "early_stopping_rounds": 30}  # a sample of hundreds of thousands of firm-months
 
 
 class TrainingError(RuntimeError):
     """The loan book cannot support training: too few loans or defaults with a closed window."""
 
 
+def fit_population_gbm(population: pd.DataFrame, loans: pd.DataFrame, seed: int = 0) -> MonotoneGBM:
+    """The booster ranks distress over every firm (the population target), under the same monotone
+    constraints; its Platt calibration is refitted on the loans, so the PD is on the scale of loan
+    defaults."""
+    gbm = MonotoneGBM(monotone=FEATURES, random_state=seed, **POPULATION_GBM)
+    gbm.fit(population[list(FEATURES)], population["distress"].astype(int).to_numpy())
+    return gbm.calibrate_to(loans[list(FEATURES)], loans["defaulted"].astype(int).to_numpy())
+
+
+def by_grade(frame: pd.DataFrame, p: np.ndarray, outcome: str, order: list[str]) -> list[dict]:
+    """Per grade, best first: rows, mean PD and the observed rate of the outcome."""
+    f = frame.assign(_pd=p)
+    return [{"grade": g, "n": int(len(x)), "mean_pd": round(float(x["_pd"].mean()), 5),
+             "observed": round(float(x[outcome].mean()), 5)}
+            for g in order if len(x := f[f["grade"] == g])]
+
+
 def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, decided_on: date,
             truth_loans: Path | None = None, seed: int = 0, gbm_params: dict | None = None,
-            sample: pd.DataFrame | None = None) -> dict:
-    """Fit the champion candidate (monotone GBM) and the challenger (scorecard) on the earlier 70 % of
-    loans, validate both out of time (and the simulator's ceiling where its truth is at hand),
-    register the GBM with its training reference distributions, and promote it only if it beats
-    the current champion on the same out-of-time loans. Returns the report; the registry keeps it.
-    `sample`: the store's `training_sample`, when the caller already holds it (several seeds)."""
+            sample: pd.DataFrame | None = None, population: pd.DataFrame | None = None) -> dict:
+    """Fit two candidates and keep the one that ranks the population better out of time:
+    - "population": a monotone GBM of distress in the feeds over every firm (`models.population`),
+      calibrated to the loans' defaults;
+    - "loans": the monotone GBM of loan default on the earlier 70 % of loans, calibrated on them;
+    validate it out of time on the later target months of the population (against the 4+19+1
+    score, with a paired-bootstrap interval) and on the later 30 % of loans (against the scorecard
+    challenger, the score, and the simulator's ceiling where its truth is at hand), register it with
+    its training reference distributions and promote it only as `promotion` allows. Returns the
+    report; the registry keeps it. `sample`, `population`: the store's training samples, when the
+    caller already holds them."""
     sample = training_sample(con, cat) if sample is None else sample
     if len(sample) < MIN_LOANS or sample["defaulted"].sum() < MIN_DEFAULTS:
         raise TrainingError(f"{len(sample)} loans with a closed 12-month window and {int(sample['defaulted'].sum())} "
                             f"defaults: at least {MIN_LOANS:,} loans and {MIN_DEFAULTS} defaults are needed to train "
                             "a PD model")
+    population = population_sample(con, cat) if population is None else population
     train, test = out_of_time_split(sample)
-    gbm, card = fit_champion_and_challenger(train, seed, gbm_params)
+    pop_train, pop_test = out_of_time_months(population)
+    F = list(FEATURES)
+    candidates = {"loans": fit_champion_and_challenger(train, seed, gbm_params)[0],
+                  "population": fit_population_gbm(pop_train, train, seed)}
+    card = WoEScorecard().fit(train[F], train["defaulted"].astype(int).to_numpy())
+    e = pop_test["distress"].astype(int).to_numpy()
+    score_risk = -pop_test["total"].to_numpy(dtype=float)
+    ranked = {name: round(float(roc_auc_score(e, m.predict_proba(pop_test[F])[:, 1])), 4) for name, m in candidates.items()}
+    method = max(ranked, key=lambda k: (ranked[k], k == "population"))
+    gbm = candidates[method]
+    p_pop = gbm.predict_proba(pop_test[F])[:, 1]
     y = test["defaulted"].astype(int).to_numpy()
-    p_gbm = gbm.predict_proba(test[list(FEATURES)])[:, 1]
+    p_gbm = gbm.predict_proba(test[F])[:, 1]
+    points = sample_points(con, test[["loan_id", "uscc", "disbursed_on", "defaulted"]], cat)
+    test_points = test[["loan_id"]].merge(points[["loan_id", "total", "grade"]], on="loan_id", how="left")
+    test_points["total"] = test_points["total"].fillna(0.0)  # a loan without indicators ranks as the riskiest
+    grades = [g for g, _ in sorted(cat.grades, key=lambda gl: -gl[1])]
     report = {
+        "method": method,
+        "method_reason": (f"out-of-time AUC on the population's distress events: {ranked['population']} for the "
+                          f"population model against {ranked['loans']} for the loan-book model"),
         "train": {"loans": len(train), "defaults": int(train["defaulted"].sum()),
-                  "from": str(train["disbursed_on"].min().date()), "to": str(train["disbursed_on"].max().date())},
-        "out_of_time": {"gbm": validate(y, p_gbm),
-                        "scorecard": validate(y, card.predict_proba(test[list(FEATURES)])[:, 1])},
+                  "from": str(train["disbursed_on"].min().date()), "to": str(train["disbursed_on"].max().date()),
+                  "population_rows": len(pop_train), "population_events": int(pop_train["distress"].sum()),
+                  "population_months": sorted({str(d.date()) for d in pop_train["as_of"]})},
+        "population": {
+            "rows": len(pop_test), "events": int(e.sum()), "months": sorted({str(d.date()) for d in pop_test["as_of"]}),
+            "auc": {"model": ranked[method], "score_4_19_1": round(float(roc_auc_score(e, score_risk)), 4),
+                    **{f"{k}_model": v for k, v in ranked.items()}},
+            "versus_score": auc_difference(e, p_pop, score_risk, seed, level=PROMOTION_LEVEL),
+            "by_grade": by_grade(pop_test, p_pop, "distress", grades),
+        },
+        "out_of_time": {"gbm": validate(y, p_gbm), "scorecard": validate(y, card.predict_proba(test[F])[:, 1]),
+                        "score_4_19_1": asdict(discrimination(y, -test_points["total"].to_numpy(dtype=float)))},
+        "by_grade_loans": by_grade(test.assign(grade=test_points["grade"].to_numpy()), p_gbm, "defaulted", grades),
         "gbm_trees": gbm.booster_params_["n_estimators"],
     }
     if truth_loans is not None and Path(truth_loans).exists():
@@ -118,44 +183,78 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
             ceiling = t["pd_12m_observable"].to_numpy()
             report["out_of_time"]["ceiling_pd_12m_observable"] = validate(y, ceiling)
             report["gap_to_ceiling"] = auc_gap(y, ceiling, p_gbm, seed)
-    snapshot = hashlib.sha256(pd.util.hash_pandas_object(
-        sample[["loan_id", "defaulted", *FEATURES]].astype(str), index=False).to_numpy().tobytes()).hexdigest()
+    snapshot = hashlib.sha256(
+        pd.util.hash_pandas_object(sample[["loan_id", "defaulted", *FEATURES]].astype(str), index=False).to_numpy().tobytes()
+        + pd.util.hash_pandas_object(population[["uscc", "as_of", "distress", *FEATURES]].astype(str),
+                                     index=False).to_numpy().tobytes()).hexdigest()
     gbm_metrics = {k: v for k, v in report["out_of_time"]["gbm"].items() if k != "reliability"}
-    references = {f: reference(train[f]) for f in FEATURES}
-    references["pd"] = reference(pd.Series(gbm.predict_proba(train[list(FEATURES)])[:, 1]))
+    fitted_on = pop_train if method == "population" else train
+    references = {f: reference(fitted_on[f]) for f in FEATURES}
+    references["pd"] = reference(pd.Series(gbm.predict_proba(fitted_on[F])[:, 1]))
+    label = ("ranks distress in the feeds within 12 months (new 失信, abnormal-operation, serious-violation or tax-violation "
+             "listing, revocation or cancellation, social-insurance or tax arrears of 3+ months) over every firm; PD "
+             "calibrated to loan default (次级 or worse, 90+ dpd, or written off within 12 months)"
+             if method == "population" else "次级 or worse, 90+ dpd, or written off within 12 months")
     report["version"] = save_model(registry, gbm, {
-        "training_data": {"snapshot_sha256": snapshot, "rows": len(train), **report["train"]},
-        "out_of_time_metrics": gbm_metrics, "label": "次级 or worse, 90+ dpd, or written off within 12 months",
+        "training_data": {"snapshot_sha256": snapshot, "rows": len(fitted_on), **report["train"]},
+        "out_of_time_metrics": gbm_metrics, "label": label, "method": method,
+        "population_metrics": {k: v for k, v in report["population"].items() if k != "by_grade"},
         "reference": references})
-    report["decision"] = promotion(registry, report["version"], test, report["out_of_time"]["gbm"], decided_on)
+    report["decision"] = promotion(registry, report["version"], pop_test, report["population"], test,
+                                   report["out_of_time"]["gbm"], decided_on)
     record_decision(registry, report["decision"])
     (Path(registry) / report["version"] / "validation.json").write_text(
         json.dumps(report, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     return report
 
 
-def promotion(registry: Path, version: str, test: pd.DataFrame, candidate: dict, decided_on: date) -> dict:
-    """Promote the candidate only if it beats the champion out of time: a higher AUC on the same
-    loans, calibrated within MAX_ECE (or no worse than the champion)."""
+def promotion(registry: Path, version: str, pop_test: pd.DataFrame, population: dict, loans: pd.DataFrame,
+              candidate_loans: dict, decided_on: date) -> dict:
+    """Promote the candidate only with evidence. Against the 4+19+1 score first (every time, and so
+    for a first champion): at least MIN_EVENTS distress events out of time, and an out-of-time AUC on
+    the population whose PROMOTION_LEVEL paired-bootstrap interval of the difference excludes the
+    score's. Then against the champion, on the same out-of-time firm-months: a higher AUC. A model
+    that does not beat the score is never promoted: without a champion the programme runs on the
+    score and its rules alone."""
     current = champion(registry)
+    versus = population["versus_score"]
+    interval = versus[f"interval_{round(PROMOTION_LEVEL * 100)}"]
     decision = {"version": version, "champion": current, "decided_on": decided_on.isoformat(),
-                "out_of_time_loans": len(test), "candidate": {"auc": candidate["auc"], "ece": candidate["ece"]}}
+                "out_of_time_firm_months": population["rows"], "out_of_time_events": population["events"],
+                "candidate": {"auc": population["auc"]["model"]},
+                "score_4_19_1": {"auc": population["auc"]["score_4_19_1"], "difference": versus["difference"],
+                                 f"interval_{round(PROMOTION_LEVEL * 100)}": interval}}
+    if population["events"] < MIN_EVENTS:
+        return decision | {"promoted": False, "reason": (
+            f"{population['events']} distress events out of time: at least {MIN_EVENTS} are needed to tell the model "
+            f"from the 4+19+1 score; {'the champion stays' if current else 'the programme runs on the score and its rules alone'}")}
+    if interval[0] <= 0:
+        return decision | {"promoted": False, "reason": (
+            f"out-of-time AUC {population['auc']['model']} on the population does not beat the 4+19+1 score's "
+            f"{population['auc']['score_4_19_1']} with {round(PROMOTION_LEVEL * 100)} % confidence (difference "
+            f"{versus['difference']}, interval {interval[0]} to {interval[1]}); "
+            f"{'the champion stays' if current else 'the programme runs on the score and its rules alone'}")}
+    beats = (f"out-of-time AUC {population['auc']['model']} on the population beats the 4+19+1 score's "
+             f"{population['auc']['score_4_19_1']} (difference {versus['difference']}, "
+             f"{round(PROMOTION_LEVEL * 100)} % interval {interval[0]} to {interval[1]}, {population['events']} events)")
     if current is None:
-        return decision | {"promoted": True, "reason": "no champion yet"}
+        return decision | {"promoted": True, "reason": f"no champion yet; {beats}"}
     if current == version:
         return decision | {"promoted": False, "reason": "the candidate is the champion (same data, same model)"}
     old = load_model(registry, current)
-    missing = sorted(set(old.metadata["features"]) - set(test.columns))
+    missing = sorted(set(old.metadata["features"]) - set(pop_test.columns))
     if missing:
-        return decision | {"promoted": True, "reason": f"the champion needs features no longer computed: {missing}"}
-    y = test["defaulted"].astype(int).to_numpy()
-    held = validate(y, old.pd(test))
-    decision["champion_metrics"] = {"auc": held["auc"], "ece": held["ece"]}
-    if candidate["auc"] <= held["auc"]:
-        return decision | {"promoted": False,
-                           "reason": f"out-of-time AUC {candidate['auc']} does not beat the champion's {held['auc']}"}
-    if candidate["ece"] > max(MAX_ECE, held["ece"]):
-        return decision | {"promoted": False,
-                           "reason": f"better AUC but calibration error {candidate['ece']} exceeds {MAX_ECE}"}
-    return decision | {"promoted": True,
-                       "reason": f"out-of-time AUC {candidate['auc']} beats the champion's {held['auc']}"}
+        return decision | {"promoted": True, "reason": f"the champion needs features no longer computed: {missing}; {beats}"}
+    e = pop_test["distress"].astype(int).to_numpy()
+    held = round(float(roc_auc_score(e, old.pd(pop_test))), 4)
+    held_ece = validate(loans["defaulted"].astype(int).to_numpy(), old.pd(loans))["ece"]
+    decision["champion_metrics"] = {"auc": held, "loans_ece": held_ece}
+    decision["candidate"]["loans_ece"] = candidate_loans["ece"]
+    if population["auc"]["model"] <= held:
+        return decision | {"promoted": False, "reason": (
+            f"out-of-time AUC {population['auc']['model']} on the population does not beat the champion's {held}")}
+    if candidate_loans["ece"] > max(MAX_ECE, held_ece):
+        return decision | {"promoted": False, "reason": (
+            f"better AUC but calibration error {candidate_loans['ece']} on the out-of-time loans exceeds {MAX_ECE}")}
+    return decision | {"promoted": True, "reason": f"out-of-time AUC {population['auc']['model']} on the population "
+                                                   f"beats the champion's {held}; {beats}"}

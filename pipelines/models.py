@@ -39,9 +39,10 @@ def registry_resource(beside_store: str | None = None) -> ModelRegistry:
 @dg.asset(
     key=["models", "pd_champion"], group_name="models", kinds={"lightgbm"},
     deps=[dg.AssetKey(["staging", s]) for s in ("loans", "loan_status", "loan_recoveries")],
-    description="Retrain on every loan with a closed 12-month window: monotone GBM (candidate) and WoE scorecard "
-                "(challenger), validated out of time, registered; promoted to champion only if it beats the "
-                "current champion on the same out-of-time loans. Not part of the nightly job.",
+    description="Retrain: a monotone GBM of distress in the feeds over every firm, calibrated to loan defaults, "
+                "against the loan-book GBM (the better on the population out of time is the candidate) and the "
+                "WoE scorecard, registered; promoted only if it beats the 4+19+1 score on the population out of "
+                "time (95 % interval, at least 100 events) and the current champion. Not part of the nightly job.",
 )
 def pd_champion(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile, registry: ModelRegistry,
                 landing: LandingZone, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
@@ -49,12 +50,15 @@ def pd_champion(context: dg.AssetExecutionContext, store: Store, catalogue: Cata
     with store.connect() as con:
         report = retrain(con, load_config(load_catalogue, catalogue.path), Path(registry.path), date.today(),
                          truth if truth.exists() else None)
-    oot, decision = report["out_of_time"], report["decision"]
-    progress.done("pd model", f"{report['version']} AUC {oot['gbm']['auc']:.4f} out of time: "
+    oot, decision, population = report["out_of_time"], report["decision"], report["population"]
+    progress.done("pd model", f"{report['version']} ({report['method']}) AUC {population['auc']['model']:.4f} on the "
+                              f"population out of time, {oot['gbm']['auc']:.4f} on loans: "
                               f"{'promoted' if decision['promoted'] else 'not promoted'} ({decision['reason']})")
-    meta = {"version": report["version"], "promoted": decision["promoted"], "decision": decision["reason"],
-            "oot_auc": oot["gbm"]["auc"], "oot_ece": oot["gbm"]["ece"], "scorecard_oot_auc": oot["scorecard"]["auc"],
-            "training_loans": report["train"]["loans"]}
+    meta = {"version": report["version"], "method": report["method"], "promoted": decision["promoted"],
+            "decision": decision["reason"], "population_oot_auc": population["auc"]["model"],
+            "score_population_oot_auc": population["auc"]["score_4_19_1"],
+            "population_oot_events": population["events"], "oot_auc": oot["gbm"]["auc"], "oot_ece": oot["gbm"]["ece"],
+            "scorecard_oot_auc": oot["scorecard"]["auc"], "training_loans": report["train"]["loans"]}
     if "ceiling_pd_12m_observable" in oot:
         meta["ceiling_oot_auc"] = oot["ceiling_pd_12m_observable"]["auc"]
         meta["gap_to_ceiling"] = report["gap_to_ceiling"]["auc_gap"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from models.registry import champion
+from models.registry import champion, last_decision
 from pipelines.definitions import (
     all_checks,
     early_warnings,
@@ -38,6 +38,7 @@ class RunSummary:
     warnings: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # step -> why it failed
     trained: str = ""
+    model_decision: str = ""  # why the first model was promoted, or not
     blocked: list[str] = field(default_factory=list)
     table_rows: dict[str, int] = field(default_factory=dict)
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
@@ -87,7 +88,7 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
         return dg.materialize([*nightly_assets, *all_checks], partition_key=business_date.isoformat(),
                               selection=dg.AssetSelection.assets(*assets), **common)
 
-    trained, skipped = "", {}
+    trained, skipped, decision = "", {}, ""
     if champion(registry) is None:
         # a new store has no PD model yet: load the data, train the first champion on its loan book, then score
         after_model = [pd_scores, eligibility, early_warnings, publication, portfolio_reports, audit_pack_report,
@@ -96,16 +97,22 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
         if results[0].success:
             first = dg.materialize([pd_champion], **common)
             trained = champion(registry) or ""
+            decision = (last_decision(registry) or {}).get("reason", "")
             if trained:
                 results.append(nightly(after_model))
             else:
                 # without PDs no price, and no model to audit
                 results.append(nightly([eligibility, early_warnings, publication, portfolio_reports, bank_report_batches]))
-                cause = _innermost(first.get_step_failure_events()[0].event_specific_data.error)
-                if cause.cls_name != "TrainingError":
-                    results.append(first)  # a fault, not a short loan book: the run fails
-                # too short a loan book: the scores and the ledger stand; PDs wait for a model
-                skipped["scores/pd"] = f"no PD model yet: {cause.message.strip().splitlines()[-1]}"
+                failures = first.get_step_failure_events()
+                if failures:
+                    cause = _innermost(failures[0].event_specific_data.error)
+                    if cause.cls_name != "TrainingError":
+                        results.append(first)  # a fault, not a short loan book: the run fails
+                    why = cause.message.strip().splitlines()[-1]
+                else:  # trained, but without the evidence to be promoted: the programme runs on the score
+                    why = f"not promoted: {decision or 'no reason recorded'}"
+                # the scores and the ledger stand; PDs wait for a model
+                skipped["scores/pd"] = f"no PD model yet: {why}"
                 skipped["reports/audit_pack"] = "no PD model yet: no model to audit"
     else:
         results = [nightly(nightly_assets)]
@@ -130,5 +137,5 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
     finally:
         con.close()
     return RunSummary(business_date, all(r.success for r in results) and not failed and not blocked,
-                      round(time.perf_counter() - started, 1), failed, warnings, errors, trained, blocked, rows, quarantined,
-                      str(db))
+                      round(time.perf_counter() - started, 1), failed, warnings, errors, trained, decision, blocked, rows,
+                      quarantined, str(db))

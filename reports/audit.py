@@ -112,8 +112,25 @@ def replay_decision(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date, regi
 # materially from its predicted one when it has at least MIN_SEGMENT loans and |z| > Z_MATERIAL
 SEGMENTS = ("district_code", "industry", "size_class")
 MIN_SEGMENT, Z_MATERIAL = 30, 3.0
+METHOD_TEXT = {
+    "population": (
+        "The booster ranks distress that the departments deliver for every firm, borrower or not (a new 失信, "
+        "abnormal-operation, serious-violation or tax-violation listing, revocation or cancellation, social-insurance "
+        "or tax arrears of three months or more, within 12 months), learnt over the whole registered population; "
+        "its log-odds are mapped to loan default by Platt scaling on the training loans. Borrowers are the firms banks "
+        "already chose, a narrow band of risk: a model of their defaults alone is nearly flat on the rest of the "
+        "population, which it decides for. It was chosen because it ranks the population's out-of-time distress "
+        "better than the loan-book model (figures below)."),
+    "loans": (
+        "The booster ranks loan defaults on the programme's loans; it was chosen because it ranks the population's "
+        "out-of-time distress better than the population model (figures below)."),
+}
 LIMITATIONS = (
-    "Trained on the programme's own loans only: firms that were never lent to are scored by extrapolation.",
+    "Loan defaults are known only for borrowers, a narrow band of risk: the PD's scale outside that band is the "
+    "Platt line of the distress ranking extended, not observed. Within the band the distress ranking says little "
+    "about loan default, so the line is nearly flat: the PD ranks the riskiest firms first but understates their "
+    "default rate (on the simulated universe their realised rate is several times the PD); read the grade table "
+    "below, which shows the observed rates beside the PDs.",
     "The label is a 12-month default (次级 or worse, 90+ days past due, or written off); later defaults are not seen.",
     "Inputs are government data as delivered two months after the month they describe; a firm's last two months are unseen.",
     "Monotone constraints hold each input's direction of effect fixed, which may cost accuracy where the true effect turns.",
@@ -136,6 +153,19 @@ def segment_outcomes(sample: pd.DataFrame, predicted: np.ndarray, con: duckdb.Du
             rows.append({"segment": segment, "value": "—" if pd.isna(value) else str(value), "loans": n,
                          "defaults": observed, "mean_pd": expected / n, "observed": observed / n, "z": z,
                          "material": n >= MIN_SEGMENT and abs(z) > Z_MATERIAL})
+    return rows
+
+
+def grade_rows(validation: dict, cat: Catalogue) -> list[dict]:
+    """Per grade, best first: the out-of-time population's firm-months, mean PD and observed distress
+    rate, and the out-of-time loans' count, mean PD and observed default rate."""
+    pop = {r["grade"]: r for r in validation.get("population", {}).get("by_grade", [])}
+    loans = {r["grade"]: r for r in validation.get("by_grade_loans", [])}
+    rows = []
+    for g, _ in sorted(cat.grades, key=lambda gl: -gl[1]):
+        p, q = pop.get(g, {}), loans.get(g, {})
+        rows.append({"grade": g, "n": p.get("n", 0), "mean_pd": p.get("mean_pd"), "observed": p.get("observed"),
+                     "loans": q.get("n", 0), "loan_pd": q.get("mean_pd"), "loan_observed": q.get("observed")})
     return rows
 
 
@@ -183,6 +213,7 @@ def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat:
         "importance_svg": charts.bars([(r.feature, 100 * r.share) for r in importance.itertuples()], unit="%"),
         "dependence": dependence, "segments": segments, "material": [s for s in segments if s["material"]],
         "limitations": LIMITATIONS, "history": version_history(con, registry),
+        "method_text": METHOD_TEXT.get(validation.get("method", "loans"), ""), "grade_rows": grade_rows(validation, cat),
         "z_material": Z_MATERIAL, "min_segment": MIN_SEGMENT,
     }
     folder = out / "audit" / as_of.isoformat()

@@ -52,6 +52,8 @@ def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None =
     out["pd_hist"] = charts.histogram(pd_counts.tolist(), [f"≤{e:.0%}" for e in PD_EDGES[1:]])
     out["pd_mean"] = float(known_pd.mean()) if len(known_pd) else None
     out["grades"] = {g: int((scores["grade"] == g).sum()) for g in GRADES}
+    by_grade = scores.groupby("grade")["pd"].mean()
+    out["grade_pd"] = {g: float(by_grade[g]) if g in by_grade.index and pd.notna(by_grade[g]) else None for g in GRADES}
     # grade migration and score stability against the last month's night
     before = con.execute("SELECT max(as_of) FROM scores.commercial_value WHERE as_of <= ?",
                          [as_of - timedelta(days=MIGRATION_DAYS)]).fetchone()[0]

@@ -497,6 +497,22 @@ class Universe:
             "legal_rep_name": self.legal_rep[idx], "legal_rep_id": self.legal_rep_id[idx],
         })
 
+    def write_outcomes(self, k: int, folder: Path) -> None:
+        """The truth at the end of month k for every firm active then: its 12-month PD as of the next
+        day (`pd_12m_true`, `pd_12m_observable`) and one realised outcome drawn from `pd_12m_true`
+        with a seed of its own, so that a model can be judged on the whole population it scores,
+        not only on borrowers. Called once month k has been simulated (the PD reads what was
+        delivered by then); one file per month-end. Nothing in the pipeline reads it."""
+        folder.mkdir(parents=True, exist_ok=True)
+        h = self.log_odds(k + 1)
+        idx = np.flatnonzero(self.active(k))
+        pd_true = sigmoid(h[idx] + SIGMA_UNSEEN * self.u[idx])
+        drawn = np.random.default_rng([self.cfg.seed, 4, k]).random(self.n)[idx]
+        pd.DataFrame({
+            "uscc": self.uscc[idx], "as_of": np.full(len(idx), _days(month_end(k))),
+            "pd_12m_true": pd_true, "pd_12m_observable": observable_pd(h[idx]), "defaulted_12m": drawn < pd_true,
+        }).to_parquet(folder / f"{period_of(k)}.parquet", index=False)
+
     # -- tax annual settlement -----------------------------------------------------------
     def _annual_report_firms(self, year: int) -> np.ndarray:
         return np.flatnonzero((self.founded_k < (year + 1) * 12) & (self.true_rev_year[year] > 0))
@@ -636,6 +652,7 @@ def simulate(cfg: SimConfig, progress=None) -> SimSummary:
                     month[c.source] = pd.concat(frames, ignore_index=True).drop_duplicates(list(c.key), keep="last")
             history = {}
         periods.append(period_of(k))
+        uni.write_outcomes(k, out / "_truth" / "outcomes")
         h = uni.log_odds(k)
         month.update(uni.loan_month(k, h))
         for source in [c.source for c in CONTRACTS if c.cadence == "monthly"]:

@@ -110,3 +110,33 @@ def test_dagster_yaml_admits_one_run_at_a_time(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     instance = dg.DagsterInstance.get()
     assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+
+
+def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why(clean_landing, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """A candidate that does not beat the 4+19+1 score out of time leaves the store without a champion:
+    the night runs on the score and its rules alone, and says so."""
+    import pipelines.models
+    from models.registry import champion, record_decision
+
+    reason = ("out-of-time AUC 0.80 on the population does not beat the 4+19+1 score's 0.80 with 95 % confidence "
+              "(difference 0.0, interval -0.01 to 0.01); the programme runs on the score and its rules alone")
+
+    def refused(con, cat, registry, decided_on, truth=None):
+        record_decision(registry, {"version": "pd-candidate", "promoted": False, "reason": reason,
+                                   "decided_on": decided_on.isoformat()})
+        metrics = {"auc": 0.6, "ece": 0.01}
+        return {"version": "pd-candidate", "method": "population", "decision": {"promoted": False, "reason": reason},
+                "population": {"auc": {"model": 0.8, "score_4_19_1": 0.8}, "events": 500},
+                "out_of_time": {"gbm": metrics, "scorecard": metrics}, "train": {"loans": 1000}}
+
+    monkeypatch.setattr(pipelines.models, "retrain", refused)
+    db = tmp_path / "score_only.duckdb"
+    assert main(["run", "--date", BUSINESS_DATE.isoformat(), "--landing", str(clean_landing), "--db", str(db)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert champion(tmp_path / "models") is None
+    assert f"scores/pd: no PD model yet: not promoted: {reason}" in out and "no model to audit" in out
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM scores.commercial_value").fetchone()[0] > 700
+    con.close()

@@ -9,6 +9,7 @@ import pandas as pd
 import pypdf
 import pytest
 import yaml
+from markupsafe import escape
 
 from lending.gate import authorised_firms_sql
 from lending.products import load_products
@@ -151,6 +152,9 @@ def test_the_portfolio_report_counts_the_book_migrates_grades_and_renders(night,
     whole = portfolio(con, DAY)
     scored = con.execute("SELECT count(*) FROM scores.commercial_value WHERE as_of = ?", [DAY]).fetchone()[0]
     assert whole["firms"] == scored == sum(whole["grades"].values())
+    # the mean PD of each grade beside its count
+    assert set(whole["grade_pd"]) == set(whole["grades"])
+    assert all((whole["grade_pd"][g] is None) == (whole["grades"][g] == 0) for g in whole["grades"])
     # migration from the night four weeks or more before: every firm scored on both nights, once
     assert whole["previous"] == MONTH_BEFORE
     both = con.execute("""SELECT count(*) FROM scores.commercial_value a JOIN scores.commercial_value b USING (uscc)
@@ -190,8 +194,13 @@ def test_the_audit_pack_documents_the_model_that_decided_the_night(night, tmp_pa
     version = con.execute("SELECT any_value(model_version) FROM scores.pd WHERE as_of = ?", [DAY]).fetchone()[0]
     snapshot = json.loads((work / "models" / version / "metadata.json").read_text())["training_data"]["snapshot_sha256"]
     assert version in text and snapshot in text  # the model and the data it was trained on
-    for must in ("模型说明", "样本外表现", "单调约束", "局限", "全局重要性", "依赖图", "分群结果与校准", "版本历史"):
+    for must in ("模型说明", "样本外表现", "单调约束", "局限", "全局重要性", "依赖图", "分群结果与校准", "版本历史",
+                 "全体企业上的样本外表现", "各等级的平均PD与实际发生率"):
         assert must in text
+    # the promotion verdict against the 4+19+1 score, and every grade's observed rate beside its mean PD
+    validation = json.loads((work / "models" / version / "validation.json").read_text(encoding="utf-8"))
+    assert str(escape(validation["decision"]["reason"])) in text
+    assert len(validation["population"]["by_grade"]) >= 5 and len(validation["by_grade_loans"]) >= 4
     assert text.count("<svg") >= 4  # calibration, importance, dependence plots
     assert str(MONTH_BEFORE) in text and str(DAY) in text  # the nights the version decided
     page = load(path, tmp_path / "a.png")

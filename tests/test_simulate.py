@@ -1,5 +1,6 @@
 import hashlib
 
+import numpy as np
 import pandas as pd
 from stdnum.cn import uscc
 
@@ -64,3 +65,38 @@ def test_faults_are_recorded_per_class(faulty_landing):
     for cls in ("uscc_invalid", "firm_unknown", "key_null", "amount_negative", "amount_absurd", "period_future",
                 "duplicate_exact", "duplicate_conflict", "missing_month"):
         assert (faults.fault == cls).sum() > 0, cls
+
+
+def test_realised_outcomes_are_written_for_every_month_end(clean_landing):
+    firms = pd.read_parquet(clean_landing / "_truth" / "firms.parquet")
+    folder = clean_landing / "_truth" / "outcomes"
+    months = sorted(p.stem for p in folder.glob("*.parquet"))
+    assert len(months) == 27 and months[-1] == "2026-10"
+    last = pd.read_parquet(folder / "2026-10.parquet")
+    assert (last["as_of"] == pd.Timestamp("2026-10-31")).all() and last["uscc"].is_unique
+    # the last month-end's PDs are the firms' truth: the same log-odds, for the firms still active
+    both = last.merge(firms, on="uscc", suffixes=("", "_firms"))
+    assert len(both) == len(last) > 0.9 * len(firms)
+    np.testing.assert_allclose(both["pd_12m_true"], both["pd_12m_true_firms"], rtol=1e-12)
+    np.testing.assert_allclose(both["pd_12m_observable"], both["pd_12m_observable_firms"], rtol=1e-12)
+    # one outcome drawn per firm and month-end from its true PD, with a seed of its own
+    every = pd.concat([pd.read_parquet(folder / f"{m}.parquet") for m in months])
+    assert abs(every["defaulted_12m"].mean() - every["pd_12m_true"].mean()) < 0.005
+    assert not every.set_index(["uscc", "as_of"]).index.has_duplicates
+
+
+def test_production_code_never_reads_the_simulators_truth():
+    """Only validation by simulation may look at `_truth/`: the pipeline passes the loans' truth to
+    retraining for the ceiling it reports, and nothing else reads it; no module that builds a
+    training target or a PD mentions it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    mentions = {str(p.relative_to(root)) for package in ("valuecredit", "models", "lending", "pipelines", "reports",
+                                                         "data_contracts")
+                for p in (root / package).rglob("*.py") if "_truth" in p.read_text(encoding="utf-8")}
+    assert mentions == {"pipelines/models.py", "valuecredit/cli.py"}
+    for path in mentions:
+        for line in (root / path).read_text(encoding="utf-8").splitlines():
+            if '"_truth"' in line:  # a path into it: the ceiling's loans only, never the firms' outcomes
+                assert '"_truth" / "loans.parquet"' in line, f"{path}: {line.strip()}"

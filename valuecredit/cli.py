@@ -147,7 +147,7 @@ def _print_summary(s) -> None:
         console.print(q)
     if s.trained:
         console.print(f"no PD model was registered yet: trained and promoted [bold]{s.trained}[/] "
-                      "(retrain with `valuecredit model train`)")
+                      f"({s.model_decision}; retrain with `valuecredit model train`)", soft_wrap=True)
     for step, why in s.errors.items():
         console.print(f"[red]step failed[/] {step}: {why}", soft_wrap=True)
     for asset, why in s.failed_checks.items():
@@ -287,14 +287,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     for col in ("model", "AUC", "KS", "Brier", "ECE"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for name, m in report["out_of_time"].items():
-        t.add_row(name, f"{m['auc']:.4f}", f"{m['ks']:.4f}", f"{m['brier']:.5f}", f"{m['ece']:.5f}")
+        t.add_row(name, f"{m['auc']:.4f}", f"{m['ks']:.4f}", *(f"{m[k]:.5f}" if k in m else "" for k in ("brier", "ece")))
     console.print(t)
+    pop, vs = report["population"], report["population"]["versus_score"]
+    console.print(f"method {report['method']} ({report['method_reason']}); on the population out of time "
+                  f"({pop['rows']:,} firm-months, {pop['events']:,} distress events): AUC {pop['auc']['model']:.4f} "
+                  f"against the 4+19+1 score's {pop['auc']['score_4_19_1']:.4f} (difference {vs['difference']:+.4f}, "
+                  f"95 % interval {vs['interval_95'][0]:+.4f} to {vs['interval_95'][1]:+.4f})", soft_wrap=True)
     if "gap_to_ceiling" in report:
         g = report["gap_to_ceiling"]
         console.print(f"gbm AUC {g['auc_gap']:.4f} below the simulator's ceiling "
                       f"(90 % paired-bootstrap interval {g['interval_90'][0]:.4f} to {g['interval_90'][1]:.4f})")
     d = report["decision"]
-    verdict = "promoted to champion" if d["promoted"] else f"not promoted; the champion stays {d['champion']}"
+    verdict = ("promoted to champion" if d["promoted"] else f"not promoted; the champion stays {d['champion']}"
+               if d["champion"] else "not promoted; no champion: the programme runs on the 4+19+1 score and its rules alone")
     console.print(f"registered {report['version']} in {registry}: {verdict} ({d['reason']}); "
                   f"validation in {registry / report['version'] / 'validation.json'}", soft_wrap=True)
     return 0

@@ -1,0 +1,122 @@
+"""The population the PD decides for: every registered firm, and what the departments deliver about
+each of them, borrower or not.
+
+Borrowers are the firms banks already chose, so the loan book spans a narrow band of risk; a model
+that has only seen that band says little about the rest. Every firm, however, shows distress in the
+feeds when it has it, and these events are the population-level target (`distress`): within the 12
+months from the first day of a month, any of
+- a new listing as a dishonest judgement debtor (失信被执行人, the court's enforcement register), on the
+  abnormal-operation or serious-violation register, or as a major tax violator;
+- revocation or cancellation (吊销, 注销);
+- social-insurance arrears of three months or more;
+- tax arrears in three monthly filings or more.
+Everything here reads the store's deliveries only (never the simulator's truth): these are the
+outcomes a programme really has.
+
+The targets are the first day of a month (features read the data month two before it, as for a
+loan), for every month whose 12-month window the feeds have closed and that has a year of history
+behind its data month, every second month, sampled by a hash of the USCC when there are more than
+`max_rows` firm-months (the same firms every time).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from models.features import DATA_MONTH_LAG, features_sql
+from valuecredit.scoring.catalogue import Catalogue
+from valuecredit.scoring.score import score_select_sql
+from valuecredit.scoring.sql import indicators_sql, lit
+
+WINDOW_MONTHS = 12
+HISTORY_MONTHS = 12  # a data month needs a year of panels behind it for the trends
+EVERY_MONTHS = 2
+MAX_ROWS = 400_000
+EXITED = ("吊销", "注销")
+
+
+def _month_index(period: str) -> int:
+    return int(period[:4]) * 12 + int(period[5:7]) - 1
+
+
+def target_months(con: duckdb.DuckDBPyConnection) -> list[date]:
+    """First days of the months whose 12-month window is closed in every monthly panel that the
+    target reads, and whose data month has a year of history behind it, every EVERY_MONTHS months
+    counted back from the latest."""
+    first, last = con.execute("""SELECT max(lo), min(hi) FROM (
+        SELECT min(period) AS lo, max(period) AS hi FROM staging.social_insurance
+        UNION ALL SELECT min(period), max(period) FROM staging.tax_monthly)""").fetchone()
+    if first is None:
+        return []
+    earliest = _month_index(first) + HISTORY_MONTHS + DATA_MONTH_LAG
+    latest = _month_index(last) - WINDOW_MONTHS + 1
+    return [date(k // 12, k % 12 + 1, 1) for k in range(latest, earliest - 1, -EVERY_MONTHS)][::-1]
+
+
+def create_targets(con: duckdb.DuckDBPyConnection, months: list[date], max_rows: int = MAX_ROWS) -> int:
+    """`_pop_targets` (uscc, as_of): every firm registered and not revoked or cancelled by each
+    month's first day, one firm in `share` kept by a hash of its USCC when the rows would exceed
+    `max_rows`. Returns the rows."""
+    con.execute("""CREATE OR REPLACE TEMP TABLE _pop_all AS
+        SELECT r.uscc, m.as_of FROM staging.registry r JOIN (SELECT unnest(?::DATE[]) AS as_of) m
+          ON r.founded_on < m.as_of AND NOT (list_contains(?, r.status) AND r.status_date < m.as_of)""",
+                [months, list(EXITED)])
+    rows = con.execute("SELECT count(*) FROM _pop_all").fetchone()[0]
+    keep = max(1, -(-rows // max_rows))  # keep one firm in `keep`
+    con.execute("CREATE OR REPLACE TEMP TABLE _pop_targets AS SELECT * FROM _pop_all WHERE hash(uscc) % ? = 0 "
+                "ORDER BY as_of, uscc", [keep])
+    con.execute("DROP TABLE _pop_all")
+    return con.execute("SELECT count(*) FROM _pop_targets").fetchone()[0]
+
+
+def distress_sql(targets: str) -> str:
+    """(uscc, as_of, distress) for each target: a distress event in the feeds within WINDOW_MONTHS
+    months from the target's date (see the module docstring)."""
+    listed = "SELECT t.uscc, t.as_of FROM t JOIN staging.{s} d ON d.uscc = t.uscc AND d.listed_on >= t.as_of AND d.listed_on < t.until"
+    monthly = ("SELECT t.uscc, t.as_of FROM t JOIN staging.{s} d ON d.uscc = t.uscc "
+               "AND CAST(substr(d.period, 1, 4) AS INTEGER) * 12 + CAST(substr(d.period, 6, 2) AS INTEGER) - 1 "
+               "BETWEEN t.k AND t.k + {w} - 1 WHERE {cond} GROUP BY ALL HAVING {having}")
+    return f"""
+    WITH t AS (SELECT uscc, as_of, as_of + INTERVAL {WINDOW_MONTHS} MONTH AS until,
+                      year(as_of) * 12 + month(as_of) - 1 AS k FROM {targets}),
+    events AS (
+        {listed.format(s="dishonest_debtors")}
+        UNION {listed.format(s="market_registers")}
+        UNION {listed.format(s="tax_violations")}
+        UNION SELECT t.uscc, t.as_of FROM t JOIN staging.registry d ON d.uscc = t.uscc
+              AND d.status IN ({', '.join(lit(s) for s in EXITED)}) AND d.status_date >= t.as_of AND d.status_date < t.until
+        UNION {monthly.format(s="social_insurance", w=WINDOW_MONTHS, cond="d.arrears_months >= 3", having="true")}
+        UNION {monthly.format(s="tax_monthly", w=WINDOW_MONTHS, cond="d.tax_arrears_fen > 0", having="count(*) >= 3")})
+    SELECT t.uscc, t.as_of, e.uscc IS NOT NULL AS distress FROM t LEFT JOIN events e USING (uscc, as_of)"""
+
+
+def population_sample(con: duckdb.DuckDBPyConnection, cat: Catalogue, max_rows: int = MAX_ROWS) -> pd.DataFrame:
+    """Per firm and target month: the PD features as known on the month's first day, the 4+19+1
+    total and grade from the same indicators, and the distress outcome of the next 12 months."""
+    months = target_months(con)
+    if not months or create_targets(con, months, max_rows) == 0:
+        return pd.DataFrame(columns=["uscc", "as_of", "total", "grade", "distress"])
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _pop_ind AS SELECT *, '' AS snapshot_id FROM "
+                    f"({indicators_sql('_pop_targets')})")
+        no_hits = "(SELECT NULL::VARCHAR AS uscc, NULL::DATE AS as_of, NULL::VARCHAR AS rule_id WHERE false)"
+        frame = con.execute(f"""
+            SELECT f.*, s.total, s.grade, d.distress
+            FROM ({features_sql('_pop_targets', cat.negative_rules, indicators='_pop_ind')}) f
+            JOIN ({score_select_sql(cat, '_pop_ind', no_hits)}) s USING (uscc, as_of)
+            JOIN ({distress_sql('_pop_targets')}) d USING (uscc, as_of)
+            ORDER BY as_of, uscc""").df()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _pop_ind")
+        con.execute("DROP TABLE IF EXISTS _pop_targets")
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[us]")
+    return frame
+
+
+def out_of_time_months(sample: pd.DataFrame, share: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The earlier target months train, the later (about `share` of the rows) validate."""
+    cutoff = sample["as_of"].sort_values().iloc[int(len(sample) * (1 - share))]
+    return sample[sample["as_of"] < cutoff], sample[sample["as_of"] >= cutoff]
