@@ -29,7 +29,8 @@ import pandas as pd
 from models.features import DATA_MONTH_LAG, features_sql
 from valuecredit.scoring.catalogue import Catalogue
 from valuecredit.scoring.score import score_select_sql
-from valuecredit.scoring.sql import indicators_sql, lit
+from valuecredit.scoring.sql import indicators_sql
+from valuecredit.sqltext import SQL, lit
 
 WINDOW_MONTHS = 12
 HISTORY_MONTHS = 12  # a data month needs a year of panels behind it for the trends
@@ -72,7 +73,7 @@ def create_targets(con: duckdb.DuckDBPyConnection, months: list[date], max_rows:
     return con.execute("SELECT count(*) FROM _pop_targets").fetchone()[0]
 
 
-def distress_sql(targets: str) -> str:
+def distress_sql(targets: SQL) -> SQL:
     """(uscc, as_of, distress) for each target: a distress event in the feeds within WINDOW_MONTHS
     months from the target's date (see the module docstring)."""
     listed = "SELECT t.uscc, t.as_of FROM t JOIN staging.{s} d ON d.uscc = t.uscc AND d.listed_on >= t.as_of AND d.listed_on < t.until"
