@@ -83,6 +83,24 @@ def test_a_symlink_or_a_relative_path_to_the_store_finds_the_same_lock(tmp_path,
     assert f"pid {p.pid}" in one_error_line(capsys) and not (tmp_path / "b").exists()
 
 
+def test_a_hard_link_or_a_deleted_lock_file_does_not_let_a_second_writer_in(tmp_path, other, capsys):
+    """The lock file is keyed by the path: a hard link (or a bind mount) is another path to the same
+    file, and a lock file deleted by a tidy operator is a new one. The store's own file is locked too."""
+    real = tmp_path / "night.duckdb"
+    duckdb.connect(str(real)).close()
+    os.link(real, tmp_path / "alias.duckdb")
+    other.append(hold_lock(tmp_path / "alias.duckdb"))
+    assert main(["ledger", "rebuild", "--db", str(real)]) == 3
+    assert "holds the store's file itself" in one_error_line(capsys)
+    first = other.pop()
+    first.kill()
+    first.wait()
+    other.append(hold_lock(real))
+    lock_path(real).unlink()  # the holder's lock file, deleted while it runs
+    assert main(["ledger", "rebuild", "--db", str(real)]) == 3
+    assert "holds the store's file itself" in one_error_line(capsys)
+
+
 @pytest.mark.parametrize("command", [
     ["backup", "--to", "{d}/b2"], ["restore", "{d}/b1"], ["ledger", "rebuild"], ["model", "train"],
     ["score", "calibrate", "--adopt", "--out", "{d}/calibration"]])

@@ -137,6 +137,24 @@ def lock_path(db_path: str | Path) -> Path:
     return Path(os.path.realpath(db_path) + ".lock")
 
 
+def _lock_the_file_itself(db_path: str | Path, lock_fd: int) -> int | None:
+    """The store's own file is locked too (flock, which DuckDB's fcntl locks do not see): a hard link
+    or a bind mount reaches the same file by another path, and a deleted lock file would let a second
+    writer in. None before the store exists (the path's lock alone guards its creation)."""
+    try:
+        db_fd = os.open(os.path.realpath(db_path), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(db_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(db_fd)
+        os.close(lock_fd)
+        raise StoreLocked(f"{db_path}: refused, another run holds the store's file itself (reached by another path, "
+                          "such as a hard link, or after its lock file was deleted): wait for it to finish") from None
+    return db_fd
+
+
 @contextmanager
 def writer_lock(db_path: str | Path, join: bool = False, run_id: str | None = None) -> Iterator[None]:
     """One writer per DuckDB file, whoever launches it (the CLI, a Dagster schedule, the UI, a
@@ -166,9 +184,10 @@ def writer_lock(db_path: str | Path, join: bool = False, run_id: str | None = No
                                       "or use another --db") from None
                 fd = -1  # this run's orchestrating process holds the lock for it
             else:
+                db_fd = _lock_the_file_itself(db_path, fd)
                 os.ftruncate(fd, 0)
                 os.write(fd, (f"pid {os.getpid()}" + (f" run {run_id}" if run_id else "")).encode())
-                _held.setdefault(key, [fd, 0])[1] += 1
+                _held.setdefault(key, [fd, 0, db_fd])[1] += 1
     try:
         yield
     finally:
@@ -178,4 +197,6 @@ def writer_lock(db_path: str | Path, join: bool = False, run_id: str | None = No
                 entry[1] -= 1
                 if entry[1] == 0:
                     del _held[key]
+                    if entry[2] is not None:
+                        os.close(entry[2])
                     os.close(entry[0])
