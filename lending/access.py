@@ -2,7 +2,10 @@
 
 The store holds every bank's schema, and DuckDB cannot hide one schema of a file from a connection
 to it, so a bank never connects to the store. It gets an in-memory database loaded from its own
-published folder (`publish/<bank>/<date>/`, LATEST unless a date is given). The bank id is looked up
+published folder (`publish/<bank>/<date>/`, LATEST unless a date is given). A past date's folder is
+cut to the firms of the bank's LATEST publication (which holds every firm authorised today, for every
+one of the bank's products): a firm that has since withdrawn its consent is in no view of the past.
+The bank id is looked up
 in the product catalogue before it goes into any path. The connection has no temporary directory
 (DuckDB's default, `./.tmp`, stays readable and writable when file access is off), a memory limit,
 then file access switched off and the configuration locked: it can neither read another bank's folder,
@@ -20,6 +23,7 @@ import duckdb
 import pandas as pd
 
 from lending.products import ProductCatalogue, load_products
+from valuecredit.sqltext import q
 
 TABLES = {"eligibility": "eligibility.parquet", "early_warnings": "early_warnings.csv"}
 # the limits of a bank's query, unless the command line or these variables say otherwise
@@ -114,6 +118,13 @@ def bank_connection(publish_root: Path, bank_id: str, business_date: date | None
         con.execute("CREATE TABLE eligibility AS SELECT * FROM read_parquet(?)", [str(folder / TABLES["eligibility"])])
         con.execute("CREATE TABLE early_warnings AS SELECT * FROM read_csv(?, all_varchar = true, header = true)",
                     [str(folder / TABLES["early_warnings"])])
+        _, latest = published_folder(publish_root, bank_id, None, products)
+        if latest != folder:  # a past date: only the firms still authorised today
+            con.execute("CREATE TEMP TABLE _current AS SELECT DISTINCT uscc FROM read_parquet(?)",
+                        [str(latest / TABLES["eligibility"])])
+            for table in TABLES:
+                con.execute(f"DELETE FROM {q(table)} WHERE NOT coalesce(uscc IN (SELECT uscc FROM _current), false)")
+            con.execute("DROP TABLE _current")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:

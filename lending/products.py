@@ -96,7 +96,12 @@ def load_products(path: Path | str | None = None) -> ProductCatalogue:
             raise ProductError(f"{path}: every bank needs bank_id and name, got {b!r}")
         if not BANK_ID.fullmatch(str(b["bank_id"])):
             raise ProductError(f"{path}: bank_id {b['bank_id']!r} must be 1 to 32 letters, digits or underscores")
-        banks[str(b["bank_id"])] = str(b["name"])
+        bank_id = str(b["bank_id"])
+        # one schema (bank_<id lower-cased>) and one folder on a case-insensitive file system per bank
+        if clash := [other for other in banks if other.lower() == bank_id.lower()]:
+            raise ProductError(f"{path}: bank_id {bank_id!r} repeats {clash[0]!r} (bank ids must differ in more "
+                               "than letter case: each names a schema and a folder)")
+        banks[bank_id] = str(b["name"])
     seen: set[str] = set()
     for p in doc["products"]:
         _check_product(path, p, banks, programme, seen)

@@ -7,7 +7,11 @@ one. On disk each bank has a folder `<out>/<bank_id>/<date>/` with `eligibility.
 `eligibility.csv` (UTF-8 with BOM, so Excel shows the Chinese text), `eligibility.xlsx` (the
 eligible rows and the near misses, for people) and `early_warnings.csv` (the bank's borrowers' open
 warnings and those closed that day; also the table `early_warnings`); the folder is written aside and renamed into place
-(a date published again: exchanged with its old folder in one step), then `LATEST` is replaced. Every
+(a date published again: exchanged with its old folder in one step), then `LATEST` is replaced.
+Publication never goes backwards: a date older than a bank's `LATEST` (a re-run or a backfill) writes
+its own folder, but neither moves `LATEST` nor replaces the bank's tables, which stay on the newest date
+published (recorded in `decisions.published_tables`): an older night would bring back firms that have
+since withdrawn their consent. Every
 row comes from the one authorisation gate (`lending.gate`); the CSVs' text is neutralised for
 spreadsheets (`valuecredit.spreadsheet`). The tables are replaced and the files written inside one transaction, which
 commits only when every bank's folder is complete: a failure anywhere leaves the previous publication
@@ -39,6 +43,11 @@ from valuecredit.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
 from valuecredit.scoring.sql import PointInTime
 from valuecredit.spreadsheet import neutral_sql
 from valuecredit.sqltext import SQL, lit, q
+
+PUBLISHED_DDL = "CREATE TABLE IF NOT EXISTS decisions.published_tables (bank_id VARCHAR PRIMARY KEY, as_of DATE)"
+# an older date's tables, only long enough to write its folder: the connection's own temporary ones (DuckDB
+# fails a commit that drops a table created and replaced in the same transaction)
+BACKFILL_SCHEMA = "temp"
 
 
 class PublishError(RuntimeError):
@@ -168,6 +177,7 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     out = Path(out)
     banks = sorted(products.banks)
     con.execute(WARNINGS_DDL)  # a store that has never warned publishes an empty list
+    con.execute(PUBLISHED_DDL)
     for bank in banks:  # what an earlier publication left if it crashed
         _tidy(out / bank)
     staged: dict[str, Path] = {}
@@ -186,10 +196,14 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
             with ThreadPoolExecutor(max_workers=1) as books:  # leaving it waits for the workbook being written
                 book = None
                 for bank in banks:
-                    schema = bank_schema(bank)
-                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
-                    con.execute(f"CREATE OR REPLACE TABLE {q(schema)}.eligibility AS {bank_rows_sql(as_of, bank, '_published')}")
-                    con.execute(f"CREATE OR REPLACE TABLE {q(schema)}.early_warnings AS "
+                    schema, kind = bank_schema(bank), "TABLE"
+                    if _tables_date(con, bank, schema) > as_of:  # the bank's tables stay on their newer date
+                        schema, kind = BACKFILL_SCHEMA, "TEMP TABLE"
+                    else:
+                        con.execute("INSERT OR REPLACE INTO decisions.published_tables VALUES (?, ?)", [bank, as_of])
+                        con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
+                    con.execute(f"CREATE OR REPLACE {kind} {q(schema)}.eligibility AS {bank_rows_sql(as_of, bank, '_published')}")
+                    con.execute(f"CREATE OR REPLACE {kind} {q(schema)}.early_warnings AS "
                                 f"{bank_warnings_sql(as_of, bank, '_authorised')}")
                     rows[bank] = con.execute(f"SELECT count(*) FROM {q(schema)}.eligibility").fetchone()[0]
                     tmp = out / bank / f".{as_of.isoformat()}.partial"
@@ -200,6 +214,8 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                         previous.result()
                 if book is not None:
                     book.result()
+            for table in ("eligibility", "early_warnings"):
+                con.execute(f"DROP TABLE IF EXISTS {q(BACKFILL_SCHEMA)}.{q(table)}")
             con.execute("DROP TABLE _published")
             con.execute("DROP TABLE _authorised")
             con.execute("COMMIT")
@@ -215,8 +231,25 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     return PublishSummary(as_of, len(banks), rows, str(out))
 
 
+def _tables_date(con: duckdb.DuckDBPyConnection, bank: str, schema: str) -> date:
+    """The date the bank's tables hold: as recorded, or (a store published before the record was
+    kept) the newest date in its eligibility table; `date.min` when it has none."""
+    recorded = con.execute("SELECT as_of FROM decisions.published_tables WHERE bank_id = ?", [bank]).fetchone()
+    found = [recorded[0]] if recorded else []
+    if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'eligibility'",
+                   [schema]).fetchone()[0]:
+        found += [d for (d,) in con.execute(f"SELECT max(as_of) FROM {q(schema)}.eligibility").fetchall() if d]
+    return max(found, default=date.min)
+
+
+def _latest(bank_dir: Path) -> date | None:
+    path = bank_dir / "LATEST"
+    return date.fromisoformat(path.read_text(encoding="utf-8").strip()) if path.exists() else None
+
+
 def _put_in_place(bank_dir: Path, tmp: Path, as_of: date) -> None:
-    """The complete folder `tmp` becomes the date's folder, then LATEST names it. At no instant does
+    """The complete folder `tmp` becomes the date's folder, then LATEST names it unless it names a
+    newer date (an older date re-published never moves LATEST backwards). At no instant does
     LATEST name a missing folder: a new date's folder is in place before LATEST moves to it, and a
     date published again is exchanged with its old folder in one step, the old one deleted after.
     A crash at any step leaves LATEST on a complete folder, and `_tidy` clears the rest next time."""
@@ -235,6 +268,8 @@ def _put_in_place(bank_dir: Path, tmp: Path, as_of: date) -> None:
         shutil.rmtree(tmp)
     else:
         os.replace(tmp, final)
+    if (current := _latest(bank_dir)) is not None and current > as_of:
+        return
     latest = bank_dir / ".LATEST.tmp"
     latest.write_text(as_of.isoformat() + "\n", encoding="utf-8")
     os.replace(latest, bank_dir / "LATEST")

@@ -99,13 +99,31 @@ def test_a_banks_connection_holds_its_publication_and_can_read_nothing_else(two_
         view.con.execute("SET enable_external_access = true")
     view.con.close()
     assert not (store / "publish" / "B03" / "copy.csv").exists()
-    # an earlier date on request; an unknown bank or date says so
+    # an earlier date on request (without the firm revoked since); an unknown bank or date says so
     assert bank_connection(store / "publish", "B03", DAY1).con.execute(
-        "SELECT count(DISTINCT uscc) FROM eligibility").fetchone()[0] == len(first["B03"])
+        "SELECT count(DISTINCT uscc) FROM eligibility").fetchone()[0] == len(first["B03"]) - 1
     with pytest.raises(UnknownBank, match="bank 'B99' is not in the product catalogue .*B01, B02"):
         bank_connection(store / "publish", "B99")
     with pytest.raises(AccessError, match="nothing published for 2026-11-01"):
         bank_connection(store / "publish", "B03", date(2026, 11, 1))
+
+
+def test_a_past_publication_opened_by_a_bank_holds_no_firm_that_has_withdrawn_since(two_nights, capsys):
+    store, firm, first, second = two_nights
+    past = store / "publish" / "B03" / DAY1.isoformat()
+    on_file = pd.read_csv(past / "early_warnings.csv", encoding="utf-8-sig", dtype=str)
+    assert firm in first["B03"] and firm not in second["B03"]
+    view = bank_connection(store / "publish", "B03", DAY1)
+    assert view.business_date == DAY1
+    assert {u for (u,) in view.con.execute("SELECT uscc FROM eligibility").fetchall()} == first["B03"] - {firm}
+    warned = {u for (u,) in view.con.execute("SELECT uscc FROM early_warnings").fetchall()}
+    assert warned == set(on_file.uscc) & second["B03"] and not warned - second["B03"]
+    view.con.close()
+    db = str(store / "night.duckdb")
+    for table in ("eligibility", "early_warnings"):
+        assert main(["bank", "query", "--bank", "B03", "--db", db, "--date", DAY1.isoformat(),
+                     f"SELECT DISTINCT uscc FROM {table}"]) == 0
+        assert firm not in capsys.readouterr().out
 
 
 def test_the_bank_query_command_answers_from_the_sandbox_and_refuses_the_rest(two_nights, capsys):

@@ -6,6 +6,7 @@ a spreadsheet would run as a formula (a firm named `=cmd|...`) reaches the CSVs 
 
 import hashlib
 import io
+import json
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 
 from lending.eligibility import build_eligibility
+from lending.gate import authorised_firms_sql
 from lending.products import load_products
 from lending.publish import _csv, publish
 from lending.warnings import update_warnings
@@ -25,6 +27,7 @@ from valuecredit.ingest import ingest_source
 from valuecredit.ledger.config import load_pool_config
 from valuecredit.ledger.store import post_business_date
 from valuecredit.scoring.catalogue import load_catalogue
+from valuecredit.store import init_store
 
 DAY = date(2026, 11, 28)  # the loan book's business date: its files were all loaded on it
 PRODUCTS, CAT = load_products(), load_catalogue()
@@ -43,11 +46,13 @@ def grants(landing: Path) -> pd.DataFrame:
 
 
 def valid_on(frame: pd.DataFrame, day: date) -> set[str]:
-    """The firms with a valid grant on `day` (the test's own reading of the rule)."""
+    """The firms with a valid grant on `day` (the test's own reading of the rule): a grant in force, not
+    revoked, and given after the firm's latest revocation on or before the day."""
     d = pd.Timestamp(day)
     granted, expires = pd.to_datetime(frame.granted_on), pd.to_datetime(frame.expires_on)
     revoked = pd.to_datetime(frame.revoked_on.replace("", None))
-    ok = (granted <= d) & (expires > d) & (revoked.isna() | (revoked > d))
+    last = revoked.where(revoked <= d).groupby(frame.uscc).transform("max")
+    ok = (granted <= d) & (expires > d) & (revoked.isna() | (revoked > d)) & (last.isna() | (granted > last))
     return set(frame.uscc[ok])
 
 
@@ -220,3 +225,66 @@ def test_every_text_cell_a_spreadsheet_would_run_is_neutralised_in_a_published_c
     assert frame.evidence.tolist() == ["'=1+2", "'+41", "'-2", "'\rcr"]
     assert frame.kind.tolist() == ["a=b", "'@SUM(A1)", "'\ttab", ""]
     assert frame.n.tolist() == ["-3", "4", "", "5"]  # a number is never text
+
+
+# --- the gate's rule, on a store built by hand: one firm, its grants and deliveries ---------------------
+
+X = "91500000MA5U000001"  # a firm id; the gate reads rows, it does not check the code
+
+
+def gate_store() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    init_store(con)
+    return con
+
+
+def delivered(con, file: str, on: str, rows: list[tuple], quarantined: list[tuple[str, str]] = ()) -> None:
+    """One authorisation file delivered (and ingested) on `on`: `rows` (uscc, granted_on, expires_on,
+    revoked_on) loaded, each earlier version of a grant superseded; `quarantined` (rule, record as
+    delivered, JSON) set aside as ingestion sets them aside."""
+    for i, (uscc, granted, expires, revoked) in enumerate(rows, 1):
+        con.execute("UPDATE raw.authorisations SET _superseded_on = ?, _valid_to = ? WHERE uscc = ? AND granted_on = ? "
+                    "AND _superseded_on IS NULL", [on, on, uscc, granted])
+        con.execute("INSERT INTO raw.authorisations VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                    [uscc, granted, expires, revoked, file, i, on, on])
+    for i, (rule, record) in enumerate(quarantined, len(rows) + 1):
+        con.execute("INSERT INTO quarantine.rows VALUES ('authorisations', ?, ?, ?, 'bad', ?, ?)",
+                    [file, i, rule, record, on])
+    con.execute("INSERT INTO meta.ingested_files VALUES ('authorisations', ?, 'x', ?, ?, 'loaded', '', ?, ?, ?)",
+                [file, on, on, len(rows) + len(quarantined), len(rows), len(quarantined)])
+
+
+def authorised(con, day: date) -> set[str]:
+    return {u for (u,) in con.execute(authorised_firms_sql(day)).fetchall()}
+
+
+def test_a_revocation_withdraws_the_firm_not_one_grant():
+    con = gate_store()
+    delivered(con, "a1.csv", "2026-11-01", [(X, "2026-10-31", "2029-10-30", None)])
+    delivered(con, "a2.csv", "2026-11-03", [(X, "2026-11-02", "2029-11-01", None)])
+    assert authorised(con, date(2026, 11, 10)) == {X}
+    # grant B revoked: grant A, older and never revoked on its own row, gives no consent any more
+    delivered(con, "a3.csv", "2026-11-20", [(X, "2026-11-02", "2029-11-01", "2026-11-20")])
+    assert authorised(con, date(2026, 11, 19)) == {X}  # what was known before the revocation
+    assert authorised(con, date(2026, 11, 20)) == set()
+    assert authorised(con, date(2026, 11, 29)) == set()
+    # a grant on the day of the revocation does not re-authorise; one after it does, from its day
+    delivered(con, "a4.csv", "2026-11-21", [(X, "2026-11-20", "2029-11-19", None)])
+    assert authorised(con, date(2026, 11, 29)) == set()
+    delivered(con, "a5.csv", "2026-11-25", [(X, "2026-11-24", "2029-11-23", None)])
+    assert authorised(con, date(2026, 11, 23)) == set() and authorised(con, date(2026, 11, 29)) == {X}
+
+
+def test_a_firm_whose_newest_authorisation_row_was_quarantined_is_withheld():
+    con = gate_store()
+    other = "91500000MA5U000002"
+    delivered(con, "a1.csv", "2026-10-12", [(X, "2026-10-11", "2029-10-10", None), (other, "2026-10-11", "2029-10-10", None)])
+    assert authorised(con, date(2026, 11, 29)) == {X, other}
+    row = {"granted_on": "2026-10-11", "expires_on": "2029-10-10", "revoked_on": "2026-11-31"}  # no 31 November
+    bad, unreadable = json.dumps({"uscc": f" {X} "} | row), json.dumps({"uscc": ""} | row)
+    delivered(con, "a2.csv", "2026-11-25", [], [("type_invalid", bad), ("key_null", unreadable)])
+    assert authorised(con, date(2026, 11, 24)) == {X, other}  # not yet delivered
+    assert authorised(con, date(2026, 11, 29)) == {other}  # the unreadable row is attributed to no firm
+    # a good delivery for the firm afterwards: its rows decide again
+    delivered(con, "a3.csv", "2026-11-27", [(X, "2026-10-11", "2029-10-10", None)])
+    assert authorised(con, date(2026, 11, 29)) == {X, other}

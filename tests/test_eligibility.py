@@ -156,6 +156,8 @@ def test_the_product_catalogue_is_validated_naming_product_and_field(tmp_path):
         (text.replace("base_bp: 385", "base_bp: 3.85", 1), "product B01-P1, pricing.base_bp"),
         (text.replace("product_id: B01-P2", "product_id: B01-P1", 1), "product B01-P1, product_id: used twice"),
         (text.replace("min_years: 1\n", "min_yeers: 1\n", 1), "conditions.min_yeers: unknown condition"),
+        (text.replace("- bank_id: B04\n", "- bank_id: b03\n", 1), "bank_id 'b03' repeats 'B03'"),
+        (text.replace("- bank_id: B04\n", "- bank_id: B03\n", 1), "bank_id 'B03' repeats 'B03'"),
     ]
     for i, (bad, message) in enumerate(cases):
         path = tmp_path / f"p{i}.yaml"

@@ -223,3 +223,28 @@ def test_a_publication_after_a_crash_restores_and_clears_what_the_crash_left(dec
     publish(con, DAY1, PRODUCTS, out)
     assert digest(out) == before
     assert not [p for p in out.rglob(".*")]
+
+
+def test_publishing_an_older_date_again_moves_neither_latest_nor_the_bank_tables_backwards(decided):
+    con, _, work = decided
+    out = work / "out_backwards"
+    publish(con, DAY2, PRODUCTS, out)
+
+    def tables(bank: str) -> dict[str, pd.DataFrame]:
+        return {t: con.execute(f"SELECT * FROM bank_{bank.lower()}.{t} ORDER BY ALL").df()
+                for t in ("eligibility", "early_warnings")}
+
+    newest = {b: tables(b) for b in PRODUCTS.banks}
+    s = publish(con, DAY1, PRODUCTS, out)  # a re-run of the night before: its own folder, rebuilt
+    for bank in PRODUCTS.banks:
+        assert (out / bank / "LATEST").read_text() == DAY2.isoformat() + "\n"
+        assert sorted(p.name for p in (out / bank).iterdir()) == [DAY1.isoformat(), DAY2.isoformat(), "LATEST"]
+        older = pd.read_parquet(out / bank / DAY1.isoformat() / "eligibility.parquet")
+        assert len(older) == s.rows[bank] and set(older.as_of) <= {DAY1}
+        for name, frame in tables(bank).items():
+            pd.testing.assert_frame_equal(frame, newest[bank][name])
+        assert set(pd.to_datetime(newest[bank]["eligibility"].as_of).dt.date) <= {DAY2}
+    assert sum(len(t["eligibility"]) for t in newest.values()) > 0 and sum(s.rows.values()) > 0
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0] == 0  # none left over
+    publish(con, DAY2, PRODUCTS, out)  # the same date again still replaces
+    assert (out / "B03" / "LATEST").read_text() == DAY2.isoformat() + "\n"
