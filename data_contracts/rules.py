@@ -21,7 +21,10 @@ PERIOD_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
 # Control characters no department means to send: C0 but tab, LF and CR (which a quoted CSV cell may
 # hold), DEL and C1. NUL ends strings in C, ESC starts terminal escapes; neither is ever published.
 TEXT_TYPES = ("uscc", "text", "period")
-CONTROL_PATTERN = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"
+# C0 (but tab, LF, CR), DEL and C1; and the invisible format characters that make text read other than
+# it is: zero-width spaces and joiners, bidirectional overrides and isolates (U+202E turns `exe.txt`
+# into `txt.exe`), the byte-order mark inside text (RE2 syntax: DuckDB evaluates it)
+CONTROL_PATTERN = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\x{200B}-\x{200F}\x{202A}-\x{202E}\x{2066}-\x{2069}\x{FEFF}]"
 
 
 def raw(name: str) -> SQL:

@@ -151,13 +151,29 @@ def _csv(con: duckdb.DuckDBPyConnection, select: SQL, path: Path) -> None:
     body.unlink()
 
 
+EXCEL_CELL_CHARS = 32_767  # Excel's limit: one longer text refused every bank's workbook of the night
+
+
+def _within_excel(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells cut to what a workbook cell holds, marked with '…' (the CSV and Parquet keep them whole)."""
+    long = {c for c in frame.columns if (frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype))
+            and frame[c].astype("string").str.len().max(skipna=True) > EXCEL_CELL_CHARS}
+    if not long:
+        return frame
+    frame = frame.copy()
+    for c in long:
+        text = frame[c].astype("string")
+        frame[c] = text.where(text.str.len() <= EXCEL_CELL_CHARS, text.str.slice(0, EXCEL_CELL_CHARS - 1) + "…")
+    return frame
+
+
 def _workbook(path: Path, sheets: dict[str, pd.DataFrame], as_of: date) -> None:
     """Through rust_xlsxwriter (XlsxWriter's author's Rust port: 8x faster than XlsxWriter at 200,000
     rows a bank); it stamps the workbook with the time of writing, which is replaced by the business
     date so that the same night gives the same bytes."""
     book = FastExcel(str(path) + ".tmp")
     for name, frame in sheets.items():
-        book.sheet(name, frame)
+        book.sheet(name, _within_excel(frame))
     book.save()
     stamp = f"{as_of.isoformat()}T00:00:00Z".encode()
     with zipfile.ZipFile(str(path) + ".tmp") as src, zipfile.ZipFile(path, "w") as dst:

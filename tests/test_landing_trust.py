@@ -172,7 +172,7 @@ def test_an_empty_file_is_rejected_unless_its_contract_allows_it(tmp_path):
     assert [(f.status, f.rows_read) for f in out.files] == [("loaded", 0)]
 
 
-CONTROL = {"NUL": "\x00", "ESC": "\x1b", "DEL": "\x7f", "CSI": "\x9b"}
+CONTROL = {"NUL": "\x00", "ESC": "\x1b", "DEL": "\x7f", "CSI": "\x9b", "RLO": "\u202e", "ZWSP": "\u200b"}
 
 
 def _control_banks(landing: Path) -> None:
@@ -185,12 +185,12 @@ def test_control_characters_in_a_text_cell_quarantine_the_row(tmp_path):
     landing = landing_zone(tmp_path / "landing")
     _control_banks(landing)
     con, out, _ = ingest_one(landing, "banks")
-    assert [(f.status, f.rows_read, f.rows_loaded, f.rows_quarantined) for f in out.files] == [("loaded", 5, 1, 4)]
+    assert [(f.status, f.rows_read, f.rows_loaded, f.rows_quarantined) for f in out.files] == [("loaded", 7, 1, 6)]
     quarantined = con.execute("SELECT row, rule, detail FROM quarantine.rows ORDER BY row").fetchall()
     assert quarantined == [(i + 1, "control_character", f"bank_name holds control character U+{ord(c):04X}")
                            for i, c in enumerate(CONTROL.values())]
     # tab and line feed inside a quoted cell are text, kept as delivered
-    assert con.execute("SELECT bank_id, bank_name FROM staging.banks").fetchall() == [("B4", "重庆\t乙\n银行")]
+    assert con.execute("SELECT bank_id, bank_name FROM staging.banks").fetchall() == [("B6", "重庆\t乙\n银行")]
 
 
 def test_a_contract_may_strip_control_characters_and_count_them(tmp_path, monkeypatch):
@@ -200,10 +200,10 @@ def test_a_contract_may_strip_control_characters_and_count_them(tmp_path, monkey
     _control_banks(landing)
     con, out, _ = ingest_one(landing, "banks")
     [f] = out.files
-    assert (f.status, f.rows_loaded, f.rows_quarantined, f.cells_stripped) == ("loaded", 5, 0, 4)
-    assert f.reason == "control_characters_stripped: 4 cell(s)"
+    assert (f.status, f.rows_loaded, f.rows_quarantined, f.cells_stripped) == ("loaded", 7, 0, 6)
+    assert f.reason == "control_characters_stripped: 6 cell(s)"
     assert con.execute("SELECT bank_name FROM staging.banks ORDER BY bank_id").fetchall() == [
-        ("重庆银行",)] * 4 + [("重庆\t乙\n银行",)]
+        ("重庆银行",)] * 6 + [("重庆\t乙\n银行",)]
 
 
 def _social_values(con) -> list[tuple]:

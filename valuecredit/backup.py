@@ -71,6 +71,9 @@ def backup(db: Path, to: Path, registry: Path | None = None) -> BackupSummary:
         raise BackupError(f"{db} does not exist: nothing to back up")
     if to.exists():
         raise BackupError(f"{to} already exists: a backup goes into a new folder")
+    if registry is not None and Path(os.path.realpath(to)).is_relative_to(os.path.realpath(registry)):
+        raise BackupError(f"{to} is inside the model registry {registry}, which the backup copies: choose a folder "
+                          "outside it")
     partial = to.with_name(to.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     with writer_lock(db):
@@ -94,7 +97,7 @@ def backup(db: Path, to: Path, registry: Path | None = None) -> BackupSummary:
 
 def restore(source: Path, db: Path, registry: Path | None = None) -> BackupSummary:
     """Put a verified backup in place of the store (and the registry)."""
-    source, db = Path(source), Path(db)
+    source, db = Path(source), Path(os.path.realpath(db))  # through a symlink, the store itself is replaced
     try:
         manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

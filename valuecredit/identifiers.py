@@ -6,6 +6,8 @@ uses the SQL macro `uscc_valid`, which implements the same algorithm and is test
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from stdnum.cn import uscc as stdnum_uscc
 
@@ -82,6 +84,7 @@ def mask_name(name: str | None) -> str | None:
     """张三明 -> 张*明, 张三 -> 张*: enough for a bank to recognise, not to identify."""
     if name is None or len(name) == 0:
         return name
+    name = re.sub(r"[\s\u3000\u00a0\u200b]", "", name)  # 张　三 is a two-character name padded with a blank
     if len(name) == 1:
         return "*"
     if len(name) == 2:

@@ -426,6 +426,8 @@ def check_source(con: duckdb.DuckDBPyConnection, source: str, business_date: dat
         f"SELECT {cols} FROM staging.{q(source)} WHERE _file IN (SELECT file FROM meta.ingested_files "
         f"WHERE source = ? AND partition_date = ? AND status = 'loaded') "
         f"ORDER BY hash({key}) LIMIT {GX_SAMPLE_ROWS}", [source, d]).df()
+    if source in PERSONAL_COLUMNS and len(sample):
+        log_read(con, "contract_check", source, business_date, records=len(sample), masked=False)
     suite = validate_frame(contract, sample)
     if not suite.success:
         problems.append("Great Expectations suite failed: " + "; ".join(suite.failed))

@@ -25,6 +25,7 @@ READS_LOG_SUFFIX = ".personal_data_reads.jsonl"
 
 PURPOSES = {
     "ingest": "load the department's delivery into the store, as delivered",
+    "contract_check": "validate a sample of the night's delivery against its data contract (Great Expectations)",
     "publication": "legal representative's name, masked, in each bank's tables and files",
     "firm_report": "legal representative's name, masked, on the firm's score report",
 }
@@ -36,8 +37,9 @@ _MASK_SQL = ("CASE WHEN {c} IS NULL OR length({c}) = 0 THEN {c} WHEN length({c})
 
 
 def mask_sql(expression: SQL) -> str:
-    """SQL masking a name the way `valuecredit.identifiers.mask_name` does."""
-    return _MASK_SQL.format(c=expression)
+    """SQL masking a name the way `valuecredit.identifiers.mask_name` does: blanks inside the name
+    (`张　三`, padded to three characters with an ideographic space) do not count as characters."""
+    return _MASK_SQL.format(c=f"regexp_replace({expression}, '[[:space:]\u3000\u00a0\u200b]', '', 'g')")
 
 
 def masked_legal_rep_sql(aggregate: SQL = "") -> str:

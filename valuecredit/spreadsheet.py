@@ -32,6 +32,8 @@ def neutral_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.rename(columns=lambda c: neutral(c) if isinstance(c, str) else c)
     for i in range(out.shape[1]):
         column = out.iloc[:, i]
+        if isinstance(column.dtype, pd.CategoricalDtype):  # a DuckDB ENUM arrives as a category
+            column = column.astype(object)
         if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
             out.isetitem(i, column.map(neutral))
     return out
