@@ -157,7 +157,7 @@ EXCEL_CELL_CHARS = 32_767  # Excel's limit: one longer text refused every bank's
 def _within_excel(frame: pd.DataFrame) -> pd.DataFrame:
     """Text cells cut to what a workbook cell holds, marked with '…' (the CSV and Parquet keep them whole)."""
     long = {c for c in frame.columns if (frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype))
-            and frame[c].astype("string").str.len().max(skipna=True) > EXCEL_CELL_CHARS}
+            and (frame[c].astype("string").str.len().fillna(0) > EXCEL_CELL_CHARS).any()}
     if not long:
         return frame
     frame = frame.copy()

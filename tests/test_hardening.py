@@ -40,7 +40,10 @@ def test_one_overlong_text_cannot_stop_every_banks_workbook(tmp_path):
     cut = _within_excel(frame)
     assert cut["firm_name"].str.len().tolist() == [EXCEL_CELL_CHARS, 1] and cut["firm_name"][0].endswith("…")
     assert cut["limit_fen"].tolist() == [1, 2] and frame["firm_name"].str.len()[0] == 40_000  # the input untouched
-    _workbook(tmp_path / "b.xlsx", {"eligible": frame}, datetime.date(2026, 11, 28))
+    # a sheet with no rows, or a text column with no values at all, passes as it is
+    empty, blank = frame.head(0), pd.DataFrame({"gates": [None, None], "n": [1, 2]}, dtype=object)
+    assert _within_excel(empty) is empty and _within_excel(blank) is blank
+    _workbook(tmp_path / "b.xlsx", {"eligible": frame, "none": empty, "blank": blank}, datetime.date(2026, 11, 28))
     assert zipfile.ZipFile(tmp_path / "b.xlsx").testzip() is None
 
 
