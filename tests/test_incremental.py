@@ -91,8 +91,10 @@ def test_only_the_changed_firms_are_computed_again(nights):
     # a window (a trademark expiring, a subsidy turning three years old) in the week between
     assert 190 <= plan.changed <= 0.03 * firms
     assert pd_full.scored_again == firms
-    # the changed firms, and those whose years in operation crossed one of the model's split points
-    assert plan.changed <= pd_inc.scored_again <= 0.05 * firms
+    # the changed firms, and those whose calendar-driven inputs (years in operation, clean contribution
+    # months) crossed one of the model's split points: the population model splits on them more often
+    # than the loan-book model did (1,299 of 16,000 firms here, 8.1 %; it was under 5 %)
+    assert plan.changed <= pd_inc.scored_again <= 0.10 * firms
 
 
 def test_the_calendar_alone_changes_some_firms(nights):
