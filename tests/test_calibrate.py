@@ -152,7 +152,9 @@ def test_model_train_registers_a_validated_champion(loan_book, tmp_path, capsys)
     gap = report["gap_to_ceiling"]
     assert f"gbm AUC {gap['auc_gap']:.4f} below the simulator's ceiling" in " ".join(out.split())
     model = load_model(tmp_path / "reg", version)
-    assert model.metadata["training_data"]["rows"] == report["train"]["loans"]
+    # fitted on the population's firm-months, or on the loans, whichever ranked the population better
+    fitted_on = {"population": report["train"]["population_rows"], "loans": report["train"]["loans"]}
+    assert model.metadata["training_data"]["rows"] == fitted_on[report["method"]]
     assert model.metadata["monotone"]["debt_ratio"] == 1 and len(model.metadata["training_data"]["snapshot_sha256"]) == 64
 
 
