@@ -111,7 +111,7 @@ def _child(node: yaml.Node, token: str | int) -> yaml.Node | None:
 
 
 def _line_of(root: yaml.Node, field: str) -> int | None:
-    """The line of the deepest node of `field` present in the file (1-based)."""
+    """The line of the deepest node of `field` under `root` present in the file (1-based)."""
     node, line = root, None
     for token in _tokens(field):
         node = _child(node, token)
@@ -122,15 +122,10 @@ def _line_of(root: yaml.Node, field: str) -> int | None:
 
 
 def _product_line(root: yaml.Node, product_id: str, field: str) -> int | None:
+    """The line of `field` in the product of that id (the product's own line when the field is absent)."""
     products = _child(root, "products")
     for item in getattr(products, "value", []):
         pid = _child(item, "product_id")
         if pid is not None and pid.value == product_id:
-            node, line = item, item.start_mark.line + 1
-            for token in _tokens(field):
-                node = _child(node, token)
-                if node is None:
-                    break
-                line = node.start_mark.line + 1
-            return line
+            return _line_of(item, field) or item.start_mark.line + 1
     return None
