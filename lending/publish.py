@@ -78,7 +78,8 @@ def published_rows_sql(as_of: date, authorised: SQL | None = None) -> str:
                      for i, (name, *_) in enumerate(CONDITIONS))
     return f"""
     WITH f AS (SELECT *, {firm_values} FROM decisions.eligibility_firms
-               WHERE as_of = {d} AND uscc IN (SELECT uscc FROM {authorised or f"({authorised_firms_sql(as_of)})"})),
+               WHERE as_of = {d} AND authorised  -- as eligibility decided it, and as the gate says now
+                 AND uscc IN (SELECT uscc FROM {authorised or f"({authorised_firms_sql(as_of)})"})),
          p AS (SELECT *, {needs} FROM decisions.eligibility_products WHERE as_of = {d}),
          e AS (SELECT * FROM decisions.eligibility_pairs WHERE as_of = {d} AND uscc IN (SELECT uscc FROM f))
     SELECT p.bank_id, e.uscc, r.name AS firm_name, r.legal_rep,
@@ -201,8 +202,13 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     try:
         con.execute("BEGIN TRANSACTION")
         try:
-            # the authorisation gate once: every table and file below is cut to it
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _authorised AS {authorised_firms_sql(as_of)}")
+            # the authorisation gate once: every table and file below is cut to it; a date published
+            # again after newer ones also keeps out every firm that has withdrawn since
+            gate = authorised_firms_sql(as_of)
+            newest = con.execute("SELECT max(as_of) FROM decisions.published_tables").fetchone()[0]
+            if newest is not None and newest > as_of:
+                gate = f"{gate} INTERSECT {authorised_firms_sql(newest)}"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _authorised AS {gate}")
             # the masked rows of every bank once, then each bank's share of them
             # (sorted by bank, so that each bank's share is read from its own row groups)
             con.execute(f"CREATE OR REPLACE TEMP TABLE _published AS {published_rows_sql(as_of, '_authorised')} "

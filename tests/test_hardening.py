@@ -16,7 +16,8 @@ from valuecredit.identifiers import mask_name
 from valuecredit.personal import mask_sql
 from valuecredit.spreadsheet import neutral_frame
 
-PADDED = {"张　三": "张*", "王 明": "王*", "李\t明": "李*", "张三明": "张*明", "欧阳 娜娜": "欧**娜", "张": "*"}
+PADDED = {"张　三": "张*", "王 明": "王*", "李\t明": "李*", "张三明": "张*明", "欧阳 娜娜": "欧**娜", "张": "*",
+          "张\u2003三": "张*", "张\u200c三": "张*", "张\ufeff三": "张*", "张\u202e三": "张*"}
 
 
 def test_a_name_padded_with_blanks_is_masked_like_the_name_itself():

@@ -307,3 +307,17 @@ def test_a_name_that_looks_like_a_url_is_a_file_inside_the_zone(tmp_path, monkey
     con, out, recorded = ingest_one(Path("."), "social_insurance", tmp_path / "store.duckdb")
     assert [s for _, s, _ in recorded] == ["loaded"]
     assert _social_values(con) == [(FIRMS[0], 10, 2)]  # the decoy inside the zone, never the file outside
+
+
+def test_a_landing_zone_whose_own_path_holds_a_wildcard_reads_nothing_elsewhere(tmp_path):
+    """DuckDB globs the whole path: `landing[1]/x.csv` read `landing1/x.csv`."""
+    landing = landing_zone(tmp_path / "landing[1]")
+    decoy = landing_zone(tmp_path / "landing1")
+    data = social_frame(1).to_csv(index=False).encode()
+    for zone, frame in ((landing, social_frame(1)), (decoy, social_frame(1).assign(insured_headcount=999))):
+        (zone / SOCIAL).parent.mkdir(parents=True, exist_ok=True)
+        (zone / SOCIAL).write_bytes(frame.to_csv(index=False).encode())
+    add_entry(landing, SOCIAL, "social_insurance", data, rows=1)
+    con, out, recorded = ingest_one(landing, "social_insurance", tmp_path / "store.duckdb")
+    assert [(s, r.split(":")[0]) for _, s, r in recorded] == [("rejected", "path_wildcard")]
+    assert con.execute("SELECT count(*) FROM raw.social_insurance").fetchone()[0] == 0

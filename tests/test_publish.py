@@ -248,3 +248,27 @@ def test_publishing_an_older_date_again_moves_neither_latest_nor_the_bank_tables
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0] == 0  # none left over
     publish(con, DAY2, PRODUCTS, out)  # the same date again still replaces
     assert (out / "B03" / "LATEST").read_text() == DAY2.isoformat() + "\n"
+
+
+def test_a_date_published_again_after_newer_ones_holds_no_firm_that_has_withdrawn_since(decided, monkeypatch):
+    """A re-run of an older night rebuilt its folder with the firms authorised then, including those
+    that have revoked since: the files themselves, not only the bank's sandbox, must leave them out."""
+    con, _, work = decided
+    out = work / "out_withdrawn"
+    publish(con, DAY2, PRODUCTS, out)
+    firm = pd.read_parquet(out / "B03" / DAY2.isoformat() / "eligibility.parquet")["uscc"].min()
+    gate = publishing.authorised_firms_sql
+
+    def revoked_since(as_of):  # `firm` withdrew its authorisation on DAY2
+        return gate(as_of) if as_of < DAY2 else f"SELECT uscc FROM ({gate(as_of)}) WHERE uscc <> '{firm}'"
+
+    monkeypatch.setattr(publishing, "authorised_firms_sql", revoked_since)
+    publish(con, DAY1, PRODUCTS, out)
+    folder = out / "B03" / DAY1.isoformat()
+    # without the revocation the firm would be in that folder: it was decided, authorised, on DAY1
+    assert con.execute("SELECT count(*) FROM decisions.eligibility_firms WHERE as_of = ? AND uscc = ? AND authorised",
+                       [DAY1, firm]).fetchone()[0] == 1
+    for name in ("eligibility.csv", "early_warnings.csv"):
+        assert firm not in (folder / name).read_text(encoding="utf-8-sig")
+    assert firm not in set(pd.read_parquet(folder / "eligibility.parquet").uscc)
+    assert len(pd.read_parquet(folder / "eligibility.parquet")) > 0

@@ -80,11 +80,19 @@ def make_resident_ids(region_codes: np.ndarray, birth_yyyymmdd: np.ndarray, seq:
     return np.array(["".join(map(str, d)) + c for d, c in zip(digits, check_chars)], dtype=object)
 
 
+# what does not count as a character of a name: every Unicode blank (`张　三` is a two-character name
+# padded with an ideographic space) and the invisible format characters (zero-width, bidirectional)
+NAME_BLANK_RANGES = ((0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200F),
+                     (0x2028, 0x202F), (0x205F, 0x206F), (0x3000, 0x3000), (0xFEFF, 0xFEFF))
+NAME_BLANKS = re.compile("[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in NAME_BLANK_RANGES) + "]")
+NAME_BLANKS_RE2 = "[" + "".join(f"\\x{{{a:04X}}}-\\x{{{b:04X}}}" for a, b in NAME_BLANK_RANGES) + "]"  # DuckDB's
+
+
 def mask_name(name: str | None) -> str | None:
     """张三明 -> 张*明, 张三 -> 张*: enough for a bank to recognise, not to identify."""
     if name is None or len(name) == 0:
         return name
-    name = re.sub(r"[\s\u3000\u00a0\u200b]", "", name)  # 张　三 is a two-character name padded with a blank
+    name = NAME_BLANKS.sub("", name)
     if len(name) == 1:
         return "*"
     if len(name) == 2:

@@ -168,6 +168,9 @@ def landing_path(landing: Path, file: str) -> Path:
     if any(c in file for c in "*?[]{}"):  # DuckDB reads a path as a glob: it would read other files
         raise FileRejected("path_wildcard", f"{file!r} holds a wildcard, which would read other files than it names")
     root = Path(landing).resolve()
+    if any(c in str(root) for c in "*?[]{}"):  # DuckDB globs the whole path it is given, folders included
+        raise FileRejected("path_wildcard", f"the landing zone's own path {root} holds a wildcard character, "
+                                            "which would read other folders' files: move it")
     path = root / file  # absolute: DuckDB never reads `file:...` or `~/...` as anything but a name in the zone
     if not path.resolve().is_relative_to(root):
         raise FileRejected("path_outside_landing", f"{file!r} resolves to {path.resolve()}, outside {root}")

@@ -16,7 +16,8 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.contracts import CONTRACTS
-from valuecredit.sqltext import SQL
+from valuecredit.identifiers import NAME_BLANKS_RE2
+from valuecredit.sqltext import SQL, lit
 
 PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     c.source: cols for c in CONTRACTS if (cols := tuple(col.name for col in c.columns if col.personal))}
@@ -39,7 +40,7 @@ _MASK_SQL = ("CASE WHEN {c} IS NULL OR length({c}) = 0 THEN {c} WHEN length({c})
 def mask_sql(expression: SQL) -> str:
     """SQL masking a name the way `valuecredit.identifiers.mask_name` does: blanks inside the name
     (`张　三`, padded to three characters with an ideographic space) do not count as characters."""
-    return _MASK_SQL.format(c=f"regexp_replace({expression}, '[[:space:]\u3000\u00a0\u200b]', '', 'g')")
+    return _MASK_SQL.format(c=f"regexp_replace({expression}, {lit(NAME_BLANKS_RE2)}, '', 'g')")
 
 
 def masked_legal_rep_sql(aggregate: SQL = "") -> str:
