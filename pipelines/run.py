@@ -25,7 +25,7 @@ from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_
 from pipelines.resources import ProgressReporter, SilentProgress
 from pipelines.scoring import FULL_NIGHT_TAG
 from valuecredit.ingest import quarantined_by_rule
-from valuecredit.sqltext import q
+from valuecredit.sqltext import message_lines, q
 from valuecredit.store import connect, writer_lock
 
 
@@ -60,7 +60,7 @@ def _why(error) -> str:
     kind = getattr(duckdb, error.cls_name, None)
     if not (isinstance(kind, type) and issubclass(kind, duckdb.Error)):
         return lines[-1]
-    first = next((line for line in lines if not re.match(r"\s*(LINE \d+:|\^+\s*$)", line)), lines[0])
+    first = next(iter(message_lines(error.message)), lines[0])
     return re.sub(rf"^[\w.]*{error.cls_name}: ", "", first)
 
 
@@ -108,7 +108,7 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
                     cause = _innermost(failures[0].event_specific_data.error)
                     if cause.cls_name != "TrainingError":
                         results.append(first)  # a fault, not a short loan book: the run fails
-                    why = cause.message.strip().splitlines()[-1]
+                    why = _why(failures[0].event_specific_data.error)
                 else:  # trained, but without the evidence to be promoted: the programme runs on the score
                     why = f"not promoted: {decision or 'no reason recorded'}"
                 # the scores and the ledger stand; PDs wait for a model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -14,8 +13,11 @@ from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from valuecredit.sqltext import message_lines
 
 console = Console()
 err_console = Console(stderr=True)  # errors never mix with what a script reads from stdout
@@ -49,9 +51,7 @@ class Parser(argparse.ArgumentParser):
 
 def _one_line(exc: BaseException) -> str:
     """An error's message on one line, without the `LINE n:` and caret lines DuckDB adds under it."""
-    lines = [line.strip() for line in str(exc).splitlines()
-             if line.strip() and not re.match(r"\s*(LINE \d+:|\^+\s*$)", line)]
-    text = " ".join(lines) or "no message"
+    text = " ".join(message_lines(str(exc))) or "no message"
     return text if isinstance(exc, ValueError | RuntimeError) else f"{type(exc).__name__}: {text}"
 
 
@@ -191,13 +191,14 @@ def _calibrate(args: argparse.Namespace, cat, truth: Path) -> int:
 
 def cmd_statement(args: argparse.Namespace) -> int:
     from valuecredit.ledger.statements import COUNTS, statement
+    from valuecredit.spreadsheet import neutral_frame
 
     end = args.to or date.today()
     start = getattr(args, "from") or date(end.year, 1, 1)
     with read_store(args.db) as con:
         frame = statement(con, start, end, args.bank)
     if args.csv:
-        frame.to_csv(args.csv, index=False, encoding="utf-8-sig")  # amounts in fen; opens in Excel
+        neutral_frame(frame).to_csv(args.csv, index=False, encoding="utf-8-sig")  # amounts in fen; opens in Excel
         console.print(f"every bank's statement (fen) written to {args.csv}")
     row = frame[frame.bank_id == (args.bank or "programme")]
     t = Table(title=f"{args.bank or 'programme'}: risk-compensation pool, business dates {start} to {end}")
@@ -220,7 +221,8 @@ def cmd_exceptions(args: argparse.Namespace) -> int:
     for col in ("bank", "loan", "disbursed on", "amount RMB", "cap RMB", "reason"):
         t.add_column(col, justify="right" if col.endswith("RMB") else "left")
     for bank, loan, on, amount, cap, reason in rows:
-        t.add_row(bank, loan, str(on), f"{amount / 100:,.2f}", f"{cap / 100:,.2f}", reason)
+        # ids and reasons as delivered by the banks: text, never terminal markup
+        t.add_row(escape(bank), escape(loan), str(on), f"{amount / 100:,.2f}", f"{cap / 100:,.2f}", escape(reason))
     console.print(t)
     return 0
 
@@ -526,7 +528,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     console.print("folders: " + ", ".join(sorted({str(c.path.parent) for c in results})), soft_wrap=True)
     for c in results:
         if c.error:
-            err_console.print(f"[red]error:[/] {c.error}", soft_wrap=True)
+            err_console.print(f"[red]error:[/] {escape(c.error)}", soft_wrap=True)
     return 2 if any(c.error for c in results) else 0
 
 

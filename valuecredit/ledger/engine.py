@@ -497,6 +497,9 @@ class Pool:
         current = correction_id(pid, n, old)
         legs = (self._servicing_legs(loan.bank_id, *old) if ev.type == "servicing"
                 else self._posted.get(current) or (self.legs_of(current) if self.legs_of else ()))
+        if not legs and old != (0, 0):  # a reversal of nothing would leave balances and the loan's state apart
+            raise LedgerError(f"correction of {ev.type} {ev.loan_id} {ev.key}: the legs of posting {current} cannot "
+                              "be found, so it cannot be reversed")
         reversal = self._post(ev, reversal_id(current), [Leg(a, c, d) for a, d, c in legs],
                               f"reversal of {current}: {ev.type} corrected from {old} to {(ev.amount_fen, ev.extra_fen)}")
         if ev.type == "disbursement":  # undo the loan's principal and its programme lending
