@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 
+from valuecredit.sqltext import q
+
 # bookkeeping that records when and how long, not what: differs between any two runs
 VOLATILE_TABLES = {"meta.runs", "meta.night_plans", "ledger.runs"}
 
@@ -29,11 +31,11 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 def _table_digest(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, str]:
     schema, name = table.split(".", 1)
-    ident = f'"{schema}"."{name}"'
+    ident = f"{q(schema)}.{q(name)}"
     columns = [r[0] for r in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
         [schema, name]).fetchall()]
-    order = ", ".join(f'"{c}"' for c in columns) or "1"
+    order = ", ".join(q(c) for c in columns) or "1"
     digest = hashlib.sha256()
     n = 0
     cursor = con.execute(f"SELECT * FROM {ident} ORDER BY {order}")

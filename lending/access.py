@@ -29,7 +29,7 @@ TABLES = {"eligibility": "eligibility.parquet", "early_warnings": "early_warning
 # the limits of a bank's query, unless the command line or these variables say otherwise
 TIMEOUT_ENV, MEMORY_ENV = "VALUECREDIT_BANK_QUERY_TIMEOUT", "VALUECREDIT_BANK_QUERY_MEMORY"
 DEFAULT_TIMEOUT_S, DEFAULT_MEMORY = 30.0, "1GB"
-MAX_TIMEOUT_S, MAX_MEMORY = 600.0, "8GB"  # what a bank may ask for at most, whatever the flags say
+MAX_TIMEOUT_S, MAX_MEMORY, MAX_MEMORY_BYTES = 600.0, "8GB", 8 * 10**9  # at most, whatever the flags say
 
 
 class AccessError(RuntimeError):
@@ -45,7 +45,7 @@ class BankView:
 
     def query(self, sql: str, timeout_s: float | None = None) -> pd.DataFrame:
         """The result of the bank's SQL, stopped after `timeout_s` seconds (default: the environment's, or 30)."""
-        limit = timeout_s if timeout_s is not None else default_timeout()
+        limit = checked_seconds(timeout_s, "timeout_s") if timeout_s is not None else default_timeout()
         timer = threading.Timer(limit, self.con.interrupt)
         timer.start()
         try:
@@ -58,13 +58,18 @@ class BankView:
 
 def default_timeout() -> float:
     text = os.environ.get(TIMEOUT_ENV, "")
+    return checked_seconds(text, TIMEOUT_ENV) if text else DEFAULT_TIMEOUT_S
+
+
+def checked_seconds(value: str | float, source: str) -> float:
+    """A time limit from `source` (a flag, a variable, a caller) as seconds within (0, MAX_TIMEOUT_S]."""
     try:
-        value = float(text) if text else DEFAULT_TIMEOUT_S
+        seconds = float(value)
     except ValueError:
-        raise AccessError(f"{TIMEOUT_ENV}={text!r} is not a number of seconds") from None
-    if not 0 < value <= MAX_TIMEOUT_S:  # inf, nan and 1e300 included
-        raise AccessError(f"{TIMEOUT_ENV}={text!r} must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds")
-    return value
+        raise AccessError(f"{source}={value!r} is not a number of seconds") from None
+    if not 0 < seconds <= MAX_TIMEOUT_S:  # inf, nan and 1e300 included
+        raise AccessError(f"{source}={value!r} must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds")
+    return seconds
 
 
 def default_memory() -> str:
@@ -82,13 +87,9 @@ def memory_bytes(text: str) -> int:
     if not m:
         raise AccessError(f"memory limit {text!r}: expected a size such as 512MB or 1GB")
     value = int(float(m[1]) * _UNITS[(m[2] or "B").lower()])
-    if not 0 < value <= memory_bytes_cap():
+    if not 0 < value <= MAX_MEMORY_BYTES:
         raise AccessError(f"memory limit {text!r}: must be more than 0 and at most {MAX_MEMORY}")
     return value
-
-
-def memory_bytes_cap() -> int:
-    return int(float(MAX_MEMORY[:-2]) * 10**9)
 
 
 def published_folder(publish_root: Path, bank_id: str, business_date: date | None = None,
@@ -106,6 +107,7 @@ def published_folder(publish_root: Path, bank_id: str, business_date: date | Non
 def bank_connection(publish_root: Path, bank_id: str, business_date: date | None = None,
                     products: ProductCatalogue | None = None, memory_limit: str | None = None) -> BankView:
     """Open `bank_id`'s publication as tables `eligibility` and `early_warnings` in a sandbox."""
+    products = products or load_products()
     day, folder = published_folder(publish_root, bank_id, business_date, products)
     memory = memory_limit or default_memory()
     memory_bytes(memory)  # a size within the cap, before DuckDB reads it

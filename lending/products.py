@@ -24,6 +24,7 @@ CONDITIONS = {
 
 
 BANK_ID = re.compile(r"[A-Za-z0-9_]{1,32}")  # a bank id names a schema and a folder: nothing else
+RESERVED_BANK_IDS = ("programme",)  # the portfolio folder and the ledger statement's total row
 
 
 class ProductError(ConfigError):
@@ -97,6 +98,8 @@ def load_products(path: Path | str | None = None) -> ProductCatalogue:
         if not BANK_ID.fullmatch(str(b["bank_id"])):
             raise ProductError(f"{path}: bank_id {b['bank_id']!r} must be 1 to 32 letters, digits or underscores")
         bank_id = str(b["bank_id"])
+        if bank_id.lower() in RESERVED_BANK_IDS:
+            raise ProductError(f"{path}: bank_id {bank_id!r} is reserved: it names the programme's own report and totals")
         # one schema (bank_<id lower-cased>) and one folder on a case-insensitive file system per bank
         if clash := [other for other in banks if other.lower() == bank_id.lower()]:
             raise ProductError(f"{path}: bank_id {bank_id!r} repeats {clash[0]!r} (bank ids must differ in more "

@@ -114,8 +114,6 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
                 self.best_iterations_.append(int(fold.best_iteration_ or self.n_estimators))
                 out_of_fold[held_rows] = fold.predict(X.iloc[held_rows], raw_score=True)
             params["n_estimators"] = int(np.median(self.best_iterations_))
-        # the held-out folds' scores: how a setting is judged without touching any outer test rows
-        self.out_of_fold_ = out_of_fold if self.cv_folds >= 2 else None
         self.booster_params_ = params
         self.model_ = lgb.LGBMClassifier(**params)
         self.model_.fit(X, y, categorical_feature=categorical)

@@ -141,9 +141,8 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
     train, test = out_of_time_split(sample)
     pop_train, pop_test = out_of_time_months(population)
     F = list(FEATURES)
-    candidates = {"loans": fit_champion_and_challenger(train, seed, gbm_params)[0],
-                  "population": fit_population_gbm(pop_train, train, seed)}
-    card = WoEScorecard().fit(train[F], train["defaulted"].astype(int).to_numpy())
+    loans_gbm, card = fit_champion_and_challenger(train, seed, gbm_params)
+    candidates = {"loans": loans_gbm, "population": fit_population_gbm(pop_train, train, seed)}
     e = pop_test["distress"].astype(int).to_numpy()
     score_risk = -pop_test["total"].to_numpy(dtype=float)
     ranked = {name: round(float(roc_auc_score(e, m.predict_proba(pop_test[F])[:, 1])), 4) for name, m in candidates.items()}

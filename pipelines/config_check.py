@@ -5,7 +5,6 @@ the field and the rule it breaks, so that the operator can fix it before the nig
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,9 @@ import yaml
 
 from lending.products import DEFAULT_PRODUCTS, load_products
 from models.nightly import REASON_CODES, load_reason_codes
+from pipelines.ledger import pool_resource
+from pipelines.models import products_resource
+from pipelines.scoring import catalogue_resource
 from valuecredit.calendar import DEFAULT_OVERRIDES, WorkingDays
 from valuecredit.configfile import content_hash, read_yaml
 from valuecredit.ledger.config import DEFAULT_POOL, load_pool_config
@@ -25,17 +27,17 @@ from valuecredit.scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
 @dataclass(frozen=True)
 class ConfigFile:
     name: str
-    env: str | None  # the variable that points the nightly run at another file (None: always the default)
-    default: Path
+    filename: str  # its usual name in a configuration folder
+    in_force: Callable[[], str]  # the path the nightly run reads: from the run's own resource
     load: Callable[[Path], Any]
 
 
 CONFIG_FILES = (
-    ConfigFile("scoring catalogue (4+19+1, negative list)", "VALUECREDIT_CATALOGUE", DEFAULT_CATALOGUE, load_catalogue),
-    ConfigFile("product catalogue", "VALUECREDIT_PRODUCTS", DEFAULT_PRODUCTS, load_products),
-    ConfigFile("risk-compensation pool", "VALUECREDIT_POOL", DEFAULT_POOL, load_pool_config),
-    ConfigFile("working-day calendar overrides", "VALUECREDIT_CALENDAR", DEFAULT_OVERRIDES, WorkingDays.load),
-    ConfigFile("reason codes", None, REASON_CODES, load_reason_codes),
+    ConfigFile("scoring catalogue (4+19+1, negative list)", DEFAULT_CATALOGUE.name, lambda: catalogue_resource().path, load_catalogue),
+    ConfigFile("product catalogue", DEFAULT_PRODUCTS.name, lambda: products_resource().path, load_products),
+    ConfigFile("risk-compensation pool", DEFAULT_POOL.name, lambda: pool_resource().pool, load_pool_config),
+    ConfigFile("working-day calendar overrides", DEFAULT_OVERRIDES.name, lambda: pool_resource().calendar_overrides, WorkingDays.load),
+    ConfigFile("reason codes", REASON_CODES.name, lambda: str(REASON_CODES), load_reason_codes),
 )
 
 
@@ -49,11 +51,11 @@ class Checked:
 
 
 def config_paths(folder: Path | None = None) -> dict[ConfigFile, Path]:
-    """Where each file is read from: `folder` (by the default file names) when given, else the
-    variable the nightly run reads, else the repository's config/."""
+    """Where each file is read from: `folder` (by the files' usual names) when given, else where the
+    nightly run's resources read it."""
     if folder is not None:
-        return {f: Path(folder) / f.default.name for f in CONFIG_FILES}
-    return {f: Path((f.env and os.environ.get(f.env)) or f.default) for f in CONFIG_FILES}
+        return {f: Path(folder) / f.filename for f in CONFIG_FILES}
+    return {f: Path(f.in_force()) for f in CONFIG_FILES}
 
 
 def check_config(folder: Path | None = None) -> list[Checked]:

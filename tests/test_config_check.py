@@ -17,7 +17,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "config"
 @pytest.fixture
 def folder(tmp_path):
     for f in CONFIG_FILES:
-        shutil.copy(f.default, tmp_path / f.default.name)
+        shutil.copy(f.in_force(), tmp_path / f.filename)
     return tmp_path
 
 

@@ -158,6 +158,7 @@ def test_the_product_catalogue_is_validated_naming_product_and_field(tmp_path):
         (text.replace("min_years: 1\n", "min_yeers: 1\n", 1), "conditions.min_yeers: unknown condition"),
         (text.replace("- bank_id: B04\n", "- bank_id: b03\n", 1), "bank_id 'b03' repeats 'B03'"),
         (text.replace("- bank_id: B04\n", "- bank_id: B03\n", 1), "bank_id 'B03' repeats 'B03'"),
+        (text.replace("- bank_id: B04\n", "- bank_id: Programme\n", 1), "bank_id 'Programme' is reserved"),
     ]
     for i, (bad, message) in enumerate(cases):
         path = tmp_path / f"p{i}.yaml"

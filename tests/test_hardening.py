@@ -14,7 +14,7 @@ from lending.publish import EXCEL_CELL_CHARS, _within_excel, _workbook
 from valuecredit.backup import BackupError, backup, restore
 from valuecredit.identifiers import mask_name
 from valuecredit.personal import mask_sql
-from valuecredit.spreadsheet import neutral_frame
+from valuecredit.spreadsheet import neutral_frame, neutral_sql
 
 PADDED = {"张　三": "张*", "王 明": "王*", "李\t明": "李*", "张三明": "张*明", "欧阳 娜娜": "欧**娜", "张": "*",
           "张\u2003三": "张*", "张\u200c三": "张*", "张\ufeff三": "张*", "张\u202e三": "张*"}
@@ -33,6 +33,9 @@ def test_text_of_any_column_type_is_neutralised_for_a_spreadsheet():
     frame = duckdb.sql("SELECT '=1+1'::ENUM('=1+1', 'b') AS e, '=2+2' AS v, -5 AS n").df()
     assert isinstance(frame["e"].dtype, pd.CategoricalDtype)
     assert neutral_frame(frame).to_dict("records") == [{"e": "'=1+1", "v": "'=2+2", "n": -5}]
+    con = duckdb.connect()  # and the SQL path every published CSV takes
+    select = "SELECT '=1+1'::ENUM('=1+1', 'b') AS e, '=2+2' AS v, -5 AS n"
+    assert con.execute(neutral_sql(con, select)).fetchall() == [("'=1+1", "'=2+2", -5)]
 
 
 def test_one_overlong_text_cannot_stop_every_banks_workbook(tmp_path):

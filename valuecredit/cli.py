@@ -472,18 +472,13 @@ def process_limits(extra_memory: int, seconds: float, what: str) -> Iterator[Non
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-MAX_QUERY_SECONDS = 600.0  # a bank's query never holds the machine longer
-
-
 def _seconds(text: str) -> float:
+    from lending.access import AccessError, checked_seconds
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value <= MAX_QUERY_SECONDS:  # inf, nan and 1e300 included
-        raise argparse.ArgumentTypeError(f"{text!r}: the time limit must be more than 0 and at most "
-                                         f"{MAX_QUERY_SECONDS:g} seconds")
-    return value
+        return checked_seconds(text, "--timeout")
+    except AccessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_audit_replay(args: argparse.Namespace) -> int:

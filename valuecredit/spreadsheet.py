@@ -22,8 +22,10 @@ def neutral(value: object) -> object:
 def neutral_sql(con: duckdb.DuckDBPyConnection, select: SQL) -> SQL:
     """`select` with its text columns neutralised; the other columns, the names and the order as they are."""
     columns = con.execute(f"DESCRIBE {select}").fetchall()
-    exprs = [f"CASE WHEN left({q(name)}, 1) IN {_STARTS} THEN '''' || {q(name)} ELSE {q(name)} END AS {q(name)}"
-             if kind == "VARCHAR" else q(name) for name, kind, *_ in columns]
+    text = {name: q(name) if kind == "VARCHAR" else f"CAST({q(name)} AS VARCHAR)"  # an ENUM is text too
+            for name, kind, *_ in columns if kind == "VARCHAR" or kind.startswith("ENUM(")}
+    exprs = [f"CASE WHEN left({text[name]}, 1) IN {_STARTS} THEN '''' || {text[name]} ELSE {text[name]} END AS {q(name)}"
+             if name in text else q(name) for name, *_ in columns]
     return f"SELECT {', '.join(exprs)} FROM ({select})"
 
 
