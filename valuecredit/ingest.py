@@ -99,10 +99,9 @@ def load_manifest(landing: Path) -> pd.DataFrame:
         raise LandingError(f"{path}: line {bad}: delivered_on is not a date")
     # a line whose counts are not whole numbers rejects its own file (`manifest_invalid`), not the night
     for column in ("rows", "bytes"):
-        numbers = pd.to_numeric(m[column].str.strip(), errors="coerce")
-        whole = numbers.notna() & (numbers >= 0) & (numbers < 2**53) & (numbers == numbers.round()) \
-            & m[column].str.strip().str.fullmatch(r"\d+")
-        m[column] = numbers.where(whole, -1).astype("int64")
+        text = m[column].str.strip()
+        numbers = pd.to_numeric(text.where(text.str.fullmatch(r"\d{1,15}")), errors="coerce")
+        m[column] = numbers.fillna(-1).astype("int64")
     return m
 
 

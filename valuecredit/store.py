@@ -126,7 +126,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("COMMIT")
 
 
-# locks this process holds: real path of the store -> [fd, depth]
+# locks this process holds: real path of the store -> [lock file fd, depth, store file fd or None]
 _held: dict[str, list[int]] = {}
 _held_guard = threading.Lock()
 

@@ -252,7 +252,7 @@ class Pool:
                               f"{self.seen[pid]} fen, now {(ev.amount_fen, ev.extra_fen)} fen: a correction goes "
                               "through Pool.apply")
 
-    def _post(self, ev: Event, pid: str, legs: list[Leg], memo: str = "", event_type: str = "") -> Posting | None:
+    def _post(self, ev: Event, pid: str, legs: list[Leg], memo: str = "") -> Posting | None:
         kept = [leg for leg in legs if leg[1] or leg[2]]  # (account, debit, credit); zero legs are dropped
         if not kept:
             return None
@@ -266,7 +266,7 @@ class Pool:
         for acct, debit, credit in kept:
             balances[acct] = balances.get(acct, 0) + debit - credit
         legs = self._posted[pid] = tuple(kept)
-        return Posting(pid, event_type or ev.type, ev.bank_id, ev.loan_id, ev.effective_date, ev.business_date, legs,
+        return Posting(pid, ev.type, ev.bank_id, ev.loan_id, ev.effective_date, ev.business_date, legs,
                        memo)
 
     def _disbursement(self, ev: Event, pid: str) -> Applied:
