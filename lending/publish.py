@@ -207,7 +207,7 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
             gate = authorised_firms_sql(as_of)
             newest = con.execute("SELECT max(as_of) FROM decisions.published_tables").fetchone()[0]
             if newest is not None and newest > as_of:
-                gate = f"{gate} INTERSECT {authorised_firms_sql(newest)}"
+                gate = f"SELECT uscc FROM ({gate}) INTERSECT SELECT uscc FROM ({authorised_firms_sql(newest)})"
             con.execute(f"CREATE OR REPLACE TEMP TABLE _authorised AS {gate}")
             # the masked rows of every bank once, then each bank's share of them
             # (sorted by bank, so that each bank's share is read from its own row groups)
