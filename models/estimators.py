@@ -16,6 +16,7 @@ import warnings
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
@@ -129,13 +130,19 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
         return self
 
     def calibrate_to(self, X: pd.DataFrame, y) -> MonotoneGBM:
-        """Refit the Platt calibrator on other rows and another outcome than the booster's: a booster
-        that ranks distress over the whole population gives PDs on the scale of loan defaults.
+        """Move the PD's base rate to other rows and another record of the same event: the booster
+        ranks court-recorded defaults over every firm; the loans' defaults set the intercept of its
+        log-odds, the slope stays the booster's own (Platt, fitted out of fold on the whole
+        population). A slope refitted on the loans would be fitted within the narrow band of risk
+        banks lend to and flatten the PD everywhere else (docs/DESIGN.md, "The population PD").
         The PD's log-odds stay a linear function of the SHAP contributions."""
         if self.calibration != "sigmoid":
-            raise ValueError("calibrate_to refits a Platt (sigmoid) calibrator: set calibration='sigmoid'")
-        self.calibrator_ = LogisticRegression(C=1e6)
-        self.calibrator_.fit(self.raw_score(X).reshape(-1, 1), np.asarray(y).astype(int))
+            raise ValueError("calibrate_to moves a Platt (sigmoid) calibrator: set calibration='sigmoid'")
+        y = np.asarray(y).astype(float)
+        z = self.calibrator_.decision_function(self.raw_score(X).reshape(-1, 1))
+        shift = minimize_scalar(lambda c: float(np.sum(np.logaddexp(0, z + c) - y * (z + c))),
+                                bounds=(-10, 10), method="bounded").x
+        self.calibrator_.intercept_ = self.calibrator_.intercept_ + round(float(shift), 12)
         return self
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:

@@ -92,8 +92,9 @@ def fit_champion_and_challenger(train: pd.DataFrame, seed: int = 0,
 
 MAX_ECE = 0.01  # a candidate calibrated worse than this is never promoted
 MIN_LOANS, MIN_DEFAULTS = 1000, 50  # below this the loans cannot set the PD's scale
-MIN_EVENTS = 100  # out-of-time distress events needed to tell a model from the 4+19+1 score
+MIN_EVENTS = 100  # out-of-time court defaults needed to tell a model from the 4+19+1 score
 PROMOTION_LEVEL = 0.95  # the interval of the AUC difference against the score that must exclude zero
+SELECTION_SHARE = 0.25  # of the training months that choose between the candidates
 POPULATION_GBM = {"learning_rate": 0.1, "n_estimators": 600, "min_child_samples": 200, "cv_folds": 2,
                   "early_stopping_rounds": 30}  # a sample of hundreds of thousands of firm-months
 
@@ -103,11 +104,10 @@ class TrainingError(RuntimeError):
 
 
 def fit_population_gbm(population: pd.DataFrame, loans: pd.DataFrame, seed: int = 0) -> MonotoneGBM:
-    """The booster ranks distress over every firm (the population target), under the same monotone
-    constraints; its Platt calibration is refitted on the loans, so the PD is on the scale of loan
-    defaults."""
+    """The booster ranks court-recorded default over every firm (the population target), under the
+    same monotone constraints; the loans' defaults set its base rate (`MonotoneGBM.calibrate_to`)."""
     gbm = MonotoneGBM(monotone=FEATURES, random_state=seed, **POPULATION_GBM)
-    gbm.fit(population[list(FEATURES)], population["distress"].astype(int).to_numpy())
+    gbm.fit(population[list(FEATURES)], population["court_default"].astype(int).to_numpy())
     return gbm.calibrate_to(loans[list(FEATURES)], loans["defaulted"].astype(int).to_numpy())
 
 
@@ -122,9 +122,11 @@ def by_grade(frame: pd.DataFrame, p: np.ndarray, outcome: str, order: list[str])
 def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, decided_on: date,
             truth_loans: Path | None = None, seed: int = 0, gbm_params: dict | None = None,
             sample: pd.DataFrame | None = None, population: pd.DataFrame | None = None) -> dict:
-    """Fit two candidates and keep the one that ranks the population better out of time:
-    - "population": a monotone GBM of distress in the feeds over every firm (`models.population`),
-      calibrated to the loans' defaults;
+    """Fit two candidates on the earlier target months and loans, and keep the one that ranks the
+    population's court defaults better on a selection slice (the last `SELECTION_SHARE` of the
+    training months, which neither candidate was fitted on):
+    - "population": a monotone GBM of court default over every firm (`models.population`), its
+      base rate set by the loans' defaults;
     - "loans": the monotone GBM of loan default on the earlier 70 % of loans, calibrated on them;
     validate it out of time on the later target months of the population (against the 4+19+1
     score, with a paired-bootstrap interval) and on the later 30 % of loans (against the scorecard
@@ -140,13 +142,16 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
     population = population_sample(con, cat) if population is None else population
     train, test = out_of_time_split(sample)
     pop_train, pop_test = out_of_time_months(population)
+    pop_fit, pop_select = out_of_time_months(pop_train, SELECTION_SHARE)
     F = list(FEATURES)
     loans_gbm, card = fit_champion_and_challenger(train, seed, gbm_params)
-    candidates = {"loans": loans_gbm, "population": fit_population_gbm(pop_train, train, seed)}
-    e = pop_test["distress"].astype(int).to_numpy()
-    score_risk = -pop_test["total"].to_numpy(dtype=float)
-    ranked = {name: round(float(roc_auc_score(e, m.predict_proba(pop_test[F])[:, 1])), 4) for name, m in candidates.items()}
+    candidates = {"loans": loans_gbm, "population": fit_population_gbm(pop_fit, train, seed)}
+    chosen_on = pop_select["court_default"].astype(int).to_numpy()
+    ranked = {name: round(float(roc_auc_score(chosen_on, m.predict_proba(pop_select[F])[:, 1])), 4)
+              for name, m in candidates.items()}
     method = max(ranked, key=lambda k: (ranked[k], k == "population"))
+    e = pop_test["court_default"].astype(int).to_numpy()
+    score_risk = -pop_test["total"].to_numpy(dtype=float)
     gbm = candidates[method]
     p_pop = gbm.predict_proba(pop_test[F])[:, 1]
     y = test["defaulted"].astype(int).to_numpy()
@@ -157,18 +162,21 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
     grades = [g for g, _ in sorted(cat.grades, key=lambda gl: -gl[1])]
     report = {
         "method": method,
-        "method_reason": (f"out-of-time AUC on the population's distress events: {ranked['population']} for the "
-                          f"population model against {ranked['loans']} for the loan-book model"),
+        "method_reason": (f"AUC on the court defaults of the selection months {min(pop_select['as_of']).date()} to "
+                          f"{max(pop_select['as_of']).date()}: {ranked['population']} for the population model "
+                          f"against {ranked['loans']} for the loan-book model"),
         "train": {"loans": len(train), "defaults": int(train["defaulted"].sum()),
                   "from": str(train["disbursed_on"].min().date()), "to": str(train["disbursed_on"].max().date()),
-                  "population_rows": len(pop_train), "population_events": int(pop_train["distress"].sum()),
-                  "population_months": sorted({str(d.date()) for d in pop_train["as_of"]})},
+                  "population_rows": len(pop_fit), "population_events": int(pop_fit["court_default"].sum()),
+                  "population_months": sorted({str(d.date()) for d in pop_fit["as_of"]}),
+                  "selection_months": sorted({str(d.date()) for d in pop_select["as_of"]})},
         "population": {
             "rows": len(pop_test), "events": int(e.sum()), "months": sorted({str(d.date()) for d in pop_test["as_of"]}),
-            "auc": {"model": ranked[method], "score_4_19_1": round(float(roc_auc_score(e, score_risk)), 4),
-                    **{f"{k}_model": v for k, v in ranked.items()}},
+            "auc": {"model": round(float(roc_auc_score(e, gbm.predict_proba(pop_test[F])[:, 1])), 4),
+                    "score_4_19_1": round(float(roc_auc_score(e, score_risk)), 4)},
+            "selection_auc": {f"{k}_model": v for k, v in ranked.items()},
             "versus_score": auc_difference(e, p_pop, score_risk, seed, level=PROMOTION_LEVEL),
-            "by_grade": by_grade(pop_test, p_pop, "distress", grades),
+            "by_grade": by_grade(pop_test, p_pop, "court_default", grades),
         },
         "out_of_time": {"gbm": validate(y, p_gbm), "scorecard": validate(y, card.predict_proba(test[F])[:, 1]),
                         "score_4_19_1": asdict(discrimination(y, -test_points["total"].to_numpy(dtype=float)))},
@@ -184,15 +192,14 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
             report["gap_to_ceiling"] = auc_gap(y, ceiling, p_gbm, seed)
     snapshot = hashlib.sha256(
         pd.util.hash_pandas_object(sample[["loan_id", "defaulted", *FEATURES]].astype(str), index=False).to_numpy().tobytes()
-        + pd.util.hash_pandas_object(population[["uscc", "as_of", "distress", *FEATURES]].astype(str),
+        + pd.util.hash_pandas_object(population[["uscc", "as_of", "court_default", *FEATURES]].astype(str),
                                      index=False).to_numpy().tobytes()).hexdigest()
     gbm_metrics = {k: v for k, v in report["out_of_time"]["gbm"].items() if k != "reliability"}
-    fitted_on = pop_train if method == "population" else train
+    fitted_on = pop_fit if method == "population" else train
     references = {f: reference(fitted_on[f]) for f in FEATURES}
     references["pd"] = reference(pd.Series(gbm.predict_proba(fitted_on[F])[:, 1]))
-    label = ("ranks distress in the feeds within 12 months (new 失信, abnormal-operation, serious-violation or tax-violation "
-             "listing, revocation or cancellation, social-insurance or tax arrears of 3+ months) over every firm; PD "
-             "calibrated to loan default (次级 or worse, 90+ dpd, or written off within 12 months)"
+    label = ("ranks court-recorded default (a new listing as a dishonest judgement debtor, 失信被执行人, within 12 "
+             "months) over every firm; base rate set by loan default (次级 or worse, 90+ dpd, or written off within 12 months)"
              if method == "population" else "次级 or worse, 90+ dpd, or written off within 12 months")
     report["version"] = save_model(registry, gbm, {
         "training_data": {"snapshot_sha256": snapshot, "rows": len(fitted_on), **report["train"]},
@@ -210,7 +217,7 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
 def promotion(registry: Path, version: str, pop_test: pd.DataFrame, population: dict, loans: pd.DataFrame,
               candidate_loans: dict, decided_on: date) -> dict:
     """Promote the candidate only with evidence. Against the 4+19+1 score first (every time, and so
-    for a first champion): at least MIN_EVENTS distress events out of time, and an out-of-time AUC on
+    for a first champion): at least MIN_EVENTS court defaults out of time, and an out-of-time AUC on
     the population whose PROMOTION_LEVEL paired-bootstrap interval of the difference excludes the
     score's. Then against the champion, on the same out-of-time firm-months: a higher AUC. A model
     that does not beat the score is never promoted: without a champion the programme runs on the
@@ -225,7 +232,7 @@ def promotion(registry: Path, version: str, pop_test: pd.DataFrame, population: 
                                  f"interval_{round(PROMOTION_LEVEL * 100)}": interval}}
     if population["events"] < MIN_EVENTS:
         return decision | {"promoted": False, "reason": (
-            f"{population['events']} distress events out of time: at least {MIN_EVENTS} are needed to tell the model "
+            f"{population['events']} court defaults out of time: at least {MIN_EVENTS} are needed to tell the model "
             f"from the 4+19+1 score; {'the champion stays' if current else 'the programme runs on the score and its rules alone'}")}
     if interval[0] <= 0:
         return decision | {"promoted": False, "reason": (
@@ -244,7 +251,7 @@ def promotion(registry: Path, version: str, pop_test: pd.DataFrame, population: 
     missing = sorted(set(old.metadata["features"]) - set(pop_test.columns))
     if missing:
         return decision | {"promoted": True, "reason": f"the champion needs features no longer computed: {missing}; {beats}"}
-    e = pop_test["distress"].astype(int).to_numpy()
+    e = pop_test["court_default"].astype(int).to_numpy()
     held = round(float(roc_auc_score(e, old.pd(pop_test))), 4)
     held_ece = validate(loans["defaulted"].astype(int).to_numpy(), old.pd(loans))["ece"]
     decision["champion_metrics"] = {"auc": held, "loans_ece": held_ece}

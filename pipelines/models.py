@@ -39,8 +39,8 @@ def registry_resource(beside_store: str | None = None) -> ModelRegistry:
 @dg.asset(
     key=["models", "pd_champion"], group_name="models", kinds={"lightgbm"},
     deps=[dg.AssetKey(["staging", s]) for s in ("loans", "loan_status", "loan_recoveries")],
-    description="Retrain: a monotone GBM of distress in the feeds over every firm, calibrated to loan defaults, "
-                "against the loan-book GBM (the better on the population out of time is the candidate) and the "
+    description="Retrain: a monotone GBM of court-recorded default over every firm, its base rate set by loan defaults, "
+                "against the loan-book GBM (the better on the selection months is the candidate) and the "
                 "WoE scorecard, registered; promoted only if it beats the 4+19+1 score on the population out of "
                 "time (95 % interval, at least 100 events) and the current champion. Not part of the nightly job.",
 )

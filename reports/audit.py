@@ -114,23 +114,21 @@ SEGMENTS = ("district_code", "industry", "size_class")
 MIN_SEGMENT, Z_MATERIAL = 30, 3.0
 METHOD_TEXT = {
     "population": (
-        "The booster ranks distress that the departments deliver for every firm, borrower or not (a new 失信, "
-        "abnormal-operation, serious-violation or tax-violation listing, revocation or cancellation, social-insurance "
-        "or tax arrears of three months or more, within 12 months), learnt over the whole registered population; "
-        "its log-odds are mapped to loan default by Platt scaling on the training loans. Borrowers are the firms banks "
-        "already chose, a narrow band of risk: a model of their defaults alone is nearly flat on the rest of the "
-        "population, which it decides for. It was chosen because it ranks the population's out-of-time distress "
-        "better than the loan-book model (figures below)."),
+        "The booster ranks court-recorded default over the whole registered population, borrower or not: a new "
+        "listing as a dishonest judgement debtor (失信被执行人) within 12 months, the court's record that a creditor "
+        "won a judgement the firm did not pay. Its log-odds keep the slope fitted out of fold on the population; the "
+        "training loans' defaults set their intercept, so the PD is on the scale of loan default. Borrowers are the "
+        "firms banks already chose, a narrow band of risk: a model of their defaults alone is nearly flat on the rest "
+        "of the population, which it decides for. It was chosen because it ranks the court defaults of the selection "
+        "months better than the loan-book model (figures below)."),
     "loans": (
-        "The booster ranks loan defaults on the programme's loans; it was chosen because it ranks the population's "
-        "out-of-time distress better than the population model (figures below)."),
+        "The booster ranks loan defaults on the programme's loans; it was chosen because it ranks the court defaults "
+        "of the selection months better than the population model (figures below)."),
 }
 LIMITATIONS = (
-    "Loan defaults are known only for borrowers, a narrow band of risk: the PD's scale outside that band is the "
-    "Platt line of the distress ranking extended, not observed. Within the band the distress ranking says little "
-    "about loan default, so the line is nearly flat: the PD ranks the riskiest firms first but understates their "
-    "default rate (on the simulated universe their realised rate is several times the PD); read the grade table "
-    "below, which shows the observed rates beside the PDs.",
+    "Loan defaults are known only for borrowers, a narrow band of risk: outside it the PD's scale rests on the "
+    "court's record of default, which misses defaults that creditors settle out of court (about one in five on the "
+    "simulated universe); read the grade table below, which shows the observed rates beside the PDs.",
     "The label is a 12-month default (次级 or worse, 90+ days past due, or written off); later defaults are not seen.",
     "Inputs are government data as delivered two months after the month they describe; a firm's last two months are unseen.",
     "Monotone constraints hold each input's direction of effect fixed, which may cost accuracy where the true effect turns.",
@@ -157,8 +155,8 @@ def segment_outcomes(sample: pd.DataFrame, predicted: np.ndarray, con: duckdb.Du
 
 
 def grade_rows(validation: dict, cat: Catalogue) -> list[dict]:
-    """Per grade, best first: the out-of-time population's firm-months, mean PD and observed distress
-    rate, and the out-of-time loans' count, mean PD and observed default rate."""
+    """Per grade, best first: the out-of-time population's firm-months, mean PD and observed
+    court-default rate, and the out-of-time loans' count, mean PD and observed default rate."""
     pop = {r["grade"]: r for r in validation.get("population", {}).get("by_grade", [])}
     loans = {r["grade"]: r for r in validation.get("by_grade_loans", [])}
     rows = []

@@ -45,6 +45,8 @@ from simulate.vocabulary import (
 from valuecredit.identifiers import make_resident_ids, make_uscc
 
 SIGMA_UNSEEN = 0.9
+NEVER = 10**6  # a month index that never comes
+COURT_LISTING_SHARE = 0.8  # of defaults that end in a dishonest-judgement-debtor listing (the rest settle)
 BURN_IN = 14  # months before the window: delivered as history with the first regular delivery
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
@@ -159,7 +161,7 @@ class Universe:
         self.founded_k = self.k_end - age_months
         day = rng.integers(1, 28, n)
         self.founded_on = np.array([date(k // 12, k % 12 + 1, d) for k, d in zip(self.founded_k, day)], dtype="datetime64[D]")
-        self.exit_k = np.full(n, 10**6)
+        self.exit_k = np.full(n, NEVER)
         self.status = np.full(n, "存续", dtype=object)
         self.status_date = self.founded_on.copy()
 
@@ -179,13 +181,14 @@ class Universe:
         self.debt_ratio = np.clip(0.5 - 0.12 * self.z + rng.normal(0, 0.15, n), 0.05, 1.3)
         # firms whose tax filings overstate revenue from some month on (power use does not follow)
         self.auth_granted = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")  # current grant, if any
-        self.fraud_k = np.where(rng.random(n) < 0.03, rng.integers(self.k0, self.k_end + 1, n), 10**6)
+        self.fraud_k = np.where(rng.random(n) < 0.03, rng.integers(self.k0, self.k_end + 1, n), NEVER)
         self.arrears = np.zeros(n, dtype=np.int64)
         self.fund_arrears = np.zeros(n, dtype=np.int64)
         self.grade = np.full(n, "M", dtype=object)
         self.patents = np.zeros(n, dtype=np.int64)
         self.on_negative = np.zeros(n, dtype=bool)
-        self.open_cases: dict[str, dict[int, tuple[str, date]]] = {"dishonest": {}, "tax": {}, "market": {}}
+        self.open_cases: dict[str, dict[str, tuple[int, date]]] = {"dishonest": {}, "tax": {}, "market": {}}
+        self.court_listing_k = np.full(n, NEVER, dtype=np.int64)  # month a defaulted firm's judgement debt is listed
 
         surname = rng.choice(list(SURNAMES), n)
         given = np.char.add(rng.choice(list(GIVEN_CHARS), n), np.where(rng.random(n) < 0.7, rng.choice(list(GIVEN_CHARS), n), ""))
@@ -327,6 +330,7 @@ class Universe:
             "export_fen": np.round(true_rev * self.export_share * 100 * np.exp(0.2 * rng.standard_normal(n)))[c_idx].astype(np.int64),
             "import_fen": np.round(true_rev * 0.3 * self.export_share * 100 * rng.uniform(0, 1, n))[c_idx].astype(np.int64),
         })
+        self._credit_events(k, rng, act)
         self._events(k, rng, act, distressed, out)
         self._registry(k, out)
         if month == 6 and k - 1 >= self.k_first and (k // 12 - 1) in self.true_rev_year:
@@ -349,6 +353,18 @@ class Universe:
         s = self.z + rng.normal(0, 0.6, self.n) - 0.5 * np.minimum(self.arrears, 4)
         young = (k - self.founded_k) < 12
         self.grade = np.where(young, "M", np.select([s > 0.7, s > -0.5, s > -1.6], ["A", "B", "C"], "D")).astype(object)
+
+    def _credit_events(self, k: int, rng: np.random.Generator, act: np.ndarray) -> None:
+        """A firm defaults on a creditor (a bank, a supplier, its landlord) in month k with the
+        monthly hazard of its true 12-month PD; the creditor sues and, COURT_LISTING_SHARE of the
+        time, the firm is listed as a dishonest judgement debtor (失信被执行人) one to four months
+        later. Default is thus visible in the court's feed for every firm, borrower or not, as it is
+        in the departments' data (the loan book records only the defaults of borrowers)."""
+        pd_true = sigmoid(self.log_odds(k) + SIGMA_UNSEEN * self.u)
+        hazard = 1 - (1 - pd_true) ** (1 / 12)
+        pending = self.court_listing_k < NEVER  # one judgement in the making at a time
+        listed = act & ~pending & (rng.random(self.n) < hazard) & (rng.random(self.n) < COURT_LISTING_SHARE)
+        self.court_listing_k[listed] = k + rng.integers(1, 5, int(listed.sum()))
 
     def _events(self, k, rng, act, distressed, out) -> None:
         n = self.n
@@ -437,25 +453,32 @@ class Universe:
             "expires_on": self.auth_granted[rows] + np.timedelta64(365 * 3, "D"), "revoked_on": revoked[rows],
         })
         self.auth_granted[revoke] = np.datetime64("NaT")
-        # negative-list registers: entries for distressed firms, removals after a while
+        # negative-list registers: entries for distressed firms, removals after a while. A firm is on
+        # the court's register once per judgement it has not honoured, so a listed firm that defaults
+        # again is listed again; the other registers hold a firm once.
         frames = {}
-        for reg, p in (("dishonest", 0.08), ("tax", 0.02), ("market", 0.05)):
+        for reg, p in (("dishonest", None), ("tax", 0.02), ("market", 0.05)):
             cases = self.open_cases[reg]
-            enter = np.flatnonzero(distressed & (rng.random(n) < p))
-            enter = [i for i in enter if i not in cases]
-            leave = [i for i in cases if rng.random() < 0.06]
+            if reg == "dishonest":  # the court lists the firms whose default it has judged (_credit_events)
+                due = self.court_listing_k == k
+                self.court_listing_k[due] = NEVER
+                enter = np.flatnonzero(due & act)
+            else:
+                held = {firm for firm, _ in cases.values()}
+                enter = [i for i in np.flatnonzero(distressed & (rng.random(n) < p)) if i not in held]
+            leave = [case for case in cases if rng.random() < 0.06]
             rows_ = []
             for i in enter:
                 case = f"{reg[0].upper()}{k:05d}{i:08d}"
-                cases[i] = (case, ms + timedelta(days=int(rng.integers(0, span))))
-                rows_.append((case, i, cases[i][1], None))
-            for i in leave:
-                case, listed = cases.pop(i)
+                cases[case] = (i, ms + timedelta(days=int(rng.integers(0, span))))
+                rows_.append((case, i, cases[case][1], None))
+            for case in leave:
+                i, listed = cases.pop(case)
                 rows_.append((case, i, listed, max(listed, me)))
             frames[reg] = rows_
         self.on_negative[:] = False
         for reg in self.open_cases.values():
-            self.on_negative[list(reg)] = True
+            self.on_negative[[firm for firm, _ in reg.values()]] = True
         d = frames["dishonest"]
         subj = rng.choice(["firm", "legal_rep", "controller"], len(d), p=[0.6, 0.3, 0.1])
         out["dishonest_debtors"] = pd.DataFrame({
@@ -563,7 +586,7 @@ class Universe:
             amt = int(amount[j] * 100)
             rate_bp = int(np.clip(365 + 2500 * pd_obs[j] + rng.integers(0, 60), 365, 600))
             defaults = rng.random() < pd_true[j]
-            stop = int(rng.integers(1, 10)) if defaults else 10**6
+            stop = int(rng.integers(1, 10)) if defaults else NEVER
             maturity = month_start(k + 13) - timedelta(days=1)
             self.loans.append({"loan_id": loan_id, "k": k, "amount": amt, "outstanding": amt, "rate_bp": rate_bp,
                                "stop": stop, "term": 12, "written_off": False, "recovered": 0})
@@ -672,7 +695,7 @@ def simulate(cfg: SimConfig, progress=None) -> SimSummary:
     h = uni.log_odds(uni.k_end + 1)
     pd.DataFrame({
         "uscc": uni.uscc, "pd_12m_true": sigmoid(h + SIGMA_UNSEEN * uni.u), "pd_12m_observable": observable_pd(h),
-        "latent_z": uni.z, "fraud_from": [period_of(int(k)) if k < 10**6 else None for k in uni.fraud_k],
+        "latent_z": uni.z, "fraud_from": [period_of(int(k)) if k < NEVER else None for k in uni.fraud_k],
     }).to_parquet(truth / "firms.parquet", index=False)
     pd.DataFrame(uni.truth_loans, columns=["loan_id", "uscc", "disbursed_period", "pd_12m_true",
                                             "pd_12m_observable", "defaulted_12m"]).to_parquet(truth / "loans.parquet", index=False)

@@ -154,7 +154,7 @@ def test_no_first_champion_without_evidence_that_it_beats_the_score(tmp_path):
     risk = rng.standard_normal(6000)
     events = (rng.random(6000) < 1 / (1 + np.exp(-(1.5 * risk - 2.5)))).astype(int)
     total = -100 * (risk + 0.6 * rng.standard_normal(6000))  # the 4+19+1 total: higher is safer
-    pop = pd.DataFrame({"distress": events, "total": total})
+    pop = pd.DataFrame({"court_default": events, "total": total})
     loans, on_loans = pd.DataFrame({"defaulted": [0, 1]}), {"ece": 0.0}
     # a model that ranks as the score does (another draw of the same noise): no evidence, no champion
     alike = promotion(tmp_path, "pd-a", pop, _versus_score(events, risk + 0.6 * rng.standard_normal(6000), total),
@@ -169,9 +169,9 @@ def test_no_first_champion_without_evidence_that_it_beats_the_score(tmp_path):
     assert not worse["promoted"] and worse["score_4_19_1"]["difference"] < -0.03
     # a better model, but out of time on too few events to say so
     few = pop.iloc[:400]
-    thin = promotion(tmp_path, "pd-c", few, _versus_score(few["distress"].to_numpy(), risk[:400], total[:400]),
+    thin = promotion(tmp_path, "pd-c", few, _versus_score(few["court_default"].to_numpy(), risk[:400], total[:400]),
                      loans, on_loans, TODAY)
-    assert few["distress"].sum() < 100 and not thin["promoted"] and "at least 100 are needed" in thin["reason"]
+    assert few["court_default"].sum() < 100 and not thin["promoted"] and "at least 100 are needed" in thin["reason"]
     # the better model with the events to show it
     better = promotion(tmp_path, "pd-d", pop, _versus_score(events, risk, total), loans, on_loans, TODAY)
     assert better["promoted"] and better["reason"].startswith("no champion yet; out-of-time AUC")
@@ -183,7 +183,7 @@ def test_a_candidate_is_promoted_only_when_it_beats_the_champion_out_of_time(sco
     again = retrain(con, CAT, registry, TODAY)  # same data, same seed: the same model
     assert again["version"] == model.version and not again["decision"]["promoted"]
     rng = np.random.default_rng(1)
-    test = pd.DataFrame({"distress": [0, 1] * 300, "defaulted": [0, 1] * 300, "total": rng.normal(500, 100, 600)})
+    test = pd.DataFrame({"court_default": [0, 1] * 300, "defaulted": [0, 1] * 300, "total": rng.normal(500, 100, 600)})
     for feature in model.metadata["features"]:
         test[feature] = np.nan
     test["industry"] = "C"  # every row alike: the champion ranks them all the same (AUC 0.5)

@@ -293,7 +293,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     console.print(t)
     pop, vs = report["population"], report["population"]["versus_score"]
     console.print(f"method {report['method']} ({report['method_reason']}); on the population out of time "
-                  f"({pop['rows']:,} firm-months, {pop['events']:,} distress events): AUC {pop['auc']['model']:.4f} "
+                  f"({pop['rows']:,} firm-months, {pop['events']:,} court defaults): AUC {pop['auc']['model']:.4f} "
                   f"against the 4+19+1 score's {pop['auc']['score_4_19_1']:.4f} (difference {vs['difference']:+.4f}, "
                   f"95 % interval {vs['interval_95'][0]:+.4f} to {vs['interval_95'][1]:+.4f})", soft_wrap=True)
     if "gap_to_ceiling" in report:
