@@ -29,7 +29,7 @@ from benchmarks.ingest import write_result
 from models.estimators import MonotoneGBM, _categorical, _known_categories
 from models.features import FEATURES
 from models.train import out_of_time_split, retrain, training_sample, validate
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.catalogue import load_catalogue
 from valuecredit.store import connect
 
 

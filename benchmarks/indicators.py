@@ -20,8 +20,8 @@ SQL_STAGE = """
 import json, time
 from datetime import date
 from valuecredit.store import connect
-from valuecredit.scoring.catalogue import load_catalogue
-from valuecredit.scoring.score import build_indicators, build_scores
+from scoring.catalogue import load_catalogue
+from scoring.score import build_indicators, build_scores
 con = connect({db!r})
 d = date.fromisoformat({as_of!r})
 t = time.perf_counter(); firms = build_indicators(con, d); t_ind = time.perf_counter() - t

@@ -129,7 +129,7 @@ def run_stages(args, landing: Path, db: Path, sim: dict, business_date: date) ->
 import json, time
 from datetime import date
 from data_contracts.contracts import CONTRACTS
-from valuecredit.ingest import ingest_source, check_source
+from ingestion.ingest import ingest_source, check_source
 from valuecredit.store import connect
 con = connect({str(db)!r})
 stages, loaded, quarantined = {{}}, 0, 0

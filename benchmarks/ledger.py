@@ -77,10 +77,10 @@ POST = """
 import json, time
 from datetime import date
 from valuecredit.store import connect
-from valuecredit.calendar import WorkingDays
-from valuecredit.ledger.config import load_pool_config
-from valuecredit.ledger.store import post_business_date
-from valuecredit.ledger.checks import check_ledger
+from lending.calendar import WorkingDays
+from lending.ledger.config import load_pool_config
+from lending.ledger.store import post_business_date
+from lending.ledger.checks import check_ledger
 con = connect({db!r})
 cfg, cal = load_pool_config(), WorkingDays.load()
 per_date, events, postings, claims = [], 0, 0, {{}}

@@ -27,8 +27,8 @@ PREPARE = """
 import json, time
 from datetime import date
 from valuecredit.store import connect
-from valuecredit.scoring.catalogue import load_catalogue
-from valuecredit.scoring.score import build_indicators, build_scores
+from scoring.catalogue import load_catalogue
+from scoring.score import build_indicators, build_scores
 con = connect({db!r})
 d = date.fromisoformat({as_of!r})
 t = time.perf_counter(); firms = build_indicators(con, d); build_scores(con, d, load_catalogue())
@@ -40,7 +40,7 @@ import json, time
 from datetime import date
 from pathlib import Path
 from valuecredit.store import connect
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.catalogue import load_catalogue
 from models.train import retrain
 con = connect({db!r}, read_only=True)
 t = time.perf_counter()
@@ -58,7 +58,7 @@ import json, time
 from datetime import date
 from pathlib import Path
 from valuecredit.store import connect
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.catalogue import load_catalogue
 from models.nightly import load_reason_codes, pinned_model, score_pd
 con = connect({db!r})
 model = pinned_model(Path({registry!r}))

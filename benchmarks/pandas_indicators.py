@@ -1,6 +1,6 @@
 """The 19 indicators as an analyst would write them in pandas: the baseline for the SQL.
 
-Same definitions as valuecredit/scoring/sql.py (point in time, windows ending at each source's
+Same definitions as scoring/sql.py (point in time, windows ending at each source's
 current period), written the straightforward way: load each raw table, filter, group by firm.
 `compare` checks the two implementations agree firm by firm.
 """
@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from valuecredit.scoring.sql import INDICATOR_KEYS, INDICATOR_TYPES, MIN_MONTHS_FOR_GROWTH
+from scoring.sql import INDICATOR_KEYS, INDICATOR_TYPES, MIN_MONTHS_FOR_GROWTH
 
 
 def _load(con: duckdb.DuckDBPyConnection, source: str, cols: str) -> pd.DataFrame:

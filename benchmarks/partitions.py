@@ -2,7 +2,7 @@
 
 Measures, each in its own process on a copy of the store:
 1. the single run: `build_indicators` + `build_scores` (what the nightly job does);
-2. the same work cut into K partitions by district (`valuecredit.partitions`), each partition alone,
+2. the same work cut into K partitions by district (`scoring.partitions`), each partition alone,
    then the merge (loading the parts, peer percentiles);
 3. the K partitions run W at a time in parallel processes (read-only connections), then the merge.
 The split says what a cluster would gain: the partitions' work against the single run's, and the
@@ -26,8 +26,8 @@ SINGLE = """
 import json, time
 from datetime import date
 from valuecredit.store import connect
-from valuecredit.scoring.catalogue import load_catalogue
-from valuecredit.scoring.score import build_indicators, build_scores
+from scoring.catalogue import load_catalogue
+from scoring.score import build_indicators, build_scores
 con = connect({db!r})
 d = date.fromisoformat({day!r})
 t = time.perf_counter(); build_indicators(con, d); build_scores(con, d, load_catalogue())
@@ -39,8 +39,8 @@ import json, time
 from datetime import date
 from pathlib import Path
 import duckdb
-from valuecredit.partitions import compute_partition, plan_partitions
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.partitions import compute_partition, plan_partitions
+from scoring.catalogue import load_catalogue
 con = duckdb.connect({db!r}, read_only=True, config={{"memory_limit": {memory!r}, "threads": {threads}}})
 d = date.fromisoformat({day!r})
 part = [p for p in plan_partitions(con, d, {k}) if p.name == {name!r}][0]
@@ -53,8 +53,8 @@ import json, time
 from datetime import date
 from pathlib import Path
 from valuecredit.store import connect
-from valuecredit.partitions import merge_partitions, plan_partitions
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.partitions import merge_partitions, plan_partitions
+from scoring.catalogue import load_catalogue
 con = connect({db!r})
 d = date.fromisoformat({day!r})
 t = time.perf_counter()

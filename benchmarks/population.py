@@ -91,7 +91,7 @@ def measure(frame: pd.DataFrame, seed: int = 0) -> dict:
 def train_and_score(db: Path, landing: Path, as_of: date) -> dict:
     from models.nightly import load_reason_codes, pinned_model, score_pd
     from models.train import retrain
-    from valuecredit.scoring.catalogue import load_catalogue
+    from scoring.catalogue import load_catalogue
 
     registry = Path(db).parent / "models_population"
     shutil.rmtree(registry, ignore_errors=True)

@@ -23,7 +23,7 @@ import json, time
 from datetime import date
 from pathlib import Path
 from valuecredit.store import connect
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.catalogue import load_catalogue
 from reports.firm import bank_batch, gather, render
 con = connect({db!r}, read_only=True)
 d, cat = date.fromisoformat({as_of!r}), load_catalogue()

@@ -7,7 +7,7 @@ from datetime import date
 import duckdb
 
 from lending.products import ProductCatalogue
-from valuecredit.ingest import CheckOutcome
+from valuecredit.checks import CheckOutcome
 
 
 def check_eligibility(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalogue) -> list[tuple[str, CheckOutcome]]:

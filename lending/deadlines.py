@@ -1,5 +1,5 @@
 """Decision deadlines: every application in the loan book must be decided within 7 working days
-(Chinese calendar with 调休, `valuecredit.calendar`); a table of applications with their deadline and
+(Chinese calendar with 调休, `lending.calendar`); a table of applications with their deadline and
 any breach, as known on the business date."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from lending import replace_date_rows
-from valuecredit.calendar import WorkingDays
+from lending.calendar import WorkingDays
 from valuecredit.sqltext import lit
 
 DECISION_WORKING_DAYS = 7

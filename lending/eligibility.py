@@ -19,7 +19,7 @@ import duckdb
 from lending.gate import authorised_firms_sql
 from lending.products import GRADES, ProductCatalogue
 from models.nightly import DDL as PD_DDL
-from valuecredit.scoring.sql import PointInTime
+from scoring.sql import PointInTime
 from valuecredit.sqltext import SQL, lit
 
 # hard gates, in the order they are recorded: the negative list (but the two rules below, which are

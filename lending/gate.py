@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from valuecredit.scoring.sql import PointInTime
+from scoring.sql import PointInTime
 from valuecredit.sqltext import SQL, lit
 
 # the firm of a quarantined row, read as ingestion reads it (trimmed, empty = none)

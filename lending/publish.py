@@ -35,12 +35,12 @@ import duckdb
 import pandas as pd
 from rustpy_xlsxwriter import FastExcel
 
+from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
 from lending.eligibility import CONDITIONS
 from lending.gate import authorised_firms_sql
 from lending.products import ProductCatalogue
 from lending.warnings import DDL as WARNINGS_DDL
-from valuecredit.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
-from valuecredit.scoring.sql import PointInTime
+from scoring.sql import PointInTime
 from valuecredit.spreadsheet import neutral_sql
 from valuecredit.sqltext import SQL, lit, q
 

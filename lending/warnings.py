@@ -19,7 +19,7 @@ from datetime import date
 import duckdb
 
 from lending.eligibility import PD_TABLE
-from valuecredit.scoring.sql import PointInTime
+from scoring.sql import PointInTime
 from valuecredit.sqltext import SQL, lit, q
 
 DROP_RATIO, JUMP_RATIO, JUMP_POINTS = 0.8, 1.5, 0.02

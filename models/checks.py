@@ -8,7 +8,7 @@ import duckdb
 
 from models.monitoring import SHIFT, WATCH
 from models.registry import RegisteredModel
-from valuecredit.ingest import CheckOutcome
+from valuecredit.checks import CheckOutcome
 
 ADDITIVITY_TOLERANCE = 1e-6
 

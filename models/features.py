@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from valuecredit.scoring.sql import EXACT_KWH, INDICATOR_TYPES, PointInTime, indicators_sql, negative_hits_sql, within
+from scoring.sql import EXACT_KWH, INDICATOR_TYPES, PointInTime, indicators_sql, negative_hits_sql, within
 from valuecredit.sqltext import SQL, lit
 
 # feature -> direction of risk: +1 a higher value never lowers the PD, -1 never raises it, 0 free

@@ -25,10 +25,10 @@ import pyarrow as pa
 from models.features import features_sql
 from models.monitoring import psi, status
 from models.registry import RegisteredModel, RegistryError, champion, load_model
+from scoring.catalogue import Catalogue
+from scoring.changes import NightPlan, record_stage, stage_plan
+from scoring.score import firms_as_of, replace_date
 from valuecredit.configfile import ConfigError, content_hash, read_yaml
-from valuecredit.scoring.catalogue import Catalogue
-from valuecredit.scoring.changes import NightPlan, record_stage, stage_plan
-from valuecredit.scoring.score import firms_as_of, replace_date
 from valuecredit.sqltext import SQL, lit, q, type_name
 from valuecredit.store import transaction
 

@@ -30,9 +30,9 @@ import duckdb
 import pandas as pd
 
 from models.features import DATA_MONTH_LAG, features_sql
-from valuecredit.scoring.catalogue import Catalogue
-from valuecredit.scoring.score import score_select_sql
-from valuecredit.scoring.sql import indicators_sql
+from scoring.catalogue import Catalogue
+from scoring.score import score_select_sql
+from scoring.sql import indicators_sql
 from valuecredit.sqltext import SQL
 
 WINDOW_MONTHS = 12

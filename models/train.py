@@ -18,8 +18,8 @@ from models.features import FEATURES, features_sql
 from models.monitoring import reference
 from models.population import out_of_time_months, population_sample
 from models.registry import champion, load_model, record_decision, save_model
-from valuecredit.scoring.calibrate import discrimination, loan_targets, outcome_sample, sample_points
-from valuecredit.scoring.catalogue import Catalogue
+from scoring.calibrate import discrimination, loan_targets, outcome_sample, sample_points
+from scoring.catalogue import Catalogue
 
 
 def training_sample(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> pd.DataFrame:

@@ -13,15 +13,15 @@ from typing import Any
 
 import yaml
 
+from lending.calendar import DEFAULT_OVERRIDES, WorkingDays
+from lending.ledger.config import DEFAULT_POOL, load_pool_config
 from lending.products import DEFAULT_PRODUCTS, load_products
 from models.nightly import REASON_CODES, load_reason_codes
 from pipelines.ledger import pool_resource
 from pipelines.models import products_resource
 from pipelines.scoring import catalogue_resource
-from valuecredit.calendar import DEFAULT_OVERRIDES, WorkingDays
+from scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
 from valuecredit.configfile import content_hash, read_yaml
-from valuecredit.ledger.config import DEFAULT_POOL, load_pool_config
-from valuecredit.scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ The first asset downstream of every source; it is what a failed contract check b
 import dagster as dg
 
 from data_contracts.contracts import CONTRACTS
+from ingestion.coverage import build_firm_coverage
 from pipelines.partitions import business_days
 from pipelines.resources import ProgressReporter, Store
-from valuecredit.coverage import build_firm_coverage
 
 
 @dg.asset(

@@ -1,6 +1,6 @@
 """One asset and one blocking contract check per department source.
 
-Asset bodies only call `valuecredit.ingest`; everything they do can be tested without Dagster.
+Asset bodies only call `ingestion.ingest`; everything they do can be tested without Dagster.
 """
 
 
@@ -9,9 +9,9 @@ from datetime import date
 import dagster as dg
 
 from data_contracts.contracts import CONTRACTS, Contract
+from ingestion.ingest import check_source, ingest_source
 from pipelines.partitions import business_days, retry_policy
 from pipelines.resources import LandingZone, ProgressReporter, Store
-from valuecredit.ingest import check_source, ingest_source
 
 
 def _business_date(context) -> date:

@@ -6,13 +6,13 @@ from datetime import date
 
 import dagster as dg
 
+from lending.calendar import DEFAULT_OVERRIDES, WorkingDays
 from lending.deadlines import build_deadlines
+from lending.ledger.checks import check_ledger
+from lending.ledger.config import DEFAULT_POOL, load_pool_config
+from lending.ledger.store import post_business_date
 from pipelines.partitions import business_days
 from pipelines.resources import ProgressReporter, Store, load_config
-from valuecredit.calendar import DEFAULT_OVERRIDES, WorkingDays
-from valuecredit.ledger.checks import check_ledger
-from valuecredit.ledger.config import DEFAULT_POOL, load_pool_config
-from valuecredit.ledger.store import post_business_date
 
 LEDGER_CHECKS = ("debits_equal_credits", "payouts_within_quota", "cap_held_at_posting", "payouts_match_claims",
                  "posting_ids_unique", "outstanding_matches_loan_book")

@@ -19,7 +19,7 @@ from models.train import retrain
 from pipelines.partitions import business_days, retry_policy
 from pipelines.resources import LandingZone, ProgressReporter, Store, load_config
 from pipelines.scoring import CatalogueFile, commercial_value, indicators
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.catalogue import load_catalogue
 
 PD_CHECKS = {"every_firm_one_pd": True, "explanations_add_up": True, "adverse_pds_have_used_reasons": True,
              "population_stability": False}  # name -> blocks publication; drift warns, a person decides

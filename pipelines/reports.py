@@ -17,7 +17,7 @@ from pipelines.scoring import CatalogueFile
 from reports.audit import audit_pack
 from reports.firm import bank_batches
 from reports.portfolio import write_portfolio
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.catalogue import load_catalogue
 
 
 class ReportsFolder(dg.ConfigurableResource):

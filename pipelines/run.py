@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from ingestion.ingest import quarantined_by_rule
 from models.registry import champion, last_decision
 from pipelines.definitions import (
     all_checks,
@@ -24,7 +25,6 @@ from pipelines.definitions import (
 from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_reports
 from pipelines.resources import ProgressReporter, SilentProgress
 from pipelines.scoring import FULL_NIGHT_TAG
-from valuecredit.ingest import quarantined_by_rule
 from valuecredit.sqltext import message_lines, q
 from valuecredit.store import connect, writer_lock
 
@@ -67,7 +67,7 @@ def _why(error) -> str:
 def run_nightly(business_date: date, landing: Path, db: Path, progress: ProgressReporter | None = None,
                 full: str = "") -> RunSummary:
     """`full`: why every firm must be computed again tonight (empty: only what changed, when the
-    previous night allows; see valuecredit.scoring.changes). The night holds the store's writer lock
+    previous night allows; see scoring.changes). The night holds the store's writer lock
     from its first materialisation to its last (joining the lock `valuecredit run` holds)."""
     with writer_lock(db, join=True):
         return _night(business_date, landing, db, progress, full)

@@ -4,7 +4,7 @@ size, 4 by default), each partition a mapped step that reads the store only, so 
 distributed executor runs them side by side; then one step loads every part and computes the peer
 percentiles. It writes the same tables as `features/indicators` and `scores/commercial_value` of the
 nightly job, which do it in one step (tests/test_partitions.py compares the two). Bodies call
-valuecredit.partitions."""
+scoring.partitions."""
 
 import os
 from datetime import date
@@ -18,8 +18,8 @@ from dagster._core.execution.step_dependency_config import StepDependencyConfig
 from pipelines.partitions import business_days, retry_policy
 from pipelines.resources import Store, load_config
 from pipelines.scoring import CatalogueFile
-from valuecredit.partitions import FirmPartition, compute_partition, merge_partitions, plan_partitions
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.catalogue import load_catalogue
+from scoring.partitions import FirmPartition, compute_partition, merge_partitions, plan_partitions
 from valuecredit.store import connect
 
 FIRM_PARTITIONS = int(os.environ.get("VALUECREDIT_FIRM_PARTITIONS", "4"))

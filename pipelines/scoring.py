@@ -1,4 +1,4 @@
-"""The 4+19+1 score: indicators, then scores with their checks. Bodies call valuecredit.scoring."""
+"""The 4+19+1 score: indicators, then scores with their checks. Bodies call scoring."""
 
 import os
 from datetime import date
@@ -7,10 +7,10 @@ import dagster as dg
 
 from pipelines.partitions import business_days, retry_policy
 from pipelines.resources import ProgressReporter, Store, load_config
-from valuecredit.scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
-from valuecredit.scoring.changes import night_plan
-from valuecredit.scoring.checks import check_scores
-from valuecredit.scoring.score import build_indicators, build_scores
+from scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
+from scoring.changes import night_plan
+from scoring.checks import check_scores
+from scoring.score import build_indicators, build_scores
 
 # a run tag: its value is the operator's reason to compute every firm again (Dagster UI: add the tag)
 FULL_NIGHT_TAG = "valuecredit/full"

@@ -24,7 +24,7 @@ from models.registry import load_model
 from models.train import out_of_time_split, training_sample
 from reports import charts
 from reports.firm import TEMPLATES, _write
-from valuecredit.scoring.catalogue import Catalogue
+from scoring.catalogue import Catalogue
 from valuecredit.sqltext import lit, q
 
 

@@ -16,12 +16,12 @@ import duckdb
 import jinja2
 import pandas as pd
 
+from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
 from lending.eligibility import eligibility_of_sql
 from lending.gate import authorised_firms_sql
 from reports import charts
-from valuecredit.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
-from valuecredit.scoring.catalogue import Catalogue
-from valuecredit.scoring.sql import PointInTime
+from scoring.catalogue import Catalogue
+from scoring.sql import PointInTime
 from valuecredit.sqltext import lit
 
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,

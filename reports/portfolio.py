@@ -16,10 +16,10 @@ import pandas as pd
 
 from lending.eligibility import GRADES
 from lending.gate import authorised_firms_sql
+from lending.ledger.statements import statement
 from models.monitoring import SHIFT, WATCH, psi, reference, status
 from reports import charts
 from reports.firm import TEMPLATES, _write, inside, tables
-from valuecredit.ledger.statements import statement
 
 PD_EDGES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 1.0)
 MIGRATION_DAYS = 28  # "since the last month": the latest scored night at least four weeks earlier

@@ -21,7 +21,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from data_contracts.contracts import MAX_MONEY_FEN, Contract
-from valuecredit.identifiers import corrupt_check_char
+from data_contracts.identifiers import corrupt_check_char
 
 MANIFEST_COLUMNS = ["file", "source", "department", "period", "delivered_on", "format", "encoding", "rows", "bytes", "sha256"]
 ROW_FAULTS = (

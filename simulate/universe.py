@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from data_contracts.contracts import CONTRACTS, contract_for
+from data_contracts.identifiers import make_resident_ids, make_uscc
 from simulate.landing import LandingWriter, add_months
 from simulate.vocabulary import (
     ABNORMAL_REASONS,
@@ -42,7 +43,6 @@ from simulate.vocabulary import (
     SPRING_FESTIVAL_MONTH,
     SURNAMES,
 )
-from valuecredit.identifiers import make_resident_ids, make_uscc
 
 SIGMA_UNSEEN = 0.9
 NEVER = 10**6  # a month index that never comes

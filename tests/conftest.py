@@ -7,8 +7,8 @@ import duckdb
 import pytest
 
 from data_contracts.contracts import CONTRACTS
+from ingestion.ingest import ingest_source
 from simulate import SimConfig, simulate
-from valuecredit.ingest import ingest_source
 from valuecredit.store import connect
 
 BUSINESS_DATE = date(2026, 11, 28)
@@ -93,8 +93,8 @@ def _score_loan_book(loan_book, work: Path, dates: tuple[date, ...], with_truth:
     from lending.eligibility import build_eligibility
     from models.nightly import load_reason_codes, pinned_model, score_pd
     from models.train import retrain
-    from valuecredit.scoring.catalogue import load_catalogue
-    from valuecredit.scoring.score import build_indicators, build_scores
+    from scoring.catalogue import load_catalogue
+    from scoring.score import build_indicators, build_scores
 
     con0, landing, store = loan_book
     con0.execute("CHECKPOINT")

@@ -1,6 +1,6 @@
 """Access: a bank's DuckDB connection sees its own publication and nothing else; a revoked
 authorisation takes the firm out of every bank's next publication; every read of personal data is
-logged with its purpose, and no module but valuecredit/personal.py names a personal column."""
+logged with its purpose, and no module but data_contracts/personal.py names a personal column."""
 
 import re
 import shutil
@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from data_contracts.contracts import CONTRACTS
+from data_contracts.personal import PERSONAL_COLUMNS, PURPOSES, reads
 from lending.access import DEFAULT_MEMORY, TIMEOUT_ENV, AccessError, bank_connection
 from lending.products import UnknownBank
+from pipelines.cli import main
 from pipelines.run import run_nightly
 from tests.conftest import redeliver
-from valuecredit.cli import main
-from valuecredit.personal import PERSONAL_COLUMNS, PURPOSES, reads
 
 DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)
 ROOT = Path(__file__).parent.parent

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from data_contracts.contracts import CONTRACTS
-from valuecredit.ingest import ingest_source
+from ingestion.ingest import ingest_source
 from valuecredit.store import connect
 
 FIRMS = ["91500103123456788W", "91500112006000378W"]

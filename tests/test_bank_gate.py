@@ -15,18 +15,18 @@ import duckdb
 import pandas as pd
 import pytest
 
+from ingestion.ingest import ingest_source
+from lending.calendar import WorkingDays
 from lending.eligibility import build_eligibility
 from lending.gate import authorised_firms_sql
+from lending.ledger.config import load_pool_config
+from lending.ledger.store import post_business_date
 from lending.products import load_products
 from lending.publish import _csv, publish
 from lending.warnings import update_warnings
+from pipelines.cli import main
 from reports.firm import bank_batches
-from valuecredit.calendar import WorkingDays
-from valuecredit.cli import main
-from valuecredit.ingest import ingest_source
-from valuecredit.ledger.config import load_pool_config
-from valuecredit.ledger.store import post_business_date
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.catalogue import load_catalogue
 from valuecredit.store import init_store
 
 DAY = date(2026, 11, 28)  # the loan book's business date: its files were all loaded on it

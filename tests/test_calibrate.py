@@ -11,12 +11,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
 from models.train import training_sample
+from pipelines.cli import main
+from scoring.calibrate import calibrate, outcome_sample, sample_points, write_report
+from scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
+from scoring.score import build_indicators
+from scoring.sql import INDICATOR_KEYS, indicators_sql
 from tests.conftest import BUSINESS_DATE, ingest_all
-from valuecredit.cli import main
-from valuecredit.scoring.calibrate import calibrate, outcome_sample, sample_points, write_report
-from valuecredit.scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
-from valuecredit.scoring.score import build_indicators
-from valuecredit.scoring.sql import INDICATOR_KEYS, indicators_sql
 
 CAT = load_catalogue()
 

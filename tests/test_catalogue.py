@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from valuecredit.scoring.catalogue import DEFAULT_CATALOGUE, CatalogueError, load_catalogue
+from scoring.catalogue import DEFAULT_CATALOGUE, CatalogueError, load_catalogue
 
 DOC = yaml.safe_load(DEFAULT_CATALOGUE.read_text(encoding="utf-8"))
 

@@ -9,11 +9,11 @@ import dagster as dg
 import duckdb
 import pytest
 
+from pipelines.cli import main
 from pipelines.models import ProductsFile, eligibility
 from pipelines.resources import SilentProgress, Store
 from pipelines.run import _why
 from pipelines.scoring import CatalogueFile, commercial_value
-from valuecredit.cli import main
 
 FUTURE = (date.today() + timedelta(days=2)).isoformat()
 BROKEN_YAML = "version: 3\nindicators: [unclosed\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.cli import main
 from pipelines.config_check import CONFIG_FILES, check_config
-from valuecredit.cli import main
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 

@@ -4,8 +4,8 @@ from datetime import date
 
 import duckdb
 
+from lending.calendar import WorkingDays
 from lending.deadlines import build_deadlines
-from valuecredit.calendar import WorkingDays
 
 
 def test_deadline_counts_working_days_across_a_holiday_with_a_makeup_saturday():

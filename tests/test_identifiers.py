@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.cn import ric, uscc
 
-from valuecredit.identifiers import (
+from data_contracts.identifiers import (
     USCC_ALPHABET,
     USCC_SQL_MACROS,
     InvalidUSCC,

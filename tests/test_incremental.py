@@ -7,17 +7,17 @@ import duckdb
 import pytest
 
 from data_contracts.contracts import contract_for
+from ingestion.ingest import ingest_source
 from lending.eligibility import build_eligibility
 from lending.products import load_products
 from models.nightly import load_reason_codes, pinned_model, score_pd
 from models.train import retrain
+from scoring.catalogue import load_catalogue
+from scoring.changes import night_plan
+from scoring.score import build_indicators, build_scores
 from simulate.landing import deliver
 from tests.conftest import ingest_all
 from tests.night_tables import assert_same_tables
-from valuecredit.ingest import ingest_source
-from valuecredit.scoring.catalogue import load_catalogue
-from valuecredit.scoring.changes import night_plan
-from valuecredit.scoring.score import build_indicators, build_scores
 from valuecredit.store import connect
 
 BEFORE, NIGHT = date(2026, 11, 21), date(2026, 11, 28)
@@ -136,7 +136,7 @@ def test_new_code_for_a_firms_rows_makes_the_night_full(nights, tmp_path, monkey
     db, _, _, _ = nights
     shutil.copy(db, tmp_path / "released.duckdb")
     con = connect(tmp_path / "released.duckdb")
-    monkeypatch.setattr("valuecredit.scoring.changes.code_hash", lambda: "another release")
+    monkeypatch.setattr("scoring.changes.code_hash", lambda: "another release")
     build_indicators(con, date(2026, 11, 29))
     plan = night_plan(con, date(2026, 11, 29))
     con.close()

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from data_contracts.contracts import CONTRACTS
+from ingestion.ingest import LandingError, check_source, ingest_source, load_manifest
+from scoring.sql import PointInTime
 from simulate.landing import FILE_FAULTS
 from tests.conftest import BUSINESS_DATE, ingest_all, redeliver
-from valuecredit.ingest import LandingError, check_source, ingest_source, load_manifest
-from valuecredit.scoring.sql import PointInTime
 from valuecredit.store import connect
 
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from data_contracts.contracts import contract_for
+from data_contracts.personal import reads
+from ingestion.ingest import ingest_source
 from simulate.landing import MANIFEST_COLUMNS, deliver
 from valuecredit import ingest
-from valuecredit.ingest import ingest_source
-from valuecredit.personal import reads
 from valuecredit.store import connect
 
 DAY = date(2026, 11, 28)

@@ -9,14 +9,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lending.calendar import CalendarError, WorkingDays
+from lending.ledger import store as ledger_store
+from lending.ledger.checks import check_ledger
+from lending.ledger.config import DEFAULT_POOL, PoolConfigError, load_pool_config, share
+from lending.ledger.engine import Event, LedgerError, Leg, Pool, correction_id, posting_id, reversal_id
+from lending.ledger.statements import statement
+from lending.ledger.store import post_business_date, rebuild
 from tests.conftest import BUSINESS_DATE, ingest_all
-from valuecredit.calendar import CalendarError, WorkingDays
-from valuecredit.ledger import store as ledger_store
-from valuecredit.ledger.checks import check_ledger
-from valuecredit.ledger.config import DEFAULT_POOL, PoolConfigError, load_pool_config, share
-from valuecredit.ledger.engine import Event, LedgerError, Leg, Pool, correction_id, posting_id, reversal_id
-from valuecredit.ledger.statements import statement
-from valuecredit.ledger.store import post_business_date, rebuild
 
 CFG = load_pool_config()
 CAL = WorkingDays.load()
@@ -308,7 +308,7 @@ def test_posting_ids_are_derived_from_the_event():
 
 
 def test_sql_posting_ids_equal_the_engines(book):
-    from valuecredit.ledger.store import events_between
+    from lending.ledger.store import events_between
 
     events, ids = events_between(book, None, BUSINESS_DATE, CFG)
     assert len(events) > 1000 and ids == [posting_id(e) for e in events]
@@ -576,7 +576,7 @@ def test_a_simulated_year_reconciles_by_business_date_with_caps_claims_and_corre
     assert {t: con.execute(f"SELECT * FROM ledger.{t} ORDER BY ALL").fetchall() for t in tables} == tables
     con.close()
     # the operator and the bank read the exception list
-    from valuecredit.cli import main
+    from pipelines.cli import main
 
     capsys.readouterr()
     assert main(["ledger", "exceptions", "--db", str(tmp_path / "sim.duckdb"), "--bank", "B01"]) == 0

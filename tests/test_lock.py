@@ -11,9 +11,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+from pipelines.cli import main
 from pipelines.partitions import retry_policy
 from pipelines.resources import Store
-from valuecredit.cli import main
 from valuecredit.store import StoreLocked, lock_path, writer_lock
 
 ROOT = Path(__file__).parent.parent

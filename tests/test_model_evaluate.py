@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from models.estimators import MonotoneGBM, WoEScorecard
-from valuecredit.cli import main
+from pipelines.cli import main
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GERMAN, TAIWAN = DATA / "german_credit.csv", DATA / "taiwan_default.csv"

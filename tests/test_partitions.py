@@ -6,10 +6,10 @@ from datetime import date
 import duckdb
 import pytest
 
+from scoring.catalogue import load_catalogue
+from scoring.partitions import compute_partition, merge_partitions, plan_partitions
+from scoring.score import build_indicators, build_scores
 from tests.conftest import ingest_all
-from valuecredit.partitions import compute_partition, merge_partitions, plan_partitions
-from valuecredit.scoring.catalogue import load_catalogue
-from valuecredit.scoring.score import build_indicators, build_scores
 
 DAY = date(2026, 11, 28)
 TABLES = ["features.indicators", "scores.negative_hits", "scores.commercial_value", "scores.peer_percentiles",

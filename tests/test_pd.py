@@ -12,7 +12,7 @@ from models.checks import check_pd
 from models.nightly import ScoringError, add_missing_columns, explain, load_reason_codes, pinned_model, replay
 from models.registry import champion, load_model
 from models.train import auc_difference, promotion, retrain
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.catalogue import load_catalogue
 from valuecredit.store import connect
 
 CAT = load_catalogue()
@@ -217,7 +217,7 @@ def test_scoring_refuses_a_model_without_reason_codes_or_no_model(scored, tmp_pa
 
 
 def test_first_nightly_run_trains_a_champion_scores_and_replays(loan_book, tmp_path, capsys):
-    from valuecredit.cli import main
+    from pipelines.cli import main
 
     _, landing, _ = loan_book
     db = tmp_path / "run.duckdb"

@@ -6,10 +6,10 @@ import duckdb
 import pandas as pd
 import pytest
 
+from pipelines.cli import main
 from pipelines.definitions import defs, nightly_schedule
 from pipelines.run import run_nightly
 from tests.conftest import BUSINESS_DATE
-from valuecredit.cli import main
 from valuecredit.store import StoreBusy, writer_lock
 
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 import lending.publish as publishing
+from data_contracts.identifiers import mask_name
+from data_contracts.personal import mask_sql
 from lending.products import load_products
 from lending.publish import publish
-from valuecredit.identifiers import mask_name
-from valuecredit.personal import mask_sql
 
 PRODUCTS = load_products()
 DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)

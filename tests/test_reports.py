@@ -17,7 +17,7 @@ from reports.audit import audit_pack, replay_decision, segment_outcomes
 from reports.browser import load, to_pdf
 from reports.firm import ReportError, bank_batch, write_firm_report
 from reports.portfolio import portfolio, write_portfolio
-from valuecredit.scoring.catalogue import load_catalogue
+from scoring.catalogue import load_catalogue
 
 CAT, PRODUCTS = load_catalogue(), load_products()
 DAY, MONTH_BEFORE = date(2026, 11, 28), date(2026, 10, 23)
@@ -105,7 +105,7 @@ def test_a_bank_batch_has_a_report_for_every_eligible_firm_and_an_index(night, t
 
 def test_a_report_for_a_bank_not_in_the_catalogue_is_refused_in_one_line_and_writes_nothing(night, tmp_path, capsys):
     """`report bank B99` (or `b03`) once wrote an empty batch and exited 0; `../../x` wrote outside --out."""
-    from valuecredit.cli import main
+    from pipelines.cli import main
 
     con, _ = night
     out = tmp_path / "deep" / "out"

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from data_contracts.contracts import contract_for
+from data_contracts.identifiers import make_uscc
+from scoring.catalogue import load_catalogue
+from scoring.checks import check_scores
+from scoring.score import build_indicators, build_scores, points_sql
 from simulate.landing import add_months
-from valuecredit.identifiers import make_uscc
-from valuecredit.scoring.catalogue import load_catalogue
-from valuecredit.scoring.checks import check_scores
-from valuecredit.scoring.score import build_indicators, build_scores, points_sql
 from valuecredit.store import connect
 
 AS_OF = date(2026, 6, 20)  # May's tax filing (15 June) is visible; the 2025 settlement (10 June) too

@@ -49,11 +49,11 @@ def test_a_warning_is_raised_once_updated_and_closed_once(monkeypatch):
 def test_signals_on_a_simulated_loan_book(loan_book, tmp_path):
     import shutil
 
-    from valuecredit.calendar import WorkingDays
-    from valuecredit.ledger.config import load_pool_config
-    from valuecredit.ledger.store import post_business_date
-    from valuecredit.scoring.catalogue import load_catalogue
-    from valuecredit.scoring.score import build_indicators, build_scores
+    from lending.calendar import WorkingDays
+    from lending.ledger.config import load_pool_config
+    from lending.ledger.store import post_business_date
+    from scoring.catalogue import load_catalogue
+    from scoring.score import build_indicators, build_scores
     from valuecredit.store import connect
 
     con0, _, store = loan_book

@@ -11,19 +11,19 @@ import pandas as pd
 import pytest
 
 from data_contracts.contracts import contract_for
+from ingestion.ingest import ingest_source
 from lending.eligibility import build_eligibility
 from lending.products import load_products
 from models.nightly import load_reason_codes, pinned_model, score_pd
 from models.registry import champion, record_decision
 from models.train import retrain, training_sample
 from pipelines.run import run_nightly
+from scoring.catalogue import load_catalogue
+from scoring.score import build_indicators, build_scores
 from simulate.landing import deliver
 from tests.conftest import redeliver
 from tests.night_tables import TABLES, assert_same_tables
 from tests.test_access import in_publication, revoke
-from valuecredit.ingest import ingest_source
-from valuecredit.scoring.catalogue import load_catalogue
-from valuecredit.scoring.score import build_indicators, build_scores
 from valuecredit.store import connect
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.contracts import CONTRACTS
-from valuecredit.identifiers import USCC_SQL_MACROS
+from data_contracts.identifiers import USCC_SQL_MACROS
 from valuecredit.sqltext import q
 
 SCHEMAS = ("raw", "staging", "quarantine", "meta")

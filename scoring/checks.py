@@ -6,9 +6,9 @@ from datetime import date
 
 import duckdb
 
-from valuecredit.ingest import CheckOutcome
-from valuecredit.scoring.catalogue import Catalogue
-from valuecredit.scoring.score import missing_sql
+from scoring.catalogue import Catalogue
+from scoring.score import missing_sql
+from valuecredit.checks import CheckOutcome
 from valuecredit.sqltext import q
 
 

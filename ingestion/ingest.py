@@ -30,8 +30,9 @@ import pandas as pd
 
 from data_contracts.contracts import Contract, contract_for
 from data_contracts.expectations import validate_frame
+from data_contracts.personal import PERSONAL_COLUMNS, log_read
 from data_contracts.rules import checked_sql, detail_sql
-from valuecredit.personal import PERSONAL_COLUMNS, log_read
+from valuecredit.checks import CheckOutcome
 from valuecredit.sqltext import lit, q
 
 # More bad rows than this, in a file of at least MIN_ROWS_FOR_RATE rows or across the partition's
@@ -382,13 +383,6 @@ def quarantined_by_rule(con: duckdb.DuckDBPyConnection, business_date: date, sou
         where, args = where + " AND source = ?", args + [source]
     return dict(con.execute(f"SELECT rule, count(*) FROM quarantine.rows WHERE {where} GROUP BY rule ORDER BY rule",
                             args).fetchall())
-
-
-@dataclass
-class CheckOutcome:
-    passed: bool
-    description: str
-    metadata: dict
 
 
 def check_source(con: duckdb.DuckDBPyConnection, source: str, business_date: date) -> CheckOutcome:

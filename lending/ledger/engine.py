@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
 
-from valuecredit.calendar import WorkingDays
-from valuecredit.ledger.config import PoolConfig, share
+from lending.calendar import WorkingDays
+from lending.ledger.config import PoolConfig, share
 
 NORMAL_SIDE = {
     "loan_principal": "D", "bank_funding": "C", "quota_accrued": "D", "quota_available": "C", "quota_used": "C",

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.contracts import CONTRACTS
-from valuecredit.identifiers import NAME_BLANKS_RE2
+from data_contracts.identifiers import NAME_BLANKS_RE2
 from valuecredit.sqltext import SQL, lit
 
 PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -31,14 +31,14 @@ PURPOSES = {
     "firm_report": "legal representative's name, masked, on the firm's score report",
 }
 
-# 张三明 -> 张*明, 张三 -> 张*, as valuecredit.identifiers.mask_name
+# 张三明 -> 张*明, 张三 -> 张*, as data_contracts.identifiers.mask_name
 _MASK_SQL = ("CASE WHEN {c} IS NULL OR length({c}) = 0 THEN {c} WHEN length({c}) = 1 THEN '*' "
              "WHEN length({c}) = 2 THEN left({c}, 1) || '*' "
              "ELSE left({c}, 1) || repeat('*', length({c}) - 2) || right({c}, 1) END")
 
 
 def mask_sql(expression: SQL) -> str:
-    """SQL masking a name the way `valuecredit.identifiers.mask_name` does: blanks inside the name
+    """SQL masking a name the way `data_contracts.identifiers.mask_name` does: blanks inside the name
     (`张　三`, padded to three characters with an ideographic space) do not count as characters."""
     return _MASK_SQL.format(c=f"regexp_replace({expression}, {lit(NAME_BLANKS_RE2)}, '', 'g')")
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.contracts import CONTRACTS
-from valuecredit.scoring.sql import WINDOWS, PointInTime
+from scoring.sql import WINDOWS, PointInTime
 from valuecredit.sqltext import SQL, lit, q
 
 # the monthly sources whose current period every firm's windows are measured from
@@ -161,9 +161,16 @@ def record_stage(con: duckdb.DuckDBPyConnection, as_of: date, stage: str, made_w
                 "WHERE as_of = ?", [made_with, full_reason, as_of])
 
 
-def full_night_reason(con: duckdb.DuckDBPyConnection, as_of: date, previous: date | None) -> str:
-    from valuecredit.scoring.score import data_snapshot  # score imports this module
+def data_snapshot(con: duckdb.DuckDBPyConnection, as_of: date) -> tuple[str, int]:
+    """The data a date's scores rest on: a hash of every file loaded and delivered by that date."""
+    files = con.execute("""SELECT source, file, sha256 FROM meta.ingested_files
+                           WHERE status = 'loaded' AND delivered_on <= ? ORDER BY source, file, sha256""",
+                        [as_of]).fetchall()
+    digest = hashlib.sha256("\n".join("\t".join(f) for f in files).encode()).hexdigest()
+    return digest, len(files)
 
+
+def full_night_reason(con: duckdb.DuckDBPyConnection, as_of: date, previous: date | None) -> str:
     if previous is None:
         return "no earlier date computed"
     then = con.execute("SELECT code FROM meta.night_plans WHERE as_of = ?", [previous]).fetchone()
@@ -183,7 +190,7 @@ def full_night_reason(con: duckdb.DuckDBPyConnection, as_of: date, previous: dat
 
 
 # the modules whose SQL makes a firm's indicators, negative-list hits and PD inputs
-ROW_CODE = ("valuecredit.scoring.sql", "models.features")
+ROW_CODE = ("scoring.sql", "models.features")
 
 
 def code_hash() -> str:

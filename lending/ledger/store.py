@@ -21,9 +21,9 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
-from valuecredit.calendar import WorkingDays
-from valuecredit.ledger.config import PoolConfig
-from valuecredit.ledger.engine import (
+from lending.calendar import WorkingDays
+from lending.ledger.config import PoolConfig
+from lending.ledger.engine import (
     EVENT_ORDER,
     NORMAL_SIDE,
     SERVICING_ACCOUNTS,
@@ -37,7 +37,7 @@ from valuecredit.ledger.engine import (
     Pool,
     Posting,
 )
-from valuecredit.scoring.sql import within
+from scoring.sql import within
 from valuecredit.sqltext import SQL, lit, q
 
 DDL = [

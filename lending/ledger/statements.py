@@ -14,7 +14,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from valuecredit.ledger.config import PoolConfig, load_pool_config
+from lending.ledger.config import PoolConfig, load_pool_config
 from valuecredit.sqltext import lit
 
 # statement line -> (account kind, sign applied to debit - credit, event types counted; None = all)

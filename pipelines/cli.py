@@ -162,7 +162,7 @@ def _print_summary(s) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from valuecredit.scoring.catalogue import load_catalogue
+    from scoring.catalogue import load_catalogue
     from valuecredit.store import writer_lock
 
     cat = load_catalogue(args.catalogue)
@@ -173,7 +173,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace, cat, truth: Path) -> int:
-    from valuecredit.scoring.calibrate import adopt, calibrate, write_report
+    from scoring.calibrate import adopt, calibrate, write_report
 
     with read_store(args.db) as con:
         report = calibrate(con, cat, args.date or date.today(), truth if truth.exists() else None)
@@ -190,7 +190,7 @@ def _calibrate(args: argparse.Namespace, cat, truth: Path) -> int:
 
 
 def cmd_statement(args: argparse.Namespace) -> int:
-    from valuecredit.ledger.statements import COUNTS, statement
+    from lending.ledger.statements import COUNTS, statement
     from valuecredit.spreadsheet import neutral_frame
 
     end = args.to or date.today()
@@ -228,9 +228,9 @@ def cmd_exceptions(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from valuecredit.calendar import WorkingDays
-    from valuecredit.ledger.config import load_pool_config
-    from valuecredit.ledger.store import rebuild
+    from lending.calendar import WorkingDays
+    from lending.ledger.config import load_pool_config
+    from lending.ledger.store import rebuild
     from valuecredit.store import connect, writer_lock
 
     cfg, calendar = load_pool_config(args.pool), WorkingDays.load(args.calendar)
@@ -276,7 +276,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from models.train import retrain
-    from valuecredit.scoring.catalogue import load_catalogue
+    from scoring.catalogue import load_catalogue
     from valuecredit.store import writer_lock
 
     truth = Path(args.landing) / "_truth" / "loans.parquet"
@@ -310,7 +310,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from models.nightly import replay
-    from valuecredit.scoring.catalogue import load_catalogue
+    from scoring.catalogue import load_catalogue
 
     with read_store(args.db) as con:
         r = replay(con, args.date, load_catalogue(args.catalogue), Path(args.registry or Path(args.db).parent / "models"))
@@ -322,8 +322,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_match(args: argparse.Namespace) -> int:
+    from data_contracts.identifiers import validate_uscc
     from lending.eligibility import match
-    from valuecredit.identifiers import validate_uscc
 
     firm = validate_uscc(args.firm)  # says what is wrong with a mistyped code
     with read_store(args.db) as con:
@@ -351,10 +351,10 @@ def _latest_scored(con, args) -> date:
 
 
 def cmd_report_firm(args: argparse.Namespace) -> int:
+    from data_contracts.identifiers import validate_uscc
     from reports.browser import to_pdf
     from reports.firm import write_firm_report
-    from valuecredit.identifiers import validate_uscc
-    from valuecredit.scoring.catalogue import load_catalogue
+    from scoring.catalogue import load_catalogue
 
     firm = validate_uscc(args.firm)
     with read_store(args.db) as con:
@@ -368,7 +368,7 @@ def cmd_report_firm(args: argparse.Namespace) -> int:
 def cmd_report_bank(args: argparse.Namespace) -> int:
     from lending.products import load_products
     from reports.firm import bank_batch
-    from valuecredit.scoring.catalogue import load_catalogue
+    from scoring.catalogue import load_catalogue
 
     bank = load_products(args.products).bank(args.bank)  # before any path is built from it
     with read_store(args.db) as con:
@@ -391,7 +391,7 @@ def cmd_report_portfolio(args: argparse.Namespace) -> int:
 
 def cmd_audit_pack(args: argparse.Namespace) -> int:
     from reports.audit import audit_pack
-    from valuecredit.scoring.catalogue import load_catalogue
+    from scoring.catalogue import load_catalogue
 
     with read_store(args.db) as con:
         path = audit_pack(con, _latest_scored(con, args), Path(args.registry or Path(args.db).parent / "models"),
@@ -401,7 +401,7 @@ def cmd_audit_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from valuecredit.backup import backup
+    from pipelines.backup import backup
 
     s = backup(Path(args.db), Path(args.to), Path(args.registry or Path(args.db).parent / "models"))
     console.print(f"backed up {args.db} ({s.tables} tables, {s.rows:,} rows, sha256 {s.sha256[:16]}) to {s.folder}",
@@ -410,7 +410,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from valuecredit.backup import restore
+    from pipelines.backup import restore
 
     s = restore(Path(args.source), Path(args.db), Path(args.registry or Path(args.db).parent / "models"))
     console.print(f"restored {args.db} from {s.folder} ({s.tables} tables, {s.rows:,} rows); "
@@ -482,9 +482,9 @@ def _seconds(text: str) -> float:
 
 
 def cmd_audit_replay(args: argparse.Namespace) -> int:
+    from data_contracts.identifiers import validate_uscc
     from lending.products import load_products
     from reports.audit import replay_decision
-    from valuecredit.identifiers import validate_uscc
 
     firm = validate_uscc(args.firm)
     products = load_products(args.products) if args.products else None

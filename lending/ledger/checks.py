@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
-from valuecredit.ingest import CheckOutcome
-from valuecredit.ledger.config import PoolConfig
+from lending.ledger.config import PoolConfig
+from valuecredit.checks import CheckOutcome
 
 
 def check_ledger(con: duckdb.DuckDBPyConnection, cfg: PoolConfig) -> list[tuple[str, CheckOutcome]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from valuecredit.personal import READS_LOG_SUFFIX
+from data_contracts.personal import READS_LOG_SUFFIX
 from valuecredit.sqltext import q
 from valuecredit.store import busy, writer_lock
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import duckdb
 
-from valuecredit.scoring.catalogue import Catalogue
-from valuecredit.scoring.changes import plan_night, record_stage
-from valuecredit.scoring.score import (
+from scoring.catalogue import Catalogue
+from scoring.changes import plan_night, record_stage
+from scoring.score import (
     ScoreSummary,
     data_snapshot,
     ensure_tables,
@@ -32,7 +32,7 @@ from valuecredit.scoring.score import (
     score_select_sql,
     summarise_scores,
 )
-from valuecredit.scoring.sql import PointInTime, indicators_sql, negative_hits_sql
+from scoring.sql import PointInTime, indicators_sql, negative_hits_sql
 from valuecredit.sqltext import SQL, lit
 from valuecredit.store import transaction
 

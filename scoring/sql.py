@@ -36,7 +36,7 @@ NEGATIVE_RULE_PARAMS: dict[str, dict[str, type]] = {
 
 # The date conditions the indicators and the negative list put on a source's rows, as of a date `{d}`:
 # what a firm has in such a window changes when a date passes, with nothing delivered. The SQL below
-# reads them from here, and an incremental night (valuecredit.scoring.changes) recomputes every firm
+# reads them from here, and an incremental night (scoring.changes) recomputes every firm
 # for which one of them turns between the previous date and this one.
 LISTED = "listed_on <= {d} AND (removed_on IS NULL OR removed_on > {d})"
 WINDOWS: dict[str, tuple[str, ...]] = {

@@ -26,9 +26,9 @@ import yaml
 from scipy.optimize import minimize
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from valuecredit.scoring.catalogue import Catalogue, parse_catalogue
-from valuecredit.scoring.score import score_select_sql
-from valuecredit.scoring.sql import indicators_sql
+from scoring.catalogue import Catalogue, parse_catalogue
+from scoring.score import score_select_sql
+from scoring.sql import indicators_sql
 
 OUTCOME_MONTHS = 12
 NON_PERFORMING = ("次级", "可疑", "损失")

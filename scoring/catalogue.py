@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scoring.sql import INDICATOR_KEYS, NEGATIVE_RULE_PARAMS
 from valuecredit.configfile import ConfigError, content_hash, read_yaml
-from valuecredit.scoring.sql import INDICATOR_KEYS, NEGATIVE_RULE_PARAMS
 
-DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "config" / "catalogue.yaml"
+DEFAULT_CATALOGUE = Path(__file__).resolve().parents[1] / "config" / "catalogue.yaml"
 TRANSFORMS = ("bands", "linear", "categories")
 DIRECTIONS = ("higher", "lower")
 

@@ -6,15 +6,14 @@ transaction, so a rerun is idempotent and readers never see half a date.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import date
 
 import duckdb
 
-from valuecredit.scoring.catalogue import Catalogue, Indicator
-from valuecredit.scoring.changes import NightPlan, plan_night, record_stage, stage_plan, turned_sql
-from valuecredit.scoring.sql import (
+from scoring.catalogue import Catalogue, Indicator
+from scoring.changes import NightPlan, data_snapshot, plan_night, record_stage, stage_plan, turned_sql
+from scoring.sql import (
     INDICATOR_KEYS,
     INDICATOR_TYPES,
     PointInTime,
@@ -53,15 +52,6 @@ class ScoreSummary:
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     for stmt in DDL:
         con.execute(stmt)
-
-
-def data_snapshot(con: duckdb.DuckDBPyConnection, as_of: date) -> tuple[str, int]:
-    """The data a date's scores rest on: a hash of every file loaded and delivered by that date."""
-    files = con.execute("""SELECT source, file, sha256 FROM meta.ingested_files
-                           WHERE status = 'loaded' AND delivered_on <= ? ORDER BY source, file, sha256""",
-                        [as_of]).fetchall()
-    digest = hashlib.sha256("\n".join("\t".join(f) for f in files).encode()).hexdigest()
-    return digest, len(files)
 
 
 def firms_as_of(as_of: date) -> SQL:
