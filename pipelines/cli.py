@@ -161,22 +161,32 @@ def _print_summary(s) -> None:
                   "(schemas staging, features, scores, ledger, quarantine, meta; quarantined rows in quarantine.rows)")
 
 
+TRUTH_HELP = ("simulated data only: the simulator's loans.parquet (DIR/_truth/loans.parquet) with the observable PD "
+              "per loan, to report the gap to the ceiling; never read unless given")
+
+
+def _truth_file(path: Path | None) -> Path | None:
+    if path is not None and not path.is_file():
+        raise ValueError(f"--truth {path}: no such file")
+    return path
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from scoring.catalogue import load_catalogue
     from valuecredit.store import writer_lock
 
     cat = load_catalogue(args.catalogue)
-    truth = Path(args.truth) if args.truth else Path(args.landing) / "_truth" / "loans.parquet"
+    truth = Path(args.truth) if args.truth else None
     # adopting writes the catalogue a run reads at several steps: not while one is running
     with writer_lock(_existing(args.db)) if args.adopt else nullcontext():
         return _calibrate(args, cat, truth)
 
 
-def _calibrate(args: argparse.Namespace, cat, truth: Path) -> int:
+def _calibrate(args: argparse.Namespace, cat, truth: Path | None) -> int:
     from scoring.calibrate import adopt, calibrate, write_report
 
     with read_store(args.db) as con:
-        report = calibrate(con, cat, args.date or date.today(), truth if truth.exists() else None)
+        report = calibrate(con, cat, args.date or date.today(), _truth_file(truth))
     md, js = write_report(report, Path(args.out))
     console.print(md.read_text(encoding="utf-8"))
     console.print(f"report written to {md} and {js}")
@@ -279,12 +289,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from scoring.catalogue import load_catalogue
     from valuecredit.store import writer_lock
 
-    truth = Path(args.landing) / "_truth" / "loans.parquet"
+    truth = _truth_file(Path(args.truth) if args.truth else None)
     catalogue = load_catalogue(args.catalogue)
     # the registry's champion pin is what a running night scores with: not changed under it
     with writer_lock(_existing(args.db)), read_store(args.db) as con:
         registry = Path(args.registry or Path(args.db).parent / "models")
-        report = retrain(con, catalogue, registry, args.date or date.today(), truth if truth.exists() else None, args.seed)
+        report = retrain(con, catalogue, registry, args.date or date.today(), truth, args.seed)
     t = Table(title=f"model {report['version']}: out of time, {report['out_of_time']['gbm']['loans']:,} loans")
     for col in ("model", "AUC", "KS", "Brier", "ECE"):
         t.add_column(col, justify="left" if col == "model" else "right")
@@ -559,8 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--db", default=str(DEFAULT_DB))
     c.add_argument("--catalogue", help="catalogue YAML (default: config/catalogue.yaml)")
     c.add_argument("--date", type=_date, help="date of the report (default: today)")
-    c.add_argument("--landing", default=str(DEFAULT_LANDING), help="where to find the simulator's _truth/ (the ceiling)")
-    c.add_argument("--truth", help="a loans.parquet with pd_12m_observable per loan_id (simulated data only)")
+    c.add_argument("--truth", help=TRUTH_HELP)
     c.add_argument("--out", default="build/calibration")
     c.add_argument("--adopt", action="store_true", help="write the fitted weights as the next catalogue version")
     c.set_defaults(func=cmd_calibrate)
@@ -600,7 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--db", default=str(DEFAULT_DB))
     tr.add_argument("--catalogue", help="catalogue YAML (for the negative-list feature; default: config/catalogue.yaml)")
     tr.add_argument("--registry", help="where model versions are kept (default: models/ beside the store, as the nightly run)")
-    tr.add_argument("--landing", default=str(DEFAULT_LANDING), help="where to find the simulator's _truth/ (the ceiling)")
+    tr.add_argument("--truth", help=TRUTH_HELP)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--date", type=_date, help="the date of the promotion decision, YYYY-MM-DD (default: today)")
     tr.set_defaults(func=cmd_train)

@@ -17,9 +17,7 @@ from lending.calendar import DEFAULT_OVERRIDES, WorkingDays
 from lending.ledger.config import DEFAULT_POOL, load_pool_config
 from lending.products import DEFAULT_PRODUCTS, load_products
 from models.nightly import REASON_CODES, load_reason_codes
-from pipelines.ledger import pool_resource
-from pipelines.models import products_resource
-from pipelines.scoring import catalogue_resource
+from pipelines.resources import resources
 from scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
 from valuecredit.configfile import content_hash, read_yaml
 
@@ -33,10 +31,12 @@ class ConfigFile:
 
 
 CONFIG_FILES = (
-    ConfigFile("scoring catalogue (4+19+1, negative list)", DEFAULT_CATALOGUE.name, lambda: catalogue_resource().path, load_catalogue),
-    ConfigFile("product catalogue", DEFAULT_PRODUCTS.name, lambda: products_resource().path, load_products),
-    ConfigFile("risk-compensation pool", DEFAULT_POOL.name, lambda: pool_resource().pool, load_pool_config),
-    ConfigFile("working-day calendar overrides", DEFAULT_OVERRIDES.name, lambda: pool_resource().calendar_overrides, WorkingDays.load),
+    ConfigFile("scoring catalogue (4+19+1, negative list)", DEFAULT_CATALOGUE.name, lambda: resources()["catalogue"].path,
+               load_catalogue),
+    ConfigFile("product catalogue", DEFAULT_PRODUCTS.name, lambda: resources()["products"].path, load_products),
+    ConfigFile("risk-compensation pool", DEFAULT_POOL.name, lambda: resources()["pool_files"].pool, load_pool_config),
+    ConfigFile("working-day calendar overrides", DEFAULT_OVERRIDES.name, lambda: resources()["pool_files"].calendar_overrides,
+               WorkingDays.load),
     ConfigFile("reason codes", REASON_CODES.name, lambda: str(REASON_CODES), load_reason_codes),
 )
 

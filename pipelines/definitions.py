@@ -1,15 +1,13 @@
 """Dagster definitions: `dagster dev` / `dg dev` load this module (see [tool.dagster])."""
 
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 import dagster as dg
 
 from pipelines.coverage import firm_coverage
 from pipelines.ingestion import source_assets, source_checks
-from pipelines.ledger import application_deadlines, ledger_checks, ledger_postings, pool_resource
+from pipelines.ledger import application_deadlines, ledger_checks, ledger_postings
 from pipelines.models import (
     early_warnings,
     eligibility,
@@ -17,15 +15,12 @@ from pipelines.models import (
     pd_champion,
     pd_checks,
     pd_scores,
-    products_resource,
     publication,
-    publication_resource,
-    registry_resource,
 )
-from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_reports, reports_resource
-from pipelines.resources import LandingZone, SilentProgress, Store
-from pipelines.scale_out import by_firm_partition, parts_resource, scale_out_job
-from pipelines.scoring import catalogue_resource, commercial_value, indicators, score_checks
+from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_reports
+from pipelines.resources import resources
+from pipelines.scale_out import by_firm_partition, scale_out_job
+from pipelines.scoring import commercial_value, indicators, score_checks
 
 nightly_assets = [*source_assets, firm_coverage, indicators, commercial_value, pd_scores, eligibility, publication,
                   ledger_postings, application_deadlines, early_warnings, portfolio_reports, audit_pack_report,
@@ -61,24 +56,6 @@ retraining_job = dg.define_asset_job(
 def monthly_retraining(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """On the 1st of the month at 04:00, after the nightly run: off until the operator turns it on."""
     return dg.RunRequest(run_key=context.scheduled_execution_time.date().isoformat())
-
-
-def resources(db: str | None = None, landing: str | None = None, progress=None) -> dict:
-    return {
-        "store": Store(database=db or os.environ.get("VALUECREDIT_DB", "data/valuecredit.duckdb"),
-                       connection_config={"memory_limit": os.environ.get("VALUECREDIT_DUCKDB_MEMORY", "4GB")}),
-        "landing": LandingZone(path=landing or os.environ.get("VALUECREDIT_LANDING", "data/landing")),
-        "progress": progress or SilentProgress(),
-        "catalogue": catalogue_resource(),
-        "pool_files": pool_resource(),
-        "products": products_resource(),
-        "publish_folder": publication_resource(str(Path(db).parent / "publish") if db else None),
-        "registry": registry_resource(str(Path(db).parent / "models") if db else None),
-        # the default store's reports go to the repository's build/ (ignored by git); another store's beside it
-        "parts_folder": parts_resource(str(Path(db).parent / "parts") if db else None),
-        "reports_folder": reports_resource(str(Path(db).parent / "reports")
-                                           if db and Path(db).parent.resolve() != Path("data").resolve() else None),
-    }
 
 
 defs = dg.Definitions(

@@ -4,18 +4,13 @@ Asset bodies only call `ingestion.ingest`; everything they do can be tested with
 """
 
 
-from datetime import date
 
 import dagster as dg
 
 from data_contracts.contracts import CONTRACTS, Contract
 from ingestion.ingest import check_source, ingest_source
-from pipelines.partitions import business_days, retry_policy
+from pipelines.partitions import business_date, business_days, retry_policy
 from pipelines.resources import LandingZone, ProgressReporter, Store
-
-
-def _business_date(context) -> date:
-    return date.fromisoformat(context.partition_key)
 
 
 def _source_asset(contract: Contract) -> dg.AssetsDefinition:
@@ -34,7 +29,7 @@ def _source_asset(contract: Contract) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, store: Store, landing: LandingZone,
                progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
         with store.connect() as con:
-            out = ingest_source(con, landing.path, contract.source, _business_date(context))
+            out = ingest_source(con, landing.path, contract.source, business_date(context))
         progress.done(contract.source, f"{out.rows_loaded:,} rows loaded, "
                                        f"{sum(out.quarantined_by_rule.values()):,} quarantined, {len(out.rejected)} files rejected")
         return dg.MaterializeResult(metadata={
@@ -47,9 +42,8 @@ def _source_asset(contract: Contract) -> dg.AssetsDefinition:
                     description=f"Data contract of {contract.source}: every file readable and matching the manifest, "
                                 "quarantine rate within limit, keys unique, Great Expectations suite passes.")
     def _check(context: dg.AssetCheckExecutionContext, store: Store) -> dg.AssetCheckResult:
-        partition = context.run.tags.get("dagster/partition")
         with store.connect() as con:
-            out = check_source(con, contract.source, date.fromisoformat(partition))
+            out = check_source(con, contract.source, business_date(context))
         return dg.AssetCheckResult(passed=out.passed, severity=dg.AssetCheckSeverity.ERROR,
                                    description=out.description, metadata=out.metadata)
 

@@ -1,33 +1,17 @@
 """The compensation-pool ledger (one asset posting the business date's events, with its invariants) and
 the applications' decision deadlines: both count Chinese working days."""
 
-import os
-from datetime import date
 
 import dagster as dg
 
-from lending.calendar import DEFAULT_OVERRIDES, WorkingDays
 from lending.deadlines import build_deadlines
 from lending.ledger.checks import check_ledger
-from lending.ledger.config import DEFAULT_POOL, load_pool_config
 from lending.ledger.store import post_business_date
-from pipelines.partitions import business_days
-from pipelines.resources import ProgressReporter, Store, load_config
+from pipelines.partitions import business_date, business_days
+from pipelines.resources import PoolFiles, ProgressReporter, Store
 
 LEDGER_CHECKS = ("debits_equal_credits", "payouts_within_quota", "cap_held_at_posting", "payouts_match_claims",
                  "posting_ids_unique", "outstanding_matches_loan_book")
-
-
-class PoolFiles(dg.ConfigurableResource):
-    """The pool parameters and the working-day overrides, both validated when a step loads them."""
-
-    pool: str = str(DEFAULT_POOL)
-    calendar_overrides: str = str(DEFAULT_OVERRIDES)
-
-
-def pool_resource() -> PoolFiles:
-    return PoolFiles(pool=os.environ.get("VALUECREDIT_POOL", str(DEFAULT_POOL)),
-                     calendar_overrides=os.environ.get("VALUECREDIT_CALENDAR", str(DEFAULT_OVERRIDES)))
 
 
 @dg.asset(
@@ -40,10 +24,10 @@ def pool_resource() -> PoolFiles:
 )
 def ledger_postings(context: dg.AssetExecutionContext, store: Store, pool_files: PoolFiles,
                     progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    cfg = load_config(load_pool_config, pool_files.pool)  # bad parameters stop here, before anything is posted
-    calendar = load_config(WorkingDays.load, pool_files.calendar_overrides)
+    cfg = pool_files.pool_config()  # bad parameters stop here, before anything is posted
+    calendar = pool_files.calendar()
     with store.connect() as con:
-        s = post_business_date(con, date.fromisoformat(context.partition_key), cfg, calendar)
+        s = post_business_date(con, business_date(context), cfg, calendar)
     progress.done("ledger", f"{s.events:,} events, {s.postings:,} postings, claims {s.claims or 'none'}, "
                             f"{s.payouts:,} payouts, {s.over_cap:,} loans above the loan cap")
     return dg.MaterializeResult(metadata={"events": s.events, "duplicates": s.duplicates, "postings": s.postings,
@@ -58,7 +42,7 @@ def ledger_postings(context: dg.AssetExecutionContext, store: Store, pool_files:
                 "bank equal to the loan book's.",
 )
 def ledger_checks(context: dg.AssetCheckExecutionContext, store: Store, pool_files: PoolFiles):
-    cfg = load_config(load_pool_config, pool_files.pool)
+    cfg = pool_files.pool_config()
     with store.connect() as con:
         for name, out in check_ledger(con, cfg):
             yield dg.AssetCheckResult(asset_key=["ledger", "postings"], check_name=name, passed=out.passed,
@@ -73,8 +57,8 @@ def ledger_checks(context: dg.AssetCheckExecutionContext, store: Store, pool_fil
 )
 def application_deadlines(context: dg.AssetExecutionContext, store: Store, pool_files: PoolFiles,
                           progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    calendar = load_config(WorkingDays.load, pool_files.calendar_overrides)
+    calendar = pool_files.calendar()
     with store.connect() as con:
-        s = build_deadlines(con, date.fromisoformat(context.partition_key), calendar)
+        s = build_deadlines(con, business_date(context), calendar)
     progress.done("deadlines", f"{s.applications:,} applications, {s.late:,} decided late, {s.overdue:,} overdue")
     return dg.MaterializeResult(metadata={"applications": s.applications, "late": s.late, "overdue": s.overdue})

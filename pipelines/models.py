@@ -2,7 +2,6 @@
 nightly PDs with explanations, scored with the pinned champion; eligibility for every product.
 Bodies call models.* and lending.*."""
 
-import os
 from datetime import date
 from pathlib import Path
 
@@ -10,30 +9,17 @@ import dagster as dg
 
 from lending.checks import check_eligibility
 from lending.eligibility import build_eligibility
-from lending.products import DEFAULT_PRODUCTS, load_products
 from lending.publish import publish
 from lending.warnings import update_warnings
 from models.checks import check_pd
 from models.nightly import ScoringError, load_reason_codes, pinned_model, score_pd
 from models.train import retrain
-from pipelines.partitions import business_days, retry_policy
-from pipelines.resources import LandingZone, ProgressReporter, Store, load_config
-from pipelines.scoring import CatalogueFile, commercial_value, indicators
-from scoring.catalogue import load_catalogue
+from pipelines.partitions import business_date, business_days, retry_policy
+from pipelines.resources import CatalogueFile, ModelRegistry, ProductsFile, ProgressReporter, PublicationFolder, Store
+from pipelines.scoring import commercial_value, indicators
 
 PD_CHECKS = {"every_firm_one_pd": True, "explanations_add_up": True, "adverse_pds_have_used_reasons": True,
              "population_stability": False}  # name -> blocks publication; drift warns, a person decides
-
-
-class ModelRegistry(dg.ConfigurableResource):
-    """The folder of registered model versions, with the champion pin and the decision log."""
-
-    path: str = "data/models"
-
-
-def registry_resource(beside_store: str | None = None) -> ModelRegistry:
-    """VALUECREDIT_MODELS if set, else `models/` beside the store the run uses."""
-    return ModelRegistry(path=os.environ.get("VALUECREDIT_MODELS", beside_store or "data/models"))
 
 
 @dg.asset(
@@ -45,11 +31,9 @@ def registry_resource(beside_store: str | None = None) -> ModelRegistry:
                 "time (95 % interval, at least 100 events) and the current champion. Not part of the nightly job.",
 )
 def pd_champion(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile, registry: ModelRegistry,
-                landing: LandingZone, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    truth = Path(landing.path) / "_truth" / "loans.parquet"
+                progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
     with store.connect() as con:
-        report = retrain(con, load_config(load_catalogue, catalogue.path), Path(registry.path), date.today(),
-                         truth if truth.exists() else None)
+        report = retrain(con, catalogue.load(), Path(registry.path), date.today())
     oot, decision, population = report["out_of_time"], report["decision"], report["population"]
     progress.done("pd model", f"{report['version']} ({report['method']}) AUC {population['auc']['model']:.4f} on the "
                               f"population out of time, {oot['gbm']['auc']:.4f} on loans: "
@@ -77,7 +61,7 @@ def pd_scores(context: dg.AssetExecutionContext, store: Store, catalogue: Catalo
     try:
         model, codes = pinned_model(Path(registry.path)), load_reason_codes()
         with store.connect() as con:
-            s = score_pd(con, date.fromisoformat(context.partition_key), load_config(load_catalogue, catalogue.path), model, codes)
+            s = score_pd(con, business_date(context), catalogue.load(), model, codes)
     except ScoringError as exc:  # no model, or codes that do not cover it: retrying cannot help
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     kept = s.firms - s.scored_again
@@ -95,20 +79,10 @@ def pd_scores(context: dg.AssetExecutionContext, store: Store, catalogue: Catalo
 def pd_checks(context: dg.AssetCheckExecutionContext, store: Store, registry: ModelRegistry):
     model = pinned_model(Path(registry.path))
     with store.connect() as con:
-        for name, out in check_pd(con, date.fromisoformat(context.run.tags["dagster/partition"]), model):
+        for name, out in check_pd(con, business_date(context), model):
             severity = dg.AssetCheckSeverity.ERROR if PD_CHECKS[name] else dg.AssetCheckSeverity.WARN
             yield dg.AssetCheckResult(asset_key=["scores", "pd"], check_name=name, passed=out.passed,
                                       description=out.description, metadata=out.metadata, severity=severity)
-
-
-class ProductsFile(dg.ConfigurableResource):
-    """The partner banks' product catalogue (YAML), validated by every step that reads it."""
-
-    path: str = str(DEFAULT_PRODUCTS)
-
-
-def products_resource() -> ProductsFile:
-    return ProductsFile(path=os.environ.get("VALUECREDIT_PRODUCTS", str(DEFAULT_PRODUCTS)))
 
 
 @dg.asset(
@@ -119,9 +93,9 @@ def products_resource() -> ProductsFile:
 )
 def eligibility(context: dg.AssetExecutionContext, store: Store, products: ProductsFile,
                 progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    catalogue = load_config(load_products, products.path)  # a bad product stops here, before anything is decided
+    catalogue = products.load()  # a bad product stops here, before anything is decided
     with store.connect() as con:
-        s = build_eligibility(con, date.fromisoformat(context.partition_key), catalogue)
+        s = build_eligibility(con, business_date(context), catalogue)
     progress.done("eligibility", f"{s.eligible_firms:,} of {s.firms:,} firms eligible for at least one of "
                                  f"{s.products} products; gated {s.gated}")
     return dg.MaterializeResult(metadata={"firms": s.firms, "eligible_pairs": s.eligible_pairs,
@@ -136,21 +110,11 @@ def eligibility(context: dg.AssetExecutionContext, store: Store, products: Produ
                 "refusal explained; every eligible limit priced, positive and within the programme's cap.",
 )
 def eligibility_checks(context: dg.AssetCheckExecutionContext, store: Store, products: ProductsFile):
-    catalogue = load_config(load_products, products.path)
+    catalogue = products.load()
     with store.connect() as con:
-        for name, out in check_eligibility(con, date.fromisoformat(context.run.tags["dagster/partition"]), catalogue):
+        for name, out in check_eligibility(con, business_date(context), catalogue):
             yield dg.AssetCheckResult(asset_key=["decisions", "eligibility"], check_name=name, passed=out.passed,
                                       description=out.description, metadata=out.metadata)
-
-
-class PublicationFolder(dg.ConfigurableResource):
-    """Where each bank's folder of published files lives."""
-
-    path: str = "data/publish"
-
-
-def publication_resource(beside_store: str | None = None) -> PublicationFolder:
-    return PublicationFolder(path=os.environ.get("VALUECREDIT_PUBLISH", beside_store or "data/publish"))
 
 
 @dg.asset(
@@ -162,7 +126,7 @@ def publication_resource(beside_store: str | None = None) -> PublicationFolder:
 def early_warnings(context: dg.AssetExecutionContext, store: Store,
                    progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
     with store.connect() as con:
-        s = update_warnings(con, date.fromisoformat(context.partition_key))
+        s = update_warnings(con, business_date(context))
     progress.done("early_warnings", f"{s.raised:,} raised, {s.updated:,} updated, {s.closed:,} closed, {s.open:,} open")
     return dg.MaterializeResult(metadata={"raised": s.raised, "updated": s.updated, "closed": s.closed, "open": s.open})
 
@@ -176,8 +140,8 @@ def early_warnings(context: dg.AssetExecutionContext, store: Store,
 )
 def publication(context: dg.AssetExecutionContext, store: Store, products: ProductsFile, publish_folder: PublicationFolder,
                 progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    catalogue = load_config(load_products, products.path)
+    catalogue = products.load()
     with store.connect() as con:
-        s = publish(con, date.fromisoformat(context.partition_key), catalogue, Path(publish_folder.path))
+        s = publish(con, business_date(context), catalogue, Path(publish_folder.path))
     progress.done("publication", f"{s.banks} banks, {sum(s.rows.values()):,} rows, in {s.folder}")
     return dg.MaterializeResult(metadata={"banks": s.banks, "rows": sum(s.rows.values()), "folder": s.folder})

@@ -2,36 +2,17 @@
 report for the programme and for each bank, and the regulator's audit pack for the model that decided
 the night; written to a build folder git ignores."""
 
-import os
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
-from lending.products import load_products
 from pipelines.ledger import application_deadlines, ledger_postings
-from pipelines.models import ModelRegistry, ProductsFile, early_warnings, pd_scores, publication
-from pipelines.partitions import business_days
-from pipelines.resources import ProgressReporter, Store, load_config
-from pipelines.scoring import CatalogueFile
+from pipelines.models import early_warnings, pd_scores, publication
+from pipelines.partitions import business_date, business_days
+from pipelines.resources import CatalogueFile, ModelRegistry, ProductsFile, ProgressReporter, ReportsFolder, Store
 from reports.audit import audit_pack
 from reports.firm import bank_batches
 from reports.portfolio import write_portfolio
-from scoring.catalogue import load_catalogue
-
-
-class ReportsFolder(dg.ConfigurableResource):
-    """Where the nightly reports go (a build folder: everything in it can be rendered again)."""
-
-    path: str = "build/reports"
-    # new leads rendered per bank per night: at provincial scale the first night makes every eligible
-    # firm a new lead (hundreds of thousands); the rest are a `valuecredit report bank` away
-    max_reports_per_bank: int = 200
-
-
-def reports_resource(beside_store: str | None = None) -> ReportsFolder:
-    """VALUECREDIT_REPORTS if set, else `build/reports`, or `reports/` beside a store kept elsewhere."""
-    return ReportsFolder(path=os.environ.get("VALUECREDIT_REPORTS", beside_store or "build/reports"))
 
 
 @dg.asset(
@@ -42,9 +23,9 @@ def reports_resource(beside_store: str | None = None) -> ReportsFolder:
 )
 def portfolio_reports(context: dg.AssetExecutionContext, store: Store, products: ProductsFile,
                       reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    as_of, out = date.fromisoformat(context.partition_key), Path(reports_folder.path) / "portfolio"
+    as_of, out = business_date(context), Path(reports_folder.path) / "portfolio"
     with store.connect() as con:
-        written = [write_portfolio(con, as_of, out, bank) for bank in [None, *sorted(load_config(load_products, products.path).banks)]]
+        written = [write_portfolio(con, as_of, out, bank) for bank in [None, *sorted(products.load().banks)]]
     progress.done("portfolio reports", f"{len(written)} (programme and banks) in {out}")
     return dg.MaterializeResult(metadata={"reports": len(written), "folder": str(out)})
 
@@ -57,9 +38,9 @@ def portfolio_reports(context: dg.AssetExecutionContext, store: Store, products:
 )
 def audit_pack_report(context: dg.AssetExecutionContext, store: Store, registry: ModelRegistry, catalogue: CatalogueFile,
                       reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    as_of = date.fromisoformat(context.partition_key)
+    as_of = business_date(context)
     with store.connect() as con:
-        path = audit_pack(con, as_of, Path(registry.path), load_config(load_catalogue, catalogue.path), Path(reports_folder.path))
+        path = audit_pack(con, as_of, Path(registry.path), catalogue.load(), Path(reports_folder.path))
     progress.done("audit pack", str(path))
     return dg.MaterializeResult(metadata={"path": str(path)})
 
@@ -73,10 +54,10 @@ def audit_pack_report(context: dg.AssetExecutionContext, store: Store, registry:
 )
 def bank_report_batches(context: dg.AssetExecutionContext, store: Store, products: ProductsFile, catalogue: CatalogueFile,
                         reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    as_of, out = date.fromisoformat(context.partition_key), Path(reports_folder.path) / "banks"
+    as_of, out = business_date(context), Path(reports_folder.path) / "banks"
     with store.connect() as con:
         before = con.execute("SELECT max(as_of) FROM decisions.eligibility_firms WHERE as_of < ?", [as_of]).fetchone()[0]
-        done = bank_batches(con, sorted(load_config(load_products, products.path).banks), as_of, load_config(load_catalogue, catalogue.path), out,
+        done = bank_batches(con, sorted(products.load().banks), as_of, catalogue.load(), out,
                             new_since=before, limit=reports_folder.max_reports_per_bank)
     reports = sum(b.reports for b in done)
     progress.done("bank report batches", f"{reports:,} reports of {sum(b.eligible for b in done):,} new leads "

@@ -20,10 +20,9 @@ from pipelines.definitions import (
     pd_champion,
     pd_scores,
     publication,
-    resources,
 )
 from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_reports
-from pipelines.resources import ProgressReporter, SilentProgress
+from pipelines.resources import ProgressReporter, SilentProgress, resources
 from pipelines.scoring import FULL_NIGHT_TAG
 from valuecredit.sqltext import message_lines, q
 from valuecredit.store import connect, writer_lock

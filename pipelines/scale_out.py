@@ -6,8 +6,6 @@ percentiles. It writes the same tables as `features/indicators` and `scores/comm
 nightly job, which do it in one step (tests/test_partitions.py compares the two). Bodies call
 scoring.partitions."""
 
-import os
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -15,33 +13,19 @@ from dagster._core.definitions.executor_definition import multiple_process_execu
 from dagster._core.execution.retries import RetryMode
 from dagster._core.execution.step_dependency_config import StepDependencyConfig
 
-from pipelines.partitions import business_days, retry_policy
-from pipelines.resources import Store, load_config
-from pipelines.scoring import CatalogueFile
-from scoring.catalogue import load_catalogue
+from pipelines.partitions import business_date, business_days, retry_policy
+from pipelines.resources import CatalogueFile, PartsFolder, Store
 from scoring.partitions import FirmPartition, compute_partition, merge_partitions, plan_partitions
 from valuecredit.store import connect
 
-FIRM_PARTITIONS = int(os.environ.get("VALUECREDIT_FIRM_PARTITIONS", "4"))
-
-
-class PartsFolder(dg.ConfigurableResource):
-    """Where the partitions' Parquet parts go, by date (scratch: the merge step is what counts)."""
-
-    path: str = "data/parts"
-
-
-def parts_resource(beside_store: str | None = None) -> PartsFolder:
-    return PartsFolder(path=os.environ.get("VALUECREDIT_PARTS", beside_store or "data/parts"))
-
 
 @dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.DynamicOut(dict))
-def plan_firm_partitions(context: dg.OpExecutionContext, store: Store):
-    """The districts in FIRM_PARTITIONS groups of similar firm counts: one mapped step each."""
-    as_of = date.fromisoformat(context.partition_key)
+def plan_firm_partitions(context: dg.OpExecutionContext, store: Store, parts_folder: PartsFolder):
+    """The districts in `parts_folder.partitions` groups of similar firm counts: one mapped step each."""
+    as_of = business_date(context)
     con = connect(store.database, read_only=True)
     try:
-        partitions = plan_partitions(con, as_of, FIRM_PARTITIONS)
+        partitions = plan_partitions(con, as_of, parts_folder.partitions)
     finally:
         con.close()
     for p in partitions:
@@ -52,10 +36,10 @@ def plan_firm_partitions(context: dg.OpExecutionContext, store: Store):
 def score_firm_partition(context: dg.OpExecutionContext, store: Store, catalogue: CatalogueFile,
                          parts_folder: PartsFolder, partition: dict) -> dict:
     """A worker: one partition's indicators, hits and scores as Parquet; reads the store only."""
-    as_of = date.fromisoformat(context.partition_key)
+    as_of = business_date(context)
     con = connect(store.database, read_only=True)
     try:
-        rows = compute_partition(con, as_of, load_config(load_catalogue, catalogue.path),
+        rows = compute_partition(con, as_of, catalogue.load(),
                                  FirmPartition(partition["name"], tuple(partition["districts"])),
                                  Path(parts_folder.path) / as_of.isoformat())
     finally:
@@ -68,9 +52,9 @@ def score_firm_partition(context: dg.OpExecutionContext, store: Store, catalogue
 def merge_firm_partitions(context: dg.OpExecutionContext, store: Store, catalogue: CatalogueFile,
                           parts_folder: PartsFolder, partitions: list[dict]) -> None:
     """The single writer: every part into the store in one transaction, then the peer percentiles."""
-    as_of = date.fromisoformat(context.partition_key)
+    as_of = business_date(context)
     with store.connect() as con:
-        s = merge_partitions(con, as_of, load_config(load_catalogue, catalogue.path), Path(parts_folder.path) / as_of.isoformat(),
+        s = merge_partitions(con, as_of, catalogue.load(), Path(parts_folder.path) / as_of.isoformat(),
                              [FirmPartition(p["name"], tuple(p["districts"])) for p in sorted(partitions, key=lambda p: p["name"])])
     context.add_output_metadata({"firms": s.firms, "excluded": s.excluded, "negative_hits": s.hits,
                                  "partitions": len(partitions), "snapshot_id": s.snapshot_id})

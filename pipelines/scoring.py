@@ -1,13 +1,10 @@
 """The 4+19+1 score: indicators, then scores with their checks. Bodies call scoring."""
 
-import os
-from datetime import date
 
 import dagster as dg
 
-from pipelines.partitions import business_days, retry_policy
-from pipelines.resources import ProgressReporter, Store, load_config
-from scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
+from pipelines.partitions import business_date, business_days, retry_policy
+from pipelines.resources import CatalogueFile, ProgressReporter, Store
 from scoring.changes import night_plan
 from scoring.checks import check_scores
 from scoring.score import build_indicators, build_scores
@@ -15,16 +12,6 @@ from scoring.score import build_indicators, build_scores
 # a run tag: its value is the operator's reason to compute every firm again (Dagster UI: add the tag)
 FULL_NIGHT_TAG = "valuecredit/full"
 SCORE_CHECKS = ("score_ranges", "one_row_per_firm", "exclusions_have_hits", "indicator_missing_rates")
-
-
-class CatalogueFile(dg.ConfigurableResource):
-    """The operator's indicator catalogue (YAML); loaded and validated by every step that scores."""
-
-    path: str = str(DEFAULT_CATALOGUE)
-
-
-def catalogue_resource() -> CatalogueFile:
-    return CatalogueFile(path=os.environ.get("VALUECREDIT_CATALOGUE", str(DEFAULT_CATALOGUE)))
 
 
 @dg.asset(
@@ -36,7 +23,7 @@ def catalogue_resource() -> CatalogueFile:
 )
 def indicators(context: dg.AssetExecutionContext, store: Store,
                progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    as_of = date.fromisoformat(context.partition_key)
+    as_of = business_date(context)
     with store.connect() as con:
         n = build_indicators(con, as_of, context.run.tags.get(FULL_NIGHT_TAG, ""))
         plan = night_plan(con, as_of)
@@ -52,9 +39,9 @@ def indicators(context: dg.AssetExecutionContext, store: Store,
     description="Score ranges, one row per firm, a recorded hit behind every exclusion, missing rates within limit.",
 )
 def score_checks(context: dg.AssetCheckExecutionContext, store: Store, catalogue: CatalogueFile):
-    as_of = date.fromisoformat(context.run.tags["dagster/partition"])
+    as_of = business_date(context)
     with store.connect() as con:
-        for name, out in check_scores(con, as_of, load_config(load_catalogue, catalogue.path)):
+        for name, out in check_scores(con, as_of, catalogue.load()):
             yield dg.AssetCheckResult(asset_key=["scores", "commercial_value"], check_name=name, passed=out.passed,
                                       description=out.description, metadata=out.metadata)
 
@@ -67,9 +54,9 @@ def score_checks(context: dg.AssetCheckExecutionContext, store: Store, catalogue
 )
 def commercial_value(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile,
                      progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    cat = load_config(load_catalogue, catalogue.path)  # a bad catalogue stops here, before anything is replaced
+    cat = catalogue.load()  # a bad catalogue stops here, before anything is replaced
     with store.connect() as con:
-        s = build_scores(con, date.fromisoformat(context.partition_key), cat)
+        s = build_scores(con, business_date(context), cat)
     progress.done("commercial_value", f"{s.firms:,} firms scored, {s.excluded:,} excluded by the negative list")
     return dg.MaterializeResult(metadata={
         "firms": s.firms, "excluded": s.excluded, "negative_hits": s.hits, "catalogue_version": s.catalogue_version,

@@ -90,7 +90,7 @@ def test_adopting_writes_a_new_version_and_keeps_the_old(loan_book, tmp_path, ca
     cat_path = tmp_path / "config" / "catalogue.yaml"
     cat_path.parent.mkdir()
     shutil.copy(DEFAULT_CATALOGUE, cat_path)
-    args = ["score", "calibrate", "--db", str(db), "--catalogue", str(cat_path), "--landing", str(landing),
+    args = ["score", "calibrate", "--db", str(db), "--catalogue", str(cat_path), "--truth", str(landing / "_truth" / "loans.parquet"),
             "--out", str(tmp_path / "reports"), "--date", "2026-11-28"]
     assert main(args) == 0
     assert load_catalogue(cat_path).content_hash == CAT.content_hash  # a report alone changes nothing
@@ -138,7 +138,7 @@ def test_model_train_registers_a_validated_champion(loan_book, tmp_path, capsys)
     con.execute("CHECKPOINT")
     db = tmp_path / "train.duckdb"
     shutil.copy(store, db)
-    assert main(["model", "train", "--db", str(db), "--registry", str(tmp_path / "reg"), "--landing", str(landing)]) == 0
+    assert main(["model", "train", "--db", str(db), "--registry", str(tmp_path / "reg"), "--truth", str(landing / "_truth" / "loans.parquet")]) == 0
     out = capsys.readouterr().out
     version = out.split("registered ")[1].split()[0]
     report = json.loads((tmp_path / "reg" / version / "validation.json").read_text(encoding="utf-8"))

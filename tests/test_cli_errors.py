@@ -10,10 +10,10 @@ import duckdb
 import pytest
 
 from pipelines.cli import main
-from pipelines.models import ProductsFile, eligibility
-from pipelines.resources import SilentProgress, Store
+from pipelines.models import eligibility
+from pipelines.resources import CatalogueFile, ProductsFile, SilentProgress, Store
 from pipelines.run import _why
-from pipelines.scoring import CatalogueFile, commercial_value
+from pipelines.scoring import commercial_value
 
 FUTURE = (date.today() + timedelta(days=2)).isoformat()
 BROKEN_YAML = "version: 3\nindicators: [unclosed\n"

@@ -12,9 +12,9 @@ import pytest
 
 from data_contracts.contracts import contract_for
 from data_contracts.personal import reads
+from ingestion import ingest
 from ingestion.ingest import ingest_source
 from simulate.landing import MANIFEST_COLUMNS, deliver
-from valuecredit import ingest
 from valuecredit.store import connect
 
 DAY = date(2026, 11, 28)

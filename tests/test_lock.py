@@ -166,7 +166,8 @@ def test_the_scale_out_job_is_refused_while_another_process_holds_the_store(tmp_
 
 
 def scale_out_job_on_test_store() -> dg.JobDefinition:
-    from pipelines.definitions import all_assets, resources
+    from pipelines.definitions import all_assets
+    from pipelines.resources import resources
     from pipelines.scale_out import scale_out_job
     return dg.Definitions(assets=all_assets, jobs=[scale_out_job],
                           resources=resources(os.environ["VALUECREDIT_DB"])).resolve_job_def("scale_out_scoring")

@@ -82,8 +82,7 @@ def test_the_dagster_scale_out_job_fans_out_one_step_per_partition_and_merges_to
     import dagster as dg
 
     import pipelines.scale_out as scale_out
-    from pipelines.resources import Store
-    from pipelines.scoring import CatalogueFile
+    from pipelines.resources import CatalogueFile, PartsFolder, Store
 
     single, parted = tmp_path / "single.duckdb", tmp_path / "parted.duckdb"
     shutil.copy(ingested, single)
@@ -97,7 +96,7 @@ def test_the_dagster_scale_out_job_fans_out_one_step_per_partition_and_merges_to
     monkeypatch.setattr(scale_out, "FIRM_PARTITIONS", 3)
     result = dg.materialize([scale_out.by_firm_partition], partition_key=DAY.isoformat(), resources={
         "store": Store(database=str(parted)), "catalogue": CatalogueFile(),
-        "parts_folder": scale_out.PartsFolder(path=str(tmp_path / "parts"))})
+        "parts_folder": PartsFolder(path=str(tmp_path / "parts"))})
     assert result.success
     steps = {e.step_key for e in result.get_step_success_events()}
     assert {s for s in steps if s.startswith("scores__by_firm_partition.score_firm_partition")} == {
