@@ -229,3 +229,8 @@ def match(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date):
         raise ValueError(f"no eligibility for {uscc} on {as_of}" + (f" (latest: {known})" if known else
                                                                       ": not a registered firm, or no run for that date"))
     return rows
+
+
+def previous_decision_date(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
+    """The last date before `as_of` whose eligibility was decided (None on the first night)."""
+    return con.execute("SELECT max(as_of) FROM decisions.eligibility_firms WHERE as_of < ?", [as_of]).fetchone()[0]

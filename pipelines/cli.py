@@ -411,7 +411,7 @@ def cmd_audit_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from pipelines.backup import backup
+    from valuecredit.backup import backup
 
     s = backup(Path(args.db), Path(args.to), Path(args.registry or Path(args.db).parent / "models"))
     console.print(f"backed up {args.db} ({s.tables} tables, {s.rows:,} rows, sha256 {s.sha256[:16]}) to {s.folder}",
@@ -420,7 +420,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from pipelines.backup import restore
+    from valuecredit.backup import restore
 
     s = restore(Path(args.source), Path(args.db), Path(args.registry or Path(args.db).parent / "models"))
     console.print(f"restored {args.db} from {s.folder} ({s.tables} tables, {s.rows:,} rows); "

@@ -13,7 +13,7 @@ from lending.publish import publish
 from lending.warnings import update_warnings
 from models.checks import check_pd
 from models.nightly import ScoringError, load_reason_codes, pinned_model, score_pd
-from models.train import retrain
+from models.train import TrainingError, retrain
 from pipelines.partitions import business_date, business_days, retry_policy
 from pipelines.resources import CatalogueFile, ModelRegistry, ProductsFile, ProgressReporter, PublicationFolder, Store
 from pipelines.scoring import commercial_value, indicators
@@ -32,21 +32,21 @@ PD_CHECKS = {"every_firm_one_pd": True, "explanations_add_up": True, "adverse_pd
 )
 def pd_champion(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile, registry: ModelRegistry,
                 progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
-    with store.connect() as con:
-        report = retrain(con, catalogue.load(), Path(registry.path), date.today())
+    try:
+        with store.connect() as con:
+            report = retrain(con, catalogue.load(), Path(registry.path), date.today())
+    except TrainingError as exc:  # a loan book too short to learn from is the store's state, not a fault
+        progress.done("pd model", f"not trained: {exc}")
+        return dg.MaterializeResult(metadata={"trained": False, "reason": str(exc)})
     oot, decision, population = report["out_of_time"], report["decision"], report["population"]
     progress.done("pd model", f"{report['version']} ({report['method']}) AUC {population['auc']['model']:.4f} on the "
                               f"population out of time, {oot['gbm']['auc']:.4f} on loans: "
                               f"{'promoted' if decision['promoted'] else 'not promoted'} ({decision['reason']})")
-    meta = {"version": report["version"], "method": report["method"], "promoted": decision["promoted"],
+    meta = {"trained": True, "version": report["version"], "method": report["method"], "promoted": decision["promoted"],
             "decision": decision["reason"], "population_oot_auc": population["auc"]["model"],
             "score_population_oot_auc": population["auc"]["score_4_19_1"],
             "population_oot_events": population["events"], "oot_auc": oot["gbm"]["auc"], "oot_ece": oot["gbm"]["ece"],
             "scorecard_oot_auc": oot["scorecard"]["auc"], "training_loans": report["train"]["loans"]}
-    if "ceiling_pd_12m_observable" in oot:
-        meta["ceiling_oot_auc"] = oot["ceiling_pd_12m_observable"]["auc"]
-        meta["gap_to_ceiling"] = report["gap_to_ceiling"]["auc_gap"]
-        meta["gap_to_ceiling_interval_90"] = str(report["gap_to_ceiling"]["interval_90"])
     return dg.MaterializeResult(metadata=meta)
 
 

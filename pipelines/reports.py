@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from lending.eligibility import previous_decision_date
 from pipelines.ledger import application_deadlines, ledger_postings
 from pipelines.models import early_warnings, pd_scores, publication
 from pipelines.partitions import business_date, business_days
@@ -56,7 +57,7 @@ def bank_report_batches(context: dg.AssetExecutionContext, store: Store, product
                         reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
     as_of, out = business_date(context), Path(reports_folder.path) / "banks"
     with store.connect() as con:
-        before = con.execute("SELECT max(as_of) FROM decisions.eligibility_firms WHERE as_of < ?", [as_of]).fetchone()[0]
+        before = previous_decision_date(con, as_of)
         done = bank_batches(con, sorted(products.load().banks), as_of, catalogue.load(), out,
                             new_since=before, limit=reports_folder.max_reports_per_bank)
     reports = sum(b.reports for b in done)

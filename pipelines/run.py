@@ -24,8 +24,8 @@ from pipelines.definitions import (
 from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_reports
 from pipelines.resources import ProgressReporter, SilentProgress, resources
 from pipelines.scoring import FULL_NIGHT_TAG
-from valuecredit.sqltext import message_lines, q
-from valuecredit.store import connect, writer_lock
+from valuecredit.sqltext import message_lines
+from valuecredit.store import connect, table_rows, writer_lock
 
 
 @dataclass
@@ -103,13 +103,14 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
                 # without PDs no price, and no model to audit
                 results.append(nightly([eligibility, early_warnings, publication, portfolio_reports, bank_report_batches]))
                 failures = first.get_step_failure_events()
-                if failures:
-                    cause = _innermost(failures[0].event_specific_data.error)
-                    if cause.cls_name != "TrainingError":
-                        results.append(first)  # a fault, not a short loan book: the run fails
+                if failures:  # a fault, not a short loan book: the run fails
+                    results.append(first)
                     why = _why(failures[0].event_specific_data.error)
-                else:  # trained, but without the evidence to be promoted: the programme runs on the score
-                    why = f"not promoted: {decision or 'no reason recorded'}"
+                else:
+                    outcome = next(e.materialization.metadata for e in first.get_asset_materialization_events()
+                                   if e.asset_key == pd_champion.key)
+                    why = (outcome["reason"].value if not outcome["trained"].value
+                           else f"not promoted: {decision or 'no reason recorded'}")  # the programme runs on the score
                 # the scores and the ledger stand; PDs wait for a model
                 skipped["scores/pd"] = f"no PD model yet: {why}"
                 skipped["reports/audit_pack"] = "no PD model yet: no model to audit"
@@ -126,12 +127,7 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
                      if (name := "/".join(k.path)) not in materialised and name not in skipped)
     con = connect(db, read_only=True)
     try:
-        # tables, and the staging views; not the other views, which are joins (counting the
-        # eligibility view at provincial scale takes half a minute; its pairs table has the same rows)
-        tables = con.execute("""SELECT table_schema || '.' || table_name, table_schema, table_name FROM information_schema.tables
-                                WHERE table_schema IN ('staging', 'quarantine', 'features', 'scores', 'decisions', 'ledger')
-                                  AND (table_type = 'BASE TABLE' OR table_schema = 'staging') ORDER BY 1""").fetchall()
-        rows = {t: con.execute(f"SELECT count(*) FROM {q(s)}.{q(n)}").fetchone()[0] for t, s, n in tables}
+        rows = table_rows(con, ("staging", "quarantine", "features", "scores", "decisions", "ledger"))
         quarantined = quarantined_by_rule(con, business_date)
     finally:
         con.close()

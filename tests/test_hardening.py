@@ -13,7 +13,7 @@ import pytest
 from data_contracts.identifiers import mask_name
 from data_contracts.personal import mask_sql
 from lending.publish import EXCEL_CELL_CHARS, _within_excel, _workbook
-from pipelines.backup import BackupError, backup, restore
+from valuecredit.backup import BackupError, backup, restore
 from valuecredit.spreadsheet import neutral_frame, neutral_sql
 
 PADDED = {"张　三": "张*", "王 明": "王*", "李\t明": "李*", "张三明": "张*明", "欧阳 娜娜": "欧**娜", "张": "*",

@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from data_contracts.personal import reads
-from pipelines.backup import READS_LOG, BackupError, backup, restore
 from pipelines.run import run_nightly
+from valuecredit.backup import READS_LOG, BackupError, backup, restore
 from valuecredit.store import StoreBusy, writer_lock
 
 DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)

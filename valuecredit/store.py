@@ -200,3 +200,13 @@ def writer_lock(db_path: str | Path, join: bool = False, run_id: str | None = No
                     if entry[2] is not None:
                         os.close(entry[2])
                     os.close(entry[0])
+
+
+def table_rows(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> dict[str, int]:
+    """Rows of every table of `schemas`, and of the staging views; not of the other views, which are
+    joins (counting the eligibility view at provincial scale takes half a minute; its pairs table has
+    the same rows)."""
+    tables = con.execute("""SELECT table_schema, table_name FROM information_schema.tables
+                            WHERE list_contains(?, table_schema) AND (table_type = 'BASE TABLE' OR table_schema = 'staging')
+                            ORDER BY 1, 2""", [list(schemas)]).fetchall()
+    return {f"{s}.{n}": con.execute(f"SELECT count(*) FROM {q(s)}.{q(n)}").fetchone()[0] for s, n in tables}
