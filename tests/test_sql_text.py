@@ -36,7 +36,7 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("valuecredit", "lending", "models", "pipelines", "reports", "data_contracts")
+PACKAGES = ("valuecredit", "data_contracts", "ingestion", "scoring", "models", "lending", "reports", "pipelines")
 
 SQL_WORDS = re.compile(
     r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|COPY|ATTACH|DETACH|FROM|WHERE|DROP|ALTER|JOIN|VALUES|PRAGMA|"
