@@ -168,11 +168,12 @@ def pairs_sql(firms: SQL, products: SQL) -> SQL:
     SELECT uscc, as_of, product_id, CAST({unmet} AS USMALLINT) AS unmet, len(gates) = 0 AND unmet = 0 AS eligible,
            computed_limit_fen, CAST(rate_bp AS INTEGER) AS rate_bp
     FROM (SELECT f.*, p.* EXCLUDE (as_of),
-              -- the limit's base by the product's kind (docs/DESIGN.md, "Product kinds"), in fen
+              -- the limit's base by the product's kind (docs/DESIGN.md, "Product kinds"), in fen; none
+              -- (NULL) where the kind's own condition fails, which is the shortfall then, not the limit
               CASE p.kind
-                  WHEN 'ip_pledge' THEN least(p.ip_cap_fen, f.invention_patents * p.ip_invention_fen
-                      + f.utility_models * p.ip_utility_fen + f.valid_trademarks * p.ip_trademark_fen)
-                  WHEN 'receivables' THEN f.receivables_fen * p.receivables_share
+                  WHEN 'ip_pledge' THEN nullif(least(p.ip_cap_fen, f.invention_patents * p.ip_invention_fen
+                      + f.utility_models * p.ip_utility_fen + f.valid_trademarks * p.ip_trademark_fen), 0)
+                  WHEN 'receivables' THEN nullif(f.receivables_fen * p.receivables_share, 0)
                   -- the smaller of the revenue and tax bases, scaled by the score; none without either
                   ELSE coalesce(least(coalesce(f.revenue_12m * p.revenue_share, f.tax_paid_12m * p.tax_multiple),
                                       coalesce(f.tax_paid_12m * p.tax_multiple, f.revenue_12m * p.revenue_share))
@@ -185,7 +186,7 @@ def pairs_sql(firms: SQL, products: SQL) -> SQL:
                    ELSE p.programme_cap_fen END - f.loans_outstanding_fen + coalesce(renewable_fen, 0) AS headroom_fen,
               -- the pre-approved limit: the base, no more than the loans renewed (a renewal), capped by
               -- the product and the firm's headroom, rounded down; integer fen
-              CAST(floor(greatest(0, least(base_fen, CASE WHEN p.kind = 'renewal' THEN coalesce(renewable_fen, 0) END,
+              CAST(floor(greatest(0, least(base_fen, CASE WHEN p.kind = 'renewal' THEN renewable_fen END,
                                            p.max_amount_fen, headroom_fen)) / p.limit_rounding_fen)
                    * p.limit_rounding_fen AS BIGINT) AS computed_limit_fen,
               -- the band the PD falls in (edges inclusive); none when the PD is missing or above the last band
