@@ -154,7 +154,10 @@ def products_sql(products: SQL, programme: dict, as_of: SQL) -> SQL:
     # the optional conditions set, the limit and the price, and the kind's own condition
     applicable = " + ".join(f"({c} IS NOT NULL)::INT" for c in _OPTIONAL) + " + 2 + (kind <> 'credit')::INT"
     return f"""
-    SELECT {as_of} AS as_of, *, {int(programme["max_amount_rmb"]) * 100} AS programme_cap_fen,
+    SELECT {as_of} AS as_of, * REPLACE (CAST(renewal_window_days AS INTEGER) AS renewal_window_days,
+               CAST(ip_invention_fen AS BIGINT) AS ip_invention_fen, CAST(ip_utility_fen AS BIGINT) AS ip_utility_fen,
+               CAST(ip_trademark_fen AS BIGINT) AS ip_trademark_fen, CAST(ip_cap_fen AS BIGINT) AS ip_cap_fen),
+           {int(programme["max_amount_rmb"]) * 100} AS programme_cap_fen,
            {int(programme["max_amount_zhuanjingtexin_rmb"]) * 100} AS programme_cap_zhuanjingtexin_fen,
            {int(programme["limit_rounding_rmb"]) * 100} AS limit_rounding_fen, {applicable} AS n_conditions
     FROM {products}"""
