@@ -31,6 +31,7 @@ bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ 
 	$(BIN)/python -m benchmarks.model
 	$(BIN)/python -m benchmarks.ceiling --db benchmarks/work/bench.duckdb --landing benchmarks/work/landing
 	$(BIN)/python -m benchmarks.eligibility
+	$(BIN)/python -m benchmarks.preview
 	$(BIN)/python -m benchmarks.reports
 	$(BIN)/python -m benchmarks.nightly
 	$(BIN)/python -m benchmarks.incremental

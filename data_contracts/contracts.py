@@ -24,6 +24,7 @@ SQL_TYPES: dict[str, str] = {
 CLASSIFICATIONS = ("正常", "关注", "次级", "可疑", "损失")
 CREDIT_GRADES = ("A", "B", "M", "C", "D")
 FIRM_STATUSES = ("存续", "吊销", "注销", "迁出")
+LOAN_KINDS = ("credit", "first_loan", "renewal", "ip_pledge", "receivables")  # lending.products.KINDS
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,16 @@ CONTRACTS: tuple[Contract, ...] = (
         description="高新技术企业 / 专精特新 / 科技型中小企业 recognitions.",
     ),
     Contract(
+        "receivables", "receivables", "中征应收账款融资服务平台",
+        (_c("receivable_id", "text"), UID, _c("core_uscc", "uscc"), _c("core_name", "text"), _c("issued_on", "date"),
+         _c("due_on", "date"), _c("amount_fen", "money", min=1), _c("confirmed_on", "date", nullable=True),
+         _c("paid_on", "date", nullable=True)),
+        key=("receivable_id",), allow_empty=True, delivery_day=18,
+        not_after_delivery=("issued_on", "confirmed_on", "paid_on"),
+        description="Receivables owed to a firm by a core firm (确权融资): issued, confirmed by the core firm, paid; "
+                    "a receivable is delivered again when it is confirmed or paid.",
+    ),
+    Contract(
         "authorisations", "platform", "商业价值信用平台",
         (UID, _c("granted_on", "date"), _c("expires_on", "date"), _c("revoked_on", "date", nullable=True)),
         key=("uscc", "granted_on"), allow_empty=True, delivery_day=1, not_after_delivery=("granted_on", "revoked_on"),
@@ -249,9 +260,11 @@ CONTRACTS: tuple[Contract, ...] = (
         "loans", "bank", "合作银行",
         (_c("loan_id", "text"), _c("application_id", "text"), UID, _c("bank_id", "text"),
          _c("disbursed_on", "date"), _c("amount_fen", "money", min=1), _c("term_months", "int", min=1, max=120),
-         _c("rate_bp", "int", min=0, max=2400), _c("maturity_on", "date")),
+         _c("rate_bp", "int", min=0, max=2400), _c("maturity_on", "date"),
+         _c("product_kind", "text", allowed=LOAN_KINDS)),
         key=("loan_id",), allow_empty=True, delivery_day=6, not_after_delivery=("disbursed_on",),
-        description="Disbursed programme loans.",
+        description="Disbursed programme loans, with the kind of product lent under (credit, first loan, renewal, "
+                    "IP pledge, receivables).",
     ),
     Contract(
         "loan_status", "bank", "合作银行",

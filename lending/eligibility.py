@@ -19,7 +19,7 @@ import duckdb
 from lending.gate import authorised_firms_sql
 from lending.products import GRADES, ProductCatalogue
 from models.nightly import DDL as PD_DDL
-from scoring.sql import PointInTime
+from scoring.sql import PointInTime, within
 from valuecredit.sqltext import SQL, lit
 
 # hard gates, in the order they are recorded: the negative list (but the two rules below, which are
@@ -29,8 +29,16 @@ PD_TABLE = next(stmt for stmt in PD_DDL if "scores.pd " in stmt)
 GATES = ("negative_list", "no_authorisation", "not_sme", "outside_region")
 
 _TXT = "coalesce(CAST({} AS VARCHAR), 'no data')"
+PERFORMING = ("正常", "关注")  # a renewal needs the loan performing: one of these classes and under 90 days past due
+# a renewal product (over firms f and products p): the outstanding principal of the firm's performing loans from the product's bank
+# that mature within the product's window (NULL: none), which the renewal replaces
+RENEWABLE_FEN = ("list_sum(list_transform(list_filter(f.open_loans, lambda x: x.bank_id = p.bank_id "
+                 "AND x.maturity_on >= f.as_of AND x.maturity_on <= f.as_of + p.renewal_window_days "
+                 f"AND x.classification IN ({lit(PERFORMING[0])}, {lit(PERFORMING[1])}) AND x.dpd < 90), "
+                 "lambda x: x.outstanding_fen))")
 # (condition, unmet, the firm's value, the requirement), in bit order of `unmet`. The conditions read
-# the columns of firms x products (no clashing names): NULL on the product's side means the condition
+# the columns of firms x products (no clashing names; the value reads the firm's columns only, the
+# requirement the product's): NULL on the product's side means the condition
 # does not apply; NULL on the firm's side means it is not met, for want of data
 CONDITIONS = (
     ("min_grade", "min_grade_rank IS NOT NULL AND coalesce(grade_rank > min_grade_rank, true)",
@@ -55,8 +63,25 @@ CONDITIONS = (
     ("limit", "coalesce(computed_limit_fen, 0) < limit_rounding_fen", _TXT.format("computed_limit_fen // 100"),
      "'>= ' || limit_rounding_fen // 100"),
     ("pricing", "rate_bp IS NULL", _TXT.format("round(pd, 4)"), "'<= ' || band_max_pd[-1]"),
+    # the product kinds' own conditions (appended: the bits above keep their meaning in stored nights)
+    ("first_loan", "kind = 'first_loan' AND coalesce(prior_loans, 0) > 0",
+     "coalesce(prior_loans, 0) || ' programme loans before the date'", "'no programme loan from any bank before'"),
+    ("renewal", "kind = 'renewal' AND renewable_fen IS NULL",
+     # the firm's side reads the firm alone (publication spells it once per firm): its loans outstanding
+     "coalesce(nullif(array_to_string(list_transform(open_loans, lambda x: x.bank_id || ' ' || "
+     "strftime(x.maturity_on, '%Y-%m-%d') || ' ' || x.classification || ' dpd ' || x.dpd), ', '), ''), "
+     "'no outstanding loan')",
+     "'a loan from ' || bank_id || ' maturing by ' || strftime(as_of + renewal_window_days, '%Y-%m-%d') "
+     "|| ', 正常 or 关注, dpd < 90'"),
+    ("ip_pledge", "kind = 'ip_pledge' AND coalesce(invention_patents, 0) + coalesce(valid_trademarks, 0) = 0",
+     "coalesce(invention_patents, 0) || ' invention patents, ' || coalesce(valid_trademarks, 0) || ' trademarks'",
+     "'>= 1 valid invention patent or registered trademark'"),
+    ("receivables", "kind = 'receivables' AND coalesce(receivables_fen, 0) = 0",
+     _TXT.format("coalesce(receivables_fen, 0) // 100"), "'> 0 (confirmed by a core firm, unpaid, not yet due)'"),
 )
-_OPTIONAL = [name for name, *_ in CONDITIONS[:-2]]  # the limit and the price always apply
+_OPTIONAL = [name for name, *_ in CONDITIONS[:-6]]  # the limit and the price always apply; a kind's one condition
+KIND_CONDITIONS = ("first_loan", "renewal", "ip_pledge", "receivables")
+assert [name for name, *_ in CONDITIONS[-6:]] == ["limit", "pricing", *KIND_CONDITIONS] and len(CONDITIONS) <= 16
 
 
 def firm_base_sql(as_of: date) -> str:
@@ -68,6 +93,10 @@ def firm_base_sql(as_of: date) -> str:
     SELECT c.uscc, c.as_of, c.grade, CASE c.grade {ranks} END AS grade_rank, c.total, p.pd, p.model_version,
            i.years_in_operation, reg.industry, reg.district_code, reg.size_class, i.revenue_12m, i.tax_paid_12m,
            i.innovation_status, c.catalogue_version, c.catalogue_hash, c.snapshot_id, a.uscc IS NOT NULL AS authorised,
+           coalesce(ln.prior_loans, 0) AS prior_loans, coalesce(ln.open_loans, []) AS open_loans,
+           coalesce(ln.loans_outstanding_fen, 0) AS loans_outstanding_fen, coalesce(ip.invention_patents, 0) AS invention_patents,
+           coalesce(ip.utility_models, 0) AS utility_models, coalesce(tm.valid_trademarks, 0) AS valid_trademarks,
+           coalesce(rc.receivables_fen, 0) AS receivables_fen,
            list_filter([
                CASE WHEN len(list_filter(h.rules, lambda x: x NOT IN ('{NOT_SME_RULE}', '{OUTSIDE_REGION_RULE}'))) > 0
                     THEN 'negative_list' END,
@@ -82,15 +111,53 @@ def firm_base_sql(as_of: date) -> str:
                       any_value(size_class) AS size_class FROM {pit.rows("registry")} GROUP BY uscc) reg USING (uscc)
     LEFT JOIN (SELECT uscc, list(DISTINCT rule_id) AS rules FROM scores.negative_hits WHERE as_of = {d} GROUP BY uscc) h
         USING (uscc)
-    LEFT JOIN ({authorised_firms_sql(as_of)}) a USING (uscc)"""
+    LEFT JOIN ({authorised_firms_sql(as_of)}) a USING (uscc)
+    LEFT JOIN ({loan_book_sql(pit)}) ln USING (uscc)
+    LEFT JOIN (SELECT uscc, count(*) FILTER (patent_type = 'invention') AS invention_patents,
+                      count(*) FILTER (patent_type = 'utility') AS utility_models
+               FROM {pit.rows("patents")} WHERE status = 'valid' AND {within("patents")} AND {within("patents", 1)}
+               GROUP BY uscc) ip USING (uscc)
+    LEFT JOIN (SELECT uscc, count(*) AS valid_trademarks FROM {pit.rows("trademarks")} WHERE {within("trademarks")}
+               GROUP BY uscc) tm USING (uscc)
+    LEFT JOIN (SELECT uscc, sum(amount_fen) AS receivables_fen FROM {pit.rows("receivables")}
+               WHERE {RECEIVABLE_OPEN} GROUP BY uscc) rc USING (uscc)"""
+
+
+# a receivable a bank finances: confirmed by the core firm on or before the date, unpaid and not yet due
+RECEIVABLE_OPEN = "confirmed_on <= as_of AND (paid_on IS NULL OR paid_on > as_of) AND due_on > as_of"
+
+
+def loan_book_sql(pit: PointInTime) -> SQL:
+    """Per firm, from the loan book as known on the date: the loans disbursed before it (any bank),
+    the loans still outstanding (each with bank, maturity, outstanding principal and its latest
+    classification and days past due; a loan without a status yet is whole and current), nearest
+    maturity first, and their total outstanding principal."""
+    return f"""
+    SELECT uscc, count(*) FILTER (disbursed_on < as_of) AS prior_loans,
+           list(struct_pack(maturity_on := maturity_on, bank_id := bank_id, outstanding_fen := outstanding_fen,
+                            classification := classification, dpd := dpd) ORDER BY maturity_on, loan_id)
+               FILTER (outstanding_fen > 0) AS open_loans,
+           sum(outstanding_fen) AS loans_outstanding_fen
+    FROM (SELECT l.uscc, l.as_of, l.loan_id, l.bank_id, l.disbursed_on, l.maturity_on,
+                 coalesce(s.outstanding_fen, l.amount_fen) AS outstanding_fen,
+                 coalesce(s.classification, '正常') AS classification, coalesce(s.dpd, 0) AS dpd
+          FROM {pit.rows("loans")} l
+          LEFT JOIN (SELECT loan_id, outstanding_fen, classification, dpd FROM {pit.rows("loan_status")}
+                     QUALIFY row_number() OVER (PARTITION BY loan_id ORDER BY period DESC) = 1) s USING (loan_id)
+          WHERE l.disbursed_on <= l.as_of)
+    GROUP BY uscc"""
 
 
 def products_sql(products: SQL, programme: dict, as_of: SQL) -> SQL:
     """The product relation (`ProductCatalogue.frame()`) with the date, the programme's caps and the
     number of conditions that apply to each product (for the match degree)."""
-    applicable = " + ".join(f"({c} IS NOT NULL)::INT" for c in _OPTIONAL) + " + 2"
+    # the optional conditions set, the limit and the price, and the kind's own condition
+    applicable = " + ".join(f"({c} IS NOT NULL)::INT" for c in _OPTIONAL) + " + 2 + (kind <> 'credit')::INT"
     return f"""
-    SELECT {as_of} AS as_of, *, {int(programme["max_amount_rmb"]) * 100} AS programme_cap_fen,
+    SELECT {as_of} AS as_of, * REPLACE (CAST(renewal_window_days AS INTEGER) AS renewal_window_days,
+               CAST(ip_invention_fen AS BIGINT) AS ip_invention_fen, CAST(ip_utility_fen AS BIGINT) AS ip_utility_fen,
+               CAST(ip_trademark_fen AS BIGINT) AS ip_trademark_fen, CAST(ip_cap_fen AS BIGINT) AS ip_cap_fen),
+           {int(programme["max_amount_rmb"]) * 100} AS programme_cap_fen,
            {int(programme["max_amount_zhuanjingtexin_rmb"]) * 100} AS programme_cap_zhuanjingtexin_fen,
            {int(programme["limit_rounding_rmb"]) * 100} AS limit_rounding_fen, {applicable} AS n_conditions
     FROM {products}"""
@@ -104,16 +171,27 @@ def pairs_sql(firms: SQL, products: SQL) -> SQL:
     SELECT uscc, as_of, product_id, CAST({unmet} AS USMALLINT) AS unmet, len(gates) = 0 AND unmet = 0 AS eligible,
            computed_limit_fen, CAST(rate_bp AS INTEGER) AS rate_bp
     FROM (SELECT f.*, p.* EXCLUDE (as_of),
-              -- the pre-approved limit: the smaller of the revenue and tax bases, scaled by the score,
-              -- capped by the product and the programme, rounded down; integer fen
-              CAST(floor(least(
-                  least(coalesce(f.revenue_12m * p.revenue_share, f.tax_paid_12m * p.tax_multiple),
-                        coalesce(f.tax_paid_12m * p.tax_multiple, f.revenue_12m * p.revenue_share))
-                      * greatest(0.5, least(1.5, 0.5 + coalesce(f.total, 0) / 1000.0)) * 100,
-                  p.max_amount_fen,
-                  CASE WHEN f.innovation_status = 'zhuanjingtexin' THEN p.programme_cap_zhuanjingtexin_fen
-                       ELSE p.programme_cap_fen END) / p.limit_rounding_fen) * p.limit_rounding_fen AS BIGINT)
-                  AS computed_limit_fen,
+              -- the limit's base by the product's kind (docs/DESIGN.md, "Product kinds"), in fen; none
+              -- (NULL) where the kind's own condition fails, which is the shortfall then, not the limit
+              CASE p.kind
+                  WHEN 'ip_pledge' THEN nullif(least(p.ip_cap_fen, f.invention_patents * p.ip_invention_fen
+                      + f.utility_models * p.ip_utility_fen + f.valid_trademarks * p.ip_trademark_fen), 0)
+                  WHEN 'receivables' THEN nullif(f.receivables_fen * p.receivables_share, 0)
+                  -- the smaller of the revenue and tax bases, scaled by the score; none without either
+                  ELSE coalesce(least(coalesce(f.revenue_12m * p.revenue_share, f.tax_paid_12m * p.tax_multiple),
+                                      coalesce(f.tax_paid_12m * p.tax_multiple, f.revenue_12m * p.revenue_share))
+                                * greatest(0.5, least(1.5, 0.5 + coalesce(f.total, 0) / 1000.0)) * 100, 0)
+              END AS base_fen,
+              CASE WHEN p.kind = 'renewal' THEN {RENEWABLE_FEN} END AS renewable_fen,
+              -- the programme's cap is on the firm's total across banks and kinds: what it already owes
+              -- counts against it, but for the loans a renewal replaces
+              CASE WHEN f.innovation_status = 'zhuanjingtexin' THEN p.programme_cap_zhuanjingtexin_fen
+                   ELSE p.programme_cap_fen END - f.loans_outstanding_fen + coalesce(renewable_fen, 0) AS headroom_fen,
+              -- the pre-approved limit: the base, no more than the loans renewed (a renewal), capped by
+              -- the product and the firm's headroom, rounded down; integer fen
+              CAST(floor(greatest(0, least(base_fen, CASE WHEN p.kind = 'renewal' THEN renewable_fen END,
+                                           p.max_amount_fen, headroom_fen)) / p.limit_rounding_fen)
+                   * p.limit_rounding_fen AS BIGINT) AS computed_limit_fen,
               -- the band the PD falls in (edges inclusive); none when the PD is missing or above the last band
               CASE WHEN f.pd IS NOT NULL
                    THEN p.base_bp + p.band_premium_bp[1 + len(list_filter(p.band_max_pd, lambda x: x < f.pd))] END

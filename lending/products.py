@@ -21,6 +21,16 @@ CONDITIONS = {
     "industries": ("industries", None), "exclude_industries": ("industries", None), "districts": ("districts", None),
     "required_status": ("statuses", None), "max_amount_rmb": ("number", (10_000, 1e8)), "term_months": ("number", (1, 120)),
 }
+# product kind -> its terms and their bounds (docs/DESIGN.md, "Product kinds"): what each kind asks of
+# a firm beyond the conditions, and the base its limit is derived from
+KINDS: dict[str, dict[str, tuple[float, float]]] = {
+    "credit": {},  # 信用贷: the revenue and tax bases scaled by the score
+    "first_loan": {},  # 首贷: no programme loan from any bank before the date
+    "renewal": {"window_days": (1, 365)},  # 续贷: a performing loan of the same bank maturing within the window
+    "ip_pledge": {"invention_rmb": (0, 1e8), "utility_rmb": (0, 1e8), "trademark_rmb": (0, 1e8),
+                  "cap_rmb": (10_000, 1e8)},  # 知识产权质押: the IP's value by the rule in these terms
+    "receivables": {"share": (0.01, 1.0)},  # 确权融资: a share of receivables confirmed by core firms, unpaid
+}
 
 
 BANK_ID = re.compile(r"[A-Za-z0-9_]{1,32}")  # a bank id names a schema and a folder: nothing else
@@ -58,8 +68,13 @@ class ProductCatalogue:
         for p in self.products:
             c, price, limit = p["conditions"], p["pricing"], p["limit"]
             bands = sorted(price.get("pd_bands", []))
+            kind, terms = p.get("kind", "credit"), p.get("terms") or {}
             rows.append({
-                "product_id": p["product_id"], "bank_id": p["bank_id"], "product_name": p["name"],
+                "product_id": p["product_id"], "bank_id": p["bank_id"], "product_name": p["name"], "kind": kind,
+                "renewal_window_days": terms.get("window_days"),
+                "ip_invention_fen": _fen(terms.get("invention_rmb")), "ip_utility_fen": _fen(terms.get("utility_rmb")),
+                "ip_trademark_fen": _fen(terms.get("trademark_rmb")), "ip_cap_fen": _fen(terms.get("cap_rmb")),
+                "receivables_share": _f(terms.get("share")),
                 "min_grade": c.get("min_grade"), "min_grade_rank": GRADES.index(c["min_grade"]) if "min_grade" in c else None,
                 "min_score": _f(c.get("min_score")), "max_pd": _f(c.get("max_pd")), "min_years": _f(c.get("min_years")),
                 "min_revenue_rmb": _f(c.get("min_revenue_rmb")), "min_tax_paid_rmb": _f(c.get("min_tax_paid_rmb")),
@@ -77,6 +92,10 @@ class ProductCatalogue:
 
 def _f(v) -> float | None:
     return None if v is None else float(v)
+
+
+def _fen(rmb) -> int | None:
+    return None if rmb is None else int(round(rmb * 100))
 
 
 def load_products(path: Path | str | None = None) -> ProductCatalogue:
@@ -126,6 +145,19 @@ def _check_product(path: Path, p: dict, banks: dict, programme: dict, seen: set[
         raise bad("bank_id", f"{p.get('bank_id')!r} is not one of the banks")
     if not p.get("name"):
         raise bad("name", "missing")
+    kind = p.get("kind", "credit")
+    if kind not in KINDS:
+        raise bad("kind", f"{kind!r} is not a product kind (known: {', '.join(KINDS)})")
+    terms = p.get("terms") or {}
+    if not isinstance(terms, dict):
+        raise bad("terms", f"must be a mapping, got {terms!r}")
+    for field in terms:
+        if field not in KINDS[kind]:
+            raise bad(f"terms.{field}", f"not a term of a {kind} product (its terms: {', '.join(KINDS[kind]) or 'none'})")
+    for field, (lo, hi) in KINDS[kind].items():
+        value = terms.get(field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            raise bad(f"terms.{field}", f"a {kind} product needs a number from {lo:,} to {hi:,}, got {value!r}")
     conditions = p.get("conditions") or {}
     for field, value in conditions.items():
         if field not in CONDITIONS:

@@ -514,6 +514,21 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_products_preview(args: argparse.Namespace) -> int:
+    from lending.ledger.config import load_pool_config
+    from lending.products import load_products
+    from reports.preview import latest_night, write_preview
+
+    draft, pool = load_products(args.products), load_pool_config()  # refused before the store is opened
+    with read_store(args.db) as con:
+        as_of = args.date or latest_night(con, args.db)
+        r = write_preview(con, draft, as_of, pool, Path(args.out), args.lang)
+    changed = [p for p in r.figures["products"] if p["newly_reached"] or p["no_longer_reached"]]
+    console.print(f"preview of {args.products} on {as_of}: {len(changed)} of {len(r.figures['products'])} products "
+                  f"change their reach; {r.html_path} and {r.json_path}", soft_wrap=True)
+    return 0
+
+
 def config_errors() -> list[str]:
     from pipelines.config_check import check_config
 
@@ -654,6 +669,15 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("--db", default=str(DEFAULT_DB))
     ar.add_argument("--registry", help="where model versions are kept (default: models/ beside the store)")
     ar.set_defaults(func=cmd_audit_replay)
+    pr = sub.add_parser("products", help="the product catalogue").add_subparsers(dest="products_command", required=True)
+    pv = pr.add_parser("preview", help="what a draft catalogue would change on the latest night (read-only): reach, "
+                                       "who, expected loss, pool quota, firms at the margin; JSON and HTML")
+    pv.add_argument("--products", required=True, help="the draft product catalogue (YAML, as config/products.yaml)")
+    pv.add_argument("--date", type=_date, help="a decided night (default: the latest)")
+    pv.add_argument("--db", default=str(DEFAULT_DB))
+    pv.add_argument("--out", default=str(DEFAULT_REPORTS / "preview"), help="where the preview goes (default: build/reports/preview)")
+    pv.add_argument("--lang", choices=("zh", "en"), default="zh")
+    pv.set_defaults(func=cmd_products_preview)
     bq = sub.add_parser("bank", help="what one bank sees").add_subparsers(dest="bank_command", required=True)
     qy = bq.add_parser("query", help="SQL on one bank's publication alone (tables eligibility and early_warnings), "
                                      "in a sandbox that can read nothing else; CSV on standard output")

@@ -48,6 +48,10 @@ SIGMA_UNSEEN = 0.9
 NEVER = 10**6  # a month index that never comes
 COURT_LISTING_SHARE = 0.8  # of defaults that end in a dishonest-judgement-debtor listing (the rest settle)
 BURN_IN = 14  # months before the window: delivered as history with the first regular delivery
+CORE_FIRMS = 24
+BULLET_SHARE = 0.4  # loans repaying principal at maturity (先息后本): the ones banks renew without repayment
+RENEWAL_RATE = 0.7  # of performing bullet loans at maturity whose bank renews them (无还本续贷)
+SUPPLIER_INDUSTRIES = ["C", "F", "G", "I"]
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 GRADE_EFFECT = {"A": -0.6, "B": -0.2, "M": 0.0, "C": 0.5, "D": 1.2}
@@ -218,6 +222,12 @@ class Universe:
         self.bank_ids = np.array([f"B{i + 1:02d}" for i in range(len(PARTNER_BANKS))])
         self.bank_cut = np.linspace(0.05, 0.12, len(PARTNER_BANKS))
         self.loans: list[dict] = []  # active loan state, small relative to firms
+        self.borrowed = np.zeros(n, dtype=bool)  # a loan from any bank so far: the next is not a first loan
+        # core firms (large buyers outside the SME register) whose confirmed receivables suppliers finance
+        core_rng = np.random.default_rng([cfg.seed, 5])
+        self.core_uscc = make_uscc(np.full(CORE_FIRMS, 500000), core_rng.choice(100_000_000, CORE_FIRMS, replace=False))
+        self.core_name = np.array([f"重庆{a}{b}集团有限公司" for a, b in core_rng.choice(list(BRAND_CHARS), (CORE_FIRMS, 2))])
+        self.open_receivables = pd.DataFrame()  # issued and not yet paid
         self.loan_seq = 0
         self.truth_loans: list[dict] = []
 
@@ -332,6 +342,7 @@ class Universe:
         })
         self._credit_events(k, rng, act)
         self._events(k, rng, act, distressed, out)
+        self._receivables(k, act, out)
         self._registry(k, out)
         if month == 6 and k - 1 >= self.k_first and (k // 12 - 1) in self.true_rev_year:
             # last year's settlement, written in May, reaches the platform in June: from now on the
@@ -503,6 +514,37 @@ class Universe:
             for c in ("listed_on", "removed_on"):
                 out[name][c] = pd.to_datetime(out[name][c]).astype("datetime64[s]")
 
+    def _receivables(self, k: int, act: np.ndarray, out) -> None:
+        """Suppliers' receivables from core firms: issued in the month, most confirmed by the core firm
+        within it, paid at or somewhat after the due date. A receivable is delivered when issued and
+        again in the month it is paid. Its own random stream, so the other sources do not move."""
+        rng = np.random.default_rng([self.cfg.seed, 6, k])
+        ms, me = month_start(k), month_end(k)
+        span = (me - ms).days + 1
+        idx = np.flatnonzero(act & np.isin(self.industry, SUPPLIER_INDUSTRIES) & (rng.random(self.n) < 0.03 * sigmoid(self.z + 1)))
+        m = len(idx)
+        issued = _days(ms) + rng.integers(0, span, m).astype("timedelta64[D]")
+        confirmed = issued + (rng.random(m) * (_days(me) - issued).astype(int)).astype("timedelta64[D]")
+        due = issued + rng.choice([90, 120, 180], m).astype("timedelta64[D]")
+        core = rng.integers(0, CORE_FIRMS, m)
+        new = pd.DataFrame({
+            "receivable_id": np.array([f"RC{k:05d}{i:07d}" for i in range(m)], dtype=object), "uscc": self.uscc[idx],
+            "core_uscc": self.core_uscc[core], "core_name": self.core_name[core], "issued_on": issued,
+            "due_on": due, "amount_fen": (np.maximum(1, np.round(self.rev_hist[idx, k - self.k0] * rng.uniform(0.2, 0.8, m), -2))
+                                          * 100).astype(np.int64),
+            "confirmed_on": np.where(rng.random(m) < 0.8, confirmed, np.datetime64("NaT")),
+            "paid_on": np.full(m, np.datetime64("NaT"), dtype="datetime64[D]"),
+            "_pay": due + np.where(rng.random(m) < 0.2, rng.integers(1, 45, m), 0).astype("timedelta64[D]"),
+        })
+        book = pd.concat([self.open_receivables, new], ignore_index=True) if len(self.open_receivables) else new
+        paid = (book["_pay"] <= _days(me)).to_numpy()
+        book.loc[paid, "paid_on"] = book.loc[paid, "_pay"]
+        self.open_receivables = book[~paid].reset_index(drop=True)
+        rows = book[paid | book["receivable_id"].isin(new["receivable_id"]).to_numpy()].drop(columns="_pay")
+        for c in ("issued_on", "due_on", "confirmed_on", "paid_on"):
+            rows[c] = pd.to_datetime(rows[c]).astype("datetime64[s]")
+        out["receivables"] = rows.reset_index(drop=True)
+
     def _registry(self, k: int, out) -> None:
         """The first delivered month carries the whole register; later months new firms and changes."""
         if k == self.k_first:
@@ -578,23 +620,51 @@ class Universe:
             "decision": np.where(approved, "approved", "declined"),
             "decided_on": pd.to_datetime(decided_on).astype("datetime64[s]") if m else pd.Series([], dtype="datetime64[s]"),
         })
+        # renewals without repayment (无还本续贷): a performing bullet loan maturing this month, of a firm
+        # still active, authorised and off the negative list, renewed by its bank for the principal
+        # outstanding when the bank would lend to it today (its own stream: the applications above do not move)
+        r_rng = np.random.default_rng([self.cfg.seed, 7, k])
+        due = [ln for ln in self.loans if ln["bullet"] and k - ln["k"] == ln["term"] and k - ln["k"] < ln["stop"]]
+        firms = np.array([ln["i"] for ln in due], dtype=np.int64)
+        r_obs, r_true = observable_pd(h[firms]), sigmoid(h[firms] + SIGMA_UNSEEN * self.u[firms])
+        keep = (self.active(k)[firms] & authorised[firms] & ~self.on_negative[firms]
+                & (r_obs < self.bank_cut[[ln["bank"] for ln in due]]) & (r_rng.random(len(due)) < RENEWAL_RATE))
+        due, r_obs, r_true = [ln for ln, ok in zip(due, keep) if ok], r_obs[keep], r_true[keep]
+        renew_ids = np.array([f"AR{k:05d}{i:06d}" for i in range(len(due))], dtype=object)
+        renew_on = np.array([min(ms + timedelta(days=int(d)), month_end(k)) for d in r_rng.integers(0, 20, len(due))])
+        if due:
+            apps = pd.concat([apps, pd.DataFrame({
+                "application_id": renew_ids, "uscc": self.uscc[[ln["i"] for ln in due]],
+                "bank_id": self.bank_ids[[ln["bank"] for ln in due]],
+                "applied_on": pd.to_datetime(renew_on).astype("datetime64[s]"),
+                "requested_fen": np.array([ln["outstanding"] for ln in due], dtype=np.int64), "decision": "approved",
+                "decided_on": pd.to_datetime(renew_on).astype("datetime64[s]")})], ignore_index=True)
+        # (firm, bank, amount in fen, application, decided on, kind): the new loans, then the renewals
+        lend = [(idx[j], bank[j], int(amount[j] * 100), app_ids[j], decided_on[j], None, pd_obs[j], pd_true[j])
+                for j in np.flatnonzero(approved)]
+        lend += [(ln["i"], ln["bank"], ln["outstanding"], a, d, "renewal", o, t)
+                 for ln, a, d, o, t in zip(due, renew_ids, renew_on, r_obs, r_true)]
         new_loans = []
-        for j in np.flatnonzero(approved):
+        for i, b, amt, app_id, decided, kind, p_obs, p_true in lend:
             self.loan_seq += 1
             loan_id = f"L{self.loan_seq:09d}"
-            disbursed = decided_on[j] + timedelta(days=int(rng.integers(1, 5)))
-            amt = int(amount[j] * 100)
-            rate_bp = int(np.clip(365 + 2500 * pd_obs[j] + rng.integers(0, 60), 365, 600))
-            defaults = rng.random() < pd_true[j]
-            stop = int(rng.integers(1, 10)) if defaults else NEVER
+            renewal = kind == "renewal"
+            disbursed = decided if renewal else decided + timedelta(days=int(rng.integers(1, 5)))
+            kind = kind or ("credit" if self.borrowed[i] else "first_loan")
+            self.borrowed[i] = True
+            rate_bp = int(np.clip(365 + 2500 * p_obs + (r_rng if renewal else rng).integers(0, 60), 365, 600))
+            defaults = (r_rng if renewal else rng).random() < p_true
+            stop = int((r_rng if renewal else rng).integers(1, 10)) if defaults else NEVER
             maturity = month_start(k + 13) - timedelta(days=1)
+            bullet = renewal or r_rng.random() < BULLET_SHARE
             self.loans.append({"loan_id": loan_id, "k": k, "amount": amt, "outstanding": amt, "rate_bp": rate_bp,
-                               "stop": stop, "term": 12, "written_off": False, "recovered": 0})
-            new_loans.append({"loan_id": loan_id, "application_id": app_ids[j], "uscc": self.uscc[idx[j]],
-                              "bank_id": self.bank_ids[bank[j]], "disbursed_on": disbursed, "amount_fen": amt,
-                              "term_months": 12, "rate_bp": rate_bp, "maturity_on": maturity})
-            self.truth_loans.append({"loan_id": loan_id, "uscc": self.uscc[idx[j]], "disbursed_period": period_of(k),
-                                     "pd_12m_true": float(pd_true[j]), "pd_12m_observable": float(pd_obs[j]),
+                               "stop": stop, "term": 12, "written_off": False, "recovered": 0, "i": i, "bank": b,
+                               "bullet": bullet})
+            new_loans.append({"loan_id": loan_id, "application_id": app_id, "uscc": self.uscc[i],
+                              "bank_id": self.bank_ids[b], "disbursed_on": disbursed, "amount_fen": amt,
+                              "term_months": 12, "rate_bp": rate_bp, "maturity_on": maturity, "product_kind": kind})
+            self.truth_loans.append({"loan_id": loan_id, "uscc": self.uscc[i], "disbursed_period": period_of(k),
+                                     "pd_12m_true": float(p_true), "pd_12m_observable": float(p_obs),
                                      "defaulted_12m": bool(defaults)})
         loans = pd.DataFrame(new_loans, columns=list(contract_for("loans").column_names))
         for c in ("disbursed_on", "maturity_on"):
@@ -612,7 +682,8 @@ class Universe:
                 continue
             paid_p = paid_i = 0
             if age < ln["stop"]:
-                due = ln["amount"] // ln["term"] if age < ln["term"] else ln["outstanding"]
+                # an amortising loan repays in equal parts, a bullet loan (先息后本) all at maturity
+                due = (0 if ln["bullet"] else ln["amount"] // ln["term"]) if age < ln["term"] else ln["outstanding"]
                 paid_p = min(due, ln["outstanding"])
                 paid_i = ln["outstanding"] * ln["rate_bp"] // 120000
                 dpd = 0

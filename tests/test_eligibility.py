@@ -12,6 +12,7 @@ from lending.products import ProductError, load_products
 
 PROGRAMME = {"max_amount_rmb": 3_000_000, "max_amount_zhuanjingtexin_rmb": 10_000_000, "limit_rounding_rmb": 10_000}
 D = date(2026, 11, 28)
+OPEN_LOANS = "STRUCT(maturity_on DATE, bank_id VARCHAR, outstanding_fen BIGINT, classification VARCHAR, dpd INTEGER)[]"
 
 
 def firm(**over) -> dict:
@@ -19,7 +20,8 @@ def firm(**over) -> dict:
     base = dict(uscc="F", as_of=D, grade="A", grade_rank=2, total=700.0, pd=0.015, model_version="pd-x",
                 years_in_operation=5.0, industry="C", district_code="500112", size_class="小型",
                 revenue_12m=20_000_000.0, tax_paid_12m=400_000.0, innovation_status="high_tech", catalogue_version=1,
-                catalogue_hash="h", snapshot_id="s", authorised=True, gates=[])
+                catalogue_hash="h", snapshot_id="s", authorised=True, gates=[], prior_loans=0, open_loans=[],
+                loans_outstanding_fen=0, invention_patents=0, utility_models=0, valid_trademarks=0, receivables_fen=0)
     return base | over
 
 
@@ -27,7 +29,9 @@ PRODUCT = dict(product_id="P1", bank_id="B01", product_name="测试贷", min_gra
                max_pd=0.05, min_years=2.0, min_revenue_rmb=1_000_000.0, min_tax_paid_rmb=50_000.0, industries=["C", "D"],
                exclude_industries=None, districts=["500112", "500105"], required_status=["high_tech", "zhuanjingtexin"],
                max_amount_fen=2_000_000 * 100, term_months=12, base_bp=400, floor_bp=380,
-               band_max_pd=[0.01, 0.02, 0.05], band_premium_bp=[-30, 20, 80], revenue_share=0.1, tax_multiple=10.0)
+               band_max_pd=[0.01, 0.02, 0.05], band_premium_bp=[-30, 20, 80], revenue_share=0.1, tax_multiple=10.0,
+               kind="credit", renewal_window_days=None, ip_invention_fen=None, ip_utility_fen=None, ip_trademark_fen=None,
+               ip_cap_fen=None, receivables_share=None)
 
 
 def decide(firms: list[dict], products: list[dict] | None = None, programme: dict = PROGRAMME) -> pd.DataFrame:
@@ -38,8 +42,12 @@ def decide(firms: list[dict], products: list[dict] | None = None, programme: dic
         p[col] = p[col].astype(object)
     con.register("f", f)
     con.register("p", p)
-    con.execute("CREATE TABLE firms AS SELECT * REPLACE (CAST(gates AS VARCHAR[]) AS gates) FROM f")
-    con.execute("""CREATE TABLE products AS SELECT * REPLACE (CAST(industries AS VARCHAR[]) AS industries,
+    con.execute(f"CREATE TABLE firms AS SELECT * REPLACE (CAST(gates AS VARCHAR[]) AS gates, "
+                f"CAST(open_loans AS {OPEN_LOANS}) AS open_loans) FROM f")
+    con.execute("""CREATE TABLE products AS SELECT * REPLACE (CAST(renewal_window_days AS INTEGER) AS renewal_window_days,
+                   CAST(ip_invention_fen AS BIGINT) AS ip_invention_fen, CAST(ip_utility_fen AS BIGINT) AS ip_utility_fen,
+                   CAST(ip_trademark_fen AS BIGINT) AS ip_trademark_fen, CAST(ip_cap_fen AS BIGINT) AS ip_cap_fen,
+                   CAST(receivables_share AS DOUBLE) AS receivables_share, CAST(industries AS VARCHAR[]) AS industries,
                    CAST(exclude_industries AS VARCHAR[]) AS exclude_industries, CAST(districts AS VARCHAR[]) AS districts,
                    CAST(required_status AS VARCHAR[]) AS required_status) FROM p""")
     return con.execute(f"SELECT * FROM ({eligibility_sql('firms', 'products', programme)}) ORDER BY uscc, product_id").df()
