@@ -34,6 +34,7 @@ from data_contracts.personal import PERSONAL_COLUMNS, log_read
 from data_contracts.rules import checked_sql, detail_sql
 from valuecredit.checks import CheckOutcome
 from valuecredit.sqltext import lit, q
+from valuecredit.store import transaction
 
 # More bad rows than this, in a file of at least MIN_ROWS_FOR_RATE rows or across the partition's
 # files, fails the source's contract check: one bad row in a ten-row file is not a broken feed.
@@ -272,8 +273,7 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
     manifest = load_manifest(landing)
     outcome = SourceOutcome(source, business_date)
     d = business_date.isoformat()
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         # undo this date's earlier work
         con.execute(f"DELETE FROM raw.{q(source)} WHERE _partition = ?", [d])
         con.execute(f"UPDATE raw.{q(source)} SET _superseded_on = NULL, _valid_to = NULL WHERE _superseded_on = ?", [d])
@@ -296,10 +296,6 @@ def ingest_source(con: duckdb.DuckDBPyConnection, landing: Path, source: str, bu
         if source in PERSONAL_COLUMNS and (read := sum(f.rows_read for f in outcome.files)):
             log_read(con, "ingest", source, business_date, records=read, masked=False)
         _supersede(con, contract, d, had_rows)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     outcome.quarantined_by_rule = quarantined_by_rule(con, business_date, source)
     outcome.staged_rows = con.execute(f"SELECT count(*) FROM staging.{q(source)}").fetchone()[0]
     return outcome

@@ -10,9 +10,9 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
-from lending import replace_date_rows
 from lending.calendar import WorkingDays
 from valuecredit.sqltext import lit
+from valuecredit.store import replace_date, transaction
 
 DECISION_WORKING_DAYS = 7
 
@@ -52,7 +52,8 @@ def build_deadlines(con: duckdb.DuckDBPyConnection, as_of: date, calendar: Worki
         ORDER BY a.application_id"""
     con.register("_deadlines", deadlines)
     try:
-        replace_date_rows(con, "decisions.application_deadlines", as_of, select)
+        with transaction(con):
+            replace_date(con, "decisions.application_deadlines", as_of, select, create=True)
     finally:
         con.unregister("_deadlines")
     n, late, overdue = con.execute("""SELECT count(*), count(*) FILTER (status = 'late'), count(*) FILTER (status = 'overdue')

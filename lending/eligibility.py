@@ -21,6 +21,7 @@ from lending.products import GRADES, ProductCatalogue
 from models.nightly import DDL as PD_DDL
 from scoring.sql import PointInTime, within
 from valuecredit.sqltext import SQL, lit
+from valuecredit.store import replace_date, transaction
 
 # hard gates, in the order they are recorded: the negative list (but the two rules below, which are
 # gates of their own), a valid data-use authorisation on the date, an SME, registered in the region
@@ -264,17 +265,10 @@ def build_eligibility(con: duckdb.DuckDBPyConnection, as_of: date, products: Pro
             f"(SELECT * FROM decisions.eligibility_products WHERE as_of = {d})"),
     }
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             for table, select in selects.items():  # in order: the pairs read the firms and products just written
-                con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM ({select}) WHERE false")
-                con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
-                con.execute(f"INSERT INTO {table} BY NAME {select}")
+                replace_date(con, table, as_of, select, create=True)
             con.execute(VIEW)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.unregister("_products")
     pairs, eligible_firms = con.execute("""

@@ -21,6 +21,7 @@ import duckdb
 from lending.eligibility import PD_TABLE
 from scoring.sql import PointInTime
 from valuecredit.sqltext import SQL, lit, q
+from valuecredit.store import transaction
 
 DROP_RATIO, JUMP_RATIO, JUMP_POINTS = 0.8, 1.5, 0.02
 
@@ -98,30 +99,26 @@ def update_warnings(con: duckdb.DuckDBPyConnection, as_of: date) -> WarningSumma
         WHERE s.outstanding_fen > 0 AND l.disbursed_on <= {d}""")
     con.execute("CREATE OR REPLACE TEMP TABLE _borrowers AS SELECT DISTINCT uscc, " + d + " AS as_of FROM _outstanding")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _signals AS {signals_sql(as_of)}")
-    con.execute("BEGIN TRANSACTION")
     try:
-        updated = con.execute(f"""
-            UPDATE decisions.early_warnings w SET evidence = s.evidence, severity = s.severity, updated_on = {d}
-            FROM _signals s WHERE w.status = 'open' AND w.uscc = s.uscc AND w.bank_id = s.bank_id AND w.kind = s.kind
-            """).fetchone()[0]
-        closed = con.execute(f"""
-            UPDATE decisions.early_warnings w SET status = 'closed', closed_on = {d}, updated_on = {d}
-            WHERE w.status = 'open' AND NOT EXISTS (
-                SELECT 1 FROM _signals s WHERE s.uscc = w.uscc AND s.bank_id = w.bank_id AND s.kind = w.kind)""").fetchone()[0]
-        raised = con.execute(f"""
-            INSERT INTO decisions.early_warnings
-            -- the id: firm, bank, kind and the day it was raised, hashed
-            SELECT substr(sha256(s.uscc || '|' || s.bank_id || '|' || s.kind || '|' || CAST({d} AS VARCHAR)), 1, 20),
-                   s.uscc, s.bank_id, s.kind, s.severity, s.evidence,
-                   'open', {d}, {d}, NULL
-            FROM _signals s WHERE NOT EXISTS (
-                SELECT 1 FROM decisions.early_warnings w
-                WHERE w.status = 'open' AND w.uscc = s.uscc AND w.bank_id = s.bank_id AND w.kind = s.kind)
-            ORDER BY s.uscc, s.bank_id, s.kind""").fetchone()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            updated = con.execute(f"""
+                UPDATE decisions.early_warnings w SET evidence = s.evidence, severity = s.severity, updated_on = {d}
+                FROM _signals s WHERE w.status = 'open' AND w.uscc = s.uscc AND w.bank_id = s.bank_id AND w.kind = s.kind
+                """).fetchone()[0]
+            closed = con.execute(f"""
+                UPDATE decisions.early_warnings w SET status = 'closed', closed_on = {d}, updated_on = {d}
+                WHERE w.status = 'open' AND NOT EXISTS (
+                    SELECT 1 FROM _signals s WHERE s.uscc = w.uscc AND s.bank_id = w.bank_id AND s.kind = w.kind)""").fetchone()[0]
+            raised = con.execute(f"""
+                INSERT INTO decisions.early_warnings
+                -- the id: firm, bank, kind and the day it was raised, hashed
+                SELECT substr(sha256(s.uscc || '|' || s.bank_id || '|' || s.kind || '|' || CAST({d} AS VARCHAR)), 1, 20),
+                       s.uscc, s.bank_id, s.kind, s.severity, s.evidence,
+                       'open', {d}, {d}, NULL
+                FROM _signals s WHERE NOT EXISTS (
+                    SELECT 1 FROM decisions.early_warnings w
+                    WHERE w.status = 'open' AND w.uscc = s.uscc AND w.bank_id = s.bank_id AND w.kind = s.kind)
+                ORDER BY s.uscc, s.bank_id, s.kind""").fetchone()[0]
     finally:
         for t in ("_signals", "_borrowers", "_outstanding"):
             con.execute(f"DROP TABLE IF EXISTS {t}")

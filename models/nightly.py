@@ -27,10 +27,10 @@ from models.monitoring import psi, status
 from models.registry import RegisteredModel, RegistryError, champion, load_model
 from scoring.catalogue import Catalogue
 from scoring.changes import NightPlan, record_stage, stage_plan
-from scoring.score import firms_as_of, replace_date
+from scoring.score import firms_as_of
 from valuecredit.configfile import ConfigError, content_hash, read_yaml
 from valuecredit.sqltext import SQL, lit, q, type_name
-from valuecredit.store import transaction
+from valuecredit.store import replace_date_with_frame, transaction
 
 REASON_CODES = Path(__file__).resolve().parents[1] / "config" / "reason_codes.yaml"
 TOP_REASONS = 4
@@ -264,15 +264,6 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection, table: SQL, relation: SQ
     for column, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall():
         if column not in have:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {q(column)} {type_name(kind)}")
-
-
-def replace_date_with_frame(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, frame) -> None:
-    """`score.replace_date` with the rows of a DataFrame or an Arrow table."""
-    con.register("_frame", frame)
-    try:
-        replace_date(con, table, as_of, "SELECT * FROM _frame")
-    finally:
-        con.unregister("_frame")
 
 
 def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model: RegisteredModel,

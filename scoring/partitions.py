@@ -27,14 +27,13 @@ from scoring.score import (
     data_snapshot,
     ensure_tables,
     hits_made_with,
-    replace_date,
     replace_scores,
     score_select_sql,
     summarise_scores,
 )
 from scoring.sql import PointInTime, indicators_sql, negative_hits_sql
 from valuecredit.sqltext import SQL, lit
-from valuecredit.store import transaction
+from valuecredit.store import replace_date, transaction
 
 PARTS = ("indicators", "negative_hits", "commercial_value")
 

@@ -23,7 +23,7 @@ from scoring.sql import (
     years_in_operation,
 )
 from valuecredit.sqltext import SQL, lit, q
-from valuecredit.store import transaction
+from valuecredit.store import replace_date, transaction
 
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS features",
@@ -110,11 +110,6 @@ def score_select_sql(cat: Catalogue, indicators: SQL, hits: SQL) -> str:
         ORDER BY uscc"""
 
 
-def replace_date(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, select: SQL) -> None:
-    con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
-    con.execute(f"INSERT INTO {table} BY NAME {select}")
-
-
 def build_indicators(con: duckdb.DuckDBPyConnection, as_of: date, full: str = "") -> int:
     """The date's indicators: of the firms that changed since the previous date, the others carried
     forward (`changes.plan_night`); of every firm on a full night or when `full` gives a reason."""
@@ -184,8 +179,7 @@ def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
 
 def replace_scores(con: duckdb.DuckDBPyConnection, as_of: date, select: SQL) -> None:
     """The date's scores from `select`, then the peer percentiles of its indicators (inside the caller's transaction)."""
-    con.execute(f"CREATE TABLE IF NOT EXISTS scores.commercial_value AS SELECT * FROM ({select}) WHERE false")
-    replace_date(con, "scores.commercial_value", as_of, select)
+    replace_date(con, "scores.commercial_value", as_of, select, create=True)
     replace_date(con, "scores.peer_percentiles", as_of, peer_percentiles_sql(as_of))
 
 

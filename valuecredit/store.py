@@ -7,13 +7,14 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import duckdb
 
 from data_contracts.contracts import CONTRACTS
 from data_contracts.identifiers import USCC_SQL_MACROS
-from valuecredit.sqltext import q
+from valuecredit.sqltext import SQL, q
 
 SCHEMAS = ("raw", "staging", "quarantine", "meta")
 
@@ -124,6 +125,25 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def replace_date(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, select: SQL, create: bool = False) -> None:
+    """Replace the date's rows of `table` with the rows of `select` (inside the caller's transaction,
+    so that a rerun is idempotent and a reader never sees half a date). `create`: make the table from
+    the select's columns on first use."""
+    if create:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM ({select}) WHERE false")
+    con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
+    con.execute(f"INSERT INTO {table} BY NAME {select}")
+
+
+def replace_date_with_frame(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, frame) -> None:
+    """`replace_date` with the rows of a DataFrame or an Arrow table."""
+    con.register("_frame", frame)
+    try:
+        replace_date(con, table, as_of, "SELECT * FROM _frame")
+    finally:
+        con.unregister("_frame")
 
 
 # locks this process holds: real path of the store -> [lock file fd, depth, store file fd or None]

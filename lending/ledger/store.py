@@ -39,6 +39,7 @@ from lending.ledger.engine import (
 )
 from scoring.sql import within
 from valuecredit.sqltext import SQL, lit, q
+from valuecredit.store import transaction
 
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS ledger",
@@ -241,16 +242,11 @@ def post_business_date(con: duckdb.DuckDBPyConnection, business_date: date, cfg:
             over_cap.append(applied.over_cap)
     claims = [pool.claims[c] for c in sorted(pool.changed_claims)]  # lodged, paid or settled tonight
     touched = {e.loan_id for _, e, _ in new_events if e.loan_id} | {c.loan_id for c in claims}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         write_postings(con, postings, cfg)
         write_servicing(con, serviced, cfg)
         _write_rest(con, business_date, after, new_events, claims, payouts, over_cap, pool,
                     touched, cfg, len(postings) + len(serviced))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     counts: dict[str, int] = {}
     for c in lodged:
         counts[c.status] = counts.get(c.status, 0) + 1
@@ -368,14 +364,9 @@ def rebuild(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: WorkingDa
     con.execute(DDL[0])
     con.execute(DDL[-1])  # ledger.runs: the dates to replay
     dates = [d for (d,) in con.execute("SELECT business_date FROM ledger.runs ORDER BY 1").fetchall()]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in LEDGER_TABLES:
             con.execute(f"DROP TABLE IF EXISTS ledger.{q(table)}")
         for stmt in DDL:
             con.execute(stmt)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return [post_business_date(con, d, cfg, calendar) for d in dates]
