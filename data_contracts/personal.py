@@ -4,7 +4,7 @@ representative's name and ID number, the ID of a person on the dishonest-debtor 
 The pipeline reads them in three places only: ingestion (loading the department's delivery),
 publication and the firm report (the legal representative's name, masked 张*明). Each of those
 logs the read with its purpose, through `log_read`, in a JSON-lines file beside the store
-(`<store>.personal_data_reads.jsonl`). Only this module names the columns: `tests/test_access.py`
+(`<store>.personal_data_reads.jsonl`). Only this module names the columns: `tests/lending/test_access.py`
 fails if any other module does. ID numbers are never read after ingestion."""
 
 import getpass

@@ -3,7 +3,7 @@ hits and scores on partitions of firms (districts, in `VALUECREDIT_FIRM_PARTITIO
 size, 4 by default), each partition a mapped step that reads the store only, so a multiprocess or
 distributed executor runs them side by side; then one step loads every part and computes the peer
 percentiles. It writes the same tables as `features/indicators` and `scores/commercial_value` of the
-nightly job, which do it in one step (tests/test_partitions.py compares the two). Bodies call
+nightly job, which do it in one step (tests/scoring/test_partitions.py compares the two). Bodies call
 scoring.partitions."""
 
 from pathlib import Path

@@ -21,7 +21,7 @@ when P's plan records that stage as computed, after P's indicators, with what co
 (the catalogue; the model, catalogue and reason codes) and P's rows are there. Otherwise (P had no
 PD model, its night stopped before the stage, the model changed, the rows are gone) that stage is
 computed for every firm, and `meta.night_plans` says why, as it does for the night.
-`tests/test_incremental.py` and `tests/test_week_of_nights.py` show that incremental nights give
+`tests/scoring/test_incremental.py` and `tests/end_to_end/test_week_of_nights.py` show that incremental nights give
 the tables of full ones."""
 
 from __future__ import annotations

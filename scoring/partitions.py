@@ -9,7 +9,7 @@ computes what depends on all firms together (the peer percentiles). DuckDB allow
 file but many readers, so workers run side by side; on a distributed engine the same SQL runs on
 each partition's rows.
 
-`tests/test_partitions.py` shows that two partitions give the same tables as the single run
+`tests/scoring/test_partitions.py` shows that two partitions give the same tables as the single run
 (`build_indicators` and `build_scores`)."""
 
 import os

@@ -3,7 +3,7 @@
 Values (paths, names, dates, ids) are bound parameters wherever DuckDB accepts one
 (`con.execute(sql, [params])`, `read_csv(?)`, `WHERE x = ?`). What cannot be bound goes through here:
 identifiers through `q()`, and the few values DuckDB refuses to bind (a view's definition, the path of
-`COPY ... TO`, the `columns` struct of `read_csv`) through `lit()`. tests/test_sql_text.py fails on
+`COPY ... TO`, the `columns` struct of `read_csv`) through `lit()`. tests/core/test_sql_text.py fails on
 any other value interpolated into SQL text.
 """
 
@@ -27,7 +27,7 @@ def lit(value: object) -> str:
 
 
 # SQL text built only from safe parts: a function returning it (`-> SQL`) is a fragment builder and a
-# parameter typed so takes a fragment. tests/test_sql_text.py checks every builder's f-strings and
+# parameter typed so takes a fragment. tests/core/test_sql_text.py checks every builder's f-strings and
 # returns, and every argument passed to such a parameter.
 def message_lines(message: str) -> list[str]:
     """A DuckDB error's lines without the `LINE n:` and caret lines that point into the SQL text."""

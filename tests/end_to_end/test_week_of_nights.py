@@ -22,8 +22,8 @@ from scoring.catalogue import load_catalogue
 from scoring.score import build_indicators, build_scores
 from simulate.landing import deliver
 from tests.conftest import redeliver
+from tests.lending.test_access import in_publication, revoke
 from tests.night_tables import TABLES, assert_same_tables
-from tests.test_access import in_publication, revoke
 from valuecredit.store import connect
 
 pytestmark = pytest.mark.slow

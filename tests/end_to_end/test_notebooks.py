@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 
 from pipelines.run import run_nightly
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 DAY = date(2026, 11, 28)
 
 

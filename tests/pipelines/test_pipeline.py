@@ -106,7 +106,7 @@ def test_bad_date_is_refused(capsys):
 def test_dagster_yaml_admits_one_run_at_a_time(tmp_path, monkeypatch):
     import shutil
     from pathlib import Path
-    shutil.copy(Path(__file__).parent.parent / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(Path(__file__).parents[2] / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     instance = dg.DagsterInstance.get()
     assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1

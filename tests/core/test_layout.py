@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # lowest first; a package may import its own modules and any package of a lower layer. The core and
 # the data contracts are one foundation: the store builds its raw tables from the contracts, and the

@@ -11,7 +11,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.config_check import CONFIG_FILES, check_config
 
-CONFIG = Path(__file__).resolve().parents[1] / "config"
+CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ import re
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("valuecredit", "data_contracts", "ingestion", "scoring", "models", "lending", "reports", "pipelines")
 
 SQL_WORDS = re.compile(

@@ -31,7 +31,7 @@ OUTPUTS = ("publish", "reports")
 def night_in_child(folder: Path, landing: Path, kill_at: int, log: Path) -> int:
     return subprocess.run([sys.executable, "-m", "tests.crash_harness", DAY2.isoformat(), str(landing),
                            str(folder / "night.duckdb"), str(kill_at), str(log)],
-                          cwd=Path(__file__).parent.parent, capture_output=True).returncode
+                          cwd=Path(__file__).parents[2], capture_output=True).returncode
 
 
 def tables(folder: Path) -> dict:

@@ -20,7 +20,7 @@ from pipelines.run import run_nightly
 from tests.conftest import redeliver
 
 DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def revoke(landing: Path, firm: str, on: date, delivered: date) -> None:

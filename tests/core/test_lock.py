@@ -16,7 +16,7 @@ from pipelines.partitions import retry_policy
 from pipelines.resources import Store
 from valuecredit.store import StoreLocked, lock_path, writer_lock
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def hold(code: str) -> subprocess.Popen:

@@ -12,7 +12,7 @@ import yaml
 
 from lending.ledger.config import load_pool_config
 from lending.products import ProductError, load_products
-from tests.test_eligibility import PRODUCT, D, decide, firm, lacks
+from tests.lending.test_eligibility import PRODUCT, D, decide, firm, lacks
 
 PREVIEW_DAY = date(2026, 11, 28)
 

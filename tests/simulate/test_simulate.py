@@ -91,7 +91,7 @@ def test_production_code_never_reads_the_simulators_truth():
     module builds a path into it."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     mentions = {str(p.relative_to(root)) for package in ("valuecredit", "data_contracts", "ingestion", "scoring", "models",
                                                          "lending", "reports", "pipelines")
                 for p in (root / package).rglob("*.py") if "_truth" in p.read_text(encoding="utf-8")}

@@ -14,7 +14,7 @@ from sklearn.model_selection import StratifiedKFold
 from models.estimators import MonotoneGBM, WoEScorecard
 from pipelines.cli import main
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 GERMAN, TAIWAN = DATA / "german_credit.csv", DATA / "taiwan_default.csv"
 needs_data = pytest.mark.skipif(not GERMAN.exists(), reason=f"{DATA} is absent: real-data checks skipped")
 
