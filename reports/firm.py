@@ -264,9 +264,8 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
     for row in rows:
         per_bank[row[0]].append(row)
     leads = {b: len(r) for b, r in per_bank.items()}
-    if limit is not None:  # the largest limits first; the index stays in USCC order
-        per_bank = {b: sorted(sorted(r, key=lambda x: (-(x[3] or 0), x[1]))[:limit], key=lambda x: x[1])
-                    for b, r in per_bank.items()}
+    if limit is not None:  # the firms with the largest limits
+        per_bank = {b: sorted(r, key=lambda x: (-(x[3] or 0), x[1]))[:limit] for b, r in per_bank.items()}
     by_firm: dict[str, list[tuple]] = {}
     for r in (r for rs in per_bank.values() for r in rs):
         by_firm.setdefault(r[1], []).append(r)
@@ -274,6 +273,7 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     index: dict[str, list[dict]] = {b: [] for b in banks}
+    voc = load_vocabulary()
     firms = sorted(by_firm)
     for start in range(0, len(firms), chunk):
         data = gather(con, firms[start:start + chunk], as_of)
@@ -281,13 +281,15 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
             d, p = data[uscc], data[uscc]["profile"]
             for bank, _, n, best_limit, best_rate in by_firm[uscc]:
                 _write(folders[bank] / f"{uscc}.html", render(d, cat, lang, bank_id=bank))
-                index[bank].append({"uscc": uscc, "name": p.get("name"), "district": p.get("district_code"),
-                                    "industry": p.get("industry"), "grade": d["score"]["grade"],
+                index[bank].append({"uscc": uscc, "name": p.get("name"), "district": voc.name("districts", p.get("district_code"), lang),
+                                    "industry": voc.labelled("industries", p.get("industry"), lang), "grade": d["score"]["grade"],
                                     "total": float(d["score"]["total"]),
-                                    "pd": None if d["pd"] is None else float(d["pd"]["pd"]),
-                                    "products": n, "best_limit_rmb": int(best_limit) // 100, "best_rate": best_rate / 100})
-    for bank in banks:
+                                    "pd": None if d["pd"] is None else percent(float(d["pd"]["pd"]), 2),
+                                    "products": n, "best_limit_fen": int(best_limit or 0),
+                                    "best_limit": money_fen(int(best_limit or 0), lang), "best_rate": percent(best_rate / 10_000, 2)})
+    for bank in banks:  # the index as it says: the largest limit first, then by USCC
+        firms_shown = sorted(index[bank], key=lambda f: (-f["best_limit_fen"], f["uscc"]))
         _write(folders[bank] / "index.html", TEMPLATES.get_template("index.html.j2").render(
-            lang=lang, zh=lang == "zh", bank_id=bank, as_of=as_of.isoformat(), firms=index[bank], new_since=new_since,
+            lang=lang, zh=lang == "zh", bank_id=bank, as_of=as_of.isoformat(), firms=firms_shown, new_since=new_since,
             leads=leads[bank]))
     return [BatchSummary(b, as_of, len(index[b]), str(folders[b]), leads[b]) for b in banks]

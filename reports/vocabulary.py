@@ -39,6 +39,36 @@ class Vocabulary:
         return f"{code} {text}" if kind == "industries" else f"{text} ({code})" if kind == "districts" else text
 
 
+def feature_names(cat, lang: str) -> dict[str, str]:
+    """A model input's name: an indicator's from the catalogue `cat`, any other from the vocabulary."""
+    voc = load_vocabulary()
+    return {k: zh if lang == "zh" else en for k, (zh, en) in voc.terms["features"].items()} | {
+        i.key: i.zh if lang == "zh" else i.en for i in cat.indicators}
+
+
+class Words:
+    """The helpers a template writes with, bound to its language."""
+
+    def __init__(self, lang: str, cat=None) -> None:
+        self.lang, self.voc = lang, load_vocabulary()
+        self.features = feature_names(cat, lang) if cat is not None else {}
+
+    def name(self, kind: str, code: object) -> str:
+        return self.voc.name(kind, code, self.lang)
+
+    def labelled(self, kind: str, code: object) -> str:
+        return self.voc.labelled(kind, code, self.lang)
+
+    def feature(self, key: str) -> str:
+        return self.features.get(key) or self.voc.name("features", key, self.lang)
+
+    def money(self, fen: int | None) -> str:
+        return money_fen(fen, self.lang)
+
+    def pct(self, x: float | None, decimals: int = 1) -> str:
+        return percent(x, decimals)
+
+
 @lru_cache(maxsize=4)
 def load_vocabulary(path: Path | None = None) -> Vocabulary:
     return Vocabulary(yaml.safe_load(Path(path or VOCABULARY).read_text(encoding="utf-8")))
