@@ -18,7 +18,7 @@ from reports.audit import audit_pack, replay_decision, segment_outcomes
 from reports.browser import load, to_pdf
 from reports.firm import ReportError, bank_batch, write_firm_report
 from reports.portfolio import portfolio, write_portfolio
-from reports.vocabulary import load_vocabulary
+from reports.vocabulary import evidence, load_vocabulary
 from scoring.catalogue import load_catalogue
 
 CAT, PRODUCTS = load_catalogue(), load_products()
@@ -70,7 +70,8 @@ def test_the_english_report_and_the_negative_list_evidence(night, tmp_path):
     assert "Commercial-value score report" in text and "Negative list" in text and "商业价值信用评价报告" not in text
     for rule_id, detail in con.execute("SELECT rule_id, detail FROM scores.negative_hits WHERE uscc = ? AND as_of = ?",
                                        [uscc, DAY]).fetchall():
-        assert rule_id in text and html.escape(detail) in text  # the evidence, not just the verdict
+        words, delivered = evidence(detail, "en")  # the evidence, not just the verdict: worded in English, ids as delivered
+        assert rule_id in text and html.escape(words) in text and html.escape(delivered) in text and words + delivered
     assert "Eligible for no product" in text and "Lacks" in text
 
 
