@@ -183,7 +183,7 @@ def segment_outcomes(sample: pd.DataFrame, predicted: np.ndarray, con: duckdb.Du
             n, observed, expected = len(g), int(g["defaulted"].sum()), float(g["pd"].sum())
             spread = float((g["pd"] * (1 - g["pd"])).sum()) ** 0.5
             z = (observed - expected) / spread if spread > 0 else 0.0
-            rows.append({"segment": segment, "code": "—" if pd.isna(value) else str(value), "loans": n,
+            rows.append({"segment": segment, "value": "—" if pd.isna(value) else str(value), "loans": n,
                          "defaults": observed, "mean_pd": expected / n, "observed": observed / n, "z": z,
                          "material": n >= MIN_SEGMENT and abs(z) > Z_MATERIAL})
     return rows
@@ -243,7 +243,7 @@ def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat:
     zh, w = lang == "zh", Words(lang, cat)
     kinds = {"district_code": "districts", "industry": "industries", "size_class": "size_classes"}
     for seg in segments:
-        seg["name"], seg["value"] = w.name("segments", seg["segment"]), w.labelled(kinds[seg["segment"]], seg["code"])
+        seg["name"], seg["shown"] = w.name("segments", seg["segment"]), w.labelled(kinds[seg["segment"]], seg["value"])
     method = validation.get("method", "loans")
     history = version_history(con, registry)
     for dec in history["decisions"]:
