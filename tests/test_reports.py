@@ -232,7 +232,7 @@ def unreadable(page: str, lang: str) -> list[str]:
     for code in re.findall(r"\b\d{6}\b", text):  # a division code only beside its name
         if f"{voc.name('districts', code, lang)} ({code})" not in text:
             found.append(f"district code without its name {code}")
-    for letter in re.findall(r"(?<![A-Za-z])([D-LN-T])(?![A-Za-z])", text):  # a section letter only with its name
+    for letter in re.findall(r"(?<![A-Za-z/&])([D-LN-T])(?![A-Za-z0-9&])", text):  # a section letter only with its name
         found += [] if f"{letter} {voc.name('industries', letter, lang)}" in text else [f"industry letter alone {letter}"]
     if lang == "zh":
         found += [f"English {m}" for m in re.findall(r"[A-Za-z]{2,}", text) if m not in ALLOWED_ASCII_ZH]
