@@ -33,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-from rustpy_xlsxwriter import FastExcel
+from rustpy_xlsxwriter import FastExcel, Format
 
 from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
 from lending.eligibility import CONDITIONS
@@ -41,8 +41,46 @@ from lending.gate import authorised_firms_sql
 from lending.products import ProductCatalogue
 from lending.warnings import DDL as WARNINGS_DDL
 from scoring.sql import PointInTime
-from valuecredit.spreadsheet import neutral_sql
+from valuecredit.spreadsheet import neutral, neutral_sql
 from valuecredit.sqltext import SQL, lit, q
+
+# what each machine column of a bank's files means, for the people who read them: (column, 中文名, unit,
+# meaning); written beside the files as data_dictionary.csv and into the workbook (header notes and a sheet)
+DICTIONARY = (
+    ("uscc", "统一社会信用代码", "", "企业的统一社会信用代码 (GB 32100) / the firm's unified social credit code"),
+    ("firm_name", "企业名称", "", "登记名称 / registered name"),
+    ("legal_rep", "法定代表人(脱敏)", "", "姓名脱敏,仅留首末字 / legal representative, masked"),
+    ("district_code", "所在区县代码", "GB/T 2260", "行政区划代码,如 500112 渝北区 / administrative division code"),
+    ("industry", "行业门类", "GB/T 4754", "国民经济行业分类门类字母,如 C 制造业 / industry section letter"),
+    ("product_id", "产品代码", "", "合作银行产品代码 / the bank's product id"),
+    ("product_name", "产品名称", "", "产品名称 / product name"),
+    ("eligible", "是否可贷", "true/false", "评价日是否满足该产品全部条件 / meets every condition of the product"),
+    ("limit_fen", "预授信额度", "分 (fen, 1/100 元)", "可贷时的测算额度,不可贷为 0 / computed limit, 0 when not eligible"),
+    ("rate_bp", "参考年利率", "基点 (bp, 1/100 %)", "按违约概率定价的年利率 / indicative annual rate priced on the PD"),
+    ("term_months", "期限", "月 (months)", "产品期限 / the product's term"),
+    ("match_degree", "匹配度", "0-1", "已满足条件的比例 / share of the product's conditions met"),
+    ("gates", "准入门槛", "", "未通过的门槛: negative_list 负面清单, no_authorisation 未授权, not_sme 非中小企业, "
+                         "outside_region 非本市注册 / failed gates"),
+    ("shortfalls", "差距", "", "未满足的条件、企业的数值及要求 / unmet conditions with the firm's value and the requirement"),
+    ("pd", "违约概率(12个月)", "0-1, 6 位小数 (6 decimals)", "模型估计的12个月违约概率 / 12-month probability of default"),
+    ("grade", "信用等级", "AAA-C", "4+19+1 商业价值评价等级 / grade of the commercial-value score"),
+    ("score", "商业价值总分", "0-1000", "4+19+1 商业价值评价总分 / commercial-value score"),
+    ("as_of", "评价日", "日期 (date)", "数据所属的业务日期 / business date"),
+    ("model_version", "模型版本", "", "决定违约概率的模型版本 / the PD model's version"),
+    ("catalogue_version", "评价体系版本", "", "4+19+1 评价体系版本 / scoring catalogue version"),
+    ("products_version", "产品目录版本", "", "产品目录版本 / product catalogue version"),
+    ("snapshot_id", "数据快照", "", "所用数据的快照标识 / the data snapshot used"),
+    ("warning_id", "预警编号", "", "预警的标识 / warning id (early_warnings.csv)"),
+    ("kind", "预警类型", "", "revenue_drop 营收下滑, headcount_drop 参保人数下滑, power_drop 用电下滑, new_arrears 新增社保欠缴, "
+                         "new_negative_hit 新增负面清单命中, pd_jump 违约概率跃升 / warning kind"),
+    ("severity", "严重程度", "", "high 高, medium 中 / severity"),
+    ("evidence", "依据", "", "触发预警的数据 / the data that raised it"),
+    ("status", "状态", "", "open 未关闭, closed 已关闭 / status"),
+    ("raised_on", "发出日期", "日期 (date)", "预警发出的业务日期 / business date raised"),
+    ("updated_on", "更新日期", "日期 (date)", "最近一次更新的业务日期 / business date last updated"),
+    ("closed_on", "关闭日期", "日期 (date)", "关闭的业务日期 / business date closed"),
+)
+PD_DECIMALS = 6  # a PD in the files: more digits are noise to a reader and differ between platforms' printing
 
 PUBLISHED_DDL = "CREATE TABLE IF NOT EXISTS decisions.published_tables (bank_id VARCHAR PRIMARY KEY, as_of DATE)"
 # an older date's tables, only long enough to write its folder: the connection's own temporary ones (DuckDB
@@ -87,7 +125,7 @@ def published_rows_sql(as_of: date, authorised: SQL | None = None) -> str:
            CASE WHEN e.eligible THEN coalesce(e.computed_limit_fen, 0) ELSE 0 END AS limit_fen, e.rate_bp, p.term_months,
            round(1.0 - bit_count(e.unmet) / p.n_conditions, 4) AS match_degree, array_to_string(f.gates, ', ') AS gates,
            concat_ws('; ', {text}) AS shortfalls,
-           f.pd, f.grade, f.total AS score, e.as_of, f.model_version, f.catalogue_version, f.products_version, f.snapshot_id
+           round(f.pd, {PD_DECIMALS}) AS pd, f.grade, f.total AS score, e.as_of, f.model_version, f.catalogue_version, f.products_version, f.snapshot_id
     FROM e JOIN f USING (uscc, as_of) JOIN p USING (as_of, product_id)
     LEFT JOIN (SELECT uscc, any_value(name) AS name, {masked_legal_rep_sql("any_value")} AS legal_rep,
                       any_value(district_code) AS district_code, any_value(industry) AS industry FROM {reg} GROUP BY uscc) r
@@ -135,9 +173,17 @@ def _write_files(con: duckdb.DuckDBPyConnection, schema: str, folder: Path, as_o
     sheets = {"eligible 可贷": "eligible",
               "near misses 差一步": "NOT eligible AND gates = '' AND shortfalls <> '' AND NOT contains(shortfalls, ';') "
                                     f"AND uscc NOT IN (SELECT uscc FROM {q(schema)}.eligibility WHERE eligible)"}
-    frames = {name: con.execute(f"SELECT * REPLACE (CAST(as_of AS VARCHAR) AS as_of) FROM {q(schema)}.eligibility "
-                                f"WHERE {where}").df() for name, where in sheets.items()}
+    frames = {name: con.execute(f"SELECT * FROM {q(schema)}.eligibility WHERE {where}").df() for name, where in sheets.items()}
+    _dictionary(folder / "data_dictionary.csv")
     return books.submit(_workbook, folder / "eligibility.xlsx", frames, as_of)
+
+
+def _dictionary(path: Path) -> None:
+    """The data dictionary beside a bank's files: UTF-8 with a byte-order mark, like the CSVs, and the
+    same bytes every night."""
+    rows = [("column", "中文名", "unit", "meaning"), *DICTIONARY]
+    text = "".join(",".join('"' + str(neutral(c)).replace('"', '""') + '"' for c in row) + "\n" for row in rows)
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
 
 
 def _csv(con: duckdb.DuckDBPyConnection, select: SQL, path: Path) -> None:
@@ -173,8 +219,13 @@ def _workbook(path: Path, sheets: dict[str, pd.DataFrame], as_of: date) -> None:
     rows a bank); it stamps the workbook with the time of writing, which is replaced by the business
     date so that the same night gives the same bytes."""
     book = FastExcel(str(path) + ".tmp")
+    notes = {c: f"{zh} ({unit})" if unit else zh for c, zh, unit, _ in DICTIONARY}
+    day = Format().set_num_format("yyyy-mm-dd")
     for name, frame in sheets.items():
-        book.sheet(name, _within_excel(frame))
+        frame = frame.assign(**{c: pd.to_datetime(frame[c]) for c in frame.columns if c == "as_of" or c.endswith("_on")})
+        book.sheet(name, _within_excel(frame), notes={c: notes[c] for c in frame.columns if c in notes},
+                   column_formats={c: day for c in frame.columns if c == "as_of" or c.endswith("_on")})
+    book.sheet("字段说明 columns", pd.DataFrame(list(DICTIONARY), columns=["column", "中文名", "unit", "meaning"]))
     book.save()
     stamp = f"{as_of.isoformat()}T00:00:00Z".encode()
     with zipfile.ZipFile(str(path) + ".tmp") as src, zipfile.ZipFile(path, "w") as dst:

@@ -334,6 +334,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_match(args: argparse.Namespace) -> int:
     from data_contracts.identifiers import validate_uscc
     from lending.eligibility import match
+    from reports.vocabulary import load_vocabulary, money_fen, percent, shortfall
 
     firm = validate_uscc(args.firm)  # says what is wrong with a mistyped code
     with read_store(args.db) as con:
@@ -341,14 +342,20 @@ def cmd_match(args: argparse.Namespace) -> int:
         if as_of is None:
             raise ValueError(f"{args.db} has no eligibility yet: run `valuecredit run` first")
         rows = match(con, firm, as_of)
-    t = Table(title=f"{firm}: {int(rows['eligible'].sum())} of {len(rows)} products on {as_of}")
-    for col in ("product", "bank", "eligible", "limit (RMB)", "rate", "match", "what it lacks"):
-        t.add_column(col, justify="right" if col in ("limit (RMB)", "rate", "match") else "left")
+        name = con.execute("SELECT any_value(name) FROM staging.registry WHERE uscc = ?", [firm]).fetchone()[0]
+    voc = load_vocabulary()
+    # narrow: five short columns, and what a product lacks on its own folded line below it (80 columns)
+    t = Table(title=f"{name or firm} ({firm}): {int(rows['eligible'].sum())} of {len(rows)} products on {as_of}",
+              expand=False, show_lines=False)
+    t.add_column("product / what it lacks", overflow="fold", ratio=1)
+    for col in ("eligible", "limit", "rate", "match"):
+        t.add_column(col, justify="right", no_wrap=True)
     for r in rows.itertuples():
-        lacks = "; ".join([f"gate: {g}" for g in r.gates] + [f"{s['condition']}: {s['value']} (needs {s['required']})"
-                                                             for s in r.shortfalls])
-        t.add_row(r.product_name, r.bank_id, "yes" if r.eligible else "no", f"{r.limit_fen // 100:,}" if r.eligible else "",
-                  f"{r.rate_bp / 100:.2f}%" if r.eligible else "", f"{r.match_degree:.0%}", lacks)
+        lacks = "; ".join([voc.name("gates", g, "en") for g in r.gates] +
+                          [shortfall(s["condition"], s["value"], s["required"], "en") for s in r.shortfalls])
+        t.add_row(f"{escape(r.product_name)} [dim]{r.bank_id}[/]" + (f"\n[dim]  {escape(lacks)}[/]" if lacks else ""),
+                  "yes" if r.eligible else "no", money_fen(r.limit_fen, "en") if r.eligible else "",
+                  percent(r.rate_bp / 10_000, 2) if r.eligible else "", percent(r.match_degree, 0))
     console.print(t)
     return 0
 

@@ -24,6 +24,7 @@ from models.registry import load_model
 from models.train import out_of_time_split, training_sample
 from reports import charts
 from reports.firm import TEMPLATES, _write
+from reports.vocabulary import Words
 from scoring.catalogue import Catalogue
 from valuecredit.sqltext import lit, q
 
@@ -112,28 +113,62 @@ def replay_decision(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date, regi
 # materially from its predicted one when it has at least MIN_SEGMENT loans and |z| > Z_MATERIAL
 SEGMENTS = ("district_code", "industry", "size_class")
 MIN_SEGMENT, Z_MATERIAL = 30, 3.0
-METHOD_TEXT = {
+METHOD_TEXT = {  # (zh, en)
     "population": (
+        "梯度提升树在全体登记企业(无论是否借款)上对法院记录的违约排序:12个月内新增失信被执行人,即债权人胜诉而企业未履行"
+        "判决的法院记录。其对数几率保留在全体企业上交叉拟合的斜率;截距由训练贷款的违约确定,因此违约概率与贷款违约同一尺度。"
+        "借款企业是银行已经挑选过的、风险范围很窄的一群:只用它们的违约训练的模型在其余企业上几乎是平的,而模型要为其余企业做决定。"
+        "选用它,是因为它在选择月份上对法院违约的排序优于贷款样本模型(数据见下)。",
         "The booster ranks court-recorded default over the whole registered population, borrower or not: a new "
-        "listing as a dishonest judgement debtor (失信被执行人) within 12 months, the court's record that a creditor "
+        "listing as a dishonest judgement debtor within 12 months, the court's record that a creditor "
         "won a judgement the firm did not pay. Its log-odds keep the slope fitted out of fold on the population; the "
         "training loans' defaults set their intercept, so the PD is on the scale of loan default. Borrowers are the "
         "firms banks already chose, a narrow band of risk: a model of their defaults alone is nearly flat on the rest "
         "of the population, which it decides for. It was chosen because it ranks the court defaults of the selection "
         "months better than the loan-book model (figures below)."),
     "loans": (
+        "梯度提升树对本项目贷款的违约排序;选用它,是因为它在选择月份上对法院违约的排序优于全体企业模型(数据见下)。",
         "The booster ranks loan defaults on the programme's loans; it was chosen because it ranks the court defaults "
         "of the selection months better than the population model (figures below)."),
 }
+LABEL_TEXT = {  # what the model predicts, by method: (zh, en)
+    "population": ("12个月内新增失信被执行人(法院违约),覆盖全体企业;违约概率的基准水平按贷款违约(次级及以下、逾期90天以上或核销)校准",
+                   "a new listing as a dishonest judgement debtor (court default) within 12 months, over every firm; the base "
+                   "rate set by loan default (substandard or worse, 90+ days past due, or written off)"),
+    "loans": ("12个月内贷款违约(次级及以下、逾期90天以上或核销)",
+              "loan default within 12 months (substandard or worse, 90+ days past due, or written off)"),
+}
 LIMITATIONS = (
-    "Loan defaults are known only for borrowers, a narrow band of risk: outside it the PD's scale rests on the "
-    "court's record of default, which misses defaults that creditors settle out of court (about one in five on the "
-    "simulated universe); read the grade table below, which shows the observed rates beside the PDs.",
-    "The label is a 12-month default (次级 or worse, 90+ days past due, or written off); later defaults are not seen.",
-    "Inputs are government data as delivered two months after the month they describe; a firm's last two months are unseen.",
-    "Monotone constraints hold each input's direction of effect fixed, which may cost accuracy where the true effect turns.",
-    "Calibration (Platt scaling) is fitted on the training years; a change in the default rate shows first in the ECE.",
+    ("贷款违约只在借款企业上可见,而它们的风险范围很窄:范围之外,违约概率的尺度依赖法院的违约记录,债权人庭外和解的违约"
+     "不在其中(在模拟数据上约五分之一);请看下方各等级表,其中列出了实际发生率与违约概率的对比。",
+     "Loan defaults are known only for borrowers, a narrow band of risk: outside it the PD's scale rests on the "
+     "court's record of default, which misses defaults that creditors settle out of court (about one in five on the "
+     "simulated universe); read the grade table below, which shows the observed rates beside the PDs."),
+    ("违约标签为12个月内违约(次级及以下、逾期90天以上或核销);更晚的违约看不到。",
+     "The label is a 12-month default (substandard or worse, 90+ days past due, or written off); later defaults are not seen."),
+    ("输入为政府部门数据,在所描述月份之后两个月交付;企业最近两个月的情况看不到。",
+     "Inputs are government data as delivered two months after the month they describe; a firm's last two months are unseen."),
+    ("单调约束固定了每个输入的影响方向,真实影响转向之处可能损失准确性。",
+     "Monotone constraints hold each input's direction of effect fixed, which may cost accuracy where the true effect turns."),
+    ("校准(逻辑斯蒂缩放)在训练年份上拟合;违约率的变化最先在ECE上显现。",
+     "Calibration (Platt scaling) is fitted on the training years; a change in the default rate shows first in the ECE."),
 )
+
+
+def verdict_text(d: dict, lang: str) -> str:
+    """A registry decision in the report's language, from its figures (the record's own words beside it)."""
+    zh = lang == "zh"
+    parts = [("已晋级为冠军模型" if zh else "promoted to champion") if d.get("promoted") else ("未晋级" if zh else "not promoted")]
+    cand, score = d.get("candidate", {}), d.get("score_4_19_1")
+    if cand.get("auc") is not None:
+        parts.append(f"{'样本外AUC' if zh else 'out-of-time AUC'} {cand['auc']}")
+    if score:
+        iv = score.get("interval_95") or [None, None]
+        parts.append(f"4+19+1评分 {score['auc']},差 {score.get('difference')},95%区间 {iv[0]} 至 {iv[1]}" if zh else
+                      f"4+19+1 score {score['auc']}, difference {score.get('difference')}, 95% interval {iv[0]} to {iv[1]}")
+    if d.get("out_of_time_events"):
+        parts.append(f"{d['out_of_time_events']:,} {'个违约事件' if zh else 'events'}")
+    return (";" if zh else "; ").join(parts)
 
 
 def segment_outcomes(sample: pd.DataFrame, predicted: np.ndarray, con: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -200,18 +235,30 @@ def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat:
             JOIN scores.explanations e USING (uscc, as_of)
             WHERE i.as_of = ? AND e.feature = ? AND i.{q(feature)} IS NOT NULL
             ORDER BY hash(i.uscc) LIMIT {int(dependence_sample)}""", [as_of, feature]).fetchall()
-        dependence.append({"feature": feature, "svg": charts.scatter(pts, x_label=feature, y_label="SHAP")})
+        name = Words(lang, cat).feature(feature)
+        dependence.append({"feature": name, "svg": charts.scatter(pts, x_label=name, y_label="SHAP")})
     sample = training_sample(con, cat)
     _, test = out_of_time_split(sample)
     segments = segment_outcomes(test, model.pd(test), con)
+    zh, w = lang == "zh", Words(lang, cat)
+    kinds = {"district_code": "districts", "industry": "industries", "size_class": "size_classes"}
+    for seg in segments:
+        seg["name"], seg["shown"] = w.name("segments", seg["segment"]), w.labelled(kinds[seg["segment"]], seg["value"])
+    method = validation.get("method", "loans")
+    history = version_history(con, registry)
+    for dec in history["decisions"]:
+        dec["verdict"] = verdict_text(dec, lang)
     context = {
-        "lang": lang, "zh": lang == "zh", "as_of": as_of.isoformat(), "version": used, "meta": model.metadata,
-        "validation": validation, "calibration_svg": charts.calibration([(r["mean_pd"], r["observed"], r["n"])
-                                                                         for r in gbm["reliability"]]),
-        "importance_svg": charts.bars([(r.feature, 100 * r.share) for r in importance.itertuples()], unit="%"),
+        "lang": lang, "zh": zh, "as_of": as_of.isoformat(), "version": used, "meta": model.metadata, "w": w,
+        "validation": validation, "calibration_svg": charts.calibration(
+            [(r["mean_pd"], r["observed"], r["n"]) for r in gbm["reliability"]],
+            "违约概率" if zh else "PD", "实际违约率" if zh else "observed default rate"),
+        "importance_svg": charts.bars([(w.feature(r.feature), 100 * r.share) for r in importance.itertuples()], unit="%"),
         "dependence": dependence, "segments": segments, "material": [s for s in segments if s["material"]],
-        "limitations": LIMITATIONS, "history": version_history(con, registry),
-        "method_text": METHOD_TEXT.get(validation.get("method", "loans"), ""), "grade_rows": grade_rows(validation, cat),
+        "limitations": [x[0 if zh else 1] for x in LIMITATIONS], "history": history,
+        "method_text": METHOD_TEXT.get(method, ("", ""))[0 if zh else 1],
+        "label_text": LABEL_TEXT.get(method, ("", ""))[0 if zh else 1],
+        "verdict": verdict_text(validation["decision"], lang), "grade_rows": grade_rows(validation, cat),
         "z_material": Z_MATERIAL, "min_segment": MIN_SEGMENT,
     }
     folder = out / "audit" / as_of.isoformat()

@@ -11,58 +11,72 @@ POS, NEG, INK, GRID = "#c0392b", "#2e86c1", "#333", "#ddd"
 
 def bars(items: list[tuple[str, float]], maximum: float = 100.0, width: int = 420, unit: str = "") -> str:
     """Horizontal bars, one per (label, value), on a scale from 0 to `maximum`."""
-    row, label_w, h = 26, 150, 26 * len(items) + 8
+    row, h = 26, 26 * len(items) + 8
+    label_w = max([150.0] + [text_width(label, 12) + 12 for label, _ in items])
+    width = max(width, int(label_w) + 270)
     scale = (width - label_w - 50) / maximum
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" role="img">']
+    out = [_svg(width, h)]
     for i, (label, value) in enumerate(items):
         y = 4 + i * row
         w = max(0.0, min(value, maximum)) * scale
-        out.append(f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end" font-size="12" fill="{INK}">{escape(label)}</text>'
-                   f'<rect x="{label_w}" y="{y + 3}" width="{(width - label_w - 50):.0f}" height="16" fill="{GRID}" opacity="0.4"/>'
-                   f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="16" fill="{NEG}"/>'
+        out.append(f'<text x="{label_w - 6:.1f}" y="{y + 16}" text-anchor="end" font-size="12" fill="{INK}">{escape(label)}</text>'
+                   f'<rect x="{label_w:.1f}" y="{y + 3}" width="{(width - label_w - 50):.0f}" height="16" fill="{GRID}" opacity="0.4"/>'
+                   f'<rect x="{label_w:.1f}" y="{y + 3}" width="{w:.1f}" height="16" fill="{NEG}"/>'
                    f'<text x="{label_w + w + 4:.1f}" y="{y + 16}" font-size="12" fill="{INK}">{value:.1f}{unit}</text>')
     out.append("</svg>")
     return "".join(out)
 
 
-def waterfall(base: float, steps: list[tuple[str, float]], width: int = 520) -> str:
+def text_width(text: str, size: float) -> float:
+    """Roughly how wide `text` sets at `size` px: a CJK character a full em, anything else 0.6 em."""
+    return sum(size if ord(ch) > 0x2E80 else 0.6 * size for ch in text)
+
+
+def _svg(width: float, height: float, cls: str = "chart") -> str:
+    """An SVG that scales down to its container (a viewBox): an A4 page or a narrow window cuts nothing."""
+    return (f'<svg class="{cls}" xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+            f'viewBox="0 0 {width:.0f} {height:.0f}" role="img">')
+
+
+def waterfall(base: float, steps: list[tuple[str, float]], total_label: str, plot_w: int = 300) -> str:
     """Log-odds from the population's base value through each contribution to the firm's value:
-    red raises the PD, blue lowers it."""
-    row, label_w = 24, 220
+    red raises the PD, blue lowers it. Labels are sized to their text, so none is cut."""
+    row, size = 24, 11
     values = [base]
     for _, v in steps:
         values.append(values[-1] + v)
     lo, hi = min(values), max(values)
     span = (hi - lo) or 1.0
-    plot_w = width - label_w - 60
+    label_w = max(text_width(label, size) for label in [total_label, *(s for s, _ in steps)]) + 12
+    width = label_w + plot_w + 60
 
     def x(v: float) -> float:
         return label_w + (v - lo) / span * plot_w
 
     h = row * (len(steps) + 2) + 8
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" role="img">',
-           f'<line x1="{x(base):.1f}" y1="0" x2="{x(base):.1f}" y2="{h}" stroke="{GRID}"/>']
+    out = [_svg(width, h), f'<line x1="{x(base):.1f}" y1="0" x2="{x(base):.1f}" y2="{h}" stroke="{GRID}"/>']
     level = base
     for i, (label, v) in enumerate(steps):
         y = 4 + i * row
         a, b = sorted((x(level), x(level + v)))
         colour = POS if v > 0 else NEG
-        out.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" font-size="11" fill="{INK}">{escape(label)}</text>'
+        out.append(f'<text x="{label_w - 6:.1f}" y="{y + 15}" text-anchor="end" font-size="{size}" fill="{INK}">{escape(label)}</text>'
                    f'<rect x="{a:.1f}" y="{y + 3}" width="{max(b - a, 1):.1f}" height="15" fill="{colour}"/>'
-                   f'<text x="{b + 4:.1f}" y="{y + 15}" font-size="11" fill="{INK}">{v:+.3f}</text>')
+                   f'<text x="{b + 4:.1f}" y="{y + 15}" font-size="{size}" fill="{INK}">{v:+.3f}</text>')
         level += v
     y = 4 + len(steps) * row
-    out.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" font-size="11" font-weight="bold" fill="{INK}">'
-               f'log-odds {level:+.3f}</text><circle cx="{x(level):.1f}" cy="{y + 10}" r="5" fill="{INK}"/></svg>')
+    out.append(f'<text x="{label_w - 6:.1f}" y="{y + 15}" text-anchor="end" font-size="{size}" font-weight="bold" fill="{INK}">'
+               f'{escape(total_label)}</text><circle cx="{x(level):.1f}" cy="{y + 10}" r="5" fill="{INK}"/>'
+               f'<text x="{x(level) + 9:.1f}" y="{y + 15}" font-size="{size}" fill="{INK}">{level:+.3f}</text></svg>')
     return "".join(out)
 
 
-def spark(points: list[tuple[str, float | None]], width: int = 220, height: int = 44) -> str:
-    """A monthly series as a line with its first and last periods labelled; gaps stay gaps."""
-    known = [v for _, v in points if v is not None]
+def spark(points: list[tuple[str, float | None]], fmt=str, width: int = 240, height: int = 58) -> str:
+    """A monthly series as a line with its first and last periods and values written out; gaps stay gaps."""
+    known = [(i, v) for i, (_, v) in enumerate(points) if v is not None]
     if len(known) < 2:
         return '<span class="muted">—</span>'
-    lo, hi = min(known), max(known)
+    lo, hi = min(v for _, v in known), max(v for _, v in known)
     span = (hi - lo) or 1.0
     step = (width - 8) / max(len(points) - 1, 1)
     segments, current = [], []
@@ -72,20 +86,23 @@ def spark(points: list[tuple[str, float | None]], width: int = 220, height: int 
                 segments.append(current)
             current = []
             continue
-        current.append(f"{4 + i * step:.1f},{4 + (1 - (v - lo) / span) * (height - 20):.1f}")
+        current.append(f"{4 + i * step:.1f},{14 + (1 - (v - lo) / span) * (height - 30):.1f}")
     if current:
         segments.append(current)
     lines = "".join(f'<polyline fill="none" stroke="{NEG}" stroke-width="1.5" points="{" ".join(s)}"/>' for s in segments)
-    return (f'<svg class="spark" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">{lines}'
-            f'<text x="2" y="{height - 2}" font-size="9" fill="#777">{escape(points[0][0])}</text>'
-            f'<text x="{width - 2}" y="{height - 2}" font-size="9" text-anchor="end" fill="#777">{escape(points[-1][0])}</text></svg>')
+    (i0, v0), (i1, v1) = known[0], known[-1]
+    return (f'{_svg(width, height, "spark")}{lines}'
+            f'<text x="2" y="10" font-size="10" fill="{INK}">{escape(fmt(v0))}</text>'
+            f'<text x="{width - 2}" y="10" font-size="10" text-anchor="end" fill="{INK}">{escape(fmt(v1))}</text>'
+            f'<text x="2" y="{height - 2}" font-size="9" fill="#777">{escape(points[i0][0])}</text>'
+            f'<text x="{width - 2}" y="{height - 2}" font-size="9" text-anchor="end" fill="#777">{escape(points[i1][0])}</text></svg>')
 
 
 def histogram(counts: list[int], labels: list[str], width: int = 460, height: int = 150) -> str:
     """Vertical bars of counts, one per labelled bin."""
     top = max(counts) or 1
     bw = (width - 20) / max(len(counts), 1)
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
+    out = [_svg(width, height)]
     for i, (c, label) in enumerate(zip(counts, labels)):
         h = c / top * (height - 36)
         out.append(f'<rect x="{10 + i * bw + 1:.1f}" y="{height - 20 - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" fill="{NEG}"/>'
@@ -95,7 +112,7 @@ def histogram(counts: list[int], labels: list[str], width: int = 460, height: in
     return "".join(out)
 
 
-def calibration(points: list[tuple[float, float, int]], size: int = 260) -> str:
+def calibration(points: list[tuple[float, float, int]], x_label: str, y_label: str, size: int = 260) -> str:
     """Observed default rate against mean predicted PD per bin, with the diagonal."""
     top = max([max(p, o) for p, o, _ in points] + [0.01]) * 1.1
     s = size - 40
@@ -105,12 +122,12 @@ def calibration(points: list[tuple[float, float, int]], size: int = 260) -> str:
 
     dots = "".join(f'<circle cx="{xy(p, o)[0]:.1f}" cy="{xy(p, o)[1]:.1f}" r="{2 + min(n, 2000) ** 0.5 / 12:.1f}" '
                    f'fill="{POS}" opacity="0.7"/>' for p, o, n in points)
-    return (f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" role="img">'
+    return (f'{_svg(size, size)}'
             f'<line x1="30" y1="{size - 30}" x2="{30 + s}" y2="{size - 30 - s}" stroke="#999" stroke-dasharray="4"/>'
             f'<line x1="30" y1="{size - 30}" x2="{30 + s}" y2="{size - 30}" stroke="{INK}"/>'
             f'<line x1="30" y1="{size - 30}" x2="30" y2="{size - 30 - s}" stroke="{INK}"/>{dots}'
-            f'<text x="{30 + s}" y="{size - 12}" font-size="10" text-anchor="end">PD {top:.2f}</text>'
-            f'<text x="34" y="14" font-size="10">observed</text></svg>')
+            f'<text x="{30 + s}" y="{size - 12}" font-size="10" text-anchor="end">{escape(x_label)} {top * 100:.1f}%</text>'
+            f'<text x="34" y="14" font-size="10">{escape(y_label)}</text></svg>')
 
 
 def scatter(points: list[tuple[float, float]], width: int = 300, height: int = 200, x_label: str = "",
@@ -130,7 +147,7 @@ def scatter(points: list[tuple[float, float]], width: int = 300, height: int = 2
 
     dots = "".join(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="1.6" fill="{POS if y > 0 else NEG}" opacity="0.5"/>'
                    for x, y in points)
-    return (f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
+    return (f'{_svg(width, height)}'
             f'<line x1="30" y1="{py(0):.1f}" x2="{width - 10}" y2="{py(0):.1f}" stroke="#999"/>{dots}'
             f'<text x="{width - 10}" y="{height - 6}" font-size="10" text-anchor="end">{escape(x_label)}</text>'
             f'<text x="2" y="10" font-size="10">{escape(y_label)}</text></svg>')

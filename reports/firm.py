@@ -20,6 +20,7 @@ from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_s
 from lending.eligibility import eligibility_of_sql
 from lending.gate import authorised_firms_sql
 from reports import charts
+from reports.vocabulary import evidence, indicator_value, load_vocabulary, money_fen, number, percent, shortfall
 from scoring.catalogue import Catalogue
 from scoring.sql import PointInTime
 from valuecredit.sqltext import lit
@@ -27,26 +28,10 @@ from valuecredit.sqltext import lit
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 # the monthly sources behind the indicators, as trends: (source, column, label zh, label en, scale)
-TRENDS = (("tax_monthly", "revenue_fen", "月营业收入(万元)", "Monthly revenue (10k RMB)", 1e6),
-          ("social_insurance", "insured_headcount", "参保人数", "Insured staff", 1.0),
+TRENDS = (("tax_monthly", "revenue_fen", "月营业收入(万元)", "Monthly revenue (RMB 10,000)", 1e6),
+          ("social_insurance", "insured_headcount", "参保人数(人)", "Insured staff (people)", 1.0),
           ("power", "kwh", "用电量(千瓦时)", "Power use (kWh)", 1.0))
 TREND_MONTHS = 12
-# names of the model's features that are not one of the 19 indicators (those take the catalogue's),
-# neutral so that a waterfall bar can push either way; the reason codes are worded for adverse ones
-FEATURE_NAMES = {
-    "innovation_tier": ("创新资质", "Innovation qualification"), "tax_grade": ("纳税信用等级", "Tax credit grade"),
-    "revenue_trend_6m": ("近6个月营业收入趋势", "Revenue trend, 6 months"),
-    "power_trend_6m": ("近6个月用电量趋势", "Power-use trend, 6 months"),
-    "headcount_trend_6m": ("近6个月参保人数趋势", "Insured-staff trend, 6 months"),
-    "filing_gap_6m": ("申报收入与用电量走势差", "Gap between reported revenue and power use"),
-    "si_arrears_months": ("社保欠缴月数", "Months of social-insurance arrears"),
-    "tax_arrears_months_6m": ("近6个月欠税月数", "Months of tax arrears, 6 months"),
-    "power_in_arrears": ("电费欠费", "Electricity arrears"), "negative_hits": ("负面清单命中数", "Negative-list hits"),
-    "industry": ("所属行业", "Industry"), "patents_granted": ("授权专利数", "Granted patents"),
-    "sector_arrears_excess": ("所属行业社保欠缴企业占比(相对全市)", "Industry's share of firms in social-insurance arrears, against the city's"),
-}
-
-
 class ReportError(ValueError):
     """Nothing stored to report on: names the firm or bank and the date."""
 
@@ -138,52 +123,71 @@ def _trend(frame: pd.DataFrame, as_of: date, scale: float) -> list[tuple[str, fl
 
 
 def view_model(data: dict, cat: Catalogue, lang: str, top: int = 8, bank_id: str | None = None) -> dict:
-    """What the template shows, in the report's language; for a bank, only its own products (a bank's
-    folder holds nothing of another bank's)."""
-    zh = lang == "zh"
+    """What the template shows, in the report's language, every code named (`reports.vocabulary`);
+    for a bank, only its own products (a bank's folder holds nothing of another bank's)."""
+    zh, voc = lang == "zh", load_vocabulary()
     s, values, peers = data["score"], data["values"], data["peers"]
     dims = [(d.zh if zh else d.en, float(s[d.key])) for d in cat.dimensions]
     missing = set() if s.get("missing") is None else set(s["missing"])
-    indicators = []
+    indicators, shown_value = [], {}
     for ind in cat.indicators:
         v = values.get(ind.key)
+        shown_value[ind.key] = indicator_value(v, ind.unit, ind.key, lang)
         indicators.append({
             "id": ind.id, "name": ind.zh if zh else ind.en, "dimension": next(d.zh if zh else d.en for d in cat.dimensions
                                                                              if d.key == ind.dimension),
-            "value": "—" if v is None or (not isinstance(v, str) and pd.isna(v)) else (v if isinstance(v, str) else f"{float(v):,.4g}"),
-            "unit": ind.unit, "points": _num(s.get(f"pts_{ind.key}")), "missing": ind.key in missing,
+            "value": shown_value[ind.key], "points": _num(s.get(f"pts_{ind.key}")), "missing": ind.key in missing,
             "percentile": _num(peers.get(ind.key)),
         })
     trends = [{"label": zh_label if zh else en_label,
-               "svg": charts.spark(_trend(data["trends"][src], data["as_of"], scale))}
+               "svg": charts.spark(_trend(data["trends"][src], data["as_of"], scale),
+                                   lambda v, s=scale: number(v, 1 if s > 1 else 0))}
               for src, _, zh_label, en_label, scale in TRENDS]
     pdr, contributions = data["pd"], data["contributions"]
     reasons, waterfall = [], ""
     if pdr is not None and not contributions.empty:
         c = contributions.assign(a=contributions["contribution"].abs()).sort_values(["a", "feature"], ascending=[False, True])
         shown, rest = c.head(top), c.iloc[top:]["contribution"].sum()
-        names = {i.key: (i.zh, i.en) for i in cat.indicators} | FEATURE_NAMES
-        steps = [(names.get(r["feature"], (r["feature"], r["feature"]))[0 if zh else 1], float(r["contribution"]))
-                 for _, r in shown.iterrows()]
+        names = {i.key: (i.zh if zh else i.en) for i in cat.indicators}
+
+        def label(feature: str) -> str:  # the feature's name, and the firm's value where the report shows it
+            name = names.get(feature) or voc.name("features", feature, lang)
+            value = shown_value.get(feature)
+            return f"{name}: {value}" if value not in (None, "—") else name
+
+        steps = [(label(r["feature"]), float(r["contribution"])) for _, r in shown.iterrows()]
         if len(c) > top:
             steps.append(("其他因素" if zh else "all other factors", float(rest)))
-        waterfall = charts.waterfall(float(pdr["base_value"]), steps)
+        waterfall = charts.waterfall(float(pdr["base_value"]), steps,
+                                     f"{'该企业对数几率' if zh else 'the firm' + chr(39) + 's log-odds'} = PD {percent(float(pdr['pd']), 2)}")
         reasons = [{"code": r["code"], "text": r["zh"] if zh else r["en"], "contribution": float(r["contribution"])}
                    for _, r in c[c["contribution"] > 0].head(4).iterrows()]
     products = [{"product": p["product_name"], "product_id": p["product_id"], "bank": p["bank_id"], "eligible": bool(p["eligible"]),
-                 "limit_rmb": int(p["limit_fen"]) // 100, "rate": None if pd.isna(p["rate_bp"]) else int(p["rate_bp"]) / 100,
-                 "term": p["term_months"], "match": float(p["match_degree"]), "gates": list(p["gates"]),
-                 "lacks": [f"{x['condition']}: {x['value']} ({'需' if zh else 'needs'} {x['required']})" for x in p["shortfalls"]]}
+                 "limit": money_fen(int(p["limit_fen"]), lang),
+                 "rate": None if pd.isna(p["rate_bp"]) else percent(int(p["rate_bp"]) / 10_000, 2),
+                 "term": f"{int(p['term_months'])}{'个月' if zh else ' months'}", "match": percent(float(p["match_degree"]), 0),
+                 "gates": [voc.name("gates", g, lang) for g in p["gates"]],
+                 "lacks": [shortfall(x["condition"], x["value"], x["required"], lang) for x in p["shortfalls"]]}
                 for p in data["products"] if bank_id is None or p["bank_id"] == bank_id]
-    profile = dict(data["profile"])
-    if profile.get("founded_on") is not None and not pd.isna(profile["founded_on"]):
-        profile["founded_on"] = pd.Timestamp(profile["founded_on"]).date().isoformat()
+    raw = data["profile"]
+    founded = raw.get("founded_on")
+    profile = {"name": raw.get("name"), "legal_rep": raw.get("legal_rep"),
+               "district": voc.labelled("districts", raw.get("district_code"), lang),
+               "industry": voc.labelled("industries", raw.get("industry"), lang),
+               "size_class": voc.name("size_classes", raw.get("size_class"), lang),
+               "status": voc.name("statuses", raw.get("status"), lang),
+               "founded_on": None if founded is None or pd.isna(founded) else pd.Timestamp(founded).date().isoformat(),
+               "capital": money_fen(_num(raw.get("registered_capital_fen")), lang)}
+    rules = {r.id: (r.zh if zh else r.en) for r in cat.negative_rules}
+    hits = [{"rule_id": h["rule_id"], "rule": rules.get(h["rule_id"], h["rule"]),
+             "source": voc.name("sources", h["source"], lang),
+             "evidence_date": None if pd.isna(h["evidence_date"]) else pd.Timestamp(h["evidence_date"]).date().isoformat(),
+             "evidence": evidence(h["detail"], lang)} for h in data["hits"]]
     return {
         "lang": lang, "zh": zh, "uscc": data["uscc"], "as_of": data["as_of"].isoformat(), "profile": profile,
-        "capital_rmb": None if _num(profile.get("registered_capital_fen")) is None else int(profile["registered_capital_fen"]) // 100,
         "total": float(s["total"]), "grade": s["grade"], "excluded": bool(s["excluded"]), "dims_svg": charts.bars(dims),
-        "dims": dims, "indicators": indicators, "trends": trends, "hits": data["hits"],
-        "pd": None if pdr is None else float(pdr["pd"]), "waterfall": waterfall, "reasons": reasons,
+        "dims": dims, "indicators": indicators, "trends": trends, "hits": hits,
+        "pd": None if pdr is None else percent(float(pdr["pd"]), 2), "waterfall": waterfall, "reasons": reasons,
         "eligible": [p for p in products if p["eligible"]], "others": [p for p in products if not p["eligible"]],
         "versions": {"model": None if pdr is None else pdr["model_version"], "catalogue": f"v{s['catalogue_version']} "
                      f"({str(s['catalogue_hash'])[:12]})", "products": _products_version(data["products"]),
@@ -260,9 +264,8 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
     for row in rows:
         per_bank[row[0]].append(row)
     leads = {b: len(r) for b, r in per_bank.items()}
-    if limit is not None:  # the largest limits first; the index stays in USCC order
-        per_bank = {b: sorted(sorted(r, key=lambda x: (-(x[3] or 0), x[1]))[:limit], key=lambda x: x[1])
-                    for b, r in per_bank.items()}
+    if limit is not None:  # the firms with the largest limits
+        per_bank = {b: sorted(r, key=lambda x: (-(x[3] or 0), x[1]))[:limit] for b, r in per_bank.items()}
     by_firm: dict[str, list[tuple]] = {}
     for r in (r for rs in per_bank.values() for r in rs):
         by_firm.setdefault(r[1], []).append(r)
@@ -270,6 +273,7 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     index: dict[str, list[dict]] = {b: [] for b in banks}
+    voc = load_vocabulary()
     firms = sorted(by_firm)
     for start in range(0, len(firms), chunk):
         data = gather(con, firms[start:start + chunk], as_of)
@@ -277,13 +281,15 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
             d, p = data[uscc], data[uscc]["profile"]
             for bank, _, n, best_limit, best_rate in by_firm[uscc]:
                 _write(folders[bank] / f"{uscc}.html", render(d, cat, lang, bank_id=bank))
-                index[bank].append({"uscc": uscc, "name": p.get("name"), "district": p.get("district_code"),
-                                    "industry": p.get("industry"), "grade": d["score"]["grade"],
+                index[bank].append({"uscc": uscc, "name": p.get("name"), "district": voc.name("districts", p.get("district_code"), lang),
+                                    "industry": voc.labelled("industries", p.get("industry"), lang), "grade": d["score"]["grade"],
                                     "total": float(d["score"]["total"]),
-                                    "pd": None if d["pd"] is None else float(d["pd"]["pd"]),
-                                    "products": n, "best_limit_rmb": int(best_limit) // 100, "best_rate": best_rate / 100})
-    for bank in banks:
+                                    "pd": None if d["pd"] is None else percent(float(d["pd"]["pd"]), 2),
+                                    "products": n, "best_limit_fen": int(best_limit or 0),
+                                    "best_limit": money_fen(int(best_limit or 0), lang), "best_rate": percent(best_rate / 10_000, 2)})
+    for bank in banks:  # the index as it says: the largest limit first, then by USCC
+        firms_shown = sorted(index[bank], key=lambda f: (-f["best_limit_fen"], f["uscc"]))
         _write(folders[bank] / "index.html", TEMPLATES.get_template("index.html.j2").render(
-            lang=lang, zh=lang == "zh", bank_id=bank, as_of=as_of.isoformat(), firms=index[bank], new_since=new_since,
+            lang=lang, zh=lang == "zh", bank_id=bank, as_of=as_of.isoformat(), firms=firms_shown, new_since=new_since,
             leads=leads[bank]))
     return [BatchSummary(b, as_of, len(index[b]), str(folders[b]), leads[b]) for b in banks]

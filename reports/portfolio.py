@@ -16,10 +16,12 @@ import pandas as pd
 
 from lending.eligibility import GRADES
 from lending.gate import authorised_firms_sql
-from lending.ledger.statements import statement
+from lending.ledger.statements import COUNTS, statement
 from models.monitoring import SHIFT, WATCH, psi, reference, status
 from reports import charts
 from reports.firm import TEMPLATES, _write, inside, tables
+from reports.vocabulary import Words
+from scoring.catalogue import Catalogue, load_catalogue
 
 PD_EDGES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 1.0)
 MIGRATION_DAYS = 28  # "since the last month": the latest scored night at least four weeks earlier
@@ -100,10 +102,11 @@ def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None =
 
 
 def write_portfolio(con: duckdb.DuckDBPyConnection, as_of: date, out: Path, bank_id: str | None = None,
-                    lang: str = "zh") -> Path:
+                    lang: str = "zh", cat: Catalogue | None = None) -> Path:
     figures = portfolio(con, as_of, bank_id)
     folder = inside(out, bank_id or "programme", as_of.isoformat())
     folder.mkdir(parents=True, exist_ok=True)
     html = TEMPLATES.get_template("portfolio.html.j2").render(lang=lang, zh=lang == "zh", f=figures, watch=WATCH,
-                                                               shift=SHIFT, grades=GRADES)
+                                                               shift=SHIFT, grades=GRADES, counts=COUNTS,
+                                                               w=Words(lang, cat or load_catalogue()))
     return _write(folder / "portfolio.html", html)

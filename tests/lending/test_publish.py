@@ -122,7 +122,7 @@ def test_the_same_night_published_twice_gives_the_same_bytes(decided):
     publish(con, DAY2, PRODUCTS, work / "once")
     publish(con, DAY2, PRODUCTS, work / "twice")
     once, twice = digest(work / "once"), digest(work / "twice")
-    assert len(once) == 17 * 5  # per bank: 4 files in the date's folder, and LATEST
+    assert len(once) == 17 * 6  # per bank: 5 files in the date's folder, and LATEST
     assert once == twice
 
 
@@ -272,3 +272,31 @@ def test_a_date_published_again_after_newer_ones_holds_no_firm_that_has_withdraw
         assert firm not in (folder / name).read_text(encoding="utf-8-sig")
     assert firm not in set(pd.read_parquet(folder / "eligibility.parquet").uscc)
     assert len(pd.read_parquet(folder / "eligibility.parquet")) > 0
+
+
+def test_a_bank_folder_explains_its_columns_to_people_and_keeps_them_for_machines(decided):
+    """The files had English machine names only, PDs to 17 digits and the date as text in the workbook."""
+    import openpyxl
+
+    con, _, work = decided
+    publish(con, DAY2, PRODUCTS, work / "readable")
+    files = work / "readable" / "B03" / DAY2.isoformat()
+    raw = (files / "data_dictionary.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    dictionary = pd.read_csv(files / "data_dictionary.csv", encoding="utf-8-sig", dtype=str)
+    assert list(dictionary.columns) == ["column", "中文名", "unit", "meaning"]
+    csv = pd.read_csv(files / "eligibility.csv", encoding="utf-8-sig", dtype=str)
+    warnings = pd.read_csv(files / "early_warnings.csv", encoding="utf-8-sig", dtype=str)
+    assert set(csv.columns) | set(warnings.columns) <= set(dictionary["column"])  # every column explained
+    assert dictionary.set_index("column").loc["limit_fen", "中文名"] == "预授信额度"
+    assert list(csv.columns)[:4] == ["uscc", "firm_name", "legal_rep", "district_code"]  # machine columns unchanged
+    known = csv["pd"].dropna()
+    assert len(known) and known.map(lambda t: len(t.split(".")[-1]) <= 6).all()
+    book = openpyxl.load_workbook(files / "eligibility.xlsx")
+    sheet = book["eligible 可贷"]
+    header = [c.value for c in sheet[1]]
+    assert "预授信额度 (分" in sheet.cell(1, header.index("limit_fen") + 1).comment.text  # the Chinese name on the header
+    if sheet.max_row > 1:
+        cell = sheet.cell(2, header.index("as_of") + 1)
+        assert cell.is_date and cell.value.date() == DAY2 and cell.number_format == "yyyy-mm-dd"
+    assert "字段说明 columns" in book.sheetnames

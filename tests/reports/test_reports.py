@@ -3,6 +3,7 @@ errors, charts drawn), printed to PDF with the Chinese text intact, personal dat
 
 import html
 import json
+import re
 from datetime import date
 
 import pandas as pd
@@ -17,6 +18,7 @@ from reports.audit import audit_pack, replay_decision, segment_outcomes
 from reports.browser import load, to_pdf
 from reports.firm import ReportError, bank_batch, write_firm_report
 from reports.portfolio import portfolio, write_portfolio
+from reports.vocabulary import evidence, load_vocabulary
 from scoring.catalogue import load_catalogue
 
 CAT, PRODUCTS = load_catalogue(), load_products()
@@ -68,7 +70,8 @@ def test_the_english_report_and_the_negative_list_evidence(night, tmp_path):
     assert "Commercial-value score report" in text and "Negative list" in text and "商业价值信用评价报告" not in text
     for rule_id, detail in con.execute("SELECT rule_id, detail FROM scores.negative_hits WHERE uscc = ? AND as_of = ?",
                                        [uscc, DAY]).fetchall():
-        assert rule_id in text and html.escape(detail) in text  # the evidence, not just the verdict
+        words, delivered = evidence(detail, "en")  # the evidence, not just the verdict: worded in English, ids as delivered
+        assert rule_id in text and html.escape(words) in text and html.escape(delivered) in text and words + delivered
     assert "Eligible for no product" in text and "Lacks" in text
 
 
@@ -205,3 +208,94 @@ def test_the_audit_pack_documents_the_model_that_decided_the_night(night, tmp_pa
     assert str(MONTH_BEFORE) in text and str(DAY) in text  # the nights the version decided
     page = load(path, tmp_path / "a.png")
     assert page.errors == []
+
+
+# what a reader's text may hold: visible text only, without what is kept as delivered (names, ids,
+# versions in <code>) and without a record quoted in the other language (<details lang=..>)
+ALLOWED_ASCII_ZH = {"PD", "SHAP", "AUC", "KS", "ECE", "PSI", "Brier", "AAA", "AA", "BBB", "BB", "GB", "kWh"}
+
+
+def _reader_text(page: str, lang: str) -> str:
+    page = re.sub(r"<(style|title)>.*?</\1>", " ", page, flags=re.S)
+    page = re.sub(r"<code>.*?</code>", " ", page, flags=re.S)
+    page = re.sub(rf'<details lang="{"en" if lang == "zh" else "zh"}">.*?</details>', " ", page, flags=re.S)
+    page = re.sub(r'<(span|td|a)\b[^>]*class="[^"]*\b(?:name|id)\b[^"]*"[^>]*>.*?</\1>', " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def unreadable(page: str, lang: str) -> list[str]:
+    """Everything in a rendered report a reader could not read: raw codes, snake_case, scientific
+    notation, words of the other language."""
+    voc, text = load_vocabulary(), _reader_text(page, lang)
+    found = [f"scientific notation {m}" for m in re.findall(r"\d\.?\d*e[+-]\d+", text, flags=re.I)]
+    found += [f"snake_case {m}" for m in re.findall(r"\b[a-z0-9]+_[a-z0-9_]+\b", text)]
+    for code in re.findall(r"\b\d{6}\b", text):  # a division code only beside its name
+        if f"{voc.name('districts', code, lang)} ({code})" not in text:
+            found.append(f"district code without its name {code}")
+    for letter in re.findall(r"(?<![A-Za-z/&])([D-LN-T])(?![A-Za-z0-9&])", text):  # a section letter only with its name
+        found += [] if f"{letter} {voc.name('industries', letter, lang)}" in text else [f"industry letter alone {letter}"]
+    if lang == "zh":
+        found += [f"English {m}" for m in re.findall(r"[A-Za-z]{2,}", text) if m not in ALLOWED_ASCII_ZH]
+    else:
+        found += [f"Chinese {m}" for m in re.findall(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]+", text)]
+    return found
+
+
+def test_the_unreadable_text_check_finds_what_it_is_for():
+    page = ('<td>M (需 C,D)</td><td>500112</td><td>min_years: 2.7</td><td>1.235e+07</td><td>opening_quota</td>'
+            '<td>Excluded sector</td><td class="name">重庆某某科技有限公司</td>')
+    said = " | ".join(unreadable(page, "zh"))
+    for must in ("industry letter alone", "district code without its name 500112", "snake_case min_years",
+                 "scientific notation 1.235e+07", "English Excluded"):
+        assert must in said
+    assert unreadable("<p>渝北区 (500112) · M 科学研究和技术服务业 · 1,234.00万元</p>", "zh") == []
+    assert unreadable('<p>Revenue 存续</p><span class="name">重庆某某科技有限公司</span>', "en") == ["Chinese 存续"]
+
+
+def test_every_report_reads_in_its_own_language_with_every_code_named(night, tmp_path):
+    """Industries as letters, districts as codes, `min_years: 2.7 (需 >= 3.0)`, `zhuanjingtexin`,
+    `opening_quota`, `1.235e+07` and English sentences in the Chinese audit pack were what readers saw."""
+    con, work = night
+    pages = []
+    for eligible, hit in ((True, False), (False, True)):
+        uscc, *_ = a_firm(con, eligible=eligible, hit=hit)
+        pages += [(write_firm_report(con, uscc, DAY, CAT, tmp_path / lang, lang=lang), lang) for lang in ("zh", "en")]
+    pages += [(write_portfolio(con, DAY, tmp_path / lang, bank, lang), lang) for lang in ("zh", "en") for bank in (None, "B03")]
+    batch = bank_batch(con, "B03", DAY, CAT, tmp_path / "batch", limit=30)
+    pages += [(p, "zh") for p in sorted((tmp_path / "batch" / "B03" / DAY.isoformat()).glob("*.html"))]
+    pages.append((audit_pack(con, DAY, work / "models", CAT, tmp_path, "zh"), "zh"))
+    assert len(pages) == 8 + batch.reports + 1 + 1
+    problems = {str(p): unreadable(p.read_text(encoding="utf-8"), lang) for p, lang in pages}
+    assert {p: found for p, found in problems.items() if found} == {}
+    # the names themselves, where the codes were
+    firm = pages[0][0].read_text(encoding="utf-8")
+    district, industry = con.execute("SELECT any_value(district_code), any_value(industry) FROM staging.registry "
+                                     "WHERE uscc = ?", [pages[0][0].name.split(".")[0]]).fetchone()
+    voc = load_vocabulary()
+    assert f"{voc.name('districts', district, 'zh')} ({district})" in firm
+    assert f"{industry} {voc.name('industries', industry, 'zh')}" in firm
+    assert "万元" in firm or "元" in firm
+
+
+def test_the_batch_index_is_sorted_by_best_limit_and_says_so(night, tmp_path):
+    con, _ = night
+    bank_batch(con, "B03", DAY, CAT, tmp_path, limit=25)
+    index = (tmp_path / "B03" / DAY.isoformat() / "index.html").read_text(encoding="utf-8")
+    assert "按最高额度从高到低排列" in index
+    order = re.findall(r'href="(\w+)\.html"', index)
+    limits = dict(con.execute("""SELECT uscc, max(computed_limit_fen) FROM decisions.eligibility_pairs p
+                                 JOIN decisions.eligibility_products USING (as_of, product_id)
+                                 WHERE p.as_of = ? AND bank_id = 'B03' AND p.eligible GROUP BY uscc""", [DAY]).fetchall())
+    assert len(order) == 25 and [limits[u] for u in order] == sorted((limits[u] for u in order), reverse=True)
+    assert min(limits[u] for u in order) >= sorted(limits.values(), reverse=True)[24]  # the 25 largest
+
+
+def test_the_waterfall_fits_its_longest_label():
+    from reports.charts import text_width, waterfall
+
+    long = "Industry's share of firms in social-insurance arrears, against the city's: 12.3%"
+    svg = waterfall(-3.0, [(long, 0.4), ("短", -0.2)], "the firm's log-odds = PD 4.00%")
+    width = float(re.search(r'viewBox="0 0 (\d+)', svg).group(1))
+    label_end = float(re.search(r'<text x="([\d.]+)"[^>]*text-anchor="end"', svg).group(1))
+    assert label_end - text_width(long, 11) >= 0 and width >= label_end + 300  # nothing starts left of the picture
+    assert "+0.400" in svg and "-0.200" in svg
