@@ -43,6 +43,7 @@ from lending.warnings import DDL as WARNINGS_DDL
 from scoring.sql import PointInTime
 from valuecredit.spreadsheet import neutral, neutral_sql
 from valuecredit.sqltext import SQL, lit, q
+from valuecredit.store import transaction
 
 # what each machine column of a bank's files means, for the people who read them: (column, 中文名, unit,
 # meaning); written beside the files as data_dictionary.csv and into the workbook (header notes and a sheet)
@@ -251,8 +252,7 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     staged: dict[str, Path] = {}
     rows: dict[str, int] = {}
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             # the authorisation gate once: every table and file below is cut to it; a date published
             # again after newer ones also keeps out every firm that has withdrawn since
             gate = authorised_firms_sql(as_of)
@@ -291,10 +291,6 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                 con.execute(f"DROP TABLE IF EXISTS {q(BACKFILL_SCHEMA)}.{q(table)}")
             con.execute("DROP TABLE _published")
             con.execute("DROP TABLE _authorised")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     except BaseException:
         for tmp in staged.values():
             shutil.rmtree(tmp, ignore_errors=True)
