@@ -306,3 +306,10 @@ def match(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date):
 def previous_decision_date(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
     """The last date before `as_of` whose eligibility was decided (None on the first night)."""
     return con.execute("SELECT max(as_of) FROM decisions.eligibility_firms WHERE as_of < ?", [as_of]).fetchone()[0]
+
+
+def latest_decision_date(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The last date whose eligibility was decided (None before the first night)."""
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'decisions' "
+                         "AND table_name = 'eligibility_firms'").fetchone()[0]
+    return con.execute("SELECT max(as_of) FROM decisions.eligibility_firms").fetchone()[0] if exists else None

@@ -42,6 +42,16 @@ def _date(text: str) -> date:
     return d
 
 
+def _uscc(text: str) -> str:
+    """A unified social credit code, checked when the command line is read: before any heavy work."""
+    from data_contracts.identifiers import validate_uscc
+
+    try:
+        return validate_uscc(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a mistake on the command line is one line on stderr (exit 2), not usage and error."""
 
@@ -332,15 +342,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    from data_contracts.identifiers import validate_uscc
     from lending.eligibility import match
     from reports.vocabulary import load_vocabulary, money_fen, percent, shortfall
 
-    firm = validate_uscc(args.firm)  # says what is wrong with a mistyped code
+    firm = args.firm
     with read_store(args.db) as con:
-        as_of = args.date or con.execute("SELECT max(as_of) FROM decisions.eligibility").fetchone()[0]
-        if as_of is None:
-            raise ValueError(f"{args.db} has no eligibility yet: run `valuecredit run` first")
+        as_of = _latest_decided(con, args)
         rows = match(con, firm, as_of)
         name = con.execute("SELECT any_value(name) FROM staging.registry WHERE uscc = ?", [firm]).fetchone()[0]
     voc = load_vocabulary()
@@ -360,6 +367,41 @@ def cmd_match(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_firms(args: argparse.Namespace) -> int:
+    from reports.firm import find_firms
+    from reports.vocabulary import load_vocabulary
+
+    text = args.search.strip()
+    if len(text) < 2:
+        raise ValueError("--search: give at least two characters of a firm's name or code")
+    with read_store(args.db) as con:
+        found = find_firms(con, text, args.limit)
+    if found.empty:
+        console.print(f"no firm's name contains {escape(text)!r} and no code starts with it")
+        return 1
+    voc = load_vocabulary()
+    t = Table(title=f"firms matching {escape(text)!r} (at most {args.limit})", expand=False)
+    t.add_column("code", no_wrap=True)
+    t.add_column("name / district, industry, status", overflow="fold", ratio=1)
+    t.add_column("score", justify="right", no_wrap=True)
+    for r in found.itertuples():
+        where = ", ".join((voc.labelled("districts", r.district_code, "en"), voc.labelled("industries", r.industry, "en"),
+                           voc.name("statuses", r.status, "en")))
+        score = f"{r.total:.0f} {r.grade}" if r.total == r.total and r.total is not None else ""
+        t.add_row(r.uscc, f"{escape(r.name)}\n[dim]{escape(where)}[/]", score)
+    console.print(t)
+    return 0
+
+
+def _latest_decided(con, args) -> date:
+    from lending.eligibility import latest_decision_date
+
+    as_of = args.date or latest_decision_date(con)
+    if as_of is None:
+        raise ValueError(f"{args.db} has no eligibility yet: run `valuecredit run` first")
+    return as_of
+
+
 def _latest_scored(con, args) -> date:
     as_of = args.date or con.execute("SELECT max(as_of) FROM scores.commercial_value").fetchone()[0]
     if as_of is None:
@@ -368,12 +410,11 @@ def _latest_scored(con, args) -> date:
 
 
 def cmd_report_firm(args: argparse.Namespace) -> int:
-    from data_contracts.identifiers import validate_uscc
     from reports.browser import to_pdf
     from reports.firm import write_firm_report
     from scoring.catalogue import load_catalogue
 
-    firm = validate_uscc(args.firm)
+    firm = args.firm
     with read_store(args.db) as con:
         as_of = _latest_scored(con, args)
         html = write_firm_report(con, firm, as_of, load_catalogue(args.catalogue), Path(args.out) / as_of.isoformat(), args.lang)
@@ -499,14 +540,13 @@ def _seconds(text: str) -> float:
 
 
 def cmd_audit_replay(args: argparse.Namespace) -> int:
-    from data_contracts.identifiers import validate_uscc
     from lending.products import load_products
     from reports.audit import replay_decision
 
-    firm = validate_uscc(args.firm)
+    firm = args.firm
     products = load_products(args.products) if args.products else None
     with read_store(args.db) as con:
-        r = replay_decision(con, firm, args.date, Path(args.registry or Path(args.db).parent / "models"), products)
+        r = replay_decision(con, firm, _latest_decided(con, args), Path(args.registry or Path(args.db).parent / "models"), products)
     head = (f"{firm} on {r.as_of}: {r.compared} product decisions and the PD (model {r.model_version or 'none'}) "
             f"replayed with product catalogue {r.products_version}")
     if r.identical:
@@ -641,14 +681,19 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--catalogue", help="catalogue YAML (default: config/catalogue.yaml)")
     rp.add_argument("--registry", help="where model versions are kept (default: models/ beside the store)")
     rp.set_defaults(func=cmd_replay)
+    fs = sub.add_parser("firms", help="find a firm's code by part of its name or the start of its code")
+    fs.add_argument("--search", required=True, help="part of the name (e.g. 建材) or the first characters of the code")
+    fs.add_argument("--limit", type=int, default=20)
+    fs.add_argument("--db", default=str(DEFAULT_DB))
+    fs.set_defaults(func=cmd_firms)
     mt = sub.add_parser("match", help="every product for one firm: eligible first, with limit, rate and shortfalls")
-    mt.add_argument("--firm", required=True, help="the firm's unified social credit code")
+    mt.add_argument("--firm", required=True, type=_uscc, help="the firm's unified social credit code (`valuecredit firms --search` finds it)")
     mt.add_argument("--date", type=_date, help="business date (default: the latest with eligibility)")
     mt.add_argument("--db", default=str(DEFAULT_DB))
     mt.set_defaults(func=cmd_match)
     rep = sub.add_parser("report", help="reports people read").add_subparsers(dest="report_command", required=True)
     rf = rep.add_parser("firm", help="one firm's score report, HTML and PDF (Chinese unless --lang en)")
-    rf.add_argument("firm", help="the firm's unified social credit code")
+    rf.add_argument("firm", type=_uscc, help="the firm's unified social credit code (`valuecredit firms --search` finds it)")
     rb = rep.add_parser("bank", help="a bank's batch: a report for each firm eligible for one of its products, and an index")
     rb.add_argument("bank", help="bank id, as in config/products.yaml (B01 ...)")
     rb.add_argument("--limit", type=int, help="only the N firms with the largest limits")
@@ -670,8 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--products", help="the product catalogue whose bank ids are valid (default: config/products.yaml)")
     rf.set_defaults(func=cmd_report_firm)
     ar = ap.add_parser("replay", help="recompute a firm's decisions of a past night; show they match, or what differs")
-    ar.add_argument("--firm", required=True, help="the firm's unified social credit code")
-    ar.add_argument("--date", type=_date, required=True)
+    ar.add_argument("--firm", required=True, type=_uscc, help="the firm's unified social credit code")
+    ar.add_argument("--date", type=_date, help="business date (default: the latest with eligibility)")
     ar.add_argument("--products", help="replay with this product catalogue instead of the one in force that day")
     ar.add_argument("--db", default=str(DEFAULT_DB))
     ar.add_argument("--registry", help="where model versions are kept (default: models/ beside the store)")

@@ -293,3 +293,18 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
             lang=lang, zh=lang == "zh", bank_id=bank, as_of=as_of.isoformat(), firms=firms_shown, new_since=new_since,
             leads=leads[bank]))
     return [BatchSummary(b, as_of, len(index[b]), str(folders[b]), leads[b]) for b in banks]
+
+
+def find_firms(con: duckdb.DuckDBPyConnection, text: str, limit: int = 20) -> pd.DataFrame:
+    """Firms on the register whose name contains `text` or whose code starts with it (case aside),
+    with their latest score and grade: how a person finds the code the other commands take. Names of
+    firms are public; nothing personal is read."""
+    scored = "scores" in {s for (s,) in con.execute("SELECT DISTINCT schema_name FROM duckdb_tables()").fetchall()}
+    score = ("LEFT JOIN (SELECT uscc, arg_max(total, as_of) AS total, arg_max(grade, as_of) AS grade, max(as_of) AS as_of "
+             "FROM scores.commercial_value GROUP BY uscc) s USING (uscc)") if scored else ""
+    return con.execute(f"""
+        SELECT r.uscc, r.name, r.district_code, r.industry, r.status,
+               {'s.total, s.grade, s.as_of' if scored else 'NULL AS total, NULL AS grade, NULL AS as_of'}
+        FROM staging.registry r {score}
+        WHERE contains(lower(r.name), lower(?)) OR starts_with(r.uscc, upper(?))
+        ORDER BY NOT starts_with(r.uscc, upper(?)), r.name, r.uscc LIMIT ?""", [text, text, text, limit]).df()
