@@ -20,9 +20,13 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
-dev: $(STAMP)  ## the Dagster UI with the nightly schedule, on http://127.0.0.1:3000
-	mkdir -p dagster_home && cp dagster.yaml dagster_home/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dagster dev -m pipelines.definitions
+# the UI reads the instance `valuecredit run` records its nights in (data/dagster_home); it starts in
+# that folder, beside its dagster.yaml, with every path the definitions need made absolute
+dev: $(STAMP)  ## the Dagster UI with the nightly schedule and every night's history, on http://127.0.0.1:3000
+	mkdir -p data/dagster_home && cp dagster.yaml data/dagster_home/dagster.yaml
+	cd data/dagster_home && DAGSTER_HOME=$(CURDIR)/data/dagster_home VALUECREDIT_DB=$(CURDIR)/data/valuecredit.duckdb \
+		VALUECREDIT_LANDING=$(CURDIR)/data/landing VALUECREDIT_REPORTS=$(CURDIR)/build/reports \
+		$(CURDIR)/$(BIN)/dagster dev -m pipelines.definitions
 
 bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ (not run by CI)
 	$(BIN)/python -m benchmarks.ingest
@@ -41,4 +45,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf data build dagster_home benchmarks/work
+	rm -rf data build benchmarks/work

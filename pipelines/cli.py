@@ -108,7 +108,10 @@ class RichProgress:
 
     def done(self, step: str, detail: str) -> None:
         self.bar.console.print(f"  [cyan]{step:<22}[/] {detail}")
-        self.bar.update(self.task, advance=1, description=step)
+        task = self.bar.tasks[self.task]
+        # a first night also trains a model: one step more than the night's assets
+        total = max(task.total or 0, task.completed + 1)
+        self.bar.update(self.task, advance=1, total=total, description=step)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -168,7 +171,8 @@ def _print_summary(s) -> None:
         console.print(f"[red]blocked (not rebuilt, last good version kept):[/] {', '.join(s.blocked)}")
     status = "[green]succeeded[/]" if s.succeeded else "[red]stopped by failed checks[/]"
     console.print(f"run {status} in {s.seconds:.1f} s; outputs in {s.db} "
-                  "(schemas staging, features, scores, ledger, quarantine, meta; quarantined rows in quarantine.rows)")
+                  "(schemas staging, features, scores, decisions, ledger, quarantine, meta, and bank_<id> for each bank; "
+                  "quarantined rows in quarantine.rows; the banks' files in publish/ beside the store unless VALUECREDIT_PUBLISH says otherwise)")
 
 
 TRUTH_HELP = ("simulated data only: the simulator's loans.parquet (DIR/_truth/loans.parquet) with the observable PD "

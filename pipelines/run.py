@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -63,6 +64,21 @@ def _why(error) -> str:
     return re.sub(rf"^[\w.]*{error.cls_name}: ", "", first)
 
 
+INSTANCE_SETTINGS = Path(__file__).resolve().parents[1] / "dagster.yaml"
+
+
+def recorded_in(db: Path) -> dg.DagsterInstance:
+    """The Dagster instance every night is recorded in, however it was launched: $DAGSTER_HOME, else
+    `dagster_home/` beside the store (for the default store `data/dagster_home`, the one `make dev`
+    shows), with the project's instance settings. The UI then shows the CLI's nights: their
+    materialisations by business date, their checks and their run history."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path(db).parent / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(INSTANCE_SETTINGS, home / "dagster.yaml")
+    return dg.DagsterInstance.from_config(str(home))
+
+
 def run_nightly(business_date: date, landing: Path, db: Path, progress: ProgressReporter | None = None,
                 full: str = "") -> RunSummary:
     """`full`: why every firm must be computed again tonight (empty: only what changed, when the
@@ -76,7 +92,7 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
     started = time.perf_counter()
     # a store in a folder not made yet: DuckDB cannot create it, and the resource would retry for minutes
     Path(db).parent.mkdir(parents=True, exist_ok=True)
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = recorded_in(db)
     res = resources(str(db), str(landing), progress or SilentProgress())
     registry = Path(res["registry"].path)
     tags = {"valuecredit/trigger": "cli", **({FULL_NIGHT_TAG: full} if full else {})}

@@ -1,4 +1,5 @@
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -83,6 +84,16 @@ def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys):
     con = duckdb.connect(str(db), read_only=True)
     pd.testing.assert_frame_equal(before, con.execute("SELECT * FROM staging.firm_coverage ORDER BY ALL").df())
     assert (before.tax_monthly_months > 0).mean() > 0.9
+    # both nights are recorded in the Dagster instance beside the store, the one the UI reads: the
+    # date's partitions materialised, the checks evaluated, the runs in its history
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster_home"))
+    for key in (["scores", "commercial_value"], ["decisions", "publication"], ["ledger", "postings"]):
+        assert instance.get_materialized_partitions(dg.AssetKey(key)) == {BUSINESS_DATE.isoformat()}, key
+    assert instance.get_latest_asset_check_evaluation_record(
+        dg.AssetCheckKey(dg.AssetKey(["scores", "commercial_value"]), "score_ranges")).event.asset_check_evaluation.passed
+    runs = instance.get_runs()
+    assert len(runs) >= 2 and all(r.tags.get("valuecredit/trigger") == "cli" for r in runs)
+    assert (tmp_path / "dagster_home" / "dagster.yaml").read_text() == (Path(__file__).parents[2] / "dagster.yaml").read_text()
 
 
 def test_a_second_writer_is_refused_with_a_clear_message(tmp_path, capsys):
