@@ -345,8 +345,10 @@ def cmd_match(args: argparse.Namespace) -> int:
     for col in ("product", "bank", "eligible", "limit (RMB)", "rate", "match", "what it lacks"):
         t.add_column(col, justify="right" if col in ("limit (RMB)", "rate", "match") else "left")
     for r in rows.itertuples():
-        lacks = "; ".join([f"gate: {g}" for g in r.gates] + [f"{s['condition']}: {s['value']} (needs {s['required']})"
-                                                             for s in r.shortfalls])
+        # each gate with the rules that closed it (a night decided before they were named: the gate alone)
+        gates = r.gate_reasons.split("; ") if isinstance(r.gate_reasons, str) and r.gate_reasons else list(r.gates)
+        lacks = "; ".join([f"gate: {g}" for g in gates] + [f"{s['condition']}: {s['value']} (needs {s['required']})"
+                                                           for s in r.shortfalls])
         t.add_row(r.product_name, r.bank_id, "yes" if r.eligible else "no", f"{r.limit_fen // 100:,}" if r.eligible else "",
                   f"{r.rate_bp / 100:.2f}%" if r.eligible else "", f"{r.match_degree:.0%}", lacks)
     console.print(t)
