@@ -25,6 +25,13 @@ CLASSIFICATIONS = ("正常", "关注", "次级", "可疑", "损失")
 CREDIT_GRADES = ("A", "B", "M", "C", "D")
 FIRM_STATUSES = ("存续", "吊销", "注销", "迁出")
 LOAN_KINDS = ("credit", "first_loan", "renewal", "ip_pledge", "receivables")  # lending.products.KINDS
+# GB/T 4754-2017: the divisions (two digits) of each section, as the market register records a firm's industry
+SECTION_DIVISIONS: dict[str, tuple[int, int]] = {
+    "A": (1, 5), "B": (6, 12), "C": (13, 43), "D": (44, 46), "E": (47, 50), "F": (51, 52), "G": (53, 60),
+    "H": (61, 62), "I": (63, 65), "J": (66, 69), "K": (70, 70), "L": (71, 72), "M": (73, 75), "N": (76, 79),
+    "O": (80, 82), "P": (83, 83), "Q": (84, 85), "R": (86, 90), "S": (91, 96), "T": (97, 97),
+}
+DIVISIONS = tuple(f"{d:02d}" for lo, hi in SECTION_DIVISIONS.values() for d in range(lo, hi + 1))
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ CONTRACTS: tuple[Contract, ...] = (
             _c("name", "text"),
             _c("district_code", "text"),
             _c("industry", "text", allowed=tuple("ABCDEFGHIJKLMNOPQRST")),
+            _c("industry_division", "text", allowed=DIVISIONS),
             _c("founded_on", "date"),
             _c("registered_capital_fen", "money"),
             _c("size_class", "text", allowed=("大型", "中型", "小型", "微型")),
@@ -111,7 +119,8 @@ CONTRACTS: tuple[Contract, ...] = (
             _c("legal_rep_id", "text", personal=True),
         ),
         key=("uscc",), allow_empty=True, encoding="gbk", delivery_day=3, not_after_delivery=("founded_on", "status_date"),
-        description="Market registration: new firms and status changes of the month (the first file is the full register).",
+        description="Market registration: new firms and status changes of the month (the first file is the full register); "
+                    "industry as the GB/T 4754-2017 section and division.",
     ),
     Contract(
         "tax_monthly", "tax", "税务局",
@@ -234,6 +243,20 @@ CONTRACTS: tuple[Contract, ...] = (
         (_c("case_no", "text"), UID, _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
         key=("case_no",), allow_empty=True, delivery_day=15, not_after_delivery=("listed_on", "removed_on"),
         description="重大税收违法失信主体: entries and removals.",
+    ),
+    Contract(
+        "tax_abnormal", "tax", "税务局",
+        (_c("case_no", "text"), UID, _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
+        key=("case_no",), allow_empty=True, delivery_day=15, not_after_delivery=("listed_on", "removed_on"),
+        description="非正常户: taxpayers that stopped filing and could not be reached, as the tax bureau lists them; "
+                    "entries and removals (解除, when the firm files again).",
+    ),
+    Contract(
+        "financing_platforms", "finance", "财政局",
+        (_c("platform_id", "text"), UID, _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
+        key=("platform_id",), allow_empty=True, delivery_day=25, not_after_delivery=("listed_on", "removed_on"),
+        description="地方政府融资平台: the local government financing vehicles on the finance bureau's list; "
+                    "entries and removals (a platform that exits the list after its transformation).",
     ),
     Contract(
         "market_registers", "market", "市场监管局",

@@ -19,15 +19,18 @@ import duckdb
 from lending.gate import authorised_firms_sql
 from lending.products import GRADES, ProductCatalogue
 from models.nightly import DDL as PD_DDL
-from scoring.sql import PointInTime, within
+from scoring.sql import NEGATIVE_RULE_NAMES, PointInTime, within
 from valuecredit.sqltext import SQL, lit
 from valuecredit.store import replace_date, transaction
 
-# hard gates, in the order they are recorded: the negative list (but the two rules below, which are
-# gates of their own), a valid data-use authorisation on the date, an SME, registered in the region
-NOT_SME_RULE, OUTSIDE_REGION_RULE = "N11", "N12"
+# hard gates, in the order they are recorded: the negative list (but the two kinds of rule below, which
+# are gates of their own), a valid data-use authorisation on the date, an SME, registered in the region
 PD_TABLE = next(stmt for stmt in PD_DDL if "scores.pd " in stmt)
 GATES = ("negative_list", "no_authorisation", "not_sme", "outside_region")
+GATE_OF_RULE = {"not_sme": "not_sme", "outside_region": "outside_region"}  # other kinds: negative_list
+# a hit as its gate shows it: the rule's id and the short name of its kind ('N01 失信被执行人')
+RULE_LABEL = ("rule_id || ' ' || CASE rule " + " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in NEGATIVE_RULE_NAMES.items())
+              + " ELSE rule END")
 
 _TXT = "coalesce(CAST({} AS VARCHAR), 'no data')"
 PERFORMING = ("正常", "关注")  # a renewal needs the loan performing: one of these classes and under 90 days past due
@@ -99,19 +102,24 @@ def firm_base_sql(as_of: date) -> str:
            coalesce(ip.utility_models, 0) AS utility_models, coalesce(tm.valid_trademarks, 0) AS valid_trademarks,
            coalesce(rc.receivables_fen, 0) AS receivables_fen,
            list_filter([
-               CASE WHEN len(list_filter(h.rules, lambda x: x NOT IN ('{NOT_SME_RULE}', '{OUTSIDE_REGION_RULE}'))) > 0
-                    THEN 'negative_list' END,
+               CASE WHEN len(h.negative_list) > 0 THEN 'negative_list' END,
                CASE WHEN a.uscc IS NULL THEN 'no_authorisation' END,
-               CASE WHEN list_contains(h.rules, '{NOT_SME_RULE}') THEN 'not_sme' END,
-               CASE WHEN list_contains(h.rules, '{OUTSIDE_REGION_RULE}') THEN 'outside_region' END
-           ], lambda x: x IS NOT NULL) AS gates
+               CASE WHEN len(h.not_sme) > 0 THEN 'not_sme' END,
+               CASE WHEN len(h.outside_region) > 0 THEN 'outside_region' END
+           ], lambda x: x IS NOT NULL) AS gates,
+           coalesce(h.rules, []) AS gate_rules,
+           -- the gates as people read them, each with the rules that closed it: 'negative_list: N01 失信被执行人'
+           concat_ws('; ',
+               'negative_list: ' || array_to_string(h.negative_list, ', '),
+               CASE WHEN a.uscc IS NULL THEN 'no_authorisation' END,
+               'not_sme: ' || array_to_string(h.not_sme, ', '),
+               'outside_region: ' || array_to_string(h.outside_region, ', ')) AS gate_reasons
     FROM (SELECT * FROM scores.commercial_value WHERE as_of = {d}) c
     JOIN (SELECT * FROM features.indicators WHERE as_of = {d}) i USING (uscc, as_of)
     LEFT JOIN (SELECT * FROM scores.pd WHERE as_of = {d}) p USING (uscc, as_of)
     LEFT JOIN (SELECT uscc, any_value(industry) AS industry, any_value(district_code) AS district_code,
                       any_value(size_class) AS size_class FROM {pit.rows("registry")} GROUP BY uscc) reg USING (uscc)
-    LEFT JOIN (SELECT uscc, list(DISTINCT rule_id) AS rules FROM scores.negative_hits WHERE as_of = {d} GROUP BY uscc) h
-        USING (uscc)
+    LEFT JOIN ({gate_rules_sql(d)}) h USING (uscc)
     LEFT JOIN ({authorised_firms_sql(as_of)}) a USING (uscc)
     LEFT JOIN ({loan_book_sql(pit)}) ln USING (uscc)
     LEFT JOIN (SELECT uscc, count(*) FILTER (patent_type = 'invention') AS invention_patents,
@@ -122,6 +130,19 @@ def firm_base_sql(as_of: date) -> str:
                GROUP BY uscc) tm USING (uscc)
     LEFT JOIN (SELECT uscc, sum(amount_fen) AS receivables_fen FROM {pit.rows("receivables")}
                WHERE {RECEIVABLE_OPEN} GROUP BY uscc) rc USING (uscc)"""
+
+
+def gate_rules_sql(d: SQL) -> SQL:
+    """Per firm with a hit on the date: the rules that fired (ids, sorted) and, per gate, their labels
+    (NULL where none closed that gate)."""
+    per_gate = {g: f"rule {'=' if g != 'negative_list' else 'NOT IN'} " + (
+        f"({', '.join(lit(k) for k in GATE_OF_RULE)})" if g == "negative_list" else lit(g))
+        for g in ("negative_list", "not_sme", "outside_region")}
+    lists = ", ".join(f"nullif(list_sort(list_distinct(list(label) FILTER ({cond}))), []) AS {g}" for g, cond in per_gate.items())
+    return f"""
+    SELECT uscc, list_sort(list_distinct(list(rule_id))) AS rules, {lists}
+    FROM (SELECT uscc, rule_id, rule, {RULE_LABEL} AS label FROM scores.negative_hits WHERE as_of = {d})
+    GROUP BY uscc"""
 
 
 # a receivable a bank finances: confirmed by the core firm on or before the date, unpaid and not yet due
@@ -201,14 +222,18 @@ def pairs_sql(firms: SQL, products: SQL) -> SQL:
           FROM {firms} f CROSS JOIN {products} p)"""
 
 
+# the share of a product's conditions the firm meets; none behind a hard gate, which no condition can open
+MATCH_DEGREE = "CASE WHEN len({gates}) > 0 THEN 0.0::DOUBLE ELSE round(1.0 - bit_count({unmet}) / {n}, 4) END"
+
+
 def detail_sql(pairs: SQL, firms: SQL, products: SQL) -> SQL:
     """One row per firm and product with the gates and the shortfalls spelled out."""
     spelled = ", ".join(f"CASE WHEN unmet & {1 << i} <> 0 THEN struct_pack(condition := '{name}', value := {value}, "
                         f"required := {required}) END" for i, (name, _, value, required) in enumerate(CONDITIONS))
     return f"""
-    SELECT uscc, as_of, product_id, bank_id, product_name, eligible, gates,
+    SELECT uscc, as_of, product_id, bank_id, product_name, eligible, gates, gate_rules, gate_reasons,
            list_filter([{spelled}], lambda x: x IS NOT NULL) AS shortfalls,
-           round(1.0 - bit_count(unmet) / n_conditions, 4) AS match_degree,
+           {MATCH_DEGREE.format(unmet="unmet", n="n_conditions", gates="gates")} AS match_degree,
            CASE WHEN eligible THEN coalesce(computed_limit_fen, 0) ELSE 0 END AS limit_fen,
            rate_bp, term_months, pd, grade, total, authorised, model_version, catalogue_version, catalogue_hash,
            snapshot_id, products_version, products_hash
@@ -254,6 +279,7 @@ def build_eligibility(con: duckdb.DuckDBPyConnection, as_of: date, products: Pro
     con.execute("CREATE SCHEMA IF NOT EXISTS decisions")
     con.execute(PD_TABLE)  # before the first PD model there are no PDs: conditions on the PD are then unmet
     _retire_wide_table(con)
+    _add_gate_columns(con)
     d = f"DATE {lit(as_of.isoformat())}"
     con.register("_products", products.frame())
     selects = {
@@ -289,11 +315,20 @@ def _retire_wide_table(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ALTER TABLE decisions.eligibility RENAME TO eligibility_wide_v1")
 
 
+def _add_gate_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Stores decided before the gates named their rules gain the columns (NULL on the nights before)."""
+    if con.execute("""SELECT table_name FROM information_schema.tables
+                      WHERE table_schema = 'decisions' AND table_name = 'eligibility_firms'""").fetchall():
+        con.execute("ALTER TABLE decisions.eligibility_firms ADD COLUMN IF NOT EXISTS gate_rules VARCHAR[]")
+        con.execute("ALTER TABLE decisions.eligibility_firms ADD COLUMN IF NOT EXISTS gate_reasons VARCHAR")
+
+
 def match(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date):
     """A firm's view: every product, eligible first (by rate, then the larger limit), then the rest by
     how close they come (match degree), each with what it lacks."""
     rows = con.execute(f"""
-        SELECT product_id, bank_id, product_name, eligible, gates, shortfalls, match_degree, limit_fen, rate_bp, term_months
+        SELECT product_id, bank_id, product_name, eligible, gates, gate_reasons, shortfalls, match_degree, limit_fen, rate_bp,
+               term_months
         FROM ({eligibility_of_sql(as_of, f"(SELECT {lit(uscc)} AS uscc)")})
         ORDER BY eligible DESC, CASE WHEN eligible THEN rate_bp END, limit_fen DESC, match_degree DESC, product_id""").df()
     if rows.empty:

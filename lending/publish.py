@@ -36,7 +36,7 @@ import pandas as pd
 from rustpy_xlsxwriter import FastExcel, Format
 
 from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
-from lending.eligibility import CONDITIONS
+from lending.eligibility import CONDITIONS, MATCH_DEGREE
 from lending.gate import authorised_firms_sql
 from lending.products import ProductCatalogue
 from lending.warnings import DDL as WARNINGS_DDL
@@ -124,7 +124,8 @@ def published_rows_sql(as_of: date, authorised: SQL | None = None) -> str:
     SELECT p.bank_id, e.uscc, r.name AS firm_name, r.legal_rep,
            r.district_code, r.industry, e.product_id, p.product_name, e.eligible,
            CASE WHEN e.eligible THEN coalesce(e.computed_limit_fen, 0) ELSE 0 END AS limit_fen, e.rate_bp, p.term_months,
-           round(1.0 - bit_count(e.unmet) / p.n_conditions, 4) AS match_degree, array_to_string(f.gates, ', ') AS gates,
+           {MATCH_DEGREE.format(unmet="e.unmet", n="p.n_conditions", gates="f.gates")} AS match_degree,
+           array_to_string(f.gates, ', ') AS gates, f.gate_reasons,
            concat_ws('; ', {text}) AS shortfalls,
            round(f.pd, {PD_DECIMALS}) AS pd, f.grade, f.total AS score, e.as_of, f.model_version, f.catalogue_version, f.products_version, f.snapshot_id
     FROM e JOIN f USING (uscc, as_of) JOIN p USING (as_of, product_id)

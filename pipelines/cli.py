@@ -362,7 +362,10 @@ def cmd_match(args: argparse.Namespace) -> int:
     for col in ("eligible", "limit", "rate", "match"):
         t.add_column(col, justify="right", no_wrap=True)
     for r in rows.itertuples():
-        lacks = "; ".join([voc.name("gates", g, "en") for g in r.gates] +
+        # each gate with the rules that closed it (a night decided before they were named: the gate alone)
+        gates = (r.gate_reasons.split("; ") if isinstance(r.gate_reasons, str) and r.gate_reasons
+                 else [voc.name("gates", g, "en") for g in r.gates])
+        lacks = "; ".join([f"gate: {g}" for g in gates] +
                           [shortfall(s["condition"], s["value"], s["required"], "en") for s in r.shortfalls])
         t.add_row(f"{escape(r.product_name)} [dim]{r.bank_id}[/]" + (f"\n[dim]  {escape(lacks)}[/]" if lacks else ""),
                   "yes" if r.eligible else "no", money_fen(r.limit_fen, "en") if r.eligible else "",

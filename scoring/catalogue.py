@@ -24,6 +24,14 @@ class CatalogueError(ConfigError):
     """The catalogue file is unusable; the message names the file, the key and the problem."""
 
 
+# 两高一剩 (high pollution, high energy use, overcapacity) as GB/T 4754-2017 divisions: the six
+# energy-intensive industries of the National Bureau of Statistics (25 petroleum, coal and other fuel
+# processing; 26 chemical raw materials and products; 30 non-metallic mineral products; 31 ferrous and
+# 32 non-ferrous metal smelting and rolling; 44 electricity and heat), which hold four of the five
+# overcapacity industries of 国发〔2013〕41号 (steel, cement, electrolytic aluminium, flat glass; the fifth,
+# shipbuilding, is class 3731 of division 37 and is not expressible by division: docs/DESIGN.md)
+HIGH_POLLUTION_OVERCAPACITY_DIVISIONS = ("25", "26", "30", "31", "32", "44")
+
 # The programme's exclusions are its law, not an operator's choice (DOMAIN.md, negative list; the seed
 # names 失信被执行人): a catalogue may add rules, never drop, disable or weaken one of these. Each
 # kind maps to the test an enabled rule of that kind must pass to count as the mandatory one.
@@ -34,9 +42,13 @@ MANDATORY_EXCLUSIONS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = 
     "serious_illegal": ("严重违法失信名单", lambda p: True),
     "abnormal_operation": ("经营异常名录", lambda p: True),
     "not_operating": ("not in normal operation", lambda p: True),
+    "tax_abnormal": ("税务非正常户 (listed by the tax bureau as an abnormal taxpayer)", lambda p: True),
     "overdue_loan": ("a current overdue or non-performing loan", lambda p: True),
     "arrears": ("social-insurance or tax arrears over 3 months (months <= 3)", lambda p: p["months"] <= 3),
-    "excluded_industry": ("excluded sectors (industries must include K, real estate)", lambda p: "K" in p["industries"]),
+    "excluded_industry": ("excluded sectors (industries must include K, real estate; divisions the 两高一剩 ones "
+                          f"{', '.join(HIGH_POLLUTION_OVERCAPACITY_DIVISIONS)}; financing_platforms true)",
+                          lambda p: "K" in p["industries"] and p["financing_platforms"] is True
+                          and set(HIGH_POLLUTION_OVERCAPACITY_DIVISIONS) <= set(p["divisions"])),
     "major_penalty": ("a major safety or environmental penalty within 3 years (years >= 3)", lambda p: p["years"] >= 3),
     "not_sme": ("not an SME (size_classes must include 大型)", lambda p: "大型" in p["size_classes"]),
     "outside_region": ("not registered in Chongqing (district_prefix must start with 50)",
@@ -238,8 +250,10 @@ def parse_catalogue(doc: Any, path: str = "<catalogue>") -> Catalogue:
         if set(params) != set(expected):
             raise fail(f"{where}.params", f"rule {kind} takes {sorted(expected) or 'no parameters'}, found {sorted(params)}")
         for p, kind_ in expected.items():
-            if not isinstance(params[p], kind_) or isinstance(params[p], bool):
+            if not isinstance(params[p], kind_) or (isinstance(params[p], bool) and kind_ is not bool):
                 raise fail(f"{where}.params.{p}", f"expected {kind_.__name__}, found {params[p]!r}")
+            if kind_ is list and not all(isinstance(v, str) for v in params[p]):
+                raise fail(f"{where}.params.{p}", f"expected a list of quoted codes, found {params[p]!r}")
         rules.append(NegativeRule(need(d, "id", where, str), kind, need(d, "zh", where, str), need(d, "en", where, str),
                                   params, bool(d.get("enabled", True))))
     ids = [r.id for r in rules]

@@ -29,10 +29,19 @@ INDICATOR_KEYS = tuple(INDICATOR_TYPES)
 # negative-list rule kinds and the parameters the catalogue must give each
 NEGATIVE_RULE_PARAMS: dict[str, dict[str, type]] = {
     "dishonest_debtor": {}, "tax_violation": {}, "tax_grade_d": {}, "serious_illegal": {},
-    "abnormal_operation": {}, "not_operating": {}, "overdue_loan": {}, "arrears": {"months": int},
-    "excluded_industry": {"industries": list}, "major_penalty": {"years": int},
-    "not_sme": {"size_classes": list}, "outside_region": {"district_prefix": str},
+    "abnormal_operation": {}, "not_operating": {}, "tax_abnormal": {}, "overdue_loan": {}, "arrears": {"months": int},
+    "excluded_industry": {"industries": list, "divisions": list, "financing_platforms": bool},
+    "major_penalty": {"years": int}, "not_sme": {"size_classes": list}, "outside_region": {"district_prefix": str},
 }
+# the short name a gate shows for each kind of rule (`N01 失信被执行人`): the catalogue's own text is a sentence
+NEGATIVE_RULE_NAMES: dict[str, str] = {
+    "dishonest_debtor": "失信被执行人", "tax_violation": "重大税收违法失信主体", "tax_grade_d": "纳税信用等级D",
+    "serious_illegal": "严重违法失信名单", "abnormal_operation": "经营异常名录", "not_operating": "非正常经营状态",
+    "tax_abnormal": "税务非正常户", "overdue_loan": "逾期或不良贷款", "arrears": "社保或税款欠缴",
+    "excluded_industry": "限制行业或融资平台", "major_penalty": "重大安全或环境处罚", "not_sme": "非中小企业",
+    "outside_region": "非本市注册",
+}
+assert NEGATIVE_RULE_NAMES.keys() == NEGATIVE_RULE_PARAMS.keys()
 
 # The date conditions the indicators and the negative list put on a source's rows, as of a date `{d}`:
 # what a firm has in such a window changes when a date passes, with nothing delivered. The SQL below
@@ -49,6 +58,7 @@ WINDOWS: dict[str, tuple[str, ...]] = {
     "real_estate": ("acquired_on <= {d} AND (disposed_on IS NULL OR disposed_on > {d})",),
     "penalties": ("decided_on > {d} - INTERVAL 3 YEAR AND decided_on <= {d}",),
     "dishonest_debtors": (LISTED,), "tax_violations": (LISTED,), "market_registers": (LISTED,),
+    "tax_abnormal": (LISTED,), "financing_platforms": (LISTED,),
     "registry": ("founded_on <= {d}",),
 }
 
@@ -246,10 +256,18 @@ def negative_hits_sql(targets: SQL, rules, as_of: date | None = None, restrict: 
         elif r.rule == "not_operating":
             sql = (f"{head}, 'registry', status_date, 'status ' || status FROM {pit.rows('registry')} "
                    f"WHERE status <> '存续'")
+        elif r.rule == "tax_abnormal":
+            sql = (f"{head}, 'tax_abnormal', listed_on, case_no FROM {pit.rows('tax_abnormal')} WHERE {within('tax_abnormal')}")
         elif r.rule == "excluded_industry":
-            inds = ", ".join(lit(i) for i in p["industries"])
-            sql = (f"{head}, 'registry', _delivered_on, 'industry ' || industry FROM {pit.rows('registry')} "
-                   f"WHERE industry IN ({inds})")
+            # a section (K, real estate), a division (两高一剩: GB/T 4754 two-digit codes), or on the
+            # finance bureau's list of local-government financing platforms
+            listed = [f"{col} IN ({', '.join(lit(v) for v in p[key])})"
+                      for col, key in (("industry", "industries"), ("industry_division", "divisions")) if p[key]]
+            sql = (f"{head}, 'registry', _delivered_on, 'industry ' || industry || ' division ' || industry_division "
+                   f"FROM {pit.rows('registry')} WHERE {' OR '.join(listed) or 'false'}")
+            if p["financing_platforms"]:
+                sql += (f" UNION ALL {head}, 'financing_platforms', listed_on, 'financing platform ' || platform_id "
+                        f"FROM {pit.rows('financing_platforms')} WHERE {within('financing_platforms')}")
         elif r.rule == "not_sme":
             sizes = ", ".join(lit(s) for s in p["size_classes"])
             sql = (f"{head}, 'registry', _delivered_on, 'size class ' || size_class FROM {pit.rows('registry')} "

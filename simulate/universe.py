@@ -34,11 +34,13 @@ from simulate.vocabulary import (
     AWARD_NAMES,
     BRAND_CHARS,
     DISTRICTS,
+    DIVISIONS,
     GIVEN_CHARS,
     INDUSTRIES,
     OUTSIDE_DISTRICTS,
     PARTNER_BANKS,
     PENALTY_REASONS,
+    PLATFORM_SECTIONS,
     SERIOUS_REASONS,
     SPRING_FESTIVAL_MONTH,
     SURNAMES,
@@ -52,6 +54,10 @@ CORE_FIRMS = 24
 BULLET_SHARE = 0.4  # loans repaying principal at maturity (先息后本): the ones banks renew without repayment
 RENEWAL_RATE = 0.7  # of performing bullet loans at maturity whose bank renews them (无还本续贷)
 SUPPLIER_INDUSTRIES = ["C", "F", "G", "I"]
+STOP_FILING_RATE = 0.05  # monthly chance that a firm three months or more in arrears stops filing tax returns
+UNFILED_MONTHS_TO_LIST = 3  # months without any return before the tax bureau lists the firm as 非正常户
+RESUME_FILING_RATE = 0.05  # monthly chance that a listed firm files again and is removed from the list
+PLATFORM_SHARE = 0.02  # of the firms in PLATFORM_SECTIONS that are local-government financing platforms
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 GRADE_EFFECT = {"A": -0.6, "B": -0.2, "M": 0.0, "C": 0.5, "D": 1.2}
@@ -144,6 +150,15 @@ class Universe:
         self.vat_rate = np.array([v[1] for v in INDUSTRIES.values()])[ind_idx]
         self.power_intensity = np.array([v[2] for v in INDUSTRIES.values()])[ind_idx]
         tech_share = np.array([v[3] for v in INDUSTRIES.values()])[ind_idx]
+        # the GB/T 4754 division within the section, and the financing platforms (their own stream)
+        div_rng = np.random.default_rng([cfg.seed, 9])
+        self.division = np.empty(n, dtype=object)
+        for sec, weights in DIVISIONS.items():
+            members = np.flatnonzero(self.industry == sec)
+            w = np.array(list(weights.values()))
+            self.division[members] = div_rng.choice(list(weights), size=len(members), p=w / w.sum())
+        self.platform = np.isin(self.industry, PLATFORM_SECTIONS) & (div_rng.random(n) < PLATFORM_SHARE)
+        self.platform_ever = self.platform.copy()  # truth: a platform, listed now or once
 
         d_codes = np.array(list(DISTRICTS))
         d_w = np.array([v[1] for v in DISTRICTS.values()])
@@ -192,6 +207,11 @@ class Universe:
         self.patents = np.zeros(n, dtype=np.int64)
         self.on_negative = np.zeros(n, dtype=bool)
         self.open_cases: dict[str, dict[str, tuple[int, date]]] = {"dishonest": {}, "tax": {}, "market": {}}
+        # tax returns: the month a firm stopped filing (NEVER: files), and its 非正常户 case while listed
+        self.stopped_k = np.full(n, NEVER, dtype=np.int64)
+        self.abnormal_case: dict[int, tuple[str, date]] = {}
+        self.abnormal_from: dict[int, date] = {}  # truth: when each firm was first listed
+        self.annual_filers: dict[int, np.ndarray] = {}
         self.court_listing_k = np.full(n, NEVER, dtype=np.int64)  # month a defaulted firm's judgement debt is listed
 
         surname = rng.choice(list(SURNAMES), n)
@@ -306,17 +326,22 @@ class Universe:
         self.exit_k[exits] = k + 1
         self.status[exits] = np.where(rng.random(exits.sum()) < 0.5, "吊销", "注销")
         self.status_date[exits] = _days(month_end(k))
+        files = self._tax_filing(k, act)
+        reported = reported * files  # a month without a return reports nothing
+        self.rev_hist[:, t] = reported
 
         out: dict[str, pd.DataFrame] = {}
-        idx = np.flatnonzero(act)
-        uscc = self.uscc[idx]
+        idx = np.flatnonzero(act & files)
         fen = lambda x: np.round(x[idx] * 100).astype(np.int64)  # noqa: E731 - RMB -> fen
         out["tax_monthly"] = pd.DataFrame({
-            "uscc": uscc, "period": period, "revenue_fen": fen(reported),
+            "uscc": self.uscc[idx], "period": period, "revenue_fen": fen(reported),
             "vat_fen": fen(reported * self.vat_rate * 0.22),
             "income_tax_fen": fen(np.maximum(0, reported * self.margin) * 0.25 * (month % 3 == 0)),
             "tax_arrears_fen": fen(np.where(self.arrears >= 2, reported * 0.05, 0)),
         })
+        idx = np.flatnonzero(act)
+        uscc = self.uscc[idx]
+        fen = lambda x: np.round(x[idx] * 100).astype(np.int64)  # noqa: E731 - RMB -> fen
         out["social_insurance"] = pd.DataFrame({
             "uscc": uscc, "period": period, "insured_headcount": hc[idx].astype(np.int64),
             "technical_staff": np.round(hc * self.tech_share_staff)[idx].astype(np.int64),
@@ -340,6 +365,8 @@ class Universe:
             "export_fen": np.round(true_rev * self.export_share * 100 * np.exp(0.2 * rng.standard_normal(n)))[c_idx].astype(np.int64),
             "import_fen": np.round(true_rev * 0.3 * self.export_share * 100 * rng.uniform(0, 1, n))[c_idx].astype(np.int64),
         })
+        out["tax_abnormal"] = self._abnormal_rows
+        out["financing_platforms"] = self._platforms(k)
         self._credit_events(k, rng, act)
         self._events(k, rng, act, distressed, out)
         self._receivables(k, act, out)
@@ -347,7 +374,7 @@ class Universe:
         if month == 6 and k - 1 >= self.k_first and (k // 12 - 1) in self.true_rev_year:
             # last year's settlement, written in May, reaches the platform in June: from now on the
             # truth sees the grade and debt ratio it carries (unchanged since the December close)
-            idx = self._annual_report_firms(k // 12 - 1)
+            idx = self.annual_filers[k // 12 - 1]
             self.grade_reported[idx] = pd.Categorical(self.grade[idx], categories=GRADES).codes
             self.debt_reported[idx] = self.debt_ratio[idx]
         # state at the end of month k, as far as the platform has been told
@@ -356,6 +383,61 @@ class Universe:
         if k == self.k0 + BURN_IN - 1 or month == 12:
             self._annual_close(k, rng)
         return out
+
+    def _tax_filing(self, k: int, act: np.ndarray) -> np.ndarray:
+        """Who files a tax return for month k. A firm three months or more in arrears may stop filing;
+        after UNFILED_MONTHS_TO_LIST months without a return the tax bureau lists it as 非正常户 (as the
+        tax administration does automatically after three months without any return), and a listed
+        firm that files again is removed. Sets this month's list rows; its own random stream."""
+        rng = np.random.default_rng([self.cfg.seed, 8, k])
+        n, ms, me = self.n, month_start(k), month_end(k)
+        stop, resume, day = rng.random(n), rng.random(n), rng.integers(15, (me - ms).days + 1, n)
+        self.stopped_k[act & (self.stopped_k == NEVER) & (self.arrears >= 3) & (stop < STOP_FILING_RATE)] = k
+        rows = []
+        for i in sorted(self.abnormal_case):  # listed firms that file again: removed, and they file this month
+            if act[i] and resume[i] < RESUME_FILING_RATE:
+                case, listed = self.abnormal_case.pop(i)
+                rows.append((case, i, listed, max(listed, ms + timedelta(days=int(day[i])))))
+                self.stopped_k[i] = NEVER
+        due = act & (k - self.stopped_k == UNFILED_MONTHS_TO_LIST)
+        for i in np.flatnonzero(due):
+            if i not in self.abnormal_case:
+                case, listed = f"{k:05d}{i:08d}", ms + timedelta(days=int(day[i]))
+                self.abnormal_case[int(i)] = (case, listed)
+                self.abnormal_from.setdefault(int(i), listed)
+                rows.append((case, i, listed, None))
+        self._abnormal_rows = pd.DataFrame({
+            "case_no": [f"渝税非{r[0]}" for r in rows], "uscc": [self.uscc[r[1]] for r in rows],
+            "listed_on": pd.to_datetime([r[2] for r in rows]).astype("datetime64[s]"),
+            "removed_on": pd.to_datetime([r[3] for r in rows]).astype("datetime64[s]"),
+        })
+        return act & (self.stopped_k > k)
+
+    def _platforms(self, k: int) -> pd.DataFrame:
+        """The finance bureau's list of local-government financing platforms: a platform is listed
+        within a year of its founding (the first month carries the current list), and now and then
+        leaves it (transformed into an ordinary firm). Its own random stream."""
+        rng = np.random.default_rng([self.cfg.seed, 10, k])
+        n, ms = self.n, month_start(k)
+        if k == self.k0:
+            new = self.platform & (self.founded_k <= k)
+            self.platform_listed = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+        else:
+            new = self.platform & (self.founded_k == k)
+        lag = rng.integers(30, 366, n).astype("timedelta64[D]")
+        self.platform_listed[new] = np.minimum(self.founded_on + lag, _days(month_end(k)))[new]
+        leave = ~np.isnat(self.platform_listed) & ~new & (rng.random(n) < 0.01)
+        rows = np.flatnonzero(new | leave)
+        removed = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+        removed[leave] = _days(ms) + rng.integers(0, 28, n).astype("timedelta64[D]")[leave]
+        frame = pd.DataFrame({
+            "platform_id": [f"渝融平台{i:08d}" for i in rows], "uscc": self.uscc[rows],
+            "listed_on": pd.to_datetime(self.platform_listed[rows]).astype("datetime64[s]"),
+            "removed_on": pd.to_datetime(removed[rows]).astype("datetime64[s]"),
+        })
+        self.platform_listed[leave] = np.datetime64("NaT")
+        self.platform &= ~leave
+        return frame
 
     def _annual_close(self, k: int, rng: np.random.Generator) -> None:
         """Year end: grades and debt ratios move with the year's fortunes."""
@@ -490,6 +572,7 @@ class Universe:
         self.on_negative[:] = False
         for reg in self.open_cases.values():
             self.on_negative[[firm for firm, _ in reg.values()]] = True
+        self.on_negative[list(self.abnormal_case)] = True
         d = frames["dishonest"]
         subj = rng.choice(["firm", "legal_rep", "controller"], len(d), p=[0.6, 0.3, 0.1])
         out["dishonest_debtors"] = pd.DataFrame({
@@ -556,7 +639,7 @@ class Universe:
         idx = np.flatnonzero(rows)
         out["registry"] = pd.DataFrame({
             "uscc": self.uscc[idx], "name": self.name[idx], "district_code": self.district[idx].astype(str),
-            "industry": self.industry[idx], "founded_on": self.founded_on[idx],
+            "industry": self.industry[idx], "industry_division": self.division[idx], "founded_on": self.founded_on[idx],
             "registered_capital_fen": self.registered_capital[idx], "size_class": size[idx],
             "status": self.status[idx], "status_date": self.status_date[idx],
             "legal_rep_name": self.legal_rep[idx], "legal_rep_id": self.legal_rep_id[idx],
@@ -583,7 +666,10 @@ class Universe:
         return np.flatnonzero((self.founded_k < (year + 1) * 12) & (self.true_rev_year[year] > 0))
 
     def tax_annual(self, year: int) -> pd.DataFrame:
+        """The settlement of the firms that file: one that has stopped filing returns settles nothing."""
         idx = self._annual_report_firms(year)
+        idx = idx[self.stopped_k[idx] == NEVER]
+        self.annual_filers[year] = idx
         rev = self.true_rev_year[year][idx]
         rd = rev * self.rd_intensity[idx]
         assets = rev / self.asset_turnover[idx]  # year-end total assets from revenue and turnover
@@ -767,6 +853,8 @@ def simulate(cfg: SimConfig, progress=None) -> SimSummary:
     pd.DataFrame({
         "uscc": uni.uscc, "pd_12m_true": sigmoid(h + SIGMA_UNSEEN * uni.u), "pd_12m_observable": observable_pd(h),
         "latent_z": uni.z, "fraud_from": [period_of(int(k)) if k < NEVER else None for k in uni.fraud_k],
+        "tax_abnormal_from": [uni.abnormal_from.get(i) for i in range(uni.n)],
+        "financing_platform": uni.platform_ever,
     }).to_parquet(truth / "firms.parquet", index=False)
     pd.DataFrame(uni.truth_loans, columns=["loan_id", "uscc", "disbursed_period", "pd_12m_true",
                                             "pd_12m_observable", "defaulted_12m"]).to_parquet(truth / "loans.parquet", index=False)

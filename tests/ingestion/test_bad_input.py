@@ -36,7 +36,7 @@ def _write(landing, rows: list[dict], encoding="utf-8") -> None:
     registry = landing / "market" / "registry"
     registry.mkdir(parents=True, exist_ok=True)
     reg = pd.DataFrame({"uscc": FIRMS, "name": ["重庆甲有限公司", "重庆乙有限公司"], "district_code": "500103",
-                        "industry": "C", "founded_on": "2010-01-01", "registered_capital_fen": 100,
+                        "industry": "C", "industry_division": "34", "founded_on": "2010-01-01", "registered_capital_fen": 100,
                         "size_class": "小型", "status": "存续", "status_date": "2010-01-01",
                         "legal_rep_name": "张三", "legal_rep_id": "11010519491231002X"})
     reg_bytes = reg.to_csv(index=False).encode("gbk")
@@ -90,8 +90,8 @@ def test_a_duplicate_header_rejects_the_file_by_name(tmp_path):
 
 
 CJK = "重庆市渝中区江北沙坪坝九龙坡南岸科技贸易有限公司机械电子信息工程建设发展服务张王李赵刘陈杨黄周吴"
-REGISTRY = ["uscc", "name", "district_code", "industry", "founded_on", "registered_capital_fen", "size_class", "status",
-            "status_date", "legal_rep_name", "legal_rep_id"]
+REGISTRY = ["uscc", "name", "district_code", "industry", "industry_division", "founded_on", "registered_capital_fen",
+            "size_class", "status", "status_date", "legal_rep_name", "legal_rep_id"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -103,7 +103,7 @@ def test_a_file_of_mixed_encodings_is_rejected_never_loaded_as_mojibake(tmp_path
     """Each line of the registry file in its own encoding: if anything is loaded, it is the text as written."""
     landing = tmp_path_factory.mktemp("encodings")
     lines = [",".join(REGISTRY).encode()] + [
-        ",".join([firm, name, "500103", "C", "2010-01-01", "100", "小型", "存续", "2010-01-01", name[:2],
+        ",".join([firm, name, "500103", "C", "34", "2010-01-01", "100", "小型", "存续", "2010-01-01", name[:2],
                   "11010519491231002X"]).encode(encoding) for firm, name, encoding in zip(FIRMS, names, line_encodings)]
     data = b"\n".join(lines) + b"\n"
     (landing / "market" / "registry").mkdir(parents=True)

@@ -25,7 +25,7 @@ INJECTION = ("bank/banks/a.csv', header=true); COPY (SELECT uscc, legal_rep_name
 
 def registry_frame(names: list[str]) -> pd.DataFrame:
     return pd.DataFrame({"uscc": FIRMS[:len(names)], "name": names, "district_code": "500103", "industry": "C",
-                         "founded_on": date(2010, 1, 1), "registered_capital_fen": 100, "size_class": "小型",
+                         "industry_division": "34", "founded_on": date(2010, 1, 1), "registered_capital_fen": 100, "size_class": "小型",
                          "status": "存续", "status_date": date(2010, 1, 1), "legal_rep_name": "张三明",
                          "legal_rep_id": "11010519491231002X"})
 

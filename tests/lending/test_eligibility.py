@@ -20,7 +20,8 @@ def firm(**over) -> dict:
     base = dict(uscc="F", as_of=D, grade="A", grade_rank=2, total=700.0, pd=0.015, model_version="pd-x",
                 years_in_operation=5.0, industry="C", district_code="500112", size_class="小型",
                 revenue_12m=20_000_000.0, tax_paid_12m=400_000.0, innovation_status="high_tech", catalogue_version=1,
-                catalogue_hash="h", snapshot_id="s", authorised=True, gates=[], prior_loans=0, open_loans=[],
+                catalogue_hash="h", snapshot_id="s", authorised=True, gates=[], gate_rules=[], gate_reasons="",
+                prior_loans=0, open_loans=[],
                 loans_outstanding_fen=0, invention_patents=0, utility_models=0, valid_trademarks=0, receivables_fen=0)
     return base | over
 
@@ -43,6 +44,7 @@ def decide(firms: list[dict], products: list[dict] | None = None, programme: dic
     con.register("f", f)
     con.register("p", p)
     con.execute(f"CREATE TABLE firms AS SELECT * REPLACE (CAST(gates AS VARCHAR[]) AS gates, "
+                "CAST(gate_rules AS VARCHAR[]) AS gate_rules, "
                 f"CAST(open_loans AS {OPEN_LOANS}) AS open_loans) FROM f")
     con.execute("""CREATE TABLE products AS SELECT * REPLACE (CAST(renewal_window_days AS INTEGER) AS renewal_window_days,
                    CAST(ip_invention_fen AS BIGINT) AS ip_invention_fen, CAST(ip_utility_fen AS BIGINT) AS ip_utility_fen,
@@ -96,6 +98,16 @@ def test_hard_gates_refuse_every_product_and_are_recorded_as_such():
     assert not r["eligible"] and list(r["gates"]) == ["negative_list", "no_authorisation"] and r["limit_fen"] == 0
 
 
+def test_a_firm_behind_a_gate_matches_no_product_at_all():
+    """A vetoed firm meeting every condition of the product showed a match degree of 100 %: a gate no
+    condition can open makes it 0, while a firm one condition short keeps its partial match."""
+    vetoed = firm(uscc="A", gates=["negative_list"], gate_rules=["N13"], gate_reasons="negative_list: N13 税务非正常户")
+    out = decide([vetoed, firm(uscc="B", total=480.0)])
+    assert out["match_degree"].tolist() == [0.0, round(1 - 1 / 11, 4)]
+    assert list(out.iloc[0]["gate_rules"]) == ["N13"] and out.iloc[0]["gate_reasons"] == "negative_list: N13 税务非正常户"
+    assert list(out.iloc[0]["shortfalls"]) == []  # it lacks no condition: the gate alone refuses it
+
+
 def test_limit_takes_the_smaller_base_scales_by_score_caps_and_rounds_down():
     p = PRODUCT | {"max_amount_fen": 10_000_000 * 100}
     rows = decide([
@@ -131,9 +143,10 @@ def test_gates_from_the_store_authorisation_sme_and_region(tmp_path):
     con.execute("CREATE TABLE features.indicators AS SELECT uscc, as_of, 5.0 AS years_in_operation, 1e7 AS revenue_12m, "
                 "1e5 AS tax_paid_12m, 'none' AS innovation_status FROM scores.commercial_value")
     con.execute("CREATE TABLE scores.pd (uscc VARCHAR, as_of DATE, pd DOUBLE, model_version VARCHAR)")
-    con.execute("CREATE TABLE scores.negative_hits AS SELECT * FROM (VALUES ('C', DATE '2026-11-28', 'N11'), "
-                "('D', DATE '2026-11-28', 'N12'), ('E', DATE '2026-11-28', 'N01'), ('E', DATE '2026-11-28', 'N12')) "
-                "t(uscc, as_of, rule_id)")
+    con.execute("CREATE TABLE scores.negative_hits AS SELECT * FROM (VALUES ('C', DATE '2026-11-28', 'N11', 'not_sme'), "
+                "('D', DATE '2026-11-28', 'N12', 'outside_region'), ('E', DATE '2026-11-28', 'N13', 'tax_abnormal'), "
+                "('E', DATE '2026-11-28', 'N01', 'dishonest_debtor'), ('E', DATE '2026-11-28', 'N01', 'dishonest_debtor'), "
+                "('E', DATE '2026-11-28', 'N12', 'outside_region')) t(uscc, as_of, rule_id, rule)")
     for src, cols in (("registry", "uscc VARCHAR, industry VARCHAR, district_code VARCHAR, size_class VARCHAR"),
                       ("authorisations", "uscc VARCHAR, granted_on DATE, expires_on DATE, revoked_on DATE")):
         con.execute(f"DROP TABLE IF EXISTS raw.{src}")
@@ -146,9 +159,15 @@ def test_gates_from_the_store_authorisation_sme_and_region(tmp_path):
         ('C', '2026-01-01', '2027-01-01', NULL, '2026-01-01', NULL),
         ('D', '2026-01-01', '2027-01-01', '2026-12-01', '2026-01-01', NULL),  -- revoked only later: still valid
         ('E', '2026-12-01', '2027-12-01', NULL, '2026-12-01', NULL)       -- delivered after the date""")
-    gates = dict(con.execute(f"SELECT uscc, gates FROM ({firm_base_sql(D)}) ORDER BY uscc").fetchall())
-    assert gates == {"A": [], "B": ["no_authorisation"], "C": ["not_sme"], "D": ["outside_region"],
-                     "E": ["negative_list", "no_authorisation", "outside_region"]}
+    rows = con.execute(f"SELECT uscc, gates, gate_rules, gate_reasons FROM ({firm_base_sql(D)}) ORDER BY uscc").fetchall()
+    assert {u: g for u, g, _, _ in rows} == {"A": [], "B": ["no_authorisation"], "C": ["not_sme"], "D": ["outside_region"],
+                                             "E": ["negative_list", "no_authorisation", "outside_region"]}
+    # every gate names the rules that closed it, each once, by id and name
+    assert {u: (r, text) for u, _, r, text in rows} == {
+        "A": ([], ""), "B": ([], "no_authorisation"), "C": (["N11"], "not_sme: N11 非中小企业"),
+        "D": (["N12"], "outside_region: N12 非本市注册"),
+        "E": (["N01", "N12", "N13"],
+              "negative_list: N01 失信被执行人, N13 税务非正常户; no_authorisation; outside_region: N12 非本市注册")}
 
 
 def test_the_product_catalogue_is_validated_naming_product_and_field(tmp_path):

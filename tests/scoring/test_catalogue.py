@@ -36,6 +36,10 @@ CASES = [
     (lambda d: d["indicators"].pop(), r"indicators: the system has 19 indicators; missing penalties_3y"),
     (lambda d: d["negative_list"][7].update(params={"months": "three"}), r"negative_list\[7\]\.params\.months: expected int"),
     (lambda d: d["negative_list"][0].update(rule="bad_vibes"), r"negative_list\[0\]\.rule: unknown rule 'bad_vibes'"),
+    (lambda d: _rule(d, "excluded_industry")["params"].update(divisions=[25, 26]),
+     r"negative_list\[8\]\.params\.divisions: expected a list of quoted codes, found \[25, 26\]"),
+    (lambda d: _rule(d, "excluded_industry")["params"].update(financing_platforms="yes"),
+     r"negative_list\[8\]\.params\.financing_platforms: expected bool"),
     (lambda d: d["grades"].append({"grade": "D", "min": 100}), "grades: list grades best first"),
     (lambda d: d.pop("version"), "version: missing"),
     (lambda d: d["calibration"].update(indicator_weight_bounds=[1.5, 3]), r"calibration\.indicator_weight_bounds: need"),
@@ -85,10 +89,17 @@ MANDATORY_CASES = [
     (lambda d: _rule(d, "dishonest_debtor").update(enabled=False), "dishonest_debtor", "N01 are disabled or weakened"),
     (lambda d: d.update(negative_list=[]), "dishonest_debtor", "no rule of that kind"),
     (lambda d: _rule(d, "arrears").update(params={"months": 12}), "arrears", "N08 are disabled or weakened"),
-    (lambda d: _rule(d, "excluded_industry").update(params={"industries": ["C"]}), "excluded_industry", "N09"),
+    (lambda d: _rule(d, "excluded_industry")["params"].update(industries=["C"]), "excluded_industry", "N09"),
     (lambda d: _rule(d, "major_penalty").update(params={"years": 1}), "major_penalty", "N10"),
     (lambda d: _rule(d, "not_sme").update(params={"size_classes": []}), "not_sme", "N11"),
     (lambda d: _rule(d, "outside_region").update(params={"district_prefix": "5"}), "outside_region", "N12"),
+    # 税务非正常户 is one of them: it cannot be dropped or switched off either
+    (lambda d: d["negative_list"].remove(_rule(d, "tax_abnormal")), "tax_abnormal", "no rule of that kind"),
+    (lambda d: _rule(d, "tax_abnormal").update(enabled=False), "tax_abnormal", "N13 are disabled or weakened"),
+    # N09 covers financing platforms and the 两高一剩 divisions, not only real estate
+    (lambda d: _rule(d, "excluded_industry")["params"].update(financing_platforms=False), "excluded_industry", "N09"),
+    (lambda d: _rule(d, "excluded_industry")["params"].update(divisions=["25", "26", "30", "31", "32"]),
+     "excluded_industry", "N09"),
 ]
 
 
@@ -104,8 +115,9 @@ def test_the_mandatory_exclusions_cannot_be_dropped_disabled_or_weakened(tmp_pat
 def test_operators_may_add_exclusions_and_stricter_parameters(tmp_path):
     def stricter(d):
         _rule(d, "arrears").update(params={"months": 2})
-        _rule(d, "excluded_industry").update(params={"industries": ["K", "B"]})
-        d["negative_list"].append({"id": "N90", "rule": "excluded_industry", "params": {"industries": ["J"]},
+        _rule(d, "excluded_industry")["params"].update(industries=["K", "B"], divisions=["25", "26", "30", "31", "32", "44", "22"])
+        d["negative_list"].append({"id": "N90", "rule": "excluded_industry",
+                                   "params": {"industries": ["J"], "divisions": [], "financing_platforms": False},
                                    "zh": "本地限制行业", "en": "A locally excluded sector", "enabled": False})
     path = tmp_path / "catalogue.yaml"
     path.write_text(yaml.safe_dump(broken(stricter), allow_unicode=True), encoding="utf-8")

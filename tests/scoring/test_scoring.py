@@ -33,7 +33,7 @@ def put(con, source: str, rows: list[dict], delivered_on: date, valid_to: date |
 
 
 def registry(firm: str, founded: date, **kw) -> dict:
-    row = dict(uscc=firm, name="重庆测试有限公司", district_code="500103", industry="C", founded_on=founded,
+    row = dict(uscc=firm, name="重庆测试有限公司", district_code="500103", industry="C", industry_division="34", founded_on=founded,
                registered_capital_fen=100_000_000, size_class="小型", status="存续", status_date=founded,
                legal_rep_name="张三明", legal_rep_id="x")
     row.update(kw)
@@ -59,6 +59,12 @@ def store(tmp_path_factory):
     monthly(con, "tax_monthly", FULL, LAST24, lambda p: dict(
         revenue_fen=100_000_000 if p in RECENT else 80_000_000, vat_fen=5_000_000, income_tax_fen=1_000_000,
         tax_arrears_fen=0), 15)
+    put(con, "tax_abnormal", [dict(case_no="A1", uscc=HIT["N13"], listed_on=date(2026, 2, 20)),
+                              dict(case_no="A2", uscc=MISS["N13"], listed_on=date(2025, 8, 20), removed_on=date(2026, 4, 2))],
+        date(2026, 4, 15))
+    put(con, "financing_platforms", [dict(platform_id="P1", uscc=HIT["N09platform"], listed_on=date(2019, 3, 1)),
+                                     dict(platform_id="P2", uscc=MISS["N09platform"], listed_on=date(2019, 3, 1),
+                                          removed_on=date(2026, 1, 5))], date(2026, 1, 25))
     put(con, "tax_annual", [dict(uscc=FULL, fiscal_year=2025, rd_expense_fen=55_000_000, rd_super_deduction_fen=55_000_000,
                                  total_assets_fen=1_000_000_000, total_liabilities_fen=600_000_000, credit_grade="A")],
         date(2026, 6, 10))
@@ -229,8 +235,10 @@ def test_a_day_later_only_the_calendar_moves(store):
 
 # negative list: one firm that hits each rule, and one near miss that must not
 HIT = {rule: uscc(100 + i) for i, rule in enumerate(
-    ["N01", "N02", "N03", "N04", "N05", "N06", "N07", "N08", "N08tax", "N09", "N10", "N11", "N12"])}
-MISS = {rule: uscc(200 + i) for i, rule in enumerate(["N01", "N02", "N03", "N05", "N06", "N07", "N08", "N10"])}
+    ["N01", "N02", "N03", "N04", "N05", "N06", "N07", "N08", "N08tax", "N09", "N10", "N11", "N12",
+     "N09division", "N09platform", "N13"])}
+MISS = {rule: uscc(200 + i) for i, rule in enumerate(["N01", "N02", "N03", "N05", "N06", "N07", "N08", "N10",
+                                                      "N09division", "N09platform", "N13"])}
 
 
 @pytest.fixture(scope="module")
@@ -238,11 +246,14 @@ def neg_store(tmp_path_factory):
     con = connect(tmp_path_factory.mktemp("neg") / "n.duckdb")
     d0 = date(2024, 1, 3)
     regs = [registry(f, date(2015, 1, 1)) for f in list(HIT.values()) + list(MISS.values())
-            if f not in (HIT["N06"], HIT["N09"], HIT["N11"], HIT["N12"], MISS["N06"])]
+            if f not in (HIT["N06"], HIT["N09"], HIT["N11"], HIT["N12"], MISS["N06"], HIT["N09division"], MISS["N09division"])]
     regs += [registry(HIT["N06"], date(2015, 1, 1), status="吊销", status_date=date(2026, 1, 1)),
              registry(HIT["N09"], date(2015, 1, 1), industry="K"),
              registry(HIT["N11"], date(2015, 1, 1), size_class="大型"),
-             registry(HIT["N12"], date(2015, 1, 1), district_code="110105")]
+             registry(HIT["N12"], date(2015, 1, 1), district_code="110105"),
+             # steel (31) is of the 两高一剩 divisions; shipbuilding's division (37) as a whole is not
+             registry(HIT["N09division"], date(2015, 1, 1), industry_division="31"),
+             registry(MISS["N09division"], date(2015, 1, 1), industry_division="37")]
     put(con, "registry", regs, d0)
     # cancelled on 1 July, known from 3 July: on 20 June the firm is still in operation
     put(con, "registry", [registry(MISS["N06"], date(2015, 1, 1))], d0, valid_to=date(2026, 7, 3))
@@ -253,6 +264,12 @@ def neg_store(tmp_path_factory):
     ], date(2025, 2, 2))
     put(con, "tax_violations", [dict(case_no="T1", uscc=HIT["N02"], listed_on=date(2026, 3, 1))], date(2026, 3, 15))
     put(con, "tax_violations", [dict(case_no="T2", uscc=MISS["N02"], listed_on=date(2026, 6, 19))], date(2026, 7, 15))
+    put(con, "tax_abnormal", [dict(case_no="A1", uscc=HIT["N13"], listed_on=date(2026, 2, 20)),
+                              dict(case_no="A2", uscc=MISS["N13"], listed_on=date(2025, 8, 20), removed_on=date(2026, 4, 2))],
+        date(2026, 4, 15))
+    put(con, "financing_platforms", [dict(platform_id="P1", uscc=HIT["N09platform"], listed_on=date(2019, 3, 1)),
+                                     dict(platform_id="P2", uscc=MISS["N09platform"], listed_on=date(2019, 3, 1),
+                                          removed_on=date(2026, 1, 5))], date(2026, 1, 25))
     put(con, "tax_annual", [
         dict(uscc=HIT["N03"], fiscal_year=2025, rd_expense_fen=0, rd_super_deduction_fen=0, total_assets_fen=1,
              total_liabilities_fen=0, credit_grade="D"),
@@ -311,6 +328,9 @@ EXPECTED_HITS = {  # rule id, source, evidence date
     "N10": ("N10", "penalties", date(2024, 1, 1)),
     "N11": ("N11", "registry", date(2024, 1, 3)),
     "N12": ("N12", "registry", date(2024, 1, 3)),
+    "N09division": ("N09", "registry", date(2024, 1, 3)),
+    "N09platform": ("N09", "financing_platforms", date(2019, 3, 1)),
+    "N13": ("N13", "tax_abnormal", date(2026, 2, 20)),
 }
 
 
