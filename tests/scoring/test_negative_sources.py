@@ -120,9 +120,12 @@ def test_match_shows_each_gate_with_its_rule(night, monkeypatch):
     out = io.StringIO()
     monkeypatch.setattr(cli, "console", Console(file=out, width=1000))
     assert cli.main(["match", "--firm", firm, "--date", D.isoformat(), "--db", str(night)]) == 0
-    lines = [line for line in out.getvalue().splitlines() if "gate:" in line]
-    assert len(lines) == 70 and all(" 0% " in line and "gate: negative_list: " in line and "N13 税务非正常户" in line
-                                    for line in lines)
+    text = out.getvalue().splitlines()
+    gates = [line for line in text if "gate:" in line]  # what each product lacks, on the line under it
+    assert len(gates) == 70 and all("gate: negative_list: " in line and "N13 税务非正常户" in line for line in gates), text
+    products = [text[i - 1] for i, line in enumerate(text) if "gate:" in line]
+    cells = [[c.strip() for c in line.strip("│ ").split("│")] for line in products]
+    assert all(c[-4:] == ["no", "", "", "0%"] for c in cells), products[:3]  # eligible, limit, rate, match
 
 
 def test_the_gate_names_come_in_one_order(night):
