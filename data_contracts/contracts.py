@@ -71,6 +71,11 @@ class Contract:
     firm_column: str | None = "uscc"
     # Columns that must not lie after the delivery (a filing for next month is impossible).
     not_after_delivery: tuple[str, ...] = field(default=())
+    # (earlier, later): dates that cannot come in the other order when both are given (`date_order`)
+    ordered: tuple[tuple[str, str], ...] = field(default=())
+    # (column, column): two USCCs that must name different firms (`self_reference`: a firm cannot
+    # confirm what it owes to itself)
+    distinct: tuple[tuple[str, str], ...] = field(default=())
     # A file with no data rows is rejected (`file_empty`) unless the source lists events, of which a
     # month may have none (no new penalty, no loan repaid); a periodic filing of every firm is never empty.
     allow_empty: bool = False
@@ -221,6 +226,8 @@ CONTRACTS: tuple[Contract, ...] = (
          _c("paid_on", "date", nullable=True)),
         key=("receivable_id",), allow_empty=True, delivery_day=18,
         not_after_delivery=("issued_on", "confirmed_on", "paid_on"),
+        ordered=(("issued_on", "confirmed_on"), ("issued_on", "due_on"), ("issued_on", "paid_on")),
+        distinct=(("uscc", "core_uscc"),),
         description="Receivables owed to a firm by a core firm (确权融资): issued, confirmed by the core firm, paid; "
                     "a receivable is delivered again when it is confirmed or paid.",
     ),

@@ -84,6 +84,11 @@ def rules(contract: Contract, registry_join: bool) -> list[tuple[str, SQL, SQL]]
             out.append(("firm_unknown", "_reg_uscc IS NULL", f"{shown} || {f} || ' is not in the market registry'"))
         else:
             out.append(("uscc_invalid", f"NOT uscc_valid({f})", bad_code))
+    for col in contract.columns:  # another firm a row names (a receivable's core firm): a USCC too
+        if col.type == "uscc" and col.name != contract.firm_column:
+            v = q(col.name)
+            out.append(("uscc_invalid", f"{v} IS NOT NULL AND NOT uscc_valid({v})",
+                        f"{lit(f'{col.name}=')} || {v} || ' fails GB 32100-2015 (check character or format)'"))
     for col in contract.columns:
         v, shown = q(col.name), lit(f"{col.name}=")
         lo, hi = col.lower_bound, col.upper_bound
@@ -107,6 +112,12 @@ def rules(contract: Contract, registry_join: bool) -> list[tuple[str, SQL, SQL]]
         else:
             out.append(("date_future", f"{v} > _delivered_on",
                         f"{shown} || {v} || ' is after the delivery date ' || _delivered_on"))
+    for earlier, later in contract.ordered:
+        a, b = q(earlier), q(later)
+        out.append(("date_order", f"{b} < {a}", f"{lit(f'{later}=')} || {b} || {lit(f' is before {earlier}=')} || {a}"))
+    for one, other in contract.distinct:
+        a, b = q(one), q(other)
+        out.append(("self_reference", f"{a} = {b}", f"{lit(f'{other}=')} || {b} || {lit(f' is the {one} itself')}"))
     return out
 
 

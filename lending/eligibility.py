@@ -41,8 +41,8 @@ RENEWABLE_FEN = ("list_sum(list_transform(list_filter(f.open_loans, lambda x: x.
                  f"AND x.classification IN ({lit(PERFORMING[0])}, {lit(PERFORMING[1])}) AND x.dpd < 90), "
                  "lambda x: x.outstanding_fen))")
 # (condition, unmet, the firm's value, the requirement), in bit order of `unmet`. The conditions read
-# the columns of firms x products (no clashing names; the value reads the firm's columns only, the
-# requirement the product's): NULL on the product's side means the condition
+# the columns of firms x products (no clashing names; the value reads the firm's columns only, but
+# for PAIR_VALUES, the requirement the product's): NULL on the product's side means the condition
 # does not apply; NULL on the firm's side means it is not met, for want of data
 CONDITIONS = (
     ("min_grade", "min_grade_rank IS NOT NULL AND coalesce(grade_rank > min_grade_rank, true)",
@@ -71,10 +71,11 @@ CONDITIONS = (
     ("first_loan", "kind = 'first_loan' AND coalesce(prior_loans, 0) > 0",
      "coalesce(prior_loans, 0) || ' programme loans before the date'", "'no programme loan from any bank before'"),
     ("renewal", "kind = 'renewal' AND renewable_fen IS NULL",
-     # the firm's side reads the firm alone (publication spells it once per firm): its loans outstanding
-     "coalesce(nullif(array_to_string(list_transform(open_loans, lambda x: x.bank_id || ' ' || "
-     "strftime(x.maturity_on, '%Y-%m-%d') || ' ' || x.classification || ' dpd ' || x.dpd), ', '), ''), "
-     "'no outstanding loan')",
+     # the firm's loans outstanding from the product's bank only: another bank's loans, their
+     # classification and days past due are that bank's business (a value of the pair: PAIR_VALUES)
+     "coalesce(nullif(array_to_string(list_transform(list_filter(open_loans, lambda x: x.bank_id = bank_id), "
+     "lambda x: x.bank_id || ' ' || strftime(x.maturity_on, '%Y-%m-%d') || ' ' || x.classification || ' dpd ' || x.dpd), "
+     "', '), ''), 'no outstanding loan from ' || bank_id)",
      "'a loan from ' || bank_id || ' maturing by ' || strftime(as_of + renewal_window_days, '%Y-%m-%d') "
      "|| ', 正常 or 关注, dpd < 90'"),
     ("ip_pledge", "kind = 'ip_pledge' AND coalesce(invention_patents, 0) + coalesce(valid_trademarks, 0) = 0",
@@ -85,6 +86,9 @@ CONDITIONS = (
 )
 _OPTIONAL = [name for name, *_ in CONDITIONS[:-6]]  # the limit and the price always apply; a kind's one condition
 KIND_CONDITIONS = ("first_loan", "renewal", "ip_pledge", "receivables")
+# the conditions whose value reads the product too (its limit; the renewal, the loans of its bank): the
+# others' values read the firm's columns only, and publication spells them once per firm
+PAIR_VALUES = ("limit", "renewal")
 assert [name for name, *_ in CONDITIONS[-6:]] == ["limit", "pricing", *KIND_CONDITIONS] and len(CONDITIONS) <= 16
 
 
@@ -198,7 +202,8 @@ def pairs_sql(firms: SQL, products: SQL) -> SQL:
               CASE p.kind
                   WHEN 'ip_pledge' THEN nullif(least(p.ip_cap_fen, f.invention_patents * p.ip_invention_fen
                       + f.utility_models * p.ip_utility_fen + f.valid_trademarks * p.ip_trademark_fen), 0)
-                  WHEN 'receivables' THEN nullif(f.receivables_fen * p.receivables_share, 0)
+                  -- the share as an exact decimal: 0.29 x 1,000,000 RMB is 290,000, where doubles give 289,999.99...
+                  WHEN 'receivables' THEN nullif(f.receivables_fen * CAST(p.receivables_share AS DECIMAL(9, 6)), 0)
                   -- the smaller of the revenue and tax bases, scaled by the score; none without either
                   ELSE coalesce(least(coalesce(f.revenue_12m * p.revenue_share, f.tax_paid_12m * p.tax_multiple),
                                       coalesce(f.tax_paid_12m * p.tax_multiple, f.revenue_12m * p.revenue_share))

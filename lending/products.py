@@ -3,6 +3,7 @@ product stops the run with the product and the field named, before anything is d
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ KINDS: dict[str, dict[str, tuple[float, float]]] = {
                   "cap_rmb": (10_000, 1e8)},  # 知识产权质押: the IP's value by the rule in these terms
     "receivables": {"share": (0.01, 1.0)},  # 确权融资: a share of receivables confirmed by core firms, unpaid
 }
+WHOLE_TERMS = ("window_days", "invention_rmb", "utility_rmb", "trademark_rmb", "cap_rmb")  # days and RMB: whole numbers
+PRODUCT_FIELDS = ("product_id", "bank_id", "name", "kind", "terms", "conditions", "pricing", "limit")
 
 
 BANK_ID = re.compile(r"[A-Za-z0-9_]{1,32}")  # a bank id names a schema and a folder: nothing else
@@ -95,7 +98,17 @@ def _f(v) -> float | None:
 
 
 def _fen(rmb) -> int | None:
-    return None if rmb is None else int(round(rmb * 100))
+    return None if rmb is None else int(rmb) * 100  # whole RMB, checked at load
+
+
+def _number(v) -> bool:
+    """A finite int or float, not a boolean (YAML's `yes` is True, which Python counts as 1)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v) -> bool:
+    """A whole number (an amount in RMB, a count of days): 50000.99 is not silently 50000."""
+    return _number(v) and float(v).is_integer()
 
 
 def load_products(path: Path | str | None = None) -> ProductCatalogue:
@@ -106,10 +119,19 @@ def load_products(path: Path | str | None = None) -> ProductCatalogue:
     for key in ("version", "programme", "banks", "products"):
         if key not in doc:
             raise ProductError(f"{path}: missing `{key}`")
+    if unknown := sorted(str(k) for k in doc if k not in ("version", "programme", "banks", "products")):
+        raise ProductError(f"{path}: unknown top-level key {unknown[0]!r} (known: version, programme, banks, products)")
+    if not isinstance(doc["version"], int) or isinstance(doc["version"], bool) or doc["version"] < 1:
+        raise ProductError(f"{path}: version must be a whole number from 1, got {doc['version']!r}")
     programme = doc["programme"]
+    if not isinstance(programme, dict):
+        raise ProductError(f"{path}: programme must be a mapping, got {programme!r}")
     for key in ("max_amount_rmb", "max_amount_zhuanjingtexin_rmb", "limit_rounding_rmb"):
-        if not isinstance(programme.get(key), (int, float)) or programme[key] <= 0:
-            raise ProductError(f"{path}: programme.{key} must be a positive number, got {programme.get(key)!r}")
+        if not _whole(programme.get(key)) or programme[key] <= 0:
+            raise ProductError(f"{path}: programme.{key} must be a positive whole number of RMB, got {programme.get(key)!r}")
+    for key in ("banks", "products"):
+        if not isinstance(doc[key], list) or not doc[key]:
+            raise ProductError(f"{path}: {key} must be a non-empty list, got {doc[key]!r}")
     banks = {}
     for b in doc["banks"]:
         if not isinstance(b, dict) or not b.get("bank_id") or not b.get("name"):
@@ -134,6 +156,8 @@ def _check_product(path: Path, p: dict, banks: dict, programme: dict, seen: set[
     pid = p.get("product_id") if isinstance(p, dict) else None
     if not pid:
         raise ProductError(f"{path}: a product without product_id: {p!r}")
+    if not isinstance(pid, str) or pid != pid.strip():
+        raise ProductError(f"{path}: product_id {pid!r} must be text without surrounding spaces")
 
     def bad(field: str, why: str) -> ProductError:
         return ProductError(f"{path}: product {pid}, {field}: {why}")
@@ -141,30 +165,38 @@ def _check_product(path: Path, p: dict, banks: dict, programme: dict, seen: set[
     if pid in seen:
         raise bad("product_id", "used twice")
     seen.add(pid)
+    # a misspelt field (`Kind: renewal`) would otherwise leave the product a plain credit product
+    if unknown := [str(k) for k in p if k not in PRODUCT_FIELDS]:
+        raise bad(unknown[0], f"unknown field (known: {', '.join(PRODUCT_FIELDS)})")
+    for field in ("terms", "conditions", "pricing", "limit"):
+        if p.get(field) is not None and not isinstance(p[field], dict):
+            raise bad(field, f"must be a mapping, got {p[field]!r}")
     if p.get("bank_id") not in banks:
         raise bad("bank_id", f"{p.get('bank_id')!r} is not one of the banks")
-    if not p.get("name"):
-        raise bad("name", "missing")
+    if not p.get("name") or not isinstance(p["name"], str):
+        raise bad("name", f"must be the product's name as text, got {p.get('name')!r}")
     kind = p.get("kind", "credit")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise bad("kind", f"{kind!r} is not a product kind (known: {', '.join(KINDS)})")
     terms = p.get("terms") or {}
-    if not isinstance(terms, dict):
-        raise bad("terms", f"must be a mapping, got {terms!r}")
     for field in terms:
         if field not in KINDS[kind]:
             raise bad(f"terms.{field}", f"not a term of a {kind} product (its terms: {', '.join(KINDS[kind]) or 'none'})")
     for field, (lo, hi) in KINDS[kind].items():
         value = terms.get(field)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        if not _number(value) or not lo <= value <= hi:
             raise bad(f"terms.{field}", f"a {kind} product needs a number from {lo:,} to {hi:,}, got {value!r}")
+        if field in WHOLE_TERMS and not _whole(value):
+            raise bad(f"terms.{field}", f"must be a whole number ({'days' if field == 'window_days' else 'RMB'}), got {value!r}")
     conditions = p.get("conditions") or {}
     for field, value in conditions.items():
         if field not in CONDITIONS:
             raise bad(f"conditions.{field}", f"unknown condition (known: {', '.join(CONDITIONS)})")
         kind, bounds = CONDITIONS[field]
-        if kind == "number" and not (isinstance(value, (int, float)) and bounds[0] <= value <= bounds[1]):
+        if kind == "number" and not (_number(value) and bounds[0] <= value <= bounds[1]):
             raise bad(f"conditions.{field}", f"must be a number from {bounds[0]:,} to {bounds[1]:,}, got {value!r}")
+        if field in ("max_amount_rmb", "term_months") and not _whole(value):
+            raise bad(f"conditions.{field}", f"must be a whole number, got {value!r}")
         if kind == "grade" and value not in GRADES:
             raise bad(f"conditions.{field}", f"must be one of {', '.join(GRADES)}, got {value!r}")
         if kind == "industries" and not (isinstance(value, list) and value and all(
@@ -183,15 +215,16 @@ def _check_product(path: Path, p: dict, banks: dict, programme: dict, seen: set[
         raise bad("conditions.max_amount_rmb", f"{conditions['max_amount_rmb']:,} is above the programme's cap {cap:,}")
     price = p.get("pricing") or {}
     for field in ("base_bp", "floor_bp"):
-        if not isinstance(price.get(field), int) or not 0 < price[field] < 3000:
+        if not isinstance(price.get(field), int) or isinstance(price[field], bool) or not 0 < price[field] < 3000:
             raise bad(f"pricing.{field}", f"must be whole basis points between 1 and 2999, got {price.get(field)!r}")
     bands = price.get("pd_bands")
     if not isinstance(bands, list) or not bands or not all(
-            isinstance(b, list) and len(b) == 2 and 0 < b[0] <= 1 and isinstance(b[1], int) and b[1] >= 0 for b in bands):
+            isinstance(b, list) and len(b) == 2 and _number(b[0]) and 0 < b[0] <= 1 and _whole(b[1]) and b[1] >= 0
+            for b in bands):
         raise bad("pricing.pd_bands", f"must be a list of [highest PD in (0, 1], premium in whole bp >= 0], got {bands!r}")
     if [b[0] for b in bands] != sorted({b[0] for b in bands}):
         raise bad("pricing.pd_bands", "the bands' highest PDs must rise strictly")
     limit = p.get("limit") or {}
     for field, hi in (("revenue_share", 1.0), ("tax_multiple", 100.0)):
-        if not isinstance(limit.get(field), (int, float)) or not 0 < limit[field] <= hi:
+        if not _number(limit.get(field)) or not 0 < limit[field] <= hi:
             raise bad(f"limit.{field}", f"must be a number in (0, {hi}], got {limit.get(field)!r}")

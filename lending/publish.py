@@ -36,7 +36,7 @@ import pandas as pd
 from rustpy_xlsxwriter import FastExcel, Format
 
 from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
-from lending.eligibility import CONDITIONS, MATCH_DEGREE
+from lending.eligibility import CONDITIONS, MATCH_DEGREE, PAIR_VALUES
 from lending.gate import authorised_firms_sql
 from lending.products import ProductCatalogue
 from lending.warnings import DDL as WARNINGS_DDL
@@ -110,9 +110,11 @@ def published_rows_sql(as_of: date, authorised: SQL | None = None) -> str:
     once, not once per pair."""
     d = f"DATE {lit(as_of.isoformat())}"
     reg = PointInTime("", as_of).rows("registry")
-    firm_values = ", ".join(f"{value} AS v_{name}" for name, _, value, _ in CONDITIONS if name != "limit")
+    firm_values = ", ".join(f"{value} AS v_{name}" for name, _, value, _ in CONDITIONS if name not in PAIR_VALUES)
     needs = ", ".join(f"'{name}: ' AS h_{name}, ' (needs ' || {required} || ')' AS r_{name}" for name, _, _, required in CONDITIONS)
-    value = {name: f"v_{name}" for name, *_ in CONDITIONS} | {"limit": "coalesce(CAST(computed_limit_fen // 100 AS VARCHAR), 'no data')"}
+    # a pair's value (the renewal's: the firm's loans from this bank alone) is spelled where firm and product meet
+    value = ({name: expr if name in PAIR_VALUES else f"v_{name}" for name, _, expr, _ in CONDITIONS}
+             | {"limit": "coalesce(CAST(computed_limit_fen // 100 AS VARCHAR), 'no data')"})
     text = ", ".join(f"CASE WHEN unmet & {1 << i} <> 0 THEN h_{name} || {value[name]} || r_{name} END"
                      for i, (name, *_) in enumerate(CONDITIONS))
     return f"""

@@ -104,8 +104,9 @@ class LandingWriter:
         missing: list[str] = []
         key0 = contract.key[0]
         # the column a conflicting duplicate changes: never the key, the firm or a coded value
+        # not another firm's USCC either (a receivable's core firm): altered, it is no USCC, not a conflict
         candidates = [c for c in contract.columns if c.name not in contract.key and c.name != contract.firm_column
-                      and c.allowed is None and not c.nullable and c.max is None]
+                      and c.type != "uscc" and c.allowed is None and not c.nullable and c.max is None]
         conflict_column = candidates[0]
         for kind in classes:
             idx = targets[kinds == kind]

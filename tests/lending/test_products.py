@@ -43,7 +43,7 @@ def test_renewal_needs_a_performing_loan_of_the_same_bank_maturing_in_the_window
     assert a["eligible"] and a["limit_fen"] == 800_000 * 100
     assert e["eligible"] and e["limit_fen"] == 800_000 * 100  # 关注 under 90 days past due still performs
     required = "a loan from B01 maturing by 2027-02-26, 正常 or 关注, dpd < 90"
-    assert lacks(b) == {"renewal": ("B02 2026-12-28 正常 dpd 0", required)}
+    assert lacks(b) == {"renewal": ("no outstanding loan from B01", required)}  # B02's loan is B02's business
     assert lacks(c) == {"renewal": ("B01 2027-03-28 正常 dpd 0", required)}
     assert lacks(d) == {"renewal": ("B01 2026-12-28 关注 dpd 95", required)}
     assert not any(r["limit_fen"] for r in (b, c, d))
