@@ -111,12 +111,14 @@ def preview(con: duckdb.DuckDBPyConnection, draft: ProductCatalogue, as_of: date
     margin["condition"] = [names[b] for b in margin["bit"]]
     con.register("_bank", pd.DataFrame({"product_id": [p["product_id"] for p in draft.products],
                                         "bank_id": [p["bank_id"] for p in draft.products]}))
-    try:  # the new lending per bank: each newly reached firm borrowing once, its largest new limit there
+    try:  # the new lending: each newly reached firm borrowing once in the programme (its cap is on the
+        # firm's total across banks), at the bank that offers it the largest new limit (ties: the first bank)
         lending = con.execute(f"""
-            SELECT b.bank_id, r.uscc, max(r.limit_fen) AS limit_fen,
-                   any_value(f.innovation_status = 'zhuanjingtexin') AS zhuanjingtexin
+            SELECT b.bank_id, r.uscc, r.limit_fen, f.innovation_status = 'zhuanjingtexin' AS zhuanjingtexin
             FROM _reach r JOIN _bank b USING (product_id) JOIN {firms} f USING (uscc)
-            WHERE r.now_reached AND NOT r.was_reached GROUP BY b.bank_id, r.uscc""").df()
+            WHERE r.now_reached AND NOT r.was_reached
+            QUALIFY row_number() OVER (PARTITION BY r.uscc ORDER BY r.limit_fen DESC, b.bank_id, r.product_id) = 1
+            ORDER BY b.bank_id, r.uscc""").df()
     finally:
         con.unregister("_bank")
     changes = con.execute("""SELECT product_id, uscc, CASE WHEN now_reached THEN 'newly_reached'
@@ -164,8 +166,9 @@ def _products(draft: ProductCatalogue, current: pd.DataFrame, per_product: pd.Da
 
 
 def _pool(con: duckdb.DuckDBPyConnection, lending: pd.DataFrame, as_of: date, cfg: PoolConfig) -> dict:
-    """Per bank: the new lending, the quota it would accrue (2 % of each loan's programme share) and
-    what the 4 % cap lets in, against the bank's quota and programme balance posted by the date."""
+    """Per bank: the new lending (each newly reached firm once, where it is offered most), the quota it
+    would accrue (2 % of each loan's programme share) and what the 4 % cap lets in, against the bank's
+    quota and programme balance posted by the date."""
     balances = {}
     if "ledger.postings" in tables(con):
         frame = statement(con, as_of, as_of, cfg=cfg)

@@ -175,7 +175,7 @@ def test_no_bank_artefact_holds_a_firm_without_a_valid_authorisation(gated, caps
     found = bank_artefacts(gated, capsys)
     kinds = {a.split(" ")[0] if " " in a else a for _, a in found}
     assert kinds == {"table", "eligibility.parquet", "eligibility.csv", "eligibility.xlsx", "early_warnings.csv",
-                     "LATEST", "report", "bank"}
+                     "data_dictionary.csv", "LATEST", "report", "bank"}
     assert len(found) > len(PRODUCTS.banks) * 9
     leaks = {k: sorted(v & gated["unauthorised"]) for k, v in found.items() if v & gated["unauthorised"]}
     assert leaks == {}

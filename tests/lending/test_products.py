@@ -194,6 +194,26 @@ def test_lowering_a_minimum_grade_reaches_exactly_the_firms_between_the_threshol
     assert after == before
 
 
+def test_a_firm_newly_reached_at_several_banks_borrows_once_in_the_pool(night, tmp_path):
+    """The programme's cap is on a firm's total across banks: the preview's new lending counts each
+    newly reached firm once, at the bank that offers it most, never at every bank that would."""
+    doc = yaml.safe_load(load_products().path.read_text(encoding="utf-8"))
+    lowered = [p for p in doc["products"] if p["conditions"].get("min_grade") == "BBB" and p["kind"] == "credit"]
+    assert len({p["bank_id"] for p in lowered}) >= 2
+    for p in lowered:
+        p["conditions"]["min_grade"] = "B"
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    figures = _preview(night, draft, tmp_path / "out")
+    rows = [line.split(",") for line in (tmp_path / "out" / f"preview-{PREVIEW_DAY}-changes.csv").read_text().splitlines()[1:]]
+    newly = {u for _, u, change in rows if change == "newly_reached"}
+    banks = figures["pool"]["banks"]
+    reached_twice = len(rows) > len(newly)  # some firm is newly reached by more than one product
+    assert reached_twice and sum(b["firms"] for b in banks) == len(newly)
+    cap = load_pool_config().loan_cap(PREVIEW_DAY, True)
+    assert sum(b["programme_amount_fen"] for b in banks) <= len(newly) * cap
+
+
 def test_a_preview_without_a_champion_says_so(night, tmp_path):
     from reports.preview import preview
     from valuecredit.store import connect
