@@ -237,10 +237,10 @@ def cmd_statement(args: argparse.Namespace) -> int:
 
 def cmd_exceptions(args: argparse.Namespace) -> int:
     """The loans disbursed above the loan cap in force, with the cap and the reason."""
+    from lending.ledger.statements import over_cap_loans
+
     with read_store(args.db) as con:
-        rows = con.execute("""SELECT bank_id, loan_id, disbursed_on, amount_fen, cap_fen, reason FROM ledger.exceptions
-                              WHERE $bank IS NULL OR bank_id = $bank ORDER BY bank_id, disbursed_on, loan_id""",
-                           {"bank": args.bank}).fetchall()
+        rows = over_cap_loans(con, args.bank)
     t = Table(title=f"{args.bank or 'every bank'}: loans above the loan cap ({len(rows)})")
     for col in ("bank", "loan", "disbursed on", "amount RMB", "cap RMB", "reason"):
         t.add_column(col, justify="right" if col.endswith("RMB") else "left")
@@ -347,13 +347,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_match(args: argparse.Namespace) -> int:
     from lending.eligibility import match
+    from reports.firm import firm_name
     from reports.vocabulary import load_vocabulary, money_fen, percent, shortfall
 
     firm = args.firm
     with read_store(args.db) as con:
         as_of = _latest_decided(con, args)
         rows = match(con, firm, as_of)
-        name = con.execute("SELECT any_value(name) FROM staging.registry WHERE uscc = ?", [firm]).fetchone()[0]
+        name = firm_name(con, firm)
     voc = load_vocabulary()
     # narrow: five short columns, and what a product lacks on its own folded line below it (80 columns)
     t = Table(title=f"{name or firm} ({firm}): {int(rows['eligible'].sum())} of {len(rows)} products on {as_of}",
@@ -410,7 +411,9 @@ def _latest_decided(con, args) -> date:
 
 
 def _latest_scored(con, args) -> date:
-    as_of = args.date or con.execute("SELECT max(as_of) FROM scores.commercial_value").fetchone()[0]
+    from scoring.score import latest_scored_date
+
+    as_of = args.date or latest_scored_date(con)
     if as_of is None:
         raise ValueError(f"{args.db} has no scores yet: run `valuecredit run` first")
     return as_of

@@ -308,3 +308,8 @@ def find_firms(con: duckdb.DuckDBPyConnection, text: str, limit: int = 20) -> pd
         FROM staging.registry r {score}
         WHERE contains(lower(r.name), lower(?)) OR starts_with(r.uscc, upper(?))
         ORDER BY NOT starts_with(r.uscc, upper(?)), r.name, r.uscc LIMIT ?""", [text, text, text, limit]).df()
+
+
+def firm_name(con: duckdb.DuckDBPyConnection, uscc: str) -> str | None:
+    """The firm's registered name (None for a code not on the register)."""
+    return con.execute("SELECT any_value(name) FROM staging.registry WHERE uscc = ?", [uscc]).fetchone()[0]

@@ -201,3 +201,10 @@ def peer_percentiles_sql(as_of: date) -> str:
         SELECT i.uscc, i.as_of, r.industry, r.size_class, {ranks}
         FROM features.indicators i JOIN {PointInTime('', as_of).rows('registry')} r USING (uscc)
         WHERE i.as_of = DATE {lit(as_of.isoformat())} ORDER BY i.uscc"""
+
+
+def latest_scored_date(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The last date scored (None before the first night)."""
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'scores' "
+                         "AND table_name = 'commercial_value'").fetchone()[0]
+    return con.execute("SELECT max(as_of) FROM scores.commercial_value").fetchone()[0] if exists else None

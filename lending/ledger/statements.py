@@ -87,3 +87,11 @@ def statement(con: duckdb.DuckDBPyConnection, start: date, end: date, bank_id: s
         total.insert(0, "bank_id", "programme")
         out = pd.concat([out, total], ignore_index=True)
     return out
+
+
+def over_cap_loans(con: duckdb.DuckDBPyConnection, bank_id: str | None = None) -> list[tuple]:
+    """The exception list: (bank, loan, disbursed on, amount fen, cap fen, reason) of every loan
+    disbursed above the loan cap in force, one bank's or every bank's."""
+    return con.execute("""SELECT bank_id, loan_id, disbursed_on, amount_fen, cap_fen, reason FROM ledger.exceptions
+                          WHERE $bank IS NULL OR bank_id = $bank ORDER BY bank_id, disbursed_on, loan_id""",
+                       {"bank": bank_id}).fetchall()
