@@ -18,6 +18,7 @@ from models.features import FEATURES, features_sql
 from models.monitoring import reference
 from models.population import out_of_time_months, population_sample
 from models.registry import champion, load_model, record_decision, save_model
+from models.tuning import GBM_GRID, tune_gbm, tune_scorecard
 from scoring.calibrate import discrimination, loan_targets, outcome_sample, sample_points
 from scoring.catalogue import Catalogue
 
@@ -82,11 +83,17 @@ def auc_gap(y: np.ndarray, reference: np.ndarray, model: np.ndarray, seed: int =
     return {"auc_gap": d["difference"], "interval_90": d["interval_90"], "resamples": resamples, "seed": seed}
 
 
+LOANS_GBM_CANDIDATES = 6  # settings the loan-book GBM's inner search compares (no time budget: reproducible)
+
+
 def fit_champion_and_challenger(train: pd.DataFrame, seed: int = 0,
                                 gbm_params: dict | None = None) -> tuple[MonotoneGBM, WoEScorecard]:
+    """The loan-book GBM and the scorecard challenger by the procedure `model evaluate` uses
+    (`models.tuning`): settings chosen on inner folds of the training loans alone. `gbm_params`
+    fixes some of the GBM's settings (the search runs over the others)."""
     X, y = train[list(FEATURES)], train["defaulted"].astype(int).to_numpy()
-    gbm = MonotoneGBM(monotone=FEATURES, random_state=seed, **(gbm_params or {})).fit(X, y)
-    card = WoEScorecard().fit(X, y)
+    gbm, _ = tune_gbm(X, y, FEATURES, seed, max_candidates=LOANS_GBM_CANDIDATES, fixed=gbm_params)
+    card, _ = tune_scorecard(X, y, seed=seed)
     return gbm, card
 
 
@@ -182,6 +189,8 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
                         "score_4_19_1": asdict(discrimination(y, -test_points["total"].to_numpy(dtype=float)))},
         "by_grade_loans": by_grade(test.assign(grade=test_points["grade"].to_numpy()), p_gbm, "defaulted", grades),
         "gbm_trees": gbm.booster_params_["n_estimators"],
+        "loans_models_chosen": {"gbm": {k: loans_gbm.booster_params_[k] for k in [*GBM_GRID, "n_estimators"]},
+                                "scorecard": {"min_bin_size": card.min_bin_size, "C": card.C}},
     }
     if truth_loans is not None and Path(truth_loans).exists():
         truth = pd.read_parquet(truth_loans, columns=["loan_id", "pd_12m_observable"])
