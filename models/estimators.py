@@ -11,6 +11,7 @@ Both take a pandas DataFrame; text columns are categoricals.
 from __future__ import annotations
 
 import re
+import time
 import warnings
 
 import lightgbm as lgb
@@ -40,6 +41,15 @@ def lightgbm_names(columns) -> list[str]:
             taken.add(name)
         out.append(name)
     return out
+
+
+def _stop_at(deadline: float):
+    """A LightGBM callback that ends training at the iteration during which `deadline` passed."""
+    def callback(env) -> None:
+        if time.perf_counter() > deadline:
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+    callback.order = 40  # after early stopping's own check
+    return callback
 
 
 def _categorical(X: pd.DataFrame) -> list[str]:
@@ -112,14 +122,15 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
         categorical = [name for c, name in zip(self.feature_names_in_, X.columns) if c in self.categorical_] or "auto"
         return X, y, params, categorical
 
-    def cross_fit(self, X: pd.DataFrame, y) -> tuple[np.ndarray, list[int]]:
+    def cross_fit(self, X: pd.DataFrame, y, deadline: float | None = None) -> tuple[np.ndarray, list[int]]:
         """Out-of-fold log-odds and the early-stopped size of each of the `cv_folds` boosters: what
-        `fit` chooses the size and the calibrator from, and what a search over settings compares."""
+        `fit` chooses the size and the calibrator from, and what a search over settings compares.
+        `deadline` (a `time.perf_counter()` value): each booster stops growing when it has passed."""
         X, y, params, categorical = self._fit_setup(X, y)
-        return self._cross_fit(X, y, params, categorical)
+        return self._cross_fit(X, y, params, categorical, deadline)
 
-    def _cross_fit(self, X: pd.DataFrame, y: np.ndarray, params: dict,
-                   categorical: list[str] | str) -> tuple[np.ndarray, list[int]]:
+    def _cross_fit(self, X: pd.DataFrame, y: np.ndarray, params: dict, categorical: list[str] | str,
+                   deadline: float | None = None) -> tuple[np.ndarray, list[int]]:
         out_of_fold, best = np.zeros(len(y)), []
         if self.cv_folds < 2:
             return out_of_fold, best
@@ -127,7 +138,8 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
             fold = lgb.LGBMClassifier(**params)
             fold.fit(X.iloc[fit_rows], y[fit_rows], eval_X=(X.iloc[held_rows],), eval_y=(y[held_rows],),
                      categorical_feature=categorical,
-                     callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
+                     callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False),
+                                *([_stop_at(deadline)] if deadline is not None else [])])
             best.append(int(fold.best_iteration_ or self.n_estimators))
             out_of_fold[held_rows] = fold.predict(X.iloc[held_rows], raw_score=True)
         return out_of_fold, best

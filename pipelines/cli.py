@@ -257,6 +257,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise EvaluationInputError(f"--special-codes {args.special_codes!r}: expected numbers, e.g. -7,-8,-9") from None
     if args.lang not in ("zh", "en"):
         raise EvaluationInputError(f"--lang {args.lang!r}: expected zh or en")
+    if not args.budget > 0:
+        raise EvaluationInputError(f"--budget {args.budget}: expected a number of seconds above 0")
+    if args.report and Path(args.report).exists() and not Path(args.report).is_dir():
+        raise EvaluationInputError(f"--report {args.report}: exists and is not a directory")
     data = prepare(Path(args.data), args.target, args.bad, drop, codes, args.monotone)
     evaluation = cross_validate(data, args.folds, args.seed, args.budget)
     result = evaluation.summary
