@@ -31,7 +31,10 @@ def test_german_credit_meets_the_reference(capsys):
     r = run_json(["--data", str(GERMAN), "--target", "creditability", "--bad", "bad", "--folds", "5", "--seed", "42"],
                  capsys)
     assert (r["rows"], r["bad_rate"]) == (1000, 0.3)
-    assert max(r["gbm"]["auc_mean"], r["scorecard"]["auc_mean"]) >= 0.79
+    # with every setting chosen inside the folds (0.7933 came from settings fixed by hand, 0.795 is issue 24's
+    # target, not met: benchmarks/RESULTS.md)
+    assert max(r["gbm"]["auc_mean"], r["scorecard"]["auc_mean"]) >= 0.785
+    assert all(f["gbm"]["candidates_tried"] >= 1 and f["scorecard"]["params"] for f in r["per_fold"])
     # optbinning's plain BinningProcess + LogisticRegression on the same folds
     from optbinning import BinningProcess
 
