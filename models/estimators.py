@@ -11,6 +11,7 @@ Both take a pandas DataFrame; text columns are categoricals.
 from __future__ import annotations
 
 import re
+import time
 import warnings
 
 import lightgbm as lgb
@@ -42,6 +43,15 @@ def lightgbm_names(columns) -> list[str]:
     return out
 
 
+def _stop_at(deadline: float):
+    """A LightGBM callback that ends training at the iteration during which `deadline` passed."""
+    def callback(env) -> None:
+        if time.perf_counter() > deadline:
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+    callback.order = 40  # after early stopping's own check
+    return callback
+
+
 def _categorical(X: pd.DataFrame) -> list[str]:
     return [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
 
@@ -56,13 +66,15 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
     """LightGBM under monotone constraints, its size and its calibration chosen by cross-fitting:
     `cv_folds` boosters, each stopped early on its held-out fold, give the number of trees (their
     median) and out-of-fold scores for the calibrator; the final booster is fitted on all rows.
+    `stopping_metric` (e.g. "auc"): what early stopping watches, LightGBM's log loss when None.
     Platt scaling ("sigmoid") keeps the order of the scores, so calibration costs no AUC and the PD's
     log-odds stay a linear function of the SHAP contributions."""
 
     def __init__(self, n_estimators: int = 2000, learning_rate: float = 0.03, num_leaves: int = 7,
                  min_child_samples: int = 50, subsample: float = 0.8, colsample_bytree: float = 0.6,
                  reg_lambda: float = 1.0, monotone: dict[str, int] | None = None, calibration: str | None = "sigmoid",
-                 cv_folds: int = 4, early_stopping_rounds: int = 100, random_state: int = 0, n_jobs: int = 2):
+                 cv_folds: int = 4, early_stopping_rounds: int = 100, random_state: int = 0, n_jobs: int = 2,
+                 stopping_metric: str | None = None):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -76,6 +88,7 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
         self.early_stopping_rounds = early_stopping_rounds
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.stopping_metric = stopping_metric
 
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """The columns in training order, categoricals as in training, under LightGBM's names."""
@@ -85,11 +98,14 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
         X.columns = lightgbm_names(self.feature_names_in_)
         return X
 
-    def fit(self, X: pd.DataFrame, y) -> MonotoneGBM:
+    def _fit_setup(self, X: pd.DataFrame, y) -> tuple[pd.DataFrame, np.ndarray, dict, list[str] | str]:
+        """The training frame under LightGBM's names, the labels, the booster's parameters and its categoricals."""
         X = pd.DataFrame(X)
         y = np.asarray(y).astype(int)
         if self.calibration not in ("sigmoid", "isotonic", None):
             raise ValueError(f"calibration must be 'sigmoid', 'isotonic' or None, got {self.calibration!r}")
+        if self.calibration and self.cv_folds < 2:
+            raise ValueError("calibration needs out-of-fold scores: set cv_folds to 2 or more")
         self.feature_names_in_ = np.array(X.columns, dtype=object)
         self.categorical_ = _categorical(X)
         self.categories_ = {c: sorted(X[c].dropna().astype(str).unique()) for c in self.categorical_}
@@ -101,26 +117,43 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, subsample=self.subsample,
             subsample_freq=1, colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda,
             monotone_constraints=constraints, monotone_constraints_method="advanced",
-            random_state=self.random_state, n_jobs=self.n_jobs, verbose=-1, deterministic=True, force_row_wise=True)
+            random_state=self.random_state, n_jobs=self.n_jobs, verbose=-1, deterministic=True, force_row_wise=True,
+            **({"metric": self.stopping_metric} if self.stopping_metric else {}))
         categorical = [name for c, name in zip(self.feature_names_in_, X.columns) if c in self.categorical_] or "auto"
-        self.best_iterations_: list[int] = []
-        out_of_fold = np.zeros(len(y))
-        if self.cv_folds >= 2:
-            folds = StratifiedKFold(self.cv_folds, shuffle=True, random_state=self.random_state)
-            for fit_rows, held_rows in folds.split(X, y):
-                fold = lgb.LGBMClassifier(**params)
-                fold.fit(X.iloc[fit_rows], y[fit_rows], eval_X=(X.iloc[held_rows],), eval_y=(y[held_rows],),
-                         categorical_feature=categorical,
-                         callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
-                self.best_iterations_.append(int(fold.best_iteration_ or self.n_estimators))
-                out_of_fold[held_rows] = fold.predict(X.iloc[held_rows], raw_score=True)
+        return X, y, params, categorical
+
+    def cross_fit(self, X: pd.DataFrame, y, deadline: float | None = None) -> tuple[np.ndarray, list[int]]:
+        """Out-of-fold log-odds and the early-stopped size of each of the `cv_folds` boosters: what
+        `fit` chooses the size and the calibrator from, and what a search over settings compares.
+        `deadline` (a `time.perf_counter()` value): each booster stops growing when it has passed."""
+        X, y, params, categorical = self._fit_setup(X, y)
+        return self._cross_fit(X, y, params, categorical, deadline)
+
+    def _cross_fit(self, X: pd.DataFrame, y: np.ndarray, params: dict, categorical: list[str] | str,
+                   deadline: float | None = None) -> tuple[np.ndarray, list[int]]:
+        out_of_fold, best = np.zeros(len(y)), []
+        if self.cv_folds < 2:
+            return out_of_fold, best
+        for fit_rows, held_rows in StratifiedKFold(self.cv_folds, shuffle=True, random_state=self.random_state).split(X, y):
+            fold = lgb.LGBMClassifier(**params)
+            fold.fit(X.iloc[fit_rows], y[fit_rows], eval_X=(X.iloc[held_rows],), eval_y=(y[held_rows],),
+                     categorical_feature=categorical,
+                     callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False),
+                                *([_stop_at(deadline)] if deadline is not None else [])])
+            best.append(int(fold.best_iteration_ or self.n_estimators))
+            out_of_fold[held_rows] = fold.predict(X.iloc[held_rows], raw_score=True)
+        return out_of_fold, best
+
+    def fit(self, X: pd.DataFrame, y, cross_fitted: tuple[np.ndarray, list[int]] | None = None) -> MonotoneGBM:
+        """`cross_fitted`: this estimator's own `cross_fit` of the same rows, when a search already ran it."""
+        X, y, params, categorical = self._fit_setup(X, y)
+        out_of_fold, self.best_iterations_ = cross_fitted or self._cross_fit(X, y, params, categorical)
+        if self.best_iterations_:
             params["n_estimators"] = int(np.median(self.best_iterations_))
         self.booster_params_ = params
         self.model_ = lgb.LGBMClassifier(**params)
         self.model_.fit(X, y, categorical_feature=categorical)
         self.calibrator_ = None
-        if self.calibration and self.cv_folds < 2:
-            raise ValueError("calibration needs out-of-fold scores: set cv_folds to 2 or more")
         if self.calibration == "isotonic":
             self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
             self.calibrator_.fit(1 / (1 + np.exp(-out_of_fold)), y)
@@ -183,26 +216,40 @@ class WoEScorecard(BaseEstimator, ClassifierMixin):
         self.special_codes = special_codes
         self.monotone = monotone
 
+    def binning_process(self, X: pd.DataFrame):
+        """optbinning's BinningProcess for the columns of X that hold a value, with this card's
+        binning settings (unfitted); a column with no values cannot be binned and carries nothing."""
+        from optbinning import BinningProcess
+
+        columns = [c for c in X.columns if not X[c].isna().all()]
+        categorical = _categorical(X[columns])
+        # +1: a higher value never lowers the risk, so the bad rate ascends across the bins
+        trend = {c: "ascending" if sign > 0 else "descending" for c, sign in (self.monotone or {}).items() if sign}
+        return BinningProcess(columns, categorical_variables=categorical,
+                              special_codes=list(self.special_codes) if self.special_codes else None,
+                              binning_fit_params={c: {"min_bin_size": self.min_bin_size,
+                                                      **({"max_n_bins": self.max_n_bins} if self.max_n_bins else {}),
+                                                      **({"monotonic_trend": trend[c]} if c in trend else {})}
+                                                  for c in columns})
+
+    @staticmethod
+    def prepared(X: pd.DataFrame) -> pd.DataFrame:
+        """Text columns as Python objects with None for missing, as optbinning reads them."""
+        X = pd.DataFrame(X).copy()
+        for c in _categorical(X):
+            X[c] = X[c].astype(object).where(X[c].notna(), None)
+        return X
+
     def fit(self, X: pd.DataFrame, y) -> WoEScorecard:
-        from optbinning import BinningProcess, Scorecard
+        from optbinning import Scorecard
 
         X = pd.DataFrame(X)
         y = np.asarray(y).astype(int)
         self.feature_names_in_ = np.array(X.columns, dtype=object)
         self.classes_ = np.array([0, 1])
-        # a column with no values cannot be binned: it carries nothing and is left out
-        self.empty_columns_ = [c for c in X.columns if X[c].isna().all()]
-        X = X.drop(columns=self.empty_columns_)
-        self.used_columns_ = list(X.columns)
-        categorical = _categorical(X)
-        # +1: a higher value never lowers the risk, so the bad rate ascends across the bins
-        trend = {c: "ascending" if sign > 0 else "descending" for c, sign in (self.monotone or {}).items() if sign}
-        binning = BinningProcess(list(X.columns), categorical_variables=categorical,
-                                 special_codes=list(self.special_codes) if self.special_codes else None,
-                                 binning_fit_params={c: {"min_bin_size": self.min_bin_size,
-                                                         **({"max_n_bins": self.max_n_bins} if self.max_n_bins else {}),
-                                                         **({"monotonic_trend": trend[c]} if c in trend else {})}
-                                                     for c in X.columns})
+        binning = self.binning_process(X)
+        self.used_columns_ = list(binning.variable_names)
+        self.empty_columns_ = [c for c in X.columns if c not in self.used_columns_]
         self.scorecard_ = Scorecard(binning_process=binning, estimator=LogisticRegression(C=self.C, max_iter=1000),
                                     scaling_method="pdo_odds",
                                     scaling_method_params={"pdo": self.pdo, "odds": self.odds,
@@ -211,28 +258,20 @@ class WoEScorecard(BaseEstimator, ClassifierMixin):
         # binned) is kept for the caller to show, not silenced
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            self.scorecard_.fit(self._prepare(X, categorical), y)
+            self.scorecard_.fit(self.prepared(X[self.used_columns_]), y)
         self.fit_warnings_ = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught
                                      if not issubclass(w.category, (DeprecationWarning, FutureWarning))})
-        self.categorical_ = categorical
         return self
 
-    @staticmethod
-    def _prepare(X: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
-        X = X.copy()
-        for c in categorical:
-            X[c] = X[c].astype(object).where(X[c].notna(), None)
-        return X
-
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        X = self._prepare(pd.DataFrame(X)[self.used_columns_], self.categorical_)
+        X = self.prepared(pd.DataFrame(X)[self.used_columns_])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return self.scorecard_.predict_proba(X)
 
     def points(self, X: pd.DataFrame) -> np.ndarray:
         """Scorecard points (higher is safer), scaled by PDO."""
-        return self.scorecard_.score(self._prepare(pd.DataFrame(X)[self.used_columns_], self.categorical_))
+        return self.scorecard_.score(self.prepared(pd.DataFrame(X)[self.used_columns_]))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)

@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
-from models.estimators import MonotoneGBM, WoEScorecard
+from models.tuning import tune_gbm, tune_scorecard
 
 MIN_BAD = 20  # per class, over the whole table: fewer cannot support 5-fold metrics
 
@@ -125,24 +125,60 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     return float(roc_auc_score(y, p)), float(np.max(tpr - fpr))
 
 
-def evaluate(path: Path, target: str, bad: str | None = None, drop: list[str] | None = None, folds: int = 5,
-             seed: int = 42, special_codes: list[float] | None = None, monotone: str | None = None) -> dict:
-    data = prepare(path, target, bad, drop or [], special_codes, monotone)
+def roc_points(y: np.ndarray, p: np.ndarray, points: int = 51) -> list[tuple[float, float]]:
+    """The ROC curve at `points` evenly spaced false-positive rates (for a chart: a fold's curve has
+    as many corners as it has distinct scores)."""
+    fpr, tpr, _ = roc_curve(y, p)
+    grid = np.linspace(0, 1, points)
+    return [(round(float(f), 4), round(float(t), 4)) for f, t in zip(grid, np.interp(grid, fpr, tpr))]
+
+
+MODELS = ("gbm", "scorecard")
+BUDGET_SECONDS = 100.0  # the GBM searches of all folds together; each fold gets its share
+
+
+@dataclass
+class Evaluation:
+    """Everything the cross-validation produced: the JSON summary and, for the report, each row's
+    out-of-fold PD by model and each fold's ROC curve."""
+
+    summary: dict
+    out_of_fold: dict[str, np.ndarray]
+    roc: dict[str, list[list[tuple[float, float]]]]
+
+
+def fit_models(data: Prepared, rows: np.ndarray, seed: int, budget_seconds: float | None):
+    """The shared procedure (`models.tuning`) on the given rows: a tuned monotone GBM (special codes
+    read as missing) and a tuned WoE scorecard."""
+    X_gbm = without_special_codes(data.X.iloc[rows], data.special_codes)
+    gbm, gbm_choice = tune_gbm(X_gbm, data.y[rows], data.monotone or None, seed, budget_seconds=budget_seconds)
+    card, card_choice = tune_scorecard(data.X.iloc[rows], data.y[rows], data.special_codes or None,
+                                       data.monotone or None, seed)
+    return gbm, gbm_choice, card, card_choice
+
+
+def cross_validate(data: Prepared, folds: int = 5, seed: int = 42, budget_seconds: float = BUDGET_SECONDS) -> Evaluation:
     if folds < 2 or folds > min(data.y.sum(), len(data.y) - data.y.sum()):
         raise EvaluationInputError(f"--folds {folds}: need at least 2 and no more than the smaller class")
-    results: dict[str, list[tuple[float, float]]] = {"gbm": [], "scorecard": []}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in MODELS}
+    oof = {name: np.zeros(len(data.y)) for name in MODELS}
+    roc: dict[str, list] = {name: [] for name in MODELS}
     fit_warnings: set[str] = set()
+    per_fold = []
     X_gbm = without_special_codes(data.X, data.special_codes)
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(data.X, data.y):
-        ytr, yte = data.y[train], data.y[test]
-        # a fixed size for sample testing: 400 trees at rate 0.03, no inner folds (small tables)
-        gbm = MonotoneGBM(n_estimators=400, min_child_samples=20, calibration=None, cv_folds=0,
-                          monotone=data.monotone or None, random_state=seed).fit(X_gbm.iloc[train], ytr)
-        results["gbm"].append(_metrics(yte, gbm.predict_proba(X_gbm.iloc[test])[:, 1]))
-        card = WoEScorecard(special_codes=data.special_codes or None, monotone=data.monotone or None)
-        card.fit(data.X.iloc[train], ytr)
+    for i, (train, test) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(data.X, data.y)):
+        gbm, gbm_choice, card, card_choice = fit_models(data, train, seed, budget_seconds / folds)
         fit_warnings.update(card.fit_warnings_)
-        results["scorecard"].append(_metrics(yte, card.predict_proba(data.X.iloc[test])[:, 1]))
+        yte = data.y[test]
+        oof["gbm"][test] = gbm.predict_proba(X_gbm.iloc[test])[:, 1]
+        oof["scorecard"][test] = card.predict_proba(data.X.iloc[test])[:, 1]
+        fold = {"fold": i + 1, "rows": int(len(test)), "bad": int(yte.sum())}
+        for name, choice in (("gbm", gbm_choice), ("scorecard", card_choice)):
+            auc, ks = _metrics(yte, oof[name][test])
+            results[name].append((auc, ks))
+            roc[name].append(roc_points(yte, oof[name][test]))
+            fold[name] = {"auc": round(auc, 4), "ks": round(ks, 4), **choice.summary()}
+        per_fold.append(fold)
     out = {"rows": int(len(data.y)), "bad_rate": round(float(data.y.mean()), 4)}
     for name, ms in results.items():
         aucs, kss = np.array([m[0] for m in ms]), np.array([m[1] for m in ms])
@@ -151,4 +187,12 @@ def evaluate(path: Path, target: str, bad: str | None = None, drop: list[str] | 
                      "auc_folds": [round(float(a), 4) for a in aucs]}
     out["folds"], out["seed"], out["dropped_identifiers"] = folds, seed, data.dropped_ids
     out["special_codes"], out["monotone"], out["warnings"] = data.special_codes, data.monotone, sorted(fit_warnings)
-    return out
+    out["per_fold"], out["budget_seconds"] = per_fold, budget_seconds
+    return Evaluation(out, oof, roc)
+
+
+def evaluate(path: Path, target: str, bad: str | None = None, drop: list[str] | None = None, folds: int = 5,
+             seed: int = 42, special_codes: list[float] | None = None, monotone: str | None = None,
+             budget_seconds: float = BUDGET_SECONDS) -> dict:
+    data = prepare(path, target, bad, drop or [], special_codes, monotone)
+    return cross_validate(data, folds, seed, budget_seconds).summary

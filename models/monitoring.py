@@ -1,7 +1,8 @@
-"""Population stability: how far today's population has moved from the one a model was trained on.
+"""Population stability: how far today's population has moved from the one a model was chosen on.
 
-At training, each feature (and the PD) is summarised as a reference distribution: decile bins for a
-number, shares for a category, and the share missing as a bin of its own (a department that stops
+When a model is trained, every firm's inputs as of the decision date (and their PDs) are summarised
+as reference distributions, kept in the model's metadata (`models.train.population_reference`):
+decile bins for a number, shares for a category, and the share missing as a bin of its own (a department that stops
 delivering shows up here first). Each night the population index (PSI) compares today's firms
 against it: below 0.10 stable, 0.10 to 0.25 worth watching, 0.25 or more a shift that calls for a
 look at the model.
@@ -21,7 +22,7 @@ def status(psi: float) -> str:
 
 
 def reference(values: pd.Series, bins: int = 10) -> dict:
-    """A feature's training distribution: bin edges (or categories) and shares, the last for missing."""
+    """A feature's reference distribution: bin edges (or categories) and shares, the last for missing."""
     values = pd.Series(values)
     missing = values.isna()
     if not pd.api.types.is_numeric_dtype(values):

@@ -7,7 +7,8 @@ Tables, each keyed by (uscc, as_of) or as_of, a date replaced in one transaction
 - scores.explanations     one row per firm and feature: its contribution to the log-odds and, for
                           contributions that raise the PD, its rank among them
 - scores.pd_importance    mean absolute contribution per feature over the population
-- scores.pd_stability     PSI of the PD and of every feature against the training reference
+- scores.pd_stability     PSI of the PD and of every feature against the model's reference: every
+                          firm on the night it was trained
 - scores.reason_codes     code, feature, Chinese and English text
 """
 

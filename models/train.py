@@ -16,8 +16,10 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from models.estimators import MonotoneGBM, WoEScorecard
 from models.features import FEATURES, features_sql
 from models.monitoring import reference
+from models.nightly import model_inputs
 from models.population import out_of_time_months, population_sample
 from models.registry import champion, load_model, record_decision, save_model
+from models.tuning import GBM_GRID, tune_gbm, tune_scorecard
 from scoring.calibrate import discrimination, loan_targets, outcome_sample, sample_points
 from scoring.catalogue import Catalogue
 
@@ -82,11 +84,17 @@ def auc_gap(y: np.ndarray, reference: np.ndarray, model: np.ndarray, seed: int =
     return {"auc_gap": d["difference"], "interval_90": d["interval_90"], "resamples": resamples, "seed": seed}
 
 
+LOANS_GBM_CANDIDATES = 6  # settings the loan-book GBM's inner search compares (no time budget: reproducible)
+
+
 def fit_champion_and_challenger(train: pd.DataFrame, seed: int = 0,
                                 gbm_params: dict | None = None) -> tuple[MonotoneGBM, WoEScorecard]:
+    """The loan-book GBM and the scorecard challenger by the procedure `model evaluate` uses
+    (`models.tuning`): settings chosen on inner folds of the training loans alone. `gbm_params`
+    fixes some of the GBM's settings (the search runs over the others)."""
     X, y = train[list(FEATURES)], train["defaulted"].astype(int).to_numpy()
-    gbm = MonotoneGBM(monotone=FEATURES, random_state=seed, **(gbm_params or {})).fit(X, y)
-    card = WoEScorecard().fit(X, y)
+    gbm, _ = tune_gbm(X, y, FEATURES, seed, max_candidates=LOANS_GBM_CANDIDATES, fixed=gbm_params)
+    card, _ = tune_scorecard(X, y, seed=seed)
     return gbm, card
 
 
@@ -111,6 +119,20 @@ def fit_population_gbm(population: pd.DataFrame, loans: pd.DataFrame, seed: int 
     return gbm.calibrate_to(loans[list(FEATURES)], loans["defaulted"].astype(int).to_numpy())
 
 
+def population_reference(con: duckdb.DuckDBPyConnection, cat: Catalogue, decided_on: date,
+                         gbm: MonotoneGBM) -> tuple[dict, dict]:
+    """What the nightly PSI compares with: every registered firm's inputs as of the decision date
+    and their PDs from this model, the same kind of population a night scores. Training rows (loans,
+    or firm-months of earlier months) are another population: against them a first night already
+    looked shifted. Derived from the deliveries as known on the date (as a replay does), never from
+    what a night stored: the same store, date and seed then give the same reference, hence the same
+    model version, whether or not the night has run."""
+    inputs = model_inputs(con, decided_on, cat, from_stored=False)
+    references = {f: reference(inputs[f]) for f in FEATURES}
+    references["pd"] = reference(pd.Series(gbm.predict_proba(inputs[list(FEATURES)])[:, 1]))
+    return references, {"as_of": decided_on.isoformat(), "firms": len(inputs)}
+
+
 def by_grade(frame: pd.DataFrame, p: np.ndarray, outcome: str, order: list[str]) -> list[dict]:
     """Per grade, best first: rows, mean PD and the observed rate of the outcome."""
     f = frame.assign(_pd=p)
@@ -131,7 +153,7 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
     validate it out of time on the later target months of the population (against the 4+19+1
     score, with a paired-bootstrap interval) and on the later 30 % of loans (against the scorecard
     challenger, the score, and the simulator's ceiling where its truth is at hand), register it with
-    its training reference distributions and promote it only as `promotion` allows. Returns the
+    the reference distributions of every firm on the decision date (`population_reference`) and promote it only as `promotion` allows. Returns the
     report; the registry keeps it. `sample`, `population`: the store's training samples, when the
     caller already holds them."""
     sample = training_sample(con, cat) if sample is None else sample
@@ -182,6 +204,8 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
                         "score_4_19_1": asdict(discrimination(y, -test_points["total"].to_numpy(dtype=float)))},
         "by_grade_loans": by_grade(test.assign(grade=test_points["grade"].to_numpy()), p_gbm, "defaulted", grades),
         "gbm_trees": gbm.booster_params_["n_estimators"],
+        "loans_models_chosen": {"gbm": {k: loans_gbm.booster_params_[k] for k in [*GBM_GRID, "n_estimators"]},
+                                "scorecard": {"min_bin_size": card.min_bin_size, "C": card.C}},
     }
     if truth_loans is not None and Path(truth_loans).exists():
         truth = pd.read_parquet(truth_loans, columns=["loan_id", "pd_12m_observable"])
@@ -196,8 +220,7 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
                                      index=False).to_numpy().tobytes()).hexdigest()
     gbm_metrics = {k: v for k, v in report["out_of_time"]["gbm"].items() if k != "reliability"}
     fitted_on = pop_fit if method == "population" else train
-    references = {f: reference(fitted_on[f]) for f in FEATURES}
-    references["pd"] = reference(pd.Series(gbm.predict_proba(fitted_on[F])[:, 1]))
+    references, reference_population = population_reference(con, cat, decided_on, gbm)
     label = ("ranks court-recorded default (a new listing as a dishonest judgement debtor, 失信被执行人, within 12 "
              "months) over every firm; base rate set by loan default (次级 or worse, 90+ dpd, or written off within 12 months)"
              if method == "population" else "次级 or worse, 90+ dpd, or written off within 12 months")
@@ -205,7 +228,7 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
         "training_data": {"snapshot_sha256": snapshot, "rows": len(fitted_on), **report["train"]},
         "out_of_time_metrics": gbm_metrics, "label": label, "method": method,
         "population_metrics": {k: v for k, v in report["population"].items() if k != "by_grade"},
-        "reference": references})
+        "reference": references, "reference_population": reference_population})
     report["decision"] = promotion(registry, report["version"], pop_test, report["population"], test,
                                    report["out_of_time"]["gbm"], decided_on)
     record_decision(registry, report["decision"])

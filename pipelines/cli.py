@@ -272,14 +272,27 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from models.evaluate import EvaluationInputError, evaluate
+    from models.evaluate import EvaluationInputError, cross_validate, prepare
 
     drop = [c.strip() for c in (args.drop or "").split(",") if c.strip()]
     try:
         codes = [float(c) for c in (args.special_codes or "").split(",") if c.strip()]
     except ValueError:
         raise EvaluationInputError(f"--special-codes {args.special_codes!r}: expected numbers, e.g. -7,-8,-9") from None
-    result = evaluate(Path(args.data), args.target, args.bad, drop, args.folds, args.seed, codes, args.monotone)
+    if args.lang not in ("zh", "en"):
+        raise EvaluationInputError(f"--lang {args.lang!r}: expected zh or en")
+    if not args.budget > 0:
+        raise EvaluationInputError(f"--budget {args.budget}: expected a number of seconds above 0")
+    if args.report and Path(args.report).exists() and not Path(args.report).is_dir():
+        raise EvaluationInputError(f"--report {args.report}: exists and is not a directory")
+    data = prepare(Path(args.data), args.target, args.bad, drop, codes, args.monotone)
+    evaluation = cross_validate(data, args.folds, args.seed, args.budget)
+    result = evaluation.summary
+    if args.report:
+        from reports.validation import write_validation_report
+
+        result["report"] = str(write_validation_report(Path(args.report), data, evaluation, Path(args.data).name,
+                                                       args.lang))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
@@ -295,6 +308,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   + (", ".join(result["dropped_identifiers"]) or "none"), soft_wrap=True)
     for warning in result["warnings"]:
         console.print(f"[yellow]scorecard warning:[/] {warning}", soft_wrap=True)
+    for fold in result["per_fold"]:
+        console.print(f"fold {fold['fold']}: GBM {fold['gbm']['params']} ({fold['gbm']['candidates_tried']} settings "
+                      f"tried), scorecard {fold['scorecard']['params']}", soft_wrap=True, markup=False)
+    if args.report:
+        console.print(f"validation report: {result['report']}", soft_wrap=True, markup=False)
     return 0
 
 
@@ -675,6 +693,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--special-codes", dest="special_codes",
                     help="values that mean 'no record', e.g. -7,-8,-9: binned apart in the scorecard, missing in the GBM")
     ev.add_argument("--monotone", help="known directions, e.g. 'debt_ratio:+1,years:-1' (+1: higher value, higher risk)")
+    ev.add_argument("--budget", type=float, default=100.0,
+                    help="seconds for the GBM's settings search over all folds (default 100)")
+    ev.add_argument("--report", help="write a validation report (HTML and CSV) into this directory")
+    ev.add_argument("--lang", default="zh", help="the report's language: zh (default) or en")
     ev.add_argument("--json", action="store_true", help="print exactly one JSON object")
     ev.set_defaults(func=cmd_evaluate)
     tr = md.add_parser("train", help="train the PD models on the loan book, validate out of time, register the champion")

@@ -151,3 +151,23 @@ def scatter(points: list[tuple[float, float]], width: int = 300, height: int = 2
             f'<line x1="30" y1="{py(0):.1f}" x2="{width - 10}" y2="{py(0):.1f}" stroke="#999"/>{dots}'
             f'<text x="{width - 10}" y="{height - 6}" font-size="10" text-anchor="end">{escape(x_label)}</text>'
             f'<text x="2" y="10" font-size="10">{escape(y_label)}</text></svg>')
+
+
+def roc(curves: list[list[tuple[float, float]]], size: int = 260) -> str:
+    """ROC curves (false-positive rate, true-positive rate), one line per fold, with the diagonal."""
+    s = size - 40
+
+    def xy(f: float, t: float) -> str:
+        return f"{30 + f * s:.1f},{size - 30 - t * s:.1f}"
+
+    palette = ("#2e86c1", "#c0392b", "#1e8449", "#af7ac5", "#d68910", "#566573")
+    lines = "".join(f'<polyline fill="none" stroke="{palette[i % len(palette)]}" stroke-width="1.4" '
+                    f'points="{" ".join(xy(f, t) for f, t in curve)}"/>' for i, curve in enumerate(curves))
+    legend = "".join(f'<text x="{size - 8}" y="{size - 36 - 12 * (len(curves) - i)}" font-size="10" text-anchor="end" '
+                     f'fill="{palette[i % len(palette)]}">{i + 1}</text>' for i in range(len(curves)))
+    return (f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" role="img">'
+            f'<line x1="30" y1="{size - 30}" x2="{30 + s}" y2="{size - 30 - s}" stroke="#999" stroke-dasharray="4"/>'
+            f'<line x1="30" y1="{size - 30}" x2="{30 + s}" y2="{size - 30}" stroke="{INK}"/>'
+            f'<line x1="30" y1="{size - 30}" x2="30" y2="{size - 30 - s}" stroke="{INK}"/>{lines}{legend}'
+            f'<text x="{30 + s}" y="{size - 12}" font-size="10" text-anchor="end">FPR</text>'
+            f'<text x="34" y="14" font-size="10">TPR</text></svg>')

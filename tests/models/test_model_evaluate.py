@@ -31,7 +31,10 @@ def test_german_credit_meets_the_reference(capsys):
     r = run_json(["--data", str(GERMAN), "--target", "creditability", "--bad", "bad", "--folds", "5", "--seed", "42"],
                  capsys)
     assert (r["rows"], r["bad_rate"]) == (1000, 0.3)
-    assert max(r["gbm"]["auc_mean"], r["scorecard"]["auc_mean"]) >= 0.79
+    # with every setting chosen inside the folds (0.7933 came from settings fixed by hand, 0.795 is issue 24's
+    # target, not met: benchmarks/RESULTS.md)
+    assert max(r["gbm"]["auc_mean"], r["scorecard"]["auc_mean"]) >= 0.785
+    assert all(f["gbm"]["candidates_tried"] >= 1 and f["scorecard"]["params"] for f in r["per_fold"])
     # optbinning's plain BinningProcess + LogisticRegression on the same folds
     from optbinning import BinningProcess
 
@@ -171,3 +174,88 @@ def test_json_mode_prints_one_object_or_nothing(tmp_path, capsys):
     assert main(["model", "evaluate", "--data", str(tmp_path / "t.csv"), "--target", "bad", "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "exactly two values" in captured.err
+
+
+def test_each_fold_chooses_its_settings_on_its_training_rows_alone(tmp_path, capsys, monkeypatch):
+    import models.evaluate as ev
+
+    seen: list[tuple[str, set]] = []
+    for name in ("tune_gbm", "tune_scorecard"):
+        real = getattr(ev, name)
+
+        def spy(X, *args, _real=real, _name=name, **kwargs):
+            seen.append((_name, set(X.index)))
+            return _real(X, *args, **kwargs)
+
+        monkeypatch.setattr(ev, name, spy)
+    path = awkward_table(tmp_path, n=300)
+    r = run_json(["--data", str(path), "--target", "target", "--folds", "3", "--budget", "30"], capsys)
+    y = pd.read_csv(path)["target"].to_numpy().astype(int)
+    tests = [set(test) for _, test in StratifiedKFold(3, shuffle=True, random_state=42).split(np.zeros(len(y)), y)]
+    assert [name for name, _ in seen] == ["tune_gbm", "tune_scorecard"] * 3
+    for i, (_, rows) in enumerate(seen):
+        assert rows and not rows & tests[i // 2] and rows | tests[i // 2] == set(range(len(y)))
+    assert len(r["per_fold"]) == 3
+    for fold, auc in zip(r["per_fold"], r["gbm"]["auc_folds"]):
+        assert set(fold["gbm"]["params"]) == {"num_leaves", "min_child_samples", "reg_lambda", "learning_rate",
+                                              "n_estimators", "inner_folds"}
+        assert fold["gbm"]["candidates_tried"] >= 1 and fold["gbm"]["auc"] == auc
+        assert set(fold["scorecard"]["params"]) == {"min_bin_size", "C"}
+
+
+def test_the_validation_report_holds_what_the_models_computed(tmp_path, capsys):
+    import re
+
+    from models.evaluate import prepare
+    from models.tuning import tune_scorecard
+
+    path = awkward_table(tmp_path, n=400)
+    out = tmp_path / "report"
+    assert main(["model", "evaluate", "--data", str(path), "--target", "target", "--folds", "3", "--budget", "20",
+                 "--special-codes", "-9", "--report", str(out), "--lang", "en"]) == 0
+    html = (out / "validation_report.html").read_text(encoding="utf-8")
+    assert "Model validation report" in html and '<html lang="en">' in html
+    assert html.count("<polyline") == 2 * 3  # a ROC curve per fold for each model
+    binning = pd.read_csv(out / "binning.csv", encoding="utf-8-sig", keep_default_na=False)
+    points = pd.read_csv(out / "points.csv", encoding="utf-8-sig", keep_default_na=False)
+    assert set(binning["variable"]) == set(AWKWARD)  # every feature under its own name
+    # the same procedure on the same rows gives the same card: its IVs are the report's
+    data = prepare(path, "target", None, [], [-9.0])
+    card, _ = tune_scorecard(data.X, data.y, [-9.0], None, 42)
+    process = card.scorecard_.binning_process_
+    for name in AWKWARD:
+        iv = float(process.get_binned_variable(name).binning_table.iv)
+        assert binning.loc[binning["variable"] == name, "iv"].astype(float).sum() == pytest.approx(iv, abs=1e-5)
+        assert f">{iv:.4f}<" in html
+    # a bank that places each value by points.csv alone (special code, missing, numeric bounds with
+    # the lower one included, or categories) and adds up the points gets the card's score
+    def points_of(variable: str, value) -> float:
+        rows = points[points["variable"] == variable]
+        if pd.isna(value):
+            row = rows[rows["bin"] == "Missing"]
+        elif isinstance(value, float) and value == -9.0:
+            row = rows[rows["bin"] == "Special"]
+        elif isinstance(value, str):
+            row = rows[rows["categories"].map(lambda c: value in c.split(" | "))]
+        else:
+            lower, upper = rows["lower"].replace("", np.nan).astype(float), rows["upper"].replace("", np.nan).astype(float)
+            row = rows[(lower <= value) & (value < upper)]
+        assert len(row) == 1, (variable, value)
+        return float(row["points"].iloc[0])
+
+    scores = card.points(data.X)
+    for i in range(0, len(data.X), 7):
+        total = sum(points_of(v, data.X[v].iloc[i]) for v in card.used_columns_)
+        assert total == pytest.approx(scores[i], abs=1e-4 * len(card.used_columns_))
+    assert (data.X[AWKWARD[3]] == -9).sum() > 50  # special codes among the rows checked
+    importance = pd.read_csv(out / "shap_importance.csv", encoding="utf-8-sig")
+    assert set(importance["feature"]) == set(AWKWARD) and importance["share"].sum() == pytest.approx(1.0, abs=1e-3)
+    calibration = pd.read_csv(out / "calibration.csv", encoding="utf-8-sig")
+    assert calibration.groupby("model")["n"].sum().to_dict() == {"gbm": 400, "scorecard": 400}
+    for name in ("binning.csv", "points.csv", "folds.csv", "calibration.csv", "shap_importance.csv"):
+        assert not re.search(r"\d[eE][+-]?\d", (out / name).read_text(encoding="utf-8-sig")), name  # plain decimals
+    assert not re.search(r"<td[^>]*>[^<]*\d[eE][+-]?\d[^<]*</td>", html)  # no cell in scientific notation
+    assert main(["model", "evaluate", "--data", str(path), "--target", "target", "--folds", "2", "--budget", "5",
+                 "--report", str(tmp_path / "zh")]) == 0
+    zh = (tmp_path / "zh" / "validation_report.html").read_text(encoding="utf-8")
+    assert "模型验证报告" in zh and "评分卡分值表" in zh and AWKWARD[2] in zh  # Chinese by default

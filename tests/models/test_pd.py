@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from models.checks import check_pd
 from models.nightly import ScoringError, add_missing_columns, explain, load_reason_codes, pinned_model, replay
+from models.nightly import stability as stability_of
 from models.registry import champion, load_model
 from models.train import auc_difference, promotion, retrain
 from scoring.catalogue import load_catalogue
@@ -127,6 +128,34 @@ def test_stability_is_recorded_per_feature_with_thresholds(scored):
     assert (drift["status"].to_numpy() == expected).all()
     importance = con.execute("SELECT share, rank FROM scores.pd_importance WHERE as_of = ? ORDER BY rank", [TODAY]).df()
     assert importance["share"].sum() == pytest.approx(1.0) and importance["share"].is_monotonic_decreasing
+
+
+def test_the_first_night_compares_like_with_like_and_raises_no_false_alarm(scored):
+    """The reference is every firm on the night the champion was trained, kept in its metadata: on
+    that night the population equals it. Against the training rows (older firm-months or loans)
+    ten inputs showed PSI >= 0.25 on this very night."""
+    con, _, _, model = scored
+    assert model.metadata["reference_population"] == {
+        "as_of": TODAY.isoformat(), "firms": con.execute("SELECT count(*) FROM scores.pd WHERE as_of = ?", [TODAY]).fetchone()[0]}
+    drift = con.execute("SELECT item, psi, status FROM scores.pd_stability WHERE as_of = ?", [TODAY]).df()
+    assert len(drift) == len(model.metadata["features"]) + 1
+    assert (drift["status"] == "stable").all() and drift["psi"].max() < 0.01, drift.sort_values("psi").tail(3)
+
+
+def test_a_real_shift_of_an_input_or_of_the_pd_still_warns(scored):
+    con, _, _, model = scored
+    inputs = con.execute("SELECT * FROM features.pd_inputs WHERE as_of = ? ORDER BY uscc", [TODAY]).df()
+    pds = con.execute("SELECT pd FROM scores.pd WHERE as_of = ? ORDER BY uscc", [TODAY]).fetchnumpy()["pd"]
+    calm = stability_of(model, inputs, pds).set_index("item")["status"]
+    assert (calm == "stable").all()
+    shifted = inputs.copy()
+    rng = np.random.default_rng(0)
+    # a department stops delivering for a third of the firms, and debt ratios rise by half
+    shifted.loc[rng.random(len(shifted)) < 1 / 3, "revenue_growth"] = np.nan
+    shifted["debt_ratio"] = shifted["debt_ratio"] * 1.5
+    drift = stability_of(model, shifted, pds * 2).set_index("item")
+    assert drift.loc[["revenue_growth", "debt_ratio", "pd"], "status"].tolist() == ["shift"] * 3
+    assert (drift.drop(index=["revenue_growth", "debt_ratio", "pd"])["status"] == "stable").all()
 
 
 def test_replaying_a_past_date_gives_identical_pds_and_explanations(scored):
