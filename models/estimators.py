@@ -17,11 +17,14 @@ import warnings
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -52,6 +55,68 @@ def _stop_at(deadline: float):
     return callback
 
 
+def _input_frame(X, estimator: str) -> pd.DataFrame:
+    """The rows as a DataFrame, refused with scikit-learn's messages when they cannot be: sparse,
+    complex, not two-dimensional, or without a row or a column."""
+    if sparse.issparse(X):
+        raise TypeError(f"{estimator} takes dense data: sparse input is not supported (convert it with .toarray())")
+    if not isinstance(X, pd.DataFrame):
+        array = np.asarray(X)
+        if array.ndim != 2:
+            raise ValueError(f"Expected 2D array, got {array.ndim}D array instead. Reshape your data with "
+                             "array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single sample.")
+        X = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])  # named as the scorecard needs
+    elif not all(isinstance(c, str) for c in X.columns):
+        X = X.rename(columns=str)  # optbinning names each variable by its column: text
+    if any(pd.api.types.is_complex_dtype(t) for t in X.dtypes):
+        raise ValueError("Complex data not supported")
+    for n, what in ((X.shape[0], "sample"), (X.shape[1], "feature")):
+        if n == 0:
+            raise ValueError(f"0 {what}(s) (shape={X.shape}) while a minimum of 1 is required.")
+    return X
+
+
+def _binary_target(y, rows: int, estimator: str) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, y as 0/1 with the second class as 1): both estimators model a default, two outcomes."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        y = column_or_1d(y, warn=True)
+    if len(y) != rows:
+        raise ValueError(f"Found input variables with inconsistent numbers of samples: {rows} rows, {len(y)} targets")
+    check_classification_targets(y)
+    classes = np.unique(y)
+    if len(classes) != 2:
+        raise ValueError(f"Only binary classification is supported. {estimator} models a default: the target has "
+                         f"{len(classes)} classes, it needs two")
+    return classes, (y == classes[1]).astype(int)
+
+
+class _BinaryClassifier(ClassifierMixin, BaseEstimator):
+    """What the two estimators share of scikit-learn's contract: two classes, missing values allowed
+    (LightGBM splits on them, the scorecard bins them), `predict` after `fit` only."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True  # text columns are categories
+        tags.input_tags.categorical = True
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def predict(self, X) -> np.ndarray:
+        positive = self.predict_proba(X)[:, 1] >= 0.5
+        return self.classes_[positive.astype(int)]
+
+    def _checked(self, X) -> pd.DataFrame:
+        """Rows to predict: a frame with the training columns (an array: as many columns, in order)."""
+        named = isinstance(X, pd.DataFrame)
+        X = _input_frame(X, type(self).__name__)
+        if X.shape[1] != self.n_features_in_ and not (named and set(self.feature_names_in_) <= set(X.columns)):
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input")
+        return X
+
+
 def _categorical(X: pd.DataFrame) -> list[str]:
     return [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
 
@@ -62,7 +127,7 @@ def _known_categories(column: pd.Series, categories: list[str]) -> pd.Categorica
     return pd.Categorical(text.where(text.isin(categories)), categories=categories)
 
 
-class MonotoneGBM(BaseEstimator, ClassifierMixin):
+class MonotoneGBM(_BinaryClassifier):
     """LightGBM under monotone constraints, its size and its calibration chosen by cross-fitting:
     `cv_folds` boosters, each stopped early on its held-out fold, give the number of trees (their
     median) and out-of-fold scores for the calibrator; the final booster is fitted on all rows.
@@ -100,8 +165,8 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
 
     def _fit_setup(self, X: pd.DataFrame, y) -> tuple[pd.DataFrame, np.ndarray, dict, list[str] | str]:
         """The training frame under LightGBM's names, the labels, the booster's parameters and its categoricals."""
-        X = pd.DataFrame(X)
-        y = np.asarray(y).astype(int)
+        X = _input_frame(X, type(self).__name__)
+        self.classes_, y = _binary_target(y, len(X), type(self).__name__)
         if self.calibration not in ("sigmoid", "isotonic", None):
             raise ValueError(f"calibration must be 'sigmoid', 'isotonic' or None, got {self.calibration!r}")
         if self.calibration and self.cv_folds < 2:
@@ -109,7 +174,7 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
         self.feature_names_in_ = np.array(X.columns, dtype=object)
         self.categorical_ = _categorical(X)
         self.categories_ = {c: sorted(X[c].dropna().astype(str).unique()) for c in self.categorical_}
-        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = X.shape[1]
         constraints = [int((self.monotone or {}).get(c, 0)) for c in X.columns]
         X = self._frame(X)
         params = dict(
@@ -190,7 +255,8 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
         return pd.DataFrame(out, columns=[*self.feature_names_in_, "base_value"], index=X.index)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        X = self._frame(pd.DataFrame(X))
+        check_is_fitted(self, "model_")
+        X = self._frame(self._checked(X))
         if self.calibration == "isotonic":
             p = self.calibrator_.predict(self.model_.predict_proba(X)[:, 1])
         elif self.calibration == "sigmoid":
@@ -199,11 +265,8 @@ class MonotoneGBM(BaseEstimator, ClassifierMixin):
             p = self.model_.predict_proba(X)[:, 1]
         return np.column_stack([1 - p, p])
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
-
-class WoEScorecard(BaseEstimator, ClassifierMixin):
+class WoEScorecard(_BinaryClassifier):
     def __init__(self, pdo: float = 20.0, odds: float = 50.0, base_points: float = 600.0, min_bin_size: float = 0.05,
                  max_n_bins: int | None = None, C: float = 1.0, special_codes: list[float] | None = None,
                  monotone: dict[str, int] | None = None):
@@ -243,10 +306,10 @@ class WoEScorecard(BaseEstimator, ClassifierMixin):
     def fit(self, X: pd.DataFrame, y) -> WoEScorecard:
         from optbinning import Scorecard
 
-        X = pd.DataFrame(X)
-        y = np.asarray(y).astype(int)
+        X = _input_frame(X, type(self).__name__)
+        self.classes_, y = _binary_target(y, len(X), type(self).__name__)
         self.feature_names_in_ = np.array(X.columns, dtype=object)
-        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = X.shape[1]
         binning = self.binning_process(X)
         self.used_columns_ = list(binning.variable_names)
         self.empty_columns_ = [c for c in X.columns if c not in self.used_columns_]
@@ -264,7 +327,8 @@ class WoEScorecard(BaseEstimator, ClassifierMixin):
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        X = self.prepared(pd.DataFrame(X)[self.used_columns_])
+        check_is_fitted(self, "scorecard_")
+        X = self.prepared(self._checked(X)[self.used_columns_])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return self.scorecard_.predict_proba(X)
@@ -272,6 +336,3 @@ class WoEScorecard(BaseEstimator, ClassifierMixin):
     def points(self, X: pd.DataFrame) -> np.ndarray:
         """Scorecard points (higher is safer), scaled by PDO."""
         return self.scorecard_.score(self.prepared(pd.DataFrame(X)[self.used_columns_]))
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)

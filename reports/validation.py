@@ -105,7 +105,9 @@ def write_validation_report(out: Path, data: Prepared, evaluation: Evaluation, s
     for name in MODELS:
         table, ece = reliability(data.y, evaluation.out_of_fold[name], CALIBRATION_BINS)
         calibration[name] = {"table": table, "ece": ece,
-                             "chart": charts.calibration([(r["mean_pd"], r["observed"], r["n"]) for r in table])}
+                             "chart": charts.calibration([(r["mean_pd"], r["observed"], r["n"]) for r in table],
+                                                         "预测违约概率" if lang == "zh" else "predicted PD",
+                                                         "实际违约率" if lang == "zh" else "observed default rate")}
     folds = [{"fold": f["fold"], "rows": f["rows"], "bad": f["bad"],
               **{f"{m}_{k}": f[m][k] for m in MODELS for k in ("auc", "ks")},
               "gbm_settings": "; ".join(f"{k}={v}" for k, v in f["gbm"]["params"].items()),
