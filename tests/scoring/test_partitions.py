@@ -78,7 +78,7 @@ def test_a_missing_part_replaces_nothing(ingested, tmp_path):
 
 
 def test_the_dagster_scale_out_job_fans_out_one_step_per_partition_and_merges_to_the_same_tables(
-        ingested, tmp_path, monkeypatch):
+        ingested, tmp_path):
     import dagster as dg
 
     import pipelines.scale_out as scale_out
@@ -93,10 +93,9 @@ def test_the_dagster_scale_out_job_fans_out_one_step_per_partition_and_merges_to
     want = contents(con)
     con.close()
 
-    monkeypatch.setattr(scale_out, "FIRM_PARTITIONS", 3)
     result = dg.materialize([scale_out.by_firm_partition], partition_key=DAY.isoformat(), resources={
         "store": Store(database=str(parted)), "catalogue": CatalogueFile(),
-        "parts_folder": PartsFolder(path=str(tmp_path / "parts"))})
+        "parts_folder": PartsFolder(path=str(tmp_path / "parts"), partitions=3)})
     assert result.success
     steps = {e.step_key for e in result.get_step_success_events()}
     assert {s for s in steps if s.startswith("scores__by_firm_partition.score_firm_partition")} == {
