@@ -89,7 +89,7 @@ def test_an_unexpected_error_is_one_line_too_and_developers_can_see_the_tracebac
     def broken(*args, **kwargs):  # a library failing in a way nobody named
         raise IsADirectoryError(21, "Is a directory", str(files / "dir.csv"))
 
-    monkeypatch.setattr(models.evaluate, "evaluate", broken)
+    monkeypatch.setattr(models.evaluate, "prepare", broken)
     argv = ["model", "evaluate", "--data", str(files / "dir.csv"), "--target", "x"]
     assert exit_code(argv) == 2
     err = capsys.readouterr().err

@@ -18,10 +18,14 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     repo = defs.get_repository_def()
     job = repo.get_job("nightly")
     assert job.partitions_def.timezone == "Asia/Shanghai"
-    # 23 sources, coverage, indicators, scores, PDs, eligibility, publication, ledger, deadlines, warnings, the
-    # bank report batches, the portfolio reports and the audit pack; and, outside the nightly job, the retraining
-    # asset and the scale-out scoring (indicators and scores on partitions of firms)
-    assert len(repo.asset_graph.get_all_asset_keys()) == 37
+    # one asset per source, then coverage, indicators, scores, PDs, eligibility, publication, ledger, deadlines,
+    # warnings, the bank report batches, the portfolio reports and the audit pack; and, outside the nightly job,
+    # the retraining asset and the scale-out scoring (indicators and scores on partitions of firms)
+    from data_contracts.contracts import CONTRACTS
+    keys = repo.asset_graph.get_all_asset_keys()
+    assert {k for k in keys if k.path[0] == "staging" and k.path[1] != "firm_coverage"} == {
+        dg.AssetKey(["staging", c.source]) for c in CONTRACTS}
+    assert len(keys) == len(CONTRACTS) + 14
     assert dg.AssetKey(["models", "pd_champion"]) not in job.asset_layer.selected_asset_keys
     assert dg.AssetKey(["scores", "by_firm_partition"]) not in job.asset_layer.selected_asset_keys
     assert repo.get_job("scale_out_scoring").executor_def.name == "multiprocess_under_store_lock"
@@ -30,9 +34,10 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     assert {j.name: j.executor_def.name for j in repo.get_all_jobs()}["__ASSET_JOB"] == "in_process"
     from pipelines.definitions import all_checks
     checks = [c for a in all_checks for c in a.check_specs]
-    assert len(repo.asset_graph.asset_check_keys) == 23 + 4 + 4 + 2 + 6
+    # a contract check per source; score, PD, eligibility and ledger checks
+    assert len(repo.asset_graph.asset_check_keys) == len(CONTRACTS) + 4 + 4 + 2 + 6
     # every check blocks publication except population stability: drift warns, a person decides
-    assert [c.name for c in checks if not c.blocking] == ["population_stability"] and len(checks) == 39
+    assert [c.name for c in checks if not c.blocking] == ["population_stability"] and len(checks) == len(CONTRACTS) + 16
     schedule = repo.get_schedule_def("nightly_schedule")
     assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "Asia/Shanghai"
 
