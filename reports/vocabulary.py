@@ -132,8 +132,45 @@ def indicator_value(value: object, unit: str, key: str, lang: str) -> str:
 _OP = re.compile(r"^(?:(>=|<=|not) )?(.*?)( or better)?$")
 
 
+_LOAN = re.compile(r"(\S+) (\d{4}-\d{2}-\d{2}) (\S+) dpd (\d+)")
+_RENEWABLE = re.compile(r"a loan from (\S+) maturing by (\d{4}-\d{2}-\d{2})")
+
+
+def _kind_shortfall(condition: str, value: str, required: str, lang: str) -> str:
+    """A product kind's condition, worded from the figures eligibility spells (see lending.eligibility)."""
+    voc, zh = load_vocabulary(), lang == "zh"
+    name, needs = voc.name("conditions", condition, lang), "需" if zh else "needs"
+    if condition == "first_loan":
+        n = int(re.match(r"\d+", value).group()) if re.match(r"\d+", value) else 0
+        return (f"{name} 此前已有计划内贷款{n}笔 (需 此前无任何银行贷款)" if zh
+                else f"{name}: {n} programme loans before ({needs} no loan from any bank before)")
+    if condition == "renewal":
+        loans = _LOAN.findall(value)
+        if loans:
+            have = ("、" if zh else ", ").join(
+                f"{b} {d}到期 {voc.name('loan_classes', c, lang)} 逾期{n}天" if zh
+                else f"{b} due {d}, {voc.name('loan_classes', c, lang)}, {n} days past due" for b, d, c, n in loans)
+        else:
+            bank = value.rsplit(" ", 1)[-1]
+            have = f"{bank}无在贷贷款" if zh else f"no outstanding loan from {bank}"
+        m = _RENEWABLE.match(required)
+        bank, by = (m.group(1), m.group(2)) if m else ("", "")
+        need = (f"{bank}贷款于{by}前到期, 分类正常或关注, 逾期少于90天" if zh
+                else f"a loan from {bank} maturing by {by}, normal or special mention, under 90 days past due")
+        return f"{name} {have} ({needs} {need})"
+    if condition == "ip_pledge":
+        n = [int(x) for x in re.findall(r"\d+", value)] + [0, 0]
+        return (f"{name} 有效发明专利{n[0]}件、注册商标{n[1]}件 (需 至少1件)" if zh
+                else f"{name}: {n[0]} invention patents, {n[1]} trademarks ({needs} at least one)")
+    amount = money_rmb(float(value), lang) if value not in ("", "no data") else ("无数据" if zh else "no data")
+    return (f"{name} {amount} (需 核心企业已确权、未付且未到期的应收账款)" if zh
+            else f"{name} {amount} ({needs} receivables confirmed by a core firm, unpaid and not yet due)")
+
+
 def shortfall(condition: str, value: str, required: str, lang: str) -> str:
     """One unmet condition, for a reader: `经营年限 2.7年 (需 ≥ 3年)` / `Years in operation 2.7 years (needs ≥ 3 years)`."""
+    if condition in ("first_loan", "renewal", "ip_pledge", "receivables"):
+        return _kind_shortfall(condition, str(value), str(required), lang)
     voc, zh = load_vocabulary(), lang == "zh"
     m = _OP.match(str(required))
     op, target, better = (m.group(1), m.group(2), m.group(3)) if m else (None, str(required), None)

@@ -287,7 +287,7 @@ def test_first_nightly_run_trains_a_champion_scores_and_replays(loan_book, tmp_p
                        "WHERE e.model_version IS DISTINCT FROM p.model_version").fetchone()[0] == 0
     con.close()
     assert main(["match", "--firm", firm, "--db", str(db)]) == 0
-    assert f"{firm}: " in capsys.readouterr().out
+    assert f"({firm}): " in capsys.readouterr().out  # the firm's name, then its code
     assert main(["model", "replay", "--date", TODAY.isoformat(), "--db", str(db)]) == 0
     assert "PDs identical, explanations identical" in capsys.readouterr().out
 

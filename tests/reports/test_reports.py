@@ -299,3 +299,17 @@ def test_the_waterfall_fits_its_longest_label():
     label_end = float(re.search(r'<text x="([\d.]+)"[^>]*text-anchor="end"', svg).group(1))
     assert label_end - text_width(long, 11) >= 0 and width >= label_end + 300  # nothing starts left of the picture
     assert "+0.400" in svg and "-0.200" in svg
+
+
+def test_the_product_kinds_conditions_read_in_each_language():
+    """What eligibility spells for a first loan, a renewal, an IP pledge and receivables, for a reader."""
+    from reports.vocabulary import shortfall
+    cases = [("first_loan", "2 programme loans before the date", "no programme loan from any bank before"),
+             ("renewal", "B03 2027-07-31 关注 dpd 12", "a loan from B03 maturing by 2026-12-29, 正常 or 关注, dpd < 90"),
+             ("renewal", "no outstanding loan from B04", "a loan from B04 maturing by 2026-12-29, 正常 or 关注, dpd < 90"),
+             ("ip_pledge", "0 invention patents, 0 trademarks", ">= 1 valid invention patent or registered trademark"),
+             ("receivables", "0", "> 0 (confirmed by a core firm, unpaid, not yet due)")]
+    said = {lang: [shortfall(*c, lang) for c in cases] for lang in ("zh", "en")}
+    assert all(unreadable(f"<p>{t}</p>", lang) == [] for lang, texts in said.items() for t in texts), said
+    assert said["zh"][1] == "续贷 B03 2027-07-31到期 关注 逾期12天 (需 B03贷款于2026-12-29前到期, 分类正常或关注, 逾期少于90天)"
+    assert said["en"][0] == "First loan: 2 programme loans before (needs no loan from any bank before)"
