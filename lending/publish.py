@@ -62,6 +62,8 @@ DICTIONARY = (
     ("match_degree", "匹配度", "0-1", "已满足条件的比例 / share of the product's conditions met"),
     ("gates", "准入门槛", "", "未通过的门槛: negative_list 负面清单, no_authorisation 未授权, not_sme 非中小企业, "
                          "outside_region 非本市注册 / failed gates"),
+    ("gate_reasons", "门槛及触发规则", "", "每个未通过的门槛及触发它的规则编号和名称, 如 negative_list: N01 失信被执行人 / "
+                                       "each failed gate with the rules that closed it"),
     ("shortfalls", "差距", "", "未满足的条件、企业的数值及要求 / unmet conditions with the firm's value and the requirement"),
     ("pd", "违约概率(12个月)", "0-1, 6 位小数 (6 decimals)", "模型估计的12个月违约概率 / 12-month probability of default"),
     ("grade", "信用等级", "AAA-C", "4+19+1 商业价值评价等级 / grade of the commercial-value score"),
