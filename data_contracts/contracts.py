@@ -104,6 +104,16 @@ def _c(name: str, type_: ColumnType, **kw) -> Column:
 
 
 UID = _c("uscc", "uscc")
+
+
+def _listing(source: str, folder: str, department: str, id_column: str, delivery_day: int, description: str,
+             extra: tuple[Column, ...] = (), **kw) -> Contract:
+    """A register that lists firms and later removes them: an entry's id, the firm, any `extra`
+    columns, the day listed and (once removed) the day removed; a month may bring no entry."""
+    return Contract(source, folder, department,
+                    (_c(id_column, "text"), UID, *extra, _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
+                    key=(id_column,), allow_empty=True, delivery_day=delivery_day,
+                    not_after_delivery=("listed_on", "removed_on"), description=description, **kw)
 PERIOD = _c("period", "period")
 
 CONTRACTS: tuple[Contract, ...] = (
@@ -237,41 +247,20 @@ CONTRACTS: tuple[Contract, ...] = (
         key=("uscc", "granted_on"), allow_empty=True, delivery_day=1, not_after_delivery=("granted_on", "revoked_on"),
         description="Firms' data-use authorisations (授权归集): grants and revocations of the month.",
     ),
-    Contract(
-        "dishonest_debtors", "court", "重庆市高级人民法院",
-        (_c("case_no", "text"), UID, _c("subject_type", "text", allowed=("firm", "legal_rep", "controller")),
-         _c("person_id", "text", nullable=True, personal=True), _c("listed_on", "date"),
-         _c("removed_on", "date", nullable=True)),
-        key=("case_no",), allow_empty=True, delivery_day=2, not_after_delivery=("listed_on", "removed_on"),
-        description="失信被执行人: the firm, its legal representative or controller; entries and removals.",
-    ),
-    Contract(
-        "tax_violations", "tax", "税务局",
-        (_c("case_no", "text"), UID, _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
-        key=("case_no",), allow_empty=True, delivery_day=15, not_after_delivery=("listed_on", "removed_on"),
-        description="重大税收违法失信主体: entries and removals.",
-    ),
-    Contract(
-        "tax_abnormal", "tax", "税务局",
-        (_c("case_no", "text"), UID, _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
-        key=("case_no",), allow_empty=True, delivery_day=15, not_after_delivery=("listed_on", "removed_on"),
-        description="非正常户: taxpayers that stopped filing and could not be reached, as the tax bureau lists them; "
-                    "entries and removals (解除, when the firm files again).",
-    ),
-    Contract(
-        "financing_platforms", "finance", "财政局",
-        (_c("platform_id", "text"), UID, _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
-        key=("platform_id",), allow_empty=True, delivery_day=25, not_after_delivery=("listed_on", "removed_on"),
-        description="地方政府融资平台: the local government financing vehicles on the finance bureau's list; "
-                    "entries and removals (a platform that exits the list after its transformation).",
-    ),
-    Contract(
-        "market_registers", "market", "市场监管局",
-        (_c("case_no", "text"), UID, _c("register", "text", allowed=("abnormal_operation", "serious_illegal")),
-         _c("reason", "text"), _c("listed_on", "date"), _c("removed_on", "date", nullable=True)),
-        key=("case_no",), allow_empty=True, encoding="gbk", delivery_day=3, not_after_delivery=("listed_on", "removed_on"),
-        description="经营异常名录 and 严重违法失信名单: entries and removals.",
-    ),
+    _listing("dishonest_debtors", "court", "重庆市高级人民法院", "case_no", 2,
+             "失信被执行人: the firm, its legal representative or controller; entries and removals.",
+             extra=(_c("subject_type", "text", allowed=("firm", "legal_rep", "controller")),
+                    _c("person_id", "text", nullable=True, personal=True))),
+    _listing("tax_violations", "tax", "税务局", "case_no", 15, "重大税收违法失信主体: entries and removals."),
+    _listing("tax_abnormal", "tax", "税务局", "case_no", 15,
+             "非正常户: taxpayers that stopped filing and could not be reached, as the tax bureau lists them; "
+             "entries and removals (解除, when the firm files again)."),
+    _listing("financing_platforms", "finance", "财政局", "platform_id", 25,
+             "地方政府融资平台: the local government financing vehicles on the finance bureau's list; "
+             "entries and removals (a platform that exits the list after its transformation)."),
+    _listing("market_registers", "market", "市场监管局", "case_no", 3,
+             "经营异常名录 and 严重违法失信名单: entries and removals.", encoding="gbk",
+             extra=(_c("register", "text", allowed=("abnormal_operation", "serious_illegal")), _c("reason", "text"))),
     Contract(
         "banks", "bank", "合作银行",
         (_c("bank_id", "text"), _c("bank_name", "text")),

@@ -59,12 +59,6 @@ def store(tmp_path_factory):
     monthly(con, "tax_monthly", FULL, LAST24, lambda p: dict(
         revenue_fen=100_000_000 if p in RECENT else 80_000_000, vat_fen=5_000_000, income_tax_fen=1_000_000,
         tax_arrears_fen=0), 15)
-    put(con, "tax_abnormal", [dict(case_no="A1", uscc=HIT["N13"], listed_on=date(2026, 2, 20)),
-                              dict(case_no="A2", uscc=MISS["N13"], listed_on=date(2025, 8, 20), removed_on=date(2026, 4, 2))],
-        date(2026, 4, 15))
-    put(con, "financing_platforms", [dict(platform_id="P1", uscc=HIT["N09platform"], listed_on=date(2019, 3, 1)),
-                                     dict(platform_id="P2", uscc=MISS["N09platform"], listed_on=date(2019, 3, 1),
-                                          removed_on=date(2026, 1, 5))], date(2026, 1, 25))
     put(con, "tax_annual", [dict(uscc=FULL, fiscal_year=2025, rd_expense_fen=55_000_000, rd_super_deduction_fen=55_000_000,
                                  total_assets_fen=1_000_000_000, total_liabilities_fen=600_000_000, credit_grade="A")],
         date(2026, 6, 10))
