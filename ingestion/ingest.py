@@ -335,7 +335,9 @@ def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract:
             _load_csv(con, f, path, contract, header)
             con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
     con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {checked_sql(contract, batch, '_files')}")
-    con.execute(f"""INSERT INTO raw.{q(source)} SELECT {cols}, f.file, c._row, c._delivered_on, ?, NULL, NULL
+    # by name: a store made before a contract gained a column holds it last
+    con.execute(f"""INSERT INTO raw.{q(source)} ({cols}, _file, _row, _delivered_on, _partition, _superseded_on, _valid_to)
+                    SELECT {cols}, f.file, c._row, c._delivered_on, ?, NULL, NULL
                     FROM _checked c JOIN _files f USING (_f) WHERE c._rule IS NULL""", [business_date])
     con.execute(f"""INSERT INTO quarantine.rows SELECT ?, f.file, x._row, x._rule, x._detail, x._record, ?
                     FROM ({detail_sql(contract, '_checked')}) x JOIN _files f USING (_f)""", [source, business_date])

@@ -284,7 +284,6 @@ def build_eligibility(con: duckdb.DuckDBPyConnection, as_of: date, products: Pro
     con.execute("CREATE SCHEMA IF NOT EXISTS decisions")
     con.execute(PD_TABLE)  # before the first PD model there are no PDs: conditions on the PD are then unmet
     _retire_wide_table(con)
-    _add_gate_columns(con)
     d = f"DATE {lit(as_of.isoformat())}"
     con.register("_products", products.frame())
     selects = {
@@ -318,14 +317,6 @@ def _retire_wide_table(con: duckdb.DuckDBPyConnection) -> None:
                           WHERE table_schema = 'decisions' AND table_name = 'eligibility'""").fetchall()
     if kind == [("BASE TABLE",)]:
         con.execute("ALTER TABLE decisions.eligibility RENAME TO eligibility_wide_v1")
-
-
-def _add_gate_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """Stores decided before the gates named their rules gain the columns (NULL on the nights before)."""
-    if con.execute("""SELECT table_name FROM information_schema.tables
-                      WHERE table_schema = 'decisions' AND table_name = 'eligibility_firms'""").fetchall():
-        con.execute("ALTER TABLE decisions.eligibility_firms ADD COLUMN IF NOT EXISTS gate_rules VARCHAR[]")
-        con.execute("ALTER TABLE decisions.eligibility_firms ADD COLUMN IF NOT EXISTS gate_reasons VARCHAR")
 
 
 def match(con: duckdb.DuckDBPyConnection, uscc: str, as_of: date):

@@ -30,8 +30,8 @@ from scoring.catalogue import Catalogue
 from scoring.changes import NightPlan, record_stage, stage_plan
 from scoring.score import firms_as_of
 from valuecredit.configfile import ConfigError, content_hash, read_yaml
-from valuecredit.sqltext import SQL, lit, q, type_name
-from valuecredit.store import replace_date_with_frame, transaction
+from valuecredit.sqltext import lit, q, type_name
+from valuecredit.store import add_missing_columns, replace_date_with_frame, transaction
 
 REASON_CODES = Path(__file__).resolve().parents[1] / "config" / "reason_codes.yaml"
 TOP_REASONS = 4
@@ -254,17 +254,6 @@ def inputs_of_night(con: duckdb.DuckDBPyConnection, plan: NightPlan,
     con.execute("DROP TABLE _again")
     carried, before = frame.pop("_carried").to_numpy(dtype=bool), frame.pop("_years_before").to_numpy(dtype=float)
     return frame[names], carried, before
-
-
-def add_missing_columns(con: duckdb.DuckDBPyConnection, table: SQL, relation: SQL) -> None:
-    """Give `table` the columns of `relation` it lacks: a store written before a feature was added
-    gains it, NULL on the dates before (their models did not use it)."""
-    schema, name = table.split(".")
-    have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-                                      [schema, name]).fetchall()}
-    for column, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall():
-        if column not in have:
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {q(column)} {type_name(kind)}")
 
 
 def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model: RegisteredModel,

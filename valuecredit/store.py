@@ -14,7 +14,7 @@ import duckdb
 
 from data_contracts.contracts import CONTRACTS
 from data_contracts.identifiers import USCC_SQL_MACROS
-from valuecredit.sqltext import SQL, q
+from valuecredit.sqltext import SQL, q, type_name
 
 SCHEMAS = ("raw", "staging", "quarantine", "meta")
 
@@ -51,6 +51,8 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{q(c.source)} " + _column_ddl(
             c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE, _superseded_on DATE, _valid_to DATE"))
         _add_valid_to(con, c)
+        if _add_contract_columns(con, c):
+            con.execute(f"DROP VIEW IF EXISTS staging.{q(c.source)}")  # made again below, with the new columns
         cols = ", ".join(q(n) for n in c.column_names)
         con.execute(f"CREATE VIEW IF NOT EXISTS staging.{q(c.source)} AS SELECT {cols}, _file, _delivered_on "
                     f"FROM raw.{q(c.source)} WHERE _superseded_on IS NULL")
@@ -59,6 +61,17 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
 # every schema a store holds; DuckDB names the database after the file, so a file named like one
 # of them makes `schema.table` ambiguous
 ALL_SCHEMAS = (*SCHEMAS, "features", "scores", "ledger")
+
+
+def _add_contract_columns(con: duckdb.DuckDBPyConnection, contract) -> bool:
+    """A store made before the contract gained a column gets it (NULL in the rows delivered before);
+    True when one was added, so that the staging view is made again with it."""
+    have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw' "
+                                      "AND table_name = ?", [contract.source]).fetchall()}
+    missing = [c for c in contract.columns if c.name not in have]
+    for c in missing:
+        con.execute(f"ALTER TABLE raw.{q(contract.source)} ADD COLUMN {q(c.name)} {type_name(c.sql_type)}")
+    return bool(missing)
 
 
 def _add_valid_to(con: duckdb.DuckDBPyConnection, contract) -> None:
@@ -127,12 +140,24 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("COMMIT")
 
 
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: SQL, relation: SQL) -> None:
+    """Give `table` the columns of `relation` it lacks: a store written before a feature was added
+    gains it, NULL on the dates before (their models did not use it)."""
+    schema, name = table.split(".")
+    have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                                      [schema, name]).fetchall()}
+    for column, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall():
+        if column not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {q(column)} {type_name(kind)}")
+
+
 def replace_date(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, select: SQL, create: bool = False) -> None:
     """Replace the date's rows of `table` with the rows of `select` (inside the caller's transaction,
     so that a rerun is idempotent and a reader never sees half a date). `create`: make the table from
-    the select's columns on first use."""
+    the select's columns on first use, and give a table made by an earlier version the columns added since."""
     if create:
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM ({select}) WHERE false")
+        add_missing_columns(con, table, f"({select})")
     con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
     con.execute(f"INSERT INTO {table} BY NAME {select}")
 

@@ -9,12 +9,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from models.checks import check_pd
-from models.nightly import ScoringError, add_missing_columns, explain, load_reason_codes, pinned_model, replay
+from models.nightly import ScoringError, explain, load_reason_codes, pinned_model, replay
 from models.nightly import stability as stability_of
 from models.registry import champion, load_model
 from models.train import auc_difference, promotion, retrain
 from scoring.catalogue import load_catalogue
-from valuecredit.store import connect
+from valuecredit.store import add_missing_columns, connect
 
 CAT = load_catalogue()
 PAST, TODAY = date(2026, 6, 30), date(2026, 11, 28)
