@@ -5,7 +5,8 @@ its report batch are all cut to this relation, so no bank-facing artefact can fo
 The rule, on a date D, over the authorisation rows as they were known on D (fail closed):
 
 - A revocation withdraws the firm's consent as a whole, not one grant's: with R the firm's latest
-  `revoked_on` <= D over all its rows, the firm is authorised on D only through a grant with
+  `revoked_on` <= D over all its rows ever delivered by D (a file delivered again later with the row
+  as it stood before the revocation does not undo it: only a new grant does), the firm is authorised on D only through a grant with
   `granted_on` <= D < `expires_on`, not itself revoked by D, and granted after R (a grant given after
   the revocation authorises again; one given on the day of the revocation does not).
 - A firm whose authorisation row was quarantined (a delivery on or before D whose row could not be
@@ -26,12 +27,18 @@ from valuecredit.sqltext import SQL, lit
 _QUARANTINED_USCC = "nullif(trim(json_extract_string(qr.record, '$.uscc')), '')"
 
 
-def authorised_firms_sql(as_of: date) -> SQL:
-    """SELECT of one column, `uscc`, once per firm: the firms authorised on the date by the rule above."""
+def authorised_firms_sql(as_of: date, still_on: date | None = None) -> SQL:
+    """SELECT of one column, `uscc`, once per firm: the firms authorised on the date by the rule above;
+    with `still_on` (a later date: a past night read again), only those still authorised then, so that
+    a firm that has withdrawn since never reaches a bank in an old night's files or reports either."""
+    if still_on is not None and still_on > as_of:
+        return (f"SELECT uscc FROM ({authorised_firms_sql(as_of)}) "
+                f"INTERSECT SELECT uscc FROM ({authorised_firms_sql(still_on)})")
     d = f"DATE {lit(as_of.isoformat())}"
     return f"""
     WITH a AS (SELECT uscc, granted_on, expires_on, revoked_on FROM {PointInTime("", as_of).rows("authorisations")}),
-    withdrawn AS (SELECT uscc, max(revoked_on) AS last_revoked FROM a WHERE revoked_on <= {d} GROUP BY uscc),
+    withdrawn AS (SELECT uscc, max(revoked_on) AS last_revoked FROM raw.authorisations
+                  WHERE _delivered_on <= {d} AND revoked_on <= {d} GROUP BY uscc),
     quarantined AS (
         SELECT {_QUARANTINED_USCC} AS uscc, max(f.delivered_on) AS delivered_on
         FROM quarantine.rows qr

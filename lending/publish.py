@@ -260,11 +260,8 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
         with transaction(con):
             # the authorisation gate once: every table and file below is cut to it; a date published
             # again after newer ones also keeps out every firm that has withdrawn since
-            gate = authorised_firms_sql(as_of)
             newest = con.execute("SELECT max(as_of) FROM decisions.published_tables").fetchone()[0]
-            if newest is not None and newest > as_of:
-                gate = f"SELECT uscc FROM ({gate}) INTERSECT SELECT uscc FROM ({authorised_firms_sql(newest)})"
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _authorised AS {gate}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _authorised AS {authorised_firms_sql(as_of, newest)}")
             # the masked rows of every bank once, then each bank's share of them
             # (sorted by bank, so that each bank's share is read from its own row groups)
             con.execute(f"CREATE OR REPLACE TEMP TABLE _published AS {published_rows_sql(as_of, '_authorised')} "
