@@ -29,7 +29,7 @@ TABLES = {"eligibility": "eligibility.parquet", "early_warnings": "early_warning
 # the limits of a bank's query, unless the command line or these variables say otherwise
 TIMEOUT_ENV, MEMORY_ENV = "VALUECREDIT_BANK_QUERY_TIMEOUT", "VALUECREDIT_BANK_QUERY_MEMORY"
 DEFAULT_TIMEOUT_S, DEFAULT_MEMORY = 30.0, "1GB"
-MAX_TIMEOUT_S, MAX_MEMORY, MAX_MEMORY_BYTES = 600.0, "8GB", 8 * 10**9  # at most, whatever the flags say
+MAX_TIMEOUT_S, MAX_MEMORY = 600.0, "8GB"  # at most, whatever the flags say
 
 
 class AccessError(RuntimeError):
@@ -81,13 +81,18 @@ _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2*
           "tib": 2**40}
 
 
+def memory_bytes_of(text: str) -> int:
+    """A size as DuckDB spells it, in bytes (None when it is not one)."""
+    m = _SIZE.fullmatch(text or "")
+    return int(float(m[1]) * _UNITS[(m[2] or "B").lower()]) if m else None
+
+
 def memory_bytes(text: str) -> int:
     """A memory limit as DuckDB spells it (`512MB`, `1GiB`) in bytes; refused above MAX_MEMORY."""
-    m = _SIZE.fullmatch(text or "")
-    if not m:
+    value = memory_bytes_of(text)
+    if value is None:
         raise AccessError(f"memory limit {text!r}: expected a size such as 512MB or 1GB")
-    value = int(float(m[1]) * _UNITS[(m[2] or "B").lower()])
-    if not 0 < value <= MAX_MEMORY_BYTES:
+    if not 0 < value <= memory_bytes_of(MAX_MEMORY):
         raise AccessError(f"memory limit {text!r}: must be more than 0 and at most {MAX_MEMORY}")
     return value
 

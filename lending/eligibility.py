@@ -19,6 +19,7 @@ import duckdb
 from lending.gate import authorised_firms_sql
 from lending.products import GRADES, ProductCatalogue
 from models.nightly import DDL as PD_DDL
+from scoring.changes import has_table
 from scoring.sql import NEGATIVE_RULE_NAMES, PointInTime, within
 from valuecredit.sqltext import SQL, lit
 from valuecredit.store import replace_date, transaction
@@ -341,6 +342,5 @@ def previous_decision_date(con: duckdb.DuckDBPyConnection, as_of: date) -> date 
 
 def latest_decision_date(con: duckdb.DuckDBPyConnection) -> date | None:
     """The last date whose eligibility was decided (None before the first night)."""
-    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'decisions' "
-                         "AND table_name = 'eligibility_firms'").fetchone()[0]
-    return con.execute("SELECT max(as_of) FROM decisions.eligibility_firms").fetchone()[0] if exists else None
+    return (con.execute("SELECT max(as_of) FROM decisions.eligibility_firms").fetchone()[0]
+            if has_table(con, "decisions.eligibility_firms") else None)

@@ -194,7 +194,7 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
                   "selection_months": sorted({str(d.date()) for d in pop_select["as_of"]})},
         "population": {
             "rows": len(pop_test), "events": int(e.sum()), "months": sorted({str(d.date()) for d in pop_test["as_of"]}),
-            "auc": {"model": round(float(roc_auc_score(e, gbm.predict_proba(pop_test[F])[:, 1])), 4),
+            "auc": {"model": round(float(roc_auc_score(e, p_pop)), 4),
                     "score_4_19_1": round(float(roc_auc_score(e, score_risk)), 4)},
             "selection_auc": {f"{k}_model": v for k, v in ranked.items()},
             "versus_score": auc_difference(e, p_pop, score_risk, seed, level=PROMOTION_LEVEL),

@@ -87,7 +87,7 @@ def tune_gbm(X: pd.DataFrame, y, monotone: dict[str, int] | None = None, seed: i
             stopped = True
             break
         seen.append(candidate)
-        estimator = MonotoneGBM(**base, **candidate)
+        estimator = MonotoneGBM(**{**base, **candidate})
         # the first candidate runs in full; a later one stops growing trees when the budget is spent
         # (a cut candidate is judged as it stands and says so)
         deadline = started + budget_seconds if budget_seconds is not None and tried else None

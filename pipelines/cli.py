@@ -592,11 +592,11 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
 def cmd_products_preview(args: argparse.Namespace) -> int:
     from lending.ledger.config import load_pool_config
     from lending.products import load_products
-    from reports.preview import latest_night, write_preview
+    from reports.preview import write_preview
 
     draft, pool = load_products(args.products), load_pool_config()  # refused before the store is opened
     with read_store(args.db) as con:
-        as_of = args.date or latest_night(con, args.db)
+        as_of = _latest_decided(con, args)
         r = write_preview(con, draft, as_of, pool, Path(args.out), args.lang)
     changed = [p for p in r.figures["products"] if p["newly_reached"] or p["no_longer_reached"]]
     console.print(f"preview of {args.products} on {as_of}: {len(changed)} of {len(r.figures['products'])} products "

@@ -226,6 +226,7 @@ def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat:
     gbm = validation["out_of_time"]["gbm"]
     importance = con.execute("""SELECT feature, mean_abs_contribution, share FROM scores.pd_importance
                                 WHERE as_of = ? ORDER BY rank""", [as_of]).df()
+    zh, w = lang == "zh", Words(lang, cat)
     dependence = []
     for feature in importance["feature"].head(4):
         if feature in model.metadata["categorical"]:
@@ -235,12 +236,11 @@ def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat:
             JOIN scores.explanations e USING (uscc, as_of)
             WHERE i.as_of = ? AND e.feature = ? AND i.{q(feature)} IS NOT NULL
             ORDER BY hash(i.uscc) LIMIT {int(dependence_sample)}""", [as_of, feature]).fetchall()
-        name = Words(lang, cat).feature(feature)
+        name = w.feature(feature)
         dependence.append({"feature": name, "svg": charts.scatter(pts, x_label=name, y_label="SHAP")})
     sample = training_sample(con, cat)
     _, test = out_of_time_split(sample)
     segments = segment_outcomes(test, model.pd(test), con)
-    zh, w = lang == "zh", Words(lang, cat)
     kinds = {"district_code": "districts", "industry": "industries", "size_class": "size_classes"}
     for seg in segments:
         seg["name"], seg["shown"] = w.name("segments", seg["segment"]), w.labelled(kinds[seg["segment"]], seg["value"])

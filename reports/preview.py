@@ -25,6 +25,7 @@ from lending.ledger.config import PoolConfig, share
 from lending.ledger.statements import statement
 from lending.products import ProductCatalogue
 from reports.firm import TEMPLATES, _write, tables
+from valuecredit.spreadsheet import neutral_frame
 from valuecredit.sqltext import lit
 
 BREAKDOWNS = ("district_code", "industry", "size_class", "grade", "first_loan")
@@ -42,15 +43,6 @@ class PreviewResult:
     html_path: Path
     changes_path: Path
     figures: dict
-
-
-def latest_night(con: duckdb.DuckDBPyConnection, db: str) -> date:
-    if "decisions.eligibility_firms" not in tables(con):
-        raise PreviewError(f"{db}: no eligibility yet: run `valuecredit run` first")
-    as_of = con.execute("SELECT max(as_of) FROM decisions.eligibility_firms").fetchone()[0]
-    if as_of is None:
-        raise PreviewError(f"{db}: no eligibility yet: run `valuecredit run` first")
-    return as_of
 
 
 def preview(con: duckdb.DuckDBPyConnection, draft: ProductCatalogue, as_of: date,
@@ -190,7 +182,8 @@ def write_preview(con: duckdb.DuckDBPyConnection, draft: ProductCatalogue, as_of
                   lang: str = "zh") -> PreviewResult:
     figures, changes = preview(con, draft, as_of, pool)
     out.mkdir(parents=True, exist_ok=True)
-    _write(out / f"preview-{as_of.isoformat()}-changes.csv", changes.to_csv(index=False, lineterminator="\n"))
+    # product ids come from the draft: text a spreadsheet must not take for a formula
+    _write(out / f"preview-{as_of.isoformat()}-changes.csv", neutral_frame(changes).to_csv(index=False, lineterminator="\n"))
     json_path = _write(out / f"preview-{as_of.isoformat()}.json",
                        json.dumps(figures, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
     html = TEMPLATES.get_template("preview.html.j2").render(lang=lang, zh=lang == "zh", f=figures,

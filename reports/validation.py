@@ -20,6 +20,7 @@ from models.evaluate import MODELS, Evaluation, Prepared, fit_models, without_sp
 from models.train import reliability
 from reports import charts
 from reports.firm import TEMPLATES, _write
+from valuecredit.spreadsheet import neutral
 
 CALIBRATION_BINS = 10
 
@@ -81,13 +82,23 @@ def shap_importance(gbm, X: pd.DataFrame) -> list[dict]:
             for f, v in mean_abs.sort_values(ascending=False, kind="stable").items()]
 
 
+def _text(value: object) -> object:
+    """Column names, bin labels and categories come from the bank's file: never a formula in its
+    spreadsheet. A bound written as a number (`-inf`, `-7`) stays a number a system can read."""
+    try:
+        float(value)
+        return value
+    except (TypeError, ValueError):
+        return neutral(value)
+
+
 def _csv(path: Path, rows: list[dict], formats: dict[str, int]) -> Path:
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: plain(v, formats[k]) if k in formats else v for k, v in r.items()})
+            writer.writerow({k: plain(v, formats[k]) if k in formats else _text(v) for k, v in r.items()})
     return _write(path, "\ufeff" + out.getvalue())
 
 

@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from valuecredit.configfile import ConfigError, read_yaml
 
 VOCABULARY = Path(__file__).resolve().parents[1] / "config" / "vocabulary.yaml"
 UNKNOWN = {"zh": "未知代码", "en": "unknown code"}
@@ -65,13 +65,10 @@ class Words:
     def money(self, fen: int | None) -> str:
         return money_fen(fen, self.lang)
 
-    def pct(self, x: float | None, decimals: int = 1) -> str:
-        return percent(x, decimals)
-
 
 @lru_cache(maxsize=4)
 def load_vocabulary(path: Path | None = None) -> Vocabulary:
-    return Vocabulary(yaml.safe_load(Path(path or VOCABULARY).read_text(encoding="utf-8")))
+    return Vocabulary(read_yaml(Path(path or VOCABULARY), ConfigError, "vocabulary"))
 
 
 def _plain(x: float, decimals: int) -> str:

@@ -12,7 +12,7 @@ from datetime import date
 import duckdb
 
 from scoring.catalogue import Catalogue, Indicator
-from scoring.changes import NightPlan, data_snapshot, plan_night, record_stage, stage_plan, turned_sql
+from scoring.changes import NightPlan, data_snapshot, has_table, plan_night, record_stage, stage_plan, turned_sql
 from scoring.sql import (
     INDICATOR_KEYS,
     INDICATOR_TYPES,
@@ -205,6 +205,5 @@ def peer_percentiles_sql(as_of: date) -> str:
 
 def latest_scored_date(con: duckdb.DuckDBPyConnection) -> date | None:
     """The last date scored (None before the first night)."""
-    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'scores' "
-                         "AND table_name = 'commercial_value'").fetchone()[0]
-    return con.execute("SELECT max(as_of) FROM scores.commercial_value").fetchone()[0] if exists else None
+    return (con.execute("SELECT max(as_of) FROM scores.commercial_value").fetchone()[0]
+            if has_table(con, "scores.commercial_value") else None)

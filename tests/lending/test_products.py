@@ -230,3 +230,10 @@ def test_a_preview_without_a_champion_says_so(night, tmp_path):
         assert reached and all(0 < p["expected_default_rate"] < 1 and p["expected_loss_fen"] > 0 for p in reached)
     else:
         assert figures["pd_note"] == f"no champion PD model on {PREVIEW_DAY}: no expected default rate or loss"
+
+
+def test_the_loan_books_product_kinds_are_the_catalogues():
+    """A kind the catalogue offers must be one the loan book's contract accepts, or its loans would be quarantined."""
+    from data_contracts.contracts import LOAN_KINDS
+    from lending.products import KINDS
+    assert tuple(KINDS) == LOAN_KINDS

@@ -259,3 +259,21 @@ def test_the_validation_report_holds_what_the_models_computed(tmp_path, capsys):
                  "--report", str(tmp_path / "zh")]) == 0
     zh = (tmp_path / "zh" / "validation_report.html").read_text(encoding="utf-8")
     assert "模型验证报告" in zh and "评分卡分值表" in zh and AWKWARD[2] in zh  # Chinese by default
+
+
+def test_the_reports_csvs_never_hand_a_spreadsheet_a_formula(tmp_path):
+    """A bank's own column names and categories reach its spreadsheet as text; numeric bounds stay numbers."""
+    rng = np.random.default_rng(5)
+    n = 300
+    x = rng.normal(size=n)
+    pd.DataFrame({"=HYPERLINK(\"http://x\")": x, "kind": rng.choice(["+cmd", "@sum", "plain"], n),
+                  "target": (rng.random(n) < 1 / (1 + np.exp(-x))).astype(int)}).to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "report"
+    assert main(["model", "evaluate", "--data", str(tmp_path / "t.csv"), "--target", "target", "--folds", "3",
+                 "--budget", "10", "--report", str(out)]) == 0
+    for name in ("binning.csv", "points.csv"):
+        frame = pd.read_csv(out / name, encoding="utf-8-sig", keep_default_na=False, dtype=str)
+        cells = [c for col in frame.columns for c in frame[col]]
+        assert not [c for c in cells if c.startswith(("=", "+", "@"))], name
+        assert "'=HYPERLINK(\"http://x\")" in set(frame["variable"]), name
+    assert any(b.startswith("-") for b in pd.read_csv(out / "points.csv", dtype=str, keep_default_na=False)["lower"])
