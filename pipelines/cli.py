@@ -71,6 +71,17 @@ def _existing(db: str | Path) -> Path:
     return Path(db)
 
 
+def _in_force(args: argparse.Namespace, resource: str, given: str | None, attr: str = "path") -> Path:
+    """`given` (the command line's) or where the nightly run of this store reads or writes it: its
+    environment variable when set, else beside the store (registry, publication) or config/ (the
+    operator's files)."""
+    if given:
+        return Path(given)
+    from pipelines.resources import resources
+
+    return Path(getattr(resources(str(args.db))[resource], attr))
+
+
 @contextmanager
 def read_store(db: str | Path):
     """The store, read-only, for a command that reports on what the nightly run wrote; closed after."""
@@ -189,7 +200,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from scoring.catalogue import load_catalogue
     from valuecredit.store import writer_lock
 
-    cat = load_catalogue(args.catalogue)
+    cat = load_catalogue(_in_force(args, "catalogue", args.catalogue))
     truth = Path(args.truth) if args.truth else None
     # adopting writes the catalogue a run reads at several steps: not while one is running
     with writer_lock(_existing(args.db)) if args.adopt else nullcontext():
@@ -257,7 +268,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from lending.ledger.store import rebuild
     from valuecredit.store import connect, writer_lock
 
-    cfg, calendar = load_pool_config(args.pool), WorkingDays.load(args.calendar)
+    cfg, calendar = load_pool_config(_in_force(args, "pool_files", args.pool, "pool")), \
+        WorkingDays.load(_in_force(args, "pool_files", args.calendar, "calendar_overrides"))
     with writer_lock(_existing(args.db)):  # a mistyped --db is not a new, empty store
         con = connect(args.db)
         try:
@@ -322,10 +334,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from valuecredit.store import writer_lock
 
     truth = _truth_file(Path(args.truth) if args.truth else None)
-    catalogue = load_catalogue(args.catalogue)
+    catalogue = load_catalogue(_in_force(args, "catalogue", args.catalogue))
     # the registry's champion pin is what a running night scores with: not changed under it
     with writer_lock(_existing(args.db)), read_store(args.db) as con:
-        registry = Path(args.registry or Path(args.db).parent / "models")
+        registry = _in_force(args, "registry", args.registry)
         report = retrain(con, catalogue, registry, args.date or date.today(), truth, args.seed)
     t = Table(title=f"model {report['version']}: out of time, {report['out_of_time']['gbm']['loans']:,} loans")
     for col in ("model", "AUC", "KS", "Brier", "ECE"):
@@ -355,7 +367,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from scoring.catalogue import load_catalogue
 
     with read_store(args.db) as con:
-        r = replay(con, args.date, load_catalogue(args.catalogue), Path(args.registry or Path(args.db).parent / "models"))
+        r = replay(con, _latest_scored(con, args), load_catalogue(_in_force(args, "catalogue", args.catalogue)),
+                   _in_force(args, "registry", args.registry))
     same = r.pd_identical and r.explanations_identical
     console.print(f"replayed {r.as_of} for {r.firms:,} firms with model {r.model_version} from the raw deliveries "
                   f"known that day: PDs {'identical' if r.pd_identical else f'differ (max {r.max_pd_difference:.3g})'}, "
@@ -445,7 +458,7 @@ def cmd_report_firm(args: argparse.Namespace) -> int:
     firm = args.firm
     with read_store(args.db) as con:
         as_of = _latest_scored(con, args)
-        html = write_firm_report(con, firm, as_of, load_catalogue(args.catalogue), Path(args.out) / as_of.isoformat(), args.lang)
+        html = write_firm_report(con, firm, as_of, load_catalogue(_in_force(args, "catalogue", args.catalogue)), Path(args.out) / as_of.isoformat(), args.lang)
     pdf = to_pdf(html, html.with_suffix(".pdf")) if not args.no_pdf else None
     console.print(f"report for {firm} on {as_of}: {html}" + (f" and {pdf}" if pdf else ""), soft_wrap=True)
     return 0
@@ -456,9 +469,9 @@ def cmd_report_bank(args: argparse.Namespace) -> int:
     from reports.firm import bank_batch
     from scoring.catalogue import load_catalogue
 
-    bank = load_products(args.products).bank(args.bank)  # before any path is built from it
+    bank = load_products(_in_force(args, "products", args.products)).bank(args.bank)  # before any path is built from it
     with read_store(args.db) as con:
-        s = bank_batch(con, bank, _latest_scored(con, args), load_catalogue(args.catalogue), Path(args.out),
+        s = bank_batch(con, bank, _latest_scored(con, args), load_catalogue(_in_force(args, "catalogue", args.catalogue)), Path(args.out),
                        args.lang, args.limit)
     console.print(f"{s.reports:,} reports for {s.bank_id} on {s.as_of}: {s.folder}/index.html", soft_wrap=True)
     return 0
@@ -468,7 +481,7 @@ def cmd_report_portfolio(args: argparse.Namespace) -> int:
     from lending.products import load_products
     from reports.portfolio import write_portfolio
 
-    bank = load_products(args.products).bank(args.bank) if args.bank is not None else None
+    bank = load_products(_in_force(args, "products", args.products)).bank(args.bank) if args.bank is not None else None
     with read_store(args.db) as con:
         path = write_portfolio(con, _latest_scored(con, args), Path(args.out) / "portfolio", bank, args.lang)
     console.print(f"portfolio report for {args.bank or 'the programme'}: {path}", soft_wrap=True)
@@ -480,8 +493,8 @@ def cmd_audit_pack(args: argparse.Namespace) -> int:
     from scoring.catalogue import load_catalogue
 
     with read_store(args.db) as con:
-        path = audit_pack(con, _latest_scored(con, args), Path(args.registry or Path(args.db).parent / "models"),
-                          load_catalogue(args.catalogue), Path(args.out), args.lang)
+        path = audit_pack(con, _latest_scored(con, args), _in_force(args, "registry", args.registry),
+                          load_catalogue(_in_force(args, "catalogue", args.catalogue)), Path(args.out), args.lang)
     console.print(f"audit pack: {path}", soft_wrap=True)
     return 0
 
@@ -489,7 +502,7 @@ def cmd_audit_pack(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from valuecredit.backup import backup
 
-    s = backup(Path(args.db), Path(args.to), Path(args.registry or Path(args.db).parent / "models"))
+    s = backup(Path(args.db), Path(args.to), _in_force(args, "registry", args.registry))
     console.print(f"backed up {args.db} ({s.tables} tables, {s.rows:,} rows, sha256 {s.sha256[:16]}) to {s.folder}",
                   soft_wrap=True)
     return 0
@@ -498,7 +511,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from valuecredit.backup import restore
 
-    s = restore(Path(args.source), Path(args.db), Path(args.registry or Path(args.db).parent / "models"))
+    s = restore(Path(args.source), Path(args.db), _in_force(args, "registry", args.registry))
     console.print(f"restored {args.db} from {s.folder} ({s.tables} tables, {s.rows:,} rows); "
                   "re-run the nights since the backup with `valuecredit run --date D`", soft_wrap=True)
     return 0
@@ -513,8 +526,8 @@ def cmd_bank_query(args: argparse.Namespace) -> int:
 
     timeout = args.timeout if args.timeout is not None else default_timeout()
     memory = args.memory or default_memory()
-    view = bank_connection(Path(args.publish or Path(args.db).parent / "publish"), args.bank, args.date,
-                           load_products(args.products), memory)
+    view = bank_connection(_in_force(args, "publish_folder", args.publish), args.bank, args.date,
+                           load_products(_in_force(args, "products", args.products)), memory)
     # DuckDB's own limits do not bound one huge value (`repeat('ab', 300000000)`) nor the copies made
     # of a result after the query: the process itself is bounded, and ended if it outlives its time
     with process_limits(3 * memory_bytes(memory), timeout + 10, f"bank {view.bank_id}'s query"):
@@ -574,7 +587,7 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
     firm = args.firm
     products = load_products(args.products) if args.products else None
     with read_store(args.db) as con:
-        r = replay_decision(con, firm, _latest_decided(con, args), Path(args.registry or Path(args.db).parent / "models"), products)
+        r = replay_decision(con, firm, _latest_decided(con, args), _in_force(args, "registry", args.registry), products)
     head = (f"{firm} on {r.as_of}: {r.compared} product decisions and the PD (model {r.model_version or 'none'}) "
             f"replayed with product catalogue {r.products_version}")
     if r.identical:
@@ -594,7 +607,7 @@ def cmd_products_preview(args: argparse.Namespace) -> int:
     from lending.products import load_products
     from reports.preview import write_preview
 
-    draft, pool = load_products(args.products), load_pool_config()  # refused before the store is opened
+    draft, pool = load_products(args.products), load_pool_config(_in_force(args, "pool_files", None, "pool"))  # refused before the store is opened
     with read_store(args.db) as con:
         as_of = _latest_decided(con, args)
         r = write_preview(con, draft, as_of, pool, Path(args.out), args.lang)
@@ -708,7 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--date", type=_date, help="the date of the promotion decision, YYYY-MM-DD (default: today)")
     tr.set_defaults(func=cmd_train)
     rp = md.add_parser("replay", help="score a past date again with the model version it used; compare bit for bit")
-    rp.add_argument("--date", type=_date, required=True)
+    rp.add_argument("--date", type=_date, help="business date (default: the latest scored)")
     rp.add_argument("--db", default=str(DEFAULT_DB))
     rp.add_argument("--catalogue", help="catalogue YAML (default: config/catalogue.yaml)")
     rp.add_argument("--registry", help="where model versions are kept (default: models/ beside the store)")

@@ -44,13 +44,15 @@ def _imports(path: Path, modules: dict[str, Path]) -> list[tuple[int, str]]:
             names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
+        resolved = set()
         for name in names:
             # the longest project module the name starts with (`from a.b import c` names a.b.c or a.b)
             while name and name not in modules:
                 name = name.rpartition(".")[0]
             if name:
-                found.append((node.lineno, name))
-                break
+                resolved.add(name)
+        # `from a import b, c` imports the modules b and c when they are modules, else a itself
+        found += [(node.lineno, name) for name in sorted(resolved)]
     return found
 
 

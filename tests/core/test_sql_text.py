@@ -35,8 +35,10 @@ import re
 import textwrap
 from pathlib import Path
 
+from tests.core.test_layout import RANK
+
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("valuecredit", "data_contracts", "ingestion", "scoring", "models", "lending", "reports", "pipelines")
+PACKAGES = tuple(sorted(RANK))  # every package of the layout
 
 SQL_WORDS = re.compile(
     r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|COPY|ATTACH|DETACH|FROM|WHERE|DROP|ALTER|JOIN|VALUES|PRAGMA|"

@@ -182,7 +182,7 @@ def test_lowering_a_minimum_grade_reaches_exactly_the_firms_between_the_threshol
     assert list(changed) == [target["product_id"]] and changed[target["product_id"]]["newly_reached"] == len(expected)
     by_grade = changed[target["product_id"]]["breakdown"]["grade"]
     assert sum(v["newly_reached"] for v in by_grade.values()) == len(expected)
-    assert set(by_grade) >= {g for g in ("BB", "B") if by_grade.get(g, {}).get("newly_reached")}
+    assert set() < {g for g, v in by_grade.items() if v["newly_reached"]} <= {"BB", "B"}  # only the grades let in
     # the pool: 2 % of the new lending's programme share per bank, within 4 % of the balance after it
     pool = figures["pool"]
     assert [b["bank_id"] for b in pool["banks"]] == [target["bank_id"]]
@@ -215,21 +215,30 @@ def test_a_firm_newly_reached_at_several_banks_borrows_once_in_the_pool(night, t
 
 
 def test_a_preview_without_a_champion_says_so(night, tmp_path):
+    import shutil
+
     from reports.preview import preview
     from valuecredit.store import connect
     con = connect(night, read_only=True)
-    try:
-        has_pd = con.execute("SELECT count(pd) > 0 FROM decisions.eligibility_firms WHERE as_of = ?",
-                             [PREVIEW_DAY]).fetchone()[0]
+    try:  # the night has a champion: expected default rate and loss of every product that reaches a firm
         figures, _ = preview(con, load_products(), PREVIEW_DAY, load_pool_config())
     finally:
         con.close()
-    assert figures["has_pd"] == has_pd
-    if has_pd:
-        reached = [p for p in figures["products"] if p["reached"]]
-        assert reached and all(0 < p["expected_default_rate"] < 1 and p["expected_loss_fen"] > 0 for p in reached)
-    else:
-        assert figures["pd_note"] == f"no champion PD model on {PREVIEW_DAY}: no expected default rate or loss"
+    reached = [p for p in figures["products"] if p["reached"]]
+    assert figures["has_pd"] and figures["pd_note"] is None
+    assert reached and all(0 < p["expected_default_rate"] < 1 and p["expected_loss_fen"] > 0 for p in reached)
+    # the same night as a store without a model decided it: no PD, and the preview says so
+    bare = tmp_path / "bare.duckdb"
+    shutil.copy(night, bare)
+    con = connect(bare)
+    con.execute("UPDATE decisions.eligibility_firms SET pd = NULL WHERE as_of = ?", [PREVIEW_DAY])
+    try:
+        figures, _ = preview(con, load_products(), PREVIEW_DAY, load_pool_config())
+    finally:
+        con.close()
+    assert not figures["has_pd"]
+    assert figures["pd_note"] == f"no champion PD model on {PREVIEW_DAY}: no expected default rate or loss"
+    assert all(p["expected_default_rate"] is None and p["expected_loss_fen"] is None for p in figures["products"])
 
 
 def test_the_loan_books_product_kinds_are_the_catalogues():

@@ -138,3 +138,24 @@ def test_a_store_that_is_not_a_duckdb_file_fails_at_once_not_after_a_hundred_sec
     assert time.perf_counter() - started < 20
     (failure,) = result.get_step_failure_events()
     assert "not a valid DuckDB database file" in _why(failure.event_specific_data.error)
+
+
+def test_the_commands_read_and_write_where_the_night_does(tmp_path, monkeypatch):
+    """The registry, the publication and the operator's files of a store are where its nightly run has
+    them: the command line's flag, else the night's environment variable, else beside the store."""
+    import argparse
+
+    from pipelines.cli import _in_force
+    from scoring.catalogue import DEFAULT_CATALOGUE
+
+    args = argparse.Namespace(db=str(tmp_path / "s.duckdb"))
+    for var in ("VALUECREDIT_MODELS", "VALUECREDIT_PUBLISH", "VALUECREDIT_CATALOGUE"):
+        monkeypatch.delenv(var, raising=False)
+    assert _in_force(args, "registry", None) == tmp_path / "models"
+    assert _in_force(args, "publish_folder", None) == tmp_path / "publish"
+    assert _in_force(args, "catalogue", None) == DEFAULT_CATALOGUE
+    monkeypatch.setenv("VALUECREDIT_MODELS", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("VALUECREDIT_CATALOGUE", str(tmp_path / "cat.yaml"))
+    assert _in_force(args, "registry", None) == tmp_path / "elsewhere"
+    assert _in_force(args, "catalogue", None) == tmp_path / "cat.yaml"
+    assert _in_force(args, "registry", str(tmp_path / "flag")) == tmp_path / "flag"  # the flag wins

@@ -18,7 +18,7 @@ from reports.audit import audit_pack, replay_decision, segment_outcomes
 from reports.browser import load, to_pdf
 from reports.firm import ReportError, bank_batch, write_firm_report
 from reports.portfolio import portfolio, write_portfolio
-from reports.vocabulary import evidence, load_vocabulary
+from reports.vocabulary import evidence, load_vocabulary, money_fen
 from scoring.catalogue import load_catalogue
 
 CAT, PRODUCTS = load_catalogue(), load_products()
@@ -274,7 +274,9 @@ def test_every_report_reads_in_its_own_language_with_every_code_named(night, tmp
     voc = load_vocabulary()
     assert f"{voc.name('districts', district, 'zh')} ({district})" in firm
     assert f"{industry} {voc.name('industries', industry, 'zh')}" in firm
-    assert "万元" in firm or "元" in firm
+    best = con.execute("SELECT max(computed_limit_fen) FROM decisions.eligibility_pairs WHERE uscc = ? AND as_of = ? "
+                       "AND eligible", [pages[0][0].name.split(".")[0], DAY]).fetchone()[0]
+    assert best and money_fen(best, "zh") in firm  # its limit in 元/万元 as a reader writes it
 
 
 def test_the_batch_index_is_sorted_by_best_limit_and_says_so(night, tmp_path):
