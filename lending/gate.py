@@ -32,8 +32,12 @@ def authorised_firms_sql(as_of: date, still_on: date | None = None) -> SQL:
     with `still_on` (a later date: a past night read again), only those still authorised then, so that
     a firm that has withdrawn since never reaches a bank in an old night's files or reports either."""
     if still_on is not None and still_on > as_of:
-        return (f"SELECT uscc FROM ({authorised_firms_sql(as_of)}) "
-                f"INTERSECT SELECT uscc FROM ({authorised_firms_sql(still_on)})")
+        return f"SELECT uscc FROM ({authorised_on(as_of)}) INTERSECT SELECT uscc FROM ({authorised_on(still_on)})"
+    return authorised_on(as_of)
+
+
+def authorised_on(as_of: date) -> SQL:
+    """The rule above on one date."""
     d = f"DATE {lit(as_of.isoformat())}"
     return f"""
     WITH a AS (SELECT uscc, granted_on, expires_on, revoked_on FROM {PointInTime("", as_of).rows("authorisations")}),

@@ -257,12 +257,13 @@ def test_a_date_published_again_after_newer_ones_holds_no_firm_that_has_withdraw
     out = work / "out_withdrawn"
     publish(con, DAY2, PRODUCTS, out)
     firm = pd.read_parquet(out / "B03" / DAY2.isoformat() / "eligibility.parquet")["uscc"].min()
-    gate = publishing.authorised_firms_sql
+    import lending.gate
+    rule = lending.gate.authorised_on
 
     def revoked_since(as_of):  # `firm` withdrew its authorisation on DAY2
-        return gate(as_of) if as_of < DAY2 else f"SELECT uscc FROM ({gate(as_of)}) WHERE uscc <> '{firm}'"
+        return rule(as_of) if as_of < DAY2 else f"SELECT uscc FROM ({rule(as_of)}) WHERE uscc <> '{firm}'"
 
-    monkeypatch.setattr(publishing, "authorised_firms_sql", revoked_since)
+    monkeypatch.setattr(lending.gate, "authorised_on", revoked_since)
     publish(con, DAY1, PRODUCTS, out)
     folder = out / "B03" / DAY1.isoformat()
     # without the revocation the firm would be in that folder: it was decided, authorised, on DAY1
