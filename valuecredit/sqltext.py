@@ -29,13 +29,13 @@ def lit(value: object) -> str:
 # SQL text built only from safe parts: a function returning it (`-> SQL`) is a fragment builder and a
 # parameter typed so takes a fragment. tests/core/test_sql_text.py checks every builder's f-strings and
 # returns, and every argument passed to such a parameter.
+SQL = NewType("SQL", str)
+
+
 def message_lines(message: str) -> list[str]:
     """A DuckDB error's lines without the `LINE n:` and caret lines that point into the SQL text."""
     return [line.strip() for line in message.splitlines()
             if line.strip() and not re.match(r"\s*(LINE \d+:|\^+\s*$)", line)]
-
-
-SQL = NewType("SQL", str)
 
 
 _TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_ ]*(\(\d+(, ?\d+)*\))?(\[\])?")
