@@ -33,6 +33,9 @@ def _column_ddl(contract, extra: str = "") -> str:
 
 
 def init_store(con: duckdb.DuckDBPyConnection) -> None:
+    """Create what is missing and bring a store made by an earlier version up to its contracts. Every
+    step of a night connects, so the common case (nothing to do) costs one catalogue read, not a
+    query per source."""
     for s in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
     con.execute(USCC_SQL_MACROS)
@@ -44,18 +47,31 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
         CREATE TABLE IF NOT EXISTS quarantine.rows (
             source VARCHAR, file VARCHAR, "row" BIGINT, rule VARCHAR, detail VARCHAR, record VARCHAR,
             partition_date DATE)""")
+    raw_columns: dict[str, set[str]] = {}
+    for table, column in con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'raw' "
+                                     "AND database_name = current_database()").fetchall():
+        raw_columns.setdefault(table, set()).add(column)
+    views = {v for (v,) in con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = 'staging' "
+                                       "AND database_name = current_database()").fetchall()}
     for c in CONTRACTS:
         # raw keeps every valid row ever delivered; a row is superseded when a later delivery of the
         # same key arrives, and staging is the rows not superseded: one row per key, no second copy.
         # [_delivered_on, _valid_to) is when the row was the current version: what was known on a date.
-        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{q(c.source)} " + _column_ddl(
-            c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE, _superseded_on DATE, _valid_to DATE"))
-        _add_valid_to(con, c)
-        if _add_contract_columns(con, c):
-            con.execute(f"DROP VIEW IF EXISTS staging.{q(c.source)}")  # made again below, with the new columns
-        cols = ", ".join(q(n) for n in c.column_names)
-        con.execute(f"CREATE VIEW IF NOT EXISTS staging.{q(c.source)} AS SELECT {cols}, _file, _delivered_on "
-                    f"FROM raw.{q(c.source)} WHERE _superseded_on IS NULL")
+        have = raw_columns.get(c.source)
+        if have is None:
+            con.execute(f"CREATE TABLE raw.{q(c.source)} " + _column_ddl(
+                c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE, _superseded_on DATE, "
+                   "_valid_to DATE"))
+        else:
+            if "_valid_to" not in have:
+                _add_valid_to(con, c)
+            if _add_contract_columns(con, c, have) and c.source in views:
+                con.execute(f"DROP VIEW staging.{q(c.source)}")  # made again below, with the new columns
+                views.discard(c.source)
+        if c.source not in views:
+            cols = ", ".join(q(n) for n in c.column_names)
+            con.execute(f"CREATE VIEW staging.{q(c.source)} AS SELECT {cols}, _file, _delivered_on "
+                        f"FROM raw.{q(c.source)} WHERE _superseded_on IS NULL")
 
 
 # every schema a store holds; DuckDB names the database after the file, so a file named like one
@@ -63,11 +79,9 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
 ALL_SCHEMAS = (*SCHEMAS, "features", "scores", "ledger")
 
 
-def _add_contract_columns(con: duckdb.DuckDBPyConnection, contract) -> bool:
+def _add_contract_columns(con: duckdb.DuckDBPyConnection, contract, have: set[str]) -> bool:
     """A store made before the contract gained a column gets it (NULL in the rows delivered before);
     True when one was added, so that the staging view is made again with it."""
-    have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw' "
-                                      "AND table_name = ?", [contract.source]).fetchall()}
     missing = [c for c in contract.columns if c.name not in have]
     for c in missing:
         con.execute(f"ALTER TABLE raw.{q(contract.source)} ADD COLUMN {q(c.name)} {type_name(c.sql_type)}")
@@ -77,10 +91,6 @@ def _add_contract_columns(con: duckdb.DuckDBPyConnection, contract) -> bool:
 def _add_valid_to(con: duckdb.DuckDBPyConnection, contract) -> None:
     """A store written before rows carried `_valid_to` gets the column, filled from the versions it
     already holds: each superseded row was valid until the next version of its key was delivered."""
-    has = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'raw' AND table_name = ? "
-                      "AND column_name = '_valid_to'", [contract.source]).fetchone()[0]
-    if has:
-        return
     keys = ", ".join(q(k) for k in contract.key)
     con.execute(f"ALTER TABLE raw.{q(contract.source)} ADD COLUMN _valid_to DATE")
     con.execute(f"""UPDATE raw.{q(contract.source)} AS r SET _valid_to = v._next FROM (
