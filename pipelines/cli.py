@@ -478,12 +478,17 @@ def cmd_report_bank(args: argparse.Namespace) -> int:
 
 
 def cmd_report_portfolio(args: argparse.Namespace) -> int:
+    from lending.ledger.config import load_pool_config
     from lending.products import load_products
     from reports.portfolio import write_portfolio
+    from scoring.catalogue import load_catalogue
 
     bank = load_products(_in_force(args, "products", args.products)).bank(args.bank) if args.bank is not None else None
+    # the catalogue and pool the store's nights use: the pool statement's cap and the indicators' names
+    cat = load_catalogue(_in_force(args, "catalogue", args.catalogue))
+    pool = load_pool_config(_in_force(args, "pool_files", None, "pool"))
     with read_store(args.db) as con:
-        path = write_portfolio(con, _latest_scored(con, args), Path(args.out) / "portfolio", bank, args.lang)
+        path = write_portfolio(con, _latest_scored(con, args), Path(args.out) / "portfolio", bank, args.lang, cat, pool)
     console.print(f"portfolio report for {args.bank or 'the programme'}: {path}", soft_wrap=True)
     return 0
 

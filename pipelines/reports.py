@@ -10,7 +10,15 @@ from lending.eligibility import previous_decision_date
 from pipelines.ledger import application_deadlines, ledger_postings
 from pipelines.models import early_warnings, pd_scores, publication
 from pipelines.partitions import business_date, business_days
-from pipelines.resources import CatalogueFile, ModelRegistry, ProductsFile, ProgressReporter, ReportsFolder, Store
+from pipelines.resources import (
+    CatalogueFile,
+    ModelRegistry,
+    PoolFiles,
+    ProductsFile,
+    ProgressReporter,
+    ReportsFolder,
+    Store,
+)
 from reports.audit import audit_pack
 from reports.firm import bank_batches
 from reports.portfolio import write_portfolio
@@ -22,11 +30,14 @@ from reports.portfolio import write_portfolio
     description="Portfolio monitoring for the programme and each bank: distributions, grade migration, PSI, "
                 "eligibility and approvals, early warnings, the pool statement, deadline breaches.",
 )
-def portfolio_reports(context: dg.AssetExecutionContext, store: Store, products: ProductsFile,
-                      reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+def portfolio_reports(context: dg.AssetExecutionContext, store: Store, products: ProductsFile, catalogue: CatalogueFile,
+                      pool_files: PoolFiles, reports_folder: ReportsFolder,
+                      progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
     as_of, out = business_date(context), Path(reports_folder.path) / "portfolio"
+    cat, pool = catalogue.load(), pool_files.pool_config()
     with store.connect() as con:
-        written = [write_portfolio(con, as_of, out, bank) for bank in [None, *sorted(products.load().banks)]]
+        written = [write_portfolio(con, as_of, out, bank, cat=cat, pool=pool)
+                   for bank in [None, *sorted(products.load().banks)]]
     progress.done("portfolio reports", f"{len(written)} (programme and banks) in {out}")
     return dg.MaterializeResult(metadata={"reports": len(written), "folder": str(out)})
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from lending.eligibility import GRADES, latest_decision_date
 from lending.gate import authorised_firms_sql
+from lending.ledger.config import PoolConfig
 from lending.ledger.statements import COUNTS, statement
 from models.monitoring import SHIFT, WATCH, psi, reference, status
 from reports import charts
@@ -27,8 +28,10 @@ PD_EDGES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 1.0)
 MIGRATION_DAYS = 28  # "since the last month": the latest scored night at least four weeks earlier
 
 
-def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None = None) -> dict:
-    """Every figure of the report (a bank's, or the programme's when `bank_id` is None)."""
+def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None = None,
+              pool: PoolConfig | None = None) -> dict:
+    """Every figure of the report (a bank's, or the programme's when `bank_id` is None); the pool
+    statement under `pool` (default: the configuration in force)."""
     has = tables(con)
     # a bank's report is bank-facing: its borrowers through the one authorisation gate, like its files
     book = (f"""(SELECT DISTINCT uscc FROM staging.loans WHERE bank_id = $bank AND disbursed_on <= $d
@@ -95,15 +98,15 @@ def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None =
                                            WHERE as_of = $d {'AND bank_id = $bank' if bank_id else ''}
                                            GROUP BY status ORDER BY status""").df().to_dict("records")
     if "ledger.postings" in has:
-        frame = statement(con, date(as_of.year, 1, 1), as_of, bank_id)
+        frame = statement(con, date(as_of.year, 1, 1), as_of, bank_id, pool)
         row = frame[frame["bank_id"] == (bank_id or "programme")]
         out["pool"] = {c: int(row[c].iloc[0]) for c in frame.columns[1:]} if len(row) else {}
     return out
 
 
 def write_portfolio(con: duckdb.DuckDBPyConnection, as_of: date, out: Path, bank_id: str | None = None,
-                    lang: str = "zh", cat: Catalogue | None = None) -> Path:
-    figures = portfolio(con, as_of, bank_id)
+                    lang: str = "zh", cat: Catalogue | None = None, pool: PoolConfig | None = None) -> Path:
+    figures = portfolio(con, as_of, bank_id, pool)
     folder = inside(out, bank_id or "programme", as_of.isoformat())
     folder.mkdir(parents=True, exist_ok=True)
     html = TEMPLATES.get_template("portfolio.html.j2").render(lang=lang, zh=lang == "zh", f=figures, watch=WATCH,

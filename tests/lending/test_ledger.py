@@ -247,6 +247,23 @@ def test_statement_adds_up(book):
         "SELECT sum(debit_fen - credit_fen) FROM ledger.postings WHERE account LIKE 'loan_principal:%'").fetchone()[0]
 
 
+
+def test_the_portfolio_states_the_pool_under_the_parameters_it_is_given(book):
+    """The nightly portfolio report and `valuecredit report portfolio` pass the operator's pool file
+    (VALUECREDIT_POOL) down; the statement's available quota moves with its cap."""
+    from reports.portfolio import portfolio
+    from scoring.catalogue import load_catalogue
+    from scoring.score import build_indicators, build_scores
+
+    build_indicators(book, BUSINESS_DATE)
+    build_scores(book, BUSINESS_DATE, load_catalogue())
+    post_business_date(book, BUSINESS_DATE, CFG, CAL)
+    tight = dataclasses.replace(CFG, cap_bp=1)
+    in_force, tightened = portfolio(book, BUSINESS_DATE, pool=CFG)["pool"], portfolio(book, BUSINESS_DATE, pool=tight)["pool"]
+    expected = statement(book, date(2026, 1, 1), BUSINESS_DATE, cfg=tight).set_index("bank_id").loc["programme"]
+    assert tightened["closing_quota_available"] == expected.closing_quota_available
+    assert 0 < tightened["closing_quota_available"] < in_force["closing_quota_available"]
+
 # -- configuration ---------------------------------------------------------------------------
 def test_an_uncovered_year_stops_with_a_clear_message_and_an_override_fixes_it(tmp_path):
     with pytest.raises(CalendarError, match=r"2027 is not known .* add the State Council's 2027 holiday notice"):
