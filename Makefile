@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test dev bench lint clean
+.PHONY: run test dev bench screenshots lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ 
 	$(BIN)/python -m benchmarks.nightly
 	$(BIN)/python -m benchmarks.incremental
 	$(BIN)/python -m benchmarks.partitions
+
+screenshots: $(STAMP)  ## docs/screenshots/: a firm report, the portfolio report and Dagster's asset page, from `make run`'s store
+	$(BIN)/python docs/screenshots.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -55,7 +55,12 @@ class PageLoad:
         return [m for m in self.console if "error" in m.lower() or "uncaught" in m.lower() or "failed" in m.lower()]
 
 
-def load(html: Path, screenshot: Path, width: int = 1100, height: int = 1600, timeout: int = 120) -> PageLoad:
-    done = _run([f"--window-size={width},{height}", f"--screenshot={screenshot}", Path(html).resolve().as_uri()], timeout)
+def load(page: Path | str, screenshot: Path, width: int = 1100, height: int = 1600, timeout: int = 120,
+         wait_ms: int = 0) -> PageLoad:
+    """`page`: an HTML file, or an http(s) address; `wait_ms` lets a script-built page (Dagster's UI)
+    fetch and draw before the screenshot."""
+    address = page if isinstance(page, str) and page.startswith(("http://", "https://")) else Path(page).resolve().as_uri()
+    wait = [f"--virtual-time-budget={wait_ms}"] if wait_ms else []
+    done = _run([f"--window-size={width},{height}", *wait, f"--screenshot={screenshot}", address], timeout)
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
     return PageLoad(screenshot, console)
