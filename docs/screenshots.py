@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,8 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lending.ledger.config import load_pool_config  # noqa: E402
+from pipelines.resources import resources  # noqa: E402
 from reports.browser import load  # noqa: E402
-from reports.firm import write_firm_report  # noqa: E402
+from reports.firm import tables, write_firm_report  # noqa: E402
 from reports.portfolio import write_portfolio  # noqa: E402
 from scoring.catalogue import load_catalogue  # noqa: E402
 from valuecredit.store import connect  # noqa: E402
@@ -51,18 +54,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def dagster_page(db: Path, shot: Path, asset_path: str) -> None:
+def dagster_home(db: Path) -> Path:
+    """The instance the store's nights are recorded in (as `pipelines.run.recorded_in` chooses it)."""
+    return Path(os.environ.get("DAGSTER_HOME") or db.parent / "dagster_home").resolve()
+
+
+def dagster_page(db: Path, shot: Path, asset_path: str, log: Path) -> None:
     """Serve the store's Dagster instance, mark the first-visit dialog seen (it would cover the page),
-    and take the asset's page."""
-    home = db.parent / "dagster_home"
-    if not (home / "dagster.yaml").exists():
-        raise SystemExit(f"{home} holds no Dagster instance: run `make run` first")
-    port, env = free_port(), dict(os.environ, DAGSTER_HOME=str(home), VALUECREDIT_DB=str(db),
-                                  VALUECREDIT_LANDING=str(db.parent / "landing"))
+    and take the asset's page. The server runs in its own process group, stopped whatever happens."""
+    import dagster as dg
+
+    home = dagster_home(db)
+    if not (home / "dagster.yaml").exists() or not dg.DagsterInstance.from_config(str(home)).get_runs(limit=1):
+        raise SystemExit(f"{home} records no night of {db}: run `make run` first")
+    port, env = free_port(), dict(os.environ, DAGSTER_HOME=str(home), VALUECREDIT_DB=str(db), PYTHONPATH=str(ROOT))
+    env.setdefault("VALUECREDIT_LANDING", str(db.parent / "landing"))
     # started in the instance's folder: a store's folder holds reports/ and models/, which would shadow the packages
-    server = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-                               "-m", "pipelines.definitions"], cwd=home, env=dict(env, PYTHONPATH=str(ROOT)),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(log, "wb") as out:
+        server = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-h", "127.0.0.1",
+                                   "-p", str(port), "-m", "pipelines.definitions"], cwd=home, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -71,17 +82,22 @@ def dagster_page(db: Path, shot: Path, asset_path: str) -> None:
                 break
             except OSError:
                 if server.poll() is not None:
-                    raise SystemExit("dagster-webserver stopped before it served a page") from None
+                    raise SystemExit("dagster-webserver stopped before it served a page:\n"
+                                     + log.read_text(errors="replace")[-2000:]) from None
                 time.sleep(1)
         else:
-            raise SystemExit("dagster-webserver did not answer within 2 minutes")
+            raise SystemExit("dagster-webserver did not answer within 2 minutes:\n" + log.read_text(errors="replace")[-2000:])
         request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": "mutation { setNuxSeen }"}).encode(),
                                          headers={"Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=30)
         load(f"{base}/assets/{asset_path}", shot, width=1600, height=1000, wait_ms=20_000)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 def main() -> None:
@@ -92,20 +108,26 @@ def main() -> None:
     db, out = Path(args.db).resolve(), Path(args.out)
     if not db.exists():
         raise SystemExit(f"{db} does not exist: run `make run` first")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a cancelled run still stops its web server
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="vc-screenshots-"))
+    # the operator's files the store's nights use (VALUECREDIT_CATALOGUE, _POOL, else config/)
+    in_force = resources(str(db))
     try:
         con = connect(db, read_only=True)
         try:
+            if not {"scores.commercial_value", "decisions.eligibility_pairs"} <= tables(con):
+                raise SystemExit(f"{db} holds no scored night: run `make run` first")
             as_of = con.execute("SELECT max(as_of) FROM scores.commercial_value").fetchone()[0]
             firm = a_firm_banks_would_read(con, as_of)
-            report = write_firm_report(con, firm, as_of, load_catalogue(), work / "firm", "zh")
-            portfolio = write_portfolio(con, as_of, work / "portfolio", None, "zh")
+            report = write_firm_report(con, firm, as_of, load_catalogue(in_force["catalogue"].path), work / "firm", "zh")
+            portfolio = write_portfolio(con, as_of, work / "portfolio", None, "zh", load_catalogue(in_force["catalogue"].path),
+                                        load_pool_config(in_force["pool_files"].pool))
         finally:
             con.close()
         load(report, out / "firm_report_zh.png", width=1240, height=1754)
         load(portfolio, out / "portfolio_report_zh.png", width=1240, height=1754)
-        dagster_page(db, out / "dagster_asset_commercial_value.png", "scores/commercial_value")
+        dagster_page(db, out / "dagster_asset_commercial_value.png", "scores/commercial_value", work / "webserver.log")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for name in sorted(p.name for p in out.glob("*.png")):

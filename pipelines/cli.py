@@ -225,13 +225,15 @@ def _calibrate(args: argparse.Namespace, cat, truth: Path | None) -> int:
 
 
 def cmd_statement(args: argparse.Namespace) -> int:
+    from lending.ledger.config import load_pool_config
     from lending.ledger.statements import COUNTS, statement
     from valuecredit.spreadsheet import neutral_frame
 
     end = args.to or date.today()
     start = getattr(args, "from") or date(end.year, 1, 1)
+    cfg = load_pool_config(_in_force(args, "pool_files", args.pool, "pool"))  # the cap the nights apply
     with read_store(args.db) as con:
-        frame = statement(con, start, end, args.bank)
+        frame = statement(con, start, end, args.bank, cfg)
     if args.csv:
         neutral_frame(frame).to_csv(args.csv, index=False, encoding="utf-8-sig")  # amounts in fen; opens in Excel
         console.print(f"every bank's statement (fen) written to {args.csv}")
@@ -675,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("score", help="the 4+19+1 score").add_subparsers(dest="score_command", required=True)
     c = sc.add_parser("calibrate", help="fit the catalogue's weights to observed loan outcomes (sample testing)")
     c.add_argument("--db", default=str(DEFAULT_DB))
-    c.add_argument("--catalogue", help="catalogue YAML (default: config/catalogue.yaml)")
+    c.add_argument("--catalogue", help="catalogue YAML (default: $VALUECREDIT_CATALOGUE, else config/catalogue.yaml)")
     c.add_argument("--date", type=_date, help="date of the report (default: today)")
     c.add_argument("--truth", help=TRUTH_HELP)
     c.add_argument("--out", default="build/calibration")
@@ -689,6 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--from", type=_date, help="first business date (default: 1 January of --to's year)")
     st.add_argument("--to", type=_date, help="last business date (default: today)")
     st.add_argument("--csv", help="also write every bank's statement to this CSV file (amounts in fen)")
+    st.add_argument("--pool", help="pool parameters (default: $VALUECREDIT_POOL, else config/pool.yaml)")
     st.set_defaults(func=cmd_statement)
     ex = ld.add_parser("exceptions", help="the loans disbursed above the loan cap in force (the exception list)")
     ex.add_argument("--db", default=str(DEFAULT_DB))
@@ -696,8 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_exceptions)
     rb = ld.add_parser("rebuild", help="replay every posted business date from the loan book into an empty ledger")
     rb.add_argument("--db", default=str(DEFAULT_DB))
-    rb.add_argument("--pool", help="pool parameters (default: config/pool.yaml)")
-    rb.add_argument("--calendar", help="working-day overrides (default: config/calendar_overrides.yaml)")
+    rb.add_argument("--pool", help="pool parameters (default: $VALUECREDIT_POOL, else config/pool.yaml)")
+    rb.add_argument("--calendar", help="working-day overrides (default: $VALUECREDIT_CALENDAR, else config/calendar_overrides.yaml)")
     rb.set_defaults(func=cmd_rebuild)
 
     md = sub.add_parser("model", help="the PD model layer").add_subparsers(dest="model_command", required=True)
@@ -728,7 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = md.add_parser("replay", help="score a past date again with the model version it used; compare bit for bit")
     rp.add_argument("--date", type=_date, help="business date (default: the latest scored)")
     rp.add_argument("--db", default=str(DEFAULT_DB))
-    rp.add_argument("--catalogue", help="catalogue YAML (default: config/catalogue.yaml)")
+    rp.add_argument("--catalogue", help="catalogue YAML (default: $VALUECREDIT_CATALOGUE, else config/catalogue.yaml)")
     rp.add_argument("--registry", help="where model versions are kept (default: models/ beside the store)")
     rp.set_defaults(func=cmd_replay)
     fs = sub.add_parser("firms", help="find a firm's code by part of its name or the start of its code")
@@ -758,11 +761,11 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--date", type=_date, help="business date (default: the latest scored)")
         q.add_argument("--lang", choices=("zh", "en"), default="zh")
         q.add_argument("--db", default=str(DEFAULT_DB))
-        q.add_argument("--catalogue", help="catalogue YAML (default: config/catalogue.yaml)")
+        q.add_argument("--catalogue", help="catalogue YAML (default: $VALUECREDIT_CATALOGUE, else config/catalogue.yaml)")
         q.add_argument("--out", default=str(DEFAULT_REPORTS), help="where reports go (default: build/reports, ignored by git)")
     rf.add_argument("--no-pdf", action="store_true", dest="no_pdf", help="HTML only")
     for q in (rb, rpf):
-        q.add_argument("--products", help="the product catalogue whose bank ids are valid (default: config/products.yaml)")
+        q.add_argument("--products", help="the product catalogue whose bank ids are valid (default: $VALUECREDIT_PRODUCTS, else config/products.yaml)")
     rf.set_defaults(func=cmd_report_firm)
     ar = ap.add_parser("replay", help="recompute a firm's decisions of a past night; show they match, or what differs")
     ar.add_argument("--firm", required=True, type=_uscc, help="the firm's unified social credit code")
@@ -788,7 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
     qy.add_argument("--date", type=_date, help="a published date (default: the bank's LATEST)")
     qy.add_argument("--db", default=str(DEFAULT_DB), help="the store, whose publish/ folder is read")
     qy.add_argument("--publish", help="the publication folder (default: publish/ beside the store)")
-    qy.add_argument("--products", help="the product catalogue whose bank ids are valid (default: config/products.yaml)")
+    qy.add_argument("--products", help="the product catalogue whose bank ids are valid (default: $VALUECREDIT_PRODUCTS, else config/products.yaml)")
     qy.add_argument("--timeout", type=_seconds, help="stop the query after this many seconds "
                                                      "(default: $VALUECREDIT_BANK_QUERY_TIMEOUT, else 30)")
     qy.add_argument("--memory", help="DuckDB memory limit, e.g. 512MB (default: $VALUECREDIT_BANK_QUERY_MEMORY, else 1GB)")

@@ -1,3 +1,4 @@
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import date
@@ -10,6 +11,10 @@ from data_contracts.contracts import CONTRACTS
 from ingestion.ingest import ingest_source
 from simulate import SimConfig, simulate
 from valuecredit.store import connect
+
+# every night a test runs records itself beside its own store: a DAGSTER_HOME left in the shell would
+# send all of them, from every worker, into one instance
+os.environ.pop("DAGSTER_HOME", None)
 
 BUSINESS_DATE = date(2026, 11, 28)
 END_PERIOD = "2026-10"

@@ -23,6 +23,11 @@ class StoreBusy(RuntimeError):
     """Another process has this DuckDB file open in a way that excludes ours."""
 
 
+class StoreLayoutError(RuntimeError):
+    """The store holds something where its own layout needs another kind of object: named, never
+    silently replaced."""
+
+
 class StoreLocked(StoreBusy):
     """Another writer (a run, a backup, a restore) holds the writer lock on this store."""
 
@@ -47,30 +52,37 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
         CREATE TABLE IF NOT EXISTS quarantine.rows (
             source VARCHAR, file VARCHAR, "row" BIGINT, rule VARCHAR, detail VARCHAR, record VARCHAR,
             partition_date DATE)""")
-    raw_columns: dict[str, set[str]] = {}
-    for table, column in con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'raw' "
-                                     "AND database_name = current_database()").fetchall():
-        raw_columns.setdefault(table, set()).add(column)
-    views = {v for (v,) in con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = 'staging' "
-                                       "AND database_name = current_database()").fetchall()}
+    columns: dict[tuple[str, str], list[str]] = {}
+    for schema, table, column in con.execute(
+            "SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE schema_name IN ('raw', 'staging') "
+            "AND database_name = current_database() ORDER BY schema_name, table_name, column_index").fetchall():
+        columns.setdefault((schema, table), []).append(column)
+    staging_tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'staging' "
+                                                "AND database_name = current_database()").fetchall()}
     for c in CONTRACTS:
         # raw keeps every valid row ever delivered; a row is superseded when a later delivery of the
         # same key arrives, and staging is the rows not superseded: one row per key, no second copy.
         # [_delivered_on, _valid_to) is when the row was the current version: what was known on a date.
-        have = raw_columns.get(c.source)
-        if have is None:
-            con.execute(f"CREATE TABLE raw.{q(c.source)} " + _column_ddl(
-                c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE, _superseded_on DATE, "
-                   "_valid_to DATE"))
-        else:
-            if "_valid_to" not in have:
-                _add_valid_to(con, c)
-            if _add_contract_columns(con, c, have) and c.source in views:
-                con.execute(f"DROP VIEW staging.{q(c.source)}")  # made again below, with the new columns
-                views.discard(c.source)
-        if c.source not in views:
-            cols = ", ".join(q(n) for n in c.column_names)
-            con.execute(f"CREATE VIEW staging.{q(c.source)} AS SELECT {cols}, _file, _delivered_on "
+        if c.source in staging_tables:
+            raise StoreLayoutError(f"staging.{c.source} is a table: the store keeps a view there (the current rows of "
+                                   f"raw.{c.source}); drop that table, or restore a backup")
+        raw = columns.get(("raw", c.source))
+        view = [*c.column_names, "_file", "_delivered_on"]
+        if raw is not None and "_valid_to" in raw and set(c.column_names) <= set(raw) \
+                and columns.get(("staging", c.source)) == view:
+            continue
+        # an upgrade is whole or not at all: a crash between its steps must not leave a column unfilled
+        with transaction(con):
+            if raw is None:
+                con.execute(f"CREATE TABLE raw.{q(c.source)} " + _column_ddl(
+                    c, ", _file VARCHAR, _row BIGINT, _delivered_on DATE, _partition DATE, _superseded_on DATE, "
+                       "_valid_to DATE"))
+            else:
+                if "_valid_to" not in raw:
+                    _add_valid_to(con, c)
+                _add_contract_columns(con, c, set(raw))
+            # missing, or made before the contract gained a column: made again from the contract
+            con.execute(f"CREATE OR REPLACE VIEW staging.{q(c.source)} AS SELECT {', '.join(q(n) for n in view)} "
                         f"FROM raw.{q(c.source)} WHERE _superseded_on IS NULL")
 
 
@@ -79,13 +91,11 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
 ALL_SCHEMAS = (*SCHEMAS, "features", "scores", "ledger")
 
 
-def _add_contract_columns(con: duckdb.DuckDBPyConnection, contract, have: set[str]) -> bool:
-    """A store made before the contract gained a column gets it (NULL in the rows delivered before);
-    True when one was added, so that the staging view is made again with it."""
-    missing = [c for c in contract.columns if c.name not in have]
-    for c in missing:
-        con.execute(f"ALTER TABLE raw.{q(contract.source)} ADD COLUMN {q(c.name)} {type_name(c.sql_type)}")
-    return bool(missing)
+def _add_contract_columns(con: duckdb.DuckDBPyConnection, contract, have: set[str]) -> None:
+    """A store made before the contract gained a column gets it (NULL in the rows delivered before)."""
+    for c in contract.columns:
+        if c.name not in have:
+            con.execute(f"ALTER TABLE raw.{q(contract.source)} ADD COLUMN {q(c.name)} {type_name(c.sql_type)}")
 
 
 def _add_valid_to(con: duckdb.DuckDBPyConnection, contract) -> None:

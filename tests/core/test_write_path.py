@@ -50,3 +50,35 @@ def test_a_store_made_before_a_contract_gained_a_column_gets_it(tmp_path):
     assert names == [*contract_for("registry").column_names, "_file", "_delivered_on"]
     assert con.execute("SELECT name, industry, industry_division FROM staging.registry").fetchall() == [("旧公司", "C", None)]
     con.close()
+
+
+def test_a_staging_view_left_behind_by_an_interrupted_upgrade_is_made_again(tmp_path):
+    """The raw table already has the contract's columns but its view was made before them (a crash
+    between the two steps of an earlier version's upgrade): the next connection makes the view again."""
+    from data_contracts.contracts import contract_for
+    from valuecredit.store import connect
+
+    db = tmp_path / "half.duckdb"
+    con = connect(db)
+    con.execute("CREATE OR REPLACE VIEW staging.registry AS SELECT uscc, name, _file, _delivered_on FROM raw.registry")
+    con.close()
+    con = connect(db)
+    names = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'staging' "
+                                       "AND table_name = 'registry' ORDER BY column_index").fetchall()]
+    assert names == [*contract_for("registry").column_names, "_file", "_delivered_on"]
+    con.close()
+
+
+def test_a_table_where_the_store_keeps_a_view_is_named_not_replaced(tmp_path):
+    from valuecredit.store import StoreLayoutError, connect
+
+    db = tmp_path / "odd.duckdb"
+    con = connect(db)
+    con.execute("DROP VIEW staging.loans")
+    con.execute("CREATE TABLE staging.loans AS SELECT 1 AS kept")
+    con.close()
+    with pytest.raises(StoreLayoutError, match=r"staging\.loans is a table: the store keeps a view there"):
+        connect(db)
+    check = duckdb.connect(str(db), read_only=True)
+    assert check.execute("SELECT kept FROM staging.loans").fetchall() == [(1,)]  # nothing replaced
+    check.close()

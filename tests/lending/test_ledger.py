@@ -248,9 +248,12 @@ def test_statement_adds_up(book):
 
 
 
-def test_the_portfolio_states_the_pool_under_the_parameters_it_is_given(book):
-    """The nightly portfolio report and `valuecredit report portfolio` pass the operator's pool file
-    (VALUECREDIT_POOL) down; the statement's available quota moves with its cap."""
+def test_the_portfolio_and_the_statement_use_the_operators_pool_file(book, tmp_path, monkeypatch):
+    """The nightly portfolio report, `report portfolio` and `ledger statement` apply the operator's
+    pool file (VALUECREDIT_POOL), not config/'s: the available quota moves with its cap."""
+    import pandas as pd
+
+    from pipelines.cli import main
     from reports.portfolio import portfolio
     from scoring.catalogue import load_catalogue
     from scoring.score import build_indicators, build_scores
@@ -258,11 +261,22 @@ def test_the_portfolio_states_the_pool_under_the_parameters_it_is_given(book):
     build_indicators(book, BUSINESS_DATE)
     build_scores(book, BUSINESS_DATE, load_catalogue())
     post_business_date(book, BUSINESS_DATE, CFG, CAL)
-    tight = dataclasses.replace(CFG, cap_bp=1)
+    tight = dataclasses.replace(CFG, cap_bp=1, accrual_bp=1)
     in_force, tightened = portfolio(book, BUSINESS_DATE, pool=CFG)["pool"], portfolio(book, BUSINESS_DATE, pool=tight)["pool"]
     expected = statement(book, date(2026, 1, 1), BUSINESS_DATE, cfg=tight).set_index("bank_id").loc["programme"]
     assert tightened["closing_quota_available"] == expected.closing_quota_available
     assert 0 < tightened["closing_quota_available"] < in_force["closing_quota_available"]
+
+    doc = yaml.safe_load(DEFAULT_POOL.read_text(encoding="utf-8"))
+    doc["cap_bp"] = doc["accrual_bp"] = 1
+    (tmp_path / "pool.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    monkeypatch.setenv("VALUECREDIT_POOL", str(tmp_path / "pool.yaml"))
+    db = book.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
+    book.execute("CHECKPOINT")
+    book.close()  # the CLI opens the store read-only
+    assert main(["ledger", "statement", "--db", db, "--to", BUSINESS_DATE.isoformat(), "--csv", str(tmp_path / "s.csv")]) == 0
+    stated = pd.read_csv(tmp_path / "s.csv").set_index("bank_id").loc["programme"]
+    assert stated.closing_quota_available == expected.closing_quota_available
 
 # -- configuration ---------------------------------------------------------------------------
 def test_an_uncovered_year_stops_with_a_clear_message_and_an_override_fixes_it(tmp_path):

@@ -43,4 +43,6 @@ def test_a_mistyped_code_is_refused_before_anything_heavy_is_loaded():
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     code, seconds, heavy = out.stdout.split()
     assert code == "2" and "is not a valid unified social credit code" in out.stderr
-    assert heavy == "False" and float(seconds) < 1.0, (seconds, time.perf_counter() - started)
+    # what makes the refusal immediate (0.7 s here) is that nothing heavy was imported; a time bound
+    # would only measure how busy the machine is
+    assert heavy == "False", (seconds, time.perf_counter() - started)
