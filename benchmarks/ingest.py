@@ -40,7 +40,12 @@ def parse_store_args(p: argparse.ArgumentParser, first: str) -> argparse.Namespa
 
 
 def write_result(name: str, result: dict, leave_out: tuple[str, ...] = ("runs",)) -> Path:
-    """benchmarks/results/<name>, and the figures on the terminal without the per-run detail."""
+    """benchmarks/results/<name>, headed by the command and the commit that produced it, and the
+    figures on the terminal without the per-run detail."""
+    from models.registry import code_version
+
+    command = f"python -m benchmarks.{Path(sys.argv[0]).stem} {' '.join(sys.argv[1:])}".strip()
+    result = {"command": result.get("command", command), "commit": result.get("commit", code_version()), **result}
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / name
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
