@@ -40,7 +40,7 @@ def d(k, dd): return pd.to_datetime(pd.DataFrame({{"year": k // 12, "month": k %
 def delivered(k): return d(k + 1, np.full(len(k), 6))    # the banks deliver on the 6th of the next month
 loans = pd.DataFrame({{"loan_id": ids, "application_id": ids, "uscc": ids, "bank_id": bank,
     "disbursed_on": d(k0, day).dt.date, "amount_fen": amount, "term_months": 12, "rate_bp": 450,
-    "maturity_on": d(k0 + 12, np.full(n, 1)).dt.date}})
+    "maturity_on": d(k0 + 12, np.full(n, 1)).dt.date, "product_kind": "credit"}})
 loans["_delivered_on"] = delivered(k0).dt.date
 status, recov = [], []
 outstanding = amount.copy()
@@ -66,7 +66,9 @@ status, recov = pd.concat(status), pd.concat(recov)
 for name, frame in (("loans", loans), ("loan_status", status), ("loan_recoveries", recov)):
     cols = [c for c in frame.columns if c != "_delivered_on"]
     con.register("_f", frame)
-    con.execute(f"INSERT INTO raw.{{name}} SELECT {{', '.join(cols)}}, 'bench', 0, _delivered_on, _delivered_on, NULL, NULL FROM _f")
+    # by column name, as ingestion writes: the raw tables gain columns as the contracts do
+    con.execute(f"INSERT INTO raw.{{name}} ({{', '.join(cols)}}, _file, _row, _delivered_on, _partition) "
+                f"SELECT {{', '.join(cols)}}, 'bench', 0, _delivered_on, _delivered_on FROM _f")
     con.unregister("_f")
 dates = sorted(set(loans._delivered_on) | set(status._delivered_on) | set(recov._delivered_on))
 out = {{"loans": n, "status_rows": len(status), "recovery_rows": len(recov), "business_dates": len(dates),
