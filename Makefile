@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 .PHONY: run test dev bench screenshots lint clean
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	test -x $(BIN)/pip || $(PY) -m venv $(VENV)  # a half-made .venv (no venv module at first) is made again
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	.ci/system-deps
 	touch $(STAMP)
 

@@ -21,7 +21,7 @@ def chromium() -> str:
     found = os.environ.get("VALUECREDIT_CHROMIUM") or next((p for p in map(shutil.which, CANDIDATES) if p), None)
     if not found:
         raise BrowserError("no Chromium found (looked for " + ", ".join(CANDIDATES) + "); `make` installs it "
-                           "(apt-get install chromium fonts-noto-cjk), or set VALUECREDIT_CHROMIUM")
+                           "(apt-get install chromium fonts-wqy-zenhei), or set VALUECREDIT_CHROMIUM")
     return found
 
 
