@@ -1,3 +1,4 @@
+import copy
 import os
 import shutil
 from dataclasses import dataclass
@@ -86,15 +87,19 @@ class ScoredNight:
 
 
 @pytest.fixture(scope="session")
-def score_loan_book(loan_book):
+def score_loan_book(loan_book, tmp_path_factory):
     """score_loan_book(work, dates, with_truth=False, products=None): see `_score_loan_book`."""
-    return lambda work, dates, **options: _score_loan_book(loan_book, work, dates, **options)
+    trained: dict = {}
+    return lambda work, dates, **options: _score_loan_book(loan_book, work, dates, trained=trained,
+                                                           cache=tmp_path_factory.mktemp("trained"), **options)
 
 
 def _score_loan_book(loan_book, work: Path, dates: tuple[date, ...], with_truth: bool = False,
-                     products=None) -> ScoredNight:
+                     products=None, trained: dict | None = None, cache: Path | None = None) -> ScoredNight:
     """A copy of the loan book's store in `work` with a champion trained as of the last date, and
-    for each date the indicators, scores and PDs (and eligibility, given a product catalogue)."""
+    for each date the indicators, scores and PDs (and eligibility, given a product catalogue).
+    Training reads the store and writes only the registry, and is deterministic: a registry trained
+    on the same date before (kept in `trained`) is copied instead of trained again."""
     from lending.eligibility import build_eligibility
     from models.nightly import load_reason_codes, pinned_model, score_pd
     from models.train import retrain
@@ -106,7 +111,16 @@ def _score_loan_book(loan_book, work: Path, dates: tuple[date, ...], with_truth:
     db = work / "night.duckdb"
     shutil.copy(store, db)
     con, cat, registry = connect(db), load_catalogue(), work / "models"
-    report = retrain(con, cat, registry, max(dates), landing / "_truth" / "loans.parquet" if with_truth else None)
+    key = (max(dates), with_truth)
+    if trained is not None and key in trained:
+        pristine, report = trained[key]
+        shutil.copytree(pristine, registry)
+        report = copy.deepcopy(report)
+    else:
+        report = retrain(con, cat, registry, max(dates), landing / "_truth" / "loans.parquet" if with_truth else None)
+        if trained is not None:
+            shutil.copytree(registry, cache / "models")
+            trained[key] = (cache / "models", copy.deepcopy(report))
     model, codes = pinned_model(registry), load_reason_codes()
     for d in dates:
         build_indicators(con, d)
