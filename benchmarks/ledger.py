@@ -12,13 +12,12 @@ benchmarks/results/ledger.json, with the ledger's invariant checks.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import statistics
 from pathlib import Path
 
-from benchmarks.ingest import RESULTS, _child
+from benchmarks.ingest import _child, write_result
 
 BUILD_BOOK = """
 import json
@@ -132,10 +131,7 @@ def main() -> None:
               "note": "posting_seconds covers every nightly posting (events from the raw tables, the engine, the "
                       "writes) for all business dates in one process; the median of the runs; peak_rss_gib is the "
                       "posting process's peak"}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("ledger.json" if args.loans == 100_000 and args.years == 5 else f"ledger_{args.loans}.json")
-    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {out}")
+    write_result("ledger.json" if args.loans == 100_000 and args.years == 5 else f"ledger_{args.loans}.json", result)
 
 
 if __name__ == "__main__":
