@@ -3,6 +3,7 @@ loaded the way a reader's browser would, with its screenshot and console message
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -64,3 +65,50 @@ def load(page: Path | str, screenshot: Path, width: int = 1100, height: int = 16
     done = _run([f"--window-size={width},{height}", *wait, f"--screenshot={screenshot}", address], timeout)
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
     return PageLoad(screenshot, console)
+
+
+# Run in the page once it has laid out: what a reader would see cut. A box whose content is wider
+# than the box where the box clips it (overflow not visible), a page wider than the window, and an
+# SVG label that runs outside its picture (SVG clips at its edge).
+_FIND_CUT = """<script>
+window.addEventListener('load', () => {
+  const cut = [], say = (el) => (el.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 80);
+  const page = document.documentElement;
+  if (page.scrollWidth > page.clientWidth + 1) cut.push('the page is ' + page.scrollWidth + ' px wide in a ' + page.clientWidth + ' px window');
+  for (const el of document.querySelectorAll('body *')) {
+    if (el instanceof SVGElement || el.tagName === 'SCRIPT' || el.tagName === 'STYLE') continue;
+    const style = getComputedStyle(el);
+    if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0 && style.overflowX !== 'visible')
+      cut.push(el.tagName.toLowerCase() + ' clips its text: ' + say(el));
+  }
+  for (const svg of document.querySelectorAll('svg')) {
+    const view = svg.viewBox.baseVal && svg.viewBox.baseVal.width ? svg.viewBox.baseVal
+               : {x: 0, y: 0, width: svg.width.baseVal.value, height: svg.height.baseVal.value};
+    for (const t of svg.querySelectorAll('text')) {
+      const b = t.getBBox();
+      if (b.x < view.x - 0.5 || b.x + b.width > view.x + view.width + 0.5 || b.y < view.y - 0.5 || b.y + b.height > view.y + view.height + 0.5)
+        cut.push('a chart label runs outside its picture: ' + say(t));
+    }
+  }
+  document.body.setAttribute('data-cut', JSON.stringify(cut));
+});
+</script>"""
+
+
+def cut_text(html: Path, width: int = 1100, timeout: int = 120) -> list[str]:
+    """What the page, laid out by Chromium in a window `width` px wide, shows cut: empty when
+    nothing is (see `_FIND_CUT`). The page is read from a copy with the check appended."""
+    import html as html_module
+    import re
+
+    with tempfile.TemporaryDirectory(prefix="vc-cut-") as folder:
+        probe = Path(folder) / Path(html).name
+        probe.write_text(Path(html).read_text(encoding="utf-8") + _FIND_CUT, encoding="utf-8")
+        for asset in Path(html).parent.iterdir():  # the page's own images and styles, if it links any
+            if asset.is_file() and asset.name != probe.name:
+                shutil.copy(asset, Path(folder) / asset.name)
+        dom = _run([f"--window-size={width},1600", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()], timeout).stdout
+    found = re.search(r'data-cut="([^"]*)"', dom)
+    if found is None:
+        raise BrowserError(f"the layout check did not run in {html}")
+    return json.loads(html_module.unescape(found.group(1)))

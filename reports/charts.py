@@ -94,8 +94,8 @@ def spark(points: list[tuple[str, float | None]], fmt=str, width: int = 240, hei
     return (f'{_svg(width, height, "spark")}{lines}'
             f'<text x="2" y="10" font-size="10" fill="{INK}">{escape(fmt(v0))}</text>'
             f'<text x="{width - 2}" y="10" font-size="10" text-anchor="end" fill="{INK}">{escape(fmt(v1))}</text>'
-            f'<text x="2" y="{height - 2}" font-size="9" fill="#777">{escape(points[i0][0])}</text>'
-            f'<text x="{width - 2}" y="{height - 2}" font-size="9" text-anchor="end" fill="#777">{escape(points[i1][0])}</text></svg>')
+            f'<text x="2" y="{height - 4}" font-size="9" fill="#777">{escape(points[i0][0])}</text>'
+            f'<text x="{width - 2}" y="{height - 4}" font-size="9" text-anchor="end" fill="#777">{escape(points[i1][0])}</text></svg>')
 
 
 def histogram(counts: list[int], labels: list[str], width: int = 460, height: int = 150) -> str:

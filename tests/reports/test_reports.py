@@ -15,7 +15,7 @@ from markupsafe import escape
 from lending.gate import authorised_firms_sql
 from lending.products import load_products
 from reports.audit import audit_pack, replay_decision, segment_outcomes
-from reports.browser import load, to_pdf
+from reports.browser import cut_text, load, to_pdf
 from reports.firm import ReportError, bank_batch, write_firm_report
 from reports.portfolio import portfolio, write_portfolio
 from reports.vocabulary import evidence, load_vocabulary, money_fen
@@ -252,6 +252,16 @@ def test_the_unreadable_text_check_finds_what_it_is_for():
     assert unreadable('<p>Revenue 存续</p><span class="name">重庆某某科技有限公司</span>', "en") == ["Chinese 存续"]
 
 
+def test_the_layout_check_finds_a_clipped_box_and_a_label_outside_its_chart(tmp_path):
+    page = tmp_path / "cut.html"
+    page.write_text('<html><body><div style="width:50px;overflow:hidden;white-space:nowrap">一段被截断的很长的文字</div>'
+                    '<svg width="100" height="20"><text x="90" y="15">营业收入规模</text></svg>'
+                    '<svg width="300" height="20"><text x="4" y="15">完整</text></svg></body></html>', encoding="utf-8")
+    assert cut_text(page) == ["div clips its text: 一段被截断的很长的文字", "a chart label runs outside its picture: 营业收入规模"]
+    page.write_text('<html><body><div style="width:2000px">宽</div></body></html>', encoding="utf-8")
+    assert cut_text(page, 800) == ["the page is 2008 px wide in a 800 px window"]
+
+
 def test_every_report_reads_in_its_own_language_with_every_code_named(night, tmp_path):
     """Industries as letters, districts as codes, `min_years: 2.7 (需 >= 3.0)`, `zhuanjingtexin`,
     `opening_quota`, `1.235e+07` and English sentences in the Chinese audit pack were what readers saw."""
@@ -267,6 +277,12 @@ def test_every_report_reads_in_its_own_language_with_every_code_named(night, tmp
     assert len(pages) == 8 + batch.reports + 1 + 1
     problems = {str(p): unreadable(p.read_text(encoding="utf-8"), lang) for p, lang in pages}
     assert {p: found for p, found in problems.items() if found} == {}
+    # laid out by Chromium at a desktop and a narrow width, nothing a reader looks at is cut: the firm
+    # reports, the portfolios, the batch's index (its firm reports are the firm report's template) and the pack
+    laid_out = [p for p, _ in pages if "batch" not in p.parts or p.name == "index.html"]
+    assert len(laid_out) == 10
+    cut = {f"{p} at {width} px": found for p in laid_out for width in (1100, 800) if (found := cut_text(p, width))}
+    assert cut == {}
     # the names themselves, where the codes were
     firm = pages[0][0].read_text(encoding="utf-8")
     district, industry = con.execute("SELECT any_value(district_code), any_value(industry) FROM staging.registry "
