@@ -108,7 +108,7 @@ def cut_text(html: Path, width: int = 1100, timeout: int = 120) -> list[str]:
             if asset.is_file() and asset.name != probe.name:
                 shutil.copy(asset, Path(folder) / asset.name)
         dom = _run([f"--window-size={width},1600", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()], timeout).stdout
-    found = re.search(r'data-cut="([^"]*)"', dom)
+    found = re.search(r'<body[^>]*\sdata-cut="([^"]*)"', dom)  # the body's own attribute: page text cannot pose as it
     if found is None:
         raise BrowserError(f"the layout check did not run in {html}")
     return json.loads(html_module.unescape(found.group(1)))

@@ -260,6 +260,11 @@ def test_the_layout_check_finds_a_clipped_box_and_a_label_outside_its_chart(tmp_
     assert cut_text(page) == ["div clips its text: 一段被截断的很长的文字", "a chart label runs outside its picture: 营业收入规模"]
     page.write_text('<html><body><div style="width:2000px">宽</div></body></html>', encoding="utf-8")
     assert cut_text(page, 800) == ["the page is 2008 px wide in a 800 px window"]
+    # a firm's name is page text: written like the check's answer, it is still not taken for it
+    page.write_text('<html><head><title>某公司 data-cut="[]"</title></head><body><p>data-cut="[]"</p>'
+                    '<div style="width:50px;overflow:hidden;white-space:nowrap">一段被截断的很长的文字</div></body></html>',
+                    encoding="utf-8")
+    assert cut_text(page) == ["div clips its text: 一段被截断的很长的文字"]
 
 
 def test_every_report_reads_in_its_own_language_with_every_code_named(night, tmp_path):
