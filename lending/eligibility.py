@@ -16,10 +16,9 @@ from datetime import date
 
 import duckdb
 
-from lending.gate import authorised_firms_sql
+from lending.gate import authorised_firms_sql, latest_decision_date  # noqa: F401 (callers import it from here)
 from lending.products import GRADES, ProductCatalogue
 from models.nightly import DDL as PD_DDL
-from scoring.changes import has_table
 from scoring.sql import NEGATIVE_RULE_NAMES, PointInTime, within
 from valuecredit.sqltext import SQL, lit
 from valuecredit.store import replace_date, transaction
@@ -340,7 +339,3 @@ def previous_decision_date(con: duckdb.DuckDBPyConnection, as_of: date) -> date 
     return con.execute("SELECT max(as_of) FROM decisions.eligibility_firms WHERE as_of < ?", [as_of]).fetchone()[0]
 
 
-def latest_decision_date(con: duckdb.DuckDBPyConnection) -> date | None:
-    """The last date whose eligibility was decided (None before the first night)."""
-    return (con.execute("SELECT max(as_of) FROM decisions.eligibility_firms").fetchone()[0]
-            if has_table(con, "decisions.eligibility_firms") else None)

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from datetime import date
 
+import duckdb
+
+from scoring.changes import has_table
 from scoring.sql import PointInTime
 from valuecredit.sqltext import SQL, lit
 
@@ -34,6 +37,19 @@ def authorised_firms_sql(as_of: date, still_on: date | None = None) -> SQL:
     if still_on is not None and still_on > as_of:
         return f"SELECT uscc FROM ({authorised_on(as_of)}) INTERSECT SELECT uscc FROM ({authorised_on(still_on)})"
     return authorised_on(as_of)
+
+
+def latest_decision_date(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The last date whose eligibility was decided (None before the first night)."""
+    return (con.execute("SELECT max(as_of) FROM decisions.eligibility_firms").fetchone()[0]
+            if has_table(con, "decisions.eligibility_firms") else None)
+
+
+def bank_facing_firms_sql(con: duckdb.DuckDBPyConnection, as_of: date) -> SQL:
+    """The firms a bank may receive anything about for the night `as_of` (its files, its report batch,
+    its portfolio), whenever that night is read: authorised on it and still authorised on the latest
+    night the store has decided (fail closed: a night decided but not yet published counts)."""
+    return authorised_firms_sql(as_of, latest_decision_date(con))
 
 
 def authorised_on(as_of: date) -> SQL:

@@ -37,7 +37,7 @@ from rustpy_xlsxwriter import FastExcel, Format
 
 from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
 from lending.eligibility import CONDITIONS, MATCH_DEGREE, PAIR_VALUES
-from lending.gate import authorised_firms_sql
+from lending.gate import authorised_firms_sql, bank_facing_firms_sql
 from lending.products import ProductCatalogue
 from lending.warnings import DDL as WARNINGS_DDL
 from scoring.sql import PointInTime
@@ -260,8 +260,7 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
         with transaction(con):
             # the authorisation gate once: every table and file below is cut to it; a date published
             # again after newer ones also keeps out every firm that has withdrawn since
-            newest = con.execute("SELECT max(as_of) FROM decisions.published_tables").fetchone()[0]
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _authorised AS {authorised_firms_sql(as_of, newest)}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _authorised AS {bank_facing_firms_sql(con, as_of)}")
             # the masked rows of every bank once, then each bank's share of them
             # (sorted by bank, so that each bank's share is read from its own row groups)
             con.execute(f"CREATE OR REPLACE TEMP TABLE _published AS {published_rows_sql(as_of, '_authorised')} "

@@ -17,8 +17,8 @@ import jinja2
 import pandas as pd
 
 from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
-from lending.eligibility import eligibility_of_sql, latest_decision_date
-from lending.gate import authorised_firms_sql
+from lending.eligibility import eligibility_of_sql
+from lending.gate import bank_facing_firms_sql
 from reports import charts
 from reports.vocabulary import evidence, indicator_value, load_vocabulary, money_fen, number, percent, shortfall
 from scoring.catalogue import Catalogue
@@ -257,7 +257,7 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
                   FROM decisions.eligibility_pairs p JOIN decisions.eligibility_products USING (as_of, product_id)
                   WHERE p.as_of = $d AND list_contains($banks, bank_id) AND p.eligible GROUP BY bank_id, p.uscc"""
     rows = con.execute(f"""SELECT * FROM ({eligible.replace("$d", "$today")}) t
-                           WHERE t.uscc IN ({authorised_firms_sql(as_of, latest_decision_date(con))}) AND NOT EXISTS (SELECT 1 FROM ({eligible.replace("$d", "$before")}) b
+                           WHERE t.uscc IN ({bank_facing_firms_sql(con, as_of)}) AND NOT EXISTS (SELECT 1 FROM ({eligible.replace("$d", "$before")}) b
                                              WHERE b.bank_id = t.bank_id AND b.uscc = t.uscc)
                            ORDER BY bank_id, uscc""", {"today": as_of, "before": new_since, "banks": banks}).fetchall()
     per_bank: dict[str, list[tuple]] = {b: [] for b in banks}

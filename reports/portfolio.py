@@ -14,8 +14,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from lending.eligibility import GRADES, latest_decision_date
-from lending.gate import authorised_firms_sql
+from lending.eligibility import GRADES
+from lending.gate import bank_facing_firms_sql
 from lending.ledger.config import PoolConfig
 from lending.ledger.statements import COUNTS, statement
 from models.monitoring import SHIFT, WATCH, psi, reference, status
@@ -35,7 +35,7 @@ def portfolio(con: duckdb.DuckDBPyConnection, as_of: date, bank_id: str | None =
     has = tables(con)
     # a bank's report is bank-facing: its borrowers through the one authorisation gate, like its files
     book = (f"""(SELECT DISTINCT uscc FROM staging.loans WHERE bank_id = $bank AND disbursed_on <= $d
-                 AND uscc IN ({authorised_firms_sql(as_of, latest_decision_date(con))}))""" if bank_id
+                 AND uscc IN ({bank_facing_firms_sql(con, as_of)}))""" if bank_id
             else "(SELECT uscc FROM scores.commercial_value WHERE as_of = $d)")
     given = {"d": as_of, "bank": bank_id}
 
