@@ -81,7 +81,7 @@ _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2*
           "tib": 2**40}
 
 
-def memory_bytes_of(text: str) -> int:
+def memory_bytes_of(text: str) -> int | None:
     """A size as DuckDB spells it, in bytes (None when it is not one)."""
     m = _SIZE.fullmatch(text or "")
     return int(float(m[1]) * _UNITS[(m[2] or "B").lower()]) if m else None

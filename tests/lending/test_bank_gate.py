@@ -275,6 +275,20 @@ def test_a_revocation_withdraws_the_firm_not_one_grant():
     assert authorised(con, date(2026, 11, 23)) == set() and authorised(con, date(2026, 11, 29)) == {X}
 
 
+def test_a_file_delivered_again_as_it_stood_before_a_revocation_does_not_undo_it():
+    """The department re-sends an older file (its row without the revocation): the revocation, once
+    delivered, stands until a new grant; the re-sent row does not re-authorise the firm."""
+    con = gate_store()
+    delivered(con, "a1.csv", "2026-11-01", [(X, "2026-10-31", "2029-10-30", None)])
+    delivered(con, "a2.csv", "2026-11-10", [(X, "2026-10-31", "2029-10-30", "2026-11-10")])
+    assert authorised(con, date(2026, 11, 12)) == set()
+    delivered(con, "a1.csv", "2026-11-15", [(X, "2026-10-31", "2029-10-30", None)])  # the old file, again
+    assert authorised(con, date(2026, 11, 16)) == set() and authorised(con, date(2026, 11, 29)) == set()
+    assert authorised(con, date(2026, 11, 9)) == {X}  # what was known before the revocation is unchanged
+    delivered(con, "a3.csv", "2026-11-20", [(X, "2026-11-19", "2029-11-18", None)])  # a new grant authorises again
+    assert authorised(con, date(2026, 11, 20)) == {X}
+
+
 def test_a_firm_whose_newest_authorisation_row_was_quarantined_is_withheld():
     con = gate_store()
     other = "91500000MA5U000002"

@@ -156,6 +156,8 @@ def test_the_commands_read_and_write_where_the_night_does(tmp_path, monkeypatch)
     assert _in_force(args, "catalogue", None) == DEFAULT_CATALOGUE
     monkeypatch.setenv("VALUECREDIT_MODELS", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("VALUECREDIT_CATALOGUE", str(tmp_path / "cat.yaml"))
+    monkeypatch.setenv("VALUECREDIT_PUBLISH", str(tmp_path / "out"))
+    assert _in_force(args, "publish_folder", None) == tmp_path / "out"
     assert _in_force(args, "registry", None) == tmp_path / "elsewhere"
     assert _in_force(args, "catalogue", None) == tmp_path / "cat.yaml"
     assert _in_force(args, "registry", str(tmp_path / "flag")) == tmp_path / "flag"  # the flag wins
