@@ -80,7 +80,8 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
             else:
                 if "_valid_to" not in raw:
                     _add_valid_to(con, c)
-                _add_contract_columns(con, c, set(raw))
+                # a store made before the contract gained a column gets it (NULL in the rows delivered before)
+                add_columns(con, f"raw.{q(c.source)}", [(col.name, col.sql_type) for col in c.columns], set(raw))
             # missing, or made before the contract gained a column: made again from the contract
             con.execute(f"CREATE OR REPLACE VIEW staging.{q(c.source)} AS SELECT {', '.join(q(n) for n in view)} "
                         f"FROM raw.{q(c.source)} WHERE _superseded_on IS NULL")
@@ -89,13 +90,6 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
 # every schema a store holds; DuckDB names the database after the file, so a file named like one
 # of them makes `schema.table` ambiguous
 ALL_SCHEMAS = (*SCHEMAS, "features", "scores", "ledger")
-
-
-def _add_contract_columns(con: duckdb.DuckDBPyConnection, contract, have: set[str]) -> None:
-    """A store made before the contract gained a column gets it (NULL in the rows delivered before)."""
-    for c in contract.columns:
-        if c.name not in have:
-            con.execute(f"ALTER TABLE raw.{q(contract.source)} ADD COLUMN {q(c.name)} {type_name(c.sql_type)}")
 
 
 def _add_valid_to(con: duckdb.DuckDBPyConnection, contract) -> None:
@@ -160,15 +154,21 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("COMMIT")
 
 
+def add_columns(con: duckdb.DuckDBPyConnection, table: SQL, columns: list[tuple[str, str]], have: set[str]) -> None:
+    """Add to `table` each (name, SQL type) of `columns` not in `have`, NULL in the rows it holds."""
+    for column, kind in columns:
+        if column not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {q(column)} {type_name(kind)}")
+
+
 def add_missing_columns(con: duckdb.DuckDBPyConnection, table: SQL, relation: SQL) -> None:
     """Give `table` the columns of `relation` it lacks: a store written before a feature was added
     gains it, NULL on the dates before (their models did not use it)."""
     schema, name = table.split(".")
-    have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-                                      [schema, name]).fetchall()}
-    for column, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall():
-        if column not in have:
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {q(column)} {type_name(kind)}")
+    have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
+                                      "AND database_name = current_database()", [schema, name]).fetchall()}
+    add_columns(con, table, [(c, kind) for c, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()],
+                have)
 
 
 def replace_date(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, select: SQL, create: bool = False) -> None:
