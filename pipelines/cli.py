@@ -82,6 +82,20 @@ def _in_force(args: argparse.Namespace, resource: str, given: str | None, attr: 
     return Path(getattr(resources(str(args.db))[resource], attr))
 
 
+def _catalogue(args: argparse.Namespace):
+    """The catalogue the store's nights score with (--catalogue, else theirs)."""
+    from scoring.catalogue import load_catalogue
+
+    return load_catalogue(_in_force(args, "catalogue", getattr(args, "catalogue", None)))
+
+
+def _pool(args: argparse.Namespace):
+    """The pool parameters the store's nights apply (--pool, else theirs)."""
+    from lending.ledger.config import load_pool_config
+
+    return load_pool_config(_in_force(args, "pool_files", getattr(args, "pool", None), "pool"))
+
+
 @contextmanager
 def read_store(db: str | Path):
     """The store, read-only, for a command that reports on what the nightly run wrote; closed after."""
@@ -197,10 +211,9 @@ def _truth_file(path: Path | None) -> Path | None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from scoring.catalogue import load_catalogue
     from valuecredit.store import writer_lock
 
-    cat = load_catalogue(_in_force(args, "catalogue", args.catalogue))
+    cat = _catalogue(args)
     truth = Path(args.truth) if args.truth else None
     # adopting writes the catalogue a run reads at several steps: not while one is running
     with writer_lock(_existing(args.db)) if args.adopt else nullcontext():
@@ -225,13 +238,12 @@ def _calibrate(args: argparse.Namespace, cat, truth: Path | None) -> int:
 
 
 def cmd_statement(args: argparse.Namespace) -> int:
-    from lending.ledger.config import load_pool_config
     from lending.ledger.statements import COUNTS, statement
     from valuecredit.spreadsheet import neutral_frame
 
     end = args.to or date.today()
     start = getattr(args, "from") or date(end.year, 1, 1)
-    cfg = load_pool_config(_in_force(args, "pool_files", args.pool, "pool"))  # the cap the nights apply
+    cfg = _pool(args)  # the cap the nights apply
     with read_store(args.db) as con:
         frame = statement(con, start, end, args.bank, cfg)
     if args.csv:
@@ -266,11 +278,10 @@ def cmd_exceptions(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from lending.calendar import WorkingDays
-    from lending.ledger.config import load_pool_config
     from lending.ledger.store import rebuild
     from valuecredit.store import connect, writer_lock
 
-    cfg, calendar = load_pool_config(_in_force(args, "pool_files", args.pool, "pool")), \
+    cfg, calendar = _pool(args), \
         WorkingDays.load(_in_force(args, "pool_files", args.calendar, "calendar_overrides"))
     with writer_lock(_existing(args.db)):  # a mistyped --db is not a new, empty store
         con = connect(args.db)
@@ -332,11 +343,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from models.train import retrain
-    from scoring.catalogue import load_catalogue
     from valuecredit.store import writer_lock
 
     truth = _truth_file(Path(args.truth) if args.truth else None)
-    catalogue = load_catalogue(_in_force(args, "catalogue", args.catalogue))
+    catalogue = _catalogue(args)
     # the registry's champion pin is what a running night scores with: not changed under it
     with writer_lock(_existing(args.db)), read_store(args.db) as con:
         registry = _in_force(args, "registry", args.registry)
@@ -366,10 +376,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from models.nightly import replay
-    from scoring.catalogue import load_catalogue
 
     with read_store(args.db) as con:
-        r = replay(con, _latest_scored(con, args), load_catalogue(_in_force(args, "catalogue", args.catalogue)),
+        r = replay(con, _latest_scored(con, args), _catalogue(args),
                    _in_force(args, "registry", args.registry))
     same = r.pd_identical and r.explanations_identical
     console.print(f"replayed {r.as_of} for {r.firms:,} firms with model {r.model_version} from the raw deliveries "
@@ -455,12 +464,11 @@ def _latest_scored(con, args) -> date:
 def cmd_report_firm(args: argparse.Namespace) -> int:
     from reports.browser import to_pdf
     from reports.firm import write_firm_report
-    from scoring.catalogue import load_catalogue
 
     firm = args.firm
     with read_store(args.db) as con:
         as_of = _latest_scored(con, args)
-        html = write_firm_report(con, firm, as_of, load_catalogue(_in_force(args, "catalogue", args.catalogue)), Path(args.out) / as_of.isoformat(), args.lang)
+        html = write_firm_report(con, firm, as_of, _catalogue(args), Path(args.out) / as_of.isoformat(), args.lang)
     pdf = to_pdf(html, html.with_suffix(".pdf")) if not args.no_pdf else None
     console.print(f"report for {firm} on {as_of}: {html}" + (f" and {pdf}" if pdf else ""), soft_wrap=True)
     return 0
@@ -469,26 +477,23 @@ def cmd_report_firm(args: argparse.Namespace) -> int:
 def cmd_report_bank(args: argparse.Namespace) -> int:
     from lending.products import load_products
     from reports.firm import bank_batch
-    from scoring.catalogue import load_catalogue
 
     bank = load_products(_in_force(args, "products", args.products)).bank(args.bank)  # before any path is built from it
     with read_store(args.db) as con:
-        s = bank_batch(con, bank, _latest_scored(con, args), load_catalogue(_in_force(args, "catalogue", args.catalogue)), Path(args.out),
+        s = bank_batch(con, bank, _latest_scored(con, args), _catalogue(args), Path(args.out),
                        args.lang, args.limit)
     console.print(f"{s.reports:,} reports for {s.bank_id} on {s.as_of}: {s.folder}/index.html", soft_wrap=True)
     return 0
 
 
 def cmd_report_portfolio(args: argparse.Namespace) -> int:
-    from lending.ledger.config import load_pool_config
     from lending.products import load_products
     from reports.portfolio import write_portfolio
-    from scoring.catalogue import load_catalogue
 
     bank = load_products(_in_force(args, "products", args.products)).bank(args.bank) if args.bank is not None else None
     # the catalogue and pool the store's nights use: the pool statement's cap and the indicators' names
-    cat = load_catalogue(_in_force(args, "catalogue", args.catalogue))
-    pool = load_pool_config(_in_force(args, "pool_files", None, "pool"))
+    cat = _catalogue(args)
+    pool = _pool(args)
     with read_store(args.db) as con:
         path = write_portfolio(con, _latest_scored(con, args), Path(args.out) / "portfolio", bank, args.lang, cat, pool)
     console.print(f"portfolio report for {args.bank or 'the programme'}: {path}", soft_wrap=True)
@@ -497,11 +502,10 @@ def cmd_report_portfolio(args: argparse.Namespace) -> int:
 
 def cmd_audit_pack(args: argparse.Namespace) -> int:
     from reports.audit import audit_pack
-    from scoring.catalogue import load_catalogue
 
     with read_store(args.db) as con:
         path = audit_pack(con, _latest_scored(con, args), _in_force(args, "registry", args.registry),
-                          load_catalogue(_in_force(args, "catalogue", args.catalogue)), Path(args.out), args.lang)
+                          _catalogue(args), Path(args.out), args.lang)
     console.print(f"audit pack: {path}", soft_wrap=True)
     return 0
 
@@ -610,11 +614,10 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_products_preview(args: argparse.Namespace) -> int:
-    from lending.ledger.config import load_pool_config
     from lending.products import load_products
     from reports.preview import write_preview
 
-    draft, pool = load_products(args.products), load_pool_config(_in_force(args, "pool_files", None, "pool"))  # refused before the store is opened
+    draft, pool = load_products(args.products), _pool(args)  # refused before the store is opened
     with read_store(args.db) as con:
         as_of = _latest_decided(con, args)
         r = write_preview(con, draft, as_of, pool, Path(args.out), args.lang)
