@@ -120,8 +120,9 @@ def main() -> None:
                 raise SystemExit(f"{db} holds no scored night: run `make run` first")
             as_of = con.execute("SELECT max(as_of) FROM scores.commercial_value").fetchone()[0]
             firm = a_firm_banks_would_read(con, as_of)
-            report = write_firm_report(con, firm, as_of, load_catalogue(in_force["catalogue"].path), work / "firm", "zh")
-            portfolio = write_portfolio(con, as_of, work / "portfolio", None, "zh", load_catalogue(in_force["catalogue"].path),
+            cat = load_catalogue(in_force["catalogue"].path)
+            report = write_firm_report(con, firm, as_of, cat, work / "firm", "zh")
+            portfolio = write_portfolio(con, as_of, work / "portfolio", None, "zh", cat,
                                         load_pool_config(in_force["pool_files"].pool))
         finally:
             con.close()

@@ -97,16 +97,14 @@ window.addEventListener('load', () => {
 
 def cut_text(html: Path, width: int = 1100, timeout: int = 120) -> list[str]:
     """What the page, laid out by Chromium in a window `width` px wide, shows cut: empty when
-    nothing is (see `_FIND_CUT`). The page is read from a copy with the check appended."""
+    nothing is (see `_FIND_CUT`). The page is read from a copy with the check appended (the reports
+    are self-contained: styles and charts inline, no file linked)."""
     import html as html_module
     import re
 
     with tempfile.TemporaryDirectory(prefix="vc-cut-") as folder:
         probe = Path(folder) / Path(html).name
         probe.write_text(Path(html).read_text(encoding="utf-8") + _FIND_CUT, encoding="utf-8")
-        for asset in Path(html).parent.iterdir():  # the page's own images and styles, if it links any
-            if asset.is_file() and asset.name != probe.name:
-                shutil.copy(asset, Path(folder) / asset.name)
         dom = _run([f"--window-size={width},1600", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()], timeout).stdout
     found = re.search(r'<body[^>]*\sdata-cut="([^"]*)"', dom)  # the body's own attribute: page text cannot pose as it
     if found is None:
