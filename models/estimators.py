@@ -127,6 +127,14 @@ def _known_categories(column: pd.Series, categories: list[str]) -> pd.Categorica
     return pd.Categorical(text.where(text.isin(categories)), categories=categories)
 
 
+def log_odds_shift(z: np.ndarray, y) -> float:
+    """The constant that, added to the log-odds `z`, fits the outcomes `y` best (maximum likelihood):
+    the base rate of `y` with the ranking and slope of `z` kept."""
+    y = np.asarray(y).astype(float)
+    return float(minimize_scalar(lambda c: float(np.sum(np.logaddexp(0, z + c) - y * (z + c))),
+                                 bounds=(-10, 10), method="bounded").x)
+
+
 class MonotoneGBM(_BinaryClassifier):
     """LightGBM under monotone constraints, its size and its calibration chosen by cross-fitting:
     `cv_folds` boosters, each stopped early on its held-out fold, give the number of trees (their
@@ -236,11 +244,8 @@ class MonotoneGBM(_BinaryClassifier):
         The PD's log-odds stay a linear function of the SHAP contributions."""
         if self.calibration != "sigmoid":
             raise ValueError("calibrate_to moves a Platt (sigmoid) calibrator: set calibration='sigmoid'")
-        y = np.asarray(y).astype(float)
         z = self.calibrator_.decision_function(self.raw_score(X).reshape(-1, 1))
-        shift = minimize_scalar(lambda c: float(np.sum(np.logaddexp(0, z + c) - y * (z + c))),
-                                bounds=(-10, 10), method="bounded").x
-        self.calibrator_.intercept_ = self.calibrator_.intercept_ + round(float(shift), 12)
+        self.calibrator_.intercept_ = self.calibrator_.intercept_ + round(log_odds_shift(z, y), 12)
         return self
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
