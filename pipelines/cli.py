@@ -239,6 +239,7 @@ def _calibrate(args: argparse.Namespace, cat, truth: Path | None) -> int:
 
 def cmd_statement(args: argparse.Namespace) -> int:
     from lending.ledger.statements import COUNTS, statement
+    from reports.vocabulary import load_vocabulary
     from valuecredit.spreadsheet import neutral_frame
 
     end = args.to or date.today()
@@ -253,9 +254,10 @@ def cmd_statement(args: argparse.Namespace) -> int:
     t = Table(title=f"{args.bank or 'programme'}: risk-compensation pool, business dates {start} to {end}")
     t.add_column("line")
     t.add_column("RMB / count", justify="right")
+    words = load_vocabulary()
     for col in frame.columns[1:]:
         v = int(row[col].iloc[0]) if len(row) else 0
-        t.add_row(col, str(v) if col in COUNTS else f"{v / 100:,.2f}")
+        t.add_row(words.name("pool_lines", col, "en"), str(v) if col in COUNTS else f"{v / 100:,.2f}")
     console.print(t)
     return 0
 

@@ -248,7 +248,7 @@ def test_statement_adds_up(book):
 
 
 
-def test_the_portfolio_and_the_statement_use_the_operators_pool_file(book, tmp_path, monkeypatch):
+def test_the_portfolio_and_the_statement_use_the_operators_pool_file(book, tmp_path, monkeypatch, capsys):
     """The nightly portfolio report, `report portfolio` and `ledger statement` apply the operator's
     pool file (VALUECREDIT_POOL), not config/'s: the available quota moves with its cap."""
     import pandas as pd
@@ -275,6 +275,8 @@ def test_the_portfolio_and_the_statement_use_the_operators_pool_file(book, tmp_p
     book.execute("CHECKPOINT")
     book.close()  # the CLI opens the store read-only
     assert main(["ledger", "statement", "--db", db, "--to", BUSINESS_DATE.isoformat(), "--csv", str(tmp_path / "s.csv")]) == 0
+    shown = capsys.readouterr().out  # the operator reads the lines by name, the CSV keeps the machine columns
+    assert "Closing quota available (capped)" in shown and "closing_quota_available" not in shown
     stated = pd.read_csv(tmp_path / "s.csv").set_index("bank_id").loc["programme"]
     assert stated.closing_quota_available == expected.closing_quota_available
 
