@@ -27,7 +27,7 @@ from models.features import features_sql
 from models.monitoring import psi, status
 from models.registry import RegisteredModel, RegistryError, champion, load_model
 from scoring.catalogue import Catalogue
-from scoring.changes import NightPlan, record_stage, stage_plan
+from scoring.changes import NightPlan, has_table, record_stage, stage_plan
 from scoring.score import firms_as_of
 from valuecredit.configfile import ConfigError, content_hash, read_yaml
 from valuecredit.sqltext import lit, q, type_name
@@ -90,6 +90,13 @@ class PDSummary:
     shifted: list[str]
     scored_again: int  # firms scored and explained tonight; the others kept the previous date's
     full_reason: str  # why every firm's inputs were computed tonight; empty when unchanged firms' were carried
+
+
+def model_of_night(con: duckdb.DuckDBPyConnection, as_of: date) -> str | None:
+    """The model version that scored the night; None when no PD was stored for it (no model decided)."""
+    if not has_table(con, "scores.pd"):
+        return None
+    return con.execute("SELECT any_value(model_version) FROM scores.pd WHERE as_of = ?", [as_of]).fetchone()[0]
 
 
 def pinned_model(registry: Path) -> RegisteredModel:

@@ -1,5 +1,6 @@
-"""The PD model and what is decided with it: retraining (its own asset, on demand or monthly, never in the nightly job) and the
-nightly PDs with explanations, scored with the pinned champion; eligibility for every product.
+"""The PD model and what is decided with it: retraining (its own asset, on demand or monthly, not in the
+nightly job, but for a store's first model, which the first night to find none trains) and the nightly
+PDs with explanations, scored with the pinned champion; eligibility for every product.
 Bodies call models.* and lending.*."""
 
 from datetime import date
@@ -12,7 +13,8 @@ from lending.eligibility import build_eligibility
 from lending.publish import publish
 from lending.warnings import update_warnings
 from models.checks import check_pd
-from models.nightly import ScoringError, load_reason_codes, pinned_model, score_pd
+from models.nightly import ScoringError, load_reason_codes, model_of_night, pinned_model, score_pd
+from models.registry import champion
 from models.train import TrainingError, retrain
 from pipelines.partitions import business_date, business_days, retry_policy
 from pipelines.resources import CatalogueFile, ModelRegistry, ProductsFile, ProgressReporter, PublicationFolder, Store
@@ -32,43 +34,67 @@ PD_CHECKS = {"every_firm_one_pd": True, "explanations_add_up": True, "adverse_pd
 )
 def pd_champion(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile, registry: ModelRegistry,
                 progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata=_retrain(store, catalogue, Path(registry.path), date.today(), progress))
+
+
+def _retrain(store: Store, catalogue: CatalogueFile, registry: Path, decided_on: date,
+             progress: ProgressReporter) -> dict:
+    """Train, validate and register a candidate (`models.train.retrain`); what happened, as metadata."""
     try:
         with store.connect() as con:
-            report = retrain(con, catalogue.load(), Path(registry.path), date.today())
+            report = retrain(con, catalogue.load(), registry, decided_on)
     except TrainingError as exc:  # a loan book too short to learn from is the store's state, not a fault
         progress.done("pd model", f"not trained: {exc}")
-        return dg.MaterializeResult(metadata={"trained": False, "reason": str(exc)})
+        return {"trained": False, "reason": str(exc)}
     oot, decision, population = report["out_of_time"], report["decision"], report["population"]
     progress.done("pd model", f"{report['version']} ({report['method']}) AUC {population['auc']['model']:.4f} on the "
                               f"population out of time, {oot['gbm']['auc']:.4f} on loans: "
                               f"{'promoted' if decision['promoted'] else 'not promoted'} ({decision['reason']})")
-    meta = {"trained": True, "version": report["version"], "method": report["method"], "promoted": decision["promoted"],
+    return {"trained": True, "version": report["version"], "method": report["method"], "promoted": decision["promoted"],
             "decision": decision["reason"], "population_oot_auc": population["auc"]["model"],
             "score_population_oot_auc": population["auc"]["score_4_19_1"],
             "population_oot_events": population["events"], "oot_auc": oot["gbm"]["auc"], "oot_ece": oot["gbm"]["ece"],
             "scorecard_oot_auc": oot["scorecard"]["auc"], "training_loans": report["train"]["loans"]}
-    return dg.MaterializeResult(metadata=meta)
+
+
+def no_model_reason(first: dict) -> str:
+    """Why a store still has no PD model after its first training, in the run's words."""
+    return first["reason"] if not first["trained"] else f"not promoted: {first.get('decision') or 'no reason recorded'}"
 
 
 @dg.asset(
-    key=["scores", "pd"], group_name="models", deps=[indicators, commercial_value],
+    key=["scores", "pd"], group_name="models",
+    deps=[indicators, commercial_value, *(dg.AssetKey(["staging", s]) for s in ("loans", "loan_status", "loan_recoveries"))],
     partitions_def=business_days, retry_policy=retry_policy, kinds={"duckdb", "lightgbm"},
     description="12-month PD of every firm from the pinned champion, with its model version; exact TreeSHAP "
-                "contributions in scores.explanations, reason codes (zh/en), global importance and PSI.",
+                "contributions in scores.explanations, reason codes (zh/en), global importance and PSI. A store "
+                "with no champion trains its first one here; without one the night stores no PD and says why.",
 )
 def pd_scores(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile, registry: ModelRegistry,
               progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    as_of, models = business_date(context), Path(registry.path)
+    first = {}
+    if champion(models) is None:
+        # a store with no PD model yet trains its first champion on its loan book tonight; when the book
+        # cannot support one, or the candidate does not beat the 4+19+1 score, the night runs on the
+        # score and its rules alone: no PD is stored, eligibility refuses pricing, and the run says why
+        first = _retrain(store, catalogue, models, as_of, progress)
+        if champion(models) is None:
+            why = no_model_reason(first)
+            progress.done("pd", f"no PD model yet: {why}")
+            return dg.MaterializeResult(metadata={"firms": 0, "no_model": why, **{f"first_model_{k}": v for k, v in first.items()}})
     try:
-        model, codes = pinned_model(Path(registry.path)), load_reason_codes()
+        model, codes = pinned_model(models), load_reason_codes()
         with store.connect() as con:
-            s = score_pd(con, business_date(context), catalogue.load(), model, codes)
+            s = score_pd(con, as_of, catalogue.load(), model, codes)
     except ScoringError as exc:  # no model, or codes that do not cover it: retrying cannot help
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     kept = s.firms - s.scored_again
     how = f"{s.scored_again:,} scored and explained, {kept:,} kept from the previous night" if kept else "all scored and explained"
     progress.done("pd", f"{s.firms:,} firms ({how}), model {s.model_version}, mean PD {s.mean_pd:.4f}")
     return dg.MaterializeResult(metadata={"firms": s.firms, "scored_again": s.scored_again, "model_version": s.model_version,
-                                          "mean_pd": round(s.mean_pd, 6), "psi_shift": ", ".join(s.shifted) or "none"})
+                                          "mean_pd": round(s.mean_pd, 6), "psi_shift": ", ".join(s.shifted) or "none",
+                                          **{f"first_model_{k}": v for k, v in first.items()}})
 
 
 @dg.multi_asset_check(
@@ -77,6 +103,15 @@ def pd_scores(context: dg.AssetExecutionContext, store: Store, catalogue: Catalo
                 "(naming a feature the model uses) for every PD above the base, and population stability.",
 )
 def pd_checks(context: dg.AssetCheckExecutionContext, store: Store, registry: ModelRegistry):
+    if champion(Path(registry.path)) is None:  # a night without a model must have stored no PD
+        with store.connect() as con:
+            stored = model_of_night(con, business_date(context))
+        for name in PD_CHECKS:
+            yield dg.AssetCheckResult(
+                asset_key=["scores", "pd"], check_name=name, passed=stored is None,
+                description=("no PD model yet: no PD stored for the date" if stored is None
+                             else f"PDs of model {stored} stored for the date, but the registry has no champion"))
+        return
     model = pinned_model(Path(registry.path))
     with store.connect() as con:
         for name, out in check_pd(con, business_date(context), model):

@@ -12,17 +12,11 @@ import dagster as dg
 import duckdb
 
 from ingestion.ingest import quarantined_by_rule
-from models.registry import champion, last_decision
+from models.registry import champion
 from pipelines.definitions import (
     all_checks,
-    early_warnings,
-    eligibility,
     nightly_assets,
-    pd_champion,
-    pd_scores,
-    publication,
 )
-from pipelines.reports import audit_pack_report, bank_report_batches, portfolio_reports
 from pipelines.resources import ProgressReporter, SilentProgress, resources
 from pipelines.scoring import FULL_NIGHT_TAG
 from valuecredit.sqltext import message_lines
@@ -99,54 +93,31 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
     common = dict(resources=res, instance=instance, raise_on_error=False, tags=tags,
                   run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
 
-    def nightly(assets: list) -> dg.ExecuteInProcessResult:
-        return dg.materialize([*nightly_assets, *all_checks], partition_key=business_date.isoformat(),
-                              selection=dg.AssetSelection.assets(*assets), **common)
-
-    trained, skipped, decision = "", {}, ""
-    if champion(registry) is None:
-        # a new store has no PD model yet: load the data, train the first champion on its loan book, then score
-        after_model = [pd_scores, eligibility, early_warnings, publication, portfolio_reports, audit_pack_report,
-                       bank_report_batches]
-        results = [nightly([a for a in nightly_assets if a not in after_model])]
-        if results[0].success:
-            first = dg.materialize([pd_champion], **common)
-            trained = champion(registry) or ""
-            decision = (last_decision(registry) or {}).get("reason", "")
-            if trained:
-                results.append(nightly(after_model))
-            else:
-                # without PDs no price, and no model to audit
-                results.append(nightly([eligibility, early_warnings, publication, portfolio_reports, bank_report_batches]))
-                failures = first.get_step_failure_events()
-                if failures:  # a fault, not a short loan book: the run fails
-                    results.append(first)
-                    why = _why(failures[0].event_specific_data.error)
-                else:
-                    outcome = next(e.materialization.metadata for e in first.get_asset_materialization_events()
-                                   if e.asset_key == pd_champion.key)
-                    why = (outcome["reason"].value if not outcome["trained"].value
-                           else f"not promoted: {decision or 'no reason recorded'}")  # the programme runs on the score
-                # the scores and the ledger stand; PDs wait for a model
-                skipped["scores/pd"] = f"no PD model yet: {why}"
-                skipped["reports/audit_pack"] = "no PD model yet: no model to audit"
-    else:
-        results = [nightly(nightly_assets)]
+    result = dg.materialize([*nightly_assets, *all_checks], partition_key=business_date.isoformat(), **common)
+    # the night's own account of the PD model (a first champion trained, or why there is none) and of
+    # what it therefore did not do, from the assets' metadata
+    meta = {"/".join(e.asset_key.path): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    pd_meta, audit_meta = meta.get("scores/pd", {}), meta.get("reports/audit_pack", {})
+    trained = pd_meta["first_model_version"].value if "first_model_version" in pd_meta and champion(registry) else ""
+    decision = pd_meta["first_model_decision"].value if "first_model_decision" in pd_meta else ""
+    skipped = {}
+    if "no_model" in pd_meta:
+        skipped["scores/pd"] = f"no PD model yet: {pd_meta['no_model'].value}"
+    if "skipped" in audit_meta:
+        skipped["reports/audit_pack"] = audit_meta["skipped"].value
     failed, warnings = {}, dict(skipped)
-    errors = {ev.step_key: _why(ev.event_specific_data.error) for r in results for ev in r.get_step_failure_events()}
-    for ev in (ev for r in results for ev in r.get_asset_check_evaluations()):
+    errors = {ev.step_key: _why(ev.event_specific_data.error) for ev in result.get_step_failure_events()}
+    for ev in result.get_asset_check_evaluations():
         if not ev.passed:
             into = warnings if ev.severity == dg.AssetCheckSeverity.WARN else failed
             into["/".join(ev.asset_key.path) + ":" + ev.check_name] = ev.description or "failed"
-    materialised = {"/".join(e.asset_key.path) for r in results for e in r.get_asset_materialization_events()}
-    blocked = sorted(name for a in nightly_assets for k in a.keys
-                     if (name := "/".join(k.path)) not in materialised and name not in skipped)
+    blocked = sorted(name for a in nightly_assets for k in a.keys if (name := "/".join(k.path)) not in meta)
     con = connect(db, read_only=True)
     try:
         rows = table_rows(con, ("staging", "quarantine", "features", "scores", "decisions", "ledger"))
         quarantined = quarantined_by_rule(con, business_date)
     finally:
         con.close()
-    return RunSummary(business_date, all(r.success for r in results) and not failed and not blocked,
+    return RunSummary(business_date, result.success and not failed and not blocked,
                       round(time.perf_counter() - started, 1), failed, warnings, errors, trained, decision, blocked, rows,
                       quarantined, str(db))

@@ -20,6 +20,7 @@ import pandas as pd
 
 from lending.eligibility import CONDITIONS, firm_base_sql, pairs_sql, products_sql
 from lending.products import ProductCatalogue
+from models.nightly import model_of_night
 from models.registry import load_model
 from models.train import out_of_time_split, training_sample
 from reports import charts
@@ -218,7 +219,7 @@ def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat:
                lang: str = "zh", dependence_sample: int = 2000) -> Path:
     """The regulator's pack for the model that decided `as_of`: model card, global SHAP importance and
     dependence plots, outcomes and calibration by segment, and the history of versions."""
-    used = con.execute("SELECT any_value(model_version) FROM scores.pd WHERE as_of = ?", [as_of]).fetchone()[0]
+    used = model_of_night(con, as_of)
     if used is None:
         raise ReplayError(f"no PDs stored for {as_of}: no model decided that night")
     model = load_model(registry, used)
