@@ -5,8 +5,10 @@ In DuckDB each bank has a schema (`bank_b01`, ...) whose `eligibility` table is 
 transaction for all banks: a reader sees yesterday's tables or today's, never a mix or a partial
 one. On disk each bank has a folder `<out>/<bank_id>/<date>/` with `eligibility.parquet`,
 `eligibility.csv` (UTF-8 with BOM, so Excel shows the Chinese text), `eligibility.xlsx` (the
-eligible rows and the near misses, for people) and `early_warnings.csv` (the bank's borrowers' open
-warnings and those closed that day; also the table `early_warnings`); the folder is written aside and renamed into place
+eligible rows and the near misses, for people), `early_warnings.csv` (the bank's borrowers' open
+warnings and those closed that day; also the table `early_warnings`), and `changes.parquet`,
+`changes.csv` and `manifest.json`: the pairs inserted, updated and withdrawn since the bank's previous
+publication, with the reason of each withdrawal (`lending.delta`); the folder is written aside and renamed into place
 (a date published again: exchanged with its old folder in one step), then `LATEST` is replaced.
 Publication never goes backwards: a date older than a bank's `LATEST` (a re-run or a backfill) writes
 its own folder, but neither moves `LATEST` nor replaces the bank's tables, which stay on the newest date
@@ -36,12 +38,13 @@ import pandas as pd
 from rustpy_xlsxwriter import FastExcel, Format
 
 from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
+from lending.delta import REASONS, write_changes
 from lending.eligibility import CONDITIONS, MATCH_DEGREE, PAIR_VALUES
 from lending.gate import authorised_firms_sql, bank_facing_firms_sql
 from lending.products import ProductCatalogue
 from lending.warnings import DDL as WARNINGS_DDL
 from scoring.sql import PointInTime
-from valuecredit.spreadsheet import neutral, neutral_sql
+from valuecredit.spreadsheet import excel_csv, neutral
 from valuecredit.sqltext import SQL, lit, q
 from valuecredit.store import transaction
 
@@ -73,6 +76,9 @@ DICTIONARY = (
     ("catalogue_version", "评价体系版本", "", "4+19+1 评价体系版本 / scoring catalogue version"),
     ("products_version", "产品目录版本", "", "产品目录版本 / product catalogue version"),
     ("snapshot_id", "数据快照", "", "所用数据的快照标识 / the data snapshot used"),
+    ("change", "变动类型", "", "insert 新增, update 变更, withdraw 撤回 (changes.csv: 相对上一次发布 / since the previous "
+                           "publication)"),
+    ("reason", "撤回或失去资格原因", "", ", ".join(f"{k} {v.split(' / ')[0]}" for k, v in REASONS.items()) + " (changes.csv)"),
     ("warning_id", "预警编号", "", "预警的标识 / warning id (early_warnings.csv)"),
     ("kind", "预警类型", "", "revenue_drop 营收下滑, headcount_drop 参保人数下滑, power_drop 用电下滑, new_arrears 新增社保欠缴, "
                          "new_negative_hit 新增负面清单命中, pd_jump 违约概率跃升 / warning kind"),
@@ -173,9 +179,9 @@ def _write_files(con: duckdb.DuckDBPyConnection, schema: str, folder: Path, as_o
     The workbook is written by `books` while DuckDB goes on with the
     next bank (the Rust writer and zlib leave Python's lock); the caller waits for it."""
     folder.mkdir(parents=True)
-    _csv(con, f"SELECT * FROM {q(schema)}.early_warnings", folder / "early_warnings.csv")
+    excel_csv(con, f"SELECT * FROM {q(schema)}.early_warnings", folder / "early_warnings.csv")
     con.execute(f"COPY {q(schema)}.eligibility TO {lit(str(folder / 'eligibility.parquet'))} (FORMAT parquet)")
-    _csv(con, f"SELECT * FROM {q(schema)}.eligibility", folder / "eligibility.csv")
+    excel_csv(con, f"SELECT * FROM {q(schema)}.eligibility", folder / "eligibility.csv")
     sheets = {"eligible 可贷": "eligible",
               "near misses 差一步": "NOT eligible AND gates = '' AND shortfalls <> '' AND NOT contains(shortfalls, ';') "
                                     f"AND uscc NOT IN (SELECT uscc FROM {q(schema)}.eligibility WHERE eligible)"}
@@ -190,18 +196,6 @@ def _dictionary(path: Path) -> None:
     rows = [("column", "中文名", "unit", "meaning"), *DICTIONARY]
     text = "".join(",".join('"' + str(neutral(c)).replace('"', '""') + '"' for c in row) + "\n" for row in rows)
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
-
-
-def _csv(con: duckdb.DuckDBPyConnection, select: SQL, path: Path) -> None:
-    """UTF-8 with a byte-order mark, which is how Excel knows the Chinese text is UTF-8 (DuckDB
-    writes none, so the body is written aside and appended after the mark); text that a spreadsheet
-    would run as a formula is neutralised (`valuecredit.spreadsheet`)."""
-    body = path.with_name(path.name + ".body")
-    con.execute(f"COPY ({neutral_sql(con, select)}) TO {lit(str(body))} (FORMAT csv, HEADER true)")
-    with open(path, "wb") as out, open(body, "rb") as src:
-        out.write(b"\xef\xbb\xbf")
-        shutil.copyfileobj(src, out, 1 << 20)
-    body.unlink()
 
 
 EXCEL_CELL_CHARS = 32_767  # Excel's limit: one longer text refused every bank's workbook of the night
@@ -271,7 +265,8 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                 book = None
                 for bank in banks:
                     schema, kind = bank_schema(bank), "TABLE"
-                    if _tables_date(con, bank, schema) > as_of:  # the bank's tables stay on their newer date
+                    backfill = _tables_date(con, bank, schema) > as_of
+                    if backfill:  # the bank's tables stay on their newer date
                         schema, kind = BACKFILL_SCHEMA, "TEMP TABLE"
                     else:
                         con.execute("INSERT OR REPLACE INTO decisions.published_tables VALUES (?, ?)", [bank, as_of])
@@ -284,6 +279,7 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                     shutil.rmtree(tmp, ignore_errors=True)
                     staged[bank] = tmp
                     previous, book = book, _write_files(con, schema, tmp, as_of, books)
+                    write_changes(con, f"{q(schema)}.eligibility", tmp, out / bank, as_of, bank, "_authorised", backfill)
                     if previous is not None:  # one workbook in hand at a time: memory stays bounded
                         previous.result()
                 if book is not None:

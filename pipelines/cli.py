@@ -530,6 +530,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bank_rebuild(args: argparse.Namespace) -> int:
+    from lending.access import published_folder
+    from lending.delta import rebuild
+    from lending.products import load_products
+
+    products = load_products(_in_force(args, "products", args.products))
+    day, folder = published_folder(_in_force(args, "publish_folder", args.publish), args.bank, args.date, products)
+    path = rebuild(folder.parent, day, args.start, Path(args.out))
+    console.print(f"bank {args.bank}: the table of {day} rebuilt from {args.start} and the changes since, in {path.parent}")
+    return 0
+
+
 def cmd_bank_query(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -801,6 +813,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "(default: $VALUECREDIT_BANK_QUERY_TIMEOUT, else 30)")
     qy.add_argument("--memory", help="DuckDB memory limit, e.g. 512MB (default: $VALUECREDIT_BANK_QUERY_MEMORY, else 1GB)")
     qy.set_defaults(func=cmd_bank_query)
+    br = bq.add_parser("rebuild", help="a published date's full table rebuilt from an earlier full table and the "
+                                       "change files since, checked against the table published (to check a bank's "
+                                       "copy; a past date may hold firms that have withdrawn since: not for a bank)")
+    br.add_argument("--bank", required=True)
+    br.add_argument("--date", type=_date, help="the date to rebuild (default: the bank's LATEST)")
+    br.add_argument("--from", dest="start", type=_date, required=True, help="the earlier published date to start from")
+    br.add_argument("--out", required=True, help="a folder for eligibility.parquet and eligibility.csv")
+    br.add_argument("--db", default=str(DEFAULT_DB), help="the store, whose publish/ folder is read")
+    br.add_argument("--publish", help="the publication folder (default: publish/ beside the store)")
+    br.add_argument("--products", help="the product catalogue whose bank ids are valid (default: $VALUECREDIT_PRODUCTS, else config/products.yaml)")
+    br.set_defaults(func=cmd_bank_rebuild)
     bk = sub.add_parser("backup", help="copy the store and the model registry into a new folder, with a manifest")
     bk.add_argument("--to", required=True, help="a new folder for the backup")
     rs = sub.add_parser("restore", help="put a verified backup in place of the store and the model registry")

@@ -6,10 +6,13 @@ through here; Parquet keeps the raw values."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import duckdb
 import pandas as pd
 
-from valuecredit.sqltext import SQL, q
+from valuecredit.sqltext import SQL, lit, q
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _STARTS = "(" + ", ".join(f"chr({ord(c)})" for c in FORMULA_START) + ")"
@@ -27,6 +30,18 @@ def neutral_sql(con: duckdb.DuckDBPyConnection, select: SQL) -> SQL:
     exprs = [f"CASE WHEN left({text[name]}, 1) IN {_STARTS} THEN '''' || {text[name]} ELSE {text[name]} END AS {q(name)}"
              if name in text else q(name) for name, *_ in columns]
     return f"SELECT {', '.join(exprs)} FROM ({select})"
+
+
+def excel_csv(con: duckdb.DuckDBPyConnection, select: SQL, path: Path) -> None:
+    """UTF-8 with a byte-order mark, which is how Excel knows the Chinese text is UTF-8 (DuckDB
+    writes none, so the body is written aside and appended after the mark); text that a spreadsheet
+    would run as a formula is neutralised (`neutral_sql`)."""
+    body = path.with_name(path.name + ".body")
+    con.execute(f"COPY ({neutral_sql(con, select)}) TO {lit(str(body))} (FORMAT csv, HEADER true)")
+    with open(path, "wb") as out, open(body, "rb") as src:
+        out.write(b"\xef\xbb\xbf")
+        shutil.copyfileobj(src, out, 1 << 20)
+    body.unlink()
 
 
 def neutral_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -332,3 +333,55 @@ def test_a_past_night_read_again_keeps_out_every_firm_withdrawn_since(two_nights
     con.close()
     assert firm in on[DAY1] and firm not in again and again == on[DAY1] & on[DAY2]
     assert on[DAY1] - on[DAY2] <= withdrawn(store, firm)  # what left is what the deliveries say
+
+
+def test_each_bank_learns_the_same_night_what_changed_and_why_and_the_changes_rebuild_its_table(two_nights, tmp_path,
+                                                                                                 capsys):
+    """Beside the full table, each night's folder holds the pairs inserted, updated and withdrawn since
+    the bank's previous publication; a revoked authorisation is a withdrawal with its reason and
+    nothing of the firm but its key; the first table and the changes give the second, byte for byte."""
+    import json
+
+    store, firm, first, _ = two_nights
+    key = lambda f: set(zip(f["uscc"], f["product_id"]))  # noqa: E731
+    stamps = ("uscc", "product_id", "as_of", "snapshot_id")
+    for bank in sorted(first):
+        folder = store / "publish" / bank / DAY2.isoformat()
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        old = pd.read_parquet(store / "publish" / bank / DAY1.isoformat() / "eligibility.parquet")
+        new = pd.read_parquet(folder / "eligibility.parquet")
+        changes = pd.read_parquet(folder / "changes.parquet")
+        assert list(changes.columns) == ["change", "reason", *new.columns]
+        assert manifest["base"] == DAY1.isoformat() and manifest["rows"] == len(new)
+        assert manifest["stamps"]["as_of"] == DAY2.isoformat() and manifest["stamps"]["snapshot_id"] == new["snapshot_id"].iloc[0]
+        out = changes[changes["change"] == "withdraw"]
+        assert key(out) == key(old) - key(new) and key(changes[changes["change"] == "insert"]) == key(new) - key(old)
+        both = old.merge(new, on=["uscc", "product_id"], suffixes=("_old", ""))
+        differs = np.zeros(len(both), dtype=bool)
+        for c in (c for c in new.columns if c not in stamps):
+            a, b = both[c + "_old"], both[c]
+            differs |= ((a != b) & ~(a.isna() & b.isna())).to_numpy()
+        updated = changes[changes["change"] == "update"]
+        assert key(updated) == key(both[differs])
+        lost = both[both["eligible_old"] & ~both["eligible"]]
+        assert key(updated[updated["reason"].notna()]) == key(lost)
+        assert set(updated["reason"].dropna()) <= {"vetoed", "no_longer_eligible"}
+        # a withdrawn authorisation: its reason, and nothing of the firm but its key
+        for u in set(out["uscc"]) & withdrawn(store, firm):
+            rows = out[out["uscc"] == u]
+            assert (rows["reason"] == "authorisation_ended").all()
+            assert rows.drop(columns=["change", "reason", "uscc", "product_id"]).isna().all().all()
+        if firm in first[bank]:
+            assert key(out[out["uscc"] == firm]) == key(old[old["uscc"] == firm])
+        assert manifest["changes"] == {k: int((changes["change"] == k).sum()) for k in ("insert", "update", "withdraw")}
+        # the first night's changes are its whole table
+        day1 = json.loads((store / "publish" / bank / DAY1.isoformat() / "manifest.json").read_text(encoding="utf-8"))
+        assert day1["base"] is None and day1["changes"] == {"insert": len(old), "update": 0, "withdraw": 0}
+
+        assert main(["bank", "rebuild", "--bank", bank, "--from", DAY1.isoformat(), "--out", str(tmp_path / bank),
+                     "--db", str(store / "night.duckdb")]) == 0
+        for name in ("eligibility.parquet", "eligibility.csv"):
+            assert (tmp_path / bank / name).read_bytes() == (folder / name).read_bytes(), (bank, name)
+    assert main(["bank", "rebuild", "--bank", "B01", "--date", DAY1.isoformat(), "--from", DAY2.isoformat(),
+                 "--out", str(tmp_path / "x"), "--db", str(store / "night.duckdb")]) == 2
+    assert "--from 2026-11-28 is after the date to rebuild, 2026-11-27" in capsys.readouterr().err

@@ -22,11 +22,12 @@ from lending.gate import authorised_firms_sql
 from lending.ledger.config import load_pool_config
 from lending.ledger.store import post_business_date
 from lending.products import load_products
-from lending.publish import _csv, publish
+from lending.publish import publish
 from lending.warnings import update_warnings
 from pipelines.cli import main
 from reports.firm import bank_batches
 from scoring.catalogue import load_catalogue
+from valuecredit.spreadsheet import excel_csv
 from valuecredit.store import init_store
 
 DAY = date(2026, 11, 28)  # the loan book's business date: its files were all loaded on it
@@ -175,7 +176,7 @@ def test_no_bank_artefact_holds_a_firm_without_a_valid_authorisation(gated, caps
     found = bank_artefacts(gated, capsys)
     kinds = {a.split(" ")[0] if " " in a else a for _, a in found}
     assert kinds == {"table", "eligibility.parquet", "eligibility.csv", "eligibility.xlsx", "early_warnings.csv",
-                     "data_dictionary.csv", "LATEST", "report", "bank"}
+                     "data_dictionary.csv", "changes.parquet", "changes.csv", "manifest.json", "LATEST", "report", "bank"}
     assert len(found) > len(PRODUCTS.banks) * 9
     leaks = {k: sorted(v & gated["unauthorised"]) for k, v in found.items() if v & gated["unauthorised"]}
     assert leaks == {}
@@ -215,7 +216,7 @@ def test_firm_names_that_are_formulas_reach_every_csv_as_text(gated, capsys):
 
 def test_every_text_cell_a_spreadsheet_would_run_is_neutralised_in_a_published_csv(tmp_path):
     con = duckdb.connect()
-    _csv(con, """SELECT * FROM (VALUES ('w1', '=1+2', -3, 'a=b'), ('w2', '+41', 4, '@SUM(A1)'),
+    excel_csv(con, """SELECT * FROM (VALUES ('w1', '=1+2', -3, 'a=b'), ('w2', '+41', 4, '@SUM(A1)'),
                                        ('w3', '-2', NULL, chr(9) || 'tab'), ('w4', chr(13) || 'cr', 5, NULL))
                  t(warning_id, evidence, n, kind)""", tmp_path / "w.csv")
     raw = (tmp_path / "w.csv").read_bytes()

@@ -1,0 +1,132 @@
+"""Change files on hand-built bank tables: a bank that applies each night's changes holds each night's
+table, a date published again included; a revoked authorisation is a withdrawal whatever else happened
+to the firm; a rebuild refuses a chain that does not lead back or a file that was altered.
+(`tests/lending/test_access.py` checks the same on real nights.)"""
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lending.delta import CHANGES, FULL, RebuildError, rebuild, write_changes
+
+D1, D2, D3 = date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 7)
+
+
+class Bank:
+    """The programme's side (a store with the gate's tables) and the bank's own copy, which loads the
+    first full table and then only the change files."""
+
+    def __init__(self, root: Path):
+        self.root, self.dir = root, root / "B01"
+        self.con = duckdb.connect()
+        self.con.execute("CREATE SCHEMA decisions")
+        self.con.execute("CREATE TABLE decisions.eligibility_firms (uscc VARCHAR, as_of DATE, authorised BOOLEAN)")
+        self.con.execute("CREATE TABLE decisions.eligibility_products (product_id VARCHAR, as_of DATE, bank_id VARCHAR)")
+        self.copy = duckdb.connect()
+
+    def publish(self, day: date, rows: dict[str, float], authorised: str, registered: str = "AFG",
+                extra: str = "") -> dict:
+        """Publish `rows` (firm -> limit, product P1) for `day`: the gate's tables as given."""
+        c = self.con
+        c.execute("CREATE OR REPLACE TEMP TABLE _authorised AS SELECT unnest(?::VARCHAR[]) AS uscc", [list(authorised)])
+        c.execute("DELETE FROM decisions.eligibility_firms WHERE as_of = ?", [day])
+        c.execute("INSERT INTO decisions.eligibility_firms SELECT unnest(?::VARCHAR[]), ?, true", [list(registered), day])
+        c.execute("DELETE FROM decisions.eligibility_products WHERE as_of = ?", [day])
+        c.execute("INSERT INTO decisions.eligibility_products VALUES ('P1', ?, 'B01')", [day])
+        values = ", ".join(f"('{u}', 'P1', 'name of {u}', {v}, true, ''{extra})" for u, v in rows.items()) or \
+            f"(NULL, NULL, NULL, NULL::DOUBLE, NULL::BOOLEAN, NULL{extra}) LIMIT 0"
+        columns = "uscc, product_id, firm_name, limit_fen, eligible, gates" + (", note" if extra else "")
+        c.execute(f"CREATE OR REPLACE TABLE elig AS SELECT *, DATE '{day}' AS as_of, 'snap-{day}' AS snapshot_id "
+                  f"FROM (VALUES {values}) v({columns}) ORDER BY uscc, product_id")
+        tmp = self.dir / f".{day}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        c.execute(f"COPY elig TO '{tmp / FULL}' (FORMAT parquet)")
+        manifest = write_changes(c, "elig", tmp, self.dir, day, "B01", "_authorised")
+        shutil.rmtree(self.dir / day.isoformat(), ignore_errors=True)
+        tmp.rename(self.dir / day.isoformat())
+        return manifest
+
+    def load_full(self, day: date) -> None:
+        self.copy.execute(f"CREATE OR REPLACE TABLE t AS SELECT * FROM read_parquet('{self.dir / day.isoformat() / FULL}')")
+
+    def apply(self, day: date) -> None:
+        """What a bank's loader does with a change file: each row replaces its pair; a withdrawal deletes it."""
+        f = self.dir / day.isoformat() / CHANGES
+        self.copy.execute(f"DELETE FROM t USING read_parquet('{f}') c WHERE t.uscc = c.uscc AND t.product_id = c.product_id")
+        self.copy.execute(f"INSERT INTO t SELECT * EXCLUDE (change, reason) FROM read_parquet('{f}') WHERE change <> 'withdraw'")
+
+    def holds(self) -> dict[str, float]:
+        return dict(self.copy.execute("SELECT uscc, limit_fen FROM t ORDER BY uscc").fetchall())
+
+    def changes(self, day: date) -> list[tuple]:
+        return duckdb.sql(f"SELECT change, reason, uscc, firm_name FROM read_parquet('{self.dir / day.isoformat() / CHANGES}') "
+                          "ORDER BY uscc").fetchall()
+
+
+@pytest.fixture
+def bank(tmp_path):
+    return Bank(tmp_path / "publish")
+
+
+def test_a_date_published_again_withdraws_what_the_bank_may_already_hold(bank):
+    bank.publish(D1, {"A": 100}, authorised="AF")
+    bank.load_full(D1)
+    bank.publish(D2, {"A": 100, "F": 200}, authorised="AF")
+    bank.apply(D2)
+    assert bank.holds() == {"A": 100, "F": 200}
+    # F revokes and the night of D2 is run again: against D1 alone nothing would be said of F
+    bank.publish(D2, {"A": 150}, authorised="A")
+    assert bank.changes(D2) == [("update", None, "A", "name of A"), ("withdraw", "authorisation_ended", "F", None)]
+    bank.apply(D2)
+    assert bank.holds() == {"A": 150}
+    bank.publish(D3, {"A": 150, "G": 300}, authorised="AG")
+    bank.apply(D3)
+    assert bank.holds() == {"A": 150, "G": 300}
+    out = rebuild(bank.dir, D3, D1, bank.root.parent / "rebuilt")
+    assert out.read_bytes() == (bank.dir / D3.isoformat() / FULL).read_bytes()
+
+
+def test_consent_is_the_reason_given_whatever_else_happened_to_the_firm(bank):
+    bank.publish(D1, {"A": 1, "F": 2, "G": 3}, authorised="AFG")
+    # F revoked and was deregistered on the same night; G was deregistered, its consent standing
+    bank.publish(D2, {"A": 1}, authorised="AG", registered="A")
+    assert bank.changes(D2) == [("withdraw", "authorisation_ended", "F", None), ("withdraw", "left_programme", "G", None)]
+
+
+def test_a_new_column_lists_every_pair_and_the_rebuild_follows_it(bank):
+    bank.publish(D1, {"A": 1, "F": 2}, authorised="AF")
+    manifest = bank.publish(D2, {"A": 1, "G": 3}, authorised="AG", extra=", 'new'")
+    assert manifest["schema_changed"] and manifest["changes"] == {"insert": 1, "update": 1, "withdraw": 1}
+    out = rebuild(bank.dir, D2, D1, bank.root.parent / "rebuilt")
+    assert out.read_bytes() == (bank.dir / D2.isoformat() / FULL).read_bytes()
+
+
+def test_a_rebuild_refuses_an_altered_file_a_base_published_again_and_a_bad_request(bank, tmp_path):
+    bank.publish(D1, {"A": 1, "F": 2}, authorised="AF")
+    bank.publish(D2, {"A": 1}, authorised="A")
+    bank.publish(D3, {"A": 5}, authorised="A")
+    with pytest.raises(RebuildError, match="is after the date to rebuild"):
+        rebuild(bank.dir, D1, D3, tmp_path / "a")
+    with pytest.raises(RebuildError, match="inside the publication folder"):
+        rebuild(bank.dir, D3, D1, bank.root / "mine")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RebuildError, match="exists and is not an empty folder"):
+        rebuild(bank.dir, D3, D1, tmp_path / "file")
+    # a change file emptied: the rows no longer add up to what was published
+    d2 = bank.dir / D2.isoformat() / CHANGES
+    kept = d2.read_bytes()
+    duckdb.sql(f"COPY (SELECT * FROM read_parquet('{d2}') WHERE false) TO '{d2}.x' (FORMAT parquet)")
+    Path(f"{d2}.x").replace(d2)
+    with pytest.raises(RebuildError, match="gives 2 rows where the manifest of 2026-01-06 counts 1"):
+        rebuild(bank.dir, D3, D1, tmp_path / "b")
+    d2.write_bytes(kept)
+    assert not (tmp_path / "b").exists()  # nothing half-written
+    # D2 published again after D3 was made against it: D3 cannot be rebuilt through it
+    bank.publish(D2, {"A": 2}, authorised="A")
+    with pytest.raises(RebuildError, match="made against another table of 2026-01-06"):
+        rebuild(bank.dir, D3, D1, tmp_path / "c")
+    assert rebuild(bank.dir, D2, D1, tmp_path / "d").read_bytes() == (bank.dir / D2.isoformat() / FULL).read_bytes()
