@@ -133,8 +133,18 @@ def roc_points(y: np.ndarray, p: np.ndarray, points: int = 51) -> list[tuple[flo
     return [(round(float(f), 4), round(float(t), 4)) for f, t in zip(grid, np.interp(grid, fpr, tpr))]
 
 
-MODELS = ("gbm", "scorecard")
+MODELS = ("gbm", "scorecard", "blend")
 BUDGET_SECONDS = 100.0  # the GBM searches of all folds together; each fold gets its share
+
+
+def blend(p_gbm: np.ndarray, p_card: np.ndarray) -> np.ndarray:
+    """The two models' PDs averaged on the log-odds scale, with equal weights. Trees and a WoE
+    scorecard err in different places (the scorecard is smooth where a tree steps, the tree sees
+    interactions the card cannot), so the mean ranks better than either wherever they are close. The
+    weight is fixed, chosen on no row: searched on an inner fold of a few hundred rows it would be
+    chosen by noise, as the GBM's settings are there. A bank can implement it from the two models."""
+    z = [np.log(p / (1 - p)) for p in (np.clip(p_gbm, 1e-12, 1 - 1e-12), np.clip(p_card, 1e-12, 1 - 1e-12))]
+    return 1 / (1 + np.exp(-(z[0] + z[1]) / 2))
 
 
 @dataclass
@@ -172,12 +182,13 @@ def cross_validate(data: Prepared, folds: int = 5, seed: int = 42, budget_second
         yte = data.y[test]
         oof["gbm"][test] = gbm.predict_proba(X_gbm.iloc[test])[:, 1]
         oof["scorecard"][test] = card.predict_proba(data.X.iloc[test])[:, 1]
+        oof["blend"][test] = blend(oof["gbm"][test], oof["scorecard"][test])
         fold = {"fold": i + 1, "rows": int(len(test)), "bad": int(yte.sum())}
-        for name, choice in (("gbm", gbm_choice), ("scorecard", card_choice)):
+        for name, choice in (("gbm", gbm_choice.summary()), ("scorecard", card_choice.summary()), ("blend", {})):
             auc, ks = _metrics(yte, oof[name][test])
             results[name].append((auc, ks))
             roc[name].append(roc_points(yte, oof[name][test]))
-            fold[name] = {"auc": round(auc, 4), "ks": round(ks, 4), **choice.summary()}
+            fold[name] = {"auc": round(auc, 4), "ks": round(ks, 4), **choice}
         per_fold.append(fold)
     out = {"rows": int(len(data.y)), "bad_rate": round(float(data.y.mean()), 4)}
     for name, ms in results.items():
@@ -185,6 +196,7 @@ def cross_validate(data: Prepared, folds: int = 5, seed: int = 42, budget_second
         out[name] = {"auc_mean": round(float(aucs.mean()), 4), "auc_std": round(float(aucs.std()), 4),
                      "ks_mean": round(float(kss.mean()), 4), "ks_std": round(float(kss.std()), 4),
                      "auc_folds": [round(float(a), 4) for a in aucs]}
+    out["better"] = max(MODELS, key=lambda name: out[name]["auc_mean"])
     out["folds"], out["seed"], out["dropped_identifiers"] = folds, seed, data.dropped_ids
     out["special_codes"], out["monotone"], out["warnings"] = data.special_codes, data.monotone, sorted(fit_warnings)
     out["per_fold"], out["budget_seconds"] = per_fold, budget_seconds

@@ -299,7 +299,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from models.evaluate import EvaluationInputError, cross_validate, prepare
+    from models.evaluate import MODELS, EvaluationInputError, cross_validate, prepare
 
     drop = [c.strip() for c in (args.drop or "").split(",") if c.strip()]
     try:
@@ -327,9 +327,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     f"{args.folds}-fold stratified CV (seed {args.seed})")
     for col in ("model", "AUC mean", "AUC std", "KS mean"):
         t.add_column(col, justify="left" if col == "model" else "right")
-    for name in ("gbm", "scorecard"):
+    for name in MODELS:
         m = result[name]
-        t.add_row(name, f"{m['auc_mean']:.4f}", f"{m['auc_std']:.4f}", f"{m['ks_mean']:.4f}")
+        t.add_row(name + (" (better)" if name == result["better"] else ""), f"{m['auc_mean']:.4f}",
+                  f"{m['auc_std']:.4f}", f"{m['ks_mean']:.4f}")
     console.print(t)
     console.print("identifier columns not used as features (by name): "
                   + (", ".join(result["dropped_identifiers"]) or "none"), soft_wrap=True)
