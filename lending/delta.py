@@ -40,7 +40,7 @@ from pathlib import Path
 import duckdb
 
 from valuecredit.spreadsheet import excel_csv
-from valuecredit.sqltext import SQL, lit, q
+from valuecredit.sqltext import SQL, lit, q, type_name
 
 KEY = ("uscc", "product_id")
 STAMPS = ("as_of", "snapshot_id")  # one value per night on every row: in the manifest, not in the changes
@@ -87,38 +87,50 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: SQL) -> list[tuple[str, s
     return [(name, kind) for name, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
 
 
-def changes_sql(con: duckdb.DuckDBPyConnection, table: SQL, priors: list[SQL], as_of: date, bank_id: str,
-                authorised: SQL) -> tuple[SQL, bool]:
+def _match_sql(a: SQL, b: SQL) -> SQL:
+    """The two relations' rows of one pair."""
+    return " AND ".join(f"{a}.{q(k)} = {b}.{q(k)}" for k in KEY)
+
+
+def _differs_sql(columns: list[str], other: SQL) -> SQL:
+    """Tonight's row (`n`) differs from `other`'s in one of `columns` (NULL against NULL is no change)."""
+    return " OR ".join(f"n.{q(c)} IS DISTINCT FROM {other}.{q(c)}" for c in columns) or "false"
+
+
+def schema_changed(con: duckdb.DuckDBPyConnection, table: SQL, priors_sql: list[SQL]) -> bool:
+    """Whether the columns or their types differ from those of an earlier table (then every pair is listed)."""
+    return any(_columns(con, prior_sql) != _columns(con, table) for prior_sql in priors_sql)
+
+
+def changes_sql(con: duckdb.DuckDBPyConnection, table: SQL, priors_sql: list[SQL], as_of: date, bank_id: str,
+                authorised: SQL) -> SQL:
     """The change rows of `table` (the bank's full table for `as_of`) against every relation of
-    `priors` (the base, and the folder a re-publication replaces), ordered by key; and whether the
-    columns changed (then every pair is listed). `authorised`: the firms the bank may receive
-    anything about tonight (`lending.gate`)."""
+    `priors_sql` (the base, and the folder a re-publication replaces), ordered by key. `authorised`:
+    the firms the bank may receive anything about tonight (`lending.gate`)."""
     columns = _columns(con, table)
-    schema_changed = any(_columns(con, prior) != columns for prior in priors)
-    on = lambda a, b: " AND ".join(f"{a}.{q(k)} = {b}.{q(k)}" for k in KEY)  # noqa: E731
     compared = [c for c, _ in columns if c not in STAMPS and c not in KEY]
-    differs = lambda o: " OR ".join(f"n.{q(c)} IS DISTINCT FROM {o}.{q(c)}" for c in compared) or "false"  # noqa: E731
-    keys = " UNION ".join(f"SELECT {', '.join(KEY)} FROM {prior}" for prior in priors) or \
+    keys_sql = " UNION ".join(f"SELECT {', '.join(KEY)} FROM {prior_sql}" for prior_sql in priors_sql) or \
         f"SELECT {', '.join(KEY)} FROM {table} WHERE false"
-    base = priors[0] if priors else f"(SELECT * FROM {table} WHERE false)"
-    if not priors:  # the bank's first publication: every pair is an insert
-        changed = "false"
-    elif schema_changed:
-        changed = "true"
-    elif len(priors) == 1:
-        changed = differs("o")
+    base_sql = priors_sql[0] if priors_sql else f"(SELECT * FROM {table} WHERE false)"
+    if not priors_sql:  # the bank's first publication: every pair is an insert
+        changed_sql = "false"
+    elif schema_changed(con, table, priors_sql):
+        changed_sql = "true"
+    elif len(priors_sql) == 1:
+        changed_sql = _differs_sql(compared, "o")
     else:  # a re-publication: against the base and against the version the bank may already hold
-        changed = " OR ".join(f"EXISTS (SELECT 1 FROM {p} r WHERE {on('n', 'r')} AND ({differs('r')}))" for p in priors)
-    key_only = ", ".join(f"k.{q(c)}" if c in KEY else f"CAST(NULL AS {kind}) AS {q(c)}" for c, kind in columns)
+        changed_sql = " OR ".join(f"EXISTS (SELECT 1 FROM {prior_sql} r WHERE {_match_sql('n', 'r')} AND "
+                                  f"({_differs_sql(compared, 'r')}))" for prior_sql in priors_sql)
+    key_only = ", ".join(f"k.{q(c)}" if c in KEY else f"CAST(NULL AS {type_name(kind)}) AS {q(c)}" for c, kind in columns)
     d = f"DATE {lit(as_of.isoformat())}"
-    sql = f"""
+    return f"""
     SELECT * FROM (
-        SELECT 'insert' AS change, NULL::VARCHAR AS reason, n.* FROM {table} n ANTI JOIN {base} o ON {on('n', 'o')}
+        SELECT 'insert' AS change, NULL::VARCHAR AS reason, n.* FROM {table} n ANTI JOIN {base_sql} o ON {_match_sql('n', 'o')}
         UNION ALL
         SELECT 'update',
                CASE WHEN o.eligible AND NOT n.eligible
                     THEN CASE WHEN coalesce(n.gates, '') <> '' THEN 'vetoed' ELSE 'no_longer_eligible' END END,
-               n.* FROM {table} n JOIN {base} o ON {on('n', 'o')} WHERE {changed}
+               n.* FROM {table} n JOIN {base_sql} o ON {_match_sql('n', 'o')} WHERE {changed_sql}
         UNION ALL
         SELECT 'withdraw',
                CASE WHEN k.uscc NOT IN (SELECT uscc FROM {authorised})
@@ -128,9 +140,8 @@ def changes_sql(con: duckdb.DuckDBPyConnection, table: SQL, priors: list[SQL], a
                     WHEN k.product_id NOT IN (SELECT product_id FROM decisions.eligibility_products
                                               WHERE as_of = {d} AND bank_id = {lit(bank_id)}) THEN 'product_ended'
                     ELSE 'left_programme' END,
-               {key_only} FROM ({keys}) k ANTI JOIN {table} n ON {on('k', 'n')})
+               {key_only} FROM ({keys_sql}) k ANTI JOIN {table} n ON {_match_sql('k', 'n')})
     ORDER BY {", ".join(KEY)}"""
-    return sql, schema_changed
 
 
 def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank_dir: Path, as_of: date,
@@ -153,11 +164,11 @@ def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank
     base_day = previous_publication(bank_dir, as_of)
     base_file = bank_dir / base_day.isoformat() / FULL if base_day else None
     replaced = bank_dir / as_of.isoformat() / FULL  # this date published before: it may have reached the bank
-    priors = [f"read_parquet({lit(str(p))})" for p in (base_file, replaced) if p is not None and p.is_file()]
-    if base_file is None and priors:
-        priors.insert(0, f"(SELECT * FROM {table} WHERE false)")  # a first publication published again
-    sql, schema_changed = changes_sql(con, table, priors, as_of, bank_id, authorised)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _changes AS {sql}")
+    files = [p for p in (base_file, replaced) if p is not None and p.is_file()]
+    priors_sql = [f"read_parquet({lit(str(p))})" for p in files]
+    if base_file is None and files:  # a first publication published again: its base is nothing
+        priors_sql = [f"(SELECT * FROM {table} WHERE false)", *priors_sql]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _changes AS {changes_sql(con, table, priors_sql, as_of, bank_id, authorised)}")
     try:
         con.execute(f"COPY _changes TO {lit(str(folder / CHANGES))} (FORMAT parquet)")
         excel_csv(con, "SELECT * FROM _changes", folder / "changes.csv")
@@ -168,7 +179,7 @@ def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank
         con.execute("DROP TABLE _changes")
     manifest = {"bank_id": bank_id, "as_of": as_of.isoformat(), "base": base_day.isoformat() if base_day else None,
                 "base_sha256": sha256(base_file) if base_file else None, "backfill": backfill,
-                "schema_changed": schema_changed,
+                "schema_changed": schema_changed(con, table, priors_sql),
                 "stamps": stamps, "rows": total, "table_sha256": sha256(folder / FULL),
                 "changes": {k: counts.get(k, 0) for k in ("insert", "update", "withdraw")}, "reasons": reasons,
                 "duckdb": duckdb.__version__}
