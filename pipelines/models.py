@@ -10,6 +10,7 @@ import dagster as dg
 
 from lending.checks import check_eligibility
 from lending.eligibility import build_eligibility
+from lending.gate import latest_decision_date
 from lending.publish import publish
 from lending.warnings import update_warnings
 from models.checks import check_pd
@@ -75,10 +76,22 @@ def pd_scores(context: dg.AssetExecutionContext, store: Store, catalogue: Catalo
     as_of, models = business_date(context), Path(registry.path)
     first = {}
     if champion(models) is None:
-        # a store with no PD model yet trains its first champion on its loan book tonight; when the book
-        # cannot support one, or the candidate does not beat the 4+19+1 score, the night runs on the
-        # score and its rules alone: no PD is stored, eligibility refuses pricing, and the run says why
-        first = _retrain(store, catalogue, models, as_of, progress)
+        # a store with no PD model yet trains its first champion on its loan book on its newest night;
+        # when the book cannot support one, the candidate does not beat the 4+19+1 score, or training
+        # fails, the night runs on the score and its rules alone: no PD is stored, eligibility refuses
+        # pricing, the decisions are published all the same, and the run says why
+        with store.connect() as con:
+            newer = latest_decision_date(con)
+        if newer is not None and newer > as_of:  # a past night run again must not train on later data
+            first = {"trained": False, "reason": f"a store's first PD model is trained on its newest night, and "
+                                                 f"{newer} is newer than {as_of}"}
+        else:
+            try:
+                first = _retrain(store, catalogue, models, as_of, progress)
+            except Exception as exc:  # a fault: one line to the run, which fails once the decisions are out
+                why = f"training the first PD model failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                context.log.error(why)
+                first = {"trained": False, "reason": why, "error": why}
         if champion(models) is None:
             why = no_model_reason(first)
             progress.done("pd", f"no PD model yet: {why}")
@@ -106,9 +119,10 @@ def pd_checks(context: dg.AssetCheckExecutionContext, store: Store, registry: Mo
     if champion(Path(registry.path)) is None:  # a night without a model must have stored no PD
         with store.connect() as con:
             stored = model_of_night(con, business_date(context))
-        for name in PD_CHECKS:
+        for name, blocks in PD_CHECKS.items():
             yield dg.AssetCheckResult(
                 asset_key=["scores", "pd"], check_name=name, passed=stored is None,
+                severity=dg.AssetCheckSeverity.ERROR if blocks else dg.AssetCheckSeverity.WARN,
                 description=("no PD model yet: no PD stored for the date" if stored is None
                              else f"PDs of model {stored} stored for the date, but the registry has no champion"))
         return

@@ -8,6 +8,7 @@ import dagster as dg
 
 from lending.eligibility import previous_decision_date
 from models.nightly import model_of_night
+from models.registry import champion
 from pipelines.ledger import application_deadlines, ledger_postings
 from pipelines.models import early_warnings, pd_scores, publication
 from pipelines.partitions import business_date, business_days
@@ -53,7 +54,7 @@ def audit_pack_report(context: dg.AssetExecutionContext, store: Store, registry:
                       reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
     as_of = business_date(context)
     with store.connect() as con:
-        if model_of_night(con, as_of) is None:  # the night ran on the score and its rules alone
+        if champion(Path(registry.path)) is None and model_of_night(con, as_of) is None:  # on the score alone
             progress.done("audit pack", "no PD model yet: no model to audit")
             return dg.MaterializeResult(metadata={"skipped": "no PD model yet: no model to audit"})
         path = audit_pack(con, as_of, Path(registry.path), catalogue.load(), Path(reports_folder.path))

@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 
 from ingestion.ingest import quarantined_by_rule
-from models.registry import champion
+from models.registry import champion, last_decision
 from pipelines.definitions import (
     all_checks,
     nightly_assets,
@@ -93,13 +93,16 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
     common = dict(resources=res, instance=instance, raise_on_error=False, tags=tags,
                   run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
 
+    had_model = champion(registry) is not None
     result = dg.materialize([*nightly_assets, *all_checks], partition_key=business_date.isoformat(), **common)
     # the night's own account of the PD model (a first champion trained, or why there is none) and of
     # what it therefore did not do, from the assets' metadata
     meta = {"/".join(e.asset_key.path): e.materialization.metadata for e in result.get_asset_materialization_events()}
     pd_meta, audit_meta = meta.get("scores/pd", {}), meta.get("reports/audit_pack", {})
-    trained = pd_meta["first_model_version"].value if "first_model_version" in pd_meta and champion(registry) else ""
-    decision = pd_meta["first_model_decision"].value if "first_model_decision" in pd_meta else ""
+    # a champion now and none before: tonight trained and promoted it (told even if scoring then failed)
+    trained = "" if had_model else champion(registry) or ""
+    decision = (pd_meta["first_model_decision"].value if "first_model_decision" in pd_meta
+                else (last_decision(registry) or {}).get("reason", "") if trained else "")
     skipped = {}
     if "no_model" in pd_meta:
         skipped["scores/pd"] = f"no PD model yet: {pd_meta['no_model'].value}"
@@ -107,6 +110,8 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
         skipped["reports/audit_pack"] = audit_meta["skipped"].value
     failed, warnings = {}, dict(skipped)
     errors = {ev.step_key: _why(ev.event_specific_data.error) for ev in result.get_step_failure_events()}
+    if "first_model_error" in pd_meta:  # the decisions went out on the score; the run still fails
+        errors["scores/pd"] = pd_meta["first_model_error"].value
     for ev in result.get_asset_check_evaluations():
         if not ev.passed:
             into = warnings if ev.severity == dg.AssetCheckSeverity.WARN else failed
@@ -118,6 +123,6 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
         quarantined = quarantined_by_rule(con, business_date)
     finally:
         con.close()
-    return RunSummary(business_date, result.success and not failed and not blocked,
+    return RunSummary(business_date, result.success and not failed and not blocked and not errors,
                       round(time.perf_counter() - started, 1), failed, warnings, errors, trained, decision, blocked, rows,
                       quarantined, str(db))

@@ -156,3 +156,26 @@ def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why
     assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM scores.commercial_value").fetchone()[0] > 700
     con.close()
+
+
+def test_a_first_model_that_fails_to_train_fails_the_run_but_the_decisions_go_out(clean_landing, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """A fault in training the first model (not a short loan book) fails the run, once the night has
+    decided and published on the score and its rules: the banks still get tonight's withdrawals."""
+    import pipelines.models
+    from models.registry import champion
+
+    def broken(con, cat, registry, decided_on, truth=None):
+        raise MemoryError("LightGBM could not allocate\nsecond line")
+
+    monkeypatch.setattr(pipelines.models, "retrain", broken)
+    db = tmp_path / "fault.duckdb"
+    assert main(["run", "--date", BUSINESS_DATE.isoformat(), "--landing", str(clean_landing), "--db", str(db)]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "step failed scores/pd: training the first PD model failed: MemoryError: LightGBM could not allocate" in out
+    assert "second line" not in out and champion(tmp_path / "models") is None
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM decisions.eligibility_firms").fetchone()[0] > 700
+    con.close()
+    assert all((bank / BUSINESS_DATE.isoformat() / "changes.parquet").is_file() for bank in (tmp_path / "publish").iterdir())
