@@ -30,7 +30,6 @@ full table, byte for byte.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import duckdb
 
+from valuecredit.backup import file_sha256
 from valuecredit.spreadsheet import excel_csv
 from valuecredit.sqltext import SQL, lit, q, type_name
 
@@ -68,14 +68,6 @@ def _day(name: str) -> date | None:
     return day if day.isoformat() == name else None
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def previous_publication(bank_dir: Path, as_of: date) -> date | None:
     """The bank's newest date folder before `as_of` holding a full table (what tonight's changes are against)."""
     days = [day for path in (Path(bank_dir).iterdir() if Path(bank_dir).is_dir() else ())
@@ -97,24 +89,19 @@ def _differs_sql(columns: list[str], other: SQL) -> SQL:
     return " OR ".join(f"n.{q(c)} IS DISTINCT FROM {other}.{q(c)}" for c in columns) or "false"
 
 
-def schema_changed(con: duckdb.DuckDBPyConnection, table: SQL, priors_sql: list[SQL]) -> bool:
-    """Whether the columns or their types differ from those of an earlier table (then every pair is listed)."""
-    return any(_columns(con, prior_sql) != _columns(con, table) for prior_sql in priors_sql)
-
-
-def changes_sql(con: duckdb.DuckDBPyConnection, table: SQL, priors_sql: list[SQL], as_of: date, bank_id: str,
-                authorised: SQL) -> SQL:
-    """The change rows of `table` (the bank's full table for `as_of`) against every relation of
-    `priors_sql` (the base, and the folder a re-publication replaces), ordered by key. `authorised`:
-    the firms the bank may receive anything about tonight (`lending.gate`)."""
-    columns = _columns(con, table)
+def changes_sql(table: SQL, columns: list[tuple[str, str]], priors_sql: list[SQL], schema_changed: bool,
+                as_of: date, bank_id: str, authorised: SQL) -> SQL:
+    """The change rows of `table` (the bank's full table for `as_of`, of `columns`) against every
+    relation of `priors_sql` (the base, and the folder a re-publication replaces), ordered by key;
+    every pair listed when `schema_changed`. `authorised`: the firms the bank may receive anything
+    about tonight (`lending.gate`)."""
     compared = [c for c, _ in columns if c not in STAMPS and c not in KEY]
     keys_sql = " UNION ".join(f"SELECT {', '.join(KEY)} FROM {prior_sql}" for prior_sql in priors_sql) or \
         f"SELECT {', '.join(KEY)} FROM {table} WHERE false"
     base_sql = priors_sql[0] if priors_sql else f"(SELECT * FROM {table} WHERE false)"
     if not priors_sql:  # the bank's first publication: every pair is an insert
         changed_sql = "false"
-    elif schema_changed(con, table, priors_sql):
+    elif schema_changed:
         changed_sql = "true"
     elif len(priors_sql) == 1:
         changed_sql = _differs_sql(compared, "o")
@@ -148,10 +135,9 @@ def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank
                   bank_id: str, authorised: SQL, backfill: bool = False) -> dict:
     """The date's change files and manifest into `folder` (the bank's date folder being written, whose
     full table is already in it). `backfill`: a past date published after newer ones."""
-    rows, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({', '.join(KEY)})) FROM {table} "
-                                 f"WHERE {' AND '.join(f'{k} IS NOT NULL' for k in KEY)}").fetchone()
-    total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    if rows != total or distinct != total:  # a pair twice, or without its key, could not be changed or withdrawn
+    total, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({', '.join(KEY)})) FILTER "
+                                  f"({' AND '.join(f'{k} IS NOT NULL' for k in KEY)}) FROM {table}").fetchone()
+    if distinct != total:  # a pair twice, or without its key, could not be changed or withdrawn
         raise RebuildError(f"bank {bank_id} on {as_of}: {total - distinct} rows repeat a (uscc, product_id) pair or "
                            "lack one; each pair must be published once")
     stamps = {}
@@ -168,7 +154,10 @@ def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank
     priors_sql = [f"read_parquet({lit(str(p))})" for p in files]
     if base_file is None and files:  # a first publication published again: its base is nothing
         priors_sql = [f"(SELECT * FROM {table} WHERE false)", *priors_sql]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _changes AS {changes_sql(con, table, priors_sql, as_of, bank_id, authorised)}")
+    columns = _columns(con, table)
+    schema_changed = any(_columns(con, prior_sql) != columns for prior_sql in priors_sql)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _changes AS "
+                f"{changes_sql(table, columns, priors_sql, schema_changed, as_of, bank_id, authorised)}")
     try:
         con.execute(f"COPY _changes TO {lit(str(folder / CHANGES))} (FORMAT parquet)")
         excel_csv(con, "SELECT * FROM _changes", folder / "changes.csv")
@@ -178,14 +167,23 @@ def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank
     finally:
         con.execute("DROP TABLE _changes")
     manifest = {"bank_id": bank_id, "as_of": as_of.isoformat(), "base": base_day.isoformat() if base_day else None,
-                "base_sha256": sha256(base_file) if base_file else None, "backfill": backfill,
-                "schema_changed": schema_changed(con, table, priors_sql),
-                "stamps": stamps, "rows": total, "table_sha256": sha256(folder / FULL),
+                "base_sha256": _table_sha256(base_file.parent) if base_file else None, "backfill": backfill,
+                "schema_changed": schema_changed,
+                "stamps": stamps, "rows": total, "table_sha256": file_sha256(folder / FULL),
                 "changes": {k: counts.get(k, 0) for k in ("insert", "update", "withdraw")}, "reasons": reasons,
                 "duckdb": duckdb.__version__}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n",
                                    encoding="utf-8")
     return manifest
+
+
+def _table_sha256(folder: Path) -> str:
+    """The SHA-256 of a published folder's full table: as its manifest recorded it when it was written
+    (no second read of the file), or from the file where the folder has no manifest."""
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["table_sha256"]
+    except (FileNotFoundError, KeyError, TypeError, ValueError):
+        return file_sha256(folder / FULL)
 
 
 def _manifest(folder: Path) -> dict:
@@ -204,6 +202,36 @@ def _manifest(folder: Path) -> dict:
     if manifest["base"] is not None and _day(str(manifest["base"])) is None:
         raise RebuildError(f"{path}: base {manifest['base']!r} is not a date YYYY-MM-DD")
     return manifest
+
+
+def _apply_chain(bank_dir: Path, first: Path, chain: list[tuple[date, dict]], folder: Path) -> None:
+    """The full table `first`, then each night's changes of `chain` (newest first), into `folder` as
+    publication writes a table; each step's rows counted against its manifest."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"CREATE TABLE t AS SELECT * FROM read_parquet({lit(str(first))})")
+        for day, manifest in reversed(chain):
+            changes = bank_dir / day.isoformat() / CHANGES
+            if not changes.is_file():
+                raise RebuildError(f"{changes}: missing")
+            c = f"read_parquet({lit(str(changes))})"
+            columns = ", ".join(q(name) for name, _ in _columns(con, c) if name not in ("change", "reason"))
+            if manifest.get("schema_changed"):  # every pair is listed: the night's table is its rows
+                con.execute(f"CREATE OR REPLACE TABLE t AS SELECT {columns} FROM {c} WHERE change <> 'withdraw'")
+            else:
+                con.execute(f"DELETE FROM t USING {c} c WHERE {' AND '.join(f't.{q(k)} = c.{q(k)}' for k in KEY)}")
+                con.execute(f"INSERT INTO t SELECT {columns} FROM {c} WHERE change <> 'withdraw'")
+            stamps = manifest["stamps"]
+            con.execute(f"UPDATE t SET {', '.join(f'{q(s)} = ?' for s in STAMPS)}", [stamps[s] for s in STAMPS])
+            if (n := con.execute("SELECT count(*) FROM t").fetchone()[0]) != manifest["rows"]:
+                raise RebuildError(f"{changes}: gives {n:,} rows where the manifest of {day} counts {manifest['rows']:,}")
+        con.execute(f"CREATE TABLE eligibility AS SELECT * FROM t ORDER BY {', '.join(KEY)}")
+        con.execute(f"COPY eligibility TO {lit(str(folder / FULL))} (FORMAT parquet)")
+        excel_csv(con, "SELECT * FROM eligibility", folder / "eligibility.csv")
+    except duckdb.Error as exc:
+        raise RebuildError(f"{bank_dir.name}: a change file cannot be read or applied ({str(exc).splitlines()[0]})") from None
+    finally:
+        con.close()
 
 
 def rebuild(bank_dir: Path, as_of: date, start: date, out: Path) -> Path:
@@ -234,7 +262,7 @@ def rebuild(bank_dir: Path, as_of: date, start: date, out: Path) -> Path:
     first = bank_dir / start.isoformat() / FULL
     if not first.is_file():
         raise RebuildError(f"{first}: no full table to start from")
-    expected = sha256(first)
+    expected = file_sha256(first)
     for day, manifest in reversed(chain):
         if manifest["base_sha256"] != expected:
             raise RebuildError(f"{bank_dir / day.isoformat() / MANIFEST}: its changes were made against another table "
@@ -244,39 +272,14 @@ def rebuild(bank_dir: Path, as_of: date, start: date, out: Path) -> Path:
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    con = duckdb.connect(":memory:")
     try:
-        con.execute(f"CREATE TABLE t AS SELECT * FROM read_parquet({lit(str(first))})")
-        for day, manifest in reversed(chain):
-            changes = bank_dir / day.isoformat() / CHANGES
-            if not changes.is_file():
-                raise RebuildError(f"{changes}: missing")
-            c = f"read_parquet({lit(str(changes))})"
-            columns = ", ".join(q(name) for name, _ in _columns(con, c) if name not in ("change", "reason"))
-            if manifest.get("schema_changed"):  # every pair is listed: the night's table is its rows
-                con.execute(f"CREATE OR REPLACE TABLE t AS SELECT {columns} FROM {c} WHERE change <> 'withdraw'")
-            else:
-                con.execute(f"DELETE FROM t USING {c} c WHERE {' AND '.join(f't.{q(k)} = c.{q(k)}' for k in KEY)}")
-                con.execute(f"INSERT INTO t SELECT {columns} FROM {c} WHERE change <> 'withdraw'")
-            stamps = manifest["stamps"]
-            con.execute(f"UPDATE t SET {', '.join(f'{q(s)} = ?' for s in STAMPS)}", [stamps[s] for s in STAMPS])
-            if (n := con.execute("SELECT count(*) FROM t").fetchone()[0]) != manifest["rows"]:
-                raise RebuildError(f"{changes}: gives {n:,} rows where the manifest of {day} counts {manifest['rows']:,}")
-        con.execute(f"CREATE TABLE eligibility AS SELECT * FROM t ORDER BY {', '.join(KEY)}")
-        con.execute(f"COPY eligibility TO {lit(str(tmp / FULL))} (FORMAT parquet)")
-        excel_csv(con, "SELECT * FROM eligibility", tmp / "eligibility.csv")
-    except duckdb.Error as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RebuildError(f"{bank_dir.name} {as_of}: a change file cannot be read or applied ({str(exc).splitlines()[0]})") from None
+        _apply_chain(bank_dir, first, chain, tmp)
+        if chain and file_sha256(tmp / FULL) != chain[0][1]["table_sha256"]:
+            raise RebuildError(f"{bank_dir.name} {as_of}: the rebuilt table is not the table published (SHA-256 "
+                               "differs): a change file or a full table was altered")
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left
         raise
-    finally:
-        con.close()
-    if chain and sha256(tmp / FULL) != chain[0][1]["table_sha256"]:
-        shutil.rmtree(tmp)
-        raise RebuildError(f"{bank_dir.name} {as_of}: the rebuilt table is not the table published (SHA-256 differs): "
-                           "a change file or a full table was altered")
     if out.exists():
         out.rmdir()
     os.replace(tmp, out)

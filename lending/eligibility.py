@@ -16,7 +16,7 @@ from datetime import date
 
 import duckdb
 
-from lending.gate import authorised_firms_sql, latest_decision_date  # noqa: F401 (callers import it from here)
+from lending.gate import authorised_firms_sql
 from lending.products import GRADES, ProductCatalogue
 from models.nightly import DDL as PD_DDL
 from scoring.sql import NEGATIVE_RULE_NAMES, PointInTime, within

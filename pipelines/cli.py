@@ -447,7 +447,7 @@ def cmd_firms(args: argparse.Namespace) -> int:
 
 
 def _latest_decided(con, args) -> date:
-    from lending.eligibility import latest_decision_date
+    from lending.gate import latest_decision_date
 
     as_of = args.date or latest_decision_date(con)
     if as_of is None:

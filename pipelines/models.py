@@ -20,6 +20,7 @@ from models.train import TrainingError, retrain
 from pipelines.partitions import business_date, business_days, retry_policy
 from pipelines.resources import CatalogueFile, ModelRegistry, ProductsFile, ProgressReporter, PublicationFolder, Store
 from pipelines.scoring import commercial_value, indicators
+from valuecredit.sqltext import message_lines
 
 PD_CHECKS = {"every_firm_one_pd": True, "explanations_add_up": True, "adverse_pds_have_used_reasons": True,
              "population_stability": False}  # name -> blocks publication; drift warns, a person decides
@@ -58,6 +59,25 @@ def _retrain(store: Store, catalogue: CatalogueFile, registry: Path, decided_on:
             "scorecard_oot_auc": oot["scorecard"]["auc"], "training_loans": report["train"]["loans"]}
 
 
+def _first_champion(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile, registry: Path,
+                    as_of: date, progress: ProgressReporter) -> dict:
+    """A store with no PD model yet trains its first champion on its loan book on its newest night.
+    When the book cannot support one, the candidate does not beat the 4+19+1 score, or training fails,
+    no PD is stored, eligibility refuses pricing, the decisions are published all the same, and the
+    run says why (a fault also fails it, once the decisions are out). What happened, as metadata."""
+    with store.connect() as con:
+        newer = latest_decision_date(con)
+    if newer is not None and newer > as_of:  # a past night run again must not train on later data
+        return {"trained": False, "reason": f"a store's first PD model is trained on its newest night, and {newer} is "
+                                            f"newer than {as_of}"}
+    try:
+        return _retrain(store, catalogue, registry, as_of, progress)
+    except Exception as exc:  # a fault: one line to the run; no retry trains again
+        why = f"training the first PD model failed: {type(exc).__name__}: {next(iter(message_lines(str(exc))), '')}"
+        context.log.error(why)
+        return {"trained": False, "reason": why, "error": why}
+
+
 def no_model_reason(first: dict) -> str:
     """Why a store still has no PD model after its first training, in the run's words."""
     return first["reason"] if not first["trained"] else f"not promoted: {first.get('decision') or 'no reason recorded'}"
@@ -74,28 +94,11 @@ def no_model_reason(first: dict) -> str:
 def pd_scores(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile, registry: ModelRegistry,
               progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
     as_of, models = business_date(context), Path(registry.path)
-    first = {}
-    if champion(models) is None:
-        # a store with no PD model yet trains its first champion on its loan book on its newest night;
-        # when the book cannot support one, the candidate does not beat the 4+19+1 score, or training
-        # fails, the night runs on the score and its rules alone: no PD is stored, eligibility refuses
-        # pricing, the decisions are published all the same, and the run says why
-        with store.connect() as con:
-            newer = latest_decision_date(con)
-        if newer is not None and newer > as_of:  # a past night run again must not train on later data
-            first = {"trained": False, "reason": f"a store's first PD model is trained on its newest night, and "
-                                                 f"{newer} is newer than {as_of}"}
-        else:
-            try:
-                first = _retrain(store, catalogue, models, as_of, progress)
-            except Exception as exc:  # a fault: one line to the run, which fails once the decisions are out
-                why = f"training the first PD model failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                context.log.error(why)
-                first = {"trained": False, "reason": why, "error": why}
-        if champion(models) is None:
-            why = no_model_reason(first)
-            progress.done("pd", f"no PD model yet: {why}")
-            return dg.MaterializeResult(metadata={"firms": 0, "no_model": why, **{f"first_model_{k}": v for k, v in first.items()}})
+    first = {} if champion(models) else _first_champion(context, store, catalogue, models, as_of, progress)
+    if champion(models) is None:  # the night runs on the score and its rules alone, and says why
+        why = no_model_reason(first)
+        progress.done("pd", f"no PD model yet: {why}")
+        return dg.MaterializeResult(metadata={"firms": 0, "no_model": why, **{f"first_model_{k}": v for k, v in first.items()}})
     try:
         model, codes = pinned_model(models), load_reason_codes()
         with store.connect() as con:

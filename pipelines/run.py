@@ -103,12 +103,11 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
     trained = "" if had_model else champion(registry) or ""
     decision = (pd_meta["first_model_decision"].value if "first_model_decision" in pd_meta
                 else (last_decision(registry) or {}).get("reason", "") if trained else "")
-    skipped = {}
+    failed, warnings = {}, {}
     if "no_model" in pd_meta:
-        skipped["scores/pd"] = f"no PD model yet: {pd_meta['no_model'].value}"
+        warnings["scores/pd"] = f"no PD model yet: {pd_meta['no_model'].value}"
     if "skipped" in audit_meta:
-        skipped["reports/audit_pack"] = audit_meta["skipped"].value
-    failed, warnings = {}, dict(skipped)
+        warnings["reports/audit_pack"] = audit_meta["skipped"].value
     errors = {ev.step_key: _why(ev.event_specific_data.error) for ev in result.get_step_failure_events()}
     if "first_model_error" in pd_meta:  # the decisions went out on the score; the run still fails
         errors["scores/pd"] = pd_meta["first_model_error"].value

@@ -43,7 +43,8 @@ class BackupSummary:
     rows: int
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read a mebibyte at a time."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -89,7 +90,7 @@ def backup(db: Path, to: Path, registry: Path | None = None) -> BackupSummary:
             shutil.copytree(registry, partial / REGISTRY)
         if (log := Path(str(db) + READS_LOG_SUFFIX)).exists():
             shutil.copy2(log, partial / READS_LOG)
-    manifest = {"source": str(db), "sha256": _sha256(partial / STORE_FILE), **_inventory(partial / STORE_FILE)}
+    manifest = {"source": str(db), "sha256": file_sha256(partial / STORE_FILE), **_inventory(partial / STORE_FILE)}
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(partial, to)
     return BackupSummary(str(to), manifest["sha256"], len(manifest["rows"]), sum(manifest["rows"].values()))
@@ -103,7 +104,7 @@ def restore(source: Path, db: Path, registry: Path | None = None) -> BackupSumma
     except (OSError, ValueError) as exc:
         raise BackupError(f"{source / MANIFEST}: not a readable backup manifest ({exc})") from None
     copy = source / STORE_FILE
-    if not copy.exists() or _sha256(copy) != manifest["sha256"]:
+    if not copy.exists() or file_sha256(copy) != manifest["sha256"]:
         raise BackupError(f"{copy}: missing, or its SHA-256 differs from the manifest's: the backup is damaged; "
                           "the store was left as it was")
     with writer_lock(db):

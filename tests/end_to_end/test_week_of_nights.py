@@ -12,6 +12,7 @@ import pytest
 
 from data_contracts.contracts import contract_for
 from ingestion.ingest import ingest_source
+from lending.delta import rebuild
 from lending.eligibility import build_eligibility
 from lending.products import load_products
 from models.nightly import load_reason_codes, pinned_model, score_pd
@@ -238,3 +239,32 @@ def test_a_firm_newly_on_a_negative_list_is_vetoed(week):
     assert eligible[0] > 0 and eligible[1] == 0
     gates = w.read("SELECT gates FROM decisions.eligibility_firms WHERE uscc = ? AND as_of = ?", [firm, d7]).gates[0]
     assert "negative_list" in list(gates)
+
+
+def test_a_bank_loading_only_the_change_files_holds_every_nights_table(week, tmp_path):
+    """Over the whole week (a model arriving, a retrain, a late file, a correction, a revocation, a
+    veto), every bank's first table and each night's change file give each night's table, byte for
+    byte; the revocation and the veto reach every bank that held the firm the night they happen,
+    with their reason, and the revoked firm as its key alone."""
+    w, events = week
+    publish = w.store / "publish"
+    for bank in sorted(p.name for p in publish.iterdir()):
+        for day in DAYS[1:]:
+            rebuilt = rebuild(publish / bank, day, DAYS[0], tmp_path / bank / day.isoformat())
+            assert rebuilt.read_bytes() == (publish / bank / day.isoformat() / "eligibility.parquet").read_bytes()
+    revoked, vetoed, told = events["revoked"], events["vetoed"], {"revoked": 0, "vetoed": 0}
+    for bank in sorted(p.name for p in publish.iterdir()):
+        d6 = pd.read_parquet(publish / bank / DAYS[5].isoformat() / "changes.parquet")
+        held = set(pd.read_parquet(publish / bank / DAYS[4].isoformat() / "eligibility.parquet").uscc)
+        gone = d6[d6.uscc == revoked]
+        assert (revoked in held) == (len(gone) > 0)
+        assert (gone.change == "withdraw").all() and (gone.reason == "authorisation_ended").all()
+        assert gone.drop(columns=["change", "reason", "uscc", "product_id"]).isna().all().all()
+        told["revoked"] += len(gone) > 0
+        before = pd.read_parquet(publish / bank / DAYS[5].isoformat() / "eligibility.parquet")
+        was_eligible = set(before[(before.uscc == vetoed) & before.eligible].product_id)
+        d7 = pd.read_parquet(publish / bank / DAYS[6].isoformat() / "changes.parquet")
+        lost = d7[(d7.uscc == vetoed) & (d7.reason == "vetoed")]
+        assert set(lost.product_id) == was_eligible and (lost.change == "update").all()
+        told["vetoed"] += bool(was_eligible)
+    assert told["revoked"] >= 2 and told["vetoed"] >= 1
