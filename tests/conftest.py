@@ -1,12 +1,14 @@
-import copy
 import os
+import pickle
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
+from filelock import FileLock
 
 from data_contracts.contracts import CONTRACTS
 from ingestion.ingest import ingest_source
@@ -16,26 +18,45 @@ from valuecredit.store import connect
 # every night a test runs records itself beside its own store: a DAGSTER_HOME left in the shell would
 # send all of them, from every worker, into one instance
 os.environ.pop("DAGSTER_HOME", None)
+# The test workers share the cores: LightGBM's OpenMP threads, spinning while they wait for work by
+# default, then starve each other. Two trainings side by side took 442 s against 110 s with passive
+# waiting (set before LightGBM loads its OpenMP runtime; the child processes inherit it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 BUSINESS_DATE = date(2026, 11, 28)
 END_PERIOD = "2026-10"
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder `name`, made by `build(folder)` once for the whole session: the test workers
+    (pytest-xdist) share it, the first to need it builds it under a lock, the others wait and read.
+    What is built here is read-only to the tests: a test that changes it works on a copy."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built_once"
+    shared.mkdir(exist_ok=True)
+    folder = shared / name
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / ".complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed half-way is made again
+            folder.mkdir()
+            build(folder)
+            (folder / ".complete").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def faulty_landing(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("landing_faulty")
     # seed 9: its random row faults leave every small source under the 5 % quarantine limit, so the
     # only failing contracts are those of the four file-level faults the tests are about
-    simulate(SimConfig(firms=1500, seed=9, months=18, end_period=END_PERIOD, fault_rate=0.01, out=out))
-    return out
+    return built_once(tmp_path_factory, "landing_faulty", lambda out: simulate(
+        SimConfig(firms=1500, seed=9, months=18, end_period=END_PERIOD, fault_rate=0.01, out=out)))
 
 
 @pytest.fixture(scope="session")
 def clean_landing(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("landing_clean")
     # 27 months: growth indicators need two 12-month windows, or the score's missing-rate check fails
-    simulate(SimConfig(firms=800, seed=3, months=27, end_period=END_PERIOD, fault_rate=0.0, out=out))
-    return out
+    return built_once(tmp_path_factory, "landing_clean", lambda out: simulate(
+        SimConfig(firms=800, seed=3, months=27, end_period=END_PERIOD, fault_rate=0.0, out=out)))
 
 
 def redeliver(landing: Path, file: str, frame, delivered_on: date) -> None:
@@ -69,12 +90,20 @@ def faulty_store(faulty_landing, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def loan_book(tmp_path_factory):
-    """16,000 firms over 36 months: enough loans with closed windows to train and validate PD models."""
-    landing = tmp_path_factory.mktemp("cal_landing")
-    simulate(SimConfig(firms=16_000, seed=11, months=36, end_period=END_PERIOD, fault_rate=0.0, out=landing))
+    """16,000 firms over 36 months: enough loans with closed windows to train and validate PD models.
+    The landing zone and the ingested store are built once; each worker gets its own copy of the store."""
+
+    def build(folder: Path) -> None:
+        simulate(SimConfig(firms=16_000, seed=11, months=36, end_period=END_PERIOD, fault_rate=0.0,
+                           out=folder / "landing"))
+        con, _ = ingest_all(folder / "landing", folder / "cal.duckdb")
+        con.close()
+
+    built = built_once(tmp_path_factory, "loan_book", build)
     db = tmp_path_factory.mktemp("cal_store") / "cal.duckdb"
-    con, _ = ingest_all(landing, db)
-    yield con, landing, db
+    shutil.copy(built / "cal.duckdb", db)
+    con = connect(db)
+    yield con, built / "landing", db
     con.close()
 
 
@@ -89,17 +118,15 @@ class ScoredNight:
 @pytest.fixture(scope="session")
 def score_loan_book(loan_book, tmp_path_factory):
     """score_loan_book(work, dates, with_truth=False, products=None): see `_score_loan_book`."""
-    trained: dict = {}
-    return lambda work, dates, **options: _score_loan_book(loan_book, work, dates, trained=trained,
-                                                           cache=tmp_path_factory.mktemp("trained"), **options)
+    return lambda work, dates, **options: _score_loan_book(loan_book, work, dates, tmp_path_factory, **options)
 
 
-def _score_loan_book(loan_book, work: Path, dates: tuple[date, ...], with_truth: bool = False,
-                     products=None, trained: dict | None = None, cache: Path | None = None) -> ScoredNight:
+def _score_loan_book(loan_book, work: Path, dates: tuple[date, ...], tmp_path_factory, with_truth: bool = False,
+                     products=None) -> ScoredNight:
     """A copy of the loan book's store in `work` with a champion trained as of the last date, and
     for each date the indicators, scores and PDs (and eligibility, given a product catalogue).
     Training reads the store and writes only the registry, and is deterministic: a registry trained
-    on the same date before (kept in `trained`) is copied instead of trained again."""
+    on the same date is made once for the session (`built_once`) and copied."""
     from lending.eligibility import build_eligibility
     from models.nightly import load_reason_codes, pinned_model, score_pd
     from models.train import retrain
@@ -111,16 +138,14 @@ def _score_loan_book(loan_book, work: Path, dates: tuple[date, ...], with_truth:
     db = work / "night.duckdb"
     shutil.copy(store, db)
     con, cat, registry = connect(db), load_catalogue(), work / "models"
-    key = (max(dates), with_truth)
-    if trained is not None and key in trained:
-        pristine, report = trained[key]
-        shutil.copytree(pristine, registry)
-        report = copy.deepcopy(report)
-    else:
-        report = retrain(con, cat, registry, max(dates), landing / "_truth" / "loans.parquet" if with_truth else None)
-        if trained is not None:
-            shutil.copytree(registry, cache / "models")
-            trained[key] = (cache / "models", copy.deepcopy(report))
+
+    def train(folder: Path) -> None:
+        report = retrain(con, cat, folder / "models", max(dates), landing / "_truth" / "loans.parquet" if with_truth else None)
+        (folder / "report.pickle").write_bytes(pickle.dumps(report))
+
+    trained = built_once(tmp_path_factory, f"trained_{max(dates)}{'_truth' if with_truth else ''}", train)
+    shutil.copytree(trained / "models", registry)
+    report = pickle.loads((trained / "report.pickle").read_bytes())
     model, codes = pinned_model(registry), load_reason_codes()
     for d in dates:
         build_indicators(con, d)

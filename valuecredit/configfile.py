@@ -1,13 +1,16 @@
-"""Reading the operator's YAML files: one way to fail, one way to fingerprint."""
+"""Reading the operator's YAML files: one way to fail, one way to check a shape (pydantic), one way
+to fingerprint."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictInt, ValidationError
 
 # An operator's file is a few tens of kilobytes (the product catalogue of 17 banks: 33 KB). Anything
 # far larger is a mistake (a data file, a device) and is refused before it is read whole.
@@ -96,3 +99,92 @@ def content_hash(doc: Any) -> str:
     """Hash of what the file says, not how it is written: comments and layout do not change it."""
     canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def validated(path: Path, schema: type[BaseModel], error: type[Exception], what: str) -> tuple[Any, Any]:
+    """The file read safely (`read_yaml`) and checked against `schema`, a pydantic model: (the
+    model, the parsed document). A problem is `error` naming the file, the field, the problem and
+    the line it is on, one line per problem."""
+    path = Path(path)
+    doc = read_yaml(path, error, what)
+    try:
+        return schema.model_validate(doc), doc
+    except ValidationError as exc:
+        text, lines = path.read_text(encoding="utf-8"), []
+        for problem in exc.errors(include_url=False):
+            loc = tuple(problem["loc"])
+            field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
+            lines.append(f"{path}: {field}: {_plainly(problem)} (line {_line_of(text, loc)})")
+        raise error("\n".join(lines)) from None
+
+
+def _plainly(problem: dict) -> str:
+    """pydantic's error as the operator should read it."""
+    kind, found = problem["type"], problem.get("input")
+    if kind == "missing":
+        return "missing"
+    if kind == "extra_forbidden":
+        return "not a known key (a misspelling?)"
+    if kind in ("int_type", "int_from_float", "int_parsing"):
+        return f"expected a whole number, found {found!r}"
+    if kind == "bool_type":
+        return f"expected true or false, found {found!r}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping of keys, found {found!r}"
+    if kind == "list_type":
+        return f"expected a list, found {found!r}"
+    if kind == "string_type":
+        return f"expected text, found {found!r}"
+    if kind == "value_error":
+        return str(problem["ctx"]["error"])
+    return problem["msg"]
+
+
+def _line_of(text: str, loc: tuple) -> int:
+    """The line of the value at `loc` in the YAML text, or of the nearest enclosing one that is there
+    (a missing key: the mapping that lacks it)."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    line = 1 if node is None else node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def bounded(lo: int, hi: int) -> Any:
+    """A whole number (not a bool, not 2.5) in [lo, hi]."""
+
+    def check(v: int) -> int:
+        if not lo <= v <= hi:
+            raise ValueError(f"must lie in [{lo}, {hi}], found {v}")
+        return v
+
+    return Annotated[StrictInt, AfterValidator(check)]
+
+
+def _iso_date(v: Any) -> date:
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return v
+    if isinstance(v, str):
+        try:
+            return date.fromisoformat(v)
+        except ValueError:
+            pass
+    raise ValueError(f"expected a date YYYY-MM-DD, found {v!r}")
+
+
+# a date written YYYY-MM-DD, quoted or not (YAML reads the unquoted form as a date); never a number
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+class Schema(BaseModel):
+    """An operator file's shape: every key known, every value of its exact type."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)

@@ -1,13 +1,12 @@
-"""Pool parameters: versioned configuration, validated at load with the file, key and problem."""
-
-from __future__ import annotations
+"""Pool parameters: versioned configuration, validated at load (pydantic) with the file, key, problem and line."""
 
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
-from valuecredit.configfile import ConfigError, content_hash, read_yaml
+from pydantic import StrictBool, StrictStr, ValidationInfo, field_validator
+
+from valuecredit.configfile import ConfigError, IsoDate, Schema, bounded, content_hash, validated
 
 DEFAULT_POOL = Path(__file__).resolve().parents[2] / "config" / "pool.yaml"
 
@@ -52,76 +51,90 @@ def share(amount_fen: int, bp: int) -> int:
     return (amount_fen * bp + 5_000) // 10_000
 
 
+Bp = bounded(0, 10_000)  # basis points of a whole
+Fen = bounded(1, 10**13)  # a loan cap
+
+
+class _Tier(Schema):
+    max_npl_bp: Bp
+    reward_bp: bounded(0, 50)
+
+
+class _Rewards(Schema):
+    enabled: StrictBool
+    posted_on: StrictStr  # MM-DD of the following year
+    tiers: list[_Tier]
+
+    @field_validator("posted_on")
+    @classmethod
+    def _a_day_every_year_has(cls, posted: str) -> str:
+        try:
+            month, day = (int(x) for x in posted.split("-"))
+            date(2001, month, day)  # no 29 February
+        except ValueError:
+            raise ValueError(f"expected a month and day MM-DD that every year has, found {posted!r}") from None
+        return posted
+
+    @field_validator("tiers")
+    @classmethod
+    def _best_first(cls, tiers: list[_Tier]) -> list[_Tier]:
+        if not tiers:
+            raise ValueError("expected a list of {max_npl_bp, reward_bp}")
+        if any(a.max_npl_bp >= b.max_npl_bp or a.reward_bp < b.reward_bp for a, b in zip(tiers, tiers[1:])):
+            raise ValueError("list tiers best first: rising max_npl_bp, non-increasing reward_bp")
+        return tiers
+
+
+class _Subsidy(Schema):
+    enabled: StrictBool
+    rate_bp: bounded(0, 2_000)
+
+
+class _LoanCap(Schema):
+    standard_fen: Fen
+    zhuanjingtexin_fen: Fen
+    zhuanjingtexin_from: IsoDate
+
+    @field_validator("zhuanjingtexin_fen")
+    @classmethod
+    def _not_below_the_standard(cls, cap: int, info: ValidationInfo) -> int:
+        standard = info.data.get("standard_fen")
+        if standard is not None and cap < standard:
+            raise ValueError(f"the 专精特新 cap ({cap} fen) is below the standard cap ({standard} fen)")
+        return cap
+
+
+class _PoolFile(Schema):
+    """config/pool.yaml as the operator writes it."""
+
+    version: bounded(1, 10**6)
+    accrual_bp: Bp
+    cap_bp: Bp
+    government_share_bp: Bp
+    payout_within_working_days: bounded(1, 250)
+    loan_cap: _LoanCap
+    auto_claim: StrictBool
+    rewards: _Rewards
+    interest_subsidy: _Subsidy
+
+    @field_validator("cap_bp")
+    @classmethod
+    def _cap_holds_one_accrual(cls, cap: int, info: ValidationInfo) -> int:
+        accrual = info.data.get("accrual_bp")
+        if accrual is not None and cap < accrual:
+            raise ValueError(f"the cap ({cap} bp) is below a single loan's accrual ({accrual} bp)")
+        return cap
+
+
 def load_pool_config(path: str | Path | None = None) -> PoolConfig:
     path = Path(path or DEFAULT_POOL)
-    return parse_pool_config(read_yaml(path, PoolConfigError, "pool configuration"), str(path))
-
-
-def parse_pool_config(doc: Any, path: str = "<pool>") -> PoolConfig:
-    def fail(key: str, problem: str) -> PoolConfigError:
-        return PoolConfigError(f"{path}: {key}: {problem}")
-
-    def integer(obj: Any, key: str, where: str, lo: int, hi: int) -> int:
-        full = f"{where}.{key}" if where else key
-        if not isinstance(obj, dict) or key not in obj:
-            raise fail(full, "missing")
-        v = obj[key]
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise fail(full, f"expected a whole number (basis points are integers), found {v!r}")
-        if not lo <= v <= hi:
-            raise fail(full, f"must lie in [{lo}, {hi}], found {v}")
-        return v
-
-    def flag(obj: Any, key: str, where: str) -> bool:
-        v = obj.get(key) if isinstance(obj, dict) else None
-        if not isinstance(v, bool):
-            raise fail(f"{where}.{key}" if where else key, f"expected true or false, found {v!r}")
-        return v
-
-    if not isinstance(doc, dict):
-        raise fail("(top level)", "expected a mapping of keys")
-    rewards, subsidy, caps = doc.get("rewards"), doc.get("interest_subsidy"), doc.get("loan_cap")
-    if not isinstance(caps, dict):
-        raise fail("loan_cap", "missing or not a mapping")
-    cap_from = caps.get("zhuanjingtexin_from")
-    if isinstance(cap_from, str):
-        try:
-            cap_from = date.fromisoformat(cap_from)
-        except ValueError:
-            pass
-    if not isinstance(cap_from, date):
-        raise fail("loan_cap.zhuanjingtexin_from", f"expected a date YYYY-MM-DD, found {cap_from!r}")
-    standard_cap = integer(caps, "standard_fen", "loan_cap", 1, 10**13)
-    zjtx_cap = integer(caps, "zhuanjingtexin_fen", "loan_cap", 1, 10**13)
-    if zjtx_cap < standard_cap:
-        raise fail("loan_cap.zhuanjingtexin_fen", f"the 专精特新 cap ({zjtx_cap} fen) is below the standard cap "
-                                                  f"({standard_cap} fen)")
-    if not isinstance(rewards, dict):
-        raise fail("rewards", "missing or not a mapping")
-    if not isinstance(subsidy, dict):
-        raise fail("interest_subsidy", "missing or not a mapping")
-    posted = str(rewards.get("posted_on", ""))
-    try:
-        month, day = (int(x) for x in posted.split("-"))
-        date(2001, month, day)  # a day every year has (no 29 February)
-    except ValueError:
-        raise fail("rewards.posted_on", f"expected a month and day MM-DD that every year has, found {posted!r}") from None
-    tiers = rewards.get("tiers")
-    if not isinstance(tiers, list) or not tiers:
-        raise fail("rewards.tiers", "expected a list of {max_npl_bp, reward_bp}")
-    parsed = [RewardTier(integer(t, "max_npl_bp", f"rewards.tiers[{n}]", 0, 10_000),
-                         integer(t, "reward_bp", f"rewards.tiers[{n}]", 0, 50)) for n, t in enumerate(tiers)]
-    if any(a.max_npl_bp >= b.max_npl_bp or a.reward_bp < b.reward_bp for a, b in zip(parsed, parsed[1:])):
-        raise fail("rewards.tiers", "list tiers best first: rising max_npl_bp, non-increasing reward_bp")
-    accrual, cap = integer(doc, "accrual_bp", "", 0, 10_000), integer(doc, "cap_bp", "", 0, 10_000)
-    if cap < accrual:
-        raise fail("cap_bp", f"the cap ({cap} bp) is below a single loan's accrual ({accrual} bp)")
+    f, doc = validated(path, _PoolFile, PoolConfigError, "pool configuration")
+    month, day = (int(x) for x in f.rewards.posted_on.split("-"))
     return PoolConfig(
-        path=path, version=integer(doc, "version", "", 1, 10**6), content_hash=content_hash(doc),
-        accrual_bp=accrual, cap_bp=cap, government_share_bp=integer(doc, "government_share_bp", "", 0, 10_000),
-        payout_within_working_days=integer(doc, "payout_within_working_days", "", 1, 250),
-        loan_cap_fen=standard_cap, zjtx_loan_cap_fen=zjtx_cap, zjtx_cap_from=cap_from,
-        auto_claim=flag(doc, "auto_claim", ""), rewards_enabled=flag(rewards, "enabled", "rewards"),
-        rewards_posted_on=(month, day), reward_tiers=tuple(parsed),
-        subsidy_enabled=flag(subsidy, "enabled", "interest_subsidy"),
-        subsidy_rate_bp=integer(subsidy, "rate_bp", "interest_subsidy", 0, 2_000))
+        path=str(path), version=f.version, content_hash=content_hash(doc), accrual_bp=f.accrual_bp, cap_bp=f.cap_bp,
+        government_share_bp=f.government_share_bp, payout_within_working_days=f.payout_within_working_days,
+        loan_cap_fen=f.loan_cap.standard_fen, zjtx_loan_cap_fen=f.loan_cap.zhuanjingtexin_fen,
+        zjtx_cap_from=f.loan_cap.zhuanjingtexin_from, auto_claim=f.auto_claim, rewards_enabled=f.rewards.enabled,
+        rewards_posted_on=(month, day),
+        reward_tiers=tuple(RewardTier(t.max_npl_bp, t.reward_bp) for t in f.rewards.tiers),
+        subsidy_enabled=f.interest_subsidy.enabled, subsidy_rate_bp=f.interest_subsidy.rate_bp)

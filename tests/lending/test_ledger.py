@@ -322,7 +322,12 @@ def test_a_bad_calendar_override_is_refused_naming_file_key_and_problem(tmp_path
     (lambda d: d["loan_cap"].update(zhuanjingtexin_fen=100), r"loan_cap.zhuanjingtexin_fen: the 专精特新 cap \(100 fen\)"),
     (lambda d: d["loan_cap"].update(standard_fen=0), r"loan_cap.standard_fen: must lie in"),
     (lambda d: d["loan_cap"].update(zhuanjingtexin_from="2023-13-01"), "loan_cap.zhuanjingtexin_from: expected a date"),
-    (lambda d: d.pop("loan_cap"), "loan_cap: missing or not a mapping"),
+    (lambda d: d.pop("loan_cap"), "loan_cap: missing"),
+    (lambda d: d.update(loan_cap=[1]), "loan_cap: expected a mapping of keys"),
+    (lambda d: d["interest_subsidy"].update(rate_pb=200), "interest_subsidy.rate_pb: not a known key"),
+    (lambda d: d["rewards"]["tiers"].clear(), "rewards.tiers: expected a list of"),
+    (lambda d: d["rewards"].update(tiers=[{"max_npl_bp": 100, "reward_bp": True}]),
+     r"rewards.tiers\[0\].reward_bp: expected a whole number, found True"),
 ])
 def test_bad_pool_parameters_are_refused_by_file_and_key(tmp_path, change, message):
     doc = yaml.safe_load(DEFAULT_POOL.read_text(encoding="utf-8"))
@@ -332,6 +337,20 @@ def test_bad_pool_parameters_are_refused_by_file_and_key(tmp_path, change, messa
     with pytest.raises(PoolConfigError, match=message) as err:
         load_pool_config(path)
     assert str(err.value).startswith(str(path))
+
+
+def test_each_bad_pool_parameter_is_named_with_its_line(tmp_path):
+    text = DEFAULT_POOL.read_text(encoding="utf-8")
+    text = text.replace("accrual_bp: 200 ", "accrual_bp: 2.5 ").replace("  rate_bp: 200", "  rate_bp: 200\n  ratebp: 3")
+    path = tmp_path / "pool.yaml"
+    path.write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    with pytest.raises(PoolConfigError) as err:
+        load_pool_config(path)
+    problems = str(err.value).splitlines()
+    at = {p.split(": ")[1]: int(p.rsplit("(line ", 1)[1].rstrip(")")) for p in problems}
+    assert at == {"accrual_bp": 1 + next(i for i, x in enumerate(lines) if x.startswith("accrual_bp:")),
+                  "interest_subsidy.ratebp": 1 + next(i for i, x in enumerate(lines) if "ratebp" in x)}
 
 
 def test_posting_ids_are_derived_from_the_event():
