@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pydantic import StrictStr, field_validator
 
 from models.features import features_sql
 from models.monitoring import psi, status
@@ -29,7 +30,7 @@ from models.registry import RegisteredModel, RegistryError, champion, load_model
 from scoring.catalogue import Catalogue
 from scoring.changes import NightPlan, has_table, record_stage, stage_plan
 from scoring.score import firms_as_of
-from valuecredit.configfile import ConfigError, content_hash, read_yaml
+from valuecredit.configfile import ConfigError, NonBlank, Schema, Version, content_hash, validated
 from valuecredit.sqltext import lit, q, type_name
 from valuecredit.store import add_missing_columns, replace_date_with_frame, transaction
 
@@ -65,20 +66,34 @@ class ReasonCodes:
     content_hash: str
 
 
+class _Reason(Schema):
+    code: NonBlank
+    zh: NonBlank
+    en: NonBlank
+
+
+class _ReasonCodesFile(Schema):
+    """config/reason_codes.yaml: one code per model feature, each code used once."""
+
+    version: Version | None = None
+    codes: dict[StrictStr, _Reason]
+
+    @field_validator("codes")
+    @classmethod
+    def _each_code_once(cls, codes: dict[str, _Reason]) -> dict[str, _Reason]:
+        if not codes:
+            raise ValueError("expected a mapping of feature to {code, zh, en}")
+        seen: dict[str, str] = {}
+        for feature, reason in codes.items():
+            if reason.code in seen:
+                raise ValueError(f"code {reason.code} is used by both {seen[reason.code]!r} and {feature!r}")
+            seen[reason.code] = feature
+        return codes
+
+
 def load_reason_codes(path: Path = REASON_CODES) -> ReasonCodes:
-    raw = read_yaml(Path(path), ReasonCodeError, "reason codes")
-    codes = (raw or {}).get("codes") if isinstance(raw, dict) else None
-    if not isinstance(codes, dict) or not codes:
-        raise ReasonCodeError(f"{path}: no `codes:` mapping of feature to code, zh, en")
-    seen: dict[str, str] = {}
-    for feature, entry in codes.items():
-        for key in ("code", "zh", "en"):
-            if not isinstance(entry, dict) or not str(entry.get(key, "")).strip():
-                raise ReasonCodeError(f"{path}: reason code for {feature!r} has no {key!r}")
-        if entry["code"] in seen:
-            raise ReasonCodeError(f"{path}: code {entry['code']} is used by both {seen[entry['code']]!r} and {feature!r}")
-        seen[entry["code"]] = feature
-    return ReasonCodes(codes, content_hash(raw))
+    f, doc = validated(Path(path), _ReasonCodesFile, ReasonCodeError, "reason codes")
+    return ReasonCodes({feature: reason.model_dump() for feature, reason in f.codes.items()}, content_hash(doc))
 
 
 @dataclass

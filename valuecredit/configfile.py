@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictInt, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictInt, StrictStr, ValidationError
 
 # An operator's file is a few tens of kilobytes (the product catalogue of 17 banks: 33 KB). Anything
 # far larger is a mistake (a data file, a device) and is refused before it is read whole.
@@ -179,6 +179,15 @@ def _iso_date(v: Any) -> date:
             pass
     raise ValueError(f"expected a date YYYY-MM-DD, found {v!r}")
 
+
+def _non_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("empty")
+    return v
+
+
+NonBlank = Annotated[StrictStr, AfterValidator(_non_blank)]  # text with something in it
+Version = bounded(1, 10**6)  # a file's version number, raised by each change the operator adopts
 
 # a date written YYYY-MM-DD, quoted or not (YAML reads the unquoted form as a date); never a number
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]

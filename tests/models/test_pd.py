@@ -242,6 +242,11 @@ def test_scoring_refuses_a_model_without_reason_codes_or_no_model(scored, tmp_pa
     bad.write_text("codes:\n  a: {code: R01, zh: 甲, en: A}\n  b: {code: R01, zh: 乙, en: B}\n", encoding="utf-8")
     with pytest.raises(ScoringError, match="R01 is used by both"):
         load_reason_codes(bad)
+    # a comma inside an unquoted flow mapping splits the text into a second key: refused, with its line
+    bad.write_text("version: 1\ncodes:\n  a: {code: R01, zh: 甲, en: Few patents (or, none)}\n", encoding="utf-8")
+    with pytest.raises(ScoringError, match=r"codes.a.none\): not a known key .*\(line 3\)"):
+        load_reason_codes(bad)
+    assert load_reason_codes().by_feature["innovation_tier"]["en"] == "No innovation qualification (high-tech, SRDI)"
     assert load_model(registry, model.version).version == model.version
 
 
