@@ -11,8 +11,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import chinese_calendar
+from pydantic import StrictInt, field_validator, model_validator
 
-from valuecredit.configfile import ConfigError, read_yaml
+from valuecredit.configfile import ConfigError, IsoDate, Schema, validated
 
 DEFAULT_OVERRIDES = Path(__file__).resolve().parents[1] / "config" / "calendar_overrides.yaml"
 
@@ -29,6 +30,39 @@ class YearOverride:
     workdays: frozenset[date]
 
 
+class _Year(Schema):
+    holidays: list[IsoDate]  # the weekdays off
+    workdays: list[IsoDate] = []  # the weekend days worked (调休)
+
+    @field_validator("holidays")
+    @classmethod
+    def _announced(cls, holidays: list[date]) -> list[date]:
+        if not holidays:
+            raise ValueError("a declared year needs its public holidays")
+        return holidays
+
+    @model_validator(mode="after")
+    def _not_both(self) -> _Year:
+        if both := sorted(set(self.holidays) & set(self.workdays)):
+            raise ValueError(f"{[d.isoformat() for d in both]} listed as both holiday and workday")
+        return self
+
+
+class _OverridesFile(Schema):
+    """config/calendar_overrides.yaml: the State Council's notice for each year chinesecalendar lacks."""
+
+    years: dict[StrictInt, _Year] = {}
+
+    @field_validator("years")
+    @classmethod
+    def _dates_of_their_year(cls, years: dict[int, _Year]) -> dict[int, _Year]:
+        for year, y in years.items():
+            for kind in ("holidays", "workdays"):
+                if wrong := [d.isoformat() for d in getattr(y, kind) if d.year != year]:
+                    raise ValueError(f"{year}.{kind}: {', '.join(wrong)} is not a date in {year}")
+        return years
+
+
 @dataclass
 class WorkingDays:
     overrides_path: Path = DEFAULT_OVERRIDES
@@ -39,28 +73,9 @@ class WorkingDays:
         path = Path(path or DEFAULT_OVERRIDES)
         if not path.exists():
             return cls(path, {})
-        doc = read_yaml(path, CalendarError, "calendar override") or {}
-        years = doc.get("years", {}) if isinstance(doc, dict) else None
-        if not isinstance(years, dict):
-            raise CalendarError(f"{path}: years: expected a mapping of year to holidays and workdays")
-        out = {}
-        for year, spec in years.items():
-            where = f"{path}: years.{year}"
-            if not isinstance(year, int) or not isinstance(spec, dict) or set(spec) - {"holidays", "workdays"}:
-                raise CalendarError(f"{where}: expected `YEAR: {{holidays: [dates], workdays: [dates]}}`")
-            days = {}
-            for kind in ("holidays", "workdays"):
-                values = spec.get(kind) or []
-                for v in values:
-                    if not isinstance(v, date) or v.year != year:
-                        raise CalendarError(f"{where}.{kind}: {v!r} is not a date in {year}")
-                days[kind] = frozenset(values)
-            if days["holidays"] & days["workdays"]:
-                raise CalendarError(f"{where}: {sorted(days['holidays'] & days['workdays'])} listed as both holiday and workday")
-            if not days["holidays"]:
-                raise CalendarError(f"{where}.holidays: a declared year needs its public holidays")
-            out[year] = YearOverride(days["holidays"], days["workdays"])
-        return cls(path, out)
+        f, _ = validated(path, _OverridesFile, CalendarError, "calendar override", empty={})
+        return cls(path, {year: YearOverride(frozenset(y.holidays), frozenset(y.workdays))
+                          for year, y in f.years.items()})
 
     def is_workday(self, d: date) -> bool:
         if d.year in self.overrides:  # the operator's declaration wins, also over chinesecalendar

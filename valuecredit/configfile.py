@@ -41,6 +41,17 @@ class _Loader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep)
 
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        # PyYAML lets a date that does not exist (2027-13-01) escape as a bare ValueError
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a date ({exc})",
+                                                    node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
 
 def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     """The parsed file, or `error` naming the file and why it cannot be read."""
@@ -101,20 +112,28 @@ def content_hash(doc: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def validated(path: Path, schema: type[BaseModel], error: type[Exception], what: str) -> tuple[Any, Any]:
+def validated(path: Path, schema: type[BaseModel], error: type[Exception], what: str,
+              empty: Any = None) -> tuple[Any, Any]:
     """The file read safely (`read_yaml`) and checked against `schema`, a pydantic model: (the
     model, the parsed document). A problem is `error` naming the file, the field, the problem and
-    the line it is on, one line per problem."""
+    the line it is on, one line per problem. An empty file (or one of comments only) stands for
+    `empty` where that is given, and is refused otherwise."""
     path = Path(path)
     doc = read_yaml(path, error, what)
+    if doc is None:
+        if empty is None:
+            raise error(f"{path}: empty (or only comments): expected the {what}")
+        doc = empty
     try:
         return schema.model_validate(doc), doc
     except ValidationError as exc:
         text, lines = path.read_text(encoding="utf-8"), []
         for problem in exc.errors(include_url=False):
-            loc = tuple(problem["loc"])
-            field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
-            lines.append(f"{path}: {field}: {_plainly(problem)} (line {_line_of(text, loc)})")
+            loc, what_ = tuple(problem["loc"]), _plainly(problem)
+            if loc and loc[-1] == "[key]":  # a mapping's key of the wrong type (a year written as text)
+                loc, what_ = loc[:-1], f"as a key, {what_}"
+            field, line = _where(text, loc)
+            lines.append(f"{path}: {field}: {what_} (line {line})")
         raise error("\n".join(lines)) from None
 
 
@@ -140,22 +159,26 @@ def _plainly(problem: dict) -> str:
     return problem["msg"]
 
 
-def _line_of(text: str, loc: tuple) -> int:
-    """The line of the value at `loc` in the YAML text, or of the nearest enclosing one that is there
-    (a missing key: the mapping that lacks it)."""
+def _where(text: str, loc: tuple) -> tuple[str, int]:
+    """The field's name as the operator wrote it (`a.b[0].c`: keys of mappings, positions in lists)
+    and the line of its value in the YAML text, or of the nearest enclosing value that is there (a
+    missing key: the mapping that lacks it)."""
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     line = 1 if node is None else node.start_mark.line + 1
+    field = ""
     for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            field += f"[{part}]"
+            node = node.value[part] if part < len(node.value) else None
         else:
-            node = None
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
+            field += f".{part}"
+            node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)),
+                        None) if isinstance(node, yaml.MappingNode) else None
+        if node is not None:
+            line = node.start_mark.line + 1
+        else:
+            node = yaml.ScalarNode("", "")  # past what the file holds: later parts named, the line kept
+    return field.lstrip(".") or "(top level)", line
 
 
 def bounded(lo: int, hi: int) -> Any:

@@ -290,17 +290,20 @@ def test_an_uncovered_year_stops_with_a_clear_message_and_an_override_fixes_it(t
     # 31 Dec (Thu) is day 1; 1 Jan 2027 is a holiday; then Mon 4 Jan onwards
     assert cal.add_working_days(date(2026, 12, 30), 3) == date(2027, 1, 5)
     path.write_text(yaml.safe_dump({"years": {2027: {"holidays": [date(2026, 1, 1)]}}}))
-    with pytest.raises(CalendarError, match=r"overrides.yaml: years.2027.holidays: .* is not a date in 2027"):
+    with pytest.raises(CalendarError, match=r"overrides.yaml: years: 2027.holidays: 2026-01-01 is not a date in 2027"):
         WorkingDays.load(path)
 
 
 @pytest.mark.parametrize("doc,message", [
     ("years: [2027]", r"years: expected a mapping"),
-    ("years: {'2027': {holidays: [2027-01-01]}}", r"years.2027: expected `YEAR: "),
-    ("years: {2027: {holidays: [2027-01-01], weekends: []}}", r"years.2027: expected `YEAR: "),
+    ("years: {'2027': {holidays: [2027-01-01]}}", r"years.2027: as a key, expected a whole number, found '2027'"),
+    ("years: {2027: {holidays: [2027-01-01], weekends: []}}", r"years.2027.weekends: not a known key"),
     ("years: {2027: {holidays: [2027-01-01], workdays: [2027-01-01]}}", r"years.2027: .*both holiday and workday"),
-    ("years: {2027: {workdays: [2027-02-07]}}", r"years.2027.holidays: a declared year needs its public holidays"),
-    ("years: {2027: {holidays: [not-a-date]}}", r"years.2027.holidays: 'not-a-date' is not a date in 2027"),
+    ("years: {2027: {workdays: [2027-02-07]}}", r"years.2027.holidays: missing"),
+    ("years: {2027: {holidays: []}}", r"years.2027.holidays: a declared year needs its public holidays"),
+    ("years: {2027: {holidays: [not-a-date]}}", r"years.2027.holidays\[0\]: expected a date YYYY-MM-DD, found 'not-a-date'"),
+    ("years:\n  2027:\n    holidays:\n      - 2027-01-01\n      - 2027-13-01\n",
+     r"not valid YAML at line 5, column 9: '2027-13-01' is not a date \(month must be in 1..12\)"),
     ("years: {2027: {holidays: [2027-01-01]", r"not valid YAML at line 1, column 38: expected ',' or '}'"),
 ])
 def test_a_bad_calendar_override_is_refused_naming_file_key_and_problem(tmp_path, doc, message):
