@@ -1,3 +1,5 @@
+import contextlib
+import io
 import os
 import pickle
 import shutil
@@ -105,6 +107,25 @@ def loan_book(tmp_path_factory):
     con = connect(db)
     yield con, built / "landing", db
     con.close()
+
+
+@pytest.fixture(scope="session")
+def first_night(loan_book, tmp_path_factory) -> Path:
+    """`valuecredit run --date BUSINESS_DATE` on a new store over the loan book's landing zone: the
+    first night, which trains the first champion. Run once for the session (the PD tests check it,
+    the notebooks read it): `run.duckdb` with the models, publications and reports beside it,
+    `stdout.txt` what the command printed, `exit_code` its code. Tests work on a copy."""
+    from pipelines.cli import main
+
+    def build(folder: Path) -> None:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = main(["run", "--date", BUSINESS_DATE.isoformat(), "--landing", str(loan_book[1]),
+                         "--db", str(folder / "run.duckdb")])
+        (folder / "stdout.txt").write_text(printed.getvalue(), encoding="utf-8")
+        (folder / "exit_code").write_text(str(code))
+
+    return built_once(tmp_path_factory, "first_night", build)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ MAX_CONFIG_BYTES = 4 << 20
 # Aliases let a small file stand for a huge document (each level repeating the one before): the
 # document as its readers walk it, counted through the aliases, may hold no more values than this.
 MAX_CONFIG_VALUES = 1_000_000
+MAX_PROBLEMS = 20  # named one by one; beyond that, counted
 
 
 class ConfigError(ValueError):
@@ -50,12 +52,29 @@ class _Loader(yaml.SafeLoader):
                                                     node.start_mark) from None
 
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        # YAML 1.1 reads 0300 as octal and 1:30 as base 60: a cap or a deadline would load silently wrong
+        if not _DECIMAL.fullmatch(node.value.replace("_", "")):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r}: write whole numbers in plain decimal (a leading 0 reads as octal, "
+                "a colon as base 60, 0x as hexadecimal)", node.start_mark)
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError as exc:  # more digits than Python converts
+            raise yaml.constructor.ConstructorError(None, None, f"not a usable number ({exc})", node.start_mark) from None
+
+
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     """The parsed file, or `error` naming the file and why it cannot be read."""
-    path = Path(path)
+    return _parse(_read_text(Path(path), error, what), Path(path), error, what)
+
+
+def _read_text(path: Path, error: type[Exception], what: str) -> str:
     if path.is_dir():
         raise error(f"{path}: a directory, not a {what} file")
     try:
@@ -68,11 +87,16 @@ def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     if len(data) > MAX_CONFIG_BYTES:
         raise error(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB: not a {what} file")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not UTF-8 text (byte {exc.start}): save the {what} as UTF-8") from None
+
+
+def _parse(text: str, path: Path, error: type[Exception], what: str) -> Any:
     try:
         doc = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except RecursionError:
+        raise error(f"{path}: nested too deeply to be a {what}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -119,7 +143,8 @@ def validated(path: Path, schema: type[BaseModel], error: type[Exception], what:
     the line it is on, one line per problem. An empty file (or one of comments only) stands for
     `empty` where that is given, and is refused otherwise."""
     path = Path(path)
-    doc = read_yaml(path, error, what)
+    text = _read_text(path, error, what)
+    doc = _parse(text, path, error, what)
     if doc is None:
         if empty is None:
             raise error(f"{path}: empty (or only comments): expected the {what}")
@@ -127,57 +152,61 @@ def validated(path: Path, schema: type[BaseModel], error: type[Exception], what:
     try:
         return schema.model_validate(doc), doc
     except ValidationError as exc:
-        text, lines = path.read_text(encoding="utf-8"), []
-        for problem in exc.errors(include_url=False):
+        root, problems, lines = yaml.compose(text, Loader=yaml.SafeLoader), exc.errors(include_url=False), []
+        for problem in problems[:MAX_PROBLEMS]:
             loc, what_ = tuple(problem["loc"]), _plainly(problem)
             if loc and loc[-1] == "[key]":  # a mapping's key of the wrong type (a year written as text)
                 loc, what_ = loc[:-1], f"as a key, {what_}"
-            field, line = _where(text, loc)
+            field, line = _where(root, loc)
             lines.append(f"{path}: {field}: {what_} (line {line})")
+        if len(problems) > MAX_PROBLEMS:
+            lines.append(f"{path}: and {len(problems) - MAX_PROBLEMS} more problems")
         raise error("\n".join(lines)) from None
+
+
+def _shown(value: Any) -> str:
+    """A value as the operator wrote it, cut short."""
+    text = value.isoformat() if isinstance(value, date) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _plainly(problem: dict) -> str:
     """pydantic's error as the operator should read it."""
-    kind, found = problem["type"], problem.get("input")
+    kind, found = problem["type"], _shown(problem.get("input"))
     if kind == "missing":
         return "missing"
     if kind == "extra_forbidden":
         return "not a known key (a misspelling?)"
     if kind in ("int_type", "int_from_float", "int_parsing"):
-        return f"expected a whole number, found {found!r}"
+        return f"expected a whole number, found {found}"
     if kind == "bool_type":
-        return f"expected true or false, found {found!r}"
+        return f"expected true or false, found {found}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected a mapping of keys, found {found!r}"
+        return f"expected a mapping of keys, found {found}"
     if kind == "list_type":
-        return f"expected a list, found {found!r}"
-    if kind == "string_type":
-        return f"expected text, found {found!r}"
+        return f"expected a list, found {found}"
+    if kind == "string_type":  # yes/no/on/off and dates are not text to YAML
+        return f"expected text, found {found}: put it in quotes"
     if kind == "value_error":
         return str(problem["ctx"]["error"])
     return problem["msg"]
 
 
-def _where(text: str, loc: tuple) -> tuple[str, int]:
+def _where(root: yaml.Node | None, loc: tuple) -> tuple[str, int]:
     """The field's name as the operator wrote it (`a.b[0].c`: keys of mappings, positions in lists)
-    and the line of its value in the YAML text, or of the nearest enclosing value that is there (a
-    missing key: the mapping that lacks it)."""
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    line = 1 if node is None else node.start_mark.line + 1
-    field = ""
+    and the line it is on: a key's own line, or the nearest enclosing key's when it is missing."""
+    node, line, field = root, 1 if root is None else root.start_mark.line + 1, ""
     for part in loc:
         if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             field += f"[{part}]"
             node = node.value[part] if part < len(node.value) else None
+            line = node.start_mark.line + 1 if node is not None else line
         else:
             field += f".{part}"
-            node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)),
-                        None) if isinstance(node, yaml.MappingNode) else None
-        if node is not None:
-            line = node.start_mark.line + 1
-        else:
-            node = yaml.ScalarNode("", "")  # past what the file holds: later parts named, the line kept
+            entry = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)),
+                         None) if isinstance(node, yaml.MappingNode) else None
+            node = entry[1] if entry else None
+            line = entry[0].start_mark.line + 1 if entry else line
     return field.lstrip(".") or "(top level)", line
 
 
@@ -195,7 +224,7 @@ def bounded(lo: int, hi: int) -> Any:
 def _iso_date(v: Any) -> date:
     if isinstance(v, date) and not isinstance(v, datetime):
         return v
-    if isinstance(v, str):
+    if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
         try:
             return date.fromisoformat(v)
         except ValueError:

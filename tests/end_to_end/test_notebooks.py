@@ -2,6 +2,7 @@
 Each carries its own assertions (contributions that add up, a balanced ledger, nobody unauthorised
 published, out-of-time figures that match the registry's)."""
 
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -9,19 +10,18 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from pipelines.run import run_nightly
-
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 DAY = date(2026, 11, 28)
 
 
 @pytest.fixture(scope="module")
-def night(loan_book, tmp_path_factory):
-    _, landing, _ = loan_book
-    db = tmp_path_factory.mktemp("notebooks") / "night.duckdb"
-    summary = run_nightly(DAY, landing, db)
-    assert summary.succeeded and summary.trained, summary.errors
-    return db
+def night(first_night, tmp_path_factory):
+    """A copy of the loan book's first night (`valuecredit run`, which trained the first champion)."""
+    assert (first_night / "exit_code").read_text() == "0"
+    assert "trained and promoted" in (first_night / "stdout.txt").read_text(encoding="utf-8").replace("\n", " ")
+    work = tmp_path_factory.mktemp("notebooks")
+    shutil.copytree(first_night, work, dirs_exist_ok=True)
+    return work / "run.duckdb"
 
 
 @pytest.mark.parametrize("name, expect", [

@@ -342,6 +342,41 @@ def test_bad_pool_parameters_are_refused_by_file_and_key(tmp_path, change, messa
     assert str(err.value).startswith(str(path))
 
 
+@pytest.mark.parametrize("old,new,message", [
+    # YAML 1.1 would read these as octal (50,331,648 fen) and base 60 (90 days), silently
+    ("standard_fen: 300000000", "standard_fen: 0300000000", r"not valid YAML at line 13, .*'0300000000': write whole numbers in plain decimal"),
+    ("payout_within_working_days: 10", "payout_within_working_days: 1:30", r"not valid YAML at line 11, .*'1:30'"),
+    ("version: 2", "version: " + "9" * 5000, r"not valid YAML at line 7, .*not a usable number"),
+    ('posted_on: "01-31"', "posted_on: 2024-01-31", r"rewards.posted_on: expected text, found 2024-01-31: put it in quotes \(line 19\)"),
+    ('"2023-01-01"', '"20230101"', r"loan_cap.zhuanjingtexin_from: expected a date YYYY-MM-DD, found '20230101' \(line 15\)"),
+    ("interest_subsidy:\n", "interest_subsidies:\n", r"interest_subsidies: not a known key .*\(line 24\)"),  # the key's line
+    ("  standard_fen: 300000000        # 3,000,000 RMB\n", "", r"loan_cap.standard_fen: missing \(line 12\)"),  # its mapping's
+])
+def test_a_pool_file_that_would_load_wrongly_is_refused_at_its_line(tmp_path, old, new, message):
+    text = DEFAULT_POOL.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "pool.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(PoolConfigError, match=message):
+        load_pool_config(path)
+
+
+def test_a_hostile_pool_file_is_refused_in_one_short_message(tmp_path):
+    path = tmp_path / "pool.yaml"
+    path.write_text("x: " + "[" * 3000 + "]" * 3000, encoding="utf-8")
+    with pytest.raises(PoolConfigError, match="nested too deeply"):
+        load_pool_config(path)
+    path.write_text("\n".join(f"key_{i}: 1" for i in range(500)), encoding="utf-8")  # 509 problems
+    with pytest.raises(PoolConfigError) as err:
+        load_pool_config(path)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 21 and lines[-1].endswith("and 489 more problems")
+    path.write_text(f"version: {list(range(50_000))}", encoding="utf-8")
+    with pytest.raises(PoolConfigError) as err:
+        load_pool_config(path)
+    assert len(str(err.value)) < 2_000
+
+
 def test_each_bad_pool_parameter_is_named_with_its_line(tmp_path):
     text = DEFAULT_POOL.read_text(encoding="utf-8")
     text = text.replace("accrual_bp: 200 ", "accrual_bp: 2.5 ").replace("  rate_bp: 200", "  rate_bp: 200\n  ratebp: 3")

@@ -1,6 +1,7 @@
 """Nightly PDs from the pinned champion: explanations that add up, reasons that name used features,
 stability against training, promotion only when better, and replay of a past date bit for bit."""
 
+import shutil
 from datetime import date
 
 import numpy as np
@@ -250,13 +251,13 @@ def test_scoring_refuses_a_model_without_reason_codes_or_no_model(scored, tmp_pa
     assert load_model(registry, model.version).version == model.version
 
 
-def test_first_nightly_run_trains_a_champion_scores_and_replays(loan_book, tmp_path, capsys):
+def test_first_nightly_run_trains_a_champion_scores_and_replays(first_night, tmp_path, capsys):
     from pipelines.cli import main
 
-    _, landing, _ = loan_book
+    assert (first_night / "exit_code").read_text() == "0"  # `valuecredit run --date TODAY` on a new store
+    out = (first_night / "stdout.txt").read_text(encoding="utf-8")
+    shutil.copytree(first_night, tmp_path, dirs_exist_ok=True)
     db = tmp_path / "run.duckdb"
-    assert main(["run", "--date", TODAY.isoformat(), "--landing", str(landing), "--db", str(db)]) == 0
-    out = capsys.readouterr().out
     version = champion(tmp_path / "models")
     assert version and f"trained and promoted {version}" in out.replace("\n", " ")
     # the night's reports: the audit pack of the model just promoted, the programme's and every bank's portfolio
