@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+)
 
 # An operator's file is a few tens of kilobytes (the product catalogue of 17 banks: 33 KB). Anything
 # far larger is a mistake (a data file, a device) and is refused before it is read whole.
@@ -71,7 +80,8 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     """The parsed file, or `error` naming the file and why it cannot be read."""
-    return _parse(_read_text(Path(path), error, what), Path(path), error, what)
+    path = Path(path)
+    return _parse(_read_text(path, error, what), path, error, what)
 
 
 def _read_text(path: Path, error: type[Exception], what: str) -> str:
@@ -219,6 +229,19 @@ def bounded(lo: int, hi: int) -> Any:
         return v
 
     return Annotated[StrictInt, AfterValidator(check)]
+
+
+def not_below(floor: str, refusal: str) -> Any:
+    """A field validator (wrap it in `field_validator(field)`): the value may not be below the field
+    `floor`, declared before it; `refusal` says why, with {value} and {floor}."""
+
+    def check(cls, value: int, info: ValidationInfo) -> int:
+        other = info.data.get(floor)
+        if other is not None and value < other:
+            raise ValueError(refusal.format(value=value, floor=other))
+        return value
+
+    return check
 
 
 def _iso_date(v: Any) -> date:

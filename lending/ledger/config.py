@@ -4,9 +4,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pydantic import StrictBool, StrictStr, ValidationInfo, field_validator
+from pydantic import StrictBool, StrictStr, field_validator
 
-from valuecredit.configfile import ConfigError, IsoDate, Schema, bounded, content_hash, validated
+from valuecredit.configfile import ConfigError, IsoDate, Schema, Version, bounded, content_hash, not_below, validated
 
 DEFAULT_POOL = Path(__file__).resolve().parents[2] / "config" / "pool.yaml"
 
@@ -95,19 +95,14 @@ class _LoanCap(Schema):
     zhuanjingtexin_fen: Fen
     zhuanjingtexin_from: IsoDate
 
-    @field_validator("zhuanjingtexin_fen")
-    @classmethod
-    def _not_below_the_standard(cls, cap: int, info: ValidationInfo) -> int:
-        standard = info.data.get("standard_fen")
-        if standard is not None and cap < standard:
-            raise ValueError(f"the 专精特新 cap ({cap} fen) is below the standard cap ({standard} fen)")
-        return cap
+    _not_below_the_standard = field_validator("zhuanjingtexin_fen")(
+        not_below("standard_fen", "the 专精特新 cap ({value} fen) is below the standard cap ({floor} fen)"))
 
 
 class _PoolFile(Schema):
     """config/pool.yaml as the operator writes it."""
 
-    version: bounded(1, 10**6)
+    version: Version
     accrual_bp: Bp
     cap_bp: Bp
     government_share_bp: Bp
@@ -117,13 +112,8 @@ class _PoolFile(Schema):
     rewards: _Rewards
     interest_subsidy: _Subsidy
 
-    @field_validator("cap_bp")
-    @classmethod
-    def _cap_holds_one_accrual(cls, cap: int, info: ValidationInfo) -> int:
-        accrual = info.data.get("accrual_bp")
-        if accrual is not None and cap < accrual:
-            raise ValueError(f"the cap ({cap} bp) is below a single loan's accrual ({accrual} bp)")
-        return cap
+    _cap_holds_one_accrual = field_validator("cap_bp")(
+        not_below("accrual_bp", "the cap ({value} bp) is below a single loan's accrual ({floor} bp)"))
 
 
 def load_pool_config(path: str | Path | None = None) -> PoolConfig:
