@@ -1,27 +1,31 @@
 """The partner banks' product catalogue (`config/products.yaml`): loaded and validated, so that a bad
-product stops the run with the product and the field named, before anything is decided."""
+product stops the run with the field and its line named, before anything is decided."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
 import pandas as pd
+from pydantic import AfterValidator, FiniteFloat, StrictStr, ValidationInfo, field_validator, model_validator
 
-from valuecredit.configfile import ConfigError, content_hash, read_yaml
+from valuecredit.configfile import (
+    ConfigError,
+    Invalid,
+    NonBlank,
+    Schema,
+    Version,
+    bounded,
+    content_hash,
+    number_in,
+    validated,
+)
 
 DEFAULT_PRODUCTS = Path(__file__).resolve().parents[1] / "config" / "products.yaml"
 STATUSES = ("zhuanjingtexin", "high_tech", "tech_sme")  # innovation_status values a product may require
 GRADES = ("AAA", "AA", "A", "BBB", "BB", "B", "C")  # best first, as in the catalogue
-# condition -> (kind, bounds): what a product may require of a firm
-CONDITIONS = {
-    "min_grade": ("grade", None), "min_score": ("number", (0, 1000)), "max_pd": ("number", (0, 1)),
-    "min_years": ("number", (0, 100)), "min_revenue_rmb": ("number", (0, 1e12)), "min_tax_paid_rmb": ("number", (0, 1e11)),
-    "industries": ("industries", None), "exclude_industries": ("industries", None), "districts": ("districts", None),
-    "required_status": ("statuses", None), "max_amount_rmb": ("number", (10_000, 1e8)), "term_months": ("number", (1, 120)),
-}
 # product kind -> its terms and their bounds (docs/DESIGN.md, "Product kinds"): what each kind asks of
 # a firm beyond the conditions, and the base its limit is derived from
 KINDS: dict[str, dict[str, tuple[float, float]]] = {
@@ -33,7 +37,6 @@ KINDS: dict[str, dict[str, tuple[float, float]]] = {
     "receivables": {"share": (0.01, 1.0)},  # 确权融资: a share of receivables confirmed by core firms, unpaid
 }
 WHOLE_TERMS = ("window_days", "invention_rmb", "utility_rmb", "trademark_rmb", "cap_rmb")  # days and RMB: whole numbers
-PRODUCT_FIELDS = ("product_id", "bank_id", "name", "kind", "terms", "conditions", "pricing", "limit")
 
 
 BANK_ID = re.compile(r"[A-Za-z0-9_]{1,32}")  # a bank id names a schema and a folder: nothing else
@@ -101,130 +104,188 @@ def _fen(rmb) -> int | None:
     return None if rmb is None else int(rmb) * 100  # whole RMB, checked at load
 
 
-def _number(v) -> bool:
-    """A finite int or float, not a boolean (YAML's `yes` is True, which Python counts as 1)."""
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+def _sections(value: list[str]) -> list[str]:
+    # str.isupper() and isdigit() accept Greek, full-width and other look-alikes that match no firm
+    if not value or not all(len(v) == 1 and "A" <= v <= "T" for v in value):
+        raise ValueError(f"must be a list of GB/T 4754 section letters A to T, found {value!r}")
+    return value
 
 
-def _whole(v) -> bool:
-    """A whole number (an amount in RMB, a count of days): 50000.99 is not silently 50000."""
-    return _number(v) and float(v).is_integer()
+def _districts(value: list[Any]) -> list[Any]:
+    # quoted or not: YAML reads 500112 as a number, read back as its digits
+    if not value or not all(not isinstance(v, bool) and re.fullmatch(r"[0-9]{6}", str(v)) for v in value):
+        raise ValueError(f"must be a list of 6-digit district codes, found {value!r}")
+    return value
+
+
+def _statuses(value: list[str]) -> list[str]:
+    if not value or not set(value) <= set(STATUSES):
+        raise ValueError(f"must be a list from {', '.join(STATUSES)}, found {value!r}")
+    return value
+
+
+def _grade(value: str) -> str:
+    if value not in GRADES:
+        raise ValueError(f"must be one of {', '.join(GRADES)}, found {value!r}")
+    return value
+
+
+Sections = Annotated[list[StrictStr], AfterValidator(_sections)]
+
+
+class _Conditions(Schema):
+    """What a product may require of a firm. A condition left out does not apply; written as null it is
+    refused (the default None is not validated, a null in the file is), as it would read as a value."""
+
+    min_grade: Annotated[StrictStr, AfterValidator(_grade)] = None
+    min_score: number_in(0, 1000) = None
+    max_pd: number_in(0, 1) = None
+    min_years: number_in(0, 100) = None
+    min_revenue_rmb: number_in(0, 1e12) = None
+    min_tax_paid_rmb: number_in(0, 1e11) = None
+    industries: Sections = None
+    exclude_industries: Sections = None
+    districts: Annotated[list[Any], AfterValidator(_districts)] = None
+    required_status: Annotated[list[StrictStr], AfterValidator(_statuses)] = None
+    max_amount_rmb: bounded(10_000, 10**8)  # every product has one
+    term_months: bounded(1, 120) = None
+
+
+class _Pricing(Schema):
+    base_bp: bounded(1, 2999)
+    floor_bp: bounded(1, 2999)
+    pd_bands: list[list[FiniteFloat]]  # [highest PD of the band, premium over the base rate in bp], ascending
+
+    @field_validator("floor_bp")
+    @classmethod
+    def _not_above_the_base(cls, floor: int, info: ValidationInfo) -> int:
+        base = info.data.get("base_bp")
+        if base is not None and floor > base:
+            raise ValueError(f"the floor ({floor} bp) is above the base rate ({base} bp): no price could go below it")
+        return floor
+
+    @field_validator("pd_bands")
+    @classmethod
+    def _rising(cls, bands: list[list[float]]) -> list[list[float]]:
+        if not bands:
+            raise ValueError("expected at least one band [highest PD, premium in bp]")
+        for n, b in enumerate(bands):
+            if len(b) != 2 or not 0 < b[0] <= 1 or not b[1].is_integer() or b[1] < 0:
+                raise Invalid(f"must be [highest PD in (0, 1], premium in whole bp >= 0], found {b}", n)
+        if [b[0] for b in bands] != sorted({b[0] for b in bands}):
+            raise ValueError("the bands' highest PDs must rise strictly")
+        return bands
+
+
+class _Limit(Schema):
+    revenue_share: number_in(0, 1, above=True)
+    tax_multiple: number_in(0, 100, above=True)
+
+
+class _Product(Schema):
+    product_id: StrictStr
+    bank_id: StrictStr
+    name: NonBlank
+    kind: StrictStr = "credit"
+    terms: dict[StrictStr, FiniteFloat] | None = None  # the kind's own (KINDS)
+    conditions: _Conditions
+    pricing: _Pricing
+    limit: _Limit
+
+    @field_validator("product_id")
+    @classmethod
+    def _plain(cls, pid: str) -> str:
+        if not pid or pid != pid.strip():
+            raise ValueError(f"{pid!r} must be text without surrounding spaces")
+        return pid
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"{kind!r} is not a product kind (known: {', '.join(KINDS)})")
+        return kind
+
+    @model_validator(mode="after")
+    def _the_kinds_terms(self) -> _Product:
+        terms, kind = self.terms or {}, self.kind
+        for field in terms:
+            if field not in KINDS[kind]:
+                raise Invalid(f"not a term of a {kind} product (its terms: {', '.join(KINDS[kind]) or 'none'})", "terms", field)
+        for field, (lo, hi) in KINDS[kind].items():
+            value = terms.get(field)
+            if value is None or not lo <= value <= hi:
+                raise Invalid(f"a {kind} product needs a number from {lo:,} to {hi:,}, got {value!r}", "terms", field)
+            if field in WHOLE_TERMS and not value.is_integer():
+                raise Invalid(f"must be a whole number ({'days' if field == 'window_days' else 'RMB'}), got {value!r}",
+                              "terms", field)
+        return self
+
+
+class _Programme(Schema):
+    max_amount_rmb: bounded(1, 10**12)
+    max_amount_zhuanjingtexin_rmb: bounded(1, 10**12)
+    limit_rounding_rmb: bounded(1, 10**12)
+
+
+class _Bank(Schema):
+    bank_id: StrictStr
+    name: NonBlank
+
+    @field_validator("bank_id")
+    @classmethod
+    def _a_plain_name(cls, bank_id: str) -> str:
+        if not BANK_ID.fullmatch(bank_id):
+            raise ValueError(f"{bank_id!r} must be 1 to 32 letters, digits or underscores")
+        if bank_id.lower() in RESERVED_BANK_IDS:
+            raise ValueError(f"{bank_id!r} is reserved: it names the programme's own report and totals")
+        return bank_id
+
+
+class _ProductsFile(Schema):
+    """config/products.yaml as the operator writes it."""
+
+    version: Version
+    programme: _Programme
+    banks: list[_Bank]
+    products: list[_Product]
+
+    @field_validator("banks")
+    @classmethod
+    def _one_schema_and_folder_each(cls, banks: list[_Bank]) -> list[_Bank]:
+        if not banks:
+            raise ValueError("expected at least one bank")
+        # one schema (bank_<id lower-cased>) and one folder on a case-insensitive file system per bank
+        for n, b in enumerate(banks):
+            if clash := [other.bank_id for other in banks[:n] if other.bank_id.lower() == b.bank_id.lower()]:
+                raise Invalid(f"{b.bank_id!r} repeats {clash[0]!r} (bank ids must differ in more than letter case: "
+                              "each names a schema and a folder)", n, "bank_id")
+        return banks
+
+    @field_validator("products")
+    @classmethod
+    def _of_the_banks_within_the_cap(cls, products: list[_Product], info: ValidationInfo) -> list[_Product]:
+        if not products:
+            raise ValueError("expected at least one product")
+        banks, programme = info.data.get("banks"), info.data.get("programme")  # absent: refused already
+        first: dict[str, int] = {}
+        for n, p in enumerate(products):
+            if p.product_id in first:
+                raise Invalid(f"{p.product_id!r} used twice (also products[{first[p.product_id]}])", n, "product_id")
+            first[p.product_id] = n
+            if banks is not None and p.bank_id not in {b.bank_id for b in banks}:
+                raise Invalid(f"{p.bank_id!r} is not one of the banks", n, "bank_id")
+            if programme is not None:
+                cap = (programme.max_amount_zhuanjingtexin_rmb if p.conditions.required_status == ["zhuanjingtexin"]
+                       else max(programme.max_amount_rmb, programme.max_amount_zhuanjingtexin_rmb))
+                if p.conditions.max_amount_rmb > cap:
+                    raise Invalid(f"{p.conditions.max_amount_rmb:,} is above the programme's cap {cap:,}",
+                                  n, "conditions", "max_amount_rmb")
+        return products
 
 
 def load_products(path: Path | str | None = None) -> ProductCatalogue:
     path = Path(path or DEFAULT_PRODUCTS)
-    doc = read_yaml(path, ProductError, "product catalogue")
-    if not isinstance(doc, dict):
-        raise ProductError(f"{path}: expected a mapping with version, programme, banks and products")
-    for key in ("version", "programme", "banks", "products"):
-        if key not in doc:
-            raise ProductError(f"{path}: missing `{key}`")
-    if unknown := sorted(str(k) for k in doc if k not in ("version", "programme", "banks", "products")):
-        raise ProductError(f"{path}: unknown top-level key {unknown[0]!r} (known: version, programme, banks, products)")
-    if not isinstance(doc["version"], int) or isinstance(doc["version"], bool) or doc["version"] < 1:
-        raise ProductError(f"{path}: version must be a whole number from 1, got {doc['version']!r}")
-    programme = doc["programme"]
-    if not isinstance(programme, dict):
-        raise ProductError(f"{path}: programme must be a mapping, got {programme!r}")
-    for key in ("max_amount_rmb", "max_amount_zhuanjingtexin_rmb", "limit_rounding_rmb"):
-        if not _whole(programme.get(key)) or programme[key] <= 0:
-            raise ProductError(f"{path}: programme.{key} must be a positive whole number of RMB, got {programme.get(key)!r}")
-    for key in ("banks", "products"):
-        if not isinstance(doc[key], list) or not doc[key]:
-            raise ProductError(f"{path}: {key} must be a non-empty list, got {doc[key]!r}")
-    banks = {}
-    for b in doc["banks"]:
-        if not isinstance(b, dict) or not b.get("bank_id") or not b.get("name"):
-            raise ProductError(f"{path}: every bank needs bank_id and name, got {b!r}")
-        if not BANK_ID.fullmatch(str(b["bank_id"])):
-            raise ProductError(f"{path}: bank_id {b['bank_id']!r} must be 1 to 32 letters, digits or underscores")
-        bank_id = str(b["bank_id"])
-        if bank_id.lower() in RESERVED_BANK_IDS:
-            raise ProductError(f"{path}: bank_id {bank_id!r} is reserved: it names the programme's own report and totals")
-        # one schema (bank_<id lower-cased>) and one folder on a case-insensitive file system per bank
-        if clash := [other for other in banks if other.lower() == bank_id.lower()]:
-            raise ProductError(f"{path}: bank_id {bank_id!r} repeats {clash[0]!r} (bank ids must differ in more "
-                               "than letter case: each names a schema and a folder)")
-        banks[bank_id] = str(b["name"])
-    seen: set[str] = set()
-    for p in doc["products"]:
-        _check_product(path, p, banks, programme, seen)
-    return ProductCatalogue(path, int(doc["version"]), content_hash(doc), programme, banks, doc["products"])
-
-
-def _check_product(path: Path, p: dict, banks: dict, programme: dict, seen: set[str]) -> None:
-    pid = p.get("product_id") if isinstance(p, dict) else None
-    if not pid:
-        raise ProductError(f"{path}: a product without product_id: {p!r}")
-    if not isinstance(pid, str) or pid != pid.strip():
-        raise ProductError(f"{path}: product_id {pid!r} must be text without surrounding spaces")
-
-    def bad(field: str, why: str) -> ProductError:
-        return ProductError(f"{path}: product {pid}, {field}: {why}")
-
-    if pid in seen:
-        raise bad("product_id", "used twice")
-    seen.add(pid)
-    # a misspelt field (`Kind: renewal`) would otherwise leave the product a plain credit product
-    if unknown := [str(k) for k in p if k not in PRODUCT_FIELDS]:
-        raise bad(unknown[0], f"unknown field (known: {', '.join(PRODUCT_FIELDS)})")
-    for field in ("terms", "conditions", "pricing", "limit"):
-        if p.get(field) is not None and not isinstance(p[field], dict):
-            raise bad(field, f"must be a mapping, got {p[field]!r}")
-    if p.get("bank_id") not in banks:
-        raise bad("bank_id", f"{p.get('bank_id')!r} is not one of the banks")
-    if not p.get("name") or not isinstance(p["name"], str):
-        raise bad("name", f"must be the product's name as text, got {p.get('name')!r}")
-    kind = p.get("kind", "credit")
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise bad("kind", f"{kind!r} is not a product kind (known: {', '.join(KINDS)})")
-    terms = p.get("terms") or {}
-    for field in terms:
-        if field not in KINDS[kind]:
-            raise bad(f"terms.{field}", f"not a term of a {kind} product (its terms: {', '.join(KINDS[kind]) or 'none'})")
-    for field, (lo, hi) in KINDS[kind].items():
-        value = terms.get(field)
-        if not _number(value) or not lo <= value <= hi:
-            raise bad(f"terms.{field}", f"a {kind} product needs a number from {lo:,} to {hi:,}, got {value!r}")
-        if field in WHOLE_TERMS and not _whole(value):
-            raise bad(f"terms.{field}", f"must be a whole number ({'days' if field == 'window_days' else 'RMB'}), got {value!r}")
-    conditions = p.get("conditions") or {}
-    for field, value in conditions.items():
-        if field not in CONDITIONS:
-            raise bad(f"conditions.{field}", f"unknown condition (known: {', '.join(CONDITIONS)})")
-        kind, bounds = CONDITIONS[field]
-        if kind == "number" and not (_number(value) and bounds[0] <= value <= bounds[1]):
-            raise bad(f"conditions.{field}", f"must be a number from {bounds[0]:,} to {bounds[1]:,}, got {value!r}")
-        if field in ("max_amount_rmb", "term_months") and not _whole(value):
-            raise bad(f"conditions.{field}", f"must be a whole number, got {value!r}")
-        if kind == "grade" and value not in GRADES:
-            raise bad(f"conditions.{field}", f"must be one of {', '.join(GRADES)}, got {value!r}")
-        if kind == "industries" and not (isinstance(value, list) and value and all(
-                isinstance(v, str) and len(v) == 1 and v.isupper() for v in value)):
-            raise bad(f"conditions.{field}", f"must be a list of GB/T 4754 section letters, got {value!r}")
-        if kind == "districts" and not (isinstance(value, list) and value and all(
-                str(v).isdigit() and len(str(v)) == 6 for v in value)):
-            raise bad(f"conditions.{field}", f"must be a list of 6-digit district codes, got {value!r}")
-        if kind == "statuses" and not (isinstance(value, list) and value and set(value) <= set(STATUSES)):
-            raise bad(f"conditions.{field}", f"must be a list from {', '.join(STATUSES)}, got {value!r}")
-    cap = programme["max_amount_zhuanjingtexin_rmb"] if conditions.get("required_status") == ["zhuanjingtexin"] \
-        else max(programme["max_amount_rmb"], programme["max_amount_zhuanjingtexin_rmb"])
-    if "max_amount_rmb" not in conditions:
-        raise bad("conditions.max_amount_rmb", "every product needs a maximum amount")
-    if conditions["max_amount_rmb"] > cap:
-        raise bad("conditions.max_amount_rmb", f"{conditions['max_amount_rmb']:,} is above the programme's cap {cap:,}")
-    price = p.get("pricing") or {}
-    for field in ("base_bp", "floor_bp"):
-        if not isinstance(price.get(field), int) or isinstance(price[field], bool) or not 0 < price[field] < 3000:
-            raise bad(f"pricing.{field}", f"must be whole basis points between 1 and 2999, got {price.get(field)!r}")
-    bands = price.get("pd_bands")
-    if not isinstance(bands, list) or not bands or not all(
-            isinstance(b, list) and len(b) == 2 and _number(b[0]) and 0 < b[0] <= 1 and _whole(b[1]) and b[1] >= 0
-            for b in bands):
-        raise bad("pricing.pd_bands", f"must be a list of [highest PD in (0, 1], premium in whole bp >= 0], got {bands!r}")
-    if [b[0] for b in bands] != sorted({b[0] for b in bands}):
-        raise bad("pricing.pd_bands", "the bands' highest PDs must rise strictly")
-    limit = p.get("limit") or {}
-    for field, hi in (("revenue_share", 1.0), ("tax_multiple", 100.0)):
-        if not _number(limit.get(field)) or not 0 < limit[field] <= hi:
-            raise bad(f"limit.{field}", f"must be a number in (0, {hi}], got {limit.get(field)!r}")
+    f, doc = validated(path, _ProductsFile, ProductError, "product catalogue")
+    return ProductCatalogue(path, f.version, content_hash(doc), doc["programme"], {b.bank_id: b.name for b in f.banks},
+                            doc["products"])

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from valuecredit.configfile import ConfigError
 from valuecredit.sqltext import message_lines
 
 console = Console()
@@ -661,7 +662,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     console.print("folders: " + ", ".join(sorted({str(c.path.parent) for c in results})), soft_wrap=True)
     for c in results:
         if c.error:
-            err_console.print(f"[red]error:[/] {escape(c.error)}", soft_wrap=True)
+            for line in c.error.splitlines():
+                err_console.print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
     return 2 if any(c.error for c in results) else 0
 
 
@@ -866,7 +868,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("VALUECREDIT_DEBUG") == "1":
             raise
-        sys.stderr.write(f"{_prog(args)}: error: {_one_line(exc)}\n")
+        # an operator's file with several problems: one line each; any other error: one line
+        lines = str(exc).splitlines() if isinstance(exc, ConfigError) else [_one_line(exc)]
+        sys.stderr.write("".join(f"{_prog(args)}: error: {line}\n" for line in lines))
         return 3 if isinstance(exc, StoreLocked) else 2
     except KeyboardInterrupt:
         sys.stderr.write(f"{_prog(args)}: interrupted\n")

@@ -29,7 +29,13 @@ CONNECT_DELAYS = tuple(0.1 * 2 ** i for i in range(10))
 
 class Store(DuckDBResource):
     """The DuckDB file every asset reads and writes; schemas are created on first use. A run holds
-    the store's writer lock from its first step to its last: a second writer is refused at once."""
+    the store's writer lock from its first step to its last: a second writer is refused at once.
+    Within a run, the first step that connects opens the file and keeps it open until the run ends:
+    each later step's connection shares that database instead of opening the file again and writing
+    a checkpoint on close (138 connections, about 4 s of a small night)."""
+
+    _run_database: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+    _in_run: bool = PrivateAttr(default=False)
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Generator["Store", None, None]:
@@ -38,16 +44,21 @@ class Store(DuckDBResource):
             lock.__enter__()
         except StoreBusy as exc:  # waiting would not help: the other writer holds it for a whole night
             raise dg.Failure(description=str(exc), allow_retries=False) from None
+        self._in_run = True
         try:
             yield self
         finally:
-            lock.__exit__(None, None, None)
+            self._in_run = False
+            try:
+                if self._run_database is not None:
+                    self._run_database.close()  # the run's one checkpoint
+            finally:
+                self._run_database = None
+                lock.__exit__(None, None, None)
 
-    @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        # dagster-duckdb's get_connection retries any I/O error for 100 s (a broken file too), and
-        # closes its connection only when the step succeeds; here only a reader's lock is waited
-        # for, and the connection is closed whatever happens
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        # dagster-duckdb's get_connection retries any I/O error for 100 s (a broken file too); here
+        # only a reader's lock is waited for
         for delay in (*CONNECT_DELAYS, None):
             try:
                 con = duckdb.connect(self.database, config={"custom_user_agent": "dagster", **self.connection_config})
@@ -58,6 +69,22 @@ class Store(DuckDBResource):
                 time.sleep(delay)
         try:
             init_store(con)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        # dagster-duckdb closes its connection only when the step succeeds; this one is closed
+        # whatever happens (an open transaction is rolled back)
+        if self._in_run:
+            if self._run_database is None:
+                self._run_database = self._open()
+            con = self._run_database.cursor()
+        else:
+            con = self._open()
+        try:
             yield con
         finally:
             con.close()

@@ -9,19 +9,58 @@ import math
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from valuecredit.configfile import ConfigError, read_yaml
+from pydantic import AfterValidator, StrictStr
+
+from valuecredit.configfile import ConfigError, NonBlank, Schema, Version, validated
 
 VOCABULARY = Path(__file__).resolve().parents[1] / "config" / "vocabulary.yaml"
 UNKNOWN = {"zh": "未知代码", "en": "unknown code"}
 
 
+def _zh_and_en(names: list[str]) -> list[str]:
+    if len(names) != 2:
+        raise ValueError(f"expected [Chinese name, English name], found {names!r}")
+    return names
+
+
+# code -> [Chinese name, English name]; a code is text (quote a number: "500112")
+Names = dict[StrictStr, Annotated[list[NonBlank], AfterValidator(_zh_and_en)]]
+
+
+class _VocabularyFile(Schema):
+    """config/vocabulary.yaml: every kind of code a report names, each a table of codes. A kind the
+    reports ask for and the file lacks is refused here, not when a report first needs it."""
+
+    version: Version
+    industries: Names
+    districts: Names
+    statuses: Names
+    size_classes: Names
+    innovation_statuses: Names
+    tax_grades: Names
+    gates: Names
+    conditions: Names
+    sources: Names
+    subjects: Names
+    penalty_severities: Names
+    loan_classes: Names
+    features: Names
+    pool_lines: Names
+    warning_kinds: Names
+    severities: Names
+    deadline_statuses: Names
+    stability: Names
+    segments: Names
+    models: Names
+
+
 class Vocabulary:
-    def __init__(self, doc: dict) -> None:
-        self.version = int(doc["version"])
+    def __init__(self, f: _VocabularyFile) -> None:
+        self.version = f.version
         self.terms: dict[str, dict[str, tuple[str, str]]] = {
-            kind: {str(code): (str(zh), str(en)) for code, (zh, en) in table.items()}
-            for kind, table in doc.items() if kind != "version"}
+            kind: {code: (zh, en) for code, (zh, en) in table.items()} for kind, table in f if kind != "version"}
 
     def name(self, kind: str, code: object, lang: str) -> str:
         """The code's name alone (an unknown code: the code, marked as such)."""
@@ -68,7 +107,7 @@ class Words:
 
 @lru_cache(maxsize=4)
 def load_vocabulary(path: Path | None = None) -> Vocabulary:
-    return Vocabulary(read_yaml(Path(path or VOCABULARY), ConfigError, "vocabulary"))
+    return Vocabulary(validated(Path(path or VOCABULARY), _VocabularyFile, ConfigError, "vocabulary")[0])
 
 
 def _plain(x: float, decimals: int) -> str:

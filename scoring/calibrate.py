@@ -111,8 +111,8 @@ def fit_weights(points: np.ndarray, defaulted: np.ndarray, cat: Catalogue) -> np
     """Per-point weights c (sum 10) maximising the likelihood of a logistic model on the total,
     within the catalogue's indicator and dimension bounds."""
     expert = np.array([cat.total_weights()[k] for k in _keys(cat)])
-    lo_i, hi_i = cat.calibration.get("indicator_weight_bounds", (0.0, 3.0))
-    lo_d, hi_d = cat.calibration.get("dimension_weight_bounds", (0.5, 2.0))
+    lo_i, hi_i = cat.calibration["indicator_weight_bounds"]
+    lo_d, hi_d = cat.calibration["dimension_weight_bounds"]
     x = points / 100.0  # points as shares, so the total is in [0, 10]
     y = np.asarray(defaulted, dtype=float)
     n = len(y)
@@ -192,7 +192,7 @@ def calibrate(con: duckdb.DuckDBPyConnection, cat: Catalogue, as_of: date, truth
         raise CalibrationError(f"{len(loans)} loans with a closed 12-month window and {int(loans['defaulted'].sum())} "
                                "defaults: at least 200 loans and 20 defaults are needed to fit weights")
     sample = sample_points(con, loans, cat)
-    share = float(cat.calibration.get("out_of_time_share", 0.3))
+    share = cat.calibration["out_of_time_share"]
     cutoff = sample["disbursed_on"].sort_values().iloc[int(len(sample) * (1 - share))]
     train, test = sample[sample["disbursed_on"] < cutoff], sample[sample["disbursed_on"] >= cutoff]
     cols = [f"pts_{k}" for k in _keys(cat)]

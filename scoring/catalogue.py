@@ -1,23 +1,33 @@
 """The indicator catalogue: the operator's scoring configuration, validated when it is loaded.
 
-Every mistake is refused with the file, the key and the problem, before anything is scored, so the
-last good configuration stays in force. The content hash goes next to every score.
+Every mistake is refused with the file, the key, the problem and its line, before anything is scored,
+so the last good configuration stays in force. The content hash goes next to every score.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from scoring.sql import INDICATOR_KEYS, NEGATIVE_RULE_PARAMS
-from valuecredit.configfile import ConfigError, content_hash, read_yaml
+from pydantic import Field, FiniteFloat, StrictBool, StrictStr, ValidationInfo, field_validator, model_validator
+
+from data_contracts.contracts import CONTRACTS
+from scoring.sql import INDICATOR_KEYS, INDICATOR_TYPES, NEGATIVE_RULE_PARAMS
+from valuecredit.configfile import (
+    ConfigError,
+    Invalid,
+    NonBlank,
+    Schema,
+    Version,
+    checked,
+    content_hash,
+    number_in,
+    validated,
+)
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[1] / "config" / "catalogue.yaml"
-TRANSFORMS = ("bands", "linear", "categories")
-DIRECTIONS = ("higher", "lower")
 
 
 class CatalogueError(ConfigError):
@@ -146,170 +156,268 @@ class Catalogue:
         return next(g for g, lowest in self.grades if total >= lowest)
 
 
+Points = number_in(0, 100)  # what an indicator earns
+
+
+class _Bands(Schema):
+    """value >= edges[i] earns points[i + 1]; below the first edge, points[0]"""
+
+    type: Literal["bands"]
+    edges: list[FiniteFloat]
+    points: list[Points]
+
+    @field_validator("edges")
+    @classmethod
+    def _rising(cls, edges: list[float]) -> list[float]:
+        if not edges:
+            raise ValueError("bands need at least one edge")
+        if any(a >= b for a, b in zip(edges, edges[1:])):
+            raise ValueError(f"must be strictly increasing, found {edges}")
+        return edges
+
+    @field_validator("points")
+    @classmethod
+    def _one_per_band(cls, points: list[float], info: ValidationInfo) -> list[float]:
+        edges = info.data.get("edges")
+        if edges is not None and len(points) != len(edges) + 1:
+            raise ValueError(f"need one more points value than edges ({len(edges) + 1}), found {len(points)}")
+        return points
+
+    def compiled(self) -> Transform:
+        return Transform("bands", edges=tuple(self.edges), points=tuple(self.points))
+
+
+class _Linear(Schema):
+    """0 to 100 points from lo to hi (the other way for direction lower), clamped"""
+
+    type: Literal["linear"]
+    lo: FiniteFloat
+    hi: FiniteFloat
+
+    @model_validator(mode="after")
+    def _a_scale(self) -> _Linear:
+        if not self.lo < self.hi:
+            raise ValueError(f"a linear scale needs lo < hi, found lo={self.lo} hi={self.hi}")
+        return self
+
+    def compiled(self) -> Transform:
+        return Transform("linear", lo=self.lo, hi=self.hi)
+
+
+class _Categories(Schema):
+    type: Literal["categories"]
+    points: dict[StrictStr, Points]
+
+    @field_validator("points")
+    @classmethod
+    def _some(cls, points: dict[str, float]) -> dict[str, float]:
+        if not points:
+            raise ValueError("categories need a mapping of category to points")
+        return points
+
+    def compiled(self) -> Transform:
+        return Transform("categories", categories=dict(self.points))
+
+
+class _Indicator(Schema):
+    id: NonBlank
+    key: StrictStr
+    zh: NonBlank
+    en: NonBlank
+    dimension: StrictStr
+    source: list[Literal[tuple(c.source for c in CONTRACTS)]]  # the departments' feeds it is computed from
+    unit: StrictStr
+    direction: Literal["higher", "lower"]
+    weight: number_in(0)  # relative within its dimension
+    transform: Annotated[_Bands | _Linear | _Categories, Field(discriminator="type")]
+    missing_points: Points | None = None  # the catalogue's neutral_points when not given
+
+    @field_validator("key")
+    @classmethod
+    def _computed(cls, key: str) -> str:
+        if key not in INDICATOR_KEYS:
+            raise ValueError(f"unknown indicator; the computed ones are {', '.join(INDICATOR_KEYS)}")
+        return key
+
+    @model_validator(mode="after")
+    def _points_follow_the_direction(self) -> _Indicator:
+        # a code (VARCHAR) earns points by category, a number by bands or a linear scale: the other
+        # way round the night's SQL would fail on every firm
+        coded = INDICATOR_TYPES[self.key] == "VARCHAR"
+        if coded != isinstance(self.transform, _Categories):
+            raise Invalid(f"{self.key} is {'a code' if coded else 'a number'}: its transform must be "
+                          f"{'categories' if coded else 'bands or linear'}, found {self.transform.type}",
+                          "transform", "type")
+        if isinstance(self.transform, _Bands):
+            pts, higher = self.transform.points, self.direction == "higher"
+            if not all(a <= b if higher else a >= b for a, b in zip(pts, pts[1:])):
+                raise Invalid(f"must {'rise' if higher else 'fall'} with the value (direction: {self.direction}), "
+                              f"found {pts}", "transform", "points")
+        return self
+
+
+class _Dimension(Schema):
+    zh: StrictStr
+    en: StrictStr
+    weight: number_in(0, 1, above=True)  # its share of the total
+
+
+class _Grade(Schema):
+    grade: NonBlank
+    min: number_in(0, 1000)  # the grade's lowest total score
+
+
+class _NegativeRule(Schema):
+    id: NonBlank
+    rule: StrictStr
+    zh: NonBlank
+    en: NonBlank
+    params: dict[StrictStr, Any] | None = None
+    enabled: StrictBool = True
+
+    @field_validator("rule")
+    @classmethod
+    def _known(cls, kind: str) -> str:
+        if kind not in NEGATIVE_RULE_PARAMS:
+            raise ValueError(f"unknown rule {kind!r}; known: {', '.join(NEGATIVE_RULE_PARAMS)}")
+        return kind
+
+    @model_validator(mode="after")
+    def _its_params(self) -> _NegativeRule:
+        params, expected = self.params or {}, NEGATIVE_RULE_PARAMS[self.rule]
+        if set(params) != set(expected):
+            raise Invalid(f"rule {self.rule} takes {sorted(expected) or 'no parameters'}, found {sorted(params)}", "params")
+        for p, kind in expected.items():
+            value = params[p]
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+                raise Invalid(f"expected {_KIND_NAMES[kind]}, found {value!r}", "params", p)
+            if kind is int and not 0 <= value <= MAX_RULE_SPAN:  # months or years of a window
+                raise Invalid(f"must lie in [0, {MAX_RULE_SPAN}], found {value}", "params", p)
+            if kind is list and not all(isinstance(v, str) for v in value):
+                raise Invalid(f"expected a list of quoted codes, found {value!r}", "params", p)
+        return self
+
+
+_KIND_NAMES = {int: "a whole number", bool: "true or false", str: "text (in quotes)", list: "a list"}
+MAX_RULE_SPAN = 100  # a rule's months or years: beyond it, a mistake (and out of the SQL's range)
+
+
+class _Calibration(Schema):
+    """What `valuecredit score calibrate` may do: weights as multiples of the expert ones."""
+
+    indicator_weight_bounds: list[FiniteFloat] = [0.0, 3.0]
+    dimension_weight_bounds: list[FiniteFloat] = [0.5, 2.0]
+    out_of_time_share: number_in(0, 0.9, above=True) = 0.3  # the latest loans, held out of the fit
+
+    @field_validator("indicator_weight_bounds", "dimension_weight_bounds")
+    @classmethod
+    def _around_the_expert(cls, bounds: list[float]) -> list[float]:
+        if len(bounds) != 2 or not 0 <= bounds[0] <= 1 <= bounds[1]:
+            raise ValueError(f"need [low, high] with 0 <= low <= 1 <= high (multiples of the expert weight), found {bounds}")
+        return bounds
+
+
+class _DerivedFrom(Schema):
+    version: Version
+    content_hash: StrictStr
+
+
+class _CatalogueFile(Schema):
+    """config/catalogue.yaml as the operator writes it (and `score calibrate --adopt` rewrites it)."""
+
+    version: Version
+    name: StrictStr = ""
+    description: StrictStr = ""
+    derived_from: _DerivedFrom | None = None  # written by --adopt: the version the weights were fitted on...
+    calibration_note: dict[StrictStr, Any] | None = None  # ...and the fit's samples and AUCs, a record only
+    neutral_points: Points
+    max_missing_rate: number_in(0, 1)
+    dimensions: dict[StrictStr, _Dimension]
+    grades: list[_Grade]  # best first
+    indicators: list[_Indicator]
+    negative_list: list[_NegativeRule]
+    calibration: _Calibration = _Calibration()
+
+    @field_validator("dimensions")
+    @classmethod
+    def _four_summing_to_1(cls, dims: dict[str, _Dimension]) -> dict[str, _Dimension]:
+        if len(dims) != 4:
+            raise ValueError(f"the system has 4 dimensions, found {len(dims)}")
+        if abs((total := sum(d.weight for d in dims.values())) - 1) > 1e-6:
+            raise ValueError(f"weights must sum to 1, they sum to {total:.6f}")
+        return dims
+
+    @field_validator("grades")
+    @classmethod
+    def _down_to_0(cls, grades: list[_Grade]) -> list[_Grade]:
+        if not grades or any(a.min <= b.min for a, b in zip(grades, grades[1:])):
+            raise ValueError("list grades best first with strictly decreasing minimum scores")
+        names = [g.grade for g in grades]
+        for n, name in enumerate(names):
+            if name in names[:n]:
+                raise Invalid(f"{name!r} is listed twice", n, "grade")
+        if grades[-1].min != 0:
+            raise Invalid("the lowest grade must start at 0 so every score has a grade", len(grades) - 1, "min")
+        return grades
+
+    @field_validator("indicators")
+    @classmethod
+    def _the_19_once_each(cls, indicators: list[_Indicator], info: ValidationInfo) -> list[_Indicator]:
+        dims, seen = info.data.get("dimensions"), {}  # no dimensions: refused already
+        for n, i in enumerate(indicators):
+            if i.key in seen:
+                raise Invalid(f"listed twice (also indicators[{seen[i.key]}])", n, "key")
+            seen[i.key] = n
+            if dims is not None and i.dimension not in dims:
+                raise Invalid(f"{i.dimension!r} is not one of {', '.join(dims)}", n, "dimension")
+        if absent := [k for k in INDICATOR_KEYS if k not in seen]:
+            raise ValueError(f"the system has 19 indicators; missing {', '.join(absent)}")
+        return indicators
+
+    @field_validator("negative_list")
+    @classmethod
+    def _the_programmes_exclusions_kept(cls, rules: list[_NegativeRule]) -> list[_NegativeRule]:
+        first: dict[str, int] = {}
+        for n, r in enumerate(rules):
+            if r.id in first:
+                raise Invalid(f"rule ids must be unique: {r.id} is also negative_list[{first[r.id]}]", n, "id")
+            first[r.id] = n
+        for kind, (what, strong_enough) in MANDATORY_EXCLUSIONS.items():
+            if not any(r.enabled and r.rule == kind and strong_enough(r.params or {}) for r in rules):
+                present = [n for n, r in enumerate(rules) if r.rule == kind]
+                how = (f"rule(s) {', '.join(rules[n].id for n in present)} are disabled or weakened" if present
+                       else "no rule of that kind")
+                raise Invalid(f"the mandatory exclusion {kind} ({what}) is missing: {how}; "
+                              "the programme's exclusions may be added to, never removed", *present[:1])
+        return rules
+
+    @model_validator(mode="after")
+    def _every_dimension_weighted(self) -> _CatalogueFile:
+        for key in self.dimensions:
+            if sum(i.weight for i in self.indicators if i.dimension == key) <= 0:
+                raise Invalid("its indicators' weights sum to 0", "dimensions", key)
+        return self
+
+
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
     path = Path(path or DEFAULT_CATALOGUE)
-    return parse_catalogue(read_yaml(path, CatalogueError, "catalogue"), str(path))
+    f, doc = validated(path, _CatalogueFile, CatalogueError, "catalogue")
+    return _catalogue(f, doc, str(path))
 
 
 def parse_catalogue(doc: Any, path: str = "<catalogue>") -> Catalogue:
-    def fail(key: str, problem: str) -> CatalogueError:
-        return CatalogueError(f"{path}: {key}: {problem}")
-
-    def need(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
-        if not isinstance(obj, dict) or key not in obj:
-            raise fail(f"{where}.{key}" if where else key, "missing")
-        value = obj[key]
-        if kind in (int, float, (int, float)) and isinstance(value, bool):
-            raise fail(f"{where}.{key}" if where else key, f"expected a number, found {value!r}")
-        if not isinstance(value, kind):
-            names = "a number" if kind == (int, float) else kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise fail(f"{where}.{key}" if where else key, f"expected {names}, found {type(value).__name__} {value!r}")
-        return value
-
-    def number(obj: Any, key: str, where: str) -> float:
-        value = float(need(obj, key, where, (int, float)))
-        if not math.isfinite(value):
-            raise fail(f"{where}.{key}", f"must be a finite number, found {value}")
-        return value
-
-    if not isinstance(doc, dict):
-        raise fail("(top level)", "expected a mapping of keys")
-    version = need(doc, "version", "", int)
-    if version < 1:
-        raise fail("version", "must be a positive integer")
-    neutral = number(doc, "neutral_points", "")
-    max_missing = number(doc, "max_missing_rate", "")
-    if not 0 <= max_missing <= 1:
-        raise fail("max_missing_rate", f"must lie in [0, 1], found {max_missing}")
-
-    dims_doc = need(doc, "dimensions", "", dict)
-    dimensions = []
-    for key, d in dims_doc.items():
-        w = number(d, "weight", f"dimensions.{key}")
-        if w <= 0:
-            raise fail(f"dimensions.{key}.weight", f"must be positive, found {w}")
-        dimensions.append(Dimension(key, need(d, "zh", f"dimensions.{key}", str), need(d, "en", f"dimensions.{key}", str), w))
-    if len(dimensions) != 4:
-        raise fail("dimensions", f"the system has 4 dimensions, found {len(dimensions)}")
-    total_w = sum(d.weight for d in dimensions)
-    if abs(total_w - 1) > 1e-6:
-        raise fail("dimensions", f"weights must sum to 1, they sum to {total_w:.6f}")
-
-    grades = []
-    for n, g in enumerate(need(doc, "grades", "", list)):
-        grades.append((need(g, "grade", f"grades[{n}]", str), number(g, "min", f"grades[{n}]")))
-    if not grades or any(a[1] <= b[1] for a, b in zip(grades, grades[1:])):
-        raise fail("grades", "list grades best first with strictly decreasing minimum scores")
-    if grades[-1][1] != 0:
-        raise fail(f"grades[{len(grades) - 1}].min", "the lowest grade must start at 0 so every score has a grade")
-
-    indicators: list[Indicator] = []
-    seen: set[str] = set()
-    for n, d in enumerate(need(doc, "indicators", "", list)):
-        where = f"indicators[{n}]"
-        key = need(d, "key", where, str)
-        where = f"indicators[{n}] ({key})"
-        if key not in INDICATOR_KEYS:
-            raise fail(f"{where}.key", f"unknown indicator; the computed ones are {', '.join(INDICATOR_KEYS)}")
-        if key in seen:
-            raise fail(f"{where}.key", "listed twice")
-        seen.add(key)
-        dim = need(d, "dimension", where, str)
-        if dim not in dims_doc:
-            raise fail(f"{where}.dimension", f"{dim!r} is not one of {', '.join(dims_doc)}")
-        direction = need(d, "direction", where, str)
-        if direction not in DIRECTIONS:
-            raise fail(f"{where}.direction", f"must be one of {DIRECTIONS}, found {direction!r}")
-        weight = number(d, "weight", where)
-        if weight < 0:
-            raise fail(f"{where}.weight", f"must not be negative, found {weight}")
-        missing = float(d.get("missing_points", neutral))
-        if not 0 <= missing <= 100:
-            raise fail(f"{where}.missing_points", f"must lie in [0, 100], found {missing}")
-        sources = need(d, "source", where, list)
-        indicators.append(Indicator(
-            id=need(d, "id", where, str), key=key, zh=need(d, "zh", where, str), en=need(d, "en", where, str),
-            dimension=dim, sources=tuple(sources), unit=need(d, "unit", where, str), direction=direction,
-            weight=weight, transform=_transform(need(d, "transform", where, dict), direction, f"{where}.transform", fail),
-            missing_points=missing))
-    absent = [k for k in INDICATOR_KEYS if k not in seen]
-    if absent:
-        raise fail("indicators", f"the system has 19 indicators; missing {', '.join(absent)}")
-    for dim in dimensions:
-        if sum(i.weight for i in indicators if i.dimension == dim.key) <= 0:
-            raise fail(f"dimensions.{dim.key}", "its indicators' weights sum to 0")
-
-    rules: list[NegativeRule] = []
-    for n, d in enumerate(need(doc, "negative_list", "", list)):
-        where = f"negative_list[{n}]"
-        kind = need(d, "rule", where, str)
-        if kind not in NEGATIVE_RULE_PARAMS:
-            raise fail(f"{where}.rule", f"unknown rule {kind!r}; known: {', '.join(NEGATIVE_RULE_PARAMS)}")
-        params = d.get("params", {}) or {}
-        expected = NEGATIVE_RULE_PARAMS[kind]
-        if set(params) != set(expected):
-            raise fail(f"{where}.params", f"rule {kind} takes {sorted(expected) or 'no parameters'}, found {sorted(params)}")
-        for p, kind_ in expected.items():
-            if not isinstance(params[p], kind_) or (isinstance(params[p], bool) and kind_ is not bool):
-                raise fail(f"{where}.params.{p}", f"expected {kind_.__name__}, found {params[p]!r}")
-            if kind_ is list and not all(isinstance(v, str) for v in params[p]):
-                raise fail(f"{where}.params.{p}", f"expected a list of quoted codes, found {params[p]!r}")
-        rules.append(NegativeRule(need(d, "id", where, str), kind, need(d, "zh", where, str), need(d, "en", where, str),
-                                  params, bool(d.get("enabled", True))))
-    ids = [r.id for r in rules]
-    if len(set(ids)) != len(ids):
-        raise fail("negative_list", "rule ids must be unique")
-    for kind, (what, strong_enough) in MANDATORY_EXCLUSIONS.items():
-        if not any(r.enabled and r.rule == kind and strong_enough(r.params) for r in rules):
-            present = [n for n, r in enumerate(rules) if r.rule == kind]
-            how = (f"rule(s) {', '.join(rules[n].id for n in present)} are disabled or weakened" if present
-                   else "no rule of that kind")
-            raise fail(f"negative_list[{present[0]}]" if present else "negative_list",
-                       f"the mandatory exclusion {kind} ({what}) is missing: {how}; "
-                       "the programme's exclusions may be added to, never removed")
-
-    calibration = doc.get("calibration", {}) or {}
-    for key in ("indicator_weight_bounds", "dimension_weight_bounds"):
-        lo, hi = calibration.get(key, (0.0, 3.0))
-        if not 0 <= lo <= 1 <= hi:
-            raise fail(f"calibration.{key}", f"need 0 <= low <= 1 <= high (multiples of the expert weight), found [{lo}, {hi}]")
-
-    return Catalogue(path=path, version=version, name=str(doc.get("name", "")), content_hash=content_hash(doc),
-                     dimensions=tuple(dimensions), indicators=tuple(indicators), grades=tuple(grades),
-                     negative_rules=tuple(rules), max_missing_rate=max_missing, calibration=calibration, raw=doc)
+    """A catalogue the program made (a fitted one, before it is written), checked as the file is."""
+    return _catalogue(checked(doc, _CatalogueFile, CatalogueError, path), doc, path)
 
 
-def _transform(t: dict, direction: str, where: str, fail) -> Transform:
-    kind = t.get("type")
-    if kind not in TRANSFORMS:
-        raise fail(f"{where}.type", f"must be one of {TRANSFORMS}, found {kind!r}")
-    if kind == "categories":
-        pts = t.get("points")
-        if not isinstance(pts, dict) or not pts:
-            raise fail(f"{where}.points", "categories need a mapping of category to points")
-        for cat, p in pts.items():
-            if not isinstance(p, (int, float)) or not 0 <= p <= 100:
-                raise fail(f"{where}.points.{cat}", f"must be a number in [0, 100], found {p!r}")
-        return Transform("categories", categories={str(k): float(v) for k, v in pts.items()})
-    if kind == "linear":
-        lo, hi = t.get("lo"), t.get("hi")
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi)) or not lo < hi:
-            raise fail(where, f"a linear scale needs numbers lo < hi, found lo={lo!r} hi={hi!r}")
-        return Transform("linear", lo=float(lo), hi=float(hi))
-    edges, pts = t.get("edges"), t.get("points")
-    if not isinstance(edges, list) or not isinstance(pts, list) or not edges:
-        raise fail(where, "bands need lists `edges` and `points`")
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in edges + pts):
-        raise fail(where, "edges and points must be finite numbers")
-    if len(pts) != len(edges) + 1:
-        raise fail(f"{where}.points", f"need one more points value than edges ({len(edges) + 1}), found {len(pts)}")
-    if any(a >= b for a, b in zip(edges, edges[1:])):
-        raise fail(f"{where}.edges", f"must be strictly increasing, found {edges}")
-    if any(not 0 <= p <= 100 for p in pts):
-        raise fail(f"{where}.points", f"must lie in [0, 100], found {pts}")
-    rising = all(a <= b for a, b in zip(pts, pts[1:]))
-    falling = all(a >= b for a, b in zip(pts, pts[1:]))
-    if (direction == "higher" and not rising) or (direction == "lower" and not falling):
-        raise fail(f"{where}.points", f"must {'rise' if direction == 'higher' else 'fall'} with the value "
-                                      f"(direction: {direction}), found {pts}")
-    return Transform("bands", edges=tuple(float(e) for e in edges), points=tuple(float(p) for p in pts))
+def _catalogue(f: _CatalogueFile, doc: Any, path: str) -> Catalogue:
+    return Catalogue(
+        path=path, version=f.version, name=f.name, content_hash=content_hash(doc),
+        dimensions=tuple(Dimension(key, d.zh, d.en, d.weight) for key, d in f.dimensions.items()),
+        indicators=tuple(Indicator(
+            id=i.id, key=i.key, zh=i.zh, en=i.en, dimension=i.dimension, sources=tuple(i.source), unit=i.unit,
+            direction=i.direction, weight=i.weight, transform=i.transform.compiled(),
+            missing_points=f.neutral_points if i.missing_points is None else i.missing_points) for i in f.indicators),
+        grades=tuple((g.grade, g.min) for g in f.grades),
+        negative_rules=tuple(NegativeRule(r.id, r.rule, r.zh, r.en, r.params or {}, r.enabled) for r in f.negative_list),
+        max_missing_rate=f.max_missing_rate, calibration=f.calibration.model_dump(), raw=doc)

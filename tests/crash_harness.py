@@ -1,11 +1,16 @@
 """Run one night in this process and SIGKILL it just before its N-th DuckDB statement: the crash tests'
-harness (`python -m tests.crash_harness DATE LANDING DB N LOG`).
+harness (`python -m tests.crash_harness DATE LANDING DB N LOG`). With `--serve` it is a fork server:
+it imports the project and builds the contracts' GX suites once (about 8 s of each night in a fresh
+interpreter), then reads one request per line on stdin (the same arguments as a JSON list), runs each in a
+forked child and answers its exit status, negative for a signal as `subprocess` does. The server
+itself never runs LightGBM or DuckDB, so each child starts with neither's threads.
 
 Every asset reaches the store through `Store.connect`; here that yields a proxy which counts the
 statements of the whole run and kills the process at statement N, wherever in a stage that falls
 (inside a transaction, between the legs of a posting, between two banks' files). N = 0 kills nothing
 and writes LOG, one line per statement and per finished stage, from which the test picks its N."""
 
+import json
 import os
 import signal
 import sys
@@ -80,5 +85,30 @@ def main(argv: list[str]) -> int:
     return 0 if summary.succeeded else 1
 
 
+def serve() -> None:
+    from data_contracts.contracts import CONTRACTS
+    from data_contracts.expectations import _validator
+
+    for contract in CONTRACTS:
+        _validator(contract)
+    print("ready", flush=True)
+    for request in sys.stdin:
+        pid = os.fork()
+        if pid == 0:  # the child: its output must not reach the server's answers on stdout
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            code = 2
+            try:
+                code = main(json.loads(request))
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status), flush=True)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        sys.exit(main(sys.argv[1:]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    FiniteFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -162,16 +164,50 @@ def validated(path: Path, schema: type[BaseModel], error: type[Exception], what:
     try:
         return schema.model_validate(doc), doc
     except ValidationError as exc:
-        root, problems, lines = yaml.compose(text, Loader=yaml.SafeLoader), exc.errors(include_url=False), []
-        for problem in problems[:MAX_PROBLEMS]:
-            loc, what_ = tuple(problem["loc"]), _plainly(problem)
-            if loc and loc[-1] == "[key]":  # a mapping's key of the wrong type (a year written as text)
-                loc, what_ = loc[:-1], f"as a key, {what_}"
-            field, line = _where(root, loc)
-            lines.append(f"{path}: {field}: {what_} (line {line})")
-        if len(problems) > MAX_PROBLEMS:
-            lines.append(f"{path}: and {len(problems) - MAX_PROBLEMS} more problems")
-        raise error("\n".join(lines)) from None
+        raise error(_problems(exc, path, yaml.compose(text, Loader=yaml.SafeLoader), lines=True)) from None
+
+
+def checked(doc: Any, schema: type[BaseModel], error: type[Exception], where: str) -> Any:
+    """A document made by the program rather than read from a file (a fitted catalogue before it is
+    written), checked against `schema` as `validated` checks a file: the same fields and problems,
+    named after `where`, with no line to give."""
+    try:
+        return schema.model_validate(doc)
+    except ValidationError as exc:  # its fields found as in a file's: in the document written as YAML
+        try:
+            root = yaml.compose(yaml.safe_dump(doc, allow_unicode=True), Loader=yaml.SafeLoader)
+        except yaml.YAMLError:  # a value YAML cannot write (a numpy number): the fields, without lines
+            root = None
+        raise error(_problems(exc, where, root, lines=False)) from None
+
+
+class Invalid(ValueError):
+    """A rule a validator checks over a whole list or mapping, broken by one of its items: `at` is the
+    way from the validated value to that item (`Invalid("listed twice", 3, "key")` on a list), so the
+    problem is named, and its line found, where the operator must edit."""
+
+    def __init__(self, problem: str, *at: str | int) -> None:
+        super().__init__(problem)
+        self.at = at
+
+
+def _problems(exc: ValidationError, path: Path | str, root: yaml.Node | None, lines: bool) -> str:
+    out, problems = [], exc.errors(include_url=False)
+    for problem in problems[:MAX_PROBLEMS]:
+        loc, what = tuple(problem["loc"]), _plainly(problem)
+        if loc and loc[-1] == "[key]":  # a mapping's key of the wrong type (a year written as text)
+            loc, what = loc[:-1], f"as a key, {what}"
+        if isinstance(cause := problem.get("ctx", {}).get("error"), Invalid):
+            loc += cause.at
+        if problem["type"] == "invalid_key":  # pydantic names it by its value (true as 1): its mapping names it
+            loc = loc[:-1]
+        field, line = _where(root, loc)
+        if problem["type"] == "invalid_key":
+            line = _unquoted_key_line(root, loc) or line
+        out.append(f"{path}: {field}: {what}" + (f" (line {line})" if lines else ""))
+    if len(problems) > MAX_PROBLEMS:
+        out.append(f"{path}: and {len(problems) - MAX_PROBLEMS} more problems")
+    return "\n".join(out)
 
 
 def _shown(value: Any) -> str:
@@ -189,14 +225,26 @@ def _plainly(problem: dict) -> str:
         return "not a known key (a misspelling?)"
     if kind in ("int_type", "int_from_float", "int_parsing"):
         return f"expected a whole number, found {found}"
+    if kind == "float_type":
+        return f"expected a number, found {found}"
+    if kind == "finite_number":
+        return f"expected a finite number, found {found}"
+    if kind == "literal_error":
+        return f"expected {problem['ctx']['expected']}, found {found}"
+    if kind == "union_tag_invalid":
+        return f"{problem['ctx']['discriminator']} must be {problem['ctx']['expected_tags']}, found {problem['ctx']['tag']!r}"
+    if kind == "union_tag_not_found":
+        return f"{problem['ctx']['discriminator']} missing"
     if kind == "bool_type":
         return f"expected true or false, found {found}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"expected a mapping of keys, found {found}"
     if kind == "list_type":
         return f"expected a list, found {found}"
-    if kind == "string_type":  # yes/no/on/off and dates are not text to YAML
-        return f"expected text, found {found}: put it in quotes"
+    if kind == "string_type":  # yes/no/on/off, numbers and dates are not text to YAML
+        return f"expected text, found {found}" + ("" if isinstance(problem["input"], dict | list) else ": put it in quotes")
+    if kind == "invalid_key":  # yes, no, 3 or a date as a key: YAML reads them as other than text
+        return f"the key {found} is not text: put it in quotes"
     if kind == "value_error":
         return str(problem["ctx"]["error"])
     return problem["msg"]
@@ -211,13 +259,51 @@ def _where(root: yaml.Node | None, loc: tuple) -> tuple[str, int]:
             field += f"[{part}]"
             node = node.value[part] if part < len(node.value) else None
             line = node.start_mark.line + 1 if node is not None else line
+        elif isinstance(node, yaml.MappingNode) and _is_tag(node, part):
+            continue
         else:
             field += f".{part}"
-            entry = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)),
+            entry = next(((k, v) for k, v in _pairs(node) if isinstance(k, yaml.ScalarNode) and k.value == str(part)),
                          None) if isinstance(node, yaml.MappingNode) else None
             node = entry[1] if entry else None
             line = entry[0].start_mark.line + 1 if entry else line
     return field.lstrip(".") or "(top level)", line
+
+
+def _unquoted_key_line(root: yaml.Node | None, loc: tuple) -> int | None:
+    """The line of the first key YAML does not read as text in the mapping at `loc`."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        elif isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in _pairs(node) if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((k.start_mark.line + 1 for k, _ in _pairs(node)
+                 if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:str"), None)
+
+
+def _is_tag(node: yaml.MappingNode, part: Any) -> bool:
+    """pydantic names the member a tagged union chose (`transform.bands.edges`): not a key of the
+    mapping but the value of its tag (`type: bands`), and no place in the file."""
+    pairs = _pairs(node)
+    keys = [k.value for k, _ in pairs if isinstance(k, yaml.ScalarNode)]
+    return str(part) not in keys and any(isinstance(k, yaml.ScalarNode) and k.value == "type" and
+                                         isinstance(v, yaml.ScalarNode) and v.value == str(part) for k, v in pairs)
+
+
+def _pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+    """A mapping's own entries, then those it takes from merge keys (`<<: *defaults`), as YAML reads them."""
+    own, merged = [], []
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.tag == "tag:yaml.org,2002:merge":
+            for m in (v.value if isinstance(v, yaml.SequenceNode) else [v]):
+                if isinstance(m, yaml.MappingNode):
+                    merged += _pairs(m)
+        else:
+            own.append((k, v))
+    return own + merged
 
 
 def bounded(lo: int, hi: int) -> Any:
@@ -229,6 +315,22 @@ def bounded(lo: int, hi: int) -> Any:
         return v
 
     return Annotated[StrictInt, AfterValidator(check)]
+
+
+def number_in(lo: float, hi: float = math.inf, *, above: bool = False) -> Any:
+    """A finite number, whole or not (never a bool), from lo (excluded when `above`) to hi."""
+
+    def check(v: float) -> float:
+        if (v <= lo if above else v < lo) or v > hi:
+            low = f"{'above' if above else 'at least'} {_number(lo)}"
+            raise ValueError(f"must be {low}" + (f" and at most {_number(hi)}" if hi < math.inf else "") + f", found {v!r}")
+        return v
+
+    return Annotated[FiniteFloat, AfterValidator(check)]
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,}"
 
 
 def not_below(floor: str, refusal: str) -> Any:

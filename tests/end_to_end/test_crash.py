@@ -7,6 +7,7 @@ statements and kills itself just before the chosen one: the midpoint of the stag
 inside its transaction, between two sources, between two banks' files or two reports."""
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -28,10 +29,22 @@ SCHEMAS = ("scores", "decisions", "ledger")
 OUTPUTS = ("publish", "reports")
 
 
-def night_in_child(folder: Path, landing: Path, kill_at: int, log: Path) -> int:
-    return subprocess.run([sys.executable, "-m", "tests.crash_harness", DAY2.isoformat(), str(landing),
-                           str(folder / "night.duckdb"), str(kill_at), str(log)],
-                          cwd=Path(__file__).parents[2], capture_output=True).returncode
+@pytest.fixture(scope="module")
+def night_in_child():
+    """night_in_child(folder, landing, kill_at, log): the second night in a child process, its exit
+    status (-9: killed). The children are forked by one server (`tests.crash_harness --serve`)."""
+    server = subprocess.Popen([sys.executable, "-m", "tests.crash_harness", "--serve"], cwd=Path(__file__).parents[2],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline() == "ready\n"
+
+    def night(folder: Path, landing: Path, kill_at: int, log: Path) -> int:
+        server.stdin.write(json.dumps([DAY2.isoformat(), str(landing), str(folder / "night.duckdb"), str(kill_at), str(log)]) + "\n")
+        server.stdin.flush()
+        return int(server.stdout.readline())
+
+    yield night
+    server.stdin.close()
+    server.wait(timeout=60)
 
 
 def tables(folder: Path) -> dict:
@@ -56,7 +69,7 @@ def files(folder: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def nights(clean_landing, score_loan_book, tmp_path_factory):
+def nights(clean_landing, score_loan_book, night_in_child, tmp_path_factory):
     """The store after a first night (with a champion trained on the loan book), and the same store
     after an uninterrupted second night, whose statements were counted stage by stage."""
     work = tmp_path_factory.mktemp("crash")
@@ -81,7 +94,8 @@ def nights(clean_landing, score_loan_book, tmp_path_factory):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_a_night_killed_in_the_middle_of_a_stage_and_rerun_ends_byte_identical(nights, clean_landing, stage):
+def test_a_night_killed_in_the_middle_of_a_stage_and_rerun_ends_byte_identical(nights, night_in_child, clean_landing,
+                                                                                  stage):
     work, first, second, stages, before, after, outputs = nights
     start, end = stages[stage]
     assert end >= start, f"{stage} ran no statement"

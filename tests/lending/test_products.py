@@ -90,12 +90,12 @@ def test_the_catalogue_offers_every_kind_at_several_banks():
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda p: p.update(kind="mortgage"), "product B01-P1, kind: 'mortgage' is not a product kind"),
-    (lambda p: p.update(kind="renewal"), "product B01-P1, terms.window_days: a renewal product needs a number"),
-    (lambda p: p.update(kind="receivables", terms={"share": 1.5}), "product B01-P1, terms.share: a receivables product"),
-    (lambda p: p.update(terms={"window_days": 30}), "product B01-P1, terms.window_days: not a term of a credit product"),
+    (lambda p: p.update(kind="mortgage"), r"products\[0\]\.kind: 'mortgage' is not a product kind"),
+    (lambda p: p.update(kind="renewal"), r"products\[0\]\.terms\.window_days: a renewal product needs a number"),
+    (lambda p: p.update(kind="receivables", terms={"share": 1.5}), r"products\[0\]\.terms\.share: a receivables product"),
+    (lambda p: p.update(terms={"window_days": 30}), r"products\[0\]\.terms\.window_days: not a term of a credit product"),
     (lambda p: p.update(kind="ip_pledge", terms={"invention_rmb": 1, "utility_rmb": 1, "trademark_rmb": 1}),
-     "product B01-P1, terms.cap_rmb: a ip_pledge product needs"),
+     r"products\[0\]\.terms\.cap_rmb: a ip_pledge product needs"),
 ])
 def test_kinds_and_terms_are_validated_naming_file_product_and_field(tmp_path, change, message):
     doc = yaml.safe_load(load_products().path.read_text(encoding="utf-8"))

@@ -47,39 +47,58 @@ def _p0(doc) -> dict:
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d.update(products=None), "products must be a non-empty list, got None"),
-    (lambda d: d.update(products=[]), "products must be a non-empty list, got []"),
-    (lambda d: d.update(banks=None), "banks must be a non-empty list, got None"),
-    (lambda d: d.update(programme=[1]), "programme must be a mapping, got [1]"),
-    (lambda d: d.update(version="two"), "version must be a whole number from 1, got 'two'"),
-    (lambda d: d.update(extra={"a": 1}), "unknown top-level key 'extra'"),
+    (lambda d: d.update(products=None), "products: expected a list, found None"),
+    (lambda d: d.update(products=[]), "products: expected at least one product"),
+    (lambda d: d.update(banks=None), "banks: expected a list, found None"),
+    (lambda d: d.update(programme=[1]), "programme: expected a mapping of keys, found [1]"),
+    (lambda d: d.update(version="two"), "version: expected a whole number, found 'two'"),
+    (lambda d: d.update(extra={"a": 1}), "extra: not a known key"),
     # the programme's money: not a number, or not whole RMB (0.5 became 0 and divided by zero)
-    (lambda d: d["programme"].update(max_amount_rmb=float("nan")), "programme.max_amount_rmb must be a positive whole"),
-    (lambda d: d["programme"].update(max_amount_rmb=float("inf")), "programme.max_amount_rmb must be a positive whole"),
-    (lambda d: d["programme"].update(limit_rounding_rmb=0.5), "programme.limit_rounding_rmb must be a positive whole"),
-    (lambda d: d["programme"].update(limit_rounding_rmb=True), "programme.limit_rounding_rmb must be a positive whole"),
+    (lambda d: d["programme"].update(max_amount_rmb=float("nan")), "programme.max_amount_rmb: expected a whole number, found nan"),
+    (lambda d: d["programme"].update(max_amount_rmb=float("inf")), "programme.max_amount_rmb: expected a whole number, found inf"),
+    (lambda d: d["programme"].update(limit_rounding_rmb=0.5), "programme.limit_rounding_rmb: expected a whole number, found 0.5"),
+    (lambda d: d["programme"].update(limit_rounding_rmb=True), "programme.limit_rounding_rmb: expected a whole number, found True"),
     # a product's shape
-    (lambda d: _p0(d).update(product_id=["B01-P1"]), "product_id ['B01-P1'] must be text"),
-    (lambda d: d["products"][1].update(product_id=_p0(d)["product_id"] + " "), "product_id 'B01-P1 ' must be text"),
-    (lambda d: _p0(d).update(conditions=["min_score", 500]), "product B01-P1, conditions: must be a mapping"),
-    (lambda d: _p0(d).update(pricing=[400]), "product B01-P1, pricing: must be a mapping"),
-    (lambda d: _p0(d).update(limit="big"), "product B01-P1, limit: must be a mapping"),
-    (lambda d: _p0(d).update(kind=["renewal"]), "product B01-P1, kind: ['renewal'] is not a product kind"),
-    (lambda d: _p0(d).update(name=12345), "product B01-P1, name: must be the product's name as text"),
+    (lambda d: _p0(d).update(product_id=["B01-P1"]), "products[0].product_id: expected text, found ['B01-P1']"),
+    (lambda d: d["products"][1].update(product_id=_p0(d)["product_id"] + " "), "products[1].product_id: 'B01-P1 ' must be text"),
+    (lambda d: _p0(d).update(conditions=["min_score", 500]), "products[0].conditions: expected a mapping"),
+    (lambda d: _p0(d).update(pricing=[400]), "products[0].pricing: expected a mapping"),
+    (lambda d: _p0(d).update(limit="big"), "products[0].limit: expected a mapping"),
+    (lambda d: _p0(d).update(kind=["renewal"]), "products[0].kind: expected text, found ['renewal']"),
+    (lambda d: _p0(d).update(name=12345), "products[0].name: expected text, found 12345"),
     # a misspelt `kind` left a first-loan product a plain credit product, silently
-    (lambda d: (_p0(d).pop("kind"), _p0(d).update(Kind="first_loan")), "product B01-P1, Kind: unknown field"),
+    (lambda d: (_p0(d).pop("kind"), _p0(d).update(Kind="first_loan")), "products[0].Kind: not a known key"),
     # money and days must be whole: 50,000.99 RMB was cut to 50,000; 30.5 days rounded by the database
-    (lambda d: _p0(d)["conditions"].update(max_amount_rmb=50_000.99), "conditions.max_amount_rmb: must be a whole number"),
+    (lambda d: _p0(d)["conditions"].update(max_amount_rmb=50_000.99), "products[0].conditions.max_amount_rmb: expected a whole number"),
     (lambda d: _p0(d).update(kind="ip_pledge", terms={"invention_rmb": 500_000.004, "utility_rmb": 1, "trademark_rmb": 1,
-                                                      "cap_rmb": 10_000}), "terms.invention_rmb: must be a whole number (RMB)"),
-    (lambda d: _p0(d).update(kind="renewal", terms={"window_days": 30.5}), "terms.window_days: must be a whole number (days)"),
+                                                      "cap_rmb": 10_000}), "products[0].terms.invention_rmb: must be a whole number (RMB)"),
+    (lambda d: _p0(d).update(kind="renewal", terms={"window_days": 30.5}), "products[0].terms.window_days: must be a whole number (days)"),
     # YAML's `yes` is True, which Python counts as 1
-    (lambda d: _p0(d)["conditions"].update(min_score=True), "conditions.min_score: must be a number from 0 to 1,000, got True"),
-    (lambda d: _p0(d)["pricing"].update(pd_bands=[["0.1", 5]]), "pricing.pd_bands: must be a list of"),
-    (lambda d: _p0(d)["pricing"].update(base_bp=True), "pricing.base_bp: must be whole basis points"),
+    (lambda d: _p0(d)["conditions"].update(min_score=True), "products[0].conditions.min_score: expected a number, found True"),
+    (lambda d: _p0(d)["pricing"].update(pd_bands=[["0.1", 5]]), "products[0].pricing.pd_bands[0][0]: expected a number, found '0.1'"),
+    (lambda d: _p0(d)["pricing"].update(base_bp=True), "products[0].pricing.base_bp: expected a whole number, found True"),
+    # look-alike letters and digits (Greek Κ, full-width Ｋ and ５) passed isupper()/isdigit() and matched no firm
+    (lambda d: _p0(d)["conditions"].update(exclude_industries=["Κ"]), "products[0].conditions.exclude_industries: must be a list of GB/T 4754 section letters A to T"),
+    (lambda d: _p0(d)["conditions"].update(exclude_industries=["Ｋ"]), "section letters A to T, found ['Ｋ']"),
+    (lambda d: _p0(d)["conditions"].update(exclude_industries=["Z"]), "section letters A to T, found ['Z']"),
+    (lambda d: _p0(d)["conditions"].update(districts=["５00112"]), "products[0].conditions.districts: must be a list of 6-digit district codes"),
+    (lambda d: _p0(d)["pricing"].update(floor_bp=900, base_bp=385), "products[0].pricing.floor_bp: the floor (900 bp) is above the base rate (385 bp)"),
 ])
 def test_a_misshapen_draft_is_refused_in_one_line_naming_file_and_field(tmp_path, change, message):
     _refused(_draft(tmp_path, change), message)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("base_bp: 385", "base_bp: 5000", "products[0].pricing.base_bp: must lie in [1, 2999], found 5000"),
+    # a rule over the whole list (ids once each) names the product that breaks it, on its own line
+    ("product_id: B01-P2", "product_id: B01-P1", "products[1].product_id: 'B01-P1' used twice (also products[0])"),
+])
+def test_a_problem_names_the_line_it_is_on(tmp_path, old, new, message):
+    text = load_products().path.read_text(encoding="utf-8")
+    line = text[:text.index(old)].count("\n") + 1  # the line edited
+    path = tmp_path / "draft.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    assert _refused(path, message).endswith(f" (line {line})")
 
 
 def test_a_key_given_twice_is_refused_not_quietly_the_last(tmp_path):

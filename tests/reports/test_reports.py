@@ -18,8 +18,9 @@ from reports.audit import audit_pack, replay_decision, segment_outcomes
 from reports.browser import cut_text, load, to_pdf
 from reports.firm import ReportError, bank_batch, write_firm_report
 from reports.portfolio import portfolio, write_portfolio
-from reports.vocabulary import evidence, load_vocabulary, money_fen
+from reports.vocabulary import VOCABULARY, evidence, load_vocabulary, money_fen
 from scoring.catalogue import load_catalogue
+from valuecredit.configfile import ConfigError
 
 CAT, PRODUCTS = load_catalogue(), load_products()
 DAY, MONTH_BEFORE = date(2026, 11, 28), date(2026, 10, 23)
@@ -322,6 +323,28 @@ def test_the_waterfall_fits_its_longest_label():
     label_end = float(re.search(r'<text x="([\d.]+)"[^>]*text-anchor="end"', svg).group(1))
     assert label_end - text_width(long, 11) >= 0 and width >= label_end + 300  # nothing starts left of the picture
     assert "+0.400" in svg and "-0.200" in svg
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("  C: [制造业, Manufacturing]\n", "  C: 制造业\n", "industries.C: expected a list, found '制造业'"),
+    ("  B: [采矿业, Mining]\n", "  B: [采矿业, 42]\n", "industries.B[1]: expected text, found 42: put it in quotes"),
+    ("  M: [科学研究和技术服务业, Scientific research and technical services]\n", "  M: [科学研究和技术服务业]\n",
+     "industries.M: expected [Chinese name, English name], found ['科学研究和技术服务业']"),
+    ('  "500112": [渝北区, Yubei District]\n', "  500112: [渝北区, Yubei District]\n",
+     "districts.500112: as a key, expected text, found 500112: put it in quotes"),
+    # a misspelt kind of code: its codes would show as unknown in every report
+    ("\nsegments:\n", "\nsegment:\n", "segment: not a known key (a misspelling?)"),
+])
+def test_a_malformed_vocabulary_is_refused_naming_file_field_and_line(tmp_path, old, new, message):
+    text = VOCABULARY.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    bad = text.replace(old, new)
+    path = tmp_path / "vocabulary.yaml"
+    path.write_text(bad, encoding="utf-8")
+    line = next(n for n, written in enumerate(bad.splitlines(), 1) if written == new.strip("\n"))
+    with pytest.raises(ConfigError) as e:
+        load_vocabulary(path)
+    assert f"{path}: {message} (line {line})" in str(e.value).splitlines()  # a misspelt key: also the one missing
 
 
 def test_the_product_kinds_conditions_read_in_each_language():

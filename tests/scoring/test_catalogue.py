@@ -1,11 +1,12 @@
 """The catalogue is refused at load, naming the file, the key and the problem."""
 
 import copy
+import re
 
 import pytest
 import yaml
 
-from scoring.catalogue import DEFAULT_CATALOGUE, CatalogueError, load_catalogue
+from scoring.catalogue import DEFAULT_CATALOGUE, CatalogueError, load_catalogue, parse_catalogue
 
 DOC = yaml.safe_load(DEFAULT_CATALOGUE.read_text(encoding="utf-8"))
 
@@ -24,25 +25,48 @@ CASES = [
     (lambda d: d["dimensions"]["brand"].update(weight=0.25), "dimensions: weights must sum to 1"),
     (lambda d: d["dimensions"].pop("social"), "dimensions: the system has 4 dimensions"),
     (lambda d: ind(d, "rd_intensity")["transform"].update(edges=[0.01, 0.03, 0.02, 0.05]),
-     r"indicators\[0\] \(rd_intensity\)\.transform\.edges: must be strictly increasing"),
+     r"indicators\[0\]\.transform\.edges: must be strictly increasing"),
     (lambda d: ind(d, "debt_ratio")["transform"].update(points=[0, 30, 60, 80, 100]),
-     r"\(debt_ratio\)\.transform\.points: must fall with the value"),
-    (lambda d: ind(d, "valid_ip")["transform"].update(points=[0, 30]), r"\(valid_ip\)\.transform\.points: need one more"),
-    (lambda d: ind(d, "revenue_growth")["transform"].update(lo=1, hi=0), r"\(revenue_growth\)\.transform: a linear scale"),
-    (lambda d: ind(d, "tax_credit_grade")["transform"]["points"].update(A=120), r"transform\.points\.A: must be a number in"),
-    (lambda d: ind(d, "awards_3y").update(weight="heavy"), r"\(awards_3y\)\.weight: expected a number"),
-    (lambda d: ind(d, "awards_3y").update(dimension="luck"), r"\(awards_3y\)\.dimension: 'luck' is not one of"),
-    (lambda d: ind(d, "awards_3y").update(key="astrology"), r"indicators\[14\] \(astrology\)\.key: unknown indicator"),
+     r"indicators\[10\]\.transform\.points: must fall with the value"),
+    (lambda d: ind(d, "valid_ip")["transform"].update(points=[0, 30]), r"indicators\[1\]\.transform\.points: need one more"),
+    (lambda d: ind(d, "revenue_growth")["transform"].update(lo=1, hi=0), r"indicators\[6\]\.transform: a linear scale"),
+    (lambda d: ind(d, "rd_intensity")["transform"].update(type="sigmoid"),
+     r"indicators\[0\]\.transform: 'type' must be 'bands', 'linear', 'categories', found 'sigmoid'"),
+    (lambda d: ind(d, "tax_credit_grade")["transform"]["points"].update(A=120), r"indicators\[8\]\.transform\.points\.A: must be at least 0 and at most 100"),
+    (lambda d: ind(d, "awards_3y").update(weight="heavy"), r"indicators\[14\]\.weight: expected a number"),
+    (lambda d: ind(d, "awards_3y").update(dimension="luck"), r"indicators\[14\]\.dimension: 'luck' is not one of"),
+    (lambda d: ind(d, "awards_3y").update(key="astrology"), r"indicators\[14\]\.key: unknown indicator"),
     (lambda d: d["indicators"].pop(), r"indicators: the system has 19 indicators; missing penalties_3y"),
-    (lambda d: d["negative_list"][7].update(params={"months": "three"}), r"negative_list\[7\]\.params\.months: expected int"),
+    (lambda d: d["negative_list"][7].update(params={"months": "three"}), r"negative_list\[7\]\.params\.months: expected a whole number"),
     (lambda d: d["negative_list"][0].update(rule="bad_vibes"), r"negative_list\[0\]\.rule: unknown rule 'bad_vibes'"),
     (lambda d: _rule(d, "excluded_industry")["params"].update(divisions=[25, 26]),
      r"negative_list\[8\]\.params\.divisions: expected a list of quoted codes, found \[25, 26\]"),
     (lambda d: _rule(d, "excluded_industry")["params"].update(financing_platforms="yes"),
-     r"negative_list\[8\]\.params\.financing_platforms: expected bool"),
+     r"negative_list\[8\]\.params\.financing_platforms: expected true or false"),
     (lambda d: d["grades"].append({"grade": "D", "min": 100}), "grades: list grades best first"),
     (lambda d: d.pop("version"), "version: missing"),
+    # a key no rule reads is a misspelling, not a setting (`wieght` left the expert weight in force)
+    (lambda d: ind(d, "awards_3y").update(wieght=0.3), r"indicators\[14\]\.wieght: not a known key"),
+    (lambda d: d.update(colour="red"), "colour: not a known key"),
+    (lambda d: d["indicators"].append(ind(d, "awards_3y")), r"indicators\[19\]\.key: listed twice \(also indicators\[14\]\)"),
+    (lambda d: d["negative_list"][1].update(id="N01"), r"negative_list\[1\]\.id: rule ids must be unique"),
+    (lambda d: d["grades"][-1].update(min=100), r"grades\[6\]\.min: the lowest grade must start at 0"),
+    (lambda d: [i.update(weight=0) for i in d["indicators"] if i["dimension"] == "brand"],
+     r"dimensions\.brand: its indicators' weights sum to 0"),
     (lambda d: d["calibration"].update(indicator_weight_bounds=[1.5, 3]), r"calibration\.indicator_weight_bounds: need"),
+    # accepted before, then failing or misleading at night: each is refused at load
+    (lambda d: _rule(d, "arrears").update(params={"months": -1}), r"negative_list\[7\]\.params\.months: must lie in \[0, 100\]"),
+    (lambda d: _rule(d, "major_penalty").update(params={"years": 10**20}), r"params\.years: must lie in \[0, 100\]"),
+    (lambda d: ind(d, "revenue_growth").update(transform={"type": "categories", "points": {"A": 100}}),
+     r"indicators\[6\]\.transform\.type: revenue_growth is a number: its transform must be bands or linear"),
+    (lambda d: ind(d, "tax_credit_grade").update(transform={"type": "bands", "edges": [1], "points": [0, 100]}),
+     r"indicators\[8\]\.transform\.type: tax_credit_grade is a code: its transform must be categories"),
+    (lambda d: ind(d, "awards_3y").update(source=["bogus"]), r"indicators\[14\]\.source\[0\]: expected 'registry'"),
+    (lambda d: ind(d, "awards_3y").update(zh=" "), r"indicators\[14\]\.zh: empty"),
+    (lambda d: d["grades"][1].update(grade="AAA"), r"grades\[1\]\.grade: 'AAA' is listed twice"),
+    (lambda d: d["grades"][0].update(min=2000), r"grades\[0\]\.min: must be at least 0 and at most 1,000"),
+    (lambda d: d["calibration"].update(out_of_time_share=1), r"calibration\.out_of_time_share: must be above 0 and at most 0.9"),
+    (lambda d: d.update({True: "x"}), r"catalogue.yaml: \(top level\): the key True is not text: put it in quotes"),
 ]
 
 
@@ -53,6 +77,36 @@ def test_a_bad_catalogue_is_refused_by_file_and_key(tmp_path, mutate, message):
     with pytest.raises(CatalogueError, match=message) as err:
         load_catalogue(path)
     assert str(err.value).startswith(str(path))
+
+
+LINE_CASES = [  # (mutate, the field named, text on the line the message must give)
+    (lambda d: ind(d, "awards_3y").update(weight="heavy"), r"indicators\[14\]\.weight", "weight: heavy"),
+    (lambda d: d["negative_list"][7].update(params={"months": "three"}), r"negative_list\[7\]\.params\.months",
+     "months: three"),
+    # a rule over the whole list names the item that breaks it, on that item's line
+    (lambda d: _rule(d, "dishonest_debtor").update(enabled=False), r"negative_list\[0\]", "id: N01"),
+]
+
+
+@pytest.mark.parametrize("mutate,field,on_line", LINE_CASES)
+def test_a_problem_names_the_line_it_is_on(tmp_path, mutate, field, on_line):
+    path = tmp_path / "catalogue.yaml"
+    text = yaml.safe_dump(broken(mutate), allow_unicode=True, sort_keys=False)
+    path.write_text(text, encoding="utf-8")
+    line = next(n for n, written in enumerate(text.splitlines(), 1) if on_line in written)
+    with pytest.raises(CatalogueError, match=rf"^{re.escape(str(path))}: {field}: .* \(line {line}\)$"):
+        load_catalogue(path)
+
+
+def test_a_catalogue_made_in_code_is_checked_as_the_file_is():
+    """The fitted catalogue, before `--adopt` writes it: the same rules and words, no line to name."""
+    doc = broken(lambda d: ind(d, "awards_3y").update(weight="heavy"))
+    with pytest.raises(CatalogueError) as err:
+        parse_catalogue(doc, "<fitted catalogue>")
+    assert str(err.value) == "<fitted catalogue>: indicators[14].weight: expected a number, found 'heavy'"
+    fitted = broken(lambda d: d.update(derived_from={"version": 1, "content_hash": "ab" * 32},
+                                       calibration_note={"fitted_on": "2026-11-28", "train": {"loans": 900}}))
+    assert parse_catalogue(fitted).raw["derived_from"]["version"] == 1  # the keys `--adopt` writes
 
 
 def test_unparseable_yaml_and_missing_file(tmp_path):
@@ -124,3 +178,15 @@ def test_operators_may_add_exclusions_and_stricter_parameters(tmp_path):
     cat = load_catalogue(path)
     assert {r.id: r.enabled for r in cat.negative_rules}["N90"] is False
     assert next(r for r in cat.negative_rules if r.id == "N08").params == {"months": 2}
+
+
+def test_a_key_yaml_does_not_read_as_text_is_named_on_its_own_line(tmp_path):
+    """`on:` or `no:` as a key is a boolean to YAML: the message says to quote it, on the key's line."""
+    path = tmp_path / "catalogue.yaml"
+    text = DEFAULT_CATALOGUE.read_text(encoding="utf-8")
+    at = text.index("  - id: I01")
+    path.write_text(text[:at] + "  - on: 1\n    id: I01" + text[at + len("  - id: I01"):], encoding="utf-8")
+    with pytest.raises(CatalogueError) as err:
+        load_catalogue(path)
+    line = text[:at].count("\n") + 1
+    assert f"catalogue.yaml: indicators[0]: the key True is not text: put it in quotes (line {line})" in str(err.value)
