@@ -1,0 +1,59 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.run import run_nightly
+from tests.conftest import built_once
+from tests.end_to_end.crash import DAY1, DAY2, OUTPUTS, files, tables
+
+
+@pytest.fixture(scope="session")
+def night_in_child():
+    """night_in_child(folder, landing, kill_at, log): the second night in a child process, its exit
+    status (-9: killed). The children are forked by one server (`tests.crash_harness --serve`)."""
+    server = subprocess.Popen([sys.executable, "-m", "tests.crash_harness", "--serve"], cwd=Path(__file__).parents[2],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline() == "ready\n"
+
+    def night(folder: Path, landing: Path, kill_at: int, log: Path) -> int:
+        server.stdin.write(json.dumps([DAY2.isoformat(), str(landing), str(folder / "night.duckdb"), str(kill_at), str(log)]) + "\n")
+        server.stdin.flush()
+        return int(server.stdout.readline())
+
+    yield night
+    server.stdin.close()
+    server.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def crash_nights(clean_landing, score_loan_book, night_in_child, tmp_path_factory):
+    """The store after a first night (with a champion trained on the loan book), and the same store
+    after an uninterrupted second night, whose statements were counted stage by stage; made once for
+    the session and read-only to the tests: (first, second, stages, their tables, the second's files)."""
+
+    def build(work: Path) -> None:
+        (work / "training").mkdir()
+        trained = score_loan_book(work / "training", (DAY1,))
+        trained.con.close()
+        first = work / "first"
+        first.mkdir()
+        shutil.copytree(trained.registry, first / "models")
+        shutil.rmtree(work / "training")
+        assert run_nightly(DAY1, clean_landing, first / "night.duckdb").succeeded
+        shutil.copytree(first, work / "second")
+        assert night_in_child(work / "second", clean_landing, 0, work / "statements.log") == 0
+
+    work = built_once(tmp_path_factory, "crash_nights", build)
+    stages, statement, start = {}, 0, 1
+    for line in (work / "statements.log").read_text().splitlines():
+        if line.startswith("statement "):
+            statement = int(line.split()[1])
+        else:
+            stages[line.removeprefix("done ")] = (start, statement)
+            start = statement + 1
+    first, second = work / "first", work / "second"
+    return first, second, stages, tables(first), tables(second), {f: files(second / f) for f in OUTPUTS}
