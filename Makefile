@@ -40,6 +40,7 @@ bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ 
 	$(BIN)/python -m benchmarks.nightly
 	$(BIN)/python -m benchmarks.incremental
 	$(BIN)/python -m benchmarks.partitions
+	$(BIN)/python -m benchmarks.results_md  # benchmarks/RESULTS.md from the result files
 
 screenshots: $(STAMP)  ## docs/screenshots/: a firm report, the portfolio report and Dagster's asset page, from `make run`'s store
 	$(BIN)/python docs/screenshots.py
