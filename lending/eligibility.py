@@ -18,14 +18,13 @@ import duckdb
 
 from lending.gate import authorised_firms_sql
 from lending.products import GRADES, ProductCatalogue
-from models.nightly import DDL as PD_DDL
 from scoring.sql import NEGATIVE_RULE_NAMES, PointInTime, within
+from valuecredit.schema import ensure
 from valuecredit.sqltext import SQL, lit
 from valuecredit.store import replace_date, transaction
 
 # hard gates, in the order they are recorded: the negative list (but the two kinds of rule below, which
 # are gates of their own), a valid data-use authorisation on the date, an SME, registered in the region
-PD_TABLE = next(stmt for stmt in PD_DDL if "scores.pd " in stmt)
 GATES = ("negative_list", "no_authorisation", "not_sme", "outside_region")
 GATE_OF_RULE = {"not_sme": "not_sme", "outside_region": "outside_region"}  # other kinds: negative_list
 # a hit as its gate shows it: the rule's id and the short name of its kind ('N01 失信被执行人')
@@ -282,7 +281,7 @@ class EligibilitySummary:
 def build_eligibility(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalogue) -> EligibilitySummary:
     """Replace the date's eligibility (firms, products and pairs) in one transaction."""
     con.execute("CREATE SCHEMA IF NOT EXISTS decisions")
-    con.execute(PD_TABLE)  # before the first PD model there are no PDs: conditions on the PD are then unmet
+    ensure(con, "scores.pd")  # before the first PD model there are no PDs: conditions on the PD are then unmet
     _retire_wide_table(con)
     d = f"DATE {lit(as_of.isoformat())}"
     con.register("_products", products.frame())

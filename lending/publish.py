@@ -42,8 +42,8 @@ from lending.delta import REASONS, write_changes
 from lending.eligibility import CONDITIONS, MATCH_DEGREE, PAIR_VALUES
 from lending.gate import authorised_firms_sql, bank_facing_firms_sql
 from lending.products import ProductCatalogue
-from lending.warnings import DDL as WARNINGS_DDL
 from scoring.sql import PointInTime
+from valuecredit.schema import ensure
 from valuecredit.spreadsheet import excel_csv, neutral
 from valuecredit.sqltext import SQL, lit, q
 from valuecredit.store import transaction
@@ -91,7 +91,6 @@ DICTIONARY = (
 )
 PD_DECIMALS = 6  # a PD in the files: more digits are noise to a reader and differ between platforms' printing
 
-PUBLISHED_DDL = "CREATE TABLE IF NOT EXISTS decisions.published_tables (bank_id VARCHAR PRIMARY KEY, as_of DATE)"
 # an older date's tables, only long enough to write its folder: the connection's own temporary ones (DuckDB
 # fails a commit that drops a table created and replaced in the same transaction)
 BACKFILL_SCHEMA = "temp"
@@ -244,8 +243,7 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     complete, and the folders are then renamed into place."""
     out = Path(out)
     banks = sorted(products.banks)
-    con.execute(WARNINGS_DDL)  # a store that has never warned publishes an empty list
-    con.execute(PUBLISHED_DDL)
+    ensure(con, "decisions.early_warnings", "decisions.published_tables")  # never warned: an empty list
     for bank in banks:  # what an earlier publication left if it crashed
         _tidy(out / bank)
     staged: dict[str, Path] = {}

@@ -18,16 +18,13 @@ from datetime import date
 
 import duckdb
 
-from lending.eligibility import PD_TABLE
 from scoring.sql import PointInTime
+from valuecredit.schema import ensure
 from valuecredit.sqltext import SQL, lit, q
 from valuecredit.store import transaction
 
 DROP_RATIO, JUMP_RATIO, JUMP_POINTS = 0.8, 1.5, 0.02
 
-DDL = """CREATE TABLE IF NOT EXISTS decisions.early_warnings (
-    warning_id VARCHAR, uscc VARCHAR, bank_id VARCHAR, kind VARCHAR, severity VARCHAR, evidence VARCHAR,
-    status VARCHAR, raised_on DATE, updated_on DATE, closed_on DATE)"""
 
 
 def _drop(source: str, column: str, kind: str, pit: PointInTime) -> SQL:
@@ -84,10 +81,7 @@ class WarningSummary:
 def update_warnings(con: duckdb.DuckDBPyConnection, as_of: date) -> WarningSummary:
     """Raise, update and close warnings for the date, in one transaction. Dates are processed in
     order: a date before the last one processed is refused (the lifecycle would run backwards)."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS decisions")
-    con.execute(DDL)
-    con.execute("CREATE SCHEMA IF NOT EXISTS scores")
-    con.execute(PD_TABLE)  # before the first PD model: no PD jumps
+    ensure(con, "decisions.early_warnings", "scores.pd")  # before the first PD model: no PD jumps
     last = con.execute("SELECT max(greatest(updated_on, coalesce(closed_on, updated_on))) FROM decisions.early_warnings"
                        ).fetchone()[0]
     if last is not None and as_of < last:

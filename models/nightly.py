@@ -31,25 +31,12 @@ from scoring.catalogue import Catalogue
 from scoring.changes import NightPlan, has_table, record_stage, stage_plan
 from scoring.score import firms_as_of
 from valuecredit.configfile import ConfigError, NonBlank, Schema, Version, content_hash, validated
+from valuecredit.schema import PD_TABLES, TOP_REASONS, ensure
 from valuecredit.sqltext import lit, q, type_name
 from valuecredit.store import add_missing_columns, replace_date_with_frame, transaction
 
 REASON_CODES = Path(__file__).resolve().parents[1] / "config" / "reason_codes.yaml"
-TOP_REASONS = 4
 
-DDL = [
-    "CREATE TABLE IF NOT EXISTS scores.pd (uscc VARCHAR, as_of DATE, pd DOUBLE, log_odds DOUBLE, base_value DOUBLE, "
-    + ", ".join(f"reason_{i} VARCHAR" for i in range(1, TOP_REASONS + 1))
-    + ", model_version VARCHAR, snapshot_id VARCHAR, catalogue_hash VARCHAR, reason_codes_hash VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS scores.explanations (uscc VARCHAR, as_of DATE, feature VARCHAR, contribution DOUBLE, "
-    "adverse_rank SMALLINT)",
-    "CREATE TABLE IF NOT EXISTS scores.pd_importance (as_of DATE, model_version VARCHAR, feature VARCHAR, "
-    "mean_abs_contribution DOUBLE, share DOUBLE, rank SMALLINT)",
-    "CREATE TABLE IF NOT EXISTS scores.pd_stability (as_of DATE, model_version VARCHAR, item VARCHAR, psi DOUBLE, "
-    "status VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS scores.reason_codes (code VARCHAR, feature VARCHAR, zh VARCHAR, en VARCHAR, "
-    "reason_codes_hash VARCHAR)",
-]
 
 
 class ScoringError(RuntimeError):
@@ -283,8 +270,7 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
     """Score, explain and monitor every firm for the date; replace the date's rows in one transaction.
     On an incremental night a firm whose inputs take the branches they took on the previous date
     keeps that date's PD and explanation (`same_decisions`); the others are scored again."""
-    for stmt in DDL:
-        con.execute(stmt)
+    ensure(con, *PD_TABLES)
     plan, full_reason = stage_plan(con, as_of, "pd", made_with(cat, model, codes))
     if plan is None:
         inputs = model_inputs(con, as_of, cat)

@@ -36,6 +36,7 @@ import duckdb
 
 from data_contracts.contracts import CONTRACTS
 from scoring.sql import WINDOWS, PointInTime
+from valuecredit.schema import CARRYING_STAGES, STAGE_COLUMNS, ensure
 from valuecredit.sqltext import SQL, lit, q
 
 # the monthly sources whose current period every firm's windows are measured from
@@ -45,17 +46,7 @@ WINDOWED = ("tax_monthly", "social_insurance", "power", "customs")
 STAGES = {"hits": ("scores.negative_hits", "scores.commercial_value"),
           "pd": ("features.pd_inputs", "scores.pd", "scores.explanations")}
 
-# per stage: what computed the date's rows (NULL: not computed since the date's indicators) and why
-# every firm was computed (empty: the previous date's rows were carried)
-STAGE_COLUMNS = [f"{stage}_{what}" for stage in STAGES for what in ("made_with", "full_reason")]
-
-DDL = [
-    "CREATE SCHEMA IF NOT EXISTS meta",
-    "CREATE TABLE IF NOT EXISTS meta.night_plans (as_of DATE PRIMARY KEY, previous DATE, full_reason VARCHAR, "
-    "changed BIGINT, firms BIGINT, code VARCHAR, " + ", ".join(f"{q(c)} VARCHAR" for c in STAGE_COLUMNS) + ")",
-    # the firms an incremental night computed again (none listed for a full night: all were)
-    "CREATE TABLE IF NOT EXISTS meta.changed_firms (as_of DATE, uscc VARCHAR)",
-]
+assert tuple(STAGES) == CARRYING_STAGES  # the columns of meta.night_plans
 
 
 @dataclass(frozen=True)
@@ -84,8 +75,7 @@ class NightPlan:
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for stmt in DDL:
-        con.execute(stmt)
+    ensure(con, "meta.night_plans", "meta.changed_firms")
     # a store planned before the stages were recorded gains their columns (NULL: nothing to carry)
     have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'meta' "
                                       "AND table_name = 'night_plans'").fetchall()}

@@ -22,20 +22,11 @@ from scoring.sql import (
     negative_hits_sql,
     years_in_operation,
 )
+from valuecredit.schema import ensure
 from valuecredit.sqltext import SQL, lit, q
 from valuecredit.store import replace_date, transaction
 
-DDL = [
-    "CREATE SCHEMA IF NOT EXISTS features",
-    "CREATE SCHEMA IF NOT EXISTS scores",
-    "CREATE TABLE IF NOT EXISTS meta.snapshots (as_of DATE PRIMARY KEY, snapshot_id VARCHAR, files BIGINT)",
-    "CREATE TABLE IF NOT EXISTS features.indicators (uscc VARCHAR, as_of DATE, "
-    + ", ".join(f"{k} {t}" for k, t in INDICATOR_TYPES.items()) + ", snapshot_id VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS scores.negative_hits (uscc VARCHAR, as_of DATE, rule_id VARCHAR, rule VARCHAR, "
-    "source VARCHAR, evidence_date DATE, detail VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS scores.peer_percentiles (uscc VARCHAR, as_of DATE, industry VARCHAR, size_class VARCHAR, "
-    + ", ".join(f"{k} DOUBLE" for k in INDICATOR_KEYS if INDICATOR_TYPES[k] == "DOUBLE") + ")",
-]
+TABLES = ("meta.snapshots", "features.indicators", "scores.negative_hits", "scores.peer_percentiles")
 
 
 @dataclass
@@ -50,8 +41,8 @@ class ScoreSummary:
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for stmt in DDL:
-        con.execute(stmt)
+    ensure(con, *TABLES)
+    con.execute("CREATE SCHEMA IF NOT EXISTS scores")  # scores.commercial_value, shaped by its query
 
 
 def firms_as_of(as_of: date) -> SQL:

@@ -14,16 +14,10 @@ from __future__ import annotations
 from datetime import date
 
 from data_contracts.contracts import contract_for
+from valuecredit.schema import INDICATOR_TYPES
 from valuecredit.sqltext import SQL, lit, q
 
-# value column type per indicator; NULL means the source holds nothing usable on the firm
-INDICATOR_TYPES: dict[str, str] = {
-    "rd_intensity": "DOUBLE", "valid_ip": "DOUBLE", "rd_super_deduction": "DOUBLE", "tech_staff_share": "DOUBLE",
-    "innovation_status": "VARCHAR", "revenue_12m": "DOUBLE", "revenue_growth": "DOUBLE", "tax_paid_12m": "DOUBLE",
-    "tax_credit_grade": "VARCHAR", "power_growth": "DOUBLE", "debt_ratio": "DOUBLE", "years_in_operation": "DOUBLE",
-    "trademarks": "DOUBLE", "trade_value_12m": "DOUBLE", "awards_3y": "DOUBLE", "real_estate_value": "DOUBLE",
-    "headcount_growth": "DOUBLE", "clean_contribution_months": "DOUBLE", "penalties_3y": "DOUBLE",
-}
+# each indicator's value column (its type in the schema); NULL means the source holds nothing usable on the firm
 INDICATOR_KEYS = tuple(INDICATOR_TYPES)
 
 # negative-list rule kinds and the parameters the catalogue must give each

@@ -14,6 +14,7 @@ import duckdb
 
 from data_contracts.contracts import CONTRACTS
 from data_contracts.identifiers import USCC_SQL_MACROS
+from valuecredit.schema import ensure
 from valuecredit.sqltext import SQL, q, type_name
 
 SCHEMAS = ("raw", "staging", "quarantine", "meta")
@@ -44,14 +45,7 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
     for s in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
     con.execute(USCC_SQL_MACROS)
-    con.execute("""
-        CREATE TABLE IF NOT EXISTS meta.ingested_files (
-            source VARCHAR, file VARCHAR, sha256 VARCHAR, delivered_on DATE, partition_date DATE,
-            status VARCHAR, reason VARCHAR, rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT)""")
-    con.execute("""
-        CREATE TABLE IF NOT EXISTS quarantine.rows (
-            source VARCHAR, file VARCHAR, "row" BIGINT, rule VARCHAR, detail VARCHAR, record VARCHAR,
-            partition_date DATE)""")
+    ensure(con, "meta.ingested_files", "quarantine.rows")
     columns: dict[tuple[str, str], list[str]] = {}
     for schema, table, column in con.execute(
             "SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE schema_name IN ('raw', 'staging') "

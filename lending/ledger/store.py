@@ -38,39 +38,10 @@ from lending.ledger.engine import (
     Posting,
 )
 from scoring.sql import within
-from valuecredit.sqltext import SQL, lit, q
+from valuecredit.schema import LEDGER_TABLES, ensure
+from valuecredit.sqltext import SQL, lit
 from valuecredit.store import transaction
 
-DDL = [
-    "CREATE SCHEMA IF NOT EXISTS ledger",
-    # no primary keys on the two big tables: DuckDB's index upkeep would dominate the nightly
-    # insert; the engine refuses duplicate ids and the posting_ids_unique check proves it
-    """CREATE TABLE IF NOT EXISTS ledger.accounts (account VARCHAR PRIMARY KEY, bank_id VARCHAR, kind VARCHAR,
-       normal_side VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS ledger.postings (seq BIGINT, posting_id VARCHAR, leg INTEGER, account VARCHAR, bank_id VARCHAR,
-       loan_id VARCHAR, event_type VARCHAR, effective_date DATE, business_date DATE, debit_fen BIGINT,
-       credit_fen BIGINT, memo VARCHAR, pool_config_version INTEGER)""",
-    # `correction`: 0 for the event as first applied, n for its n-th correction (a new row, never an update)
-    """CREATE TABLE IF NOT EXISTS ledger.events (event_id VARCHAR, event_type VARCHAR, bank_id VARCHAR,
-       loan_id VARCHAR, event_key VARCHAR, effective_date DATE, business_date DATE, amount_fen BIGINT, extra_fen BIGINT,
-       correction INTEGER)""",
-    # each claim's state (rewritten as it is paid); its payouts, one immutable row each
-    """CREATE TABLE IF NOT EXISTS ledger.claims (claim_id VARCHAR, loan_id VARCHAR, bank_id VARCHAR, npl_on DATE,
-       lodged_on DATE, due_on DATE, business_date DATE, status VARCHAR, unrecovered_fen BIGINT, claimed_fen BIGINT,
-       paid_fen BIGINT, payouts INTEGER, last_paid_on DATE)""",
-    """CREATE TABLE IF NOT EXISTS ledger.claim_payouts (posting_id VARCHAR, claim_id VARCHAR, n INTEGER,
-       loan_id VARCHAR, bank_id VARCHAR, lodged_on DATE, due_on DATE, paid_on DATE, business_date DATE,
-       amount_fen BIGINT, on_time BOOLEAN)""",
-    # the exception list: loans disbursed above the loan cap in force, for the operator and the bank
-    """CREATE TABLE IF NOT EXISTS ledger.exceptions (posting_id VARCHAR, bank_id VARCHAR, loan_id VARCHAR,
-       disbursed_on DATE, business_date DATE, amount_fen BIGINT, cap_fen BIGINT, reason VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS ledger.loan_state (loan_id VARCHAR, bank_id VARCHAR,
-       disbursed_year INTEGER, disbursed_fen BIGINT, outstanding_fen BIGINT,
-       written_off_fen BIGINT, npl_on DATE, claim_id VARCHAR, paid_fen BIGINT, returned_fen BIGINT,
-       eligible_fen BIGINT)""",
-    """CREATE TABLE IF NOT EXISTS ledger.runs (business_date DATE PRIMARY KEY, window_from DATE, events BIGINT,
-       postings BIGINT, pool_config_version INTEGER, pool_config_hash VARCHAR)""",
-]
 NPL_CLASSES = ("次级", "可疑", "损失")
 # the monthly servicing postings (most of a night's events) are applied by `Pool.service` and their
 # legs written in SQL; False sends them through the generic path (the tests compare the two)
@@ -88,15 +59,13 @@ class PostingSummary:
     over_cap: int = 0       # loans put on the exception list
 
 
-LEDGER_TABLES = ("postings", "events", "claims", "claim_payouts", "exceptions", "loan_state", "runs", "accounts")
 
 
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
-    present = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?",
-                                         ["ledger"]).fetchall()}
+    present = {f"ledger.{t}" for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?",
+                                                     ["ledger"]).fetchall()}
     if not present.issuperset(LEDGER_TABLES):  # the DDL only when a table is missing: it runs every night
-        for stmt in DDL:
-            con.execute(stmt)
+        ensure(con, *LEDGER_TABLES)
     try:
         con.execute("SELECT claim_id FROM ledger.claims LIMIT 0")
     except duckdb.BinderException:
@@ -361,12 +330,10 @@ def _write_rest(con, business_date: date, after: date | None, events: list[tuple
 def rebuild(con: duckdb.DuckDBPyConnection, cfg: PoolConfig, calendar: WorkingDays) -> list[PostingSummary]:
     """Replay every posted business date from the loan book into an empty ledger, in order; the tables
     are created anew, so a ledger of an earlier layout is upgraded."""
-    con.execute(DDL[0])
-    con.execute(DDL[-1])  # ledger.runs: the dates to replay
+    ensure(con, "ledger.runs")  # the dates to replay
     dates = [d for (d,) in con.execute("SELECT business_date FROM ledger.runs ORDER BY 1").fetchall()]
     with transaction(con):
         for table in LEDGER_TABLES:
-            con.execute(f"DROP TABLE IF EXISTS ledger.{q(table)}")
-        for stmt in DDL:
-            con.execute(stmt)
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        ensure(con, *LEDGER_TABLES)
     return [post_business_date(con, d, cfg, calendar) for d in dates]
