@@ -150,7 +150,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     business_date = args.date or date.today()
     landing, db = Path(args.landing), Path(args.db)
     if errors := config_errors():  # the files the night would read: refused before anything starts
-        raise ValueError(errors[0] + (f" (and {len(errors) - 1} more: `valuecredit config check`)" if len(errors) > 1 else ""))
+        more = f"\n(and {len(errors) - 1} more files with problems: `valuecredit config check`)" if len(errors) > 1 else ""
+        raise ConfigError(errors[0] + more)
     if not landing.is_dir() and landing != DEFAULT_LANDING:
         # only the default landing zone is simulated when absent: a mistyped --landing is not
         raise ValueError(f"--landing {landing}: no such folder (the departments' deliveries and their manifest.csv)")

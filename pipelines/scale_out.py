@@ -16,18 +16,14 @@ from dagster._core.execution.step_dependency_config import StepDependencyConfig
 from pipelines.partitions import business_date, business_days, retry_policy
 from pipelines.resources import CatalogueFile, PartsFolder, Store
 from scoring.partitions import FirmPartition, compute_partition, merge_partitions, plan_partitions
-from valuecredit.store import connect
 
 
 @dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.DynamicOut(dict))
 def plan_firm_partitions(context: dg.OpExecutionContext, store: Store, parts_folder: PartsFolder):
     """The districts in `parts_folder.partitions` groups of similar firm counts: one mapped step each."""
     as_of = business_date(context)
-    con = connect(store.database, read_only=True)
-    try:
+    with store.read() as con:
         partitions = plan_partitions(con, as_of, parts_folder.partitions)
-    finally:
-        con.close()
     for p in partitions:
         yield dg.DynamicOutput({"name": p.name, "districts": list(p.districts)}, mapping_key=p.name)
 
@@ -37,13 +33,10 @@ def score_firm_partition(context: dg.OpExecutionContext, store: Store, catalogue
                          parts_folder: PartsFolder, partition: dict) -> dict:
     """A worker: one partition's indicators, hits and scores as Parquet; reads the store only."""
     as_of = business_date(context)
-    con = connect(store.database, read_only=True)
-    try:
+    with store.read() as con:
         rows = compute_partition(con, as_of, catalogue.load(),
                                  FirmPartition(partition["name"], tuple(partition["districts"])),
                                  Path(parts_folder.path) / as_of.isoformat())
-    finally:
-        con.close()
     context.add_output_metadata(rows)
     return partition
 

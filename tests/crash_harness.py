@@ -94,13 +94,14 @@ def serve() -> None:
     print("ready", flush=True)
     for request in sys.stdin:
         pid = os.fork()
-        if pid == 0:  # the child: its output must not reach the server's answers on stdout
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
+        if pid == 0:  # the child: its output goes beside its log, never into the server's answers on stdout
+            args = json.loads(request)
+            out = os.open(args[4] + ".out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
             code = 2
             try:
-                code = main(json.loads(request))
+                code = main(args)
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)

@@ -201,9 +201,9 @@ def _problems(exc: ValidationError, path: Path | str, root: yaml.Node | None, li
             loc += cause.at
         if problem["type"] == "invalid_key":  # pydantic names it by its value (true as 1): its mapping names it
             loc = loc[:-1]
-        field, line = _where(root, loc)
+        field, line, node = _where(root, loc)
         if problem["type"] == "invalid_key":
-            line = _unquoted_key_line(root, loc) or line
+            line = _key_line(node, problem.get("input")) or line
         out.append(f"{path}: {field}: {what}" + (f" (line {line})" if lines else ""))
     if len(problems) > MAX_PROBLEMS:
         out.append(f"{path}: and {len(problems) - MAX_PROBLEMS} more problems")
@@ -250,9 +250,9 @@ def _plainly(problem: dict) -> str:
     return problem["msg"]
 
 
-def _where(root: yaml.Node | None, loc: tuple) -> tuple[str, int]:
-    """The field's name as the operator wrote it (`a.b[0].c`: keys of mappings, positions in lists)
-    and the line it is on: a key's own line, or the nearest enclosing key's when it is missing."""
+def _where(root: yaml.Node | None, loc: tuple) -> tuple[str, int, yaml.Node | None]:
+    """The field's name as the operator wrote it (`a.b[0].c`: keys of mappings, positions in lists),
+    the line it is on (a key's own line, or the nearest enclosing key's when it is missing) and its node."""
     node, line, field = root, 1 if root is None else root.start_mark.line + 1, ""
     for part in loc:
         if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
@@ -267,21 +267,21 @@ def _where(root: yaml.Node | None, loc: tuple) -> tuple[str, int]:
                          None) if isinstance(node, yaml.MappingNode) else None
             node = entry[1] if entry else None
             line = entry[0].start_mark.line + 1 if entry else line
-    return field.lstrip(".") or "(top level)", line
+    return field.lstrip(".") or "(top level)", line, node
 
 
-def _unquoted_key_line(root: yaml.Node | None, loc: tuple) -> int | None:
-    """The line of the first key YAML does not read as text in the mapping at `loc`."""
-    node = root
-    for part in loc:
-        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        elif isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in _pairs(node) if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+def _key_line(node: yaml.Node | None, key: Any) -> int | None:
+    """The line of the key YAML read as `key` (true, 3, a date: not text) in the mapping `node`."""
     if not isinstance(node, yaml.MappingNode):
         return None
-    return next((k.start_mark.line + 1 for k, _ in _pairs(node)
-                 if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:str"), None)
+    for k, _ in _pairs(node):
+        if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:str":
+            try:
+                if yaml.safe_load(k.value) == key:
+                    return k.start_mark.line + 1
+            except yaml.YAMLError:
+                continue
+    return None
 
 
 def _is_tag(node: yaml.MappingNode, part: Any) -> bool:

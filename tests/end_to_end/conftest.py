@@ -1,4 +1,5 @@
 import json
+import select
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import pytest
 from pipelines.run import run_nightly
 from tests.conftest import built_once
 from tests.end_to_end.crash import DAY1, DAY2, OUTPUTS, files, tables
+
+NIGHT_TIMEOUT = 900  # seconds: a small night takes well under a minute
 
 
 @pytest.fixture(scope="session")
@@ -22,11 +25,19 @@ def night_in_child():
     def night(folder: Path, landing: Path, kill_at: int, log: Path) -> int:
         server.stdin.write(json.dumps([DAY2.isoformat(), str(landing), str(folder / "night.duckdb"), str(kill_at), str(log)]) + "\n")
         server.stdin.flush()
-        return int(server.stdout.readline())
+        if not select.select([server.stdout], [], [], NIGHT_TIMEOUT)[0]:  # a night that hangs fails, never blocks the rest
+            server.kill()
+            raise AssertionError(f"no answer from the night in a child within {NIGHT_TIMEOUT} s (its output: {log}.out)")
+        answer = server.stdout.readline()
+        assert answer, f"the crash harness's server died (exit {server.poll()})"
+        return int(answer)
 
     yield night
     server.stdin.close()
-    server.wait(timeout=60)
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 @pytest.fixture(scope="session")

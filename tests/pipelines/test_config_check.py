@@ -76,3 +76,13 @@ def test_the_run_refuses_a_broken_configuration_before_touching_the_store(capsys
     assert code == 2
     assert "the mandatory exclusion dishonest_debtor" in capsys.readouterr().err.replace("\n", "")
     assert not db.exists() and not (tmp_path / "landing").exists()  # nothing simulated, nothing written
+
+
+def test_the_run_names_each_problem_of_a_broken_file_on_its_own_line(capsys, folder, tmp_path, monkeypatch):
+    edit(folder / "catalogue.yaml", "version: 1", "version: 0\ncolour: red")
+    monkeypatch.setenv("VALUECREDIT_CATALOGUE", str(folder / "catalogue.yaml"))
+    assert main(["run", "--date", "2026-11-28", "--landing", str(tmp_path / "landing"), "--db", str(tmp_path / "s.duckdb")]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("valuecredit run: error: ") and "version: must lie in [1, 1000000], found 0 (line" in lines[0]
+    assert lines[1].startswith("valuecredit run: error: ") and "colour: not a known key" in lines[1]

@@ -190,3 +190,15 @@ def test_a_key_yaml_does_not_read_as_text_is_named_on_its_own_line(tmp_path):
         load_catalogue(path)
     line = text[:at].count("\n") + 1
     assert f"catalogue.yaml: indicators[0]: the key True is not text: put it in quotes (line {line})" in str(err.value)
+
+
+def test_each_key_yaml_does_not_read_as_text_is_named_on_its_own_line_inside_a_transform(tmp_path):
+    path = tmp_path / "catalogue.yaml"
+    text = DEFAULT_CATALOGUE.read_text(encoding="utf-8")
+    at = text.index("    transform: {type: bands")
+    path.write_text(text[:at] + "    yes: 1\n    3: 2\n" + text[at:], encoding="utf-8")
+    with pytest.raises(CatalogueError) as err:
+        load_catalogue(path)
+    line = text[:at].count("\n") + 1
+    assert f"the key True is not text: put it in quotes (line {line})" in str(err.value)
+    assert f"the key 3 is not text: put it in quotes (line {line + 1})" in str(err.value)
