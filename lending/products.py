@@ -19,7 +19,9 @@ from valuecredit.configfile import (
     Version,
     bounded,
     content_hash,
+    not_below,
     number_in,
+    one_of,
     validated,
 )
 
@@ -124,12 +126,6 @@ def _statuses(value: list[str]) -> list[str]:
     return value
 
 
-def _grade(value: str) -> str:
-    if value not in GRADES:
-        raise ValueError(f"must be one of {', '.join(GRADES)}, found {value!r}")
-    return value
-
-
 Sections = Annotated[list[StrictStr], AfterValidator(_sections)]
 
 
@@ -137,7 +133,7 @@ class _Conditions(Schema):
     """What a product may require of a firm. A condition left out does not apply; written as null it is
     refused (the default None is not validated, a null in the file is), as it would read as a value."""
 
-    min_grade: Annotated[StrictStr, AfterValidator(_grade)] = None
+    min_grade: one_of(GRADES, "must be one of {known}, found {value}") = None
     min_score: number_in(0, 1000) = None
     max_pd: number_in(0, 1) = None
     min_years: number_in(0, 100) = None
@@ -152,17 +148,12 @@ class _Conditions(Schema):
 
 
 class _Pricing(Schema):
-    base_bp: bounded(1, 2999)
     floor_bp: bounded(1, 2999)
+    base_bp: bounded(1, 2999)
     pd_bands: list[list[FiniteFloat]]  # [highest PD of the band, premium over the base rate in bp], ascending
 
-    @field_validator("floor_bp")
-    @classmethod
-    def _not_above_the_base(cls, floor: int, info: ValidationInfo) -> int:
-        base = info.data.get("base_bp")
-        if base is not None and floor > base:
-            raise ValueError(f"the floor ({floor} bp) is above the base rate ({base} bp): no price could go below it")
-        return floor
+    _base_not_below_the_floor = field_validator("base_bp")(
+        not_below("floor_bp", "the base rate ({value} bp) is below its floor ({floor} bp): no price could go below it"))
 
     @field_validator("pd_bands")
     @classmethod
@@ -186,7 +177,7 @@ class _Product(Schema):
     product_id: StrictStr
     bank_id: StrictStr
     name: NonBlank
-    kind: StrictStr = "credit"
+    kind: one_of(KINDS, "{value} is not a product kind (known: {known})") = "credit"
     terms: dict[StrictStr, FiniteFloat] | None = None  # the kind's own (KINDS)
     conditions: _Conditions
     pricing: _Pricing
@@ -198,13 +189,6 @@ class _Product(Schema):
         if not pid or pid != pid.strip():
             raise ValueError(f"{pid!r} must be text without surrounding spaces")
         return pid
-
-    @field_validator("kind")
-    @classmethod
-    def _known(cls, kind: str) -> str:
-        if kind not in KINDS:
-            raise ValueError(f"{kind!r} is not a product kind (known: {', '.join(KINDS)})")
-        return kind
 
     @model_validator(mode="after")
     def _the_kinds_terms(self) -> _Product:

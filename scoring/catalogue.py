@@ -24,6 +24,7 @@ from valuecredit.configfile import (
     checked,
     content_hash,
     number_in,
+    one_of,
     validated,
 )
 
@@ -221,7 +222,7 @@ class _Categories(Schema):
 
 class _Indicator(Schema):
     id: NonBlank
-    key: StrictStr
+    key: one_of(INDICATOR_KEYS, "unknown indicator; the computed ones are {known}")
     zh: NonBlank
     en: NonBlank
     dimension: StrictStr
@@ -231,13 +232,6 @@ class _Indicator(Schema):
     weight: number_in(0)  # relative within its dimension
     transform: Annotated[_Bands | _Linear | _Categories, Field(discriminator="type")]
     missing_points: Points | None = None  # the catalogue's neutral_points when not given
-
-    @field_validator("key")
-    @classmethod
-    def _computed(cls, key: str) -> str:
-        if key not in INDICATOR_KEYS:
-            raise ValueError(f"unknown indicator; the computed ones are {', '.join(INDICATOR_KEYS)}")
-        return key
 
     @model_validator(mode="after")
     def _points_follow_the_direction(self) -> _Indicator:
@@ -269,18 +263,11 @@ class _Grade(Schema):
 
 class _NegativeRule(Schema):
     id: NonBlank
-    rule: StrictStr
+    rule: one_of(NEGATIVE_RULE_PARAMS, "unknown rule {value}; known: {known}")
     zh: NonBlank
     en: NonBlank
     params: dict[StrictStr, Any] | None = None
     enabled: StrictBool = True
-
-    @field_validator("rule")
-    @classmethod
-    def _known(cls, kind: str) -> str:
-        if kind not in NEGATIVE_RULE_PARAMS:
-            raise ValueError(f"unknown rule {kind!r}; known: {', '.join(NEGATIVE_RULE_PARAMS)}")
-        return kind
 
     @model_validator(mode="after")
     def _its_params(self) -> _NegativeRule:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -331,6 +332,18 @@ def number_in(lo: float, hi: float = math.inf, *, above: bool = False) -> Any:
 
 def _number(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:,}"
+
+
+def one_of(choices: Iterable[str], refusal: str) -> Any:
+    """Text that is one of `choices`; else `refusal`, with {value} (as written) and {known} (the choices)."""
+    known = tuple(choices)
+
+    def check(v: str) -> str:
+        if v not in known:
+            raise ValueError(refusal.format(value=repr(v), known=", ".join(known)))
+        return v
+
+    return Annotated[StrictStr, AfterValidator(check)]
 
 
 def not_below(floor: str, refusal: str) -> Any:

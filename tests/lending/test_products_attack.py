@@ -82,7 +82,7 @@ def _p0(doc) -> dict:
     (lambda d: _p0(d)["conditions"].update(exclude_industries=["Ｋ"]), "section letters A to T, found ['Ｋ']"),
     (lambda d: _p0(d)["conditions"].update(exclude_industries=["Z"]), "section letters A to T, found ['Z']"),
     (lambda d: _p0(d)["conditions"].update(districts=["５00112"]), "products[0].conditions.districts: must be a list of 6-digit district codes"),
-    (lambda d: _p0(d)["pricing"].update(floor_bp=900, base_bp=385), "products[0].pricing.floor_bp: the floor (900 bp) is above the base rate (385 bp)"),
+    (lambda d: _p0(d)["pricing"].update(floor_bp=900, base_bp=385), "products[0].pricing.base_bp: the base rate (385 bp) is below its floor (900 bp)"),
 ])
 def test_a_misshapen_draft_is_refused_in_one_line_naming_file_and_field(tmp_path, change, message):
     _refused(_draft(tmp_path, change), message)
