@@ -15,6 +15,7 @@ from filelock import FileLock
 from data_contracts.contracts import CONTRACTS
 from ingestion.ingest import ingest_source
 from simulate import SimConfig, simulate
+from tests.instance import RECORDED_BESIDE_THE_STORE, record_nights_in_memory
 from valuecredit.store import connect
 
 # every night a test runs records itself beside its own store: a DAGSTER_HOME left in the shell would
@@ -24,6 +25,7 @@ os.environ.pop("DAGSTER_HOME", None)
 # default, then starve each other. Two trainings side by side took 442 s against 110 s with passive
 # waiting (set before LightGBM loads its OpenMP runtime; the child processes inherit it).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+record_nights_in_memory()  # see tests/instance.py
 
 BUSINESS_DATE = date(2026, 11, 28)
 END_PERIOD = "2026-10"
@@ -44,6 +46,12 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
             build(folder)
             (folder / ".complete").touch()
     return folder
+
+
+@pytest.fixture
+def recorded_beside_the_store(monkeypatch):
+    """This test's nights are recorded where `valuecredit run` records them: the instance the UI reads."""
+    monkeypatch.setattr("pipelines.run.recorded_in", RECORDED_BESIDE_THE_STORE)
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +136,29 @@ def first_night(loan_book, tmp_path_factory) -> Path:
     return built_once(tmp_path_factory, "first_night", build)
 
 
+def trained(loan_book, tmp_path_factory, as_of: date) -> Path:
+    """The folder of a champion trained on the loan book as of `as_of` (validated against the
+    simulator's truth too; the truth changes the report, not the model): `models/`, the registry,
+    and `report.pickle`, what `retrain` returned. Training reads the store, writes only the registry
+    and is deterministic, so each date's is made once for the session; read-only to the tests."""
+    from models.train import retrain
+    from scoring.catalogue import load_catalogue
+
+    con, landing, _ = loan_book
+
+    def train(folder: Path) -> None:
+        report = retrain(con, load_catalogue(), folder / "models", as_of, landing / "_truth" / "loans.parquet")
+        (folder / "report.pickle").write_bytes(pickle.dumps(report))
+
+    return built_once(tmp_path_factory, f"trained_{as_of}", train)
+
+
+@pytest.fixture(scope="session")
+def trained_on(loan_book, tmp_path_factory):
+    """trained_on(as_of): see `trained`."""
+    return lambda as_of: trained(loan_book, tmp_path_factory, as_of)
+
+
 @dataclass
 class ScoredNight:
     con: duckdb.DuckDBPyConnection
@@ -138,35 +169,26 @@ class ScoredNight:
 
 @pytest.fixture(scope="session")
 def score_loan_book(loan_book, tmp_path_factory):
-    """score_loan_book(work, dates, with_truth=False, products=None): see `_score_loan_book`."""
+    """score_loan_book(work, dates, products=None): see `_score_loan_book`."""
     return lambda work, dates, **options: _score_loan_book(loan_book, work, dates, tmp_path_factory, **options)
 
 
-def _score_loan_book(loan_book, work: Path, dates: tuple[date, ...], tmp_path_factory, with_truth: bool = False,
-                     products=None) -> ScoredNight:
-    """A copy of the loan book's store in `work` with a champion trained as of the last date, and
-    for each date the indicators, scores and PDs (and eligibility, given a product catalogue).
-    Training reads the store and writes only the registry, and is deterministic: a registry trained
-    on the same date is made once for the session (`built_once`) and copied."""
+def _score_loan_book(loan_book, work: Path, dates: tuple[date, ...], tmp_path_factory, products=None) -> ScoredNight:
+    """A copy of the loan book's store in `work` with a champion trained as of the last date (`trained`),
+    and for each date the indicators, scores and PDs (and eligibility, given a product catalogue)."""
     from lending.eligibility import build_eligibility
     from models.nightly import load_reason_codes, pinned_model, score_pd
-    from models.train import retrain
     from scoring.catalogue import load_catalogue
     from scoring.score import build_indicators, build_scores
 
-    con0, landing, store = loan_book
+    con0, _, store = loan_book
     con0.execute("CHECKPOINT")
     db = work / "night.duckdb"
     shutil.copy(store, db)
     con, cat, registry = connect(db), load_catalogue(), work / "models"
-
-    def train(folder: Path) -> None:
-        report = retrain(con, cat, folder / "models", max(dates), landing / "_truth" / "loans.parquet" if with_truth else None)
-        (folder / "report.pickle").write_bytes(pickle.dumps(report))
-
-    trained = built_once(tmp_path_factory, f"trained_{max(dates)}{'_truth' if with_truth else ''}", train)
-    shutil.copytree(trained / "models", registry)
-    report = pickle.loads((trained / "report.pickle").read_bytes())
+    folder = trained(loan_book, tmp_path_factory, max(dates))
+    shutil.copytree(folder / "models", registry)
+    report = pickle.loads((folder / "report.pickle").read_bytes())
     model, codes = pinned_model(registry), load_reason_codes()
     for d in dates:
         build_indicators(con, d)

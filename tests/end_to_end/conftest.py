@@ -41,19 +41,15 @@ def night_in_child():
 
 
 @pytest.fixture(scope="session")
-def crash_nights(clean_landing, score_loan_book, night_in_child, tmp_path_factory):
+def crash_nights(clean_landing, trained_on, night_in_child, tmp_path_factory):
     """The store after a first night (with a champion trained on the loan book), and the same store
     after an uninterrupted second night, whose statements were counted stage by stage; made once for
     the session and read-only to the tests: (first, second, stages, their tables, the second's files)."""
 
     def build(work: Path) -> None:
-        (work / "training").mkdir()
-        trained = score_loan_book(work / "training", (DAY1,))
-        trained.con.close()
         first = work / "first"
         first.mkdir()
-        shutil.copytree(trained.registry, first / "models")
-        shutil.rmtree(work / "training")
+        shutil.copytree(trained_on(DAY2) / "models", first / "models")
         assert run_nightly(DAY1, clean_landing, first / "night.duckdb").succeeded
         shutil.copytree(first, work / "second")
         assert night_in_child(work / "second", clean_landing, 0, work / "statements.log") == 0

@@ -1,23 +1,23 @@
-"""A week of nights, each run as the operator runs it (`run_nightly`), on the loan book's universe:
+"""A week of nights, each run as the operator runs it (`run_nightly`), on the 800-firm universe with
+champions trained on the loan book's (its own loan book is too short to train on):
 (1) no PD model yet, (2) the first champion, (3) a retrained champion, (4) a late file, (5) a
 corrected file, (6) an authorisation revoked, (7) a firm newly on a negative list. Every night
 succeeds, shows its event, and every incremental night gives the tables of a full night."""
 
 import shutil
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
 from data_contracts.contracts import contract_for
-from ingestion.ingest import ingest_source
 from lending.delta import rebuild
 from lending.eligibility import build_eligibility
 from lending.products import load_products
 from models.nightly import load_reason_codes, pinned_model, score_pd
-from models.registry import champion, record_decision
-from models.train import retrain, training_sample
+from models.registry import champion, last_decision, record_decision
 from pipelines.run import run_nightly
 from scoring.catalogue import load_catalogue
 from scoring.score import build_indicators, build_scores
@@ -51,13 +51,15 @@ class Week:
         finally:
             con.close()
 
-    def pin(self, report: dict) -> str:
-        """Make the model `retrain` reported the champion, whatever the promotion rule decided: the week needs one."""
-        decision = report["decision"]
-        if not decision["promoted"]:
-            record_decision(self.registry, decision | {"promoted": True, "reason": "pinned for the week's nights"})
-        assert champion(self.registry) == report["version"]
-        return report["version"]
+    def pin(self, trained: Path, day: date) -> str:
+        """The champion of a registry trained on the loan book, copied into the week's and pinned, as
+        `model train` would before the night: its promotion recorded in the week's decision log."""
+        version = champion(trained / "models")
+        shutil.copytree(trained / "models" / version, self.registry / version)
+        record_decision(self.registry, last_decision(trained / "models") | {
+            "champion": champion(self.registry), "decided_on": day.isoformat(), "reason": "pinned for the week's nights"})
+        assert champion(self.registry) == version
+        return version
 
     def night(self, day: date) -> None:
         summary = run_nightly(day, self.landing, self.db)
@@ -86,12 +88,13 @@ class Week:
 
 
 @pytest.fixture(scope="module")
-def week(loan_book, tmp_path_factory):
-    return run_week(loan_book[1], tmp_path_factory.mktemp("week"))
+def week(clean_landing, trained_on, tmp_path_factory):
+    return run_week(clean_landing, trained_on, tmp_path_factory.mktemp("week"))
 
 
-def run_week(landing0, work) -> tuple[Week, dict]:
-    """The seven nights on a copy of the landing zone `landing0`, each with its event."""
+def run_week(landing0, trained_on, work) -> tuple[Week, dict]:
+    """The seven nights on a copy of the landing zone `landing0`, each with its event; the champions
+    from `trained_on(date)` (the loan book's, conftest.py)."""
     shutil.copytree(landing0, work / "landing")
     w = Week(work, work / "landing")
     d1, d2, d3, d4, d5, d6, d7 = DAYS
@@ -103,19 +106,14 @@ def run_week(landing0, work) -> tuple[Week, dict]:
     manifest.to_csv(w.landing / "manifest.csv", index=False)
     w.night(d1)
 
-    # (2) they arrive; `model train` registers the first champion before the night
-    con, cat = connect(w.db), load_catalogue()
-    for source in OUTCOMES:
-        assert ingest_source(con, w.landing, source, d2).rows_loaded > 0
-    sample = training_sample(con, cat)
-    first = w.pin(retrain(con, cat, w.registry, d2, sample=sample))
-    con.close()
+    # (2) they arrive, and a first champion is registered before the night
+    first = w.pin(trained_on(date(2026, 11, 28)), d2)
     w.night(d2)
+    assert [(w.summaries[d1].table_rows.get(f"staging.{s}", 0), w.summaries[d2].table_rows[f"staging.{s}"] > 0)
+            for s in OUTCOMES] == [(0, True)] * len(OUTCOMES)
 
-    # (3) a model retrained on the same loans (with another seed) becomes the champion
-    con = connect(w.db)
-    second = w.pin(retrain(con, cat, w.registry, d3, seed=1, sample=sample))
-    con.close()
+    # (3) another model becomes the champion
+    second = w.pin(trained_on(date(2026, 11, 5)), d3)
     w.night(d3)
 
     # (4) a file delivered on the second night reaches the landing zone only now: three new awards

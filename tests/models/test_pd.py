@@ -25,7 +25,7 @@ PAST, TODAY = date(2026, 6, 30), date(2026, 11, 28)
 def scored(score_loan_book, tmp_path_factory):
     """A copy of the loan book with a trained champion (validated against the simulator's truth too)
     and PDs for two dates."""
-    night = score_loan_book(tmp_path_factory.mktemp("pd"), (PAST, TODAY), with_truth=True)
+    night = score_loan_book(tmp_path_factory.mktemp("pd"), (PAST, TODAY))
     yield night.con, night.registry, night.report, night.model
     night.con.close()
 

@@ -64,7 +64,7 @@ def test_failed_contract_blocks_dependents_while_other_sources_go_on(faulty_land
     assert "staging.firm_coverage" not in summary.table_rows
 
 
-def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys):
+def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys, recorded_beside_the_store):
     db = tmp_path / "cli.duckdb"
     args = ["run", "--date", BUSINESS_DATE.isoformat(), "--landing", str(clean_landing), "--db", str(db)]
     assert main(args) == 0

@@ -11,7 +11,6 @@ from ingestion.ingest import ingest_source
 from lending.eligibility import build_eligibility
 from lending.products import load_products
 from models.nightly import load_reason_codes, pinned_model, score_pd
-from models.train import retrain
 from scoring.catalogue import load_catalogue
 from scoring.changes import night_plan
 from scoring.score import build_indicators, build_scores
@@ -32,7 +31,7 @@ def night(con, as_of, cat, model, codes, products, full=""):
 
 
 @pytest.fixture(scope="module")
-def nights(loan_book, tmp_path_factory):
+def nights(loan_book, trained_on, tmp_path_factory):
     """The loan book scored on BEFORE; then a night's deliveries touching about 1 % of the firms
     (a tax correction, new major penalties, a changed registration), and NIGHT computed twice from
     the same store: incrementally, and in full."""
@@ -44,8 +43,7 @@ def nights(loan_book, tmp_path_factory):
     db = work / "incremental.duckdb"
     shutil.copy(store, db)
     con, cat, products, codes = connect(db), load_catalogue(), load_products(), load_reason_codes()
-    retrain(con, cat, work / "models", BEFORE)
-    model = pinned_model(work / "models")
+    model = pinned_model(trained_on(NIGHT) / "models")  # the session's champion: it scores either date
     night(con, BEFORE, cat, model, codes, products)
 
     firms = con.execute("SELECT uscc FROM staging.registry ORDER BY uscc").df()["uscc"]
@@ -148,7 +146,7 @@ def stage_reasons(con, as_of) -> tuple[str | None, str | None]:
     return con.execute("SELECT hits_full_reason, pd_full_reason FROM meta.night_plans WHERE as_of = ?", [as_of]).fetchone()
 
 
-def test_the_night_after_the_first_champion_scores_every_firm_and_says_why(loan_book, nights, tmp_path):
+def test_the_night_after_the_first_champion_scores_every_firm_and_says_why(loan_book, trained_on, tmp_path):
     """Nights before the first PD model leave no PD tables at all; the night after the first champion
     has no PDs to carry. It computes every firm's, says why, and gives the tables of a full night."""
     con0, _, store = loan_book
@@ -161,7 +159,7 @@ def test_the_night_after_the_first_champion_scores_every_firm_and_says_why(loan_
     build_eligibility(con, BEFORE, products)
     con.close()
     shutil.copy(db, full_db)
-    model = pinned_model(nights[0].parent / "models")  # then a champion is trained and pinned
+    model = pinned_model(trained_on(NIGHT) / "models")  # then a champion is trained and pinned
     out = {}
     for path, full in ((db, ""), (full_db, "the test's reference")):
         con = connect(path)
