@@ -84,9 +84,10 @@ def redeliver(landing: Path, file: str, frame, delivered_on: date) -> None:
     manifest.to_csv(landing / "manifest.csv", index=False)
 
 
-def ingest_all(landing: Path, db: Path, business_date: date = BUSINESS_DATE):
+def ingest_all(landing: Path, db: Path, business_date: date = BUSINESS_DATE, sources: tuple[str, ...] | None = None):
     con = connect(db)
-    outcomes = {c.source: ingest_source(con, landing, c.source, business_date) for c in CONTRACTS}
+    outcomes = {c.source: ingest_source(con, landing, c.source, business_date) for c in CONTRACTS
+                if sources is None or c.source in sources}
     return con, outcomes
 
 
@@ -168,21 +169,43 @@ class ScoredNight:
 
 
 @pytest.fixture(scope="session")
+def clean_store(clean_landing, tmp_path_factory) -> Path:
+    """The 800-firm universe's deliveries ingested as of BUSINESS_DATE, once for the session. Read-only: copy it."""
+
+    def build(folder: Path) -> None:
+        con, _ = ingest_all(clean_landing, folder / "store.duckdb")
+        con.close()
+
+    return built_once(tmp_path_factory, "clean_store", build) / "store.duckdb"
+
+
+@pytest.fixture(scope="session")
 def score_loan_book(loan_book, tmp_path_factory):
-    """score_loan_book(work, dates, products=None): see `_score_loan_book`."""
-    return lambda work, dates, **options: _score_loan_book(loan_book, work, dates, tmp_path_factory, **options)
+    """score_loan_book(work, dates, products=None): the loan book's universe scored (`_score`)."""
+    def score(work: Path, dates: tuple[date, ...], **options) -> ScoredNight:
+        loan_book[0].execute("CHECKPOINT")  # the worker's store as a file, to copy
+        return _score(loan_book[2], loan_book, work, dates, tmp_path_factory, **options)
+
+    return score
 
 
-def _score_loan_book(loan_book, work: Path, dates: tuple[date, ...], tmp_path_factory, products=None) -> ScoredNight:
-    """A copy of the loan book's store in `work` with a champion trained as of the last date (`trained`),
-    and for each date the indicators, scores and PDs (and eligibility, given a product catalogue)."""
+@pytest.fixture(scope="session")
+def score_universe(clean_store, loan_book, tmp_path_factory):
+    """score_universe(work, dates, products=None): the 800-firm universe scored (`_score`) with the loan
+    book's champion, its own loan book being too short to train on: the tests that need a night with PDs
+    and not a large or a learnable book."""
+    return lambda work, dates, **options: _score(clean_store, loan_book, work, dates, tmp_path_factory, **options)
+
+
+def _score(store: Path, loan_book, work: Path, dates: tuple[date, ...], tmp_path_factory, products=None) -> ScoredNight:
+    """A copy of `store` in `work` with a champion trained on the loan book as of the last date
+    (`trained`), and for each date the indicators, scores and PDs (and eligibility, given a product
+    catalogue)."""
     from lending.eligibility import build_eligibility
     from models.nightly import load_reason_codes, pinned_model, score_pd
     from scoring.catalogue import load_catalogue
     from scoring.score import build_indicators, build_scores
 
-    con0, _, store = loan_book
-    con0.execute("CHECKPOINT")
     db = work / "night.duckdb"
     shutil.copy(store, db)
     con, cat, registry = connect(db), load_catalogue(), work / "models"

@@ -107,12 +107,12 @@ def test_kinds_and_terms_are_validated_naming_file_product_and_field(tmp_path, c
     assert "\n" not in str(e.value)
 
 
-# -- the preview, on a decided night of the shared loan book -------------------------------------
+# -- the preview, on a decided night of the 800-firm universe ------------------------------------
 
 @pytest.fixture(scope="module")
-def night(score_loan_book, tmp_path_factory):
+def night(score_universe, tmp_path_factory):
     work = tmp_path_factory.mktemp("preview")
-    scored = score_loan_book(work, (PREVIEW_DAY,), products=load_products())
+    scored = score_universe(work, (PREVIEW_DAY,), products=load_products())
     scored.con.execute("CHECKPOINT")
     scored.con.close()
     return work / "night.duckdb"

@@ -21,9 +21,9 @@ DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)
 
 
 @pytest.fixture(scope="module")
-def decided(score_loan_book, tmp_path_factory):
+def decided(score_universe, tmp_path_factory):
     work = tmp_path_factory.mktemp("publish")
-    night = score_loan_book(work, (DAY1, DAY2), products=PRODUCTS)
+    night = score_universe(work, (DAY1, DAY2), products=PRODUCTS)
     yield night.con, work / "night.duckdb", work
     night.con.close()
 

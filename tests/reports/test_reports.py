@@ -27,9 +27,9 @@ DAY, MONTH_BEFORE = date(2026, 11, 28), date(2026, 10, 23)
 
 
 @pytest.fixture(scope="module")
-def night(score_loan_book, tmp_path_factory):
+def night(score_universe, tmp_path_factory):
     work = tmp_path_factory.mktemp("reports")
-    scored = score_loan_book(work, (MONTH_BEFORE, DAY), products=PRODUCTS)
+    scored = score_universe(work, (MONTH_BEFORE, DAY), products=PRODUCTS)
     yield scored.con, work
     scored.con.close()
 
