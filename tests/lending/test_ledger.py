@@ -2,6 +2,7 @@
 idempotent dates, byte-identical rebuilds, no partial postings, and its configuration."""
 
 import dataclasses
+import shutil
 from datetime import date, timedelta
 
 import pytest
@@ -16,7 +17,8 @@ from lending.ledger.config import DEFAULT_POOL, PoolConfigError, load_pool_confi
 from lending.ledger.engine import Event, LedgerError, Leg, Pool, correction_id, posting_id, reversal_id
 from lending.ledger.statements import statement
 from lending.ledger.store import post_business_date, rebuild
-from tests.conftest import BUSINESS_DATE, ingest_all
+from tests.conftest import BUSINESS_DATE
+from valuecredit.store import connect
 
 CFG = load_pool_config()
 CAL = WorkingDays.load()
@@ -186,8 +188,9 @@ def test_invariants_hold_after_every_step(ops):
 
 # -- the ledger in DuckDB --------------------------------------------------------------------
 @pytest.fixture
-def book(clean_landing, tmp_path):
-    con, _ = ingest_all(clean_landing, tmp_path / "book.duckdb")
+def book(clean_store, tmp_path):
+    shutil.copy(clean_store, tmp_path / "book.duckdb")
+    con = connect(tmp_path / "book.duckdb")
     yield con
     con.close()
 
@@ -414,11 +417,12 @@ def test_monthly_servicing_posts_principal_and_the_interest_subsidy_together():
                                      ("gov_interest_subsidy:B04", 2_000, 0), ("bank_interest_subsidy:B04", 0, 2_000)])
 
 
-def test_set_wise_servicing_writes_exactly_what_the_engine_would(clean_landing, tmp_path, monkeypatch):
+def test_set_wise_servicing_writes_exactly_what_the_engine_would(clean_store, tmp_path, monkeypatch):
     tables = {}
     for set_wise in (True, False):
         monkeypatch.setattr(ledger_store, "SET_WISE_SERVICING", set_wise)
-        con, _ = ingest_all(clean_landing, tmp_path / f"sw{int(set_wise)}.duckdb")
+        shutil.copy(clean_store, tmp_path / f"sw{int(set_wise)}.duckdb")
+        con = connect(tmp_path / f"sw{int(set_wise)}.duckdb")
         for d in (date(2026, 6, 30), BUSINESS_DATE):
             post_business_date(con, d, CFG, CAL)
         tables[set_wise] = ledger_tables(con)

@@ -16,7 +16,7 @@ from scoring.calibrate import calibrate, outcome_sample, sample_points, write_re
 from scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
 from scoring.score import build_indicators
 from scoring.sql import INDICATOR_KEYS, indicators_sql
-from tests.conftest import BUSINESS_DATE, ingest_all
+from tests.conftest import BUSINESS_DATE
 
 CAT = load_catalogue()
 
@@ -103,9 +103,8 @@ def test_adopting_writes_a_new_version_and_keeps_the_old(loan_book, tmp_path, ca
     assert "adopted" in capsys.readouterr().out
 
 
-def test_too_few_loans_is_a_clear_refusal(clean_landing, tmp_path, capsys):
-    con, _ = ingest_all(clean_landing, tmp_path / "small.duckdb")
-    con.close()
+def test_too_few_loans_is_a_clear_refusal(clean_store, tmp_path, capsys):
+    shutil.copy(clean_store, tmp_path / "small.duckdb")
     code = main(["score", "calibrate", "--db", str(tmp_path / "small.duckdb"), "--out", str(tmp_path / "r"),
                  "--date", date(2026, 11, 28).isoformat()])
     assert code == 2 and "defaults are needed" in capsys.readouterr().err

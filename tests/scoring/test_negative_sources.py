@@ -5,6 +5,7 @@ firm matches no product and every gate names the rule that closed it, in the sto
 and the banks' files."""
 
 import io
+import shutil
 
 import duckdb
 import pandas as pd
@@ -16,7 +17,8 @@ from lending.products import load_products
 from simulate.landing import add_months
 from simulate.universe import UNFILED_MONTHS_TO_LIST
 from simulate.vocabulary import PLATFORM_SECTIONS
-from tests.conftest import BUSINESS_DATE, ingest_all
+from tests.conftest import BUSINESS_DATE
+from valuecredit.store import connect
 
 D = BUSINESS_DATE
 
@@ -56,7 +58,7 @@ def test_platforms_and_divisions_follow_the_register(clean_landing):
 
 
 @pytest.fixture(scope="module")
-def night(clean_landing, tmp_path_factory):
+def night(clean_store, tmp_path_factory):
     """The clean landing ingested, scored and decided for every product on the business date."""
     from lending.eligibility import build_eligibility
     from lending.products import load_products
@@ -64,7 +66,8 @@ def night(clean_landing, tmp_path_factory):
     from scoring.score import build_indicators, build_scores
 
     db = tmp_path_factory.mktemp("negative_night") / "n.duckdb"
-    con, _ = ingest_all(clean_landing, db)
+    shutil.copy(clean_store, db)
+    con = connect(db)
     build_indicators(con, D)
     build_scores(con, D, load_catalogue())
     build_eligibility(con, D, load_products())
