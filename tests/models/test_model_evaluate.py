@@ -54,7 +54,9 @@ def test_german_credit_meets_the_reference(capsys):
 
 @needs_data
 def test_taiwan_default_meets_the_literature(capsys):
-    r = run_json(["--data", str(TAIWAN), "--target", "default.payment.next.month", "--bad", "1", "--drop", "ID"], capsys)
+    # three folds, not the benchmark's five (benchmarks/RESULTS.md): the level is the same, in half the time
+    r = run_json(["--data", str(TAIWAN), "--target", "default.payment.next.month", "--bad", "1", "--drop", "ID",
+                  "--folds", "3"], capsys)
     assert r["rows"] == 30000 and max(r["gbm"]["auc_mean"], r["scorecard"]["auc_mean"]) >= 0.78
 
 
