@@ -18,7 +18,7 @@ run: $(STAMP)  ## the nightly job for today on data/valuecredit.duckdb (simulate
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n auto --dist loadfile --durations=15
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=15
 
 # the UI reads the instance `valuecredit run` records its nights in (data/dagster_home); it starts in
 # that folder, beside its dagster.yaml, with every path the definitions need made absolute

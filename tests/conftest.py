@@ -27,6 +27,21 @@ os.environ.pop("DAGSTER_HOME", None)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 record_nights_in_memory()  # see tests/instance.py
 
+# The slowest modules first. Each test worker takes the next module as it finishes one (make test runs
+# with --no-loadscope-reorder: pytest-xdist's own order, by number of tests, started the few long modules
+# last, and the run ended with one worker alone on one of them).
+SLOWEST_FIRST = ("tests/models/test_pd.py", "tests/pipelines/test_pipeline.py", "tests/end_to_end/test_crash_early_stages.py",
+                 "tests/end_to_end/test_crash_late_stages.py", "tests/end_to_end/test_week_of_nights.py",
+                 "tests/lending/test_publish.py", "tests/models/test_model_evaluate.py", "tests/lending/test_ledger.py",
+                 "tests/scoring/test_incremental.py", "tests/ingestion/test_bad_input.py", "tests/core/test_recovery.py",
+                 "tests/scoring/test_calibrate.py", "tests/lending/test_bank_gate.py", "tests/lending/test_access.py")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    rank = {module: i for i, module in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: a module's own order kept
+
+
 BUSINESS_DATE = date(2026, 11, 28)
 END_PERIOD = "2026-10"
 

@@ -8,15 +8,21 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 
+import pipelines.run
 from pipelines.run import run_nightly
+from tests.instance import record_nights_beside_the_store
 
 # the second night takes in October's deliveries from the 6th on: loans (so postings), power, social insurance, tax
 DAY1, DAY2 = date(2026, 11, 5), date(2026, 11, 28)
 # every kind of stage; three of the 23 sources (the registry has the most statements, loans feed the ledger)
 EARLY_STAGES = ["registry", "loans", "tax_monthly", "deadlines", "ledger", "firm_coverage", "indicators", "commercial_value"]
 LATE_STAGES = ["pd", "early_warnings", "eligibility", "publication", "audit pack", "bank report batches", "portfolio reports"]
+# killed and run again with the nights recorded in the Dagster instance beside the store, as `valuecredit run`
+# records them (the others in memory, tests/instance.py): the run the kill interrupted stays there, started
+RECORDED_STAGES = ("ledger", "publication")
 SCHEMAS = ("scores", "decisions", "ledger")
 OUTPUTS = ("publish", "reports")
 
@@ -50,7 +56,8 @@ def killed_and_rerun(nights, night_in_child, clean_landing, stage: str, tmp_path
     assert end >= start, f"{stage} ran no statement"
     crashed = tmp_path / "killed"
     shutil.copytree(first, crashed)
-    assert night_in_child(crashed, clean_landing, (start + end) // 2, tmp_path / "unused.log") == -9  # SIGKILL
+    in_instance = stage in RECORDED_STAGES
+    assert night_in_child(crashed, clean_landing, (start + end) // 2, tmp_path / "unused.log", in_instance) == -9  # SIGKILL
 
     # what the crash left: each bank's LATEST folder complete, all banks' tables from one night, no half posting
     published = {n: t for n, t in tables(crashed).items() if n.startswith("bank_")}
@@ -70,7 +77,16 @@ def killed_and_rerun(nights, night_in_child, clean_landing, stage: str, tmp_path
     con.close()
 
     # re-run: the same state as the night that was never interrupted
-    assert run_nightly(DAY2, clean_landing, crashed / "night.duckdb").succeeded
+    in_memory = pipelines.run.recorded_in
+    if in_instance:
+        record_nights_beside_the_store()
+    try:
+        assert run_nightly(DAY2, clean_landing, crashed / "night.duckdb").succeeded
+    finally:
+        pipelines.run.recorded_in = in_memory
+    if in_instance:  # the killed run is in the instance as it was left, started and never ended; the re-run beside it
+        with dg.DagsterInstance.from_config(str(crashed / "dagster_home")) as instance:
+            assert sorted(r.status.value for r in instance.get_runs()) == ["STARTED", "SUCCESS"]
     assert same_tables(tables(crashed), after)
     for folder in OUTPUTS:
         assert files(crashed / folder) == outputs[folder]

@@ -1,6 +1,7 @@
 """A week of nights, each run as the operator runs it (`run_nightly`), on the 800-firm universe with
 champions trained on the loan book's (its own loan book is too short to train on):
-(1) no PD model yet, (2) the first champion, (3) a retrained champion, (4) a late file, (5) a
+(1) no PD model yet, (2) the first champion, (3) another champion (trained as of an earlier date: any
+other model does), (4) a late file, (5) a
 corrected file, (6) an authorisation revoked, (7) a firm newly on a negative list. Every night
 succeeds, shows its event, and every incremental night gives the tables of a full night."""
 

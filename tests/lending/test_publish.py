@@ -54,7 +54,7 @@ def test_each_bank_gets_only_its_products_authorised_firms_and_no_personal_data(
         files = out / bank / DAY1.isoformat()
         csv = pd.read_csv(files / "eligibility.csv", encoding="utf-8-sig", dtype=str)
         assert (files / "eligibility.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # Excel reads the Chinese
-        assert len(table) == len(csv) == s.rows[bank] and set(table["product_id"]) <= own
+        assert 0 < len(table) == len(csv) == s.rows[bank] and set(table["product_id"]) <= own
         assert not set(table["uscc"]) & unauthorised
         assert table["legal_rep"].str.contains(r"\*").all() and "legal_rep_id" not in table.columns
         assert not set(csv.astype(str).stack()) & ids
