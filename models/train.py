@@ -66,8 +66,9 @@ class _RankedScores:
     resample costs two weighted sums instead of a sort of its own)."""
 
     def __init__(self, y: np.ndarray, score: np.ndarray):
-        order = np.argsort(np.asarray(score, dtype=float), kind="stable")
-        ordered = np.asarray(score, dtype=float)[order]
+        score = np.asarray(score, dtype=float)
+        order = np.argsort(score, kind="stable")
+        ordered = score[order]
         self.order, self.bad = order, y[order] == 1
         self.tie_group = np.concatenate([[0], np.cumsum(ordered[1:] != ordered[:-1])])  # equal scores, one group
 

@@ -15,7 +15,7 @@ from filelock import FileLock
 from data_contracts.contracts import CONTRACTS
 from ingestion.ingest import ingest_source
 from simulate import SimConfig, simulate
-from tests.instance import RECORDED_BESIDE_THE_STORE, record_nights_in_memory
+from tests.instance import nights_recorded_beside_the_store, record_nights_in_memory
 from valuecredit.store import connect
 
 # every night a test runs records itself beside its own store: a DAGSTER_HOME left in the shell would
@@ -64,9 +64,10 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
 
 
 @pytest.fixture
-def recorded_beside_the_store(monkeypatch):
+def recorded_beside_the_store():
     """This test's nights are recorded where `valuecredit run` records them: the instance the UI reads."""
-    monkeypatch.setattr("pipelines.run.recorded_in", RECORDED_BESIDE_THE_STORE)
+    with nights_recorded_beside_the_store():
+        yield
 
 
 @pytest.fixture(scope="session")

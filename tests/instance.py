@@ -6,6 +6,8 @@ files Dagster still writes go where the real instance would be, inside the test'
 tests about the recording itself ask for the real instance: the `recorded_beside_the_store`
 fixture, and two of the crash tests' stages."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -21,3 +23,14 @@ def record_nights_in_memory() -> None:
 
 def record_nights_beside_the_store() -> None:
     pipelines.run.recorded_in = RECORDED_BESIDE_THE_STORE
+
+
+@contextmanager
+def nights_recorded_beside_the_store() -> Iterator[None]:
+    """Within the block, as `valuecredit run` records them; then as before."""
+    before = pipelines.run.recorded_in
+    record_nights_beside_the_store()
+    try:
+        yield
+    finally:
+        pipelines.run.recorded_in = before

@@ -340,7 +340,7 @@ def one_of(choices: Iterable[str], refusal: str) -> Any:
 
     def check(v: str) -> str:
         if v not in known:
-            raise ValueError(refusal.format(value=repr(v), known=", ".join(known)))
+            raise ValueError(refusal.format(value=_shown(v), known=", ".join(known)))
         return v
 
     return Annotated[StrictStr, AfterValidator(check)]

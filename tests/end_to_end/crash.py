@@ -3,6 +3,7 @@ files as compared, and the test itself (`killed_and_rerun`), run on the session'
 (`crash_nights` in conftest.py). The stages are split over two test files so that the test workers
 share them."""
 
+import contextlib
 import hashlib
 import shutil
 from datetime import date
@@ -11,9 +12,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-import pipelines.run
 from pipelines.run import run_nightly
-from tests.instance import record_nights_beside_the_store
+from tests.instance import nights_recorded_beside_the_store
 
 # the second night takes in October's deliveries from the 6th on: loans (so postings), power, social insurance, tax
 DAY1, DAY2 = date(2026, 11, 5), date(2026, 11, 28)
@@ -77,13 +77,8 @@ def killed_and_rerun(nights, night_in_child, clean_landing, stage: str, tmp_path
     con.close()
 
     # re-run: the same state as the night that was never interrupted
-    in_memory = pipelines.run.recorded_in
-    if in_instance:
-        record_nights_beside_the_store()
-    try:
+    with nights_recorded_beside_the_store() if in_instance else contextlib.nullcontext():
         assert run_nightly(DAY2, clean_landing, crashed / "night.duckdb").succeeded
-    finally:
-        pipelines.run.recorded_in = in_memory
     if in_instance:  # the killed run is in the instance as it was left, started and never ended; the re-run beside it
         with dg.DagsterInstance.from_config(str(crashed / "dagster_home")) as instance:
             assert sorted(r.status.value for r in instance.get_runs()) == ["STARTED", "SUCCESS"]
