@@ -1,14 +1,17 @@
-"""Run one night in this process and SIGKILL it just before its N-th DuckDB statement: the crash tests'
-harness (`python -m tests.crash_harness DATE LANDING DB N LOG`). With `--serve` it is a fork server:
+"""Run one night in this process and SIGKILL it just before a chosen DuckDB statement: the crash tests'
+harness (`python -m tests.crash_harness DATE LANDING DB KILL LOG`). With `--serve` it is a fork server:
 it imports the project and builds the contracts' GX suites once (about 8 s of each night in a fresh
 interpreter), then reads one request per line on stdin (the same arguments as a JSON list), runs each in a
 forked child and answers its exit status, negative for a signal as `subprocess` does. The server
 itself never runs LightGBM or DuckDB, so each child starts with neither's threads.
 
 Every asset reaches the store through `Store.connect`; here that yields a proxy which counts the
-statements of the whole run and kills the process at statement N, wherever in a stage that falls
-(inside a transaction, between the legs of a posting, between two banks' files). N = 0 kills nothing
-and writes LOG, one line per statement and per finished stage, from which the test picks its N."""
+statements of the whole run and kills the process at the chosen one, wherever in a stage that falls
+(inside a transaction, between the legs of a posting, between two banks' files). KILL is N, the N-th
+statement of the run, or `STAGE+K`, the K-th statement after STAGE finished: a night run again after a
+crash skips what the crash left done, so its statements before a stage are not the uninterrupted
+night's. N = 0 kills nothing. LOG gets one line per statement and per finished stage, and the stage
+after which the kill came, from which the test picks its KILL and checks where it landed."""
 
 import json
 import os
@@ -24,15 +27,17 @@ from tests.instance import record_nights_beside_the_store, record_nights_in_memo
 
 
 class Tripwire:
-    def __init__(self, con, kill_at: int, log):
-        self._con, self._kill_at, self._log = con, kill_at, log
+    statements, kill_at, last_done = 0, 0, ""  # the run's: one night per process
+
+    def __init__(self, con, log):
+        self._con, self._log = con, log
 
     def _tick(self) -> None:
         Tripwire.statements += 1
-        if Tripwire.statements == self._kill_at:
+        if Tripwire.statements == Tripwire.kill_at:
+            self._log.write(f"killed at statement {Tripwire.statements} after {Tripwire.last_done}\n")
             os.kill(os.getpid(), signal.SIGKILL)
-        if self._log:
-            self._log.write(f"statement {Tripwire.statements}\n")
+        self._log.write(f"statement {Tripwire.statements}\n")
 
     def execute(self, *args, **kwargs):
         self._tick()
@@ -56,33 +61,38 @@ class Tripwire:
         return self._con.__exit__(*exc)
 
 
-Tripwire.statements = 0
-
-
 class StageLog:
-    """Progress reporter that writes each finished stage into the log, between its statements."""
+    """Progress reporter that writes each finished stage into the log, between its statements, and
+    arms the tripwire `after` statements past the end of `stage`."""
 
-    def __init__(self, log):
-        self._log = log
+    def __init__(self, log, stage: str | None = None, after: int = 0):
+        self._log, self._stage, self._after = log, stage, after
 
     def done(self, step: str, detail: str) -> None:
-        if self._log:
-            self._log.write(f"done {step}\n")
+        Tripwire.last_done = step
+        self._log.write(f"done {step}\n")
+        if step == self._stage:
+            Tripwire.kill_at = Tripwire.statements + self._after
 
 
 def main(argv: list[str]) -> int:
-    business_date, landing, db, kill_at, log_path = date.fromisoformat(argv[0]), Path(argv[1]), Path(argv[2]), \
-        int(argv[3]), argv[4]
-    log = open(log_path, "w", buffering=1) if kill_at == 0 else None
+    business_date, landing, db, kill, log_path = date.fromisoformat(argv[0]), Path(argv[1]), Path(argv[2]), \
+        argv[3], argv[4]
+    log = open(log_path, "w", buffering=1)
+    stage, plus, after = kill.rpartition("+")
+    if plus:  # STAGE+K: armed when STAGE is done
+        progress = StageLog(log, stage, int(after))
+    else:
+        Tripwire.kill_at, progress = int(kill), StageLog(log)
     connect = Store.connect
 
     @contextmanager
     def counted(self):
         with connect(self) as con:
-            yield Tripwire(con, kill_at, log)
+            yield Tripwire(con, log)
 
     Store.connect = counted
-    summary = run_nightly(business_date, landing, db, progress=StageLog(log))
+    summary = run_nightly(business_date, landing, db, progress=progress)
     return 0 if summary.succeeded else 1
 
 

@@ -16,15 +16,15 @@ NIGHT_TIMEOUT = 900  # seconds: a small night takes well under a minute
 
 @pytest.fixture(scope="session")
 def night_in_child():
-    """night_in_child(folder, landing, kill_at, log, recorded=False): the second night in a child
-    process, its exit status (-9: killed). The children are forked by one server (`tests.crash_harness
+    """night_in_child(folder, landing, kill, log, recorded=False): the second night in a child
+    process killed where `kill` says (tests.crash_harness), its exit status (-9: killed). The children are forked by one server (`tests.crash_harness
     --serve`); `recorded`: the night is recorded in the Dagster instance beside the store, not in memory."""
     server = subprocess.Popen([sys.executable, "-m", "tests.crash_harness", "--serve"], cwd=Path(__file__).parents[2],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert server.stdout.readline() == "ready\n"
 
-    def night(folder: Path, landing: Path, kill_at: int, log: Path, recorded: bool = False) -> int:
-        request = [DAY2.isoformat(), str(landing), str(folder / "night.duckdb"), str(kill_at), str(log)]
+    def night(folder: Path, landing: Path, kill: int | str, log: Path, recorded: bool = False) -> int:
+        request = [DAY2.isoformat(), str(landing), str(folder / "night.duckdb"), str(kill), str(log)]
         server.stdin.write(json.dumps(request + (["recorded"] if recorded else [])) + "\n")
         server.stdin.flush()
         if not select.select([server.stdout], [], [], NIGHT_TIMEOUT)[0]:  # a night that hangs fails, never blocks the rest
