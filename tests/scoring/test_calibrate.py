@@ -130,16 +130,26 @@ def test_pd_training_sample_has_every_feature_as_of_disbursement(loan_book):
         assert 0 <= v["ece"] <= 1 and sum(r["n"] for r in v["reliability"]) == len(test)
 
 
-def test_model_train_registers_a_validated_champion(loan_book, tmp_path, capsys):
-    from models.registry import load_model
+def test_model_train_validates_registers_and_gives_the_same_model_for_the_same_data(loan_book, trained_on, tmp_path,
+                                                                                       capsys):
+    from models.registry import champion, load_model
 
     con, landing, store = loan_book
     con.execute("CHECKPOINT")
     db = tmp_path / "train.duckdb"
     shutil.copy(store, db)
-    assert main(["model", "train", "--db", str(db), "--registry", str(tmp_path / "reg"), "--truth", str(landing / "_truth" / "loans.parquet")]) == 0
-    out = capsys.readouterr().out
+    # the registry of the champion the session trained in another process, on the same rows and date
+    shutil.copytree(trained_on(BUSINESS_DATE) / "models", tmp_path / "reg")
+    pinned = champion(tmp_path / "reg")
+    assert main(["model", "train", "--db", str(db), "--registry", str(tmp_path / "reg"), "--date", BUSINESS_DATE.isoformat(),
+                 "--truth", str(landing / "_truth" / "loans.parquet")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
     version = out.split("registered ")[1].split()[0]
+    # same data, same seed: the same model, byte for byte (a version is the hash of its files), not promoted over itself
+    assert version == pinned and champion(tmp_path / "reg") == pinned
+    assert f"not promoted; the champion stays {pinned} (the candidate is the champion (same data, same model))" in out
+    decisions = (tmp_path / "reg" / "decisions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(d)["promoted"] for d in decisions] == [True, False]
     report = json.loads((tmp_path / "reg" / version / "validation.json").read_text(encoding="utf-8"))
     # the PD models and the simulator's ceiling, with the 4+19+1 score's own ranking beside them (a
     # score is no probability: it has an AUC, not a calibration error)
@@ -149,7 +159,7 @@ def test_model_train_registers_a_validated_champion(loan_book, tmp_path, capsys)
             assert 0 <= m["ece"] <= 1 and m["loans"] == report["out_of_time"]["gbm"]["loans"]
     assert 0 <= report["out_of_time"]["score_4_19_1"]["auc"] <= 1
     gap = report["gap_to_ceiling"]
-    assert f"gbm AUC {gap['auc_gap']:.4f} below the simulator's ceiling" in " ".join(out.split())
+    assert f"gbm AUC {gap['auc_gap']:.4f} below the simulator's ceiling" in out
     model = load_model(tmp_path / "reg", version)
     # fitted on the population's firm-months, or on the loans, whichever ranked the population better
     fitted_on = {"population": report["train"]["population_rows"], "loans": report["train"]["loans"]}
