@@ -198,6 +198,20 @@ def clean_store(clean_landing, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def first_clean_night(clean_landing, tmp_path_factory) -> Path:
+    """The folder of the 800-firm universe's first night, on 2026-11-27, with no PD model: the store
+    (`night.duckdb`), the publications, reports and personal-data reads log beside it. Run once for
+    the session; read-only: copy the folder."""
+
+    def build(folder: Path) -> None:
+        from pipelines.run import run_nightly
+
+        assert run_nightly(date(2026, 11, 27), clean_landing, folder / "night.duckdb").succeeded
+
+    return built_once(tmp_path_factory, "first_clean_night", build)
+
+
+@pytest.fixture(scope="session")
 def score_loan_book(loan_book, tmp_path_factory):
     """score_loan_book(work, dates, products=None): the loan book's universe scored (`_score`)."""
     def score(work: Path, dates: tuple[date, ...], **options) -> ScoredNight:

@@ -4,6 +4,7 @@ damaged backup is refused and the store left as it was; no backup while a run wr
 import hashlib
 import shutil
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -13,7 +14,7 @@ from pipelines.run import run_nightly
 from valuecredit.backup import READS_LOG, BackupError, backup, restore
 from valuecredit.store import StoreBusy, writer_lock
 
-DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)
+DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)  # DAY1: the first_clean_night fixture's
 STATE = ["SELECT * FROM ledger.postings ORDER BY seq", "SELECT * FROM ledger.runs ORDER BY ALL",
          "SELECT * FROM scores.commercial_value ORDER BY ALL", "SELECT * FROM decisions.eligibility_pairs ORDER BY ALL",
          "SELECT * FROM bank_b03.eligibility ORDER BY ALL", "SELECT * FROM decisions.application_deadlines ORDER BY ALL"]
@@ -32,9 +33,14 @@ def files(folder) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_restore_yesterdays_backup_and_replay_today_reaches_the_same_state(clean_landing, tmp_path):
-    db = tmp_path / "store" / "night.duckdb"
-    assert run_nightly(DAY1, clean_landing, db).business_date == DAY1
+def yesterday(first_clean_night, tmp_path) -> Path:
+    """A copy of the session's first night on DAY1: its store, with what it wrote beside it."""
+    shutil.copytree(first_clean_night, tmp_path / "store")
+    return tmp_path / "store" / "night.duckdb"
+
+
+def test_restore_yesterdays_backup_and_replay_today_reaches_the_same_state(first_clean_night, clean_landing, tmp_path):
+    db = yesterday(first_clean_night, tmp_path)
     saved = backup(db, tmp_path / "backup-day1", db.parent / "models")
     assert saved.rows > 0 and (tmp_path / "backup-day1" / "manifest.json").exists()
     assert (tmp_path / "backup-day1" / READS_LOG).read_text() == (tmp_path / "store" / "night.duckdb.personal_data_reads.jsonl").read_text()
@@ -52,9 +58,8 @@ def test_restore_yesterdays_backup_and_replay_today_reaches_the_same_state(clean
     assert files(db.parent / "publish" / "B03" / DAY2.isoformat()) == published  # byte for byte
 
 
-def test_a_damaged_backup_is_refused_and_the_store_left_as_it_was(clean_landing, tmp_path):
-    db = tmp_path / "night.duckdb"
-    run_nightly(DAY1, clean_landing, db)
+def test_a_damaged_backup_is_refused_and_the_store_left_as_it_was(first_clean_night, tmp_path):
+    db = yesterday(first_clean_night, tmp_path)
     backup(db, tmp_path / "b", None)
     with open(tmp_path / "b" / "store.duckdb", "r+b") as f:  # one flipped byte in the middle of the copy
         f.seek(f.seek(0, 2) // 2)
@@ -71,9 +76,8 @@ def test_a_damaged_backup_is_refused_and_the_store_left_as_it_was(clean_landing,
         backup(db, tmp_path / "b")
 
 
-def test_no_backup_while_a_run_holds_the_store(clean_landing, tmp_path):
-    db = tmp_path / "night.duckdb"
-    run_nightly(DAY1, clean_landing, db)
+def test_no_backup_while_a_run_holds_the_store(first_clean_night, tmp_path):
+    db = yesterday(first_clean_night, tmp_path)
     with writer_lock(db), pytest.raises(StoreBusy, match="being written by another run"):
         backup(db, tmp_path / "b")
     assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()

@@ -20,7 +20,7 @@ from pipelines.cli import main
 from pipelines.run import run_nightly
 from tests.conftest import redeliver
 
-DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)
+DAY1, DAY2 = date(2026, 11, 27), date(2026, 11, 28)  # DAY1: the first_clean_night fixture's
 ROOT = Path(__file__).parents[2]
 
 
@@ -71,13 +71,13 @@ def withdrawn(store: Path, firm: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def two_nights(clean_landing, tmp_path_factory):
-    """Night 1; then an authorisation revoked, delivered for night 2."""
+def two_nights(clean_landing, first_clean_night, tmp_path_factory):
+    """Night 1 (the session's first_clean_night); then an authorisation revoked, delivered for night 2."""
     work = tmp_path_factory.mktemp("access")
     landing = work / "landing"
     shutil.copytree(clean_landing, landing)
     store = work / "store"
-    assert run_nightly(DAY1, landing, store / "night.duckdb").succeeded
+    shutil.copytree(first_clean_night, store)
     first = in_publication(store, DAY1)
     firm = sorted(first["B03"])[0]
     revoke(landing, firm, DAY1, DAY2)
