@@ -1,7 +1,7 @@
 import contextlib
 import io
+import json
 import os
-import pickle
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -156,20 +156,35 @@ def first_night(loan_book, tmp_path_factory) -> Path:
 
 
 def trained(loan_book, tmp_path_factory, as_of: date) -> Path:
-    """The folder of a champion trained on the loan book as of `as_of` (validated against the
-    simulator's truth too; the truth changes the report, not the model): `models/`, the registry,
-    and `report.pickle`, what `retrain` returned. Training reads the store, writes only the registry
-    and is deterministic, so each date's is made once for the session; read-only to the tests."""
-    from models.train import retrain
-    from scoring.catalogue import load_catalogue
+    """The folder of a champion trained on the loan book as of `as_of` by `valuecredit model train`,
+    validated against the simulator's truth too (the truth changes the report, not the model):
+    `models/`, the registry (the report in the version's `validation.json`), and `stdout.txt`, what
+    the command printed. Training is deterministic, so each date's is made once for the session;
+    read-only to the tests."""
+    from pipelines.cli import main
 
-    con, landing, _ = loan_book
+    landing = loan_book[1]
 
     def train(folder: Path) -> None:
-        report = retrain(con, load_catalogue(), folder / "models", as_of, landing / "_truth" / "loans.parquet")
-        (folder / "report.pickle").write_bytes(pickle.dumps(report))
+        store = folder / "store.duckdb"
+        shutil.copy(landing.parent / "cal.duckdb", store)  # as built: no test has changed it
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = main(["model", "train", "--db", str(store), "--registry", str(folder / "models"), "--date",
+                         as_of.isoformat(), "--truth", str(landing / "_truth" / "loans.parquet")])
+        assert code == 0, printed.getvalue()
+        (folder / "stdout.txt").write_text(printed.getvalue(), encoding="utf-8")
+        for path in folder.glob("store.duckdb*"):
+            path.unlink()
 
     return built_once(tmp_path_factory, f"trained_{as_of}", train)
+
+
+def validation_report(folder: Path) -> dict:
+    """The champion's validation report in a `trained` folder: what `retrain` returned."""
+    from models.registry import champion
+
+    return json.loads((folder / "models" / champion(folder / "models") / "validation.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")
@@ -182,7 +197,7 @@ def trained_on(loan_book, tmp_path_factory):
 class ScoredNight:
     con: duckdb.DuckDBPyConnection
     registry: Path
-    report: dict  # what retrain returned: the validation and the promotion decision
+    report: dict  # the champion's validation report: the validation and the promotion decision
     model: object  # the pinned champion
 
 
@@ -243,7 +258,7 @@ def _score(store: Path, loan_book, work: Path, dates: tuple[date, ...], tmp_path
     con, cat, registry = connect(db), load_catalogue(), work / "models"
     folder = trained(loan_book, tmp_path_factory, max(dates))
     shutil.copytree(folder / "models", registry)
-    report = pickle.loads((folder / "report.pickle").read_bytes())
+    report = validation_report(folder)
     model, codes = pinned_model(registry), load_reason_codes()
     for d in dates:
         build_indicators(con, d)

@@ -210,7 +210,6 @@ def test_no_first_champion_without_evidence_that_it_beats_the_score(tmp_path):
 
 def test_a_candidate_is_promoted_only_when_it_beats_the_champion_out_of_time(scored):
     _, registry, report, model = scored
-    # retraining on the same data gives the champion again, not promoted over itself: test_calibrate.py (`model train`)
     rng = np.random.default_rng(1)
     test = pd.DataFrame({"court_default": [0, 1] * 300, "defaulted": [0, 1] * 300, "total": rng.normal(500, 100, 600)})
     for feature in model.metadata["features"]:
@@ -224,6 +223,9 @@ def test_a_candidate_is_promoted_only_when_it_beats_the_champion_out_of_time(sco
     uncalibrated = promotion(registry, "pd-candidate", test, better, test, {"ece": 0.6}, TODAY)
     assert not uncalibrated["promoted"] and "calibration error" in uncalibrated["reason"]
     assert promotion(registry, "pd-candidate", test, better, test, {"ece": 0.001}, TODAY)["promoted"]
+    # retraining on the same data gives the champion again (test_first_nightly_run_...): not promoted over itself
+    same = promotion(registry, model.version, test, better, test, {"ece": 0.001}, TODAY)
+    assert not same["promoted"] and same["reason"] == "the candidate is the champion (same data, same model)"
     assert champion(registry) == model.version  # deciding is not pinning: only retrain records a decision
     log = (registry / "decisions.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(log) == 1 and '"promoted": true' in log[0]
@@ -250,7 +252,7 @@ def test_scoring_refuses_a_model_without_reason_codes_or_no_model(scored, tmp_pa
     assert load_model(registry, model.version).version == model.version
 
 
-def test_first_nightly_run_trains_a_champion_scores_and_replays(first_night, tmp_path, capsys):
+def test_first_nightly_run_trains_a_champion_scores_and_replays(first_night, trained_on, tmp_path, capsys):
     from pipelines.cli import main
 
     assert (first_night / "exit_code").read_text() == "0"  # `valuecredit run --date TODAY` on the loan book
@@ -259,6 +261,9 @@ def test_first_nightly_run_trains_a_champion_scores_and_replays(first_night, tmp
     db = tmp_path / "run.duckdb"
     version = champion(tmp_path / "models")
     assert version and f"trained and promoted {version}" in out.replace("\n", " ")
+    # the model `model train` gave on the same rows and date in another process, with the simulator's truth
+    # beside it (which changes its report, not the model): the same, byte for byte (a version is its files' hash)
+    assert version == champion(trained_on(TODAY) / "models")
     # the night's reports: the audit pack of the model just promoted, the programme's and every bank's portfolio
     assert version in (tmp_path / "reports" / "audit" / TODAY.isoformat() / "audit_pack.html").read_text(encoding="utf-8")
     assert len(list((tmp_path / "reports" / "portfolio").glob(f"*/{TODAY.isoformat()}/portfolio.html"))) == 18
