@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from models.estimators import MonotoneGBM, WoEScorecard
+from models.evaluate import prepare
 from pipelines.cli import main
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -142,8 +143,12 @@ def test_any_column_name_works_and_reports_keep_the_original_names(tmp_path, cap
                                         ((False, True), "True"), (("0", "1"), "1.0")])
 def test_the_bad_value_is_matched_by_value_not_spelling(tmp_path, capsys, values, bad):
     path = awkward_table(tmp_path, values, n=300)
-    r = run_json(["--data", str(path), "--target", "target", "--bad", bad, "--folds", "2"], capsys)
-    assert r["bad_rate"] == round(float((pd.read_csv(path)["target"].astype(str).isin(["1", "1.0", "True"])).mean()), 4)
+    expected = pd.read_csv(path)["target"].astype(str).isin(["1", "1.0", "True"]).to_numpy().astype(int)
+    assert 0 < expected.sum() < len(expected)
+    assert np.array_equal(prepare(path, "target", bad, []).y, expected)  # what the evaluation is given
+    if isinstance(values[0], float) and bad == "1":  # and once through the command, end to end
+        r = run_json(["--data", str(path), "--target", "target", "--bad", bad, "--folds", "2"], capsys)
+        assert r["bad_rate"] == round(float(expected.mean()), 4)
 
 
 def test_identifiers_are_dropped_by_name_only_and_always_said(tmp_path, capsys):
