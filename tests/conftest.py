@@ -136,15 +136,13 @@ def loan_book(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def first_night(loan_book, tmp_path_factory) -> Path:
-    """`valuecredit run --date BUSINESS_DATE` on the loan book's store, its deliveries ingested and
-    nothing else: the first night, which trains the first champion (a first night's ingestion into a
-    new store is the CLI test's, on the 800 firms). Run once for the session (the PD tests check it,
+    """`valuecredit run --date BUSINESS_DATE` on a new store over the loan book's landing zone: the
+    first night, which trains the first champion. Run once for the session (the PD tests check it,
     the notebooks read it): `run.duckdb` with the models, publications and reports beside it,
     `stdout.txt` what the command printed, `exit_code` its code. Tests work on a copy."""
     from pipelines.cli import main
 
     def build(folder: Path) -> None:
-        shutil.copy(loan_book[1].parent / "cal.duckdb", folder / "run.duckdb")  # as built: no test has changed it
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             code = main(["run", "--date", BUSINESS_DATE.isoformat(), "--landing", str(loan_book[1]),

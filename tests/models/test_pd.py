@@ -255,7 +255,7 @@ def test_scoring_refuses_a_model_without_reason_codes_or_no_model(scored, tmp_pa
 def test_first_nightly_run_trains_a_champion_scores_and_replays(first_night, trained_on, tmp_path, capsys):
     from pipelines.cli import main
 
-    assert (first_night / "exit_code").read_text() == "0"  # `valuecredit run --date TODAY` on the loan book
+    assert (first_night / "exit_code").read_text() == "0"  # `valuecredit run --date TODAY` on a new store
     out = (first_night / "stdout.txt").read_text(encoding="utf-8")
     shutil.copytree(first_night, tmp_path, dirs_exist_ok=True)
     db = tmp_path / "run.duckdb"
