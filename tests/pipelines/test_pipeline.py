@@ -1,3 +1,4 @@
+import shutil
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -120,16 +121,21 @@ def test_bad_date_is_refused(capsys):
 
 
 def test_dagster_yaml_admits_one_run_at_a_time(tmp_path, monkeypatch):
-    import shutil
-    from pathlib import Path
     shutil.copy(Path(__file__).parents[2] / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     instance = dg.DagsterInstance.get()
     assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
 
 
-def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why(clean_landing, tmp_path, monkeypatch,
-                                                                                  capsys):
+def without_a_model(first_clean_night, tmp_path) -> Path:
+    """A copy of the session's first night of the 800 firms, on the day before: a store with no PD model,
+    whose next night tries to train the first (a first night's own work is the CLI test's)."""
+    shutil.copytree(first_clean_night, tmp_path / "store")
+    return tmp_path / "store"
+
+
+def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why(clean_landing, first_clean_night,
+                                                                                  tmp_path, monkeypatch, capsys):
     """A candidate that does not beat the 4+19+1 score out of time leaves the store without a champion:
     the night runs on the score and its rules alone, and says so."""
     import pipelines.models
@@ -147,10 +153,11 @@ def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why
                 "out_of_time": {"gbm": metrics, "scorecard": metrics}, "train": {"loans": 1000}}
 
     monkeypatch.setattr(pipelines.models, "retrain", refused)
-    db = tmp_path / "score_only.duckdb"
+    store = without_a_model(first_clean_night, tmp_path)
+    db = store / "night.duckdb"
     assert main(["run", "--date", BUSINESS_DATE.isoformat(), "--landing", str(clean_landing), "--db", str(db)]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert champion(tmp_path / "models") is None
+    assert champion(store / "models") is None
     assert f"scores/pd: no PD model yet: not promoted: {reason}" in out and "no model to audit" in out
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
@@ -158,8 +165,8 @@ def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why
     con.close()
 
 
-def test_a_first_model_that_fails_to_train_fails_the_run_but_the_decisions_go_out(clean_landing, tmp_path, monkeypatch,
-                                                                                 capsys):
+def test_a_first_model_that_fails_to_train_fails_the_run_but_the_decisions_go_out(clean_landing, first_clean_night,
+                                                                                 tmp_path, monkeypatch, capsys):
     """A fault in training the first model (not a short loan book) fails the run, once the night has
     decided and published on the score and its rules: the banks still get tonight's withdrawals."""
     import pipelines.models
@@ -169,13 +176,14 @@ def test_a_first_model_that_fails_to_train_fails_the_run_but_the_decisions_go_ou
         raise MemoryError("LightGBM could not allocate\nsecond line")
 
     monkeypatch.setattr(pipelines.models, "retrain", broken)
-    db = tmp_path / "fault.duckdb"
+    store = without_a_model(first_clean_night, tmp_path)
+    db = store / "night.duckdb"
     assert main(["run", "--date", BUSINESS_DATE.isoformat(), "--landing", str(clean_landing), "--db", str(db)]) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "step failed scores/pd: training the first PD model failed: MemoryError: LightGBM could not allocate" in out
-    assert "second line" not in out and champion(tmp_path / "models") is None
+    assert "second line" not in out and champion(store / "models") is None
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM decisions.eligibility_firms").fetchone()[0] > 700
     con.close()
-    assert all((bank / BUSINESS_DATE.isoformat() / "changes.parquet").is_file() for bank in (tmp_path / "publish").iterdir())
+    assert all((bank / BUSINESS_DATE.isoformat() / "changes.parquet").is_file() for bank in (store / "publish").iterdir())
