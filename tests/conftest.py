@@ -153,42 +153,53 @@ def first_night(loan_book, tmp_path_factory) -> Path:
     return built_once(tmp_path_factory, "first_night", build)
 
 
-def trained(loan_book, tmp_path_factory, as_of: date) -> Path:
+def trained(loan_book, tmp_path_factory, as_of: date, over: date | None = None) -> Path:
     """The folder of a champion trained on the loan book as of `as_of` by `valuecredit model train`,
     validated against the simulator's truth too (the truth changes the report, not the model):
     `models/`, the registry (the report in the version's `validation.json`), and `stdout.txt`, what
-    the command printed. Training is deterministic, so each date's is made once for the session;
-    read-only to the tests."""
+    the command printed. `over`: into a copy of the registry trained as of that date, its champion
+    in force (a retraining: the decision log then holds both decisions). Training is deterministic,
+    so each is made once for the session; read-only to the tests."""
     from pipelines.cli import main
+    from scoring.catalogue import DEFAULT_CATALOGUE
 
     landing = loan_book[1]
 
     def train(folder: Path) -> None:
+        if over is not None:
+            shutil.copytree(trained(loan_book, tmp_path_factory, over) / "models", folder / "models")
         store = folder / "store.duckdb"
         shutil.copy(landing.parent / "cal.duckdb", store)  # as built: no test has changed it
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             code = main(["model", "train", "--db", str(store), "--registry", str(folder / "models"), "--date",
-                         as_of.isoformat(), "--truth", str(landing / "_truth" / "loans.parquet")])
+                         as_of.isoformat(), "--catalogue", str(DEFAULT_CATALOGUE),
+                         "--truth", str(landing / "_truth" / "loans.parquet")])
         assert code == 0, printed.getvalue()
         (folder / "stdout.txt").write_text(printed.getvalue(), encoding="utf-8")
         for path in folder.glob("store.duckdb*"):
             path.unlink()
 
-    return built_once(tmp_path_factory, f"trained_{as_of}", train)
+    return built_once(tmp_path_factory, f"trained_{as_of}" + (f"_over_{over}" if over else ""), train)
+
+
+def trained_version(folder: Path) -> str:
+    """The version the `trained` folder's training registered (its champion unless not promoted)."""
+    from models.registry import last_decision
+
+    return last_decision(folder / "models")["version"]
 
 
 def validation_report(folder: Path) -> dict:
-    """The champion's validation report in a `trained` folder: what `retrain` returned."""
-    from models.registry import champion
-
-    return json.loads((folder / "models" / champion(folder / "models") / "validation.json").read_text(encoding="utf-8"))
+    """The validation report of the version a `trained` folder's training registered: what `retrain`
+    returned, as JSON keeps it."""
+    return json.loads((folder / "models" / trained_version(folder) / "validation.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")
 def trained_on(loan_book, tmp_path_factory):
-    """trained_on(as_of): see `trained`."""
-    return lambda as_of: trained(loan_book, tmp_path_factory, as_of)
+    """trained_on(as_of, over=None): see `trained`."""
+    return lambda as_of, over=None: trained(loan_book, tmp_path_factory, as_of, over)
 
 
 @dataclass

@@ -9,9 +9,10 @@ Every asset reaches the store through `Store.connect`; here that yields a proxy 
 statements of the whole run and kills the process at the chosen one, wherever in a stage that falls
 (inside a transaction, between the legs of a posting, between two banks' files). KILL is N, the N-th
 statement of the run, or `STAGE+K`, the K-th statement after STAGE finished: a night run again after a
-crash skips what the crash left done, so its statements before a stage are not the uninterrupted
-night's. N = 0 kills nothing. LOG gets one line per statement and per finished stage, and the stage
-after which the kill came, from which the test picks its KILL and checks where it landed."""
+crash need not run the uninterrupted night's statements before a stage (what the crash left decides,
+for one, whether the night is incremental), so its kill is counted from the end of the stage before.
+N = 0 kills nothing. LOG gets one line per statement and per finished stage, and the stage after
+which the kill came, from which the test picks its KILL and checks where it landed."""
 
 import json
 import os

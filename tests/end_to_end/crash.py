@@ -20,8 +20,9 @@ DAY1, DAY2 = date(2026, 11, 5), date(2026, 11, 28)
 # every kind of stage; three of the 23 sources (the registry has the most statements, loans feed the ledger)
 EARLY_STAGES = ["registry", "loans", "tax_monthly", "deadlines", "ledger", "firm_coverage", "indicators", "commercial_value"]
 LATE_STAGES = ["pd", "early_warnings", "eligibility", "publication", "audit pack", "bank report batches", "portfolio reports"]
-# killed and run again with the nights recorded in the Dagster instance beside the store, as `valuecredit run`
-# records them (the others in memory, tests/instance.py): the run the kill interrupted stays there, started
+# the runs killed in these stages are recorded in the Dagster instance beside the store, as `valuecredit run`
+# records them, and so is the chain's last run (the others in memory, tests/instance.py): the instance then
+# holds each killed run as the kill left it, started, and the last one, succeeded
 RECORDED_STAGES = ("ledger", "publication")
 SCHEMAS = ("scores", "decisions", "ledger")
 OUTPUTS = ("publish", "reports")

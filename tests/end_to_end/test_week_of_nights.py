@@ -23,7 +23,7 @@ from pipelines.run import run_nightly
 from scoring.catalogue import load_catalogue
 from scoring.score import build_indicators, build_scores
 from simulate.landing import deliver
-from tests.conftest import redeliver
+from tests.conftest import redeliver, trained_version
 from tests.lending.test_access import in_publication, revoke
 from tests.night_tables import TABLES, assert_same_tables
 from valuecredit.store import connect
@@ -53,12 +53,13 @@ class Week:
             con.close()
 
     def pin(self, trained: Path, day: date) -> str:
-        """The champion of a registry trained on the loan book, copied into the week's and pinned, as
-        `model train` would before the night: its promotion recorded in the week's decision log."""
-        version = champion(trained / "models")
+        """The model a registry's training on the loan book registered, copied into the week's and pinned,
+        as `model train` would before the night: its promotion recorded in the week's decision log."""
+        version = trained_version(trained)
         shutil.copytree(trained / "models" / version, self.registry / version)
         record_decision(self.registry, last_decision(trained / "models") | {
-            "champion": champion(self.registry), "decided_on": day.isoformat(), "reason": "pinned for the week's nights"})
+            "champion": champion(self.registry), "decided_on": day.isoformat(), "promoted": True,
+            "reason": "pinned for the week's nights"})
         assert champion(self.registry) == version
         return version
 
@@ -114,7 +115,7 @@ def run_week(landing0, trained_on, work) -> tuple[Week, dict]:
             for s in OUTCOMES] == [(0, True)] * len(OUTCOMES)
 
     # (3) another model becomes the champion
-    second = w.pin(trained_on(date(2026, 11, 5)), d3)
+    second = w.pin(trained_on(date(2026, 11, 5), over=date(2026, 11, 28)), d3)
     w.night(d3)
 
     # (4) a file delivered on the second night reaches the landing zone only now: three new awards

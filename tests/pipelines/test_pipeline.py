@@ -161,7 +161,7 @@ def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why
     assert f"scores/pd: no PD model yet: not promoted: {reason}" in out and "no model to audit" in out
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
-    assert con.execute("SELECT count(*) FROM scores.commercial_value").fetchone()[0] > 700
+    assert con.execute("SELECT count(*) FROM scores.commercial_value WHERE as_of = ?", [BUSINESS_DATE]).fetchone()[0] > 700
     con.close()
 
 
@@ -184,6 +184,6 @@ def test_a_first_model_that_fails_to_train_fails_the_run_but_the_decisions_go_ou
     assert "second line" not in out and champion(store / "models") is None
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
-    assert con.execute("SELECT count(*) FROM decisions.eligibility_firms").fetchone()[0] > 700
+    assert con.execute("SELECT count(*) FROM decisions.eligibility_firms WHERE as_of = ?", [BUSINESS_DATE]).fetchone()[0] > 700
     con.close()
     assert all((bank / BUSINESS_DATE.isoformat() / "changes.parquet").is_file() for bank in (store / "publish").iterdir())

@@ -1,5 +1,6 @@
 """Sample testing on a simulated universe: labels, point-in-time features, bounded weights, adoption."""
 
+import json
 import shutil
 from datetime import date
 
@@ -15,7 +16,7 @@ from scoring.calibrate import calibrate, outcome_sample, sample_points, write_re
 from scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
 from scoring.score import build_indicators
 from scoring.sql import INDICATOR_KEYS, indicators_sql
-from tests.conftest import BUSINESS_DATE, validation_report
+from tests.conftest import BUSINESS_DATE, trained_version, validation_report
 
 CAT = load_catalogue()
 
@@ -152,6 +153,25 @@ def test_model_train_registers_a_validated_champion(trained_on):
     fitted_on = {"population": report["train"]["population_rows"], "loans": report["train"]["loans"]}
     assert model.metadata["training_data"]["rows"] == fitted_on[report["method"]]
     assert model.metadata["monotone"]["debt_ratio"] == 1 and len(model.metadata["training_data"]["snapshot_sha256"]) == 64
+
+
+def test_model_train_over_a_champion_records_its_decision_beside_the_champions(trained_on):
+    from models.registry import champion
+
+    # `model train --date 2026-11-05` into the registry of the champion trained as of 2026-11-28
+    held = champion(trained_on(BUSINESS_DATE) / "models")
+    folder = trained_on(date(2026, 11, 5), over=BUSINESS_DATE)
+    out = " ".join((folder / "stdout.txt").read_text(encoding="utf-8").split())
+    version = trained_version(folder)
+    decisions = [json.loads(d) for d in (folder / "models" / "decisions.jsonl").read_text(encoding="utf-8").splitlines()]
+    # the same rows, another decision date: another reference population, so another version, registered
+    assert version != held and (folder / "models" / version / "model.txt").is_file()
+    # judged against the champion on the same out-of-time firm-months, and held: the log keeps both verdicts
+    assert [(d["version"], d["promoted"]) for d in decisions] == [(held, True), (version, False)]
+    assert decisions[1]["champion"] == held and decisions[1]["reason"].startswith(
+        f"out-of-time AUC {decisions[1]['candidate']['auc']} on the population does not beat the champion's "
+        f"{decisions[1]['champion_metrics']['auc']}")
+    assert champion(folder / "models") == held and f"not promoted; the champion stays {held}" in out
 
 
 def test_sector_arrears_is_the_industrys_excess_share_as_delivered_before_the_month(loan_book):
