@@ -163,8 +163,9 @@ def view_model(data: dict, cat: Catalogue, lang: str, top: int = 8, bank_id: str
             steps.append(("其他因素" if zh else "all other factors", float(rest)))
         waterfall = charts.waterfall(float(pdr["base_value"]), steps,
                                      f"{'该企业对数几率' if zh else 'the firm' + chr(39) + 's log-odds'} = PD {percent(float(pdr['pd']), 2)}")
+        raising = [r for r in c if r["contribution"] > 0][:4]  # the reasons: what raised the PD most
         reasons = [{"code": r["code"], "text": r["zh"] if zh else r["en"], "contribution": float(r["contribution"])}
-                   for r in [r for r in c if r["contribution"] > 0][:4]]
+                   for r in raising]
     products = [{"product": p["product_name"], "product_id": p["product_id"], "bank": p["bank_id"], "eligible": bool(p["eligible"]),
                  "limit": money_fen(int(p["limit_fen"]), lang),
                  "rate": None if pd.isna(p["rate_bp"]) else percent(int(p["rate_bp"]) / 10_000, 2),

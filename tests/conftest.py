@@ -154,7 +154,7 @@ def first_night(loan_book, tmp_path_factory) -> Path:
 
 
 def trained(loan_book, tmp_path_factory, as_of: date, over: date | None = None) -> Path:
-    """The folder of a champion trained on the loan book as of `as_of` by `valuecredit model train`,
+    """The folder of a model trained on the loan book as of `as_of` by `valuecredit model train`,
     validated against the simulator's truth too (the truth changes the report, not the model):
     `models/`, the registry (the report in the version's `validation.json`), and `stdout.txt`, what
     the command printed. `over`: into a copy of the registry trained as of that date, its champion
@@ -233,6 +233,14 @@ def first_clean_night(clean_landing, tmp_path_factory) -> Path:
         assert run_nightly(date(2026, 11, 27), clean_landing, folder / "night.duckdb").succeeded
 
     return built_once(tmp_path_factory, "first_clean_night", build)
+
+
+@pytest.fixture
+def after_first_clean_night(first_clean_night, tmp_path) -> Path:
+    """This test's copy of `first_clean_night`'s folder (`tmp_path/store`): a store with no PD model
+    whose next night is 2026-11-28."""
+    shutil.copytree(first_clean_night, tmp_path / "store")
+    return tmp_path / "store"
 
 
 @pytest.fixture(scope="session")

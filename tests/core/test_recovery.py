@@ -4,7 +4,6 @@ damaged backup is refused and the store left as it was; no backup while a run wr
 import hashlib
 import shutil
 from datetime import date
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -33,14 +32,9 @@ def files(folder) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def yesterday(first_clean_night, tmp_path) -> Path:
-    """A copy of the session's first night on DAY1: its store, with what it wrote beside it."""
-    shutil.copytree(first_clean_night, tmp_path / "store")
-    return tmp_path / "store" / "night.duckdb"
-
-
-def test_restore_yesterdays_backup_and_replay_today_reaches_the_same_state(first_clean_night, clean_landing, tmp_path):
-    db = yesterday(first_clean_night, tmp_path)
+def test_restore_yesterdays_backup_and_replay_today_reaches_the_same_state(after_first_clean_night, clean_landing,
+                                                                           tmp_path):
+    db = after_first_clean_night / "night.duckdb"
     saved = backup(db, tmp_path / "backup-day1", db.parent / "models")
     assert saved.rows > 0 and (tmp_path / "backup-day1" / "manifest.json").exists()
     assert (tmp_path / "backup-day1" / READS_LOG).read_text() == (tmp_path / "store" / "night.duckdb.personal_data_reads.jsonl").read_text()
@@ -58,8 +52,8 @@ def test_restore_yesterdays_backup_and_replay_today_reaches_the_same_state(first
     assert files(db.parent / "publish" / "B03" / DAY2.isoformat()) == published  # byte for byte
 
 
-def test_a_damaged_backup_is_refused_and_the_store_left_as_it_was(first_clean_night, tmp_path):
-    db = yesterday(first_clean_night, tmp_path)
+def test_a_damaged_backup_is_refused_and_the_store_left_as_it_was(after_first_clean_night, tmp_path):
+    db = after_first_clean_night / "night.duckdb"
     backup(db, tmp_path / "b", None)
     with open(tmp_path / "b" / "store.duckdb", "r+b") as f:  # one flipped byte in the middle of the copy
         f.seek(f.seek(0, 2) // 2)
@@ -76,8 +70,8 @@ def test_a_damaged_backup_is_refused_and_the_store_left_as_it_was(first_clean_ni
         backup(db, tmp_path / "b")
 
 
-def test_no_backup_while_a_run_holds_the_store(first_clean_night, tmp_path):
-    db = yesterday(first_clean_night, tmp_path)
+def test_no_backup_while_a_run_holds_the_store(after_first_clean_night, tmp_path):
+    db = after_first_clean_night / "night.duckdb"
     with writer_lock(db), pytest.raises(StoreBusy, match="being written by another run"):
         backup(db, tmp_path / "b")
     assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()

@@ -16,9 +16,10 @@ NIGHT_TIMEOUT = 900  # seconds: a small night takes well under a minute
 
 @pytest.fixture(scope="session")
 def night_in_child():
-    """night_in_child(folder, landing, kill, log, recorded=False): the second night in a child
-    process killed where `kill` says (tests.crash_harness), its exit status (-9: killed). The children are forked by one server (`tests.crash_harness
-    --serve`); `recorded`: the night is recorded in the Dagster instance beside the store, not in memory."""
+    """night_in_child(folder, landing, kill, log, recorded=False): the second night in a child process,
+    killed where `kill` says (tests.crash_harness), and its exit status (-9: killed). The children are
+    forked by one server (`tests.crash_harness --serve`); `recorded`: the night is recorded in the
+    Dagster instance beside the store, not in memory."""
     server = subprocess.Popen([sys.executable, "-m", "tests.crash_harness", "--serve"], cwd=Path(__file__).parents[2],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert server.stdout.readline() == "ready\n"

@@ -64,7 +64,7 @@ def killed_in_turn(nights, night_in_child, clean_landing, to_kill: list[str], tm
         assert end >= start, f"{stage} ran no statement"
         previous = order[order.index(stage) - 1] if order.index(stage) else None
         # the first kill counts from the start of the night, which is the uninterrupted night's until then;
-        # a later one from the end of the stage before, the run after a crash having skipped what it left done
+        # a later one from the end of the stage before (tests/crash_harness.py says why)
         kill = str((start + end) // 2) if n == 0 else f"{previous}+{(start + end) // 2 - stages[previous][1]}"
         log = tmp_path / f"killed_in_{n}.log"
         code = night_in_child(crashed, clean_landing, kill, log, stage in RECORDED_STAGES)

@@ -127,15 +127,8 @@ def test_dagster_yaml_admits_one_run_at_a_time(tmp_path, monkeypatch):
     assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
 
 
-def without_a_model(first_clean_night, tmp_path) -> Path:
-    """A copy of the session's first night of the 800 firms, on the day before: a store with no PD model,
-    whose next night tries to train the first (a first night's own work is the CLI test's)."""
-    shutil.copytree(first_clean_night, tmp_path / "store")
-    return tmp_path / "store"
-
-
-def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why(clean_landing, first_clean_night,
-                                                                                  tmp_path, monkeypatch, capsys):
+def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why(clean_landing, after_first_clean_night,
+        monkeypatch, capsys):
     """A candidate that does not beat the 4+19+1 score out of time leaves the store without a champion:
     the night runs on the score and its rules alone, and says so."""
     import pipelines.models
@@ -153,7 +146,7 @@ def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why
                 "out_of_time": {"gbm": metrics, "scorecard": metrics}, "train": {"loans": 1000}}
 
     monkeypatch.setattr(pipelines.models, "retrain", refused)
-    store = without_a_model(first_clean_night, tmp_path)
+    store = after_first_clean_night  # no model yet: its next night tries to train the first
     db = store / "night.duckdb"
     assert main(["run", "--date", BUSINESS_DATE.isoformat(), "--landing", str(clean_landing), "--db", str(db)]) == 0
     out = " ".join(capsys.readouterr().out.split())
@@ -165,8 +158,8 @@ def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why
     con.close()
 
 
-def test_a_first_model_that_fails_to_train_fails_the_run_but_the_decisions_go_out(clean_landing, first_clean_night,
-                                                                                 tmp_path, monkeypatch, capsys):
+def test_a_first_model_that_fails_to_train_fails_the_run_but_the_decisions_go_out(clean_landing, after_first_clean_night,
+        monkeypatch, capsys):
     """A fault in training the first model (not a short loan book) fails the run, once the night has
     decided and published on the score and its rules: the banks still get tonight's withdrawals."""
     import pipelines.models
@@ -176,7 +169,7 @@ def test_a_first_model_that_fails_to_train_fails_the_run_but_the_decisions_go_ou
         raise MemoryError("LightGBM could not allocate\nsecond line")
 
     monkeypatch.setattr(pipelines.models, "retrain", broken)
-    store = without_a_model(first_clean_night, tmp_path)
+    store = after_first_clean_night  # no model yet: its next night tries to train the first
     db = store / "night.duckdb"
     assert main(["run", "--date", BUSINESS_DATE.isoformat(), "--landing", str(clean_landing), "--db", str(db)]) == 1
     out = " ".join(capsys.readouterr().out.split())
