@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import re
+import zipfile
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -142,8 +143,16 @@ def gated(loan_book, score_loan_book, tmp_path_factory):
 
 
 def firms_in_frame(frame: pd.DataFrame) -> set[str]:
-    """Every USCC in any cell, a cell of text included (and runs of 18 digits of other numbers)."""
-    return {u for col in frame.columns for v in frame[col].tolist() for u in USCC.findall(str(v))}
+    """Every USCC in any cell, a cell of text included (and runs of 18 digits of other numbers): the
+    cells as text, one to a line, searched at once."""
+    return set(USCC.findall("\n".join(map(str, frame.to_numpy(dtype=object).ravel()))))
+
+
+def firms_in_workbook(path: Path) -> set[str]:
+    """Every USCC anywhere in a workbook: in every XML part of the file (sheets, shared strings, names,
+    properties), hidden ones included; faster than reading its cells back and sees more."""
+    with zipfile.ZipFile(path) as book:
+        return set(USCC.findall("\n".join(book.read(n).decode("utf-8") for n in book.namelist() if n.endswith(".xml"))))
 
 
 def bank_artefacts(g, capsys) -> dict[tuple[str, str], set[str]]:
@@ -161,7 +170,7 @@ def bank_artefacts(g, capsys) -> dict[tuple[str, str], set[str]]:
             if kind == ".parquet":
                 found[bank, path.name] = firms_in_frame(pd.read_parquet(path))
             elif kind == ".xlsx":
-                found[bank, path.name] = set().union(*map(firms_in_frame, pd.read_excel(path, sheet_name=None).values()))
+                found[bank, path.name] = firms_in_workbook(path)
             else:  # CSVs and LATEST
                 found[bank, path.name] = set(USCC.findall(path.read_text(encoding="utf-8-sig")))
         for path in sorted((g["reports"] / bank).rglob("*.html")):
