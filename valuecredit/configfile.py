@@ -39,10 +39,9 @@ class ConfigError(ValueError):
     nothing retries it."""
 
 
-class _Checks:
-    """What the safe loader adds: a key given twice in one mapping is refused (PyYAML keeps the last
-    silently: a second `max_pd:` further down a product would quietly replace the first), and so are
-    dates that do not exist and integers YAML 1.1 reads as octal or base 60."""
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently:
+    a second `max_pd:` further down a product would quietly replace the first)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
@@ -77,19 +76,9 @@ class _Checks:
             raise yaml.constructor.ConstructorError(None, None, f"not a usable number ({exc})", node.start_mark) from None
 
 
-class _Loader(_Checks, yaml.SafeLoader):
-    """The pure-Python parser: its error marks and wording name the spot as the operator sees it."""
-
-
-class _FastLoader(_Checks, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """libyaml's parser where PyYAML has it: the product catalogue in 10 ms instead of 75, and every
-    run and command reads it. A file it refuses is parsed again by `_Loader` for the message."""
-
-
 _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
-for _loader in (_Loader, _FastLoader):
-    _loader.add_constructor("tag:yaml.org,2002:timestamp", _loader.construct_yaml_timestamp)
-    _loader.add_constructor("tag:yaml.org,2002:int", _loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
@@ -118,10 +107,7 @@ def _read_text(path: Path, error: type[Exception], what: str) -> str:
 
 def _parse(text: str, path: Path, error: type[Exception], what: str) -> Any:
     try:
-        try:
-            doc = yaml.load(text, Loader=_FastLoader)  # noqa: S506 (a SafeLoader)
-        except yaml.YAMLError:
-            doc = yaml.load(text, Loader=_Loader)  # noqa: S506 (the same refusal, worded as before)
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
     except RecursionError:
         raise error(f"{path}: nested too deeply to be a {what}") from None
     except yaml.YAMLError as exc:

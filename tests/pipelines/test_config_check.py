@@ -7,11 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipelines.cli import main
 from pipelines.config_check import CONFIG_FILES, check_config
-from valuecredit.configfile import _FastLoader, _Loader
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -88,15 +86,3 @@ def test_the_run_names_each_problem_of_a_broken_file_on_its_own_line(capsys, fol
     assert len(lines) == 2, lines
     assert lines[0].startswith("valuecredit run: error: ") and "version: must lie in [1, 1000000], found 0 (line" in lines[0]
     assert lines[1].startswith("valuecredit run: error: ") and "colour: not a known key" in lines[1]
-
-
-def test_libyamls_parser_reads_every_shipped_file_as_the_pure_one_and_refuses_as_it_does():
-    """The files are parsed by libyaml (7x faster); a refusal is worded by the pure parser."""
-    assert issubclass(_FastLoader, yaml.CSafeLoader)  # PyYAML's wheels carry libyaml
-    for path in sorted(CONFIG.glob("*.yaml")):
-        text = path.read_text(encoding="utf-8")
-        assert yaml.load(text, Loader=_FastLoader) == yaml.load(text, Loader=_Loader), path.name
-    for text, says in [("a: 1\nb: 2\na: 3\n", "key 'a' given twice"), ("cap: 0300\n", "octal"),
-                       ("on: 2027-02-30\n", "is not a date")]:
-        with pytest.raises(yaml.YAMLError, match=says):
-            yaml.load(text, Loader=_FastLoader)
