@@ -6,25 +6,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test dev bench screenshots lint clean
 
-# uv resolves, downloads and installs in parallel (about 15 s against pip's 75 s for the same versions);
-# pip does it where uv cannot be had or cannot reach the index (a mirror set only in pip.conf)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/pip || $(PY) -m venv $(VENV)  # a half-made .venv (no venv module at first) is made again
-	$(BIN)/python -m pip install --quiet uv && $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]' \
-		|| { $(BIN)/python -m pip install --quiet --upgrade pip && $(BIN)/python -m pip install --quiet -e '.[dev]'; }
+	.ci/install-project  # uv, or pip where the machine's pip configuration or uv's failure says so
 	.ci/system-deps
 	touch $(STAMP)
 
 run: $(STAMP)  ## the nightly job for today on data/valuecredit.duckdb (simulates data/landing if empty)
 	$(BIN)/valuecredit run
 
-# one test worker more than cores: while one waits on a night in a child process, on Chromium or on a
-# shared universe another's work fills the core (2 cores: 8 min 58 s against 9 min 31 s with 2 workers)
-WORKERS ?= $(shell n=$$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2); echo $$((n + 1)))
-
+# -n auto: one test worker more than cores (tests/conftest.py says why); PYTEST_XDIST_AUTO_NUM_WORKERS sets another count
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=15
 
 # the UI reads the instance `valuecredit run` records its nights in (data/dagster_home); it starts in
 # that folder, beside its dagster.yaml, with every path the definitions need made absolute

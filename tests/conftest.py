@@ -37,6 +37,22 @@ SLOWEST_FIRST = ("tests/models/test_pd.py", "tests/pipelines/test_pipeline.py", 
                  "tests/scoring/test_calibrate.py", "tests/lending/test_bank_gate.py", "tests/lending/test_access.py")
 
 
+def pytest_xdist_auto_num_workers(config) -> int | None:
+    """`-n auto` (make test): one worker more than cores (physical, as pytest-xdist counts them). While
+    one waits on a night in a child process, on Chromium or on a shared universe, another's work fills
+    the core: on 2 cores 8 min 58 s against 9 min 31 s with two workers. PYTEST_XDIST_AUTO_NUM_WORKERS,
+    when set, still decides (xdist reads it)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    try:
+        import psutil
+
+        cores = psutil.cpu_count(logical=False)
+    except ImportError:
+        cores = None
+    return (cores or os.cpu_count() or 1) + 1
+
+
 def pytest_collection_modifyitems(items) -> None:
     rank = {module: i for i, module in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: a module's own order kept
