@@ -38,19 +38,14 @@ SLOWEST_FIRST = ("tests/models/test_pd.py", "tests/pipelines/test_pipeline.py", 
 
 
 def pytest_xdist_auto_num_workers(config) -> int | None:
-    """`-n auto` (make test): one worker more than cores (physical, as pytest-xdist counts them). While
-    one waits on a night in a child process, on Chromium or on a shared universe, another's work fills
-    the core: on 2 cores 8 min 58 s against 9 min 31 s with two workers. PYTEST_XDIST_AUTO_NUM_WORKERS,
-    when set, still decides (xdist reads it)."""
+    """`-n auto` (make test): one worker more than pytest-xdist's own count of cores. While one waits on
+    a night in a child process, on Chromium or on a shared universe, another's work fills the core
+    (docs/DESIGN.md, "The tests"). PYTEST_XDIST_AUTO_NUM_WORKERS, when set, decides as it would."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    try:
-        import psutil
+    from xdist.plugin import pytest_xdist_auto_num_workers as cores
 
-        cores = psutil.cpu_count(logical=False)
-    except ImportError:
-        cores = None
-    return (cores or os.cpu_count() or 1) + 1
+    return cores(config) + 1
 
 
 def pytest_collection_modifyitems(items) -> None:
