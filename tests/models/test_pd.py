@@ -13,7 +13,7 @@ from models.checks import check_pd
 from models.nightly import ScoringError, explain, load_reason_codes, pinned_model, replay
 from models.nightly import stability as stability_of
 from models.registry import champion, load_model
-from models.train import auc_difference, latest_loans, promotion, training_sample
+from models.train import auc_difference, latest_loans, out_of_time_split, promotion, training_sample
 from scoring.catalogue import load_catalogue
 from valuecredit.store import add_missing_columns, connect
 
@@ -42,40 +42,42 @@ def test_first_model_is_promoted_and_pinned(scored):
     # AUC 0.51 here; the 1,000,000-firm validation in benchmarks/results/model.json does that), but
     # Platt scaling must still get the level right
     assert oot["gbm"]["ece"] <= 0.03 and oot["gbm"]["loans"] == oot["ceiling_pd_12m_observable"]["loans"] > 700
-    assert set(oot) == {"gbm", "gbm_earlier_fit", "scorecard", "score_4_19_1", "ceiling_pd_12m_observable"}
-    # the shipped refit's base rate has seen the out-of-time loans: the promotion judges the earlier fit's level
-    assert oot["gbm_earlier_fit"]["loans"] == oot["gbm"]["loans"] and oot["gbm_earlier_fit"]["ece"] != oot["gbm"]["ece"]
+    assert set(oot) == {"gbm", "scorecard", "score_4_19_1", "ceiling_pd_12m_observable"}
     gap = report["gap_to_ceiling"]
     assert gap["auc_gap"] == pytest.approx(oot["ceiling_pd_12m_observable"]["auc"] - oot["gbm"]["auc"], abs=1.5e-4)
     assert gap["interval_90"][0] <= gap["auc_gap"] <= gap["interval_90"][1]
     assert set(model.metadata["reference"]) == {*model.metadata["features"], "pd"}
 
 
-def test_the_base_rate_is_set_by_the_latest_year_of_closed_loans(scored):
-    """Default rates drift, so the shipped population model takes its level from the latest year of
-    closed loans (the out-of-time ones included), recorded in its report: over those loans its mean
-    PD is their default rate (the intercept's maximum likelihood)."""
+def test_the_base_rate_is_set_by_the_latest_training_loans(scored):
+    """Default rates drift, so the population model takes its level from the latest year of training
+    loans (whole days further back until they hold 100 defaults), recorded in its report: over those
+    loans its mean PD is their default rate (the intercept's maximum likelihood). The out-of-time
+    loans set nothing."""
     con, _, report, model = scored
     assert report["method"] == "population"
-    sample = training_sample(con, CAT)
-    recent = latest_loans(sample)
-    span = report["train"]["base_rate_loans"]
-    assert span == {"loans": len(recent), "defaults": int(recent["defaulted"].sum()),
-                    "from": str(recent["disbursed_on"].min().date()), "to": str(recent["disbursed_on"].max().date())}
-    assert span["to"] == str(sample["disbursed_on"].max().date()) and span["defaults"] >= 50
-    assert len(recent) < len(sample)  # a small book reaches back past a year for its 50 defaults
+    train, test = out_of_time_split(training_sample(con, CAT))
+    recent = latest_loans(train)
+    first, last = recent["disbursed_on"].min(), recent["disbursed_on"].max()
+    assert report["train"]["base_rate_loans"] == {
+        "loans": len(recent), "defaults": int(recent["defaulted"].sum()), "from": str(first.date()),
+        "to": str(last.date()), "days": (last - first).days + 1}
+    assert last == train["disbursed_on"].max() < test["disbursed_on"].min() and recent["defaulted"].sum() >= 100
+    assert len(recent) < len(train) and not (train["disbursed_on"].isin([first]) & ~train.index.isin(recent.index)).any()
     assert model.pd(recent).mean() == pytest.approx(recent["defaulted"].mean(), rel=1e-3)
-    assert abs(model.pd(sample).mean() - sample["defaulted"].mean()) > 1e-3  # not merely every loan's level
+    assert abs(model.pd(train).mean() - train["defaulted"].mean()) > 1e-3  # not merely every loan's level
 
 
-def test_the_latest_loans_reach_back_until_they_hold_enough_defaults():
-    days = pd.to_datetime(pd.Series(pd.date_range("2024-01-01", periods=800, freq="D")))
-    loans = pd.DataFrame({"disbursed_on": days, "defaulted": (np.arange(800) % 20 == 0)})  # 40 defaults
+def test_the_latest_loans_reach_back_whole_days_until_they_hold_enough_defaults():
+    days = pd.Series(pd.date_range("2024-01-01", periods=400, freq="D")).repeat(2).reset_index(drop=True)
+    loans = pd.DataFrame({"disbursed_on": days, "defaulted": np.arange(800) % 20 == 1})  # 40 defaults, 2 loans a day
     year = latest_loans(loans, min_defaults=10)
-    assert len(year) == 365 and year["disbursed_on"].min() == days.iloc[-365]
-    wider = latest_loans(loans, min_defaults=30)
-    assert wider["defaulted"].sum() == 30 and wider["defaulted"].iloc[0]  # from the 30th default back
+    assert len(year) == 730 and year["disbursed_on"].min() == days.iloc[-1] - pd.Timedelta(days=364)
+    wider = latest_loans(loans, min_defaults=39)
+    assert wider["defaulted"].sum() == 39 and len(wider) == 780  # from the 39th default's day back, both its loans
     assert len(latest_loans(loans, min_defaults=100)) == 800  # every loan when all of them hold too few
+    undated = pd.concat([loans, pd.DataFrame({"disbursed_on": [pd.NaT] * 3, "defaulted": [True] * 3})])
+    assert latest_loans(undated, min_defaults=10).equals(year)  # a loan without a date is never the latest
 
 
 def test_the_pd_ranks_every_firm_it_decides_for_better_than_the_score(scored, loan_book):
