@@ -122,7 +122,7 @@ def fit_champion_and_challenger(train: pd.DataFrame, seed: int = 0,
     return gbm, card
 
 
-MAX_ECE = 0.01  # a candidate calibrated worse than this is never promoted
+MAX_ECE = 0.01  # a candidate calibrated worse than this (and than the champion) does not replace a champion
 MIN_LOANS, MIN_DEFAULTS = 1000, 50  # below this the loans cannot set the PD's scale
 MIN_EVENTS = 100  # out-of-time court defaults needed to tell a model from the 4+19+1 score
 PROMOTION_LEVEL = 0.95  # the interval of the AUC difference against the score that must exclude zero

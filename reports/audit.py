@@ -117,13 +117,13 @@ MIN_SEGMENT, Z_MATERIAL = 30, 3.0
 METHOD_TEXT = {  # (zh, en)
     "population": (
         "梯度提升树在全体登记企业(无论是否借款)上对法院记录的违约排序:12个月内新增失信被执行人,即债权人胜诉而企业未履行"
-        "判决的法院记录。其对数几率保留在全体企业上交叉拟合的斜率;截距由训练贷款的违约确定,因此违约概率与贷款违约同一尺度。"
+        "判决的法院记录。其对数几率保留在全体企业上交叉拟合的斜率;截距由最近一年训练贷款的违约确定(违约率随时间漂移),因此违约概率与近期贷款违约同一尺度。"
         "借款企业是银行已经挑选过的、风险范围很窄的一群:只用它们的违约训练的模型在其余企业上几乎是平的,而模型要为其余企业做决定。"
         "选用它,是因为它在选择月份上对法院违约的排序优于贷款样本模型(数据见下)。",
         "The booster ranks court-recorded default over the whole registered population, borrower or not: a new "
         "listing as a dishonest judgement debtor within 12 months, the court's record that a creditor "
         "won a judgement the firm did not pay. Its log-odds keep the slope fitted out of fold on the population; the "
-        "training loans' defaults set their intercept, so the PD is on the scale of loan default. Borrowers are the "
+        "defaults of the latest year of training loans set their intercept (default rates drift), so the PD is on the scale of recent loan default. Borrowers are the "
         "firms banks already chose, a narrow band of risk: a model of their defaults alone is nearly flat on the rest "
         "of the population, which it decides for. It was chosen because it ranks the court defaults of the selection "
         "months better than the loan-book model (figures below)."),
@@ -151,8 +151,8 @@ LIMITATIONS = (
      "Inputs are government data as delivered two months after the month they describe; a firm's last two months are unseen."),
     ("单调约束固定了每个输入的影响方向,真实影响转向之处可能损失准确性。",
      "Monotone constraints hold each input's direction of effect fixed, which may cost accuracy where the true effect turns."),
-    ("校准(逻辑斯蒂缩放)在训练年份上拟合;违约率的变化最先在ECE上显现。",
-     "Calibration (Platt scaling) is fitted on the training years; a change in the default rate shows first in the ECE."),
+    ("校准(逻辑斯蒂缩放)在训练年份上拟合,基准水平取自最近一年训练贷款;此后违约率的变化最先在ECE上显现。",
+     "Calibration (Platt scaling) is fitted on the training years, its level on the latest year of training loans; a later change in the default rate shows first in the ECE."),
 )
 
 

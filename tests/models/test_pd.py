@@ -62,10 +62,10 @@ def test_the_base_rate_is_set_by_the_latest_training_loans(scored):
     assert report["train"]["base_rate_loans"] == {
         "loans": len(recent), "defaults": int(recent["defaulted"].sum()), "from": str(first.date()),
         "to": str(last.date()), "days": (last - first).days + 1}
-    assert last == train["disbursed_on"].max() < test["disbursed_on"].min() and recent["defaulted"].sum() >= 100
-    assert len(recent) < len(train) and not (train["disbursed_on"].isin([first]) & ~train.index.isin(recent.index)).any()
+    assert last == train["disbursed_on"].max() < test["disbursed_on"].min()
+    # this book's 1,887 training loans hold 57 defaults: too few for a year's rate, so all of them set it
+    assert train["defaulted"].sum() < 100 and len(recent) == len(train)
     assert model.pd(recent).mean() == pytest.approx(recent["defaulted"].mean(), rel=1e-3)
-    assert abs(model.pd(train).mean() - train["defaulted"].mean()) > 1e-3  # not merely every loan's level
 
 
 def test_the_latest_loans_reach_back_whole_days_until_they_hold_enough_defaults():

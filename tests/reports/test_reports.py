@@ -205,9 +205,10 @@ def test_the_audit_pack_documents_the_model_that_decided_the_night(night, tmp_pa
     validation = json.loads((work / "models" / version / "validation.json").read_text(encoding="utf-8"))
     assert str(escape(validation["decision"]["reason"])) in text
     assert len(validation["population"]["by_grade"]) >= 5 and len(validation["by_grade_loans"]) >= 4
-    # the loans that set the PD's level (the latest year of closed loans), named with their span
+    # the loans that set the PD's level (the latest year of training loans), named with their span
     base_rate = validation["train"]["base_rate_loans"]
     assert f"{base_rate['from']} 至 {base_rate['to']} 发放的 {base_rate['loans']:,} 笔贷款" in text
+    assert ("训练贷款中最近一年" in text) == (base_rate["days"] <= 365)
     assert text.count("<svg") >= 4  # calibration, importance, dependence plots
     assert str(MONTH_BEFORE) in text and str(DAY) in text  # the nights the version decided
     page = load(path, tmp_path / "a.png")
