@@ -116,7 +116,8 @@ class LandingWriter:
             if kind == "uscc_invalid":
                 df.iloc[idx, col(contract.firm_column)] = corrupt_check_char(df[contract.firm_column].to_numpy()[idx], rng)
             elif kind == "firm_unknown":
-                take = self.unknown_usccs[self._unknown_next:self._unknown_next + len(idx)]
+                # the pool of codes no firm holds is reused from its start once used up (a high fault rate)
+                take = self.unknown_usccs[(self._unknown_next + np.arange(len(idx))) % len(self.unknown_usccs)]
                 self._unknown_next += len(idx)
                 df.iloc[idx, col(contract.firm_column)] = take
             elif kind == "key_null":
@@ -196,17 +197,22 @@ class LandingWriter:
         gbk_files = [m for m in csv_files if m["encoding"] == "gbk"]
         used: set[str] = set()
 
-        def pick(pool: list[dict]) -> dict:
-            pool = [m for m in pool if m["file"] not in used and m["source"] not in {self._source_of(u) for u in used}]
-            chosen = pool[int(rng.integers(len(pool)))]
-            used.add(chosen["file"])
-            return chosen
+        def pick(pools: list[list[dict]]) -> dict | None:
+            """A file of the first pool with one from a source no fault has hit yet, else an unused
+            file of the first pool with one (few sources are GBK), else none."""
+            sources = {self._source_of(u) for u in used}
+            fresh = [[m for m in pool if m["file"] not in used] for pool in pools]
+            for pool in [*([m for m in f if m["source"] not in sources] for f in fresh), *fresh]:
+                if pool:
+                    chosen = pool[int(rng.integers(len(pool)))]
+                    used.add(chosen["file"])
+                    return chosen
+            return None
 
         for fault in FILE_FAULTS:
-            pool = gbk_files if fault == "wrong_encoding" and gbk_files else csv_files
-            if not pool:
+            m = pick([gbk_files, csv_files] if fault == "wrong_encoding" else [csv_files])
+            if m is None:
                 continue
-            m = pick(pool)
             path = self.out / m["file"]
             data = path.read_bytes()
             contract = contracts[m["source"]]

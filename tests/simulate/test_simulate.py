@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from stdnum.cn import uscc
 
+from data_contracts.contracts import contract_for
 from simulate import SimConfig, simulate
 from simulate.landing import FILE_FAULTS
 
@@ -99,3 +100,31 @@ def test_production_code_never_reads_the_simulators_truth():
     lines = [line for line in (root / "pipelines/cli.py").read_text(encoding="utf-8").splitlines() if "_truth" in line]
     assert lines and all("TRUTH_HELP" in line or "_truth_file" in line for line in lines)  # help text, the flag's check
     assert not any('"_truth"' in line for line in lines)  # no path built into it
+
+
+def test_the_highest_fault_rate_outlasts_its_pool_of_unknown_firms(tmp_path):
+    """At the highest fault rate the rows given a code no firm holds outnumber the pool of such
+    codes (1,000 for 1,000 firms): the pool is reused, and the simulation does not stop half way."""
+    simulate(SimConfig(firms=1000, seed=5, months=3, end_period="2026-10", fault_rate=0.2, out=tmp_path))
+    faults = pd.read_csv(tmp_path / "_truth" / "faults.csv")
+    unknown = faults[faults.fault == "firm_unknown"]
+    assert len(unknown) > 1000
+    firms = set(pd.read_parquet(tmp_path / "_truth" / "firms.parquet")["uscc"])
+    manifest = pd.read_csv(tmp_path / "manifest.csv").set_index("file")
+    codes = []
+    for file, rows in unknown.groupby("file"):
+        frame = (pd.read_csv(tmp_path / file, dtype=str, encoding=manifest.loc[file, "encoding"])
+                 if manifest.loc[file, "format"] == "csv" else pd.read_parquet(tmp_path / file))
+        codes += frame.iloc[rows.row.astype(int) - 1][contract_for(rows.source.iloc[0]).firm_column].tolist()
+    assert len(codes) > 1000 and len(set(codes)) <= 1000  # more rows than codes: some codes serve twice
+    assert all(uscc.is_valid(c) and c not in firms for c in codes)
+
+
+def test_every_file_fault_finds_a_file_when_few_sources_are_gbk(tmp_path):
+    """Each file-level fault hits a file of another source where it can; when the GBK files' sources
+    are all hit already (seed 1 here), a wrong encoding goes to another file instead of stopping
+    the simulation."""
+    simulate(SimConfig(firms=200, seed=1, months=3, end_period="2026-10", fault_rate=0.05, out=tmp_path))
+    faults = pd.read_csv(tmp_path / "_truth" / "faults.csv")
+    hit = faults[faults.fault.isin(FILE_FAULTS)]
+    assert sorted(hit.fault) == sorted(FILE_FAULTS) and hit.file.is_unique
