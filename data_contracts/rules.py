@@ -36,13 +36,25 @@ def has_control(col_sql: SQL) -> SQL:
     return f"coalesce(regexp_matches(CAST({col_sql} AS VARCHAR), {lit(CONTROL_PATTERN)}), false)"
 
 
+def any_control(columns: list[str]) -> SQL:
+    """SQL: some of the named text cells of the row, as delivered, holds a control character. One
+    pass of the regular expression over the cells joined by a space (NULLs skipped) instead of one
+    per cell: the per-cell checks then run only on the rare rows this flags (`_ctrl`)."""
+    if not columns:
+        return "false"
+    return has_control("concat_ws(' ', " + ", ".join(f"CAST({q(c)} AS VARCHAR)" for c in columns) + ")")
+
+
 def typed_expr(col: Column, strip_control: bool = False) -> SQL:
-    """The typed value of a column as delivered (text from CSV, typed from Parquet)."""
+    """The typed value of a column as delivered (text from CSV, typed from Parquet); stripping
+    control characters reads the row's `_ctrl` flag (`any_control`)."""
     c = raw(col.name)
     if col.type in TEXT_TYPES:
+        plain = f"nullif(trim(CAST({c} AS VARCHAR)), '')"
         if strip_control:
-            return f"nullif(trim(regexp_replace(CAST({c} AS VARCHAR), {lit(CONTROL_PATTERN)}, '', 'g')), '')"
-        return f"nullif(trim(CAST({c} AS VARCHAR)), '')"
+            return (f"CASE WHEN _ctrl THEN nullif(trim(regexp_replace(CAST({c} AS VARCHAR), {lit(CONTROL_PATTERN)}, "
+                    f"'', 'g')), '') ELSE {plain} END")
+        return plain
     if col.type == "int":  # 123.0 is still an integer; 123.5 is not
         return f"TRY_CAST(TRY_CAST({c} AS DECIMAL(38, 4)) AS BIGINT)"
     return f"TRY_CAST({c} AS {SQL_TYPES[col.type]})"
@@ -59,7 +71,7 @@ def rules(contract: Contract, registry_join: bool) -> list[tuple[str, SQL, SQL]]
     if contract.control_characters == "quarantine":  # text cells: in any other, a control character fails the type
         for col in (c for c in contract.columns if c.type in TEXT_TYPES):
             code = f"printf('%04X', unicode(regexp_extract(CAST({raw(col.name)} AS VARCHAR), {lit(CONTROL_PATTERN)})))"
-            out.append(("control_character", has_control(raw(col.name)),
+            out.append(("control_character", f"_ctrl AND {has_control(raw(col.name))}",
                         f"{lit(f'{col.name} holds control character U+')} || {code}"))
     for k in contract.key:
         out.append(("key_null", f"{q(k)} IS NULL", lit(f"key column {k} is empty")))
@@ -134,8 +146,9 @@ def checked_sql(contract: Contract, batch: SQL, files: SQL) -> SQL:
     typed_cols = ", ".join(f"{typed_expr(c, strip).replace(raw(c.name), 'b.' + q(c.name))} AS {q(c.name)}"
                            for c in contract.columns)
     # text cells whose control characters were stripped, counted per row (in any other cell they fail the type)
-    stripped = " + ".join(f"CAST({has_control('b.' + q(c.name))} AS INTEGER)" for c in contract.columns
-                          if c.type in TEXT_TYPES) if strip else "0"
+    text = [c for c in contract.columns if c.type in TEXT_TYPES]
+    stripped = ("CASE WHEN b._ctrl THEN " + " + ".join(f"CAST({has_control('b.' + q(c.name))} AS INTEGER)" for c in text)
+                + " ELSE 0 END") if strip and text else "0"
     join = ""
     if reg:
         firm = typed_expr(contract.column(contract.firm_column)).replace(raw(contract.firm_column), "b." + q(contract.firm_column))
@@ -146,9 +159,10 @@ def checked_sql(contract: Contract, batch: SQL, files: SQL) -> SQL:
     content = "hash(" + ", ".join(q(c) for c in contract.column_names) + ")"
     return f"""
     WITH t AS (
-        SELECT b._f, b._row, f.delivered_on AS _delivered_on, {raw_cols}, {typed_cols}, {stripped} AS _stripped
-               {", _reg._reg_uscc" if reg else ""}
-        FROM {batch} b JOIN {files} f USING (_f) {join}
+        SELECT b._f, b._row, f.delivered_on AS _delivered_on, {raw_cols}, {typed_cols}, {stripped} AS _stripped,
+               b._ctrl {", _reg._reg_uscc" if reg else ""}
+        FROM (SELECT *, {any_control([c.name for c in text])} AS _ctrl FROM {batch}) b
+        JOIN {files} f USING (_f) {join}
     ),
     r AS (SELECT *, {case} AS _rule FROM t),
     d AS (

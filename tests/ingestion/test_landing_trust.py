@@ -206,6 +206,31 @@ def test_a_contract_may_strip_control_characters_and_count_them(tmp_path, monkey
         ("重庆银行",)] * 6 + [("重庆\t乙\n银行",)]
 
 
+def _control_in_either_column(landing: Path) -> None:
+    frame = pd.DataFrame({"bank_id": ["B0", "B\x7f1", "B\u202e2", "B3"],
+                          "bank_name": ["重庆\x1b银行", "重庆银行", "重庆\u200b银行", "重庆银行"]})
+    deliver(landing, contract_for("banks"), "bank/banks/banks.csv", "2026-10", frame, date(2026, 11, 1))
+
+
+def test_the_first_text_cell_with_a_control_character_names_the_row_and_every_such_cell_counts(tmp_path, monkeypatch):
+    """The row is checked once for any control character in its text cells; the first cell holding
+    one, in the contract's order, is the reason, and stripping counts every cell it cleaned."""
+    landing = landing_zone(tmp_path / "quarantine")
+    _control_in_either_column(landing)
+    con, out, _ = ingest_one(landing, "banks")
+    assert con.execute("SELECT row, detail FROM quarantine.rows ORDER BY row").fetchall() == [
+        (1, "bank_name holds control character U+001B"), (2, "bank_id holds control character U+007F"),
+        (3, "bank_id holds control character U+202E")]
+    stripping = dataclasses.replace(contract_for("banks"), control_characters="strip")
+    monkeypatch.setattr(ingest, "contract_for", lambda source: stripping if source == "banks" else contract_for(source))
+    landing = landing_zone(tmp_path / "strip")
+    _control_in_either_column(landing)
+    con, out, _ = ingest_one(landing, "banks")
+    assert out.files[0].cells_stripped == 4
+    assert con.execute("SELECT bank_id, bank_name FROM staging.banks ORDER BY bank_id").fetchall() == [
+        ("B0", "重庆银行"), ("B1", "重庆银行"), ("B2", "重庆银行"), ("B3", "重庆银行")]
+
+
 def _social_values(con) -> list[tuple]:
     return con.execute("SELECT uscc, insured_headcount, technical_staff FROM raw.social_insurance ORDER BY uscc").fetchall()
 
