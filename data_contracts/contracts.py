@@ -84,6 +84,12 @@ class Contract:
     control_characters: Literal["quarantine", "strip"] = "quarantine"
     description: str = ""
 
+    def __post_init__(self) -> None:
+        reserved = [c.name for c in self.columns if c.name.startswith("_")]
+        if reserved:  # ingestion's own columns (_f, _row, _ctrl, _file, _partition, ...) would shadow them
+            raise ValueError(f"contract {self.source}: column(s) {', '.join(reserved)} start with '_', which "
+                             "names ingestion's own columns")
+
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_contracts.contracts import contract_for
+from data_contracts.contracts import Column, contract_for
 from data_contracts.personal import reads
 from ingestion import ingest
 from ingestion.ingest import ingest_source
@@ -346,3 +346,10 @@ def test_a_landing_zone_whose_own_path_holds_a_wildcard_reads_nothing_elsewhere(
     con, out, recorded = ingest_one(landing, "social_insurance", tmp_path / "store.duckdb")
     assert [(s, r.split(":")[0]) for _, s, r in recorded] == [("rejected", "path_wildcard")]
     assert con.execute("SELECT count(*) FROM raw.social_insurance").fetchone()[0] == 0
+
+
+def test_a_contract_cannot_name_a_column_like_ingestions_own():
+    """The checks add `_f`, `_row`, `_ctrl` and the stored tables `_file`, `_partition`: a contract
+    column so named would be read in their place (a `_ctrl` column once decided control characters)."""
+    with pytest.raises(ValueError, match=r"contract banks: column\(s\) _ctrl start with '_'"):
+        dataclasses.replace(contract_for("banks"), columns=(*contract_for("banks").columns, Column("_ctrl", "text")))
