@@ -2,7 +2,7 @@
 PD's lowest tenth stays under its realised rate.
 
 On a simulated store, fits the population booster of court default on the training months as
-`models.train.fit_population_gbm` does, then, by tenth of its score:
+`models.train.retrain` ships it (its base rate from the latest training loans), then, by tenth of its score:
 - on the out-of-time target months: the court-default rate, the simulator's realised default (one
   draw from each firm's true PD, `_truth/outcomes/`) and their ratio;
 - on every firm of the scoring date: the model's PD against the realised rate, and what an oracle
@@ -28,7 +28,7 @@ from benchmarks.population import truth_for
 from models.features import FEATURES
 from models.nightly import model_inputs
 from models.population import out_of_time_months, population_sample
-from models.train import fit_population_gbm, out_of_time_split, training_sample
+from models.train import fit_population_gbm, latest_loans, out_of_time_split, training_sample
 from scoring.catalogue import load_catalogue
 from valuecredit.store import connect
 
@@ -56,7 +56,7 @@ def main() -> None:
         night = model_inputs(con, as_of, cat, from_stored=False)
     finally:
         con.close()
-    gbm = fit_population_gbm(pop_train, train)
+    gbm = fit_population_gbm(pop_train, latest_loans(train))
     months = [part.merge(truth_for(landing, pd.Timestamp(m).date())[["uscc", "defaulted_12m"]], on="uscc")
               for m, part in pop_test.groupby("as_of")]
     oot = pd.concat(months, ignore_index=True)

@@ -156,14 +156,13 @@ def latest_loans(loans: pd.DataFrame, days: int = BASE_RATE_DAYS,
     return recent
 
 
-def fit_population_gbm(population: pd.DataFrame, loans: pd.DataFrame, seed: int = 0) -> MonotoneGBM:
+def fit_population_gbm(population: pd.DataFrame, base_loans: pd.DataFrame, seed: int = 0) -> MonotoneGBM:
     """The booster ranks court-recorded default over every firm (the population target), under the
-    same monotone constraints; the defaults of the latest year of `loans` (`latest_loans`) set its
-    base rate (`MonotoneGBM.calibrate_to`)."""
+    same monotone constraints; the defaults of `base_loans` (in `retrain`, the latest year of
+    training loans: `latest_loans`) set its base rate (`MonotoneGBM.calibrate_to`)."""
     gbm = MonotoneGBM(monotone=FEATURES, random_state=seed, **POPULATION_GBM)
     gbm.fit(population[list(FEATURES)], population["court_default"].astype(int).to_numpy())
-    recent = latest_loans(loans)
-    return gbm.calibrate_to(recent[list(FEATURES)], recent["defaulted"].astype(int).to_numpy())
+    return gbm.calibrate_to(base_loans[list(FEATURES)], base_loans["defaulted"].astype(int).to_numpy())
 
 
 def population_reference(con: duckdb.DuckDBPyConnection, cat: Catalogue, decided_on: date,
@@ -227,7 +226,8 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
     pop_fit, pop_select = out_of_time_months(pop_train, SELECTION_SHARE)
     F = list(FEATURES)
     loans_gbm, card = fit_champion_and_challenger(train, seed, gbm_params)
-    candidates = {"loans": loans_gbm, "population": fit_population_gbm(pop_fit, train, seed)}
+    base_loans = latest_loans(train)  # the population model's base rate, in the candidate and the refit alike
+    candidates = {"loans": loans_gbm, "population": fit_population_gbm(pop_fit, base_loans, seed)}
     chosen_on = pop_select["court_default"].astype(int).to_numpy()
     ranked = {name: round(float(roc_auc_score(chosen_on, m.predict_proba(pop_select[F])[:, 1])), 4)
               for name, m in candidates.items()}
@@ -240,9 +240,9 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
     # the earlier months alone: the refit's last months are next to the out-of-time ones, their
     # 12-month court windows overlapping, so its own figure there would flatter it.
     validated = candidates[method]
-    # Its base rate comes from the latest year of training loans, as the earlier fit's does: the
-    # out-of-time loans set nothing, so the figures on them stay out of time.
-    gbm = fit_population_gbm(pop_train, train, seed) if method == "population" else loans_gbm
+    # Its base rate comes from the same latest training loans as the earlier fit's: the out-of-time
+    # loans set nothing, so the figures on them stay out of time.
+    gbm = fit_population_gbm(pop_train, base_loans, seed) if method == "population" else loans_gbm
     e = pop_test["court_default"].astype(int).to_numpy()
     score_risk = -pop_test["total"].to_numpy(dtype=float)
     p_pop = validated.predict_proba(pop_test[F])[:, 1]
@@ -262,7 +262,7 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
                   # the population model's out-of-time evidence is that of its fit on these months
                   **({"validated_on_months": months(pop_fit)} if method == "population" else {}),
                   "selection_months": months(pop_select),
-                  **({"base_rate_loans": _span(latest_loans(train))} if method == "population" else {})},
+                  **({"base_rate_loans": _span(base_loans)} if method == "population" else {})},
         "population": {
             "rows": len(pop_test), "events": int(e.sum()), "months": months(pop_test),
             "auc": {"model": round(float(roc_auc_score(e, p_pop)), 4),

@@ -10,10 +10,18 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from models.checks import check_pd
+from models.features import FEATURES
 from models.nightly import ScoringError, explain, load_reason_codes, pinned_model, replay
 from models.nightly import stability as stability_of
 from models.registry import champion, load_model
-from models.train import auc_difference, latest_loans, out_of_time_split, promotion, training_sample
+from models.train import (
+    auc_difference,
+    fit_population_gbm,
+    latest_loans,
+    out_of_time_split,
+    promotion,
+    training_sample,
+)
 from scoring.catalogue import load_catalogue
 from valuecredit.store import add_missing_columns, connect
 
@@ -78,6 +86,29 @@ def test_the_latest_loans_reach_back_whole_days_until_they_hold_enough_defaults(
     assert len(latest_loans(loans, min_defaults=100)) == 800  # every loan when all of them hold too few
     undated = pd.concat([loans, pd.DataFrame({"disbursed_on": [pd.NaT] * 3, "defaulted": [True] * 3})])
     assert latest_loans(undated, min_defaults=10).equals(year)  # a loan without a date is never the latest
+
+
+def test_a_rising_default_rate_lifts_the_population_pd_to_the_latest_loans_level():
+    """The fixture's book is too small to take the latest-year path (every training loan sets its
+    level there): here loans default at 2 % in their first two years and 8 % in the last, and the
+    PD follows the last year's rate, not the book's average."""
+    rng = np.random.default_rng(0)
+
+    def firms(n: int) -> pd.DataFrame:
+        frame = pd.DataFrame({f: rng.normal(size=n) for f in FEATURES if f != "industry"})
+        return frame.assign(industry=rng.choice(["C", "F", "I"], n))
+
+    population = firms(6000)
+    population["court_default"] = rng.random(6000) < 1 / (1 + np.exp(3 - population["si_arrears_months"]))
+    loans = firms(4000).assign(disbursed_on=pd.Timestamp("2022-01-01") + pd.to_timedelta(
+        np.sort(rng.integers(0, 3 * 365, 4000)), unit="D"))
+    last_year = loans["disbursed_on"] > loans["disbursed_on"].max() - pd.Timedelta(days=365)
+    loans["defaulted"] = rng.random(4000) < np.where(last_year, 0.08, 0.02)
+    recent = latest_loans(loans)
+    assert recent.index.equals(loans.index[last_year]) and recent["defaulted"].sum() >= 100
+    model = fit_population_gbm(population, recent)
+    assert model.predict_proba(recent[list(FEATURES)])[:, 1].mean() == pytest.approx(recent["defaulted"].mean(), rel=1e-3)
+    assert model.predict_proba(loans[list(FEATURES)])[:, 1].mean() > 1.5 * loans["defaulted"].mean()
 
 
 def test_the_pd_ranks_every_firm_it_decides_for_better_than_the_score(scored, loan_book):
