@@ -184,6 +184,10 @@ class MonotoneGBM(_BinaryClassifier):
         self.categories_ = {c: sorted(X[c].dropna().astype(str).unique()) for c in self.categorical_}
         self.n_features_in_ = X.shape[1]
         constraints = [int((self.monotone or {}).get(c, 0)) for c in X.columns]
+        if text := [c for c in self.categorical_ if (self.monotone or {}).get(c, 0)]:
+            # LightGBM aborts the whole process on it (a C++ fatal error, no exception to catch)
+            raise ValueError(f"monotone constraint on categorical column(s) {', '.join(map(repr, text))}: "
+                             "categories have no direction")
         X = self._frame(X)
         params = dict(
             objective="binary", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
@@ -284,12 +288,19 @@ class WoEScorecard(_BinaryClassifier):
         self.special_codes = special_codes
         self.monotone = monotone
 
+    def binnable(self, X: pd.DataFrame) -> list[str]:
+        """The columns of X holding a value that is neither missing nor a special code: a column of
+        nothing else cannot be binned (optbinning stops on it) and carries nothing for the card."""
+        codes = list(self.special_codes or [])
+        return [c for c in X.columns
+                if (X[c].notna() & ~(X[c].isin(codes) if codes and pd.api.types.is_numeric_dtype(X[c]) else False)).any()]
+
     def binning_process(self, X: pd.DataFrame):
-        """optbinning's BinningProcess for the columns of X that hold a value, with this card's
-        binning settings (unfitted); a column with no values cannot be binned and carries nothing."""
+        """optbinning's BinningProcess for the binnable columns of X (`binnable`), with this card's
+        binning settings (unfitted)."""
         from optbinning import BinningProcess
 
-        columns = [c for c in X.columns if not X[c].isna().all()]
+        columns = self.binnable(X)
         categorical = _categorical(X[columns])
         # +1: a higher value never lowers the risk, so the bad rate ascends across the bins
         trend = {c: "ascending" if sign > 0 else "descending" for c, sign in (self.monotone or {}).items() if sign}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +24,13 @@ class EvaluationInputError(ValueError):
 
 
 # identifiers by name only (a table's own key, a row number pandas wrote): a column that merely has a
-# distinct value on every row may be a real feature on a small table, so uniqueness alone drops nothing
-IDENTIFIER_NAME = re.compile(r"(?i)^(id|uuid|guid|key|index|row_?(id|no|number)|unnamed: ?\d+)$|(^|[_ .-])(id|uuid|no)$")
+# distinct value on every row may be a real feature on a small table, so uniqueness alone drops nothing.
+# `yes_no` and `has_no` are flags, not numbers; CustomerID, LoanId and 客户编号 are keys.
+IDENTIFIER_NAME = re.compile(r"(?i)^(id|uuid|guid|key|index|row_?(id|no|number)|unnamed: ?\d+)$"
+                             r"|(^|[_ .-])(id|uuid)$|(?<!yes)(?<!has)(^|[_ .-])no$")
+IDENTIFIER_NAME_CASED = re.compile(r"[a-z](ID|Id)$|(编号|编码|身份证号?|证件号码?|流水号)$")
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the scorecard's trees read float32: a larger value cannot be binned
+NUMBER_AS_TEXT = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?%?$")  # 1,234.5 and 12.5 %
 
 
 @dataclass
@@ -33,6 +40,7 @@ class Prepared:
     dropped_ids: list[str]
     special_codes: list[float] = field(default_factory=list)
     monotone: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was done to the input, for the analyst to read
 
 
 def label_key(value) -> str:
@@ -49,32 +57,103 @@ def label_key(value) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
+def parse_columns(spec: str | list[str] | None, columns, option: str = "--drop") -> list[str]:
+    """Column names separated by commas, where a name may itself hold commas or spaces at its ends:
+    the pieces between commas are joined until they name a column as written (else stripped)."""
+    if spec is None or isinstance(spec, list):
+        return list(spec or [])
+    out, pending, names = [], None, set(map(str, columns))
+    for piece in spec.split(","):
+        pending = piece if pending is None else f"{pending},{piece}"
+        name = pending if pending in names else pending.strip() if pending.strip() in names else None
+        if name is not None:
+            out.append(name)
+            pending = None
+    if pending is not None and pending.strip():
+        raise EvaluationInputError(f"{option} {pending.strip()!r}: no such column; columns are "
+                                   f"{', '.join(map(str, list(columns)[:30]))}")
+    return out
+
+
 def parse_monotone(spec: str | None, columns) -> dict[str, int]:
     """`col:+1,col:-1` (+1: a higher value never lowers the risk). A column's name may itself hold
-    commas and colons, so the pieces between commas are joined until they name a column and a sign."""
+    commas, colons or spaces at its ends, so the pieces between commas are joined until they name a
+    column (as written, else stripped) and a sign."""
     out: dict[str, int] = {}
-    pending = ""
+    pending = None
+    names = set(map(str, columns))
     for piece in (spec or "").split(","):
-        pending = f"{pending},{piece}" if pending else piece
+        pending = piece if pending is None else f"{pending},{piece}"
         name, _, sign = pending.rpartition(":")
-        if sign.strip() in ("+1", "1", "-1") and name.strip() in columns:
-            out[name.strip()] = -1 if sign.strip() == "-1" else 1
-            pending = ""
-    if pending.strip():
+        name = name if name in names else name.strip()
+        if sign.strip() in ("+1", "1", "-1") and name in names:
+            out[name] = -1 if sign.strip() == "-1" else 1
+            pending = None
+    if pending is not None and pending.strip():
         raise EvaluationInputError(f"--monotone {pending.strip()!r}: expected COLUMN:+1 or COLUMN:-1 with COLUMN one "
                                    "of the table's columns")
     return out
 
 
-def prepare(path: Path, target: str, bad: str | None, drop: list[str], special_codes: list[float] | None = None,
-            monotone: str | None = None) -> Prepared:
+def _read_table(path: Path) -> pd.DataFrame:
+    """The CSV as a bank exports it: UTF-8 (with or without a byte-order mark), else GB18030 (the
+    superset of GBK that Chinese systems write); separated by commas, or by semicolons, tabs or bars
+    where the header holds no comma. A header naming a column twice is refused: pandas would rename
+    the second (`bad.1`) and it could carry the target in among the features."""
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise EvaluationInputError(f"{path}: neither UTF-8 nor GBK/GB18030 text; save the table as UTF-8 CSV")
+    first = text.split("\n", 1)[0].rstrip("\r")
+    sep = "," if "," in first else next((s for s in (";", "\t", "|") if s in first), ",")
+    header = next(csv.reader(io.StringIO(first), delimiter=sep), [])
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise EvaluationInputError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once; "
+                                   "each column needs its own name")
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep, low_memory=False)
+    except Exception as exc:  # any reader failure is a property of the file: say so in one line
+        raise EvaluationInputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def _clean_features(X: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Numbers written as text (`1,234`, `12.5%`) read as numbers where at least 99 % of a text
+    column's values are, the rest missing; infinite values and values beyond what the scorecard can
+    bin read as missing. Each change is said, by column."""
+    notes = []
+    for c in X.columns:
+        if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
+            text = X[c].dropna().astype(str).str.strip()
+            number = text.str.fullmatch(NUMBER_AS_TEXT) & text.str.contains(r"\d")
+            if len(text) and number.mean() >= 0.99:
+                numbers = pd.to_numeric(text.where(number).str.replace(",", "", regex=False).str.rstrip("%"),
+                                        errors="coerce")
+                unread = int(numbers.isna().sum())
+                X[c] = numbers.reindex(X.index)
+                notes.append(f"{c}: numbers written as text read as numbers"
+                             + (f"; {unread} value(s) that are not numbers read as missing" if unread else ""))
+        if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
+            values = X[c].astype(float)
+            out_of_range = np.isinf(values) | (values.abs() > FLOAT32_MAX)
+            if out_of_range.any():
+                X[c] = values.mask(out_of_range)
+                notes.append(f"{c}: {int(out_of_range.sum())} infinite or out-of-range value(s) read as missing")
+    return X, notes
+
+
+def prepare(path: Path, target: str, bad: str | None, drop: list[str] | str | None,
+            special_codes: list[float] | None = None, monotone: str | None = None) -> Prepared:
     path = Path(path)
     if not path.is_file():
         raise EvaluationInputError(f"{path}: no such file")
-    try:
-        frame = pd.read_csv(path, low_memory=False)
-    except Exception as exc:  # any reader failure is a property of the file: say so in one line
-        raise EvaluationInputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    frame = _read_table(path)
+    drop = parse_columns(drop, frame.columns)
     missing = [c for c in [target, *drop] if c not in frame.columns]
     if missing:
         raise EvaluationInputError(f"{path}: no column {', '.join(map(repr, missing))}; columns are "
@@ -98,15 +177,25 @@ def prepare(path: Path, target: str, bad: str | None, drop: list[str], special_c
         raise EvaluationInputError(f"{path}: {int(y.sum())} bad and {int(len(y) - y.sum())} good rows; at least "
                                    f"{MIN_BAD} of each are needed")
     X = frame.drop(columns=[target, *drop])
-    ids = [c for c in X.columns if IDENTIFIER_NAME.search(str(c))]
+    ids = [c for c in X.columns if IDENTIFIER_NAME.search(str(c)) or IDENTIFIER_NAME_CASED.search(str(c))]
     X = X.drop(columns=ids)
     if X.shape[1] == 0:
         raise EvaluationInputError(f"{path}: no feature columns left after dropping the target and identifiers")
     X.columns = [str(c) for c in X.columns]
+    X, notes = _clean_features(X)
     for c in X.columns:
         if not pd.api.types.is_numeric_dtype(X[c]):
             X[c] = X[c].astype("string")
-    return Prepared(X, y, ids, sorted(special_codes or []), parse_monotone(monotone, X.columns))
+    codes = list(special_codes or [])
+    if not any((X[c].notna() & ~(X[c].isin(codes) if codes and pd.api.types.is_numeric_dtype(X[c]) else False)).any()
+               for c in X.columns):
+        raise EvaluationInputError(f"{path}: no feature column holds a value other than missing or a special code")
+    monotone_by = parse_monotone(monotone, X.columns)
+    text = [c for c in monotone_by if not pd.api.types.is_numeric_dtype(X[c])]
+    if text:
+        raise EvaluationInputError(f"--monotone {', '.join(map(repr, text))}: not a numeric column (text or categories "
+                                   "have no direction)")
+    return Prepared(X, y, ids, sorted(codes), monotone_by, notes)
 
 
 def without_special_codes(X: pd.DataFrame, codes: list[float]) -> pd.DataFrame:
@@ -199,6 +288,7 @@ def cross_validate(data: Prepared, folds: int = 5, seed: int = 42, budget_second
     out["better"] = max(MODELS, key=lambda name: out[name]["auc_mean"])
     out["folds"], out["seed"], out["dropped_identifiers"] = folds, seed, data.dropped_ids
     out["special_codes"], out["monotone"], out["warnings"] = data.special_codes, data.monotone, sorted(fit_warnings)
+    out["input_notes"] = data.notes
     out["per_fold"], out["budget_seconds"] = per_fold, budget_seconds
     return Evaluation(out, oof, roc)
 

@@ -116,10 +116,12 @@ def tune_scorecard(X: pd.DataFrame, y, special_codes: list[float] | None = None,
     for size in CARD_MIN_BIN_SIZES:
         card = WoEScorecard(min_bin_size=size, special_codes=special_codes, monotone=monotone)
         binning = card.binning_process(X_fit)
+        # the columns binned: a column empty (or all special codes) in the inner training rows is left out
+        used = list(binning.variable_names)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            binning.fit(card.prepared(X_fit), y_fit)
-            W_fit, W_held = binning.transform(card.prepared(X_fit)), binning.transform(card.prepared(X_held))
+            binning.fit(card.prepared(X_fit[used]), y_fit)
+            W_fit, W_held = binning.transform(card.prepared(X_fit[used])), binning.transform(card.prepared(X_held[used]))
         for C in CARD_CS:
             lr = LogisticRegression(C=C, max_iter=1000).fit(W_fit, y_fit)
             auc = round(float(roc_auc_score(y_held, lr.decision_function(W_held))), 5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -303,18 +304,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from models.evaluate import MODELS, EvaluationInputError, cross_validate, prepare
 
-    drop = [c.strip() for c in (args.drop or "").split(",") if c.strip()]
     try:
         codes = [float(c) for c in (args.special_codes or "").split(",") if c.strip()]
     except ValueError:
-        raise EvaluationInputError(f"--special-codes {args.special_codes!r}: expected numbers, e.g. -7,-8,-9") from None
+        codes = [math.nan]
+    if not all(math.isfinite(c) for c in codes):
+        raise EvaluationInputError(f"--special-codes {args.special_codes!r}: expected finite numbers, e.g. -7,-8,-9")
     if args.lang not in ("zh", "en"):
         raise EvaluationInputError(f"--lang {args.lang!r}: expected zh or en")
-    if not args.budget > 0:
+    if not (args.budget > 0 and math.isfinite(args.budget)):
         raise EvaluationInputError(f"--budget {args.budget}: expected a number of seconds above 0")
-    if args.report and Path(args.report).exists() and not Path(args.report).is_dir():
-        raise EvaluationInputError(f"--report {args.report}: exists and is not a directory")
-    data = prepare(Path(args.data), args.target, args.bad, drop, codes, args.monotone)
+    if not 0 <= args.seed < 2**32:
+        raise EvaluationInputError(f"--seed {args.seed}: expected a whole number from 0 to 4294967295")
+    if args.report:  # said before the cross-validation, not after it
+        report = Path(args.report)
+        if report.exists() and not report.is_dir():
+            raise EvaluationInputError(f"--report {args.report}: exists and is not a directory")
+        try:
+            report.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EvaluationInputError(f"--report {args.report}: cannot be made ({exc.strerror or exc})") from None
+        if not os.access(report, os.W_OK | os.X_OK):
+            raise EvaluationInputError(f"--report {args.report}: not writable")
+    data = prepare(Path(args.data), args.target, args.bad, args.drop, codes, args.monotone)
     evaluation = cross_validate(data, args.folds, args.seed, args.budget)
     result = evaluation.summary
     if args.report:
@@ -323,10 +335,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result["report"] = str(write_validation_report(Path(args.report), data, evaluation, Path(args.data).name,
                                                        args.lang))
     if args.json:
-        print(json.dumps(result, ensure_ascii=False))
+        print(json.dumps(result, ensure_ascii=False, allow_nan=False))
         return 0
-    t = Table(title=f"{args.data}: {result['rows']:,} rows, bad rate {result['bad_rate']:.1%}, "
-                    f"{args.folds}-fold stratified CV (seed {args.seed})")
+    t = Table(title=escape(f"{args.data}: {result['rows']:,} rows, bad rate {result['bad_rate']:.1%}, "
+                           f"{args.folds}-fold stratified CV (seed {args.seed})"))
     for col in ("model", "AUC mean", "AUC std", "KS mean"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for name in MODELS:
@@ -335,9 +347,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   f"{m['auc_std']:.4f}", f"{m['ks_mean']:.4f}")
     console.print(t)
     console.print("identifier columns not used as features (by name): "
-                  + (", ".join(result["dropped_identifiers"]) or "none"), soft_wrap=True)
+                  + (", ".join(result["dropped_identifiers"]) or "none"), soft_wrap=True, markup=False)
+    for note in result["input_notes"]:
+        console.print(f"[yellow]input:[/] {escape(note)}", soft_wrap=True)
     for warning in result["warnings"]:
-        console.print(f"[yellow]scorecard warning:[/] {warning}", soft_wrap=True)
+        console.print(f"[yellow]scorecard warning:[/] {escape(warning)}", soft_wrap=True)
     for fold in result["per_fold"]:
         console.print(f"fold {fold['fold']}: GBM {fold['gbm']['params']} ({fold['gbm']['candidates_tried']} settings "
                       f"tried), scorecard {fold['scorecard']['params']}", soft_wrap=True, markup=False)

@@ -75,7 +75,7 @@ def feature_iv(rows: list[dict]) -> list[tuple[str, float]]:
 
 def shap_importance(gbm, X: pd.DataFrame) -> list[dict]:
     """Mean absolute TreeSHAP contribution to the log-odds per feature, and its share."""
-    contributions = gbm.contributions(X).drop(columns="base_value")
+    contributions = gbm.contributions(X).iloc[:, :-1]  # by position: a feature may itself be named base_value
     mean_abs = contributions.abs().mean()
     total = float(mean_abs.sum()) or 1.0
     return [{"feature": f, "mean_abs_contribution": float(v), "share": float(v) / total}
