@@ -55,10 +55,10 @@ def test_german_credit_meets_the_reference(capsys):
 
 @needs_data
 def test_taiwan_default_meets_the_literature(capsys):
-    # three folds and a third of the search budget, not the benchmark's five folds and 100 s
-    # (benchmarks/RESULTS.md): the first candidate alone is at the level, in a third of the time
+    # three folds and an eighth of the search budget, not the benchmark's five folds and 100 s
+    # (benchmarks/RESULTS.md): the first candidate alone is at the level, in a quarter of the time
     r = run_json(["--data", str(TAIWAN), "--target", "default.payment.next.month", "--bad", "1", "--drop", "ID",
-                  "--folds", "3", "--budget", "30"], capsys)
+                  "--folds", "3", "--budget", "12"], capsys)
     assert r["rows"] == 30000 and max(r["gbm"]["auc_mean"], r["scorecard"]["auc_mean"]) >= 0.78
 
 
@@ -199,7 +199,7 @@ def test_each_fold_chooses_its_settings_on_its_training_rows_alone(tmp_path, cap
 
         monkeypatch.setattr(ev, name, spy)
     path = awkward_table(tmp_path, n=300)
-    r = run_json(["--data", str(path), "--target", "target", "--folds", "3", "--budget", "30"], capsys)
+    r = run_json(["--data", str(path), "--target", "target", "--folds", "3", "--budget", "12"], capsys)
     y = pd.read_csv(path)["target"].to_numpy().astype(int)
     tests = [set(test) for _, test in StratifiedKFold(3, shuffle=True, random_state=42).split(np.zeros(len(y)), y)]
     assert [name for name, _ in seen] == ["tune_gbm", "tune_scorecard"] * 3
@@ -221,7 +221,7 @@ def test_the_validation_report_holds_what_the_models_computed(tmp_path, capsys):
 
     path = awkward_table(tmp_path, n=400)
     out = tmp_path / "report"
-    assert main(["model", "evaluate", "--data", str(path), "--target", "target", "--folds", "3", "--budget", "20",
+    assert main(["model", "evaluate", "--data", str(path), "--target", "target", "--folds", "3", "--budget", "3",
                  "--special-codes", "-9", "--report", str(out), "--lang", "en"]) == 0
     html = (out / "validation_report.html").read_text(encoding="utf-8")
     assert "Model validation report" in html and '<html lang="en">' in html
