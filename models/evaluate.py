@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +26,9 @@ class EvaluationInputError(ValueError):
 # `yes_no` and `has_no` are flags, not numbers; CustomerID, LoanId and 客户编号 are keys.
 IDENTIFIER_NAME = re.compile(r"(?i)^(id|uuid|guid|key|index|row_?(id|no|number)|unnamed: ?\d+)$"
                              r"|(^|[_ .-])(id|uuid)$|(?<!yes)(?<!has)(^|[_ .-])no$")
-IDENTIFIER_NAME_CASED = re.compile(r"[a-z](ID|Id)$|(编号|编码|身份证号?|证件号码?|流水号)$")
+IDENTIFIER_NAME_CASED = re.compile(r"[a-z](ID|Id)$|^(UID|SSN)$|(编号|身份证号码?|证件号码?|流水号|客户号|合同号|账号)$")
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the scorecard's trees read float32: a larger value cannot be binned
-NUMBER_AS_TEXT = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?%?$")  # 1,234.5 and 12.5 %
+NUMBER_AS_TEXT = re.compile(r"^[+-]?([0-9]{1,3}(,[0-9]{3})+|[0-9]+)?(\.[0-9]+)? ?%?$")  # 1,234.5 and 12.5 %
 
 
 @dataclass
@@ -57,37 +55,49 @@ def label_key(value) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
+def column_named(text: str, columns) -> str | None:
+    """The column `text` names: as written, else with edge spaces ignored on either side (a header
+    ` x2` is named by `x2`; two names equal but for edge spaces are refused when the file is read)."""
+    names = [str(c) for c in columns]
+    if text in names:
+        return text
+    by_stripped = {n.strip(): n for n in names}
+    return by_stripped.get(text.strip())
+
+
 def parse_columns(spec: str | list[str] | None, columns, option: str = "--drop") -> list[str]:
-    """Column names separated by commas, where a name may itself hold commas or spaces at its ends:
-    the pieces between commas are joined until they name a column as written (else stripped)."""
+    """Column names separated by commas, where a name may itself hold commas: at each piece the
+    longest run of pieces that names a column is taken; empty pieces name nothing."""
     if spec is None or isinstance(spec, list):
         return list(spec or [])
-    out, pending, names = [], None, set(map(str, columns))
-    for piece in spec.split(","):
-        pending = piece if pending is None else f"{pending},{piece}"
-        name = pending if pending in names else pending.strip() if pending.strip() in names else None
-        if name is not None:
-            out.append(name)
-            pending = None
-    if pending is not None and pending.strip():
-        raise EvaluationInputError(f"{option} {pending.strip()!r}: no such column; columns are "
-                                   f"{', '.join(map(str, list(columns)[:30]))}")
+    pieces, out, i = spec.split(","), [], 0
+    while i < len(pieces):
+        found = next(((name, j) for j in range(len(pieces), i, -1)
+                      if (name := column_named(",".join(pieces[i:j]), columns)) is not None), None)
+        if found is None:
+            if pieces[i].strip():
+                raise EvaluationInputError(f"{option} {pieces[i].strip()!r}: no such column; columns are "
+                                           f"{', '.join(map(str, list(columns)[:30]))}")
+            i += 1
+            continue
+        out.append(found[0])
+        i = found[1]
     return out
 
 
 def parse_monotone(spec: str | None, columns) -> dict[str, int]:
     """`col:+1,col:-1` (+1: a higher value never lowers the risk). A column's name may itself hold
-    commas, colons or spaces at its ends, so the pieces between commas are joined until they name a
-    column (as written, else stripped) and a sign."""
+    commas or colons, so the pieces between commas are joined until they name a column
+    (`column_named`) and a sign; empty pieces name nothing."""
     out: dict[str, int] = {}
     pending = None
-    names = set(map(str, columns))
     for piece in (spec or "").split(","):
+        if pending is None and not piece.strip():
+            continue
         pending = piece if pending is None else f"{pending},{piece}"
         name, _, sign = pending.rpartition(":")
-        name = name if name in names else name.strip()
-        if sign.strip() in ("+1", "1", "-1") and name in names:
-            out[name] = -1 if sign.strip() == "-1" else 1
+        if sign.strip() in ("+1", "1", "-1") and (column := column_named(name, columns)) is not None:
+            out[column] = -1 if sign.strip() == "-1" else 1
             pending = None
     if pending is not None and pending.strip():
         raise EvaluationInputError(f"--monotone {pending.strip()!r}: expected COLUMN:+1 or COLUMN:-1 with COLUMN one "
@@ -95,31 +105,62 @@ def parse_monotone(spec: str | None, columns) -> dict[str, int]:
     return out
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    """The CSV as a bank exports it: UTF-8 (with or without a byte-order mark), else GB18030 (the
-    superset of GBK that Chinese systems write); separated by commas, or by semicolons, tabs or bars
-    where the header holds no comma. A header naming a column twice is refused: pandas would rename
-    the second (`bad.1`) and it could carry the target in among the features."""
-    raw = path.read_bytes()
+SEPARATORS = (",", ";", "\t", "|")
+CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def _reads_as_chinese(text: str) -> bool:
+    """Whether text decoded as GB18030 reads as Chinese: most of its characters among the 3,755 in
+    everyday use (GB 2312 level 1). A Latin-1 file decodes into rare characters (`Köln` into `K鰈n`)."""
+    found = CJK.findall(text)
+    common = 0
+    for ch in found:
+        try:
+            common += 0xB0 <= ch.encode("gb2312")[0] <= 0xD7
+        except UnicodeEncodeError:
+            continue
+    return bool(found) and common >= len(found) / 2
+
+
+def _read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The CSV as a bank exports it (compressed by its extension or not; any line ending): UTF-8,
+    with or without a byte-order mark, else GBK/GB18030, accepted only where it reads Chinese (a
+    Latin-1 or binary file decodes as GB18030 too, into nonsense); separated by commas, or by
+    semicolons, tabs or bars where the header has more columns that way. A header naming a column
+    twice (edge spaces aside) is refused: pandas would rename the second (`bad.1`) and it could carry
+    the target in among the features. Returns the table and what was noticed on the way."""
+    def failed(exc: Exception) -> EvaluationInputError:
+        return EvaluationInputError(f"{path}: not a readable CSV "
+                                    f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            text = raw.decode(encoding)
-            break
+            widths = {sep: pd.read_csv(path, sep=sep, encoding=encoding, nrows=0).shape[1] for sep in SEPARATORS}
+            sep = max(SEPARATORS, key=lambda s: (widths[s], s == ","))
+            header = pd.read_csv(path, sep=sep, encoding=encoding, nrows=1, header=None, dtype=str).iloc[0]
+            frame = pd.read_csv(path, sep=sep, encoding=encoding, low_memory=False)
         except UnicodeDecodeError:
             continue
+        except pd.errors.EmptyDataError:
+            raise EvaluationInputError(f"{path}: empty: no header and no rows") from None
+        except Exception as exc:  # any reader failure is a property of the file: say so in one line
+            raise failed(exc) from None
+        break
     else:
         raise EvaluationInputError(f"{path}: neither UTF-8 nor GBK/GB18030 text; save the table as UTF-8 CSV")
-    first = text.split("\n", 1)[0].rstrip("\r")
-    sep = "," if "," in first else next((s for s in (";", "\t", "|") if s in first), ",")
-    header = next(csv.reader(io.StringIO(first), delimiter=sep), [])
-    repeated = sorted({h for h in header if header.count(h) > 1})
+    notes = []
+    if encoding == "gb18030":
+        sample = " ".join(map(str, header.dropna())) + frame.head(1000).astype(str).to_string()
+        if not _reads_as_chinese(sample) or re.search(r"[\x00-\x08\x0e-\x1f]", sample):
+            raise EvaluationInputError(f"{path}: not UTF-8, and read as GBK/GB18030 it holds no Chinese text: another "
+                                       "encoding or not a text table; save it as UTF-8 CSV")
+        notes.append("the file read as GBK/GB18030 (not UTF-8)")
+    names = [str(h).strip() for h in header.dropna() if str(h).strip()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise EvaluationInputError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once; "
                                    "each column needs its own name")
-    try:
-        return pd.read_csv(io.StringIO(text), sep=sep, low_memory=False)
-    except Exception as exc:  # any reader failure is a property of the file: say so in one line
-        raise EvaluationInputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    return frame, notes
 
 
 def _clean_features(X: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -130,9 +171,10 @@ def _clean_features(X: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for c in X.columns:
         if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
             text = X[c].dropna().astype(str).str.strip()
-            number = text.str.fullmatch(NUMBER_AS_TEXT) & text.str.contains(r"\d")
+            text = text[~text.isin(("", "-", "—"))]  # blanks and dashes are missing, not text
+            number = text.str.fullmatch(NUMBER_AS_TEXT) & text.str.contains("[0-9]")
             if len(text) and number.mean() >= 0.99:
-                numbers = pd.to_numeric(text.where(number).str.replace(",", "", regex=False).str.rstrip("%"),
+                numbers = pd.to_numeric(text.where(number).str.replace(",", "", regex=False).str.rstrip("%").str.strip(),
                                         errors="coerce")
                 unread = int(numbers.isna().sum())
                 X[c] = numbers.reindex(X.index)
@@ -152,8 +194,9 @@ def prepare(path: Path, target: str, bad: str | None, drop: list[str] | str | No
     path = Path(path)
     if not path.is_file():
         raise EvaluationInputError(f"{path}: no such file")
-    frame = _read_table(path)
+    frame, read_notes = _read_table(path)
     drop = parse_columns(drop, frame.columns)
+    target = column_named(target, frame.columns) or target
     missing = [c for c in [target, *drop] if c not in frame.columns]
     if missing:
         raise EvaluationInputError(f"{path}: no column {', '.join(map(repr, missing))}; columns are "
@@ -183,6 +226,7 @@ def prepare(path: Path, target: str, bad: str | None, drop: list[str] | str | No
         raise EvaluationInputError(f"{path}: no feature columns left after dropping the target and identifiers")
     X.columns = [str(c) for c in X.columns]
     X, notes = _clean_features(X)
+    notes = read_notes + notes
     for c in X.columns:
         if not pd.api.types.is_numeric_dtype(X[c]):
             X[c] = X[c].astype("string")

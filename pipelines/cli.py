@@ -316,6 +316,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise EvaluationInputError(f"--budget {args.budget}: expected a number of seconds above 0")
     if not 0 <= args.seed < 2**32:
         raise EvaluationInputError(f"--seed {args.seed}: expected a whole number from 0 to 4294967295")
+    data = prepare(Path(args.data), args.target, args.bad, args.drop, codes, args.monotone)
     if args.report:  # said before the cross-validation, not after it
         report = Path(args.report)
         if report.exists() and not report.is_dir():
@@ -326,7 +327,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise EvaluationInputError(f"--report {args.report}: cannot be made ({exc.strerror or exc})") from None
         if not os.access(report, os.W_OK | os.X_OK):
             raise EvaluationInputError(f"--report {args.report}: not writable")
-    data = prepare(Path(args.data), args.target, args.bad, args.drop, codes, args.monotone)
     evaluation = cross_validate(data, args.folds, args.seed, args.budget)
     result = evaluation.summary
     if args.report:

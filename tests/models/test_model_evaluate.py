@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from models.estimators import MonotoneGBM, WoEScorecard
-from models.evaluate import prepare
+from models.evaluate import EvaluationInputError, prepare
 from pipelines.cli import main
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -371,3 +371,47 @@ def test_a_feature_named_base_value_keeps_its_shap_importance():
     y = (rng.random(300) < 1 / (1 + np.exp(-2 * X["base_value"]))).astype(int)
     rows = shap_importance(MonotoneGBM(n_estimators=30, calibration=None).fit(X, y), X)
     assert [r["feature"] for r in rows] == ["base_value", "x"]
+
+
+def test_what_banks_export_reads_as_they_meant_it(tmp_path):
+    """Files as spreadsheets and old systems write them (found by a hostile review of the reader)."""
+    rng = np.random.default_rng(0)
+    n = 200
+    base = pd.DataFrame({"a": rng.normal(size=n).round(3), "b": rng.integers(0, 9, n), "bad": np.arange(n) % 2})
+
+    def read(name: str, text: str | None = None, target: str = "bad", drop=None, **frame):
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text, encoding="utf-8", newline="")
+        else:
+            base.assign(**frame).to_csv(path, index=False)
+        return prepare(path, target, None, drop if drop is not None else [])
+
+    csv_text = base.to_csv(index=False)
+    assert list(read("cr.csv", csv_text.replace("\n", "\r")).X.columns) == ["a", "b"]  # old Mac line endings
+    trailing = read("trail.csv", "".join(line + ",,\n" for line in csv_text.splitlines()))  # Excel's empty columns
+    assert list(trailing.X.columns) == ["a", "b"] and trailing.dropped_ids == ["Unnamed: 3", "Unnamed: 4"]
+    base.to_csv(tmp_path / "b.csv.gz", index=False)
+    assert list(prepare(tmp_path / "b.csv.gz", "bad", None, []).X.columns) == ["a", "b"]
+    codes = read("cn.csv", 行业编码=rng.choice(["C13", "F51"], n), 是否有身份证=rng.integers(0, 2, n), 合同编号=np.arange(n))
+    assert list(codes.X.columns) == ["a", "b", "行业编码", "是否有身份证"] and codes.dropped_ids == ["合同编号"]
+    wide = read("fw.csv", 金额=["１２３４５", "６７８"] * 100)  # full-width digits stay text, never all missing
+    assert wide.X["金额"].notna().all() and not wide.notes
+    assert list(read("x.csv", drop="a,,", 列=1.0).X.columns) == ["b", "列"]  # empty pieces name nothing
+    spaced = read("sp.csv", "a, b, bad\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(n)), drop="b")
+    assert list(spaced.X.columns) == ["a"] and spaced.y.sum() == n // 2  # ` bad` named by `bad`, ` b` by `b`
+    both = pd.DataFrame({"a": rng.normal(size=n), "a,b": rng.normal(size=n), "c": rng.normal(size=n), "bad": base["bad"]})
+    both.to_csv(tmp_path / "g.csv", index=False)
+    assert list(prepare(tmp_path / "g.csv", "bad", None, "a,b").X.columns) == ["a", "c"]  # the longest name wins
+    semi = read("sq.csv", '"Betrag (EUR, netto)";Alter;Ausfall\n' + "".join(f"{i}.5;{i % 50};{i % 2}\n" for i in range(n)),
+                target="Ausfall")
+    assert list(semi.X.columns) == ["Betrag (EUR, netto)", "Alter"]
+    blanks = read("bl.csv", amt=[f"{v:,}" if i % 20 else " " for i, v in enumerate(rng.integers(1000, 10**6, n))],
+                  pct=["12.5 %"] * n)
+    assert blanks.X["amt"].isna().sum() == 10 and (blanks.X["pct"] == 12.5).all()
+    with pytest.raises(EvaluationInputError, match="the header names 'bad' more than once"):
+        read("nd.csv", "a,b,bad,bad \n" + "".join(f"{i},{i % 3},{i % 2},{i % 2}\n" for i in range(n)))
+    pd.DataFrame({"Ort": ["Köln", "Bonn"] * 100, "Größe": rng.normal(size=n), "Ausfall": np.arange(n) % 2}).to_csv(
+        tmp_path / "latin1.csv", index=False, encoding="latin-1")
+    with pytest.raises(EvaluationInputError, match="holds no Chinese text"):  # not read as GB18030 nonsense
+        prepare(tmp_path / "latin1.csv", "Ausfall", None, [])
