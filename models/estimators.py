@@ -292,8 +292,14 @@ class WoEScorecard(_BinaryClassifier):
         """The columns of X holding a value that is neither missing nor a special code: a column of
         nothing else cannot be binned (optbinning stops on it) and carries nothing for the card."""
         codes = list(self.special_codes or [])
-        return [c for c in X.columns
-                if (X[c].notna() & ~(X[c].isin(codes) if codes and pd.api.types.is_numeric_dtype(X[c]) else False)).any()]
+
+        def holds_a_value(column: pd.Series) -> bool:
+            real = column.notna()
+            if codes and pd.api.types.is_numeric_dtype(column):
+                real &= ~column.isin(codes)
+            return bool(real.any())
+
+        return [c for c in X.columns if holds_a_value(X[c])]
 
     def binning_process(self, X: pd.DataFrame):
         """optbinning's BinningProcess for the binnable columns of X (`binnable`), with this card's

@@ -12,6 +12,7 @@ from scipy.special import expit, logit
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
+from models.estimators import WoEScorecard
 from models.tuning import tune_gbm, tune_scorecard
 
 MIN_BAD = 20  # per class, over the whole table: fewer cannot support 5-fold metrics
@@ -27,6 +28,12 @@ class EvaluationInputError(ValueError):
 IDENTIFIER_NAME = re.compile(r"(?i)^(id|uuid|guid|key|index|row_?(id|no|number)|unnamed: ?\d+)$"
                              r"|(^|[_ .-])(id|uuid)$|(?<!yes)(?<!has)(^|[_ .-])no$")
 IDENTIFIER_NAME_CASED = re.compile(r"[a-z](ID|Id)$|^(UID|SSN)$|(编号|身份证号码?|证件号码?|流水号|客户号|合同号|账号)$")
+
+
+def is_identifier(name: str) -> bool:
+    return bool(IDENTIFIER_NAME.search(name) or IDENTIFIER_NAME_CASED.search(name))
+
+
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the scorecard's trees read float32: a larger value cannot be binned
 NUMBER_AS_TEXT = re.compile(r"^[+-]?([0-9]{1,3}(,[0-9]{3})+|[0-9]+)?(\.[0-9]+)? ?%?$")  # 1,234.5 and 12.5 %
 
@@ -129,10 +136,6 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
     semicolons, tabs or bars where the header has more columns that way. A header naming a column
     twice (edge spaces aside) is refused: pandas would rename the second (`bad.1`) and it could carry
     the target in among the features. Returns the table and what was noticed on the way."""
-    def failed(exc: Exception) -> EvaluationInputError:
-        return EvaluationInputError(f"{path}: not a readable CSV "
-                                    f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
-
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             widths = {sep: pd.read_csv(path, sep=sep, encoding=encoding, nrows=0).shape[1] for sep in SEPARATORS}
@@ -144,7 +147,8 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
         except pd.errors.EmptyDataError:
             raise EvaluationInputError(f"{path}: empty: no header and no rows") from None
         except Exception as exc:  # any reader failure is a property of the file: say so in one line
-            raise failed(exc) from None
+            raise EvaluationInputError(f"{path}: not a readable CSV "
+                                       f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
         break
     else:
         raise EvaluationInputError(f"{path}: neither UTF-8 nor GBK/GB18030 text; save the table as UTF-8 CSV")
@@ -220,7 +224,7 @@ def prepare(path: Path, target: str, bad: str | None, drop: list[str] | str | No
         raise EvaluationInputError(f"{path}: {int(y.sum())} bad and {int(len(y) - y.sum())} good rows; at least "
                                    f"{MIN_BAD} of each are needed")
     X = frame.drop(columns=[target, *drop])
-    ids = [c for c in X.columns if IDENTIFIER_NAME.search(str(c)) or IDENTIFIER_NAME_CASED.search(str(c))]
+    ids = [c for c in X.columns if is_identifier(str(c))]
     X = X.drop(columns=ids)
     if X.shape[1] == 0:
         raise EvaluationInputError(f"{path}: no feature columns left after dropping the target and identifiers")
@@ -231,8 +235,7 @@ def prepare(path: Path, target: str, bad: str | None, drop: list[str] | str | No
         if not pd.api.types.is_numeric_dtype(X[c]):
             X[c] = X[c].astype("string")
     codes = list(special_codes or [])
-    if not any((X[c].notna() & ~(X[c].isin(codes) if codes and pd.api.types.is_numeric_dtype(X[c]) else False)).any()
-               for c in X.columns):
+    if not WoEScorecard(special_codes=codes).binnable(X):
         raise EvaluationInputError(f"{path}: no feature column holds a value other than missing or a special code")
     monotone_by = parse_monotone(monotone, X.columns)
     text = [c for c in monotone_by if not pd.api.types.is_numeric_dtype(X[c])]

@@ -307,8 +307,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         codes = [float(c) for c in (args.special_codes or "").split(",") if c.strip()]
     except ValueError:
-        codes = [math.nan]
-    if not all(math.isfinite(c) for c in codes):
+        codes = None
+    if codes is None or not all(math.isfinite(c) for c in codes):
         raise EvaluationInputError(f"--special-codes {args.special_codes!r}: expected finite numbers, e.g. -7,-8,-9")
     if args.lang not in ("zh", "en"):
         raise EvaluationInputError(f"--lang {args.lang!r}: expected zh or en")
