@@ -22,7 +22,7 @@ from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -199,19 +199,34 @@ class MonotoneGBM(_BinaryClassifier):
         categorical = [name for c, name in zip(self.feature_names_in_, X.columns) if c in self.categorical_] or "auto"
         return X, y, params, categorical
 
-    def cross_fit(self, X: pd.DataFrame, y, deadline: float | None = None) -> tuple[np.ndarray, list[int]]:
+    def cross_fit(self, X: pd.DataFrame, y, deadline: float | None = None,
+                  groups: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
         """Out-of-fold log-odds and the early-stopped size of each of the `cv_folds` boosters: what
         `fit` chooses the size and the calibrator from, and what a search over settings compares.
-        `deadline` (a `time.perf_counter()` value): each booster stops growing when it has passed."""
+        `deadline` (a `time.perf_counter()` value): each booster stops growing when it has passed.
+        `groups`: rows of one group (a firm's months) are held out together (see `_folds`)."""
         X, y, params, categorical = self._fit_setup(X, y)
-        return self._cross_fit(X, y, params, categorical, deadline)
+        return self._cross_fit(X, y, params, categorical, deadline, groups)
+
+    def _folds(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None):
+        """Stratified folds; with `groups`, every row of a group on one side. A firm observed in many
+        months, with outcomes that overlap, must be out of fold as a whole: held out month by month
+        beside its own other months, early stopping and the calibrator reward the booster for
+        memorising the firm (at 200,000 firms: 365 trees instead of 45, and a PD that told the safest
+        tenth half its realised rate; docs/DESIGN.md, "The population PD")."""
+        if groups is None:
+            return StratifiedKFold(self.cv_folds, shuffle=True, random_state=self.random_state).split(X, y)
+        if len(groups) != len(y):
+            raise ValueError(f"groups holds {len(groups)} values for {len(y)} rows")
+        # not shuffled: sklearn's shuffled grouping took 134 s on 385,000 rows; this one is deterministic
+        return StratifiedGroupKFold(self.cv_folds).split(X, y, groups)
 
     def _cross_fit(self, X: pd.DataFrame, y: np.ndarray, params: dict, categorical: list[str] | str,
-                   deadline: float | None = None) -> tuple[np.ndarray, list[int]]:
+                   deadline: float | None = None, groups: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
         out_of_fold, best = np.zeros(len(y)), []
         if self.cv_folds < 2:
             return out_of_fold, best
-        for fit_rows, held_rows in StratifiedKFold(self.cv_folds, shuffle=True, random_state=self.random_state).split(X, y):
+        for fit_rows, held_rows in self._folds(X, y, groups):
             fold = lgb.LGBMClassifier(**params)
             fold.fit(X.iloc[fit_rows], y[fit_rows], eval_X=(X.iloc[held_rows],), eval_y=(y[held_rows],),
                      categorical_feature=categorical,
@@ -221,10 +236,12 @@ class MonotoneGBM(_BinaryClassifier):
             out_of_fold[held_rows] = fold.predict(X.iloc[held_rows], raw_score=True)
         return out_of_fold, best
 
-    def fit(self, X: pd.DataFrame, y, cross_fitted: tuple[np.ndarray, list[int]] | None = None) -> MonotoneGBM:
-        """`cross_fitted`: this estimator's own `cross_fit` of the same rows, when a search already ran it."""
+    def fit(self, X: pd.DataFrame, y, cross_fitted: tuple[np.ndarray, list[int]] | None = None,
+            groups: np.ndarray | None = None) -> MonotoneGBM:
+        """`cross_fitted`: this estimator's own `cross_fit` of the same rows, when a search already ran it.
+        `groups`: rows held out together when choosing the size and the calibrator (`_folds`)."""
         X, y, params, categorical = self._fit_setup(X, y)
-        out_of_fold, self.best_iterations_ = cross_fitted or self._cross_fit(X, y, params, categorical)
+        out_of_fold, self.best_iterations_ = cross_fitted or self._cross_fit(X, y, params, categorical, groups=groups)
         if self.best_iterations_:
             params["n_estimators"] = int(np.median(self.best_iterations_))
         self.booster_params_ = params

@@ -159,9 +159,11 @@ def latest_loans(loans: pd.DataFrame, days: int = BASE_RATE_DAYS,
 def fit_population_gbm(population: pd.DataFrame, base_loans: pd.DataFrame, seed: int = 0) -> MonotoneGBM:
     """The booster ranks court-recorded default over every firm (the population target), under the
     same monotone constraints; the defaults of `base_loans` (in `retrain`, the latest year of
-    training loans: `latest_loans`) set its base rate (`MonotoneGBM.calibrate_to`)."""
+    training loans: `latest_loans`) set its base rate (`MonotoneGBM.calibrate_to`). A firm's months
+    are held out together when its size and slope are chosen."""
     gbm = MonotoneGBM(monotone=FEATURES, random_state=seed, **POPULATION_GBM)
-    gbm.fit(population[list(FEATURES)], population["court_default"].astype(int).to_numpy())
+    gbm.fit(population[list(FEATURES)], population["court_default"].astype(int).to_numpy(),
+            groups=population["uscc"].to_numpy())
     return gbm.calibrate_to(base_loans[list(FEATURES)], base_loans["defaulted"].astype(int).to_numpy())
 
 

@@ -98,7 +98,7 @@ def test_a_rising_default_rate_lifts_the_population_pd_to_the_latest_loans_level
         frame = pd.DataFrame({f: rng.normal(size=n) for f in FEATURES if f != "industry"})
         return frame.assign(industry=rng.choice(["C", "F", "I"], n))
 
-    population = firms(6000)
+    population = firms(6000).assign(uscc=[f"F{i:05d}" for i in range(6000)])  # one month of each firm
     population["court_default"] = rng.random(6000) < 1 / (1 + np.exp(3 - population["si_arrears_months"]))
     loans = firms(4000).assign(disbursed_on=pd.Timestamp("2022-01-01") + pd.to_timedelta(
         np.sort(rng.integers(0, 3 * 365, 4000)), unit="D"))
