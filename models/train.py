@@ -161,9 +161,16 @@ def fit_population_gbm(population: pd.DataFrame, base_loans: pd.DataFrame, seed:
     same monotone constraints; the defaults of `base_loans` (in `retrain`, the latest year of
     training loans: `latest_loans`) set its base rate (`MonotoneGBM.calibrate_to`). A firm's months
     are held out together when its size and slope are chosen."""
+    firms = population.loc[population["court_default"].astype(bool), "uscc"].nunique()
+    if firms < MIN_DEFAULTS:  # held out firm by firm, a few firms would leave folds without one
+        raise TrainingError(f"{firms} firms with a court default in the population's training months: at least "
+                            f"{MIN_DEFAULTS} are needed to learn from them")
     gbm = MonotoneGBM(monotone=FEATURES, random_state=seed, **POPULATION_GBM)
     gbm.fit(population[list(FEATURES)], population["court_default"].astype(int).to_numpy(),
             groups=population["uscc"].to_numpy())
+    if gbm.calibrator_.coef_[0][0] <= 0:  # held-out firms ranked backwards: nothing learnt that holds
+        raise TrainingError(f"the population booster ranks held-out firms' court defaults backwards (Platt slope "
+                            f"{gbm.calibrator_.coef_[0][0]:.3f} on {firms} firms with a court default)")
     return gbm.calibrate_to(base_loans[list(FEATURES)], base_loans["defaulted"].astype(int).to_numpy())
 
 

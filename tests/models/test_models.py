@@ -124,3 +124,21 @@ def test_a_firms_months_are_held_out_together_so_the_booster_cannot_learn_firms_
     assert MonotoneGBM(**settings).fit(X, y, groups=groups).best_iterations_ == trees_by_firm
     with pytest.raises(ValueError, match="groups holds 5 values for 4800 rows"):
         MonotoneGBM(**settings).cross_fit(X, y, groups=groups[:5])
+
+
+def test_groups_are_checked_before_any_fold_is_drawn():
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"a": rng.normal(size=40)})
+    y = np.array([0, 1] * 20)
+    gbm = MonotoneGBM(cv_folds=2, n_estimators=10)
+    firms = np.repeat([f"F{i}" for i in range(10)], 4)
+    held = [set(firms[rows]) for _, rows in gbm._folds(X, y, firms)]
+    assert len(held) == 2 and not held[0] & held[1] and held[0] | held[1] == set(firms)  # each firm whole in one fold
+    with pytest.raises(ValueError, match="3 rows have no group"):
+        gbm.cross_fit(X, y, groups=np.where(np.arange(40) < 3, None, firms))
+    with pytest.raises(ValueError, match="1 groups, 1 of them with a positive outcome: at least 2"):
+        gbm.cross_fit(X, y, groups=np.full(40, "F0"))
+    with pytest.raises(ValueError, match="10 groups, 1 of them with a positive outcome"):
+        gbm.cross_fit(X, (firms == "F3").astype(int), groups=firms)
+    with pytest.raises(ValueError, match="pass them to cross_fit"):
+        gbm.fit(X, y, cross_fitted=gbm.cross_fit(X, y, groups=firms), groups=firms)
