@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test dev bench screenshots lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml .ci/install-project
 	test -x $(BIN)/pip || $(PY) -m venv $(VENV)  # a half-made .venv (no venv module at first) is made again
 	.ci/install-project  # uv, or pip where the machine's pip configuration or uv's failure says so
 	.ci/system-deps

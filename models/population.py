@@ -7,7 +7,7 @@ banks (suppliers, landlords, the tax office), and a firm that does not pay them 
 lists it as a dishonest judgement debtor (失信被执行人) once a judgement goes unpaid. A new listing
 within the 12 months from the first day of a month is the population-level target
 (`court_default`): the court's record of a default, delivered for borrowers and non-borrowers alike.
-A firm revoked or cancelled within the window without a listing is left out (`censored`): the
+A firm off the register (revoked, cancelled, moved out) within the window without a listing is left out (`censored`): the
 record of it stops before the window closes, and counting it as "no default" told the riskiest
 tenth of firms a fifth under their realised rate (docs/DESIGN.md, "The population PD").
 
@@ -42,7 +42,7 @@ WINDOW_MONTHS = 12
 HISTORY_MONTHS = 12  # a data month needs a year of panels behind it for the trends
 EVERY_MONTHS = 2
 MAX_ROWS = 400_000
-EXITED = ("吊销", "注销")
+EXITED = ("吊销", "注销", "迁出")  # revoked, cancelled, moved out: off the register the departments report on
 
 
 def _month_index(period: str) -> int:
@@ -67,10 +67,10 @@ def create_targets(con: duckdb.DuckDBPyConnection, months: list[date], max_rows:
     """`_pop_targets` (uscc, as_of): every firm registered and not revoked or cancelled by each
     month's first day, one firm in `share` kept by a hash of its USCC when the rows would exceed
     `max_rows`. Returns the rows."""
-    con.execute("""CREATE OR REPLACE TEMP TABLE _pop_all AS
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pop_all AS
         SELECT r.uscc, m.as_of FROM staging.registry r JOIN (SELECT unnest(?::DATE[]) AS as_of) m
-          ON r.founded_on < m.as_of AND NOT (list_contains(?, r.status) AND r.status_date < m.as_of)""",
-                [months, list(EXITED)])
+          ON r.founded_on < m.as_of LEFT JOIN ({exits_sql()}) e USING (uscc)
+        WHERE NOT coalesce(e.left_on < m.as_of, false)""", [months])
     rows = con.execute("SELECT count(*) FROM _pop_all").fetchone()[0]
     keep = max(1, -(-rows // max_rows))  # keep one firm in `keep`
     con.execute("CREATE OR REPLACE TEMP TABLE _pop_targets AS SELECT * FROM _pop_all WHERE hash(uscc) % ? = 0 "
@@ -79,12 +79,23 @@ def create_targets(con: duckdb.DuckDBPyConnection, months: list[date], max_rows:
     return con.execute("SELECT count(*) FROM _pop_targets").fetchone()[0]
 
 
+def exits_sql() -> SQL:
+    """(uscc, left_on) for every firm off the register now (EXITED): the first day any delivered
+    version of its registry row showed it so. A firm revoked and later cancelled left when it was
+    revoked; one whose revocation was rescinded is on the register and not here."""
+    return f"""
+    SELECT r.uscc, min(h.status_date) AS left_on
+    FROM staging.registry r JOIN raw.registry h USING (uscc)
+    WHERE r.status IN ({', '.join(lit(x) for x in EXITED)}) AND h.status IN ({', '.join(lit(x) for x in EXITED)})
+    GROUP BY r.uscc"""
+
+
 def court_default_sql(targets: SQL) -> SQL:
     """(uscc, as_of, court_default, censored) for each target: whether the court listed the firm as
     a dishonest judgement debtor (any case: the firm, its legal representative or controller for
     the firm's debt) on a day within WINDOW_MONTHS months from the target's date; `censored`: not
-    listed, and revoked or cancelled within the window, so the record stops before the window
-    closes (a firm off the register is listed no more)."""
+    listed, and off the register within the window (`exits_sql`), so the record stops before the
+    window closes (a firm off the register is listed no more)."""
     return f"""
     WITH listed AS (
         SELECT t.uscc, t.as_of, count(d.uscc) > 0 AS court_default
@@ -92,9 +103,9 @@ def court_default_sql(targets: SQL) -> SQL:
           ON d.uscc = t.uscc AND d.listed_on >= t.as_of AND d.listed_on < t.as_of + INTERVAL {WINDOW_MONTHS} MONTH
         GROUP BY ALL)
     SELECT l.uscc, l.as_of, l.court_default,
-           NOT l.court_default AND coalesce(r.status IN ({', '.join(lit(x) for x in EXITED)}) AND r.status_date >= l.as_of
-               AND r.status_date < l.as_of + INTERVAL {WINDOW_MONTHS} MONTH, false) AS censored
-    FROM listed l LEFT JOIN staging.registry r USING (uscc)"""
+           NOT l.court_default AND coalesce(e.left_on >= l.as_of
+               AND e.left_on < l.as_of + INTERVAL {WINDOW_MONTHS} MONTH, false) AS censored
+    FROM listed l LEFT JOIN ({exits_sql()}) e USING (uscc)"""
 
 
 def population_sample(con: duckdb.DuckDBPyConnection, cat: Catalogue, max_rows: int = MAX_ROWS) -> pd.DataFrame:

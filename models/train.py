@@ -303,7 +303,8 @@ def retrain(con: duckdb.DuckDBPyConnection, cat: Catalogue, registry: Path, deci
     fitted_on = pop_train if method == "population" else train
     references, reference_population = population_reference(con, cat, decided_on, gbm)
     label = ("ranks court-recorded default (a new listing as a dishonest judgement debtor, 失信被执行人, within 12 "
-             "months) over every firm; base rate set by loan default (次级 or worse, 90+ dpd, or written off within 12 months)"
+             "months) over every firm, a firm off the register within the window unlisted left out (its record stops); "
+             "base rate set by loan default (次级 or worse, 90+ dpd, or written off within 12 months)"
              if method == "population" else "次级 or worse, 90+ dpd, or written off within 12 months")
     report["version"] = save_model(registry, gbm, {
         "training_data": {"snapshot_sha256": snapshot, "rows": len(fitted_on), **report["train"]},

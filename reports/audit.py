@@ -117,12 +117,16 @@ MIN_SEGMENT, Z_MATERIAL = 30, 3.0
 METHOD_TEXT = {  # (zh, en)
     "population": (
         "梯度提升树在全体登记企业(无论是否借款)上对法院记录的违约排序:12个月内新增失信被执行人,即债权人胜诉而企业未履行"
-        "判决的法院记录。其对数几率保留在全体企业上交叉拟合的斜率;截距由最近一年训练贷款的违约确定(违约率随时间漂移),因此违约概率与近期贷款违约同一尺度。"
+        "判决的法院记录。窗口内注销、吊销或迁出而未被列入的企业不计入训练样本(离开登记后法院不再记录它,结局不完整);"
+        "选择树的数量和校准斜率时,同一企业的各月份一起留出。其对数几率保留在全体企业上交叉拟合的斜率;截距由最近一年训练贷款的违约确定(违约率随时间漂移),因此违约概率与近期贷款违约同一尺度。"
         "借款企业是银行已经挑选过的、风险范围很窄的一群:只用它们的违约训练的模型在其余企业上几乎是平的,而模型要为其余企业做决定。"
         "选用它,是因为它在选择月份上对法院违约的排序优于贷款样本模型(数据见下)。",
         "The booster ranks court-recorded default over the whole registered population, borrower or not: a new "
         "listing as a dishonest judgement debtor within 12 months, the court's record that a creditor "
-        "won a judgement the firm did not pay. Its log-odds keep the slope fitted out of fold on the population; the "
+        "won a judgement the firm did not pay. A firm that left the register (revoked, cancelled, moved out) within "
+        "the window unlisted is left out of the training rows: the court records no firm off the register, so its "
+        "outcome is incomplete. A firm's months are held out together when the size and the slope are chosen. "
+        "Its log-odds keep the slope fitted out of fold on the population; the "
         "defaults of the latest year of training loans set their intercept (default rates drift), so the PD is on the scale of recent loan default. Borrowers are the "
         "firms banks already chose, a narrow band of risk: a model of their defaults alone is nearly flat on the rest "
         "of the population, which it decides for. It was chosen because it ranks the court defaults of the selection "
@@ -133,8 +137,9 @@ METHOD_TEXT = {  # (zh, en)
         "of the selection months better than the population model (figures below)."),
 }
 LABEL_TEXT = {  # what the model predicts, by method: (zh, en)
-    "population": ("12个月内新增失信被执行人(法院违约),覆盖全体企业;违约概率的基准水平按贷款违约(次级及以下、逾期90天以上或核销)校准",
-                   "a new listing as a dishonest judgement debtor (court default) within 12 months, over every firm; the base "
+    "population": ("12个月内新增失信被执行人(法院违约),覆盖全体企业(窗口内离开登记而未被列入的除外);违约概率的基准水平按贷款违约(次级及以下、逾期90天以上或核销)校准",
+                   "a new listing as a dishonest judgement debtor (court default) within 12 months, over every firm (but "
+                   "those that left the register within the window unlisted); the base "
                    "rate set by loan default (substandard or worse, 90+ days past due, or written off)"),
     "loans": ("12个月内贷款违约(次级及以下、逾期90天以上或核销)",
               "loan default within 12 months (substandard or worse, 90+ days past due, or written off)"),
