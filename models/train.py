@@ -115,9 +115,13 @@ def fit_champion_and_challenger(train: pd.DataFrame, seed: int = 0,
                                 gbm_params: dict | None = None) -> tuple[MonotoneGBM, WoEScorecard]:
     """The loan-book GBM and the scorecard challenger by the procedure `model evaluate` uses
     (`models.tuning`): settings chosen on inner folds of the training loans alone. `gbm_params`
-    fixes some of the GBM's settings (the search runs over the others)."""
+    fixes some of the GBM's settings (the search runs over the others). A firm's loans are held out
+    together in the GBM's inner folds: held out beside its other loans, a firm's outcome was
+    recalled and the search chose leaves of 10 loans (at 200,000 firms, out-of-time AUC 0.609
+    against 0.619 with the firm held out whole)."""
     X, y = train[list(FEATURES)], train["defaulted"].astype(int).to_numpy()
-    gbm, _ = tune_gbm(X, y, FEATURES, seed, max_candidates=LOANS_GBM_CANDIDATES, fixed=gbm_params)
+    gbm, _ = tune_gbm(X, y, FEATURES, seed, max_candidates=LOANS_GBM_CANDIDATES, fixed=gbm_params,
+                      groups=train["uscc"].to_numpy())
     card, _ = tune_scorecard(X, y, seed=seed)
     return gbm, card
 

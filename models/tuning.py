@@ -64,13 +64,14 @@ def inner_folds(rows: int) -> int:
 
 def tune_gbm(X: pd.DataFrame, y, monotone: dict[str, int] | None = None, seed: int = 0, max_candidates: int = 12,
              budget_seconds: float | None = None, calibration: str | None = "sigmoid",
-             fixed: dict | None = None) -> tuple[MonotoneGBM, Choice]:
+             fixed: dict | None = None, groups: np.ndarray | None = None) -> tuple[MonotoneGBM, Choice]:
     """A monotone GBM whose settings and size were chosen on inner folds of (X, y) alone, fitted on all
     of them; its calibrator is fitted on the chosen candidate's out-of-fold log-odds. `fixed`:
     settings that are not searched (the search then runs over the others). `budget_seconds`: no new
     candidate is started once it is spent and a running one stops growing trees (the first always runs
     in full); None keeps the choice
-    independent of the machine's speed."""
+    independent of the machine's speed. `groups`: rows held out together in the inner folds (a
+    firm's loans: `MonotoneGBM._folds`)."""
     y = np.asarray(y).astype(int)
     started = time.perf_counter()
     folds = inner_folds(len(y))
@@ -91,7 +92,7 @@ def tune_gbm(X: pd.DataFrame, y, monotone: dict[str, int] | None = None, seed: i
         # the first candidate runs in full; a later one stops growing trees when the budget is spent
         # (a cut candidate is judged as it stands and says so)
         deadline = started + budget_seconds if budget_seconds is not None and tried else None
-        cross = estimator.cross_fit(X, y, deadline)
+        cross = estimator.cross_fit(X, y, deadline, groups)
         auc = round(float(roc_auc_score(y, cross[0])), 5)
         cut = deadline is not None and time.perf_counter() > deadline
         stopped = stopped or cut

@@ -17,6 +17,7 @@ from models.registry import champion, load_model
 from models.train import (
     TrainingError,
     auc_difference,
+    fit_champion_and_challenger,
     fit_population_gbm,
     latest_loans,
     out_of_time_split,
@@ -137,6 +138,22 @@ def test_the_population_booster_holds_each_firms_months_out_together():
     coin = population.assign(court_default=np.repeat(rng.random(firms) < 0.3, months))  # nothing to learn
     with pytest.raises(TrainingError, match="ranks held-out firms' court defaults backwards"):
         fit_population_gbm(coin, loans)
+
+
+def test_the_loan_book_search_holds_each_firms_loans_out_together():
+    """500 firms with six loans each, a firm's loans defaulting together (drawn from its arrears) and
+    its share of technical staff a fingerprint: the inner folds that choose the loan-book GBM's size
+    hold a firm's loans out whole (14 trees), or the search recalls firms (row by row: 1,193 trees)."""
+    rng = np.random.default_rng(5)
+    firms, loans = 500, 6
+    frame = pd.DataFrame({f: rng.normal(size=firms * loans) for f in FEATURES if f != "industry"}).assign(industry="C")
+    arrears = rng.normal(size=firms)
+    frame["si_arrears_months"] = np.repeat(arrears, loans)
+    frame["tech_staff_share"] = np.repeat(rng.random(firms), loans) + rng.normal(0, 1e-5, firms * loans)
+    frame = frame.assign(uscc=np.repeat([f"F{i:05d}" for i in range(firms)], loans),
+                         defaulted=np.repeat(rng.random(firms) < 1 / (1 + np.exp(1.2 - arrears)), loans))
+    gbm, _ = fit_champion_and_challenger(frame)
+    assert gbm.booster_params_["n_estimators"] < 100
 
 
 def test_the_pd_ranks_every_firm_it_decides_for_better_than_the_score(scored, loan_book):
