@@ -32,6 +32,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from data_contracts.contracts import FIRM_STATUSES
 from models.features import DATA_MONTH_LAG, features_sql
 from scoring.catalogue import Catalogue
 from scoring.score import score_select_sql
@@ -42,7 +43,9 @@ WINDOW_MONTHS = 12
 HISTORY_MONTHS = 12  # a data month needs a year of panels behind it for the trends
 EVERY_MONTHS = 2
 MAX_ROWS = 400_000
-EXITED = ("吊销", "注销", "迁出")  # revoked, cancelled, moved out: off the register the departments report on
+# off the register the departments report on: every status of the registry contract but 存续 (in
+# operation), as the negative list's not_operating rule reads it (revoked, cancelled, moved out)
+EXITED = tuple(s for s in FIRM_STATUSES if s != "存续")
 
 
 def _month_index(period: str) -> int:
@@ -64,8 +67,8 @@ def target_months(con: duckdb.DuckDBPyConnection) -> list[date]:
 
 
 def create_targets(con: duckdb.DuckDBPyConnection, months: list[date], max_rows: int = MAX_ROWS) -> int:
-    """`_pop_targets` (uscc, as_of): every firm registered and not revoked or cancelled by each
-    month's first day, one firm in `share` kept by a hash of its USCC when the rows would exceed
+    """`_pop_targets` (uscc, as_of): every firm registered and not off the register (`exits_sql`) by
+    each month's first day, one firm in `share` kept by a hash of its USCC when the rows would exceed
     `max_rows`. Returns the rows."""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _pop_all AS
         SELECT r.uscc, m.as_of FROM staging.registry r JOIN (SELECT unnest(?::DATE[]) AS as_of) m
@@ -84,9 +87,10 @@ def exits_sql() -> SQL:
     version of its registry row showed it so. A firm revoked and later cancelled left when it was
     revoked; one whose revocation was rescinded is on the register and not here."""
     return f"""
+    WITH exited AS (SELECT unnest([{', '.join(lit(x) for x in EXITED)}]) AS status)
     SELECT r.uscc, min(h.status_date) AS left_on
     FROM staging.registry r JOIN raw.registry h USING (uscc)
-    WHERE r.status IN ({', '.join(lit(x) for x in EXITED)}) AND h.status IN ({', '.join(lit(x) for x in EXITED)})
+    WHERE r.status IN (SELECT status FROM exited) AND h.status IN (SELECT status FROM exited)
     GROUP BY r.uscc"""
 
 
