@@ -2,7 +2,8 @@
 
 The store holds every bank's schema, and DuckDB cannot hide one schema of a file from a connection
 to it, so a bank never connects to the store. It gets an in-memory database loaded from its own
-published folder (`publish/<bank>/<date>/`, LATEST unless a date is given). A past date's folder is
+published folder (`publish/<bank>/<date>/`, LATEST unless a date is given; on a night without the
+full table, the last full table with the change files since applied, as the bank's own loader does). A past date's folder is
 cut to the firms of the bank's LATEST publication (which holds every firm authorised today, for every
 one of the bank's products): a firm that has since withdrawn its consent is in no view of the past.
 The bank id is looked up
@@ -22,10 +23,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from lending.delta import RebuildError, load_table
 from lending.products import ProductCatalogue, load_products
 from valuecredit.sqltext import q
 
-TABLES = {"eligibility": "eligibility.parquet", "early_warnings": "early_warnings.csv"}
+TABLES = {"eligibility": "eligibility.parquet", "early_warnings": "early_warnings.csv"}  # the eligibility table may be
+# rebuilt from the last full one and the change files since (`lending.delta.load_table`)
 # the limits of a bank's query, unless the command line or these variables say otherwise
 TIMEOUT_ENV, MEMORY_ENV = "VALUECREDIT_BANK_QUERY_TIMEOUT", "VALUECREDIT_BANK_QUERY_MEMORY"
 DEFAULT_TIMEOUT_S, DEFAULT_MEMORY = 30.0, "1GB"
@@ -122,18 +125,25 @@ def bank_connection(publish_root: Path, bank_id: str, business_date: date | None
     except duckdb.Error as exc:
         raise AccessError(f"bank {bank_id}: memory limit {memory!r} refused by DuckDB ({exc})") from None
     try:
-        con.execute("CREATE TABLE eligibility AS SELECT * FROM read_parquet(?)", [str(folder / TABLES["eligibility"])])
+        # the folder's full table, or the last one with the change files since (between full-table days)
+        load_table(con, "_full", folder.parent, day)
+        con.execute("CREATE TABLE eligibility AS SELECT * FROM _full")
+        con.execute("DROP TABLE _full")
         con.execute("CREATE TABLE early_warnings AS SELECT * FROM read_csv(?, all_varchar = true, header = true)",
                     [str(folder / TABLES["early_warnings"])])
-        _, latest = published_folder(publish_root, bank_id, None, products)
+        latest_day, latest = published_folder(publish_root, bank_id, None, products)
         if latest != folder:  # a past date: only the firms still authorised today
-            con.execute("CREATE TEMP TABLE _current AS SELECT DISTINCT uscc FROM read_parquet(?)",
-                        [str(latest / TABLES["eligibility"])])
+            load_table(con, "_latest", folder.parent, latest_day)
+            con.execute("CREATE TEMP TABLE _current AS SELECT DISTINCT uscc FROM _latest")
             for table in TABLES:
                 con.execute(f"DELETE FROM {q(table)} WHERE NOT coalesce(uscc IN (SELECT uscc FROM _current), false)")
             con.execute("DROP TABLE _current")
+            con.execute("DROP TABLE _latest")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
+    except RebuildError as exc:
+        con.close()
+        raise AccessError(f"bank {bank_id}: the table of {day} cannot be read ({exc})") from None
     except BaseException:
         con.close()
         raise

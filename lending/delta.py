@@ -1,10 +1,16 @@
 """Change files: what changed in a bank's publication since the one before, and the full table of any
-date rebuilt from an earlier one and the changes since.
+date rebuilt from the last full one and the changes since.
 
-Every night each bank's folder gets, beside its full table, `changes.parquet` and `changes.csv`: one
-row per (firm, product) pair inserted, updated or withdrawn since the bank's previous publication
-(its newest earlier date folder, named `base` in the folder's `manifest.json`), with the reason of a
-withdrawal, or of an eligibility lost:
+Every night each bank's folder gets `changes.parquet` and `changes.csv`: one row per (firm, product)
+pair inserted, updated or withdrawn since the bank's previous publication (its newest earlier date
+folder, named `base` in the folder's `manifest.json`), with the reason of a withdrawal, or of an
+eligibility lost. The full table (`eligibility.parquet`, its CSV and workbook) comes on a cycle: on
+the bank's days of the week (`full_table_on` in the product catalogue, Monday unless it says
+otherwise), on its first publication, when its newest full table is a week old or more (a Monday
+without a night), when a date is published again over a folder that held one, for a backfill, and when
+the table's columns change. The manifest says which (`full_table`: the reason, or null). Between
+them a bank applies the nights' change files to the last full table; `load_table` and `rebuild` do
+the same here. The reasons:
 
 - `authorisation_ended` (withdraw): the firm's authorisation ended, was revoked or cannot be verified
   tonight, a legal event the bank learns the same night. The row holds the pair's key, nothing else;
@@ -24,8 +30,8 @@ The night's stamps (`as_of`, `snapshot_id`) are on every row and change every ni
 changes, the manifest holds them. When the table's columns or their types change, every pair is
 listed (`schema_changed`). `rebuild` applies the chain of change files to an earlier full table,
 checks each step against the manifests (row counts, the base each change file was made against) and
-the result against the published table's SHA-256, and writes it as publication does: the date's
-full table, byte for byte.
+the result against the published table's SHA-256 (computed every night, full table written or not),
+and writes it as publication does: the date's full table, byte for byte.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ from valuecredit.sqltext import SQL, lit, q, type_name
 KEY = ("uscc", "product_id")
 STAMPS = ("as_of", "snapshot_id")  # one value per night on every row: in the manifest, not in the changes
 CHANGES, MANIFEST, FULL = "changes.parquet", "manifest.json", "eligibility.parquet"
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # as `full_table_on` spells them; ISO order
+FULL_TABLE_AT_MOST_DAYS_APART = 7  # a bank never applies more than a week of change files
 REASONS = {
     "authorisation_ended": "授权终止、撤回或暂不可核实 / the firm's authorisation ended, was revoked or cannot be verified",
     "left_programme": "企业不再参评(注销、吊销或迁出) / the firm is no longer decided on",
@@ -68,11 +76,34 @@ def _day(name: str) -> date | None:
     return day if day.isoformat() == name else None
 
 
+def _published_days(bank_dir: Path, full_only: bool) -> list[date]:
+    """The dates of the bank's published folders (a full table or a manifest in them); `full_only`:
+    those holding the full table."""
+    return [day for path in (Path(bank_dir).iterdir() if Path(bank_dir).is_dir() else ())
+            if (day := _day(path.name)) is not None and ((path / FULL).is_file()
+                                                         or (not full_only and (path / MANIFEST).is_file()))]
+
+
 def previous_publication(bank_dir: Path, as_of: date) -> date | None:
-    """The bank's newest date folder before `as_of` holding a full table (what tonight's changes are against)."""
-    days = [day for path in (Path(bank_dir).iterdir() if Path(bank_dir).is_dir() else ())
-            if (day := _day(path.name)) is not None and day < as_of and (path / FULL).is_file()]
-    return max(days, default=None)
+    """The bank's newest publication before `as_of` (what tonight's changes are against)."""
+    return max((day for day in _published_days(bank_dir, False) if day < as_of), default=None)
+
+
+def full_table_reason(bank_dir: Path, as_of: date, weekdays: frozenset[int], backfill: bool = False) -> str | None:
+    """Why the bank's folder of `as_of` gets the full table, or None when the change files are enough.
+    `weekdays`: the bank's days for it (ISO, Monday 1)."""
+    last = max((day for day in _published_days(bank_dir, True) if day < as_of), default=None)
+    if last is None:
+        return "first publication"
+    if backfill:  # a past date published after newer ones is for rebuilding that date: whole
+        return "backfill"
+    if (Path(bank_dir) / as_of.isoformat() / FULL).is_file():
+        return "published again over a full table"  # later nights' changes may start from it
+    if as_of.isoweekday() in weekdays:
+        return f"weekly ({WEEKDAYS[as_of.isoweekday() - 1]})"
+    if (as_of - last).days >= FULL_TABLE_AT_MOST_DAYS_APART:
+        return f"{(as_of - last).days} days since the full table of {last}"
+    return None
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation: SQL) -> list[tuple[str, str]]:
@@ -132,9 +163,14 @@ def changes_sql(table: SQL, columns: list[tuple[str, str]], priors_sql: list[SQL
 
 
 def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank_dir: Path, as_of: date,
-                  bank_id: str, authorised: SQL, backfill: bool = False) -> dict:
+                  bank_id: str, authorised: SQL, backfill: bool = False, full_reason: str | None = "every night",
+                  stored: tuple[date, SQL] | None = None) -> dict:
     """The date's change files and manifest into `folder` (the bank's date folder being written, whose
-    full table is already in it). `backfill`: a past date published after newer ones."""
+    full table is already in it: its SHA-256 goes into the manifest, and the caller removes it when the
+    manifest's `full_table` is null). `backfill`: a past date published after newer ones. `full_reason`:
+    why the full table stays (`full_table_reason`), None when it goes; a change of columns keeps it too.
+    `stored`: the date and a copy of the bank's table as it stood before tonight's, read in place of a
+    folder without its full table."""
     total, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({', '.join(KEY)})) FILTER "
                                   f"({' AND '.join(f'{k} IS NOT NULL' for k in KEY)}) FROM {table}").fetchone()
     if distinct != total:  # a pair twice, or without its key, could not be changed or withdrawn
@@ -148,16 +184,21 @@ def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank
                                "publication must hold one")
         stamps[stamp] = values[0] if values else None
     base_day = previous_publication(bank_dir, as_of)
-    base_file = bank_dir / base_day.isoformat() / FULL if base_day else None
-    replaced = bank_dir / as_of.isoformat() / FULL  # this date published before: it may have reached the bank
-    files = [p for p in (base_file, replaced) if p is not None and p.is_file()]
-    priors_sql = [f"read_parquet({lit(str(p))})" for p in files]
-    if base_file is None and files:  # a first publication published again: its base is nothing
-        priors_sql = [f"(SELECT * FROM {table} WHERE false)", *priors_sql]
-    columns = _columns(con, table)
-    schema_changed = any(_columns(con, prior_sql) != columns for prior_sql in priors_sql)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _changes AS "
-                f"{changes_sql(table, columns, priors_sql, schema_changed, as_of, bank_id, authorised)}")
+    replaced = bank_dir / as_of.isoformat()  # this date published before: it may have reached the bank
+    loaded: list[str] = []
+    try:
+        priors_sql = [_prior_sql(con, bank_dir, day, stored, loaded)
+                      for day in (base_day, as_of if (replaced / MANIFEST).is_file() or (replaced / FULL).is_file()
+                                  else None) if day is not None]
+        if base_day is None and len(priors_sql) == 1:  # a first publication published again: its base is nothing
+            priors_sql = [f"(SELECT * FROM {table} WHERE false)", *priors_sql]
+        columns = _columns(con, table)
+        schema_changed = any(_columns(con, prior_sql) != columns for prior_sql in priors_sql)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _changes AS "
+                    f"{changes_sql(table, columns, priors_sql, schema_changed, as_of, bank_id, authorised)}")
+    finally:
+        for name in loaded:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
     try:
         con.execute(f"COPY _changes TO {lit(str(folder / CHANGES))} (FORMAT parquet)")
         excel_csv(con, "SELECT * FROM _changes", folder / "changes.csv")
@@ -166,15 +207,34 @@ def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank
                                    "ORDER BY reason").fetchall())
     finally:
         con.execute("DROP TABLE _changes")
+    if schema_changed and full_reason is None:  # every pair is listed anyway: the full table costs nothing more
+        full_reason = "columns changed"
     manifest = {"bank_id": bank_id, "as_of": as_of.isoformat(), "base": base_day.isoformat() if base_day else None,
-                "base_sha256": _table_sha256(base_file.parent) if base_file else None, "backfill": backfill,
-                "schema_changed": schema_changed,
+                "base_sha256": _table_sha256(bank_dir / base_day.isoformat()) if base_day else None,
+                "backfill": backfill, "schema_changed": schema_changed, "full_table": full_reason,
                 "stamps": stamps, "rows": total, "table_sha256": file_sha256(folder / FULL),
                 "changes": {k: counts.get(k, 0) for k in ("insert", "update", "withdraw")}, "reasons": reasons,
                 "duckdb": duckdb.__version__}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n",
                                    encoding="utf-8")
     return manifest
+
+
+def _prior_sql(con: duckdb.DuckDBPyConnection, bank_dir: Path, day: date, stored: tuple[date, SQL] | None,
+               loaded: list[str]) -> SQL:
+    """The bank's published table of `day`: its folder's full table; else the stored copy when it holds
+    that date (the rows its manifest counts); else rebuilt from the last full table and the change files
+    since (a temporary table, named in `loaded` for the caller to drop)."""
+    folder = bank_dir / day.isoformat()
+    if (folder / FULL).is_file():
+        return f"read_parquet({lit(str(folder / FULL))})"
+    if stored is not None and stored[0] == day and \
+            con.execute(f"SELECT count(*) FROM {stored[1]}").fetchone()[0] == _manifest(folder)["rows"]:
+        return stored[1]
+    name = f"_prior_{len(loaded)}"
+    loaded.append(name)
+    load_table(con, name, bank_dir, day)
+    return name
 
 
 def _table_sha256(folder: Path) -> str:
@@ -204,62 +264,28 @@ def _manifest(folder: Path) -> dict:
     return manifest
 
 
-def _apply_chain(bank_dir: Path, first: Path, chain: list[tuple[date, dict]], folder: Path) -> None:
-    """The full table `first`, then each night's changes of `chain` (newest first), into `folder` as
-    publication writes a table; each step's rows counted against its manifest."""
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute(f"CREATE TABLE t AS SELECT * FROM read_parquet({lit(str(first))})")
-        for day, manifest in reversed(chain):
-            changes = bank_dir / day.isoformat() / CHANGES
-            if not changes.is_file():
-                raise RebuildError(f"{changes}: missing")
-            c = f"read_parquet({lit(str(changes))})"
-            columns = ", ".join(q(name) for name, _ in _columns(con, c) if name not in ("change", "reason"))
-            if manifest.get("schema_changed"):  # every pair is listed: the night's table is its rows
-                con.execute(f"CREATE OR REPLACE TABLE t AS SELECT {columns} FROM {c} WHERE change <> 'withdraw'")
-            else:
-                con.execute(f"DELETE FROM t USING {c} c WHERE {' AND '.join(f't.{q(k)} = c.{q(k)}' for k in KEY)}")
-                con.execute(f"INSERT INTO t SELECT {columns} FROM {c} WHERE change <> 'withdraw'")
-            stamps = manifest["stamps"]
-            con.execute(f"UPDATE t SET {', '.join(f'{q(s)} = ?' for s in STAMPS)}", [stamps[s] for s in STAMPS])
-            if (n := con.execute("SELECT count(*) FROM t").fetchone()[0]) != manifest["rows"]:
-                raise RebuildError(f"{changes}: gives {n:,} rows where the manifest of {day} counts {manifest['rows']:,}")
-        con.execute(f"CREATE TABLE eligibility AS SELECT * FROM t ORDER BY {', '.join(KEY)}")
-        con.execute(f"COPY eligibility TO {lit(str(folder / FULL))} (FORMAT parquet)")
-        excel_csv(con, "SELECT * FROM eligibility", folder / "eligibility.csv")
-    except duckdb.Error as exc:
-        raise RebuildError(f"{bank_dir.name}: a change file cannot be read or applied ({str(exc).splitlines()[0]})") from None
-    finally:
-        con.close()
-
-
-def rebuild(bank_dir: Path, as_of: date, start: date, out: Path) -> Path:
-    """The full table of `as_of` rebuilt from the full table of the earlier date `start` and the change
-    files of every publication between them (following each manifest's `base`), written to the new or
-    empty folder `out` as `eligibility.parquet` and `eligibility.csv`, as publication writes them;
-    refused, naming the file, where a folder does not lead back to `start`, a change file does not
-    give the rows its manifest counts, or the result is not the table published."""
-    bank_dir, out = Path(bank_dir), Path(out)
-    if start > as_of:
+def chain_to(bank_dir: Path, as_of: date, start: date | None = None) -> tuple[Path, list[tuple[date, dict]]]:
+    """The full table to start from and the nights whose change files lead from it to `as_of` (newest
+    first, each with its manifest), following each manifest's `base` back to `start`, or (None) to the
+    newest folder on the way holding a full table; refused, naming the folder, where the way does not
+    lead there or a change file was made against another table than the one there now."""
+    bank_dir = Path(bank_dir)
+    if start is not None and start > as_of:
         raise RebuildError(f"--from {start} is after the date to rebuild, {as_of}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RebuildError(f"{out}: exists and is not an empty folder")
-    if out.resolve().is_relative_to(bank_dir.parent.resolve()):
-        raise RebuildError(f"{out}: inside the publication folder {bank_dir.parent}; choose a folder outside it")
     chain, day = [], as_of
-    while day != start:
+    while day != start and not (start is None and (bank_dir / day.isoformat() / FULL).is_file()):
         folder = bank_dir / day.isoformat()
         manifest = _manifest(folder)
         base = _day(manifest["base"]) if manifest["base"] else None
         if base is not None and base >= day:  # a base must be older: a chain that loops is a damaged folder
             raise RebuildError(f"{folder / MANIFEST}: base {base} is not before {day}")
-        if base is None or base < start:
-            raise RebuildError(f"{bank_dir.name}: the changes of {as_of} do not lead back to {start}: the changes of "
-                               f"{day} are against {base or 'nothing (the first publication)'}")
+        if base is None or (start is not None and base < start):
+            raise RebuildError(f"{bank_dir.name}: the changes of {as_of} do not lead back to "
+                               f"{start or 'a full table'}: the changes of {day} are against "
+                               f"{base or 'nothing (the first publication)'}")
         chain.append((day, manifest))
         day = base
-    first = bank_dir / start.isoformat() / FULL
+    first = bank_dir / day.isoformat() / FULL
     if not first.is_file():
         raise RebuildError(f"{first}: no full table to start from")
     expected = file_sha256(first)
@@ -269,17 +295,69 @@ def rebuild(bank_dir: Path, as_of: date, start: date, out: Path) -> Path:
                                f"of {manifest['base']} than the one there now (published again since): start from "
                                f"{day} or later")
         expected = manifest["table_sha256"]
+    return first, chain
+
+
+def load_table(con: duckdb.DuckDBPyConnection, name: str, bank_dir: Path, as_of: date, start: date | None = None) -> None:
+    """The bank's published table of `as_of` as the temporary table `name` of `con`, ordered as
+    published: its folder's full table, or the last full table (`start`'s, if given) with the change
+    files since applied, each step's rows counted against its manifest."""
+    first, chain = chain_to(bank_dir, as_of, start)
+    work = f"{name}_work"
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {work} AS SELECT * FROM read_parquet({lit(str(first))})")
+        for day, manifest in reversed(chain):
+            changes = Path(bank_dir) / day.isoformat() / CHANGES
+            if not changes.is_file():
+                raise RebuildError(f"{changes}: missing")
+            c = f"read_parquet({lit(str(changes))})"
+            columns = ", ".join(q(column) for column, _ in _columns(con, c) if column not in ("change", "reason"))
+            if manifest.get("schema_changed"):  # every pair is listed: the night's table is its rows
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {work} AS SELECT {columns} FROM {c} WHERE change <> 'withdraw'")
+            else:
+                con.execute(f"DELETE FROM {work} t USING {c} c WHERE {' AND '.join(f't.{q(k)} = c.{q(k)}' for k in KEY)}")
+                con.execute(f"INSERT INTO {work} SELECT {columns} FROM {c} WHERE change <> 'withdraw'")
+            stamps = manifest["stamps"]
+            con.execute(f"UPDATE {work} SET {', '.join(f'{q(s)} = ?' for s in STAMPS)}", [stamps[s] for s in STAMPS])
+            if (n := con.execute(f"SELECT count(*) FROM {work}").fetchone()[0]) != manifest["rows"]:
+                raise RebuildError(f"{changes}: gives {n:,} rows where the manifest of {day} counts {manifest['rows']:,}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {work} ORDER BY {', '.join(KEY)}")
+    except duckdb.Error as exc:
+        raise RebuildError(f"{Path(bank_dir).name}: a change file cannot be read or applied "
+                           f"({str(exc).splitlines()[0]})") from None
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {work}")
+
+
+def rebuild(bank_dir: Path, as_of: date, start: date | None, out: Path) -> Path:
+    """The full table of `as_of` rebuilt from the full table of the earlier date `start` (None: the
+    last full table before it) and the change files of every publication between them (following each
+    manifest's `base`), written to the new or empty folder `out` as `eligibility.parquet` and
+    `eligibility.csv`, as publication writes them; refused, naming the file, where a folder does not
+    lead back to `start`, a change file does not give the rows its manifest counts, or the result is
+    not the table published."""
+    bank_dir, out = Path(bank_dir), Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RebuildError(f"{out}: exists and is not an empty folder")
+    if out.resolve().is_relative_to(bank_dir.parent.resolve()):
+        raise RebuildError(f"{out}: inside the publication folder {bank_dir.parent}; choose a folder outside it")
+    _, chain = chain_to(bank_dir, as_of, start)
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    con = duckdb.connect(":memory:")
     try:
-        _apply_chain(bank_dir, first, chain, tmp)
+        load_table(con, "eligibility", bank_dir, as_of, start)
+        con.execute(f"COPY eligibility TO {lit(str(tmp / FULL))} (FORMAT parquet)")
+        excel_csv(con, "SELECT * FROM eligibility", tmp / "eligibility.csv")
         if chain and file_sha256(tmp / FULL) != chain[0][1]["table_sha256"]:
             raise RebuildError(f"{bank_dir.name} {as_of}: the rebuilt table is not the table published (SHA-256 "
                                "differs): a change file or a full table was altered")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left
         raise
+    finally:
+        con.close()
     if out.exists():
         out.rmdir()
     os.replace(tmp, out)

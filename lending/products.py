@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import pandas as pd
 from pydantic import AfterValidator, FiniteFloat, StrictStr, ValidationInfo, field_validator, model_validator
 
+from lending.delta import WEEKDAYS
 from valuecredit.configfile import (
     ConfigError,
     Invalid,
@@ -61,6 +62,7 @@ class ProductCatalogue:
     programme: dict
     banks: dict[str, str]  # bank_id -> name
     products: list[dict]
+    full_table_days: dict[str, frozenset[int]]  # bank_id -> the weekdays (ISO) its folder gets the full table
 
     def bank(self, bank_id: str) -> str:
         """`bank_id` when the catalogue has that bank, spelled exactly (`b03` is not B03); refused
@@ -215,6 +217,15 @@ class _Programme(Schema):
 class _Bank(Schema):
     bank_id: StrictStr
     name: NonBlank
+    full_table_on: list[StrictStr] = ["Mon"]  # the weekdays the full table is published (lending.delta)
+
+    @field_validator("full_table_on")
+    @classmethod
+    def _weekdays(cls, days: list[str]) -> list[str]:
+        if not days or any(d not in WEEKDAYS for d in days) or len(set(days)) != len(days):
+            raise ValueError(f"must be a list of distinct weekdays from {', '.join(WEEKDAYS)} (all seven: every "
+                             f"night), found {days!r}")
+        return days
 
     @field_validator("bank_id")
     @classmethod
@@ -272,4 +283,5 @@ def load_products(path: Path | str | None = None) -> ProductCatalogue:
     path = Path(path or DEFAULT_PRODUCTS)
     f, doc = validated(path, _ProductsFile, ProductError, "product catalogue")
     return ProductCatalogue(path, f.version, content_hash(doc), doc["programme"], {b.bank_id: b.name for b in f.banks},
-                            doc["products"])
+                            doc["products"],
+                            {b.bank_id: frozenset(WEEKDAYS.index(d) + 1 for d in b.full_table_on) for b in f.banks})

@@ -3,12 +3,13 @@ masked, with the model, catalogue and product-catalogue versions and the data sn
 
 In DuckDB each bank has a schema (`bank_b01`, ...) whose `eligibility` table is replaced inside one
 transaction for all banks: a reader sees yesterday's tables or today's, never a mix or a partial
-one. On disk each bank has a folder `<out>/<bank_id>/<date>/` with `eligibility.parquet`,
-`eligibility.csv` (UTF-8 with BOM, so Excel shows the Chinese text), `eligibility.xlsx` (the
-eligible rows and the near misses, for people), `early_warnings.csv` (the bank's borrowers' open
-warnings and those closed that day; also the table `early_warnings`), and `changes.parquet`,
-`changes.csv` and `manifest.json`: the pairs inserted, updated and withdrawn since the bank's previous
-publication, with the reason of each withdrawal (`lending.delta`); the folder is written aside and renamed into place
+one. On disk each bank has a folder `<out>/<bank_id>/<date>/` with `changes.parquet`, `changes.csv`
+and `manifest.json` (the pairs inserted, updated and withdrawn since the bank's previous publication,
+with the reason of each withdrawal: `lending.delta`), `early_warnings.csv` (the bank's borrowers' open
+warnings and those closed that day; also the table `early_warnings`) and, on the bank's full-table
+days (weekly unless the catalogue says otherwise, `lending.delta.full_table_reason`), the full table:
+`eligibility.parquet`, `eligibility.csv` (UTF-8 with BOM, so Excel shows the Chinese text) and
+`eligibility.xlsx` (the eligible rows and the near misses, for people); the folder is written aside and renamed into place
 (a date published again: exchanged with its old folder in one step), then `LATEST` is replaced.
 Publication never goes backwards: a date older than a bank's `LATEST` (a re-run or a backfill) writes
 its own folder, but neither moves `LATEST` nor replaces the bank's tables, which stay on the newest date
@@ -38,7 +39,7 @@ import pandas as pd
 from rustpy_xlsxwriter import FastExcel, Format
 
 from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
-from lending.delta import REASONS, write_changes
+from lending.delta import REASONS, full_table_reason, write_changes
 from lending.eligibility import CONDITIONS, MATCH_DEGREE, PAIR_VALUES
 from lending.gate import authorised_firms_sql, bank_facing_firms_sql
 from lending.products import ProductCatalogue
@@ -171,21 +172,25 @@ class PublishSummary:
     folder: str
 
 
-def _write_files(con: duckdb.DuckDBPyConnection, schema: str, folder: Path, as_of: date, books: Executor) -> Future:
-    """The bank's tables, as just created in `schema`, to files: DuckDB writes the Parquet and CSV
-    (in the tables' order); the workbook holds what people read: the eligible rows and the firms one
-    condition short of one of the bank's products and eligible for none of them (the bank's prospects).
+def _write_files(con: duckdb.DuckDBPyConnection, schema: str, folder: Path, as_of: date, books: Executor,
+                 full: bool) -> Future | None:
+    """The bank's tables, as just created in `schema`, to files beside the change files: the early
+    warnings and the data dictionary every night; with the full table (`full`) its CSV (DuckDB wrote
+    the Parquet already) and the workbook of what people read: the eligible rows and the firms one
+    condition short of one of the bank's products and eligible for none of them (the bank's prospects);
+    without it the Parquet goes (it was written for its SHA-256, which the manifest keeps).
     The workbook is written by `books` while DuckDB goes on with the
     next bank (the Rust writer and zlib leave Python's lock); the caller waits for it."""
-    folder.mkdir(parents=True)
     excel_csv(con, f"SELECT * FROM {q(schema)}.early_warnings", folder / "early_warnings.csv")
-    con.execute(f"COPY {q(schema)}.eligibility TO {lit(str(folder / 'eligibility.parquet'))} (FORMAT parquet)")
+    _dictionary(folder / "data_dictionary.csv")
+    if not full:
+        (folder / "eligibility.parquet").unlink()
+        return None
     excel_csv(con, f"SELECT * FROM {q(schema)}.eligibility", folder / "eligibility.csv")
     sheets = {"eligible 可贷": "eligible",
               "near misses 差一步": "NOT eligible AND gates = '' AND shortfalls <> '' AND NOT contains(shortfalls, ';') "
                                     f"AND uscc NOT IN (SELECT uscc FROM {q(schema)}.eligibility WHERE eligible)"}
     frames = {name: con.execute(f"SELECT * FROM {q(schema)}.eligibility WHERE {where}").df() for name, where in sheets.items()}
-    _dictionary(folder / "data_dictionary.csv")
     return books.submit(_workbook, folder / "eligibility.xlsx", frames, as_of)
 
 
@@ -263,10 +268,15 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                 book = None
                 for bank in banks:
                     schema, kind = bank_schema(bank), "TABLE"
-                    backfill = _tables_date(con, bank, schema) > as_of
+                    stored_day = _tables_date(con, bank, schema)
+                    backfill = stored_day > as_of
+                    stored = None
                     if backfill:  # the bank's tables stay on their newer date
                         schema, kind = BACKFILL_SCHEMA, "TEMP TABLE"
                     else:
+                        if _has_table(con, schema):  # what the bank was given last: tonight's changes may be against it
+                            con.execute(f"CREATE OR REPLACE TEMP TABLE _stored AS SELECT * FROM {q(schema)}.eligibility")
+                            stored = (stored_day, "_stored")
                         con.execute("INSERT OR REPLACE INTO decisions.published_tables VALUES (?, ?)", [bank, as_of])
                         con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
                     con.execute(f"CREATE OR REPLACE {kind} {q(schema)}.eligibility AS {bank_rows_sql(as_of, bank, '_published')}")
@@ -276,8 +286,14 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                     tmp = out / bank / f".{as_of.isoformat()}.partial"
                     shutil.rmtree(tmp, ignore_errors=True)
                     staged[bank] = tmp
-                    previous, book = book, _write_files(con, schema, tmp, as_of, books)
-                    write_changes(con, f"{q(schema)}.eligibility", tmp, out / bank, as_of, bank, "_authorised", backfill)
+                    tmp.mkdir(parents=True)
+                    # the full table every night, for its SHA-256 (what a bank's rebuild is checked against)
+                    con.execute(f"COPY {q(schema)}.eligibility TO {lit(str(tmp / 'eligibility.parquet'))} (FORMAT parquet)")
+                    full_reason = full_table_reason(out / bank, as_of, products.full_table_days[bank], backfill)
+                    manifest = write_changes(con, f"{q(schema)}.eligibility", tmp, out / bank, as_of, bank, "_authorised",
+                                             backfill, full_reason, stored)
+                    con.execute("DROP TABLE IF EXISTS _stored")
+                    previous, book = book, _write_files(con, schema, tmp, as_of, books, manifest["full_table"] is not None)
                     if previous is not None:  # one workbook in hand at a time: memory stays bounded
                         previous.result()
                 if book is not None:
@@ -295,13 +311,17 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     return PublishSummary(as_of, len(banks), rows, str(out))
 
 
+def _has_table(con: duckdb.DuckDBPyConnection, schema: str) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'eligibility'",
+                       [schema]).fetchone()[0] > 0
+
+
 def _tables_date(con: duckdb.DuckDBPyConnection, bank: str, schema: str) -> date:
     """The date the bank's tables hold: as recorded, or (a store published before the record was
     kept) the newest date in its eligibility table; `date.min` when it has none."""
     recorded = con.execute("SELECT as_of FROM decisions.published_tables WHERE bank_id = ?", [bank]).fetchone()
     found = [recorded[0]] if recorded else []
-    if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'eligibility'",
-                   [schema]).fetchone()[0]:
+    if _has_table(con, schema):
         found += [d for (d,) in con.execute(f"SELECT max(as_of) FROM {q(schema)}.eligibility").fetchall() if d]
     return max(found, default=date.min)
 

@@ -555,7 +555,8 @@ def cmd_bank_rebuild(args: argparse.Namespace) -> int:
     products = load_products(_in_force(args, "products", args.products))
     day, folder = published_folder(_in_force(args, "publish_folder", args.publish), args.bank, args.date, products)
     path = rebuild(folder.parent, day, args.start, Path(args.out))
-    console.print(f"bank {args.bank}: the table of {day} rebuilt from {args.start} and the changes since, in {path.parent}")
+    start = args.start or "the last full table"
+    console.print(f"bank {args.bank}: the table of {day} rebuilt from {start} and the changes since, in {path.parent}")
     return 0
 
 
@@ -836,7 +837,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "copy; a past date may hold firms that have withdrawn since: not for a bank)")
     br.add_argument("--bank", required=True)
     br.add_argument("--date", type=_date, help="the date to rebuild (default: the bank's LATEST)")
-    br.add_argument("--from", dest="start", type=_date, required=True, help="the earlier published date to start from")
+    br.add_argument("--from", dest="start", type=_date, help="the earlier published date with a full table to start "
+                                                              "from (default: the last full table before --date)")
     br.add_argument("--out", required=True, help="a folder for eligibility.parquet and eligibility.csv")
     br.add_argument("--db", default=str(DEFAULT_DB), help="the store, whose publish/ folder is read")
     br.add_argument("--publish", help="the publication folder (default: publish/ beside the store)")

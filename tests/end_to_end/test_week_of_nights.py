@@ -17,6 +17,7 @@ from data_contracts.contracts import contract_for
 from lending.delta import rebuild
 from lending.eligibility import build_eligibility
 from lending.products import load_products
+from lending.publish import publish
 from models.nightly import load_reason_codes, pinned_model, score_pd
 from models.registry import champion, last_decision, record_decision
 from pipelines.run import run_nightly
@@ -24,7 +25,7 @@ from scoring.catalogue import load_catalogue
 from scoring.score import build_indicators, build_scores
 from simulate.landing import deliver
 from tests.conftest import redeliver, trained_version
-from tests.lending.test_access import in_publication, revoke
+from tests.lending.test_access import bank_table, in_publication, revoke
 from tests.night_tables import TABLES, assert_same_tables
 from valuecredit.store import connect
 
@@ -43,6 +44,7 @@ class Week:
         self.work, self.landing = work, landing
         self.store = work / "store"
         self.db, self.registry = self.store / "night.duckdb", self.store / "models"
+        self.full = work / "full_publications"  # each night published whole, by date
         self.summaries, self.plans, self.compared = {}, {}, []
 
     def read(self, sql: str, params=()) -> pd.DataFrame:
@@ -71,11 +73,17 @@ class Week:
         plan = con.execute("SELECT * FROM meta.night_plans WHERE as_of = ?", [day])
         self.plans[day] = dict(zip([c[0] for c in plan.description], plan.fetchone()))
         con.close()
-        if self.plans[day]["full_reason"]:
-            return  # a full night is its own reference
-        # the same date again, every firm computed, on a copy of the store as the night left it
+        # the same date again on a copy of the store as the night left it: published whole (a fresh
+        # folder's first publication), the reference of what the banks' change files must give
         reference = self.work / "reference.duckdb"
         shutil.copy(self.db, reference)
+        con = connect(reference)
+        publish(con, day, load_products(), self.full / day.isoformat())
+        con.close()
+        if self.plans[day]["full_reason"]:
+            reference.unlink()
+            return  # a full night is its own reference
+        # and every firm computed again
         con, cat = connect(reference), load_catalogue()
         build_indicators(con, day, "the week's reference")
         build_scores(con, day, cat)
@@ -243,25 +251,33 @@ def test_a_firm_newly_on_a_negative_list_is_vetoed(week):
 
 def test_a_bank_loading_only_the_change_files_holds_every_nights_table(week, tmp_path):
     """Over the whole week (a model arriving, a retrain, a late file, a correction, a revocation, a
-    veto), every bank's first table and each night's change file give each night's table, byte for
-    byte; the revocation and the veto reach every bank that held the firm the night they happen,
+    veto), every bank's first table, or its last full one (the Monday's), and each night's change file
+    give each night's table, byte for byte as a full publication of the night; the revocation and the veto reach every bank that held the firm the night they happen,
     with their reason, and the revoked firm as its key alone."""
     w, events = week
     publish = w.store / "publish"
+    full_nights = set()
     for bank in sorted(p.name for p in publish.iterdir()):
         for day in DAYS[1:]:
-            rebuilt = rebuild(publish / bank, day, DAYS[0], tmp_path / bank / day.isoformat())
-            assert rebuilt.read_bytes() == (publish / bank / day.isoformat() / "eligibility.parquet").read_bytes()
+            whole = w.full / day.isoformat() / bank / day.isoformat()
+            if (publish / bank / day.isoformat() / "eligibility.parquet").is_file():
+                full_nights.add(day)
+                assert (publish / bank / day.isoformat() / "eligibility.parquet").read_bytes() == \
+                    (whole / "eligibility.parquet").read_bytes()
+            for start, name in ((DAYS[0], "from the first"), (None, "from the last full")):
+                rebuilt = rebuild(publish / bank, day, start, tmp_path / bank / day.isoformat() / name)
+                assert rebuilt.read_bytes() == (whole / "eligibility.parquet").read_bytes(), (bank, day, name)
+    assert full_nights == {date(2026, 11, 23)}  # the week's Monday; the other nights hold the change files only
     revoked, vetoed, told = events["revoked"], events["vetoed"], {"revoked": 0, "vetoed": 0}
     for bank in sorted(p.name for p in publish.iterdir()):
         d6 = pd.read_parquet(publish / bank / DAYS[5].isoformat() / "changes.parquet")
-        held = set(pd.read_parquet(publish / bank / DAYS[4].isoformat() / "eligibility.parquet").uscc)
+        held = set(bank_table(publish, bank, DAYS[4]).uscc)
         gone = d6[d6.uscc == revoked]
         assert (revoked in held) == (len(gone) > 0)
         assert (gone.change == "withdraw").all() and (gone.reason == "authorisation_ended").all()
         assert gone.drop(columns=["change", "reason", "uscc", "product_id"]).isna().all().all()
         told["revoked"] += len(gone) > 0
-        before = pd.read_parquet(publish / bank / DAYS[5].isoformat() / "eligibility.parquet")
+        before = bank_table(publish, bank, DAYS[5])
         was_eligible = set(before[(before.uscc == vetoed) & before.eligible].product_id)
         d7 = pd.read_parquet(publish / bank / DAYS[6].isoformat() / "changes.parquet")
         lost = d7[(d7.uscc == vetoed) & (d7.reason == "vetoed")]

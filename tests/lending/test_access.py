@@ -15,7 +15,9 @@ import pytest
 from data_contracts.contracts import CONTRACTS
 from data_contracts.personal import PERSONAL_COLUMNS, PURPOSES, reads
 from lending.access import DEFAULT_MEMORY, TIMEOUT_ENV, AccessError, bank_connection
-from lending.products import UnknownBank
+from lending.delta import load_table
+from lending.products import UnknownBank, load_products
+from lending.publish import publish
 from pipelines.cli import main
 from pipelines.run import run_nightly
 from tests.conftest import redeliver
@@ -37,20 +39,34 @@ def revoke(landing: Path, firm: str, on: date, delivered: date) -> None:
 
 
 def in_publication(store: Path, day: date) -> dict[str, set[str]]:
-    """Each bank's firms on `day`: in its table, its Parquet and its CSV (all three must agree)."""
+    """Each bank's firms on `day`: in its files (the full table's Parquet and CSV on a full-table night,
+    else the last full table and the change files since) and in its table in the store (all agree)."""
     con = duckdb.connect(str(store / "night.duckdb"), read_only=True)
     firms = {}
     for bank in sorted(p.name for p in (store / "publish").iterdir()):
         folder = store / "publish" / bank / day.isoformat()
-        parquet = set(pd.read_parquet(folder / "eligibility.parquet")["uscc"])
-        csv = set(pd.read_csv(folder / "eligibility.csv", encoding="utf-8-sig", dtype=str)["uscc"])
-        assert parquet == csv
+        files = duckdb.connect()
+        load_table(files, "t", folder.parent, day)
+        published = {u for (u,) in files.execute("SELECT uscc FROM t").fetchall()}
+        files.close()
+        if (folder / "eligibility.parquet").is_file():
+            assert published == set(pd.read_csv(folder / "eligibility.csv", encoding="utf-8-sig", dtype=str)["uscc"])
         if (store / "publish" / bank / "LATEST").read_text().strip() == day.isoformat():
             table = {u for (u,) in con.execute(f"SELECT uscc FROM bank_{bank.lower()}.eligibility").fetchall()}
-            assert table == parquet
-        firms[bank] = parquet
+            assert table == published
+        firms[bank] = published
     con.close()
     return firms
+
+
+def bank_table(publish: Path, bank: str, day: date) -> pd.DataFrame:
+    """The bank's table of `day` as its files give it: the full table, or the last one and the change files since."""
+    con = duckdb.connect()
+    try:
+        load_table(con, "t", publish / bank, day)
+        return con.execute("SELECT * FROM t").df()
+    finally:
+        con.close()
 
 
 def gate_flips(store: Path) -> tuple[set[str], set[str]]:
@@ -83,6 +99,11 @@ def two_nights(clean_landing, first_clean_night, tmp_path_factory):
     revoke(landing, firm, DAY1, DAY2)
     summary = run_nightly(DAY2, landing, store / "night.duckdb")
     assert summary.succeeded, (summary.errors, summary.failed_checks)
+    # night 2 is not a full-table night (a Saturday): what a full publication of it gives, for reference
+    shutil.copy(store / "night.duckdb", work / "copy.duckdb")
+    with duckdb.connect(str(work / "copy.duckdb")) as con:
+        publish(con, DAY2, load_products(), work / "full_publication")
+    (work / "copy.duckdb").unlink()
     return store, firm, first, in_publication(store, DAY2)
 
 
@@ -111,9 +132,10 @@ def test_a_banks_connection_holds_its_publication_and_can_read_nothing_else(two_
     assert {u for (u,) in view.con.execute("SELECT uscc FROM eligibility").fetchall()} == second["B03"]
     assert {t for (t,) in view.con.execute("SELECT table_name FROM information_schema.tables").fetchall()} == \
         {"eligibility", "early_warnings"}
-    other = store / "publish" / "B04" / DAY2.isoformat()
+    other = store / "publish" / "B04" / DAY1.isoformat()
     for sql in (f"SELECT * FROM read_parquet('{other / 'eligibility.parquet'}')",
-                f"SELECT * FROM read_csv('{store / 'publish' / 'B03' / '..' / 'B04' / DAY2.isoformat() / 'eligibility.csv'}')",
+                f"SELECT * FROM read_parquet('{other.parent / DAY2.isoformat() / 'changes.parquet'}')",
+                f"SELECT * FROM read_csv('{store / 'publish' / 'B03' / '..' / 'B04' / DAY1.isoformat() / 'eligibility.csv'}')",
                 f"ATTACH '{store / 'night.duckdb'}' AS store (READ_ONLY)",
                 f"COPY eligibility TO '{store / 'publish' / 'B03' / 'copy.csv'}'"):
         with pytest.raises(duckdb.PermissionException, match="disabled by configuration"):
@@ -154,7 +176,7 @@ def test_the_bank_query_command_answers_from_the_sandbox_and_refuses_the_rest(tw
     db = str(store / "night.duckdb")
     assert main(["bank", "query", "--bank", "B03", "--db", db, "SELECT count(*) AS n FROM eligibility"]) == 0
     n = int(capsys.readouterr().out.splitlines()[1])
-    assert n == len(pd.read_parquet(store / "publish" / "B03" / DAY2.isoformat() / "eligibility.parquet"))
+    assert n == len(bank_table(store / "publish", "B03", DAY2))
     assert main(["bank", "query", "--bank", "B03", "--db", db, f"SELECT * FROM '{db}'"]) == 2
     assert "bank B03, publication of 2026-11-28: Permission Error" in capsys.readouterr().err
 
@@ -173,7 +195,7 @@ def test_every_read_of_personal_data_is_logged_with_its_purpose(two_nights, tmp_
     assert all(r["columns"] == ["legal_rep_name"] for r in log if r["purpose"] not in unmasked)
     assert {(DAY1.isoformat(), "contract_check", s) for s in PERSONAL_COLUMNS} <= by  # the sample read is logged too
     # a report asked for on the command line, on a read-only store, is logged too
-    firm = pd.read_parquet(store / "publish" / "B03" / DAY2.isoformat() / "eligibility.parquet")["uscc"].iloc[0]
+    firm = bank_table(store / "publish", "B03", DAY2)["uscc"].iloc[0]
     assert main(["report", "firm", firm, "--db", str(store / "night.duckdb"), "--out", str(tmp_path), "--no-pdf"]) == 0
     last = reads(store / "night.duckdb")[-1]
     assert len(reads(store / "night.duckdb")) == len(log) + 1
@@ -244,7 +266,7 @@ def test_the_sandbox_has_no_temporary_directory_open_to_the_banks_sql(two_nights
     store, *_ = two_nights
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".tmp").mkdir()
-    shutil.copy(store / "publish" / "B04" / DAY2.isoformat() / "eligibility.csv", tmp_path / ".tmp" / "b04.csv")
+    shutil.copy(store / "publish" / "B04" / DAY1.isoformat() / "eligibility.csv", tmp_path / ".tmp" / "b04.csv")
     view = bank_connection(store / "publish", "B03")
     settings = dict(view.con.execute("SELECT name, value FROM duckdb_settings() WHERE name IN "
                                      "('temp_directory', 'max_temp_directory_size', 'enable_external_access', "
@@ -337,9 +359,10 @@ def test_a_past_night_read_again_keeps_out_every_firm_withdrawn_since(two_nights
 
 def test_each_bank_learns_the_same_night_what_changed_and_why_and_the_changes_rebuild_its_table(two_nights, tmp_path,
                                                                                                  capsys):
-    """Beside the full table, each night's folder holds the pairs inserted, updated and withdrawn since
-    the bank's previous publication; a revoked authorisation is a withdrawal with its reason and
-    nothing of the firm but its key; the first table and the changes give the second, byte for byte."""
+    """Each night's folder holds the pairs inserted, updated and withdrawn since the bank's previous
+    publication; a revoked authorisation is a withdrawal with its reason and nothing of the firm but
+    its key; the first table and the changes give the second (a night without the full table), byte for
+    byte as a full publication of that night."""
     import json
 
     store, firm, first, _ = two_nights
@@ -349,7 +372,8 @@ def test_each_bank_learns_the_same_night_what_changed_and_why_and_the_changes_re
         folder = store / "publish" / bank / DAY2.isoformat()
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         old = pd.read_parquet(store / "publish" / bank / DAY1.isoformat() / "eligibility.parquet")
-        new = pd.read_parquet(folder / "eligibility.parquet")
+        new = bank_table(store / "publish", bank, DAY2)
+        assert manifest["full_table"] is None and not (folder / "eligibility.parquet").exists()  # a Saturday
         changes = pd.read_parquet(folder / "changes.parquet")
         assert list(changes.columns) == ["change", "reason", *new.columns]
         assert manifest["base"] == DAY1.isoformat() and manifest["rows"] == len(new)
@@ -380,8 +404,9 @@ def test_each_bank_learns_the_same_night_what_changed_and_why_and_the_changes_re
 
         assert main(["bank", "rebuild", "--bank", bank, "--from", DAY1.isoformat(), "--out", str(tmp_path / bank),
                      "--db", str(store / "night.duckdb")]) == 0
+        full = store.parent / "full_publication" / bank / DAY2.isoformat()  # night 2 published whole
         for name in ("eligibility.parquet", "eligibility.csv"):
-            assert (tmp_path / bank / name).read_bytes() == (folder / name).read_bytes(), (bank, name)
+            assert (tmp_path / bank / name).read_bytes() == (full / name).read_bytes(), (bank, name)
     assert main(["bank", "rebuild", "--bank", "B01", "--date", DAY1.isoformat(), "--from", DAY2.isoformat(),
                  "--out", str(tmp_path / "x"), "--db", str(store / "night.duckdb")]) == 2
     assert "--from 2026-11-28 is after the date to rebuild, 2026-11-27" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from lending.delta import CHANGES, FULL, RebuildError, rebuild, write_changes
+from lending.delta import CHANGES, FULL, RebuildError, full_table_reason, load_table, rebuild, write_changes
 
 D1, D2, D3 = date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 7)
 
@@ -20,7 +20,7 @@ class Bank:
     first full table and then only the change files."""
 
     def __init__(self, root: Path):
-        self.root, self.dir = root, root / "B01"
+        self.root, self.dir, self.full = root, root / "B01", root.parent / "full"
         self.con = duckdb.connect()
         self.con.execute("CREATE SCHEMA decisions")
         self.con.execute("CREATE TABLE decisions.eligibility_firms (uscc VARCHAR, as_of DATE, authorised BOOLEAN)")
@@ -28,8 +28,10 @@ class Bank:
         self.copy = duckdb.connect()
 
     def publish(self, day: date, rows: dict[str, float], authorised: str, registered: str = "AFG",
-                extra: str = "") -> dict:
-        """Publish `rows` (firm -> limit, product P1) for `day`: the gate's tables as given."""
+                extra: str = "", full: str | None = "every night") -> dict:
+        """Publish `rows` (firm -> limit, product P1) for `day`: the gate's tables as given; the full
+        table kept when `full` (as publication's cycle says), else only in `self.full` (what a full
+        publication of the date would have given the bank)."""
         c = self.con
         c.execute("CREATE OR REPLACE TEMP TABLE _authorised AS SELECT unnest(?::VARCHAR[]) AS uscc", [list(authorised)])
         c.execute("DELETE FROM decisions.eligibility_firms WHERE as_of = ?", [day])
@@ -45,7 +47,11 @@ class Bank:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         c.execute(f"COPY elig TO '{tmp / FULL}' (FORMAT parquet)")
-        manifest = write_changes(c, "elig", tmp, self.dir, day, "B01", "_authorised")
+        manifest = write_changes(c, "elig", tmp, self.dir, day, "B01", "_authorised", full_reason=full)
+        (self.full / day.isoformat()).mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp / FULL, self.full / day.isoformat() / FULL)
+        if manifest["full_table"] is None:
+            (tmp / FULL).unlink()
         shutil.rmtree(self.dir / day.isoformat(), ignore_errors=True)
         tmp.rename(self.dir / day.isoformat())
         return manifest
@@ -130,3 +136,52 @@ def test_a_rebuild_refuses_an_altered_file_a_base_published_again_and_a_bad_requ
     with pytest.raises(RebuildError, match="made against another table of 2026-01-06"):
         rebuild(bank.dir, D3, D1, tmp_path / "c")
     assert rebuild(bank.dir, D2, D1, tmp_path / "d").read_bytes() == (bank.dir / D2.isoformat() / FULL).read_bytes()
+
+
+def test_between_full_tables_the_change_files_give_each_nights_table(bank, tmp_path):
+    """Nights without the full table: the bank's loader, `load_table` and `rebuild` each give the table a
+    full publication would have; a re-publication of such a night is against what the bank holds."""
+    bank.publish(D1, {"A": 1, "F": 2}, authorised="AF")
+    bank.load_full(D1)
+    for day, rows, authorised in ((D2, {"A": 1, "F": 5, "G": 3}, "AFG"), (D3, {"A": 7, "G": 3}, "AG")):
+        manifest = bank.publish(day, rows, authorised=authorised, full=None)
+        assert manifest["full_table"] is None and not (bank.dir / day.isoformat() / FULL).exists()
+        bank.apply(day)
+        assert bank.holds() == rows
+    assert bank.changes(D3) == [("update", None, "A", "name of A"), ("withdraw", "authorisation_ended", "F", None)]
+    con = duckdb.connect()
+    for day in (D2, D3):
+        load_table(con, "t", bank.dir, day)
+        assert con.execute("SELECT uscc, limit_fen FROM t ORDER BY uscc").fetchall() == \
+            [(u, v) for u, v in sorted({D2: {"A": 1, "F": 5, "G": 3}, D3: {"A": 7, "G": 3}}[day].items())]
+        out = rebuild(bank.dir, day, None, tmp_path / day.isoformat())
+        assert out.read_bytes() == (bank.full / day.isoformat() / FULL).read_bytes()
+    # D3 run again after G revoked: against D2 and against D3 as the bank may hold it, neither a full table
+    bank.publish(D3, {"A": 7}, authorised="A", full=None)
+    assert bank.changes(D3) == [("update", None, "A", "name of A"), ("withdraw", "authorisation_ended", "F", None),
+                                ("withdraw", "authorisation_ended", "G", None)]
+    bank.apply(D3)
+    assert bank.holds() == {"A": 7}
+    assert rebuild(bank.dir, D3, D1, tmp_path / "again").read_bytes() == (bank.full / D3.isoformat() / FULL).read_bytes()
+    # a change of columns brings the full table
+    manifest = bank.publish(date(2026, 1, 8), {"A": 7}, authorised="A", extra=", 'new'", full=None)
+    assert manifest["full_table"] == "columns changed" and (bank.dir / "2026-01-08" / FULL).is_file()
+
+
+def test_the_full_table_comes_weekly_and_whenever_the_last_is_a_week_old(tmp_path):
+    def folder(day: date, full: bool) -> None:
+        (tmp_path / day.isoformat()).mkdir()
+        (tmp_path / day.isoformat() / (FULL if full else "manifest.json")).write_text("x")
+
+    monday, friday = frozenset({1}), frozenset({5})
+    assert full_table_reason(tmp_path, D1, monday) == "first publication"  # D1 is a Monday
+    folder(D1, True)
+    assert full_table_reason(tmp_path, D2, monday) is None
+    assert full_table_reason(tmp_path, D2, frozenset(range(1, 8))) == "weekly (Tue)"
+    folder(D2, False)
+    assert full_table_reason(tmp_path, D2, monday) is None  # a re-run of a night without it
+    assert full_table_reason(tmp_path, D2, monday, backfill=True) == "backfill"
+    assert full_table_reason(tmp_path, date(2026, 1, 9), friday) == "weekly (Fri)"
+    assert full_table_reason(tmp_path, date(2026, 1, 12), friday) == "7 days since the full table of 2026-01-05"
+    folder(D3, True)  # say a Wednesday's night had it: run again, it keeps it (later changes may start from it)
+    assert full_table_reason(tmp_path, D3, friday) == "published again over a full table"
