@@ -92,9 +92,11 @@ def previous_publication(bank_dir: Path, as_of: date) -> date | None:
 def full_table_reason(bank_dir: Path, as_of: date, weekdays: frozenset[int], backfill: bool = False) -> str | None:
     """Why the bank's folder of `as_of` gets the full table, or None when the change files are enough.
     `weekdays`: the bank's days for it (ISO, Monday 1)."""
-    last = max((day for day in _published_days(bank_dir, True) if day < as_of), default=None)
-    if last is None:
+    if previous_publication(bank_dir, as_of) is None:
         return "first publication"
+    last = max((day for day in _published_days(bank_dir, True) if day < as_of), default=None)
+    if last is None:  # the earlier folders' full tables are gone: nothing to apply changes to
+        return "no full table before"
     if backfill:  # a past date published after newer ones is for rebuilding that date: whole
         return "backfill"
     if (Path(bank_dir) / as_of.isoformat() / FULL).is_file():

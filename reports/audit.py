@@ -8,6 +8,7 @@ configuration change would have decided)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -195,6 +196,44 @@ def segment_outcomes(sample: pd.DataFrame, predicted: np.ndarray, con: duckdb.Du
     return rows
 
 
+VALIDATION_CACHE = ".validation_cache"  # beside the packs: the loan book's segment outcomes, by model and snapshot
+LOAN_BOOK = ("loans", "loan_status", "loan_recoveries", "registry")  # the outcomes, and the segments' registry
+
+
+def loan_book_snapshot(con: duckdb.DuckDBPyConnection, version: str, cat: Catalogue) -> str:
+    """What the loan book's out-of-time outcomes by segment rest on, as a hash: the model, the code and
+    the catalogue; every loaded file of the loan book and the registry (whose current segments they
+    are read by); and every other loaded file delivered by the last disbursement (a loan's features are
+    read as delivered by the day it was disbursed, so a later delivery cannot change them)."""
+    from models.registry import code_version
+
+    last_disbursed = con.execute("SELECT max(disbursed_on) FROM staging.loans").fetchone()[0]
+    files = con.execute(f"""
+        SELECT DISTINCT source, file, sha256, delivered_on FROM meta.ingested_files
+        WHERE status = 'loaded' AND (source IN ({', '.join(lit(s) for s in LOAN_BOOK)}) OR delivered_on <= ?)
+        ORDER BY ALL""", [last_disbursed]).fetchall()
+    text = json.dumps([version, code_version(), cat.content_hash, str(last_disbursed), files], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cached_segments(con: duckdb.DuckDBPyConnection, version: str, model, cat: Catalogue, cache: Path) -> list[dict]:
+    """The model's outcomes by segment on the loan book's out-of-time loans: computed once per model
+    and loan-book snapshot (`loan_book_snapshot`), then read from `cache` (most nights deliver no loan
+    file: the pack's most expensive part need not be redone for the same answer)."""
+    path = cache / f"{version}-{loan_book_snapshot(con, version, cat)[:32]}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, or unreadable: computed again
+        pass
+    _, test = out_of_time_split(training_sample(con, cat))
+    segments = segment_outcomes(test, model.pd(test), con)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(segments), encoding="utf-8")
+    tmp.replace(path)  # a reader sees the whole file or none
+    return segments
+
+
 def grade_rows(validation: dict, cat: Catalogue) -> list[dict]:
     """Per grade, best first: the out-of-time population's firm-months, mean PD and observed
     court-default rate, and the out-of-time loans' count, mean PD and observed default rate."""
@@ -244,9 +283,7 @@ def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat:
             ORDER BY hash(i.uscc) LIMIT {int(dependence_sample)}""", [as_of, feature]).fetchall()
         name = w.feature(feature)
         dependence.append({"feature": name, "svg": charts.scatter(pts, x_label=name, y_label="SHAP")})
-    sample = training_sample(con, cat)
-    _, test = out_of_time_split(sample)
-    segments = segment_outcomes(test, model.pd(test), con)
+    segments = _cached_segments(con, used, model, cat, out / "audit" / VALIDATION_CACHE)
     kinds = {"district_code": "districts", "industry": "industries", "size_class": "size_classes"}
     for seg in segments:
         seg["name"], seg["shown"] = w.name("segments", seg["segment"]), w.labelled(kinds[seg["segment"]], seg["value"])

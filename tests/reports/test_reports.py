@@ -4,6 +4,7 @@ errors, charts drawn), printed to PDF with the Chinese text intact, personal dat
 import html
 import json
 import re
+import shutil
 from datetime import date
 
 import pandas as pd
@@ -213,6 +214,43 @@ def test_the_audit_pack_documents_the_model_that_decided_the_night(night, tmp_pa
     assert str(MONTH_BEFORE) in text and str(DAY) in text  # the nights the version decided
     page = load(path, tmp_path / "a.png")
     assert page.errors == []
+
+
+def test_the_audit_packs_loan_book_validation_is_computed_once_per_model_and_loan_book(night, tmp_path, monkeypatch):
+    """The pack's most expensive part, the model's outcomes by segment on the loan book: a second pack
+    of the same night reads them from the cache and is the same page; a new loan-book file computes
+    them again, and so does a file of another source delivered before the last loan."""
+    import reports.audit as audit
+
+    con, work = night
+    first = audit_pack(con, DAY, work / "models", CAT, tmp_path / "a").read_text(encoding="utf-8")
+    cached = list((tmp_path / "a" / "audit" / audit.VALIDATION_CACHE).iterdir())
+    assert len(cached) == 1 and json.loads(cached[0].read_text())[0]["segment"] == "district_code"
+    computed = []
+    real = audit.segment_outcomes
+    monkeypatch.setattr(audit, "segment_outcomes", lambda *a: computed.append(1) or real(*a))
+    shutil.copytree(tmp_path / "a" / "audit" / audit.VALIDATION_CACHE, tmp_path / "b" / "audit" / audit.VALIDATION_CACHE)
+    again = audit_pack(con, DAY, work / "models", CAT, tmp_path / "b").read_text(encoding="utf-8")
+    assert again == first and computed == []
+    version = con.execute("SELECT any_value(model_version) FROM scores.pd WHERE as_of = ?", [DAY]).fetchone()[0]
+    before = audit.loan_book_snapshot(con, version, CAT)
+    last_loan = con.execute("SELECT max(disbursed_on) FROM staging.loans").fetchone()[0]
+    con.execute("CREATE TEMP TABLE _kept AS SELECT * FROM meta.ingested_files")
+    try:
+        later = "INSERT INTO meta.ingested_files (source, file, sha256, delivered_on, partition_date, status) VALUES "
+        con.execute(later + "('power', 'later.parquet', 'x', ?, ?, 'loaded')", [DAY, DAY])  # after the last loan
+        assert audit.loan_book_snapshot(con, version, CAT) == before
+        con.execute(later + "('power', 'early.parquet', 'y', ?, ?, 'loaded')", [last_loan, DAY])
+        assert audit.loan_book_snapshot(con, version, CAT) != before
+        con.execute("DELETE FROM meta.ingested_files WHERE file = 'early.parquet'")
+        con.execute(later + "('loan_status', 'new.csv', 'z', ?, ?, 'loaded')", [DAY, DAY])
+        assert audit.loan_book_snapshot(con, version, CAT) != before
+        assert audit_pack(con, DAY, work / "models", CAT, tmp_path / "b").read_text(encoding="utf-8") == first
+        assert computed == [1] and len(list((tmp_path / "b" / "audit" / audit.VALIDATION_CACHE).iterdir())) == 2
+    finally:
+        con.execute("DELETE FROM meta.ingested_files")
+        con.execute("INSERT INTO meta.ingested_files SELECT * FROM _kept")
+        con.execute("DROP TABLE _kept")
 
 
 # what a reader's text may hold: visible text only, without what is kept as delivered (names, ids,
