@@ -1,8 +1,8 @@
 """Publication to every bank on a night with the full table and on a night with the change files alone.
 
 Runs on a store decided on two dates (`--base` D0, then `--date` D1, e.g. two `valuecredit run`
-nights). Each run starts the banks afresh (their tables dropped, `decisions.published_tables`
-emptied: this rewrites the store's bank tables, so use a benchmark store), publishes D0 untimed,
+nights). Each run starts the banks afresh (their tables dropped, `decisions.published_tables` and
+`published_table_sha256` emptied: this rewrites the store's bank tables, so use a benchmark store), publishes D0 untimed,
 then times the publication of D1 in its own process:
 
 - `full`: every bank's full-table day is D1's weekday (the weekly night: full table, CSV, workbook,
@@ -36,12 +36,15 @@ from pathlib import Path
 from valuecredit.store import connect
 from lending.products import load_products
 from lending.publish import bank_schema, publish
+from valuecredit.schema import ensure
 con = connect({db!r})
 base, day, out, scenario = date.fromisoformat({base!r}), date.fromisoformat({day!r}), Path({out!r}), {scenario!r}
 products = load_products()
 for bank in products.banks:  # the banks afresh: D0 is their first publication
     con.execute(f"DROP SCHEMA IF EXISTS {{bank_schema(bank)}} CASCADE")
+ensure(con, "decisions.published_tables", "decisions.published_table_sha256")
 con.execute("DELETE FROM decisions.published_tables")
+con.execute("DELETE FROM decisions.published_table_sha256")
 publish(con, base, products, out)
 weekdays = frozenset({{day.isoweekday()}}) if scenario == "full" else frozenset()
 timed = dataclasses.replace(products, full_table_days={{b: weekdays for b in products.banks}})

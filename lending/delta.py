@@ -39,6 +39,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -60,6 +62,15 @@ REASONS = {
     "vetoed": "被准入门槛否决(如负面清单) / a gate now closes the pair",
     "no_longer_eligible": "不再满足产品条件 / the firm now misses a condition",
 }
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The bank's table in the store before tonight's: a copy (`relation`), the date it holds and the
+    SHA-256 of that date's full table as published (recorded when the store committed it)."""
+    relation: SQL
+    as_of: date
+    table_sha256: str | None
 
 
 class RebuildError(RuntimeError):
@@ -92,9 +103,10 @@ def previous_publication(bank_dir: Path, as_of: date) -> date | None:
 def full_table_reason(bank_dir: Path, as_of: date, weekdays: frozenset[int], backfill: bool = False) -> str | None:
     """Why the bank's folder of `as_of` gets the full table, or None when the change files are enough.
     `weekdays`: the bank's days for it (ISO, Monday 1)."""
-    if previous_publication(bank_dir, as_of) is None:
+    previous = previous_publication(bank_dir, as_of)
+    if previous is None:
         return "first publication"
-    last = max((day for day in _published_days(bank_dir, True) if day < as_of), default=None)
+    last = _chain_start(bank_dir, previous)
     if last is None:  # the earlier folders' full tables are gone: nothing to apply changes to
         return "no full table before"
     if backfill:  # a past date published after newer ones is for rebuilding that date: whole
@@ -106,6 +118,20 @@ def full_table_reason(bank_dir: Path, as_of: date, weekdays: frozenset[int], bac
     if (as_of - last).days >= FULL_TABLE_AT_MOST_DAYS_APART:
         return f"{(as_of - last).days} days since the full table of {last}"
     return None
+
+
+def _chain_start(bank_dir: Path, day: date) -> date | None:
+    """The date of the full table the changes of `day` start from (following the manifests' `base`),
+    None where the way back reaches none."""
+    while not (Path(bank_dir) / day.isoformat() / FULL).is_file():
+        try:
+            base = _manifest(Path(bank_dir) / day.isoformat())["base"]
+        except RebuildError:
+            return None
+        if base is None or (earlier := _day(str(base))) is None or earlier >= day:
+            return None
+        day = earlier
+    return day
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation: SQL) -> list[tuple[str, str]]:
@@ -138,9 +164,9 @@ def changes_sql(table: SQL, columns: list[tuple[str, str]], priors_sql: list[SQL
         changed_sql = "true"
     elif len(priors_sql) == 1:
         changed_sql = _differs_sql(compared, "o")
-    else:  # a re-publication: against the base and against the version the bank may already hold
-        changed_sql = " OR ".join(f"EXISTS (SELECT 1 FROM {prior_sql} r WHERE {_match_sql('n', 'r')} AND "
-                                  f"({_differs_sql(compared, 'r')}))" for prior_sql in priors_sql)
+    else:  # a re-publication: unless both the base and the version the bank may already hold have it as tonight
+        changed_sql = " OR ".join(f"NOT EXISTS (SELECT 1 FROM {prior_sql} r WHERE {_match_sql('n', 'r')} AND "
+                                  f"NOT ({_differs_sql(compared, 'r')}))" for prior_sql in priors_sql)
     key_only = ", ".join(f"k.{q(c)}" if c in KEY else f"CAST(NULL AS {type_name(kind)}) AS {q(c)}" for c, kind in columns)
     d = f"DATE {lit(as_of.isoformat())}"
     return f"""
@@ -166,13 +192,13 @@ def changes_sql(table: SQL, columns: list[tuple[str, str]], priors_sql: list[SQL
 
 def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank_dir: Path, as_of: date,
                   bank_id: str, authorised: SQL, backfill: bool = False, full_reason: str | None = "every night",
-                  stored: tuple[date, SQL] | None = None) -> dict:
+                  stored: Stored | None = None) -> dict:
     """The date's change files and manifest into `folder` (the bank's date folder being written, whose
     full table is already in it: its SHA-256 goes into the manifest, and the caller removes it when the
     manifest's `full_table` is null). `backfill`: a past date published after newer ones. `full_reason`:
     why the full table stays (`full_table_reason`), None when it goes; a change of columns keeps it too.
-    `stored`: the date and a copy of the bank's table as it stood before tonight's, read in place of a
-    folder without its full table."""
+    `stored`: the bank's table as it stood before tonight's, read in place of a folder without its full
+    table when it is the table that folder was published with."""
     total, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({', '.join(KEY)})) FILTER "
                                   f"({' AND '.join(f'{k} IS NOT NULL' for k in KEY)}) FROM {table}").fetchone()
     if distinct != total:  # a pair twice, or without its key, could not be changed or withdrawn
@@ -222,17 +248,17 @@ def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank
     return manifest
 
 
-def _prior_sql(con: duckdb.DuckDBPyConnection, bank_dir: Path, day: date, stored: tuple[date, SQL] | None,
+def _prior_sql(con: duckdb.DuckDBPyConnection, bank_dir: Path, day: date, stored: Stored | None,
                loaded: list[str]) -> SQL:
-    """The bank's published table of `day`: its folder's full table; else the stored copy when it holds
-    that date (the rows its manifest counts); else rebuilt from the last full table and the change files
-    since (a temporary table, named in `loaded` for the caller to drop)."""
+    """The bank's published table of `day`: its folder's full table; else the stored copy when it is the
+    table that folder was published with (the same date and SHA-256: a publication whose store
+    committed but whose folder never reached its place is not); else rebuilt from the last full table
+    and the change files since (a temporary table, named in `loaded` for the caller to drop)."""
     folder = bank_dir / day.isoformat()
     if (folder / FULL).is_file():
         return f"read_parquet({lit(str(folder / FULL))})"
-    if stored is not None and stored[0] == day and \
-            con.execute(f"SELECT count(*) FROM {stored[1]}").fetchone()[0] == _manifest(folder)["rows"]:
-        return stored[1]
+    if stored is not None and (stored.as_of, stored.table_sha256) == (day, _manifest(folder)["table_sha256"]):
+        return stored.relation
     name = f"_prior_{len(loaded)}"
     loaded.append(name)
     load_table(con, name, bank_dir, day)
@@ -264,6 +290,33 @@ def _manifest(folder: Path) -> dict:
     if manifest["base"] is not None and _day(str(manifest["base"])) is None:
         raise RebuildError(f"{path}: base {manifest['base']!r} is not a date YYYY-MM-DD")
     return manifest
+
+
+def keep_later_nights_whole(bank_dir: Path, as_of: date) -> list[date]:
+    """Before the folder of `as_of` is replaced (a date published again): every later night whose
+    changes are against it and which has no full table of its own gets one, rebuilt (and checked)
+    from the folder as it still is, so that the nights after it can still be rebuilt once the base
+    they were made against is gone. Returns the nights given a full table; a night whose table
+    cannot be rebuilt already is left as it is."""
+    bank_dir, kept = Path(bank_dir), []
+    for day in sorted(d for d in _published_days(bank_dir, False) if d > as_of):
+        folder = bank_dir / day.isoformat()
+        try:
+            if (folder / FULL).is_file() or _manifest(folder)["base"] != as_of.isoformat():
+                continue
+            con = duckdb.connect(":memory:")
+            try:
+                load_table(con, "t", bank_dir, day)
+                con.execute(f"COPY t TO {lit(str(folder / '.table.tmp'))} (FORMAT parquet)")
+                excel_csv(con, "SELECT * FROM t", folder / ".csv.tmp")
+                os.replace(folder / ".csv.tmp", folder / "eligibility.csv")
+                os.replace(folder / ".table.tmp", folder / FULL)  # last: a folder with its Parquet is whole
+            finally:
+                con.close()
+        except RebuildError:
+            continue
+        kept.append(day)
+    return kept
 
 
 def chain_to(bank_dir: Path, as_of: date, start: date | None = None) -> tuple[Path, list[tuple[date, dict]]]:
@@ -300,10 +353,12 @@ def chain_to(bank_dir: Path, as_of: date, start: date | None = None) -> tuple[Pa
     return first, chain
 
 
-def load_table(con: duckdb.DuckDBPyConnection, name: str, bank_dir: Path, as_of: date, start: date | None = None) -> None:
+def load_table(con: duckdb.DuckDBPyConnection, name: str, bank_dir: Path, as_of: date, start: date | None = None,
+               verify: bool = True) -> None:
     """The bank's published table of `as_of` as the temporary table `name` of `con`, ordered as
     published: its folder's full table, or the last full table (`start`'s, if given) with the change
-    files since applied, each step's rows counted against its manifest."""
+    files since applied, each step's rows counted against its manifest and (`verify`) the result's
+    SHA-256, written as publication writes it, against the one published."""
     first, chain = chain_to(bank_dir, as_of, start)
     work = f"{name}_work"
     try:
@@ -324,6 +379,12 @@ def load_table(con: duckdb.DuckDBPyConnection, name: str, bank_dir: Path, as_of:
             if (n := con.execute(f"SELECT count(*) FROM {work}").fetchone()[0]) != manifest["rows"]:
                 raise RebuildError(f"{changes}: gives {n:,} rows where the manifest of {day} counts {manifest['rows']:,}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {work} ORDER BY {', '.join(KEY)}")
+        if verify and chain:
+            with tempfile.TemporaryDirectory(prefix="valuecredit-rebuild-") as tmp:
+                con.execute(f"COPY {name} TO {lit(str(Path(tmp) / FULL))} (FORMAT parquet)")
+                if file_sha256(Path(tmp) / FULL) != chain[0][1]["table_sha256"]:
+                    raise RebuildError(f"{Path(bank_dir).name} {as_of}: the table rebuilt from the change files is not "
+                                       "the table published (SHA-256 differs): a change file or a full table was altered")
     except duckdb.Error as exc:
         raise RebuildError(f"{Path(bank_dir).name}: a change file cannot be read or applied "
                            f"({str(exc).splitlines()[0]})") from None
@@ -349,7 +410,7 @@ def rebuild(bank_dir: Path, as_of: date, start: date | None, out: Path) -> Path:
     tmp.mkdir(parents=True)
     con = duckdb.connect(":memory:")
     try:
-        load_table(con, "eligibility", bank_dir, as_of, start)
+        load_table(con, "eligibility", bank_dir, as_of, start, verify=False)
         con.execute(f"COPY eligibility TO {lit(str(tmp / FULL))} (FORMAT parquet)")
         excel_csv(con, "SELECT * FROM eligibility", tmp / "eligibility.csv")
         if chain and file_sha256(tmp / FULL) != chain[0][1]["table_sha256"]:

@@ -39,7 +39,7 @@ import pandas as pd
 from rustpy_xlsxwriter import FastExcel, Format
 
 from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
-from lending.delta import REASONS, full_table_reason, write_changes
+from lending.delta import REASONS, Stored, full_table_reason, keep_later_nights_whole, write_changes
 from lending.eligibility import CONDITIONS, MATCH_DEGREE, PAIR_VALUES
 from lending.gate import authorised_firms_sql, bank_facing_firms_sql
 from lending.products import ProductCatalogue
@@ -248,7 +248,8 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     complete, and the folders are then renamed into place."""
     out = Path(out)
     banks = sorted(products.banks)
-    ensure(con, "decisions.early_warnings", "decisions.published_tables")  # never warned: an empty list
+    ensure(con, "decisions.early_warnings", "decisions.published_tables",  # never warned: an empty list
+           "decisions.published_table_sha256")
     for bank in banks:  # what an earlier publication left if it crashed
         _tidy(out / bank)
     staged: dict[str, Path] = {}
@@ -276,7 +277,9 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                     else:
                         if _has_table(con, schema):  # what the bank was given last: tonight's changes may be against it
                             con.execute(f"CREATE OR REPLACE TEMP TABLE _stored AS SELECT * FROM {q(schema)}.eligibility")
-                            stored = (stored_day, "_stored")
+                            sha = con.execute("SELECT table_sha256 FROM decisions.published_table_sha256 "
+                                              "WHERE bank_id = ? AND as_of = ?", [bank, stored_day]).fetchone()
+                            stored = Stored("_stored", stored_day, sha[0] if sha else None)
                         con.execute("INSERT OR REPLACE INTO decisions.published_tables VALUES (?, ?)", [bank, as_of])
                         con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
                     con.execute(f"CREATE OR REPLACE {kind} {q(schema)}.eligibility AS {bank_rows_sql(as_of, bank, '_published')}")
@@ -289,10 +292,15 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                     tmp.mkdir(parents=True)
                     # the full table every night, for its SHA-256 (what a bank's rebuild is checked against)
                     con.execute(f"COPY {q(schema)}.eligibility TO {lit(str(tmp / 'eligibility.parquet'))} (FORMAT parquet)")
+                    if (out / bank / as_of.isoformat()).exists():  # published again: later nights may rest on it
+                        keep_later_nights_whole(out / bank, as_of)
                     full_reason = full_table_reason(out / bank, as_of, products.full_table_days[bank], backfill)
                     manifest = write_changes(con, f"{q(schema)}.eligibility", tmp, out / bank, as_of, bank, "_authorised",
                                              backfill, full_reason, stored)
                     con.execute("DROP TABLE IF EXISTS _stored")
+                    if not backfill:
+                        con.execute("INSERT OR REPLACE INTO decisions.published_table_sha256 VALUES (?, ?, ?)",
+                                    [bank, as_of, manifest["table_sha256"]])
                     previous, book = book, _write_files(con, schema, tmp, as_of, books, manifest["full_table"] is not None)
                     if previous is not None:  # one workbook in hand at a time: memory stays bounded
                         previous.result()

@@ -9,6 +9,7 @@ configuration change would have decided)."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 from dataclasses import dataclass, field
@@ -198,6 +199,9 @@ def segment_outcomes(sample: pd.DataFrame, predicted: np.ndarray, con: duckdb.Du
 
 VALIDATION_CACHE = ".validation_cache"  # beside the packs: the loan book's segment outcomes, by model and snapshot
 LOAN_BOOK = ("loans", "loan_status", "loan_recoveries", "registry")  # the outcomes, and the segments' registry
+# the code between the store and the outcomes by segment (the sample, its features, the model's PDs, the segments)
+SEGMENT_CODE = ("reports.audit", "models.train", "models.features", "models.estimators", "models.registry",
+                "scoring.calibrate", "scoring.sql")
 
 
 def loan_book_snapshot(con: duckdb.DuckDBPyConnection, version: str, cat: Catalogue) -> str:
@@ -205,15 +209,26 @@ def loan_book_snapshot(con: duckdb.DuckDBPyConnection, version: str, cat: Catalo
     the catalogue; every loaded file of the loan book and the registry (whose current segments they
     are read by); and every other loaded file delivered by the last disbursement (a loan's features are
     read as delivered by the day it was disbursed, so a later delivery cannot change them)."""
-    from models.registry import code_version
-
     last_disbursed = con.execute("SELECT max(disbursed_on) FROM staging.loans").fetchone()[0]
     files = con.execute(f"""
         SELECT DISTINCT source, file, sha256, delivered_on FROM meta.ingested_files
         WHERE status = 'loaded' AND (source IN ({', '.join(lit(s) for s in LOAN_BOOK)}) OR delivered_on <= ?)
         ORDER BY ALL""", [last_disbursed]).fetchall()
-    text = json.dumps([version, code_version(), cat.content_hash, str(last_disbursed), files], default=str)
+    code = hashlib.sha256(b"".join(Path(importlib.util.find_spec(m).origin).read_bytes() for m in SEGMENT_CODE))
+    text = json.dumps([version, code.hexdigest(), cat.content_hash, str(last_disbursed), files], default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+SEGMENT_FIELDS = {"segment": str, "value": str, "loans": int, "defaults": int, "mean_pd": float, "observed": float,
+                  "z": float, "material": bool}
+
+
+def _valid_segments(rows) -> bool:
+    """A cache file's content is what `segment_outcomes` returns (an edited or damaged one is computed again)."""
+    return isinstance(rows, list) and bool(rows) and all(
+        isinstance(r, dict) and set(r) == set(SEGMENT_FIELDS) and r["segment"] in SEGMENTS
+        and all(isinstance(r[k], t) and (t is not int or not isinstance(r[k], bool)) for k, t in SEGMENT_FIELDS.items())
+        for r in rows)
 
 
 def _cached_segments(con: duckdb.DuckDBPyConnection, version: str, model, cat: Catalogue, cache: Path) -> list[dict]:
@@ -222,7 +237,8 @@ def _cached_segments(con: duckdb.DuckDBPyConnection, version: str, model, cat: C
     file: the pack's most expensive part need not be redone for the same answer)."""
     path = cache / f"{version}-{loan_book_snapshot(con, version, cat)[:32]}.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        if _valid_segments(rows := json.loads(path.read_text(encoding="utf-8"))):
+            return rows
     except (OSError, ValueError):  # none yet, or unreadable: computed again
         pass
     _, test = out_of_time_split(training_sample(con, cat))

@@ -61,6 +61,8 @@ TABLES: dict[str, str] = {
     "decisions.early_warnings": "(warning_id VARCHAR, uscc VARCHAR, bank_id VARCHAR, kind VARCHAR, severity VARCHAR, "
                                 "evidence VARCHAR, status VARCHAR, raised_on DATE, updated_on DATE, closed_on DATE)",
     "decisions.published_tables": "(bank_id VARCHAR PRIMARY KEY, as_of DATE)",
+    # the SHA-256 of the full table of the date the bank's stored table holds, as its folder's manifest has it
+    "decisions.published_table_sha256": "(bank_id VARCHAR PRIMARY KEY, as_of DATE, table_sha256 VARCHAR)",
     # the pool ledger. No primary keys on the two big tables: DuckDB's index upkeep would dominate the
     # nightly insert; the engine refuses duplicate ids and the posting_ids_unique check proves it
     "ledger.accounts": "(account VARCHAR PRIMARY KEY, bank_id VARCHAR, kind VARCHAR, normal_side VARCHAR)",

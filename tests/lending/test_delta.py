@@ -3,14 +3,25 @@ table, a date published again included; a revoked authorisation is a withdrawal 
 to the firm; a rebuild refuses a chain that does not lead back or a file that was altered.
 (`tests/lending/test_access.py` checks the same on real nights.)"""
 
+import json
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from lending.delta import CHANGES, FULL, RebuildError, full_table_reason, load_table, rebuild, write_changes
+from lending.delta import (
+    CHANGES,
+    FULL,
+    RebuildError,
+    Stored,
+    full_table_reason,
+    keep_later_nights_whole,
+    load_table,
+    rebuild,
+    write_changes,
+)
 
 D1, D2, D3 = date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 7)
 
@@ -28,7 +39,7 @@ class Bank:
         self.copy = duckdb.connect()
 
     def publish(self, day: date, rows: dict[str, float], authorised: str, registered: str = "AFG",
-                extra: str = "", full: str | None = "every night") -> dict:
+                extra: str = "", full: str | None = "every night", stored: Stored | None = None) -> dict:
         """Publish `rows` (firm -> limit, product P1) for `day`: the gate's tables as given; the full
         table kept when `full` (as publication's cycle says), else only in `self.full` (what a full
         publication of the date would have given the bank)."""
@@ -47,7 +58,9 @@ class Bank:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         c.execute(f"COPY elig TO '{tmp / FULL}' (FORMAT parquet)")
-        manifest = write_changes(c, "elig", tmp, self.dir, day, "B01", "_authorised", full_reason=full)
+        if (self.dir / day.isoformat()).exists():  # as publication does before a date's folder is replaced
+            keep_later_nights_whole(self.dir, day)
+        manifest = write_changes(c, "elig", tmp, self.dir, day, "B01", "_authorised", full_reason=full, stored=stored)
         (self.full / day.isoformat()).mkdir(parents=True, exist_ok=True)
         shutil.copy(tmp / FULL, self.full / day.isoformat() / FULL)
         if manifest["full_table"] is None:
@@ -169,19 +182,86 @@ def test_between_full_tables_the_change_files_give_each_nights_table(bank, tmp_p
 
 
 def test_the_full_table_comes_weekly_and_whenever_the_last_is_a_week_old(tmp_path):
-    def folder(day: date, full: bool) -> None:
+    def folder(day: date, full: bool, base: date | None = None) -> None:
         (tmp_path / day.isoformat()).mkdir()
-        (tmp_path / day.isoformat() / (FULL if full else "manifest.json")).write_text("x")
+        (tmp_path / day.isoformat() / "manifest.json").write_text(json.dumps({
+            "base": base and base.isoformat(), "base_sha256": None, "rows": 0, "table_sha256": "",
+            "stamps": {"as_of": day.isoformat(), "snapshot_id": "s"}}))
+        if full:
+            (tmp_path / day.isoformat() / FULL).write_text("x")
 
     monday, friday = frozenset({1}), frozenset({5})
     assert full_table_reason(tmp_path, D1, monday) == "first publication"  # D1 is a Monday
     folder(D1, True)
     assert full_table_reason(tmp_path, D2, monday) is None
     assert full_table_reason(tmp_path, D2, frozenset(range(1, 8))) == "weekly (Tue)"
-    folder(D2, False)
+    folder(D2, False, D1)
     assert full_table_reason(tmp_path, D2, monday) is None  # a re-run of a night without it
     assert full_table_reason(tmp_path, D2, monday, backfill=True) == "backfill"
     assert full_table_reason(tmp_path, date(2026, 1, 9), friday) == "weekly (Fri)"
     assert full_table_reason(tmp_path, date(2026, 1, 12), friday) == "7 days since the full table of 2026-01-05"
-    folder(D3, True)  # say a Wednesday's night had it: run again, it keeps it (later changes may start from it)
+    folder(D3, True, D2)  # say a Wednesday's night had it: run again, it keeps it (later changes may start from it)
     assert full_table_reason(tmp_path, D3, friday) == "published again over a full table"
+    (tmp_path / D1.isoformat() / FULL).unlink()  # the way back reaches no full table: one comes
+    assert full_table_reason(tmp_path, D3 + timedelta(days=1), friday) is None  # D3's own
+    shutil.rmtree(tmp_path / D3.isoformat())
+    assert full_table_reason(tmp_path, D3, friday) == "no full table before"
+
+
+D4, D5 = date(2026, 1, 8), date(2026, 1, 9)
+
+
+def test_a_night_run_again_between_full_tables_loses_neither_a_pair_nor_the_later_nights(bank, tmp_path):
+    """A night of change files alone run again: a pair it had lost and now has again as in the base is
+    listed (a bank holding the first run lacks it); the later nights made against the first run keep a
+    way back (the next one gets its full table, rebuilt before the folder is replaced)."""
+    bank.publish(D1, {"A": 1, "B": 2}, authorised="AB")
+    bank.load_full(D1)
+    bank.publish(D2, {"A": 1}, authorised="A", full=None)  # B's authorisation could not be verified
+    bank.apply(D2)
+    bank.publish(D3, {"A": 3}, authorised="A", full=None)
+    bank.publish(D4, {"A": 4}, authorised="A", full=None)
+    bank.publish(D2, {"A": 1, "B": 2}, authorised="AB", full=None)  # verified on the re-run: B as in the base
+    assert bank.changes(D2) == [("update", None, "B", "name of B")]
+    bank.apply(D2)
+    assert bank.holds() == {"A": 1, "B": 2}
+    assert (bank.dir / D3.isoformat() / FULL).is_file() and not (bank.dir / D4.isoformat() / FULL).exists()
+    for day in (D2, D3, D4):
+        assert rebuild(bank.dir, day, None, tmp_path / day.isoformat()).read_bytes() == \
+            (bank.full / day.isoformat() / FULL).read_bytes()
+    with pytest.raises(RebuildError, match="made against another table of 2026-01-06"):
+        rebuild(bank.dir, D4, D1, tmp_path / "through")  # the way through the replaced night is gone, and said so
+
+
+def test_the_stored_table_stands_in_for_a_folder_only_when_it_is_the_table_published(bank):
+    """A store that committed a re-run of a night whose folder never reached its place (a crash between
+    the two) holds another table than the bank: the changes are against the folder's."""
+    bank.publish(D1, {"A": 1, "X": 2}, authorised="AX")
+    bank.publish(D2, {"A": 1, "X": 2}, authorised="AX", full=None)
+    published = json.loads((bank.dir / D2.isoformat() / "manifest.json").read_text())["table_sha256"]
+    bank.con.execute(f"CREATE TABLE crashed AS SELECT * REPLACE ('Y' AS uscc) FROM read_parquet('{bank.full / D2.isoformat() / FULL}')")
+    bank.publish(D3, {"A": 1, "Y": 2}, authorised="AY", full=None, stored=Stored("crashed", D2, "another run's"))
+    assert sorted(bank.changes(D3)) == sorted([("withdraw", "authorisation_ended", "X", None), ("insert", None, "Y", "name of Y")])
+    # the same copy, recorded with the SHA-256 the folder was published with, is read in its place
+    bank.con.execute(f"CREATE OR REPLACE TABLE genuine AS SELECT * FROM read_parquet('{bank.full / D2.isoformat() / FULL}')")
+    bank.publish(D3, {"A": 1, "Y": 2}, authorised="AY", full=None, stored=Stored("genuine", D2, published))
+    assert sorted(bank.changes(D3)) == sorted([("withdraw", "authorisation_ended", "X", None), ("insert", None, "Y", "name of Y")])
+
+
+def test_a_change_file_altered_in_its_values_is_refused_where_its_rows_still_add_up(bank):
+    bank.publish(D1, {"A": 1}, authorised="A")
+    bank.publish(D2, {"A": 2}, authorised="A", full=None)
+    changes = bank.dir / D2.isoformat() / CHANGES
+    duckdb.sql(f"COPY (SELECT * REPLACE (99.0 AS limit_fen) FROM read_parquet('{changes}')) TO '{changes}.x' (FORMAT parquet)")
+    Path(f"{changes}.x").replace(changes)
+    with pytest.raises(RebuildError, match="not the table published"):
+        load_table(duckdb.connect(), "t", bank.dir, D2)
+
+
+def test_the_week_is_counted_from_the_full_table_the_changes_start_from(bank):
+    bank.publish(D1, {"A": 1}, authorised="A")  # Monday
+    for day in (D2, D3):
+        bank.publish(day, {"A": 1}, authorised="A", full=None)
+    bank.publish(D1 - timedelta(days=3), {"A": 1}, authorised="A")  # a Friday before, backfilled: whole
+    later = D1 + timedelta(days=7)  # the next Monday missed: Tuesday's base is D3, whose changes start from D1
+    assert full_table_reason(bank.dir, later + timedelta(days=1), frozenset({1})) == "8 days since the full table of 2026-01-05"

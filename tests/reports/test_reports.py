@@ -232,6 +232,14 @@ def test_the_audit_packs_loan_book_validation_is_computed_once_per_model_and_loa
     shutil.copytree(tmp_path / "a" / "audit" / audit.VALIDATION_CACHE, tmp_path / "b" / "audit" / audit.VALIDATION_CACHE)
     again = audit_pack(con, DAY, work / "models", CAT, tmp_path / "b").read_text(encoding="utf-8")
     assert again == first and computed == []
+    # an edited or damaged cache file is computed again, never shown
+    kept = cached[0].read_text()
+    for damaged in ("null", "[]", '[{"segment": "district_code"}]', kept.replace('"material": false', '"material": 0', 1)):
+        cached[0].write_text(damaged)
+        assert audit_pack(con, DAY, work / "models", CAT, tmp_path / "a").read_text(encoding="utf-8") == first
+        assert cached[0].read_text() == kept
+    assert len(computed) == 4
+    computed.clear()
     version = con.execute("SELECT any_value(model_version) FROM scores.pd WHERE as_of = ?", [DAY]).fetchone()[0]
     before = audit.loan_book_snapshot(con, version, CAT)
     last_loan = con.execute("SELECT max(disbursed_on) FROM staging.loans").fetchone()[0]
