@@ -106,8 +106,9 @@ def full_table_reason(bank_dir: Path, as_of: date, weekdays: frozenset[int], bac
     previous = previous_publication(bank_dir, as_of)
     if previous is None:
         return "first publication"
-    last = _chain_start(bank_dir, previous)
-    if last is None:  # the earlier folders' full tables are gone: nothing to apply changes to
+    try:
+        last = _day(chain_to(bank_dir, previous)[0].parent.name)
+    except RebuildError:  # the full table is gone, or the changes since cannot be followed to it
         return "no full table before"
     if backfill:  # a past date published after newer ones is for rebuilding that date: whole
         return "backfill"
@@ -118,20 +119,6 @@ def full_table_reason(bank_dir: Path, as_of: date, weekdays: frozenset[int], bac
     if (as_of - last).days >= FULL_TABLE_AT_MOST_DAYS_APART:
         return f"{(as_of - last).days} days since the full table of {last}"
     return None
-
-
-def _chain_start(bank_dir: Path, day: date) -> date | None:
-    """The date of the full table the changes of `day` start from (following the manifests' `base`),
-    None where the way back reaches none."""
-    while not (Path(bank_dir) / day.isoformat() / FULL).is_file():
-        try:
-            base = _manifest(Path(bank_dir) / day.isoformat())["base"]
-        except RebuildError:
-            return None
-        if base is None or (earlier := _day(str(base))) is None or earlier >= day:
-            return None
-        day = earlier
-    return day
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation: SQL) -> list[tuple[str, str]]:
@@ -293,28 +280,42 @@ def _manifest(folder: Path) -> dict:
 
 
 def keep_later_nights_whole(bank_dir: Path, as_of: date) -> list[date]:
-    """Before the folder of `as_of` is replaced (a date published again): every later night whose
-    changes are against it and which has no full table of its own gets one, rebuilt (and checked)
-    from the folder as it still is, so that the nights after it can still be rebuilt once the base
-    they were made against is gone. Returns the nights given a full table; a night whose table
-    cannot be rebuilt already is left as it is."""
+    """Before the folder of `as_of` is replaced (a date published again): the next night whose changes
+    are against it, if it has no full table of its own, gets one, rebuilt (and checked) from the
+    folders as they still are, so that it and the nights after it can still be rebuilt once their
+    base is gone; its manifest says so (`full_table`, and `full_table_sha256`: the file's own, which
+    differs from `table_sha256` only where another DuckDB wrote it). The files are written into a
+    folder beside (`.<date>.whole.partial`, cleared by publication's tidying) and moved in, the
+    Parquet last. Returns the nights made whole; one that cannot be rebuilt already is left as it is
+    (the next night's publication then brings a full table: `full_table_reason`)."""
     bank_dir, kept = Path(bank_dir), []
     for day in sorted(d for d in _published_days(bank_dir, False) if d > as_of):
         folder = bank_dir / day.isoformat()
         try:
-            if (folder / FULL).is_file() or _manifest(folder)["base"] != as_of.isoformat():
-                continue
-            con = duckdb.connect(":memory:")
-            try:
-                load_table(con, "t", bank_dir, day)
-                con.execute(f"COPY t TO {lit(str(folder / '.table.tmp'))} (FORMAT parquet)")
-                excel_csv(con, "SELECT * FROM t", folder / ".csv.tmp")
-                os.replace(folder / ".csv.tmp", folder / "eligibility.csv")
-                os.replace(folder / ".table.tmp", folder / FULL)  # last: a folder with its Parquet is whole
-            finally:
-                con.close()
+            manifest = _manifest(folder)
         except RebuildError:
             continue
+        if (folder / FULL).is_file() or manifest["base"] != as_of.isoformat():
+            continue
+        aside = bank_dir / f".{day.isoformat()}.whole.partial"
+        shutil.rmtree(aside, ignore_errors=True)
+        aside.mkdir()
+        con = duckdb.connect(":memory:")
+        try:
+            load_table(con, "t", bank_dir, day)
+            con.execute(f"COPY t TO {lit(str(aside / FULL))} (FORMAT parquet)")
+            excel_csv(con, "SELECT * FROM t", aside / "eligibility.csv")
+            manifest |= {"full_table": f"the night of {as_of}, its base, published again",
+                         "full_table_sha256": file_sha256(aside / FULL)}
+            (aside / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n",
+                                          encoding="utf-8")
+            for name in ("eligibility.csv", MANIFEST, FULL):
+                os.replace(aside / name, folder / name)
+        except RebuildError:
+            continue
+        finally:
+            con.close()
+            shutil.rmtree(aside, ignore_errors=True)
         kept.append(day)
     return kept
 
@@ -344,6 +345,11 @@ def chain_to(bank_dir: Path, as_of: date, start: date | None = None) -> tuple[Pa
     if not first.is_file():
         raise RebuildError(f"{first}: no full table to start from")
     expected = file_sha256(first)
+    if (first.parent / MANIFEST).is_file():  # a folder of before the manifests has nothing to check against
+        own = _manifest(first.parent)
+        if expected not in (own["table_sha256"], own.get("full_table_sha256")):
+            raise RebuildError(f"{first}: not the table published that night (its SHA-256 differs from the manifest's)")
+        expected = own["table_sha256"]  # the night's table as published, whatever DuckDB wrote it again
     for day, manifest in reversed(chain):
         if manifest["base_sha256"] != expected:
             raise RebuildError(f"{bank_dir / day.isoformat() / MANIFEST}: its changes were made against another table "
@@ -358,7 +364,8 @@ def load_table(con: duckdb.DuckDBPyConnection, name: str, bank_dir: Path, as_of:
     """The bank's published table of `as_of` as the temporary table `name` of `con`, ordered as
     published: its folder's full table, or the last full table (`start`'s, if given) with the change
     files since applied, each step's rows counted against its manifest and (`verify`) the result's
-    SHA-256, written as publication writes it, against the one published."""
+    SHA-256, written as publication writes it, against the one published (under the DuckDB version
+    that published it: another one writes other bytes for the same rows)."""
     first, chain = chain_to(bank_dir, as_of, start)
     work = f"{name}_work"
     try:
@@ -379,7 +386,7 @@ def load_table(con: duckdb.DuckDBPyConnection, name: str, bank_dir: Path, as_of:
             if (n := con.execute(f"SELECT count(*) FROM {work}").fetchone()[0]) != manifest["rows"]:
                 raise RebuildError(f"{changes}: gives {n:,} rows where the manifest of {day} counts {manifest['rows']:,}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {work} ORDER BY {', '.join(KEY)}")
-        if verify and chain:
+        if verify and chain and chain[0][1].get("duckdb") == duckdb.__version__:  # another version writes other bytes
             with tempfile.TemporaryDirectory(prefix="valuecredit-rebuild-") as tmp:
                 con.execute(f"COPY {name} TO {lit(str(Path(tmp) / FULL))} (FORMAT parquet)")
                 if file_sha256(Path(tmp) / FULL) != chain[0][1]["table_sha256"]:
@@ -405,6 +412,10 @@ def rebuild(bank_dir: Path, as_of: date, start: date | None, out: Path) -> Path:
     if out.resolve().is_relative_to(bank_dir.parent.resolve()):
         raise RebuildError(f"{out}: inside the publication folder {bank_dir.parent}; choose a folder outside it")
     _, chain = chain_to(bank_dir, as_of, start)
+    if chain and (published_with := chain[0][1].get("duckdb")) not in (None, duckdb.__version__):
+        raise RebuildError(f"{bank_dir.name} {as_of}: published with DuckDB {published_with}, this is "
+                           f"{duckdb.__version__}: a table it writes cannot be the same bytes (read the night's rows "
+                           "with `valuecredit bank query` instead)")
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -190,7 +190,9 @@ def _write_files(con: duckdb.DuckDBPyConnection, schema: str, folder: Path, as_o
     sheets = {"eligible 可贷": "eligible",
               "near misses 差一步": "NOT eligible AND gates = '' AND shortfalls <> '' AND NOT contains(shortfalls, ';') "
                                     f"AND uscc NOT IN (SELECT uscc FROM {q(schema)}.eligibility WHERE eligible)"}
-    frames = {name: con.execute(f"SELECT * FROM {q(schema)}.eligibility WHERE {where}").df() for name, where in sheets.items()}
+    # in the table's order: a filter with a subquery (the near misses) may return rows in any order
+    frames = {name: con.execute(f"SELECT * FROM {q(schema)}.eligibility WHERE {where} ORDER BY uscc, product_id").df()
+              for name, where in sheets.items()}
     return books.submit(_workbook, folder / "eligibility.xlsx", frames, as_of)
 
 

@@ -9,6 +9,7 @@ configuration change would have decided)."""
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import math
@@ -201,12 +202,14 @@ VALIDATION_CACHE = ".validation_cache"  # beside the packs: the loan book's segm
 LOAN_BOOK = ("loans", "loan_status", "loan_recoveries", "registry")  # the outcomes, and the segments' registry
 # the code between the store and the outcomes by segment (the sample, its features, the model's PDs, the segments)
 SEGMENT_CODE = ("reports.audit", "models.train", "models.features", "models.estimators", "models.registry",
-                "scoring.calibrate", "scoring.sql")
+                "scoring.calibrate", "scoring.sql", "data_contracts.contracts", "valuecredit.schema",
+                "valuecredit.sqltext")
+SEGMENT_LIBRARIES = ("duckdb", "lightgbm", "numpy", "pandas", "scikit-learn")  # their versions: a model's PDs may move
 
 
 def loan_book_snapshot(con: duckdb.DuckDBPyConnection, version: str, cat: Catalogue) -> str:
-    """What the loan book's out-of-time outcomes by segment rest on, as a hash: the model, the code and
-    the catalogue; every loaded file of the loan book and the registry (whose current segments they
+    """What the loan book's out-of-time outcomes by segment rest on, as a hash: the model, the code,
+    the libraries' versions and the catalogue; every loaded file of the loan book and the registry (whose current segments they
     are read by); and every other loaded file delivered by the last disbursement (a loan's features are
     read as delivered by the day it was disbursed, so a later delivery cannot change them)."""
     last_disbursed = con.execute("SELECT max(disbursed_on) FROM staging.loans").fetchone()[0]
@@ -215,7 +218,8 @@ def loan_book_snapshot(con: duckdb.DuckDBPyConnection, version: str, cat: Catalo
         WHERE status = 'loaded' AND (source IN ({', '.join(lit(s) for s in LOAN_BOOK)}) OR delivered_on <= ?)
         ORDER BY ALL""", [last_disbursed]).fetchall()
     code = hashlib.sha256(b"".join(Path(importlib.util.find_spec(m).origin).read_bytes() for m in SEGMENT_CODE))
-    text = json.dumps([version, code.hexdigest(), cat.content_hash, str(last_disbursed), files], default=str)
+    libraries = [importlib.metadata.version(name) for name in SEGMENT_LIBRARIES]
+    text = json.dumps([version, code.hexdigest(), libraries, cat.content_hash, str(last_disbursed), files], default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -3,6 +3,7 @@ table, a date published again included; a revoked authorisation is a withdrawal 
 to the firm; a rebuild refuses a chain that does not lead back or a file that was altered.
 (`tests/lending/test_access.py` checks the same on real nights.)"""
 
+import hashlib
 import json
 import shutil
 from datetime import date, timedelta
@@ -185,8 +186,8 @@ def test_the_full_table_comes_weekly_and_whenever_the_last_is_a_week_old(tmp_pat
     def folder(day: date, full: bool, base: date | None = None) -> None:
         (tmp_path / day.isoformat()).mkdir()
         (tmp_path / day.isoformat() / "manifest.json").write_text(json.dumps({
-            "base": base and base.isoformat(), "base_sha256": None, "rows": 0, "table_sha256": "",
-            "stamps": {"as_of": day.isoformat(), "snapshot_id": "s"}}))
+            "base": base and base.isoformat(), "base_sha256": base and hashlib.sha256(b"x").hexdigest(), "rows": 0,
+            "table_sha256": hashlib.sha256(b"x").hexdigest(), "stamps": {"as_of": day.isoformat(), "snapshot_id": "s"}}))
         if full:
             (tmp_path / day.isoformat() / FULL).write_text("x")
 
@@ -205,6 +206,8 @@ def test_the_full_table_comes_weekly_and_whenever_the_last_is_a_week_old(tmp_pat
     (tmp_path / D1.isoformat() / FULL).unlink()  # the way back reaches no full table: one comes
     assert full_table_reason(tmp_path, D3 + timedelta(days=1), friday) is None  # D3's own
     shutil.rmtree(tmp_path / D3.isoformat())
+    assert full_table_reason(tmp_path, D3, friday) == "no full table before"
+    (tmp_path / D1.isoformat() / FULL).write_text("y")  # there, but not the table published that night
     assert full_table_reason(tmp_path, D3, friday) == "no full table before"
 
 
@@ -226,6 +229,10 @@ def test_a_night_run_again_between_full_tables_loses_neither_a_pair_nor_the_late
     bank.apply(D2)
     assert bank.holds() == {"A": 1, "B": 2}
     assert (bank.dir / D3.isoformat() / FULL).is_file() and not (bank.dir / D4.isoformat() / FULL).exists()
+    d3 = json.loads((bank.dir / D3.isoformat() / "manifest.json").read_text())
+    assert d3["full_table"] == "the night of 2026-01-06, its base, published again"
+    assert d3["full_table_sha256"] == d3["table_sha256"]  # the same DuckDB wrote it again: the same bytes
+    assert not [p for p in bank.dir.iterdir() if p.name.startswith(".")]  # nothing left aside
     for day in (D2, D3, D4):
         assert rebuild(bank.dir, day, None, tmp_path / day.isoformat()).read_bytes() == \
             (bank.full / day.isoformat() / FULL).read_bytes()
@@ -265,3 +272,27 @@ def test_the_week_is_counted_from_the_full_table_the_changes_start_from(bank):
     bank.publish(D1 - timedelta(days=3), {"A": 1}, authorised="A")  # a Friday before, backfilled: whole
     later = D1 + timedelta(days=7)  # the next Monday missed: Tuesday's base is D3, whose changes start from D1
     assert full_table_reason(bank.dir, later + timedelta(days=1), frozenset({1})) == "8 days since the full table of 2026-01-05"
+
+
+def test_a_full_table_altered_after_publication_is_refused_as_a_start(bank, tmp_path):
+    bank.publish(D1, {"A": 1}, authorised="A")
+    bank.publish(D2, {"A": 2}, authorised="A", full=None)
+    full = bank.dir / D1.isoformat() / FULL
+    duckdb.sql(f"COPY (SELECT * REPLACE (7.0 AS limit_fen) FROM read_parquet('{full}')) TO '{full}.x' (FORMAT parquet)")
+    Path(f"{full}.x").replace(full)
+    for read in (lambda: load_table(duckdb.connect(), "t", bank.dir, D1), lambda: load_table(duckdb.connect(), "t", bank.dir, D2),
+                 lambda: rebuild(bank.dir, D2, None, tmp_path / "x")):
+        with pytest.raises(RebuildError, match="not the table published that night"):
+            read()
+
+
+def test_a_night_published_by_another_duckdb_is_read_by_its_rows_and_not_rebuilt_as_bytes(bank, tmp_path):
+    bank.publish(D1, {"A": 1}, authorised="A")
+    bank.publish(D2, {"A": 2}, authorised="A", full=None)
+    manifest = bank.dir / D2.isoformat() / "manifest.json"
+    manifest.write_text(manifest.read_text().replace(f'"duckdb": "{duckdb.__version__}"', '"duckdb": "0.9.2"'))
+    con = duckdb.connect()
+    load_table(con, "t", bank.dir, D2)  # the rows, each step counted
+    assert con.execute("SELECT uscc, limit_fen FROM t").fetchall() == [("A", 2.0)]
+    with pytest.raises(RebuildError, match="published with DuckDB 0.9.2"):
+        rebuild(bank.dir, D2, None, tmp_path / "x")
