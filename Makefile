@@ -40,6 +40,7 @@ bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ 
 	$(BIN)/python -m benchmarks.nightly
 	$(BIN)/python -m benchmarks.incremental
 	$(BIN)/python -m benchmarks.publication --db benchmarks/work/incremental/incremental/night.duckdb --base 2026-11-28 --date 2026-11-29
+	$(BIN)/python -m benchmarks.audit --db benchmarks/work/incremental/incremental/night.duckdb --date 2026-11-29
 	$(BIN)/python -m benchmarks.partitions
 	$(BIN)/python -m benchmarks.results_md  # benchmarks/RESULTS.md from the result files
 
