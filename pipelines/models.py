@@ -187,8 +187,10 @@ def early_warnings(context: dg.AssetExecutionContext, store: Store,
     key=["decisions", "publication"], group_name="lending", deps=[eligibility, early_warnings],
     partitions_def=business_days, retry_policy=retry_policy, kinds={"duckdb", "parquet", "csv", "excel"},
     description="Each bank's own eligibility rows (its products, authorised firms, personal data masked): schema "
-                "bank_<id> swapped in one transaction, and <publish>/<bank>/<date>/ (Parquet, CSV, Excel) renamed into "
-                "place. Runs only after the eligibility checks pass; a failure leaves the previous publication.",
+                "bank_<id> swapped in one transaction, and <publish>/<bank>/<date>/ renamed into place: every night the "
+                "change files since the bank's previous publication (withdrawals with their reason), on the bank's "
+                "full-table days (weekly) also the full table (Parquet, CSV, Excel). Runs only after the eligibility "
+                "checks pass; a failure leaves the previous publication.",
 )
 def publication(context: dg.AssetExecutionContext, store: Store, products: ProductsFile, publish_folder: PublicationFolder,
                 progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
