@@ -66,9 +66,9 @@ REASONS = {
 
 @dataclass(frozen=True)
 class Stored:
-    """The bank's table in the store before tonight's: a copy (`relation`), the date it holds and the
+    """The bank's table in the store before tonight's: a copy (`table_sql`), the date it holds and the
     SHA-256 of that date's full table as published (recorded when the store committed it)."""
-    relation: SQL
+    table_sql: SQL
     as_of: date
     table_sha256: str | None
 
@@ -112,12 +112,13 @@ def full_table_reason(bank_dir: Path, as_of: date, weekdays: frozenset[int], bac
         return "no full table before"
     if backfill:  # a past date published after newer ones is for rebuilding that date: whole
         return "backfill"
-    if (Path(bank_dir) / as_of.isoformat() / FULL).is_file():
-        return "published again over a full table"  # later nights' changes may start from it
     if as_of.isoweekday() in weekdays:
         return f"weekly ({WEEKDAYS[as_of.isoweekday() - 1]})"
     if (as_of - last).days >= FULL_TABLE_AT_MOST_DAYS_APART:
         return f"{(as_of - last).days} days since the full table of {last}"
+    # last of all, so that a re-run says what the first run said (the same bytes)
+    if (Path(bank_dir) / as_of.isoformat() / FULL).is_file():
+        return "published again over a full table"  # later nights' changes may start from it
     return None
 
 
@@ -245,7 +246,7 @@ def _prior_sql(con: duckdb.DuckDBPyConnection, bank_dir: Path, day: date, stored
     if (folder / FULL).is_file():
         return f"read_parquet({lit(str(folder / FULL))})"
     if stored is not None and (stored.as_of, stored.table_sha256) == (day, _manifest(folder)["table_sha256"]):
-        return stored.relation
+        return stored.table_sql
     name = f"_prior_{len(loaded)}"
     loaded.append(name)
     load_table(con, name, bank_dir, day)
@@ -359,7 +360,7 @@ def chain_to(bank_dir: Path, as_of: date, start: date | None = None) -> tuple[Pa
     return first, chain
 
 
-def load_table(con: duckdb.DuckDBPyConnection, name: str, bank_dir: Path, as_of: date, start: date | None = None,
+def load_table(con: duckdb.DuckDBPyConnection, name: SQL, bank_dir: Path, as_of: date, start: date | None = None,
                verify: bool = True) -> None:
     """The bank's published table of `as_of` as the temporary table `name` of `con`, ordered as
     published: its folder's full table, or the last full table (`start`'s, if given) with the change
