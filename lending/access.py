@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from lending.delta import RebuildError, load_table
+from lending.delta import RebuildError, chain_to, load_table
 from lending.products import ProductCatalogue, load_products
 from valuecredit.sqltext import q
 
@@ -125,20 +125,24 @@ def bank_connection(publish_root: Path, bank_id: str, business_date: date | None
     except duckdb.Error as exc:
         raise AccessError(f"bank {bank_id}: memory limit {memory!r} refused by DuckDB ({exc})") from None
     try:
-        # the folder's full table, or the last one with the change files since (between full-table days)
-        load_table(con, "_full", folder.parent, day)
-        con.execute("CREATE TABLE eligibility AS SELECT * FROM _full")
-        con.execute("DROP TABLE _full")
+        # the folder's full table, or the last one with the change files since (between full-table days),
+        # checked against the manifests; one copy in memory
+        load_table(con, "eligibility", folder.parent, day, temporary=False)
         con.execute("CREATE TABLE early_warnings AS SELECT * FROM read_csv(?, all_varchar = true, header = true)",
                     [str(folder / TABLES["early_warnings"])])
         latest_day, latest = published_folder(publish_root, bank_id, None, products)
         if latest != folder:  # a past date: only the firms still authorised today
-            load_table(con, "_latest", folder.parent, latest_day)
-            con.execute("CREATE TEMP TABLE _current AS SELECT DISTINCT uscc FROM _latest")
+            if (latest / TABLES["eligibility"]).is_file():
+                chain_to(folder.parent, latest_day)  # the full table checked against its manifest
+                con.execute("CREATE TEMP TABLE _current AS SELECT DISTINCT uscc FROM read_parquet(?)",
+                            [str(latest / TABLES["eligibility"])])
+            else:
+                load_table(con, "_latest", folder.parent, latest_day)
+                con.execute("CREATE TEMP TABLE _current AS SELECT DISTINCT uscc FROM _latest")
+                con.execute("DROP TABLE _latest")
             for table in TABLES:
                 con.execute(f"DELETE FROM {q(table)} WHERE NOT coalesce(uscc IN (SELECT uscc FROM _current), false)")
             con.execute("DROP TABLE _current")
-            con.execute("DROP TABLE _latest")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except RebuildError as exc:

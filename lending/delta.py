@@ -6,11 +6,13 @@ pair inserted, updated or withdrawn since the bank's previous publication (its n
 folder, named `base` in the folder's `manifest.json`), with the reason of a withdrawal, or of an
 eligibility lost. The full table (`eligibility.parquet`, its CSV and workbook) comes on a cycle: on
 the bank's days of the week (`full_table_on` in the product catalogue, Monday unless it says
-otherwise), on its first publication, when its newest full table is a week old or more (a Monday
-without a night), when a date is published again over a folder that held one, for a backfill, and when
-the table's columns change. The manifest says which (`full_table`: the reason, or null). Between
-them a bank applies the nights' change files to the last full table; `load_table` and `rebuild` do
-the same here. The reasons:
+otherwise), on its first publication, when the full table the night's changes would start from is
+a week old or more (a Monday without a night) or cannot be followed back to, for a backfill, when
+the table's columns change, and when a date is published again over a folder that held one (with
+that folder's reason: a re-run's manifest is the one it replaces). A night whose base is published
+again gets its full table then (`keep_later_nights_whole`). The manifest says which (`full_table`:
+the reason, or null). Between them a bank applies the nights' change files to the last full table;
+`load_table` and `rebuild` do the same here. The withdrawals' and updates' reasons:
 
 - `authorisation_ended` (withdraw): the firm's authorisation ended, was revoked or cannot be verified
   tonight, a legal event the bank learns the same night. The row holds the pair's key, nothing else;
@@ -116,9 +118,12 @@ def full_table_reason(bank_dir: Path, as_of: date, weekdays: frozenset[int], bac
         return f"weekly ({WEEKDAYS[as_of.isoweekday() - 1]})"
     if (as_of - last).days >= FULL_TABLE_AT_MOST_DAYS_APART:
         return f"{(as_of - last).days} days since the full table of {last}"
-    # last of all, so that a re-run says what the first run said (the same bytes)
-    if (Path(bank_dir) / as_of.isoformat() / FULL).is_file():
-        return "published again over a full table"  # later nights' changes may start from it
+    replaced = Path(bank_dir) / as_of.isoformat()
+    if (replaced / FULL).is_file():  # later nights' changes may start from it: its reason again, the same bytes
+        try:
+            return _manifest(replaced).get("full_table") or "published again over a full table"
+        except RebuildError:
+            return "published again over a full table"
     return None
 
 
@@ -223,8 +228,8 @@ def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank
                                    "ORDER BY reason").fetchall())
     finally:
         con.execute("DROP TABLE _changes")
-    if schema_changed and full_reason is None:  # every pair is listed anyway: the full table costs nothing more
-        full_reason = "columns changed"
+    if schema_changed and full_reason in (None, "published again over a full table"):
+        full_reason = "columns changed"  # every pair is listed anyway: the full table costs nothing more
     manifest = {"bank_id": bank_id, "as_of": as_of.isoformat(), "base": base_day.isoformat() if base_day else None,
                 "base_sha256": _table_sha256(bank_dir / base_day.isoformat()) if base_day else None,
                 "backfill": backfill, "schema_changed": schema_changed, "full_table": full_reason,
@@ -361,13 +366,20 @@ def chain_to(bank_dir: Path, as_of: date, start: date | None = None) -> tuple[Pa
 
 
 def load_table(con: duckdb.DuckDBPyConnection, name: SQL, bank_dir: Path, as_of: date, start: date | None = None,
-               verify: bool = True) -> None:
-    """The bank's published table of `as_of` as the temporary table `name` of `con`, ordered as
+               verify: bool = True, temporary: bool = True) -> None:
+    """The bank's published table of `as_of` as the table `name` of `con` (`temporary` unless asked), ordered as
     published: its folder's full table, or the last full table (`start`'s, if given) with the change
     files since applied, each step's rows counted against its manifest and (`verify`) the result's
     SHA-256, written as publication writes it, against the one published (under the DuckDB version
     that published it: another one writes other bytes for the same rows)."""
     first, chain = chain_to(bank_dir, as_of, start)
+    kind = "TEMP TABLE" if temporary else "TABLE"
+    if not chain:  # the night's own full table, checked against its manifest: read as it is, in its order
+        try:
+            con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM read_parquet({lit(str(first))})")
+        except duckdb.Error as exc:
+            raise RebuildError(f"{first}: cannot be read ({str(exc).splitlines()[0]})") from None
+        return
     work = f"{name}_work"
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {work} AS SELECT * FROM read_parquet({lit(str(first))})")
@@ -386,7 +398,7 @@ def load_table(con: duckdb.DuckDBPyConnection, name: SQL, bank_dir: Path, as_of:
             con.execute(f"UPDATE {work} SET {', '.join(f'{q(s)} = ?' for s in STAMPS)}", [stamps[s] for s in STAMPS])
             if (n := con.execute(f"SELECT count(*) FROM {work}").fetchone()[0]) != manifest["rows"]:
                 raise RebuildError(f"{changes}: gives {n:,} rows where the manifest of {day} counts {manifest['rows']:,}")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {work} ORDER BY {', '.join(KEY)}")
+        con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM {work} ORDER BY {', '.join(KEY)}")
         if verify and chain and chain[0][1].get("duckdb") == duckdb.__version__:  # another version writes other bytes
             with tempfile.TemporaryDirectory(prefix="valuecredit-rebuild-") as tmp:
                 con.execute(f"COPY {name} TO {lit(str(Path(tmp) / FULL))} (FORMAT parquet)")

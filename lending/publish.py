@@ -12,13 +12,14 @@ days (weekly unless the catalogue says otherwise, `lending.delta.full_table_reas
 `eligibility.xlsx` (the eligible rows and the near misses, for people); the folder is written aside and renamed into place
 (a date published again: exchanged with its old folder in one step), then `LATEST` is replaced.
 Publication never goes backwards: a date older than a bank's `LATEST` (a re-run or a backfill) writes
-its own folder, but neither moves `LATEST` nor replaces the bank's tables, which stay on the newest date
+its own folder (first giving the next night made against the folder it replaces that night's full
+table: `lending.delta.keep_later_nights_whole`), but neither moves `LATEST` nor replaces the bank's tables, which stay on the newest date
 published (recorded in `decisions.published_tables`): an older night would bring back firms that have
 since withdrawn their consent. Every
 row comes from the one authorisation gate (`lending.gate`); the CSVs' text is neutralised for
 spreadsheets (`valuecredit.spreadsheet`). The tables are replaced and the files written inside one transaction, which
 commits only when every bank's folder is complete: a failure anywhere leaves the previous publication
-as it was.
+as it was (but for a later night's full table added, which is that night's table as published).
 """
 
 from __future__ import annotations

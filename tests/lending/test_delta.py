@@ -266,12 +266,27 @@ def test_a_change_file_altered_in_its_values_is_refused_where_its_rows_still_add
 
 
 def test_the_week_is_counted_from_the_full_table_the_changes_start_from(bank):
-    bank.publish(D1, {"A": 1}, authorised="A")  # Monday
-    for day in (D2, D3):
-        bank.publish(day, {"A": 1}, authorised="A", full=None)
-    bank.publish(D1 - timedelta(days=3), {"A": 1}, authorised="A")  # a Friday before, backfilled: whole
-    later = D1 + timedelta(days=7)  # the next Monday missed: Tuesday's base is D3, whose changes start from D1
-    assert full_table_reason(bank.dir, later + timedelta(days=1), frozenset({1})) == "8 days since the full table of 2026-01-05"
+    """A date backfilled between the last full table and the previous night has a newer full table,
+    but the nights after it do not start from it."""
+    bank.publish(D1, {"A": 1}, authorised="A")  # Monday, the full table
+    bank.publish(D3, {"A": 1}, authorised="A", full=None)
+    bank.publish(D4, {"A": 1}, authorised="A", full=None)
+    bank.publish(D2, {"A": 1}, authorised="A")  # backfilled afterwards, whole
+    next_monday = D1 + timedelta(days=7)  # not a full-table day of this bank (Fridays)
+    assert full_table_reason(bank.dir, next_monday, frozenset({5})) == "7 days since the full table of 2026-01-05"
+
+
+def test_a_night_run_again_over_its_full_table_keeps_the_reason_it_had(tmp_path):
+    folder = tmp_path / D2.isoformat()
+    folder.mkdir(parents=True)
+    (tmp_path / D1.isoformat()).mkdir()
+    (tmp_path / D1.isoformat() / FULL).write_text("x")
+    (folder / FULL).write_text("x")
+    (folder / "manifest.json").write_text(json.dumps({  # the reason its first run gave
+        "base": D1.isoformat(), "base_sha256": None, "rows": 0, "table_sha256": hashlib.sha256(b"x").hexdigest(),
+        "stamps": {"as_of": D2.isoformat(), "snapshot_id": "s"}, "full_table": "columns changed"}))
+    assert full_table_reason(tmp_path, D2, frozenset({5})) == "columns changed"
+
 
 
 def test_a_full_table_altered_after_publication_is_refused_as_a_start(bank, tmp_path):
