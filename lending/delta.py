@@ -89,17 +89,20 @@ def _day(name: str) -> date | None:
     return day if day.isoformat() == name else None
 
 
-def _published_days(bank_dir: Path, full_only: bool) -> list[date]:
-    """The dates of the bank's published folders (a full table or a manifest in them); `full_only`:
-    those holding the full table."""
+def _published(folder: Path) -> bool:
+    """A date folder publication wrote (a full table or a manifest in it; not a half-written one)."""
+    return (folder / FULL).is_file() or (folder / MANIFEST).is_file()
+
+
+def _published_days(bank_dir: Path) -> list[date]:
+    """The dates of the bank's published folders."""
     return [day for path in (Path(bank_dir).iterdir() if Path(bank_dir).is_dir() else ())
-            if (day := _day(path.name)) is not None and ((path / FULL).is_file()
-                                                         or (not full_only and (path / MANIFEST).is_file()))]
+            if (day := _day(path.name)) is not None and _published(path)]
 
 
 def previous_publication(bank_dir: Path, as_of: date) -> date | None:
     """The bank's newest publication before `as_of` (what tonight's changes are against)."""
-    return max((day for day in _published_days(bank_dir, False) if day < as_of), default=None)
+    return max((day for day in _published_days(bank_dir) if day < as_of), default=None)
 
 
 def full_table_reason(bank_dir: Path, as_of: date, weekdays: frozenset[int], backfill: bool = False) -> str | None:
@@ -209,8 +212,7 @@ def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank
     loaded: list[str] = []
     try:
         priors_sql = [_prior_sql(con, bank_dir, day, stored, loaded)
-                      for day in (base_day, as_of if (replaced / MANIFEST).is_file() or (replaced / FULL).is_file()
-                                  else None) if day is not None]
+                      for day in (base_day, as_of if _published(replaced) else None) if day is not None]
         if base_day is None and len(priors_sql) == 1:  # a first publication published again: its base is nothing
             priors_sql = [f"(SELECT * FROM {table} WHERE false)", *priors_sql]
         columns = _columns(con, table)
@@ -295,7 +297,7 @@ def keep_later_nights_whole(bank_dir: Path, as_of: date) -> list[date]:
     Parquet last. Returns the nights made whole; one that cannot be rebuilt already is left as it is
     (the next night's publication then brings a full table: `full_table_reason`)."""
     bank_dir, kept = Path(bank_dir), []
-    for day in sorted(d for d in _published_days(bank_dir, False) if d > as_of):
+    for day in sorted(d for d in _published_days(bank_dir) if d > as_of):
         folder = bank_dir / day.isoformat()
         try:
             manifest = _manifest(folder)
@@ -308,11 +310,10 @@ def keep_later_nights_whole(bank_dir: Path, as_of: date) -> list[date]:
         aside.mkdir()
         con = duckdb.connect(":memory:")
         try:
-            load_table(con, "t", bank_dir, day)
-            con.execute(f"COPY t TO {lit(str(aside / FULL))} (FORMAT parquet)")
+            load_table(con, "t", bank_dir, day, verify=False)
+            sha = _write_as_published(con, "t", aside / FULL, manifest)  # checked here, written once
             excel_csv(con, "SELECT * FROM t", aside / "eligibility.csv")
-            manifest |= {"full_table": f"the night of {as_of}, its base, published again",
-                         "full_table_sha256": file_sha256(aside / FULL)}
+            manifest |= {"full_table": f"the night of {as_of}, its base, published again", "full_table_sha256": sha}
             (aside / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n",
                                           encoding="utf-8")
             for name in ("eligibility.csv", MANIFEST, FULL):
@@ -365,13 +366,27 @@ def chain_to(bank_dir: Path, as_of: date, start: date | None = None) -> tuple[Pa
     return first, chain
 
 
+def _write_as_published(con: duckdb.DuckDBPyConnection, name: SQL, path: Path, manifest: dict) -> str:
+    """The table `name` written to `path` as publication writes it; its SHA-256, refused unless it is
+    the table the night of `manifest` published (checked under the DuckDB version that published it:
+    another one writes other bytes for the same rows)."""
+    con.execute(f"COPY {name} TO {lit(str(path))} (FORMAT parquet)")
+    sha = file_sha256(path)
+    if manifest.get("duckdb") in (None, duckdb.__version__) and sha != manifest["table_sha256"]:
+        raise RebuildError(f"{manifest.get('bank_id', '')} {manifest.get('as_of', '')}: the table rebuilt from the "
+                           "change files is not the table published (SHA-256 differs): a change file or a full "
+                           "table was altered")
+    return sha
+
+
 def load_table(con: duckdb.DuckDBPyConnection, name: SQL, bank_dir: Path, as_of: date, start: date | None = None,
-               verify: bool = True, temporary: bool = True) -> None:
+               verify: bool = True, temporary: bool = True) -> list[tuple[date, dict]]:
     """The bank's published table of `as_of` as the table `name` of `con` (`temporary` unless asked), ordered as
     published: its folder's full table, or the last full table (`start`'s, if given) with the change
     files since applied, each step's rows counted against its manifest and (`verify`) the result's
     SHA-256, written as publication writes it, against the one published (under the DuckDB version
-    that published it: another one writes other bytes for the same rows)."""
+    that published it: another one writes other bytes for the same rows). Returns the nights whose
+    changes were applied (`chain_to`)."""
     first, chain = chain_to(bank_dir, as_of, start)
     kind = "TEMP TABLE" if temporary else "TABLE"
     if not chain:  # the night's own full table, checked against its manifest: read as it is, in its order
@@ -379,7 +394,7 @@ def load_table(con: duckdb.DuckDBPyConnection, name: SQL, bank_dir: Path, as_of:
             con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM read_parquet({lit(str(first))})")
         except duckdb.Error as exc:
             raise RebuildError(f"{first}: cannot be read ({str(exc).splitlines()[0]})") from None
-        return
+        return chain
     work = f"{name}_work"
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {work} AS SELECT * FROM read_parquet({lit(str(first))})")
@@ -399,17 +414,15 @@ def load_table(con: duckdb.DuckDBPyConnection, name: SQL, bank_dir: Path, as_of:
             if (n := con.execute(f"SELECT count(*) FROM {work}").fetchone()[0]) != manifest["rows"]:
                 raise RebuildError(f"{changes}: gives {n:,} rows where the manifest of {day} counts {manifest['rows']:,}")
         con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM {work} ORDER BY {', '.join(KEY)}")
-        if verify and chain and chain[0][1].get("duckdb") == duckdb.__version__:  # another version writes other bytes
+        if verify and chain[0][1].get("duckdb") == duckdb.__version__:  # nothing to compare the bytes with otherwise
             with tempfile.TemporaryDirectory(prefix="valuecredit-rebuild-") as tmp:
-                con.execute(f"COPY {name} TO {lit(str(Path(tmp) / FULL))} (FORMAT parquet)")
-                if file_sha256(Path(tmp) / FULL) != chain[0][1]["table_sha256"]:
-                    raise RebuildError(f"{Path(bank_dir).name} {as_of}: the table rebuilt from the change files is not "
-                                       "the table published (SHA-256 differs): a change file or a full table was altered")
+                _write_as_published(con, name, Path(tmp) / FULL, chain[0][1])
     except duckdb.Error as exc:
         raise RebuildError(f"{Path(bank_dir).name}: a change file cannot be read or applied "
                            f"({str(exc).splitlines()[0]})") from None
     finally:
         con.execute(f"DROP TABLE IF EXISTS {work}")
+    return chain
 
 
 def rebuild(bank_dir: Path, as_of: date, start: date | None, out: Path) -> Path:
@@ -424,22 +437,21 @@ def rebuild(bank_dir: Path, as_of: date, start: date | None, out: Path) -> Path:
         raise RebuildError(f"{out}: exists and is not an empty folder")
     if out.resolve().is_relative_to(bank_dir.parent.resolve()):
         raise RebuildError(f"{out}: inside the publication folder {bank_dir.parent}; choose a folder outside it")
-    _, chain = chain_to(bank_dir, as_of, start)
-    if chain and (published_with := chain[0][1].get("duckdb")) not in (None, duckdb.__version__):
-        raise RebuildError(f"{bank_dir.name} {as_of}: published with DuckDB {published_with}, this is "
-                           f"{duckdb.__version__}: a table it writes cannot be the same bytes (read the night's rows "
-                           "with `valuecredit bank query` instead)")
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     con = duckdb.connect(":memory:")
     try:
-        load_table(con, "eligibility", bank_dir, as_of, start, verify=False)
-        con.execute(f"COPY eligibility TO {lit(str(tmp / FULL))} (FORMAT parquet)")
+        chain = load_table(con, "eligibility", bank_dir, as_of, start, verify=False)
+        if chain and (published_with := chain[0][1].get("duckdb")) not in (None, duckdb.__version__):
+            raise RebuildError(f"{bank_dir.name} {as_of}: published with DuckDB {published_with}, this is "
+                               f"{duckdb.__version__}: a table it writes cannot be the same bytes (read the night's "
+                               "rows with `valuecredit bank query` instead)")
+        if chain:
+            _write_as_published(con, "eligibility", tmp / FULL, chain[0][1])
+        else:
+            con.execute(f"COPY eligibility TO {lit(str(tmp / FULL))} (FORMAT parquet)")
         excel_csv(con, "SELECT * FROM eligibility", tmp / "eligibility.csv")
-        if chain and file_sha256(tmp / FULL) != chain[0][1]["table_sha256"]:
-            raise RebuildError(f"{bank_dir.name} {as_of}: the rebuilt table is not the table published (SHA-256 "
-                               "differs): a change file or a full table was altered")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left
         raise

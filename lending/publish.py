@@ -40,7 +40,7 @@ import pandas as pd
 from rustpy_xlsxwriter import FastExcel, Format
 
 from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
-from lending.delta import REASONS, Stored, full_table_reason, keep_later_nights_whole, write_changes
+from lending.delta import FULL, REASONS, Stored, full_table_reason, keep_later_nights_whole, write_changes
 from lending.eligibility import CONDITIONS, MATCH_DEGREE, PAIR_VALUES
 from lending.gate import authorised_firms_sql, bank_facing_firms_sql
 from lending.products import ProductCatalogue
@@ -278,7 +278,8 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                     if backfill:  # the bank's tables stay on their newer date
                         schema, kind = BACKFILL_SCHEMA, "TEMP TABLE"
                     else:
-                        if _has_table(con, schema):  # what the bank was given last: tonight's changes may be against it
+                        # what the bank was given last, where its folder has no full table to compare with
+                        if _has_table(con, schema) and not (out / bank / stored_day.isoformat() / FULL).is_file():
                             con.execute(f"CREATE OR REPLACE TEMP TABLE _stored AS SELECT * FROM {q(schema)}.eligibility")
                             sha = con.execute("SELECT table_sha256 FROM decisions.published_table_sha256 "
                                               "WHERE bank_id = ? AND as_of = ?", [bank, stored_day]).fetchone()

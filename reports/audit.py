@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import math
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from reports import charts
 from reports.firm import TEMPLATES, _write
 from reports.vocabulary import Words
 from scoring.catalogue import Catalogue
+from scoring.changes import modules_digest
 from valuecredit.sqltext import lit, q
 
 
@@ -217,9 +217,9 @@ def loan_book_snapshot(con: duckdb.DuckDBPyConnection, version: str, cat: Catalo
         SELECT DISTINCT source, file, sha256, delivered_on FROM meta.ingested_files
         WHERE status = 'loaded' AND (source IN ({', '.join(lit(s) for s in LOAN_BOOK)}) OR delivered_on <= ?)
         ORDER BY ALL""", [last_disbursed]).fetchall()
-    code = hashlib.sha256(b"".join(Path(importlib.util.find_spec(m).origin).read_bytes() for m in SEGMENT_CODE))
     libraries = [importlib.metadata.version(name) for name in SEGMENT_LIBRARIES]
-    text = json.dumps([version, code.hexdigest(), libraries, cat.content_hash, str(last_disbursed), files], default=str)
+    text = json.dumps([version, modules_digest(SEGMENT_CODE), libraries, cat.content_hash, str(last_disbursed), files],
+                      default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -248,9 +248,7 @@ def _cached_segments(con: duckdb.DuckDBPyConnection, version: str, model, cat: C
     _, test = out_of_time_split(training_sample(con, cat))
     segments = segment_outcomes(test, model.pd(test), con)
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(segments), encoding="utf-8")
-    tmp.replace(path)  # a reader sees the whole file or none
+    _write(path, json.dumps(segments))  # a reader sees the whole file or none
     return segments
 
 

@@ -185,10 +185,15 @@ ROW_CODE = ("scoring.sql", "models.features")
 
 def code_hash() -> str:
     """A digest of the code behind a firm's rows: rows computed by other code are never carried."""
+    return modules_digest(ROW_CODE)[:16]
+
+
+def modules_digest(modules: tuple[str, ...]) -> str:
+    """The SHA-256 of the modules' source files, in the order given: what results computed by them rest on."""
     digest = hashlib.sha256()
-    for module in ROW_CODE:
+    for module in modules:
         digest.update(Path(importlib.util.find_spec(module).origin).read_bytes())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 def turned_sql(source: str, condition: SQL, previous: date, as_of: date, firm: str = "uscc") -> str:
