@@ -45,10 +45,7 @@ def in_publication(store: Path, day: date) -> dict[str, set[str]]:
     firms = {}
     for bank in sorted(p.name for p in (store / "publish").iterdir()):
         folder = store / "publish" / bank / day.isoformat()
-        files = duckdb.connect()
-        load_table(files, "t", folder.parent, day)
-        published = {u for (u,) in files.execute("SELECT uscc FROM t").fetchall()}
-        files.close()
+        published = set(bank_table(store / "publish", bank, day)["uscc"])
         if (folder / "eligibility.parquet").is_file():
             assert published == set(pd.read_csv(folder / "eligibility.csv", encoding="utf-8-sig", dtype=str)["uscc"])
         if (store / "publish" / bank / "LATEST").read_text().strip() == day.isoformat():
