@@ -9,9 +9,12 @@ the bank's days of the week (`full_table_on` in the product catalogue, Monday un
 otherwise), on its first publication, when the full table the night's changes would start from is
 a week old or more (a Monday without a night) or cannot be followed back to, for a backfill, when
 the table's columns change, and when a date is published again over a folder that held one (with
-that folder's reason: a re-run's manifest is the one it replaces). A night whose base is published
-again gets its full table then (`keep_later_nights_whole`). The manifest says which (`full_table`:
-the reason, or null). Between them a bank applies the nights' change files to the last full table;
+that folder's reason: a re-run's manifest is the one it replaces). The manifest says which
+(`full_table`: the reason, or null). When a night is published again, the next night whose changes
+were against it gets its full table rebuilt into the programme's own copies (`.kept/`, beside the
+banks' folders and in none of them: a table written after the night may hold a firm that has
+withdrawn its consent since, and nothing new about such a firm may reach a bank), so that the later
+nights can still be rebuilt here (`keep_later_nights_whole`). Between them a bank applies the nights' change files to the last full table;
 `load_table` and `rebuild` do the same here. The withdrawals' and updates' reasons:
 
 - `authorisation_ended` (withdraw): the firm's authorisation ended, was revoked or cannot be verified
@@ -80,6 +83,30 @@ class RebuildError(RuntimeError):
     the message says which file and why."""
 
 
+KEPT = ".kept"  # beside the banks' folders: the programme's own copies of full tables no bank received
+
+
+def kept_folder(bank_dir: Path, day: date) -> Path:
+    """Where the programme keeps the full table of the bank's night `day` that it rebuilt for itself."""
+    return Path(bank_dir).parent / KEPT / Path(bank_dir).name / day.isoformat()
+
+
+def full_table_of(bank_dir: Path, day: date, kept: bool = True) -> Path | None:
+    """The full table of the bank's night `day`: its folder's, else (`kept`) the programme's own copy
+    while it is the table that folder's manifest names (a night published again since has another)."""
+    own = Path(bank_dir) / day.isoformat() / FULL
+    if own.is_file():
+        return own
+    copy = kept_folder(bank_dir, day)
+    if not kept or not (copy / FULL).is_file():
+        return None
+    try:
+        same = _manifest(copy)["table_sha256"] == _manifest(Path(bank_dir) / day.isoformat())["table_sha256"]
+    except RebuildError:
+        return None
+    return copy / FULL if same else None
+
+
 def _day(name: str) -> date | None:
     """The date a folder is named after, written as publication writes it (YYYY-MM-DD), else None."""
     try:
@@ -112,7 +139,8 @@ def full_table_reason(bank_dir: Path, as_of: date, weekdays: frozenset[int], bac
     if previous is None:
         return "first publication"
     try:
-        last = _day(chain_to(bank_dir, previous)[0].parent.name)
+        # the bank's own last full table: a copy the programme kept for itself never reached the bank
+        last = _day(chain_to(bank_dir, previous, kept=False)[0].parent.name)
     except RebuildError:  # the full table is gone, or the changes since cannot be followed to it
         return "no full table before"
     if backfill:  # a past date published after newer ones is for rebuilding that date: whole
@@ -250,8 +278,8 @@ def _prior_sql(con: duckdb.DuckDBPyConnection, bank_dir: Path, day: date, stored
     committed but whose folder never reached its place is not); else rebuilt from the last full table
     and the change files since (a temporary table, named in `loaded` for the caller to drop)."""
     folder = bank_dir / day.isoformat()
-    if (folder / FULL).is_file():
-        return f"read_parquet({lit(str(folder / FULL))})"
+    if (full := full_table_of(bank_dir, day)) is not None:
+        return f"read_parquet({lit(str(full))})"
     if stored is not None and (stored.as_of, stored.table_sha256) == (day, _manifest(folder)["table_sha256"]):
         return stored.table_sql
     name = f"_prior_{len(loaded)}"
@@ -291,33 +319,34 @@ def keep_later_nights_whole(bank_dir: Path, as_of: date) -> list[date]:
     """Before the folder of `as_of` is replaced (a date published again): the next night whose changes
     are against it, if it has no full table of its own, gets one, rebuilt (and checked) from the
     folders as they still are, so that it and the nights after it can still be rebuilt once their
-    base is gone; its manifest says so (`full_table`, and `full_table_sha256`: the file's own, which
-    differs from `table_sha256` only where another DuckDB wrote it). The files are written into a
-    folder beside (`.<date>.whole.partial`, cleared by publication's tidying) and moved in, the
-    Parquet last. Returns the nights made whole; one that cannot be rebuilt already is left as it is
-    (the next night's publication then brings a full table: `full_table_reason`)."""
+    base is gone. The table goes to the programme's own copies (`kept_folder`), not to the bank's
+    folder, which stays as the bank received it: written now, it may hold a firm that has withdrawn
+    its consent since the night. Its manifest there is the night's, with why it was kept (`full_table`)
+    and the file's own SHA-256 (`full_table_sha256`: it differs from `table_sha256` only where another
+    DuckDB wrote it). Written into a folder beside and moved in whole. Returns the nights kept whole;
+    one that cannot be rebuilt already is left as it is."""
     bank_dir, kept = Path(bank_dir), []
     for day in sorted(d for d in _published_days(bank_dir) if d > as_of):
-        folder = bank_dir / day.isoformat()
         try:
-            manifest = _manifest(folder)
+            manifest = _manifest(bank_dir / day.isoformat())
         except RebuildError:
             continue
-        if (folder / FULL).is_file() or manifest["base"] != as_of.isoformat():
+        if manifest["base"] != as_of.isoformat() or full_table_of(bank_dir, day) is not None:
             continue
-        aside = bank_dir / f".{day.isoformat()}.whole.partial"
+        final = kept_folder(bank_dir, day)
+        aside = final.with_name(f".{day.isoformat()}.partial")
         shutil.rmtree(aside, ignore_errors=True)
-        aside.mkdir()
+        aside.mkdir(parents=True)
         con = duckdb.connect(":memory:")
         try:
             load_table(con, "t", bank_dir, day, verify=False)
             sha = _write_as_published(con, "t", aside / FULL, manifest)  # checked here, written once
-            excel_csv(con, "SELECT * FROM t", aside / "eligibility.csv")
-            manifest |= {"full_table": f"the night of {as_of}, its base, published again", "full_table_sha256": sha}
+            manifest |= {"full_table": f"kept by the programme: the night of {as_of}, its base, published again",
+                         "full_table_sha256": sha}
             (aside / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n",
                                           encoding="utf-8")
-            for name in ("eligibility.csv", MANIFEST, FULL):
-                os.replace(aside / name, folder / name)
+            shutil.rmtree(final, ignore_errors=True)  # a copy of an earlier version of the night
+            os.replace(aside, final)
         except RebuildError:
             continue
         finally:
@@ -327,16 +356,19 @@ def keep_later_nights_whole(bank_dir: Path, as_of: date) -> list[date]:
     return kept
 
 
-def chain_to(bank_dir: Path, as_of: date, start: date | None = None) -> tuple[Path, list[tuple[date, dict]]]:
+def chain_to(bank_dir: Path, as_of: date, start: date | None = None,
+             kept: bool = True) -> tuple[Path, list[tuple[date, dict]]]:
     """The full table to start from and the nights whose change files lead from it to `as_of` (newest
     first, each with its manifest), following each manifest's `base` back to `start`, or (None) to the
-    newest folder on the way holding a full table; refused, naming the folder, where the way does not
-    lead there or a change file was made against another table than the one there now."""
+    newest night on the way with a full table (`full_table_of`; `kept`: the programme's own copies
+    count, as they do for rebuilding here, but not for what the bank itself received); refused,
+    naming the folder, where the way does not lead there or a change file was made against another
+    table than the one there now."""
     bank_dir = Path(bank_dir)
     if start is not None and start > as_of:
         raise RebuildError(f"--from {start} is after the date to rebuild, {as_of}")
     chain, day = [], as_of
-    while day != start and not (start is None and (bank_dir / day.isoformat() / FULL).is_file()):
+    while day != start and not (start is None and full_table_of(bank_dir, day, kept) is not None):
         folder = bank_dir / day.isoformat()
         manifest = _manifest(folder)
         base = _day(manifest["base"]) if manifest["base"] else None
@@ -348,9 +380,9 @@ def chain_to(bank_dir: Path, as_of: date, start: date | None = None) -> tuple[Pa
                                f"{base or 'nothing (the first publication)'}")
         chain.append((day, manifest))
         day = base
-    first = bank_dir / day.isoformat() / FULL
-    if not first.is_file():
-        raise RebuildError(f"{first}: no full table to start from")
+    first = full_table_of(bank_dir, day, kept)
+    if first is None:
+        raise RebuildError(f"{bank_dir / day.isoformat() / FULL}: no full table to start from")
     expected = file_sha256(first)
     if (first.parent / MANIFEST).is_file():  # a folder of before the manifests has nothing to check against
         own = _manifest(first.parent)

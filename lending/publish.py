@@ -12,8 +12,8 @@ days (weekly unless the catalogue says otherwise, `lending.delta.full_table_reas
 `eligibility.xlsx` (the eligible rows and the near misses, for people); the folder is written aside and renamed into place
 (a date published again: exchanged with its old folder in one step), then `LATEST` is replaced.
 Publication never goes backwards: a date older than a bank's `LATEST` (a re-run or a backfill) writes
-its own folder (first giving the next night made against the folder it replaces that night's full
-table: `lending.delta.keep_later_nights_whole`), but neither moves `LATEST` nor replaces the bank's tables, which stay on the newest date
+its own folder (first keeping, in the programme's own copies and not in the bank's folder, the full
+table of the next night made against the folder it replaces: `lending.delta.keep_later_nights_whole`), but neither moves `LATEST` nor replaces the bank's tables, which stay on the newest date
 published (recorded in `decisions.published_tables`): an older night would bring back firms that have
 since withdrawn their consent. Every
 row comes from the one authorisation gate (`lending.gate`); the CSVs' text is neutralised for
@@ -40,7 +40,15 @@ import pandas as pd
 from rustpy_xlsxwriter import FastExcel, Format
 
 from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
-from lending.delta import FULL, REASONS, Stored, full_table_reason, keep_later_nights_whole, write_changes
+from lending.delta import (
+    KEPT,
+    REASONS,
+    Stored,
+    full_table_of,
+    full_table_reason,
+    keep_later_nights_whole,
+    write_changes,
+)
 from lending.eligibility import CONDITIONS, MATCH_DEGREE, PAIR_VALUES
 from lending.gate import authorised_firms_sql, bank_facing_firms_sql
 from lending.products import ProductCatalogue
@@ -253,8 +261,9 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     banks = sorted(products.banks)
     ensure(con, "decisions.early_warnings", "decisions.published_tables",  # never warned: an empty list
            "decisions.published_table_sha256")
-    for bank in banks:  # what an earlier publication left if it crashed
+    for bank in banks:  # what an earlier publication left if it crashed (in the bank's folder, or its kept copies)
         _tidy(out / bank)
+        _tidy(out / KEPT / bank)
     staged: dict[str, Path] = {}
     rows: dict[str, int] = {}
     try:
@@ -279,7 +288,7 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
                         schema, kind = BACKFILL_SCHEMA, "TEMP TABLE"
                     else:
                         # what the bank was given last, where its folder has no full table to compare with
-                        if _has_table(con, schema) and not (out / bank / stored_day.isoformat() / FULL).is_file():
+                        if _has_table(con, schema) and full_table_of(out / bank, stored_day) is None:
                             con.execute(f"CREATE OR REPLACE TEMP TABLE _stored AS SELECT * FROM {q(schema)}.eligibility")
                             sha = con.execute("SELECT table_sha256 FROM decisions.published_table_sha256 "
                                               "WHERE bank_id = ? AND as_of = ?", [bank, stored_day]).fetchone()

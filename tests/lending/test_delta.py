@@ -19,6 +19,7 @@ from lending.delta import (
     Stored,
     full_table_reason,
     keep_later_nights_whole,
+    kept_folder,
     load_table,
     rebuild,
     write_changes,
@@ -217,7 +218,8 @@ D4, D5 = date(2026, 1, 8), date(2026, 1, 9)
 def test_a_night_run_again_between_full_tables_loses_neither_a_pair_nor_the_later_nights(bank, tmp_path):
     """A night of change files alone run again: a pair it had lost and now has again as in the base is
     listed (a bank holding the first run lacks it); the later nights made against the first run keep a
-    way back (the next one gets its full table, rebuilt before the folder is replaced)."""
+    way back (the next one's full table is rebuilt before the folder is replaced, and kept by the
+    programme outside the bank's folder)."""
     bank.publish(D1, {"A": 1, "B": 2}, authorised="AB")
     bank.load_full(D1)
     bank.publish(D2, {"A": 1}, authorised="A", full=None)  # B's authorisation could not be verified
@@ -228,16 +230,44 @@ def test_a_night_run_again_between_full_tables_loses_neither_a_pair_nor_the_late
     assert bank.changes(D2) == [("update", None, "B", "name of B")]
     bank.apply(D2)
     assert bank.holds() == {"A": 1, "B": 2}
-    assert (bank.dir / D3.isoformat() / FULL).is_file() and not (bank.dir / D4.isoformat() / FULL).exists()
-    d3 = json.loads((bank.dir / D3.isoformat() / "manifest.json").read_text())
-    assert d3["full_table"] == "the night of 2026-01-06, its base, published again"
+    assert not (bank.dir / D3.isoformat() / FULL).exists() and not (bank.dir / D4.isoformat() / FULL).exists()
+    kept = kept_folder(bank.dir, D3)
+    assert kept.parent.parent.parent == bank.root and (kept / FULL).read_bytes() == (bank.full / D3.isoformat() / FULL).read_bytes()
+    d3 = json.loads((kept / "manifest.json").read_text())
+    assert d3["full_table"] == "kept by the programme: the night of 2026-01-06, its base, published again"
     assert d3["full_table_sha256"] == d3["table_sha256"]  # the same DuckDB wrote it again: the same bytes
-    assert not [p for p in bank.dir.iterdir() if p.name.startswith(".")]  # nothing left aside
+    assert not [p for p in [*bank.dir.iterdir(), *kept.parent.iterdir()] if p.name.startswith(".")]  # nothing left aside
     for day in (D2, D3, D4):
         assert rebuild(bank.dir, day, None, tmp_path / day.isoformat()).read_bytes() == \
             (bank.full / day.isoformat() / FULL).read_bytes()
     with pytest.raises(RebuildError, match="made against another table of 2026-01-06"):
         rebuild(bank.dir, D4, D1, tmp_path / "through")  # the way through the replaced night is gone, and said so
+
+
+def test_a_night_run_again_writes_nothing_into_a_later_nights_folder_after_a_withdrawal(bank, tmp_path):
+    """B withdraws after the night of D2. D1 is then published again: D2's table (which holds B, as
+    published that night) must not be written anew into the bank's folder of D2, where the bank would
+    receive it after the withdrawal; the programme keeps it for itself, and the bank's next night
+    brings its full table, its own full tables no longer leading there."""
+    bank.publish(D1, {"A": 1, "B": 2}, authorised="AB")
+    bank.publish(D2, {"A": 1, "B": 3}, authorised="AB", full=None)
+    bank.publish(D3, {"A": 1}, authorised="A", full=None)  # B withdrew: withdrawn the same night
+    def holds_b(path: Path) -> bool:  # B's data: a withdrawal (B's key, telling the bank to delete it) is not
+        rows = duckdb.sql(f"SELECT * FROM {'read_parquet' if path.suffix == '.parquet' else 'read_csv'}('{path}')")
+        withdrawal = "change = 'withdraw'" if "change" in rows.columns else "false"
+        return rows.filter(f"uscc = 'B' AND NOT ({withdrawal})").fetchall() != []
+
+    sent = {p: p.read_bytes() for p in bank.dir.rglob("*") if p.is_file()}
+    bank.publish(D1, {"A": 1}, authorised="A", full="backfill")  # as publication gives a past date now
+    tables = [p for p in bank.dir.rglob("*") if p.is_file() and p.suffix in (".parquet", ".csv")]
+    assert [p for p in tables if holds_b(p)]  # D2's files, as the bank received them that night
+    assert [p.relative_to(bank.dir) for p in tables if holds_b(p) and sent.get(p) != p.read_bytes()] == []  # none new, none rewritten
+    assert not (bank.dir / D2.isoformat() / FULL).exists() and (kept_folder(bank.dir, D2) / FULL).is_file()
+    # the programme can still rebuild D2 and D3 from its own copy, byte for byte
+    for day in (D2, D3):
+        assert rebuild(bank.dir, day, None, tmp_path / day.isoformat()).read_bytes() == \
+            (bank.full / day.isoformat() / FULL).read_bytes()
+    assert full_table_reason(bank.dir, D4, frozenset({5})) == "no full table before"
 
 
 def test_the_stored_table_stands_in_for_a_folder_only_when_it_is_the_table_published(bank):
