@@ -36,6 +36,9 @@ def is_identifier(name: str) -> bool:
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the scorecard's trees read float32: a larger value cannot be binned
 NUMBER_AS_TEXT = re.compile(r"^[+-]?([0-9]{1,3}(,[0-9]{3})+|[0-9]+)?(\.[0-9]+)? ?%?$")  # 1,234.5 and 12.5 %
+# the decimal comma of a European export: 1.234,5 and 12,5 % (and 0,125: no thousands group starts with 0)
+DECIMAL_COMMA = re.compile(r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+)?(,[0-9]+)? ?%?$")
+COMMA_IS_DECIMAL = re.compile(r"^[+-]?0,|,(?:[0-9]{1,2}|[0-9]{4,}) ?%?$|\.[0-9]{3}[.,]")
 
 
 @dataclass
@@ -129,13 +132,13 @@ def _reads_as_chinese(text: str) -> bool:
     return bool(found) and common >= len(found) / 2
 
 
-def _read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
+def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], str]:
     """The CSV as a bank exports it (compressed by its extension or not; any line ending): UTF-8,
     with or without a byte-order mark, else GBK/GB18030, accepted only where it reads Chinese (a
     Latin-1 or binary file decodes as GB18030 too, into nonsense); separated by commas, or by
     semicolons, tabs or bars where the header has more columns that way. A header naming a column
     twice (edge spaces aside) is refused: pandas would rename the second (`bad.1`) and it could carry
-    the target in among the features. Returns the table and what was noticed on the way."""
+    the target in among the features. Returns the table, what was noticed on the way and the separator."""
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             widths = {sep: pd.read_csv(path, sep=sep, encoding=encoding, nrows=0).shape[1] for sep in SEPARATORS}
@@ -164,25 +167,40 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
     if repeated:
         raise EvaluationInputError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once; "
                                    "each column needs its own name")
-    return frame, notes
+    return frame, notes, sep
 
 
-def _clean_features(X: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Numbers written as text (`1,234`, `12.5%`) read as numbers where at least 99 % of a text
-    column's values are, the rest missing; infinite values and values beyond what the scorecard can
-    bin read as missing. Each change is said, by column."""
+def _decimal_comma(text: pd.Series, semicolons: bool) -> bool:
+    """Whether a column's numbers are written with a decimal comma (12,5; 1.234,5): at least 99 % of
+    its values read that way, and one of them cannot be a thousands group (a comma followed by other
+    than three digits, a leading 0, a dot group before a comma) or, in a file separated by
+    semicolons (the decimal comma's own convention), one holds a comma. `1,234` in a comma-separated
+    file stays one thousand two hundred and thirty-four."""
+    if not len(text) or (text.str.fullmatch(DECIMAL_COMMA) & text.str.contains("[0-9]")).mean() < 0.99:
+        return False
+    return bool(text.str.contains(COMMA_IS_DECIMAL).any() or (semicolons and text.str.contains(",", regex=False).any()))
+
+
+def _clean_features(X: pd.DataFrame, semicolons: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """Numbers written as text (`1,234`, `12.5%`, and with a decimal comma `1.234,5`: `_decimal_comma`)
+    read as numbers where at least 99 % of a text column's values are, the rest missing; infinite
+    values and values beyond what the scorecard can bin read as missing. Each change is said, by column."""
     notes = []
     for c in X.columns:
         if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
             text = X[c].dropna().astype(str).str.strip()
             text = text[~text.isin(("", "-", "—"))]  # blanks and dashes are missing, not text
-            number = text.str.fullmatch(NUMBER_AS_TEXT) & text.str.contains("[0-9]")
+            comma = _decimal_comma(text, semicolons)
+            number = text.str.fullmatch(DECIMAL_COMMA if comma else NUMBER_AS_TEXT) & text.str.contains("[0-9]")
             if len(text) and number.mean() >= 0.99:
-                numbers = pd.to_numeric(text.where(number).str.replace(",", "", regex=False).str.rstrip("%").str.strip(),
-                                        errors="coerce")
+                plain = text.where(number).str.rstrip("%").str.strip()
+                plain = plain.str.replace(".", "", regex=False).str.replace(",", ".", regex=False) if comma \
+                    else plain.str.replace(",", "", regex=False)
+                numbers = pd.to_numeric(plain, errors="coerce")
                 unread = int(numbers.isna().sum())
                 X[c] = numbers.reindex(X.index)
                 notes.append(f"{c}: numbers written as text read as numbers"
+                             + (" (with a decimal comma)" if comma else "")
                              + (f"; {unread} value(s) that are not numbers read as missing" if unread else ""))
         if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
             values = X[c].astype(float)
@@ -198,7 +216,7 @@ def prepare(path: Path, target: str, bad: str | None, drop: list[str] | str | No
     path = Path(path)
     if not path.is_file():
         raise EvaluationInputError(f"{path}: no such file")
-    frame, read_notes = _read_table(path)
+    frame, read_notes, sep = _read_table(path)
     drop = parse_columns(drop, frame.columns)
     target = column_named(target, frame.columns) or target
     missing = [c for c in [target, *drop] if c not in frame.columns]
@@ -229,7 +247,7 @@ def prepare(path: Path, target: str, bad: str | None, drop: list[str] | str | No
     if X.shape[1] == 0:
         raise EvaluationInputError(f"{path}: no feature columns left after dropping the target and identifiers")
     X.columns = [str(c) for c in X.columns]
-    X, notes = _clean_features(X)
+    X, notes = _clean_features(X, semicolons=sep == ";")
     notes = read_notes + notes
     for c in X.columns:
         if not pd.api.types.is_numeric_dtype(X[c]):

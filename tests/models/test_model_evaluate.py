@@ -419,3 +419,27 @@ def test_what_banks_export_reads_as_they_meant_it(tmp_path):
         tmp_path / "latin1.csv", index=False, encoding="latin-1")
     with pytest.raises(EvaluationInputError, match="holds no Chinese text"):  # not read as GB18030 nonsense
         prepare(tmp_path / "latin1.csv", "Ausfall", None, [])
+
+
+def test_a_decimal_comma_export_reads_as_the_numbers_it_means(tmp_path):
+    """A European export: `;` between cells, `,` before the decimals, `.` between thousands. Read as
+    thousands, 0,125 would become 125; in a comma-separated file `1,234` stays a thousand and more."""
+    rng = np.random.default_rng(0)
+    n = 200
+    amount, share = (rng.normal(size=n) * 10_000).round(2), rng.uniform(0, 1, n).round(3)
+
+    def german(value: float, decimals: int) -> str:
+        return f"{value:,.{decimals}f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+
+    rows = [f"{german(a, 2)};{german(s, 3)};{german(s * 100, 1)} %;{i % 2}" for i, (a, s) in enumerate(zip(amount, share))]
+    (tmp_path / "de.csv").write_text("Betrag;Quote;Anteil;Ausfall\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    data = prepare(tmp_path / "de.csv", "Ausfall", None, [])
+    assert np.allclose(data.X["Betrag"], amount) and np.allclose(data.X["Quote"], share)
+    assert np.allclose(data.X["Anteil"], (share * 100).round(1))
+    assert "Quote: numbers written as text read as numbers (with a decimal comma)" in data.notes
+    # quoted in a comma-separated file, a decimal comma shows itself by what no thousands group can be
+    pd.DataFrame({"rate": [german(s, 3) for s in share], "bad": np.arange(n) % 2}).to_csv(tmp_path / "q.csv", index=False)
+    assert np.allclose(prepare(tmp_path / "q.csv", "bad", None, []).X["rate"], share)
+    whole = rng.integers(1000, 10**6, n)
+    pd.DataFrame({"amt": [f"{v:,}" for v in whole], "bad": np.arange(n) % 2}).to_csv(tmp_path / "th.csv", index=False)
+    assert (prepare(tmp_path / "th.csv", "bad", None, []).X["amt"] == whole).all()
