@@ -11,8 +11,8 @@ a week old or more (a Monday without a night) or cannot be followed back to, for
 the table's columns change, and when a date is published again over a folder that held one (with
 that folder's reason: a re-run's manifest is the one it replaces). The manifest says which
 (`full_table`: the reason, or null). When a night is published again, the next night whose changes
-were against it gets its full table rebuilt into the programme's own copies (`.kept/`, beside the
-banks' folders and in none of them: a table written after the night may hold a firm that has
+were against it gets its full table rebuilt into the programme's own copies (`kept_root`, beside
+the publication folder and outside it: a table written after the night may hold a firm that has
 withdrawn its consent since, and nothing new about such a firm may reach a bank), so that the later
 nights can still be rebuilt here (`keep_later_nights_whole`). Between them a bank applies the nights' change files to the last full table;
 `load_table` and `rebuild` do the same here. The withdrawals' and updates' reasons:
@@ -83,28 +83,75 @@ class RebuildError(RuntimeError):
     the message says which file and why."""
 
 
-KEPT = ".kept"  # beside the banks' folders: the programme's own copies of full tables no bank received
+MEND_KEYS = ("full_table", "full_table_sha256")  # what a kept copy's manifest adds to the night's
+
+
+def kept_root(publish_dir: Path) -> Path:
+    """The programme's own copies of full tables no bank received: beside the publication folder
+    (`publish/` -> `.publish.kept/`), outside it, so that nothing shipping `publish/` ships them."""
+    publish_dir = Path(publish_dir)
+    return publish_dir.parent / f".{publish_dir.name}.kept"
 
 
 def kept_folder(bank_dir: Path, day: date) -> Path:
     """Where the programme keeps the full table of the bank's night `day` that it rebuilt for itself."""
-    return Path(bank_dir).parent / KEPT / Path(bank_dir).name / day.isoformat()
+    return kept_root(Path(bank_dir).parent) / Path(bank_dir).name / day.isoformat()
+
+
+def _kept_copy_valid(bank_dir: Path, day: date) -> bool:
+    """Whether the kept copy of `day` is the table the bank's folder of `day` names: its manifest is
+    that folder's (but for why it was kept and the file's own SHA-256) and the folder has no full
+    table of its own (a copy of a night published again since, or made whole, is stale)."""
+    copy, folder = kept_folder(bank_dir, day), Path(bank_dir) / day.isoformat()
+    if not (copy / FULL).is_file() or (folder / FULL).is_file():
+        return False
+    try:
+        kept, night = _manifest(copy), _manifest(folder)
+    except RebuildError:
+        return False
+    return {k: v for k, v in kept.items() if k not in MEND_KEYS} == {k: v for k, v in night.items() if k not in MEND_KEYS}
 
 
 def full_table_of(bank_dir: Path, day: date, kept: bool = True) -> Path | None:
     """The full table of the bank's night `day`: its folder's, else (`kept`) the programme's own copy
-    while it is the table that folder's manifest names (a night published again since has another)."""
+    while it is the table that folder's manifest names (`_kept_copy_valid`)."""
     own = Path(bank_dir) / day.isoformat() / FULL
     if own.is_file():
         return own
-    copy = kept_folder(bank_dir, day)
-    if not kept or not (copy / FULL).is_file():
-        return None
-    try:
-        same = _manifest(copy)["table_sha256"] == _manifest(Path(bank_dir) / day.isoformat())["table_sha256"]
-    except RebuildError:
-        return None
-    return copy / FULL if same else None
+    return kept_folder(bank_dir, day) / FULL if kept and _kept_copy_valid(bank_dir, day) else None
+
+
+def tidy_kept(bank_dir: Path) -> None:
+    """The bank's kept copies that no longer stand for their night go (the night published again, or
+    its folder gone: a copy may hold a firm that has withdrawn since, so none is kept longer than it
+    is needed), with what a crashed keep left. Before the old place was moved out of the banks'
+    folders, a kept table was written into the night's own folder: it goes to the kept copies, and
+    the night's manifest is again the one the bank received."""
+    bank_dir = Path(bank_dir)
+    for day in _published_days(bank_dir):
+        folder = bank_dir / day.isoformat()
+        try:
+            manifest = _manifest(folder)
+        except RebuildError:
+            continue
+        if str(manifest.get("full_table") or "").endswith(", its base, published again") and (folder / FULL).is_file():
+            copy = kept_folder(bank_dir, day)
+            shutil.rmtree(copy, ignore_errors=True)
+            copy.mkdir(parents=True)
+            os.replace(folder / FULL, copy / FULL)
+            (copy / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n",
+                                         encoding="utf-8")
+            night = {k: v for k, v in manifest.items() if k != "full_table_sha256"} | {"full_table": None}
+            (folder / MANIFEST).write_text(json.dumps(night, indent=1, ensure_ascii=False, default=str) + "\n",
+                                           encoding="utf-8")
+            (folder / "eligibility.csv").unlink(missing_ok=True)
+    root = kept_folder(bank_dir, date.min).parent
+    for path in sorted(root.iterdir()) if root.is_dir() else ():
+        day = _day(path.name)
+        if day is None or not _kept_copy_valid(bank_dir, day):
+            shutil.rmtree(path, ignore_errors=True)
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
 
 
 def _day(name: str) -> date | None:

@@ -12,14 +12,14 @@ days (weekly unless the catalogue says otherwise, `lending.delta.full_table_reas
 `eligibility.xlsx` (the eligible rows and the near misses, for people); the folder is written aside and renamed into place
 (a date published again: exchanged with its old folder in one step), then `LATEST` is replaced.
 Publication never goes backwards: a date older than a bank's `LATEST` (a re-run or a backfill) writes
-its own folder (first keeping, in the programme's own copies and not in the bank's folder, the full
-table of the next night made against the folder it replaces: `lending.delta.keep_later_nights_whole`), but neither moves `LATEST` nor replaces the bank's tables, which stay on the newest date
+its own folder (first keeping, in the programme's own copies beside `publish/` and not in the bank's folder,
+the full table of the next night made against the folder it replaces: `lending.delta.keep_later_nights_whole`), but neither moves `LATEST` nor replaces the bank's tables, which stay on the newest date
 published (recorded in `decisions.published_tables`): an older night would bring back firms that have
 since withdrawn their consent. Every
 row comes from the one authorisation gate (`lending.gate`); the CSVs' text is neutralised for
 spreadsheets (`valuecredit.spreadsheet`). The tables are replaced and the files written inside one transaction, which
 commits only when every bank's folder is complete: a failure anywhere leaves the previous publication
-as it was (but for a later night's full table added, which is that night's table as published).
+as it was (the programme's kept copies aside).
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ from rustpy_xlsxwriter import FastExcel, Format
 
 from data_contracts.personal import LEGAL_REP_NAME, log_read, masked_legal_rep_sql
 from lending.delta import (
-    KEPT,
     REASONS,
     Stored,
     full_table_of,
     full_table_reason,
     keep_later_nights_whole,
+    tidy_kept,
     write_changes,
 )
 from lending.eligibility import CONDITIONS, MATCH_DEGREE, PAIR_VALUES
@@ -261,9 +261,9 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     banks = sorted(products.banks)
     ensure(con, "decisions.early_warnings", "decisions.published_tables",  # never warned: an empty list
            "decisions.published_table_sha256")
-    for bank in banks:  # what an earlier publication left if it crashed (in the bank's folder, or its kept copies)
+    for bank in banks:  # what an earlier publication left if it crashed, and kept copies no longer needed
         _tidy(out / bank)
-        _tidy(out / KEPT / bank)
+        tidy_kept(out / bank)
     staged: dict[str, Path] = {}
     rows: dict[str, int] = {}
     try:

@@ -17,11 +17,13 @@ from lending.delta import (
     FULL,
     RebuildError,
     Stored,
+    full_table_of,
     full_table_reason,
     keep_later_nights_whole,
     kept_folder,
     load_table,
     rebuild,
+    tidy_kept,
     write_changes,
 )
 
@@ -232,7 +234,7 @@ def test_a_night_run_again_between_full_tables_loses_neither_a_pair_nor_the_late
     assert bank.holds() == {"A": 1, "B": 2}
     assert not (bank.dir / D3.isoformat() / FULL).exists() and not (bank.dir / D4.isoformat() / FULL).exists()
     kept = kept_folder(bank.dir, D3)
-    assert kept.parent.parent.parent == bank.root and (kept / FULL).read_bytes() == (bank.full / D3.isoformat() / FULL).read_bytes()
+    assert not kept.is_relative_to(bank.root) and (kept / FULL).read_bytes() == (bank.full / D3.isoformat() / FULL).read_bytes()
     d3 = json.loads((kept / "manifest.json").read_text())
     assert d3["full_table"] == "kept by the programme: the night of 2026-01-06, its base, published again"
     assert d3["full_table_sha256"] == d3["table_sha256"]  # the same DuckDB wrote it again: the same bytes
@@ -341,3 +343,46 @@ def test_a_night_published_by_another_duckdb_is_read_by_its_rows_and_not_rebuilt
     assert con.execute("SELECT uscc, limit_fen FROM t").fetchall() == [("A", 2.0)]
     with pytest.raises(RebuildError, match="published with DuckDB 0.9.2"):
         rebuild(bank.dir, D2, None, tmp_path / "x")
+
+
+def test_a_kept_copy_goes_once_its_night_no_longer_names_it(bank):
+    """A copy may hold a firm that has withdrawn since: it is kept no longer than its night's folder
+    holds the manifest it was kept with, and a hand-edited copy that does not match is not read."""
+    bank.publish(D1, {"A": 1}, authorised="A")
+    bank.publish(D2, {"A": 2}, authorised="A", full=None)
+    bank.publish(D3, {"A": 3}, authorised="A", full=None)
+    bank.publish(D1, {"A": 7}, authorised="A", full="backfill")
+    kept = kept_folder(bank.dir, D2)
+    assert full_table_of(bank.dir, D2) == kept / FULL
+    record = json.loads((kept / "manifest.json").read_text())
+    (kept / "manifest.json").write_text(json.dumps(record | {"rows": 5}))  # no longer the night's manifest
+    assert full_table_of(bank.dir, D2) is None
+    (kept / "manifest.json").write_text(json.dumps(record))
+    tidy_kept(bank.dir)
+    assert (kept / FULL).is_file()  # still the night's: stays
+    bank.publish(D2, {"A": 5}, authorised="A", full="backfill")  # the night published again, another table
+    tidy_kept(bank.dir)
+    assert not kept.exists() and [p.name for p in kept.parent.iterdir()] == [D3.isoformat()]  # D3's: on D2's first run
+    shutil.rmtree(bank.dir / D3.isoformat())  # a night's folder gone: its copy goes too
+    tidy_kept(bank.dir)
+    assert not kept.parent.exists()
+
+
+def test_a_table_kept_in_a_banks_folder_by_an_earlier_version_moves_out(bank, tmp_path):
+    """Before the copies moved out, a kept table was written into the night's own folder (with
+    `full_table` "the night of D, its base, published again"): it goes to the kept copies and the
+    night's manifest is again the one the bank received; the night still rebuilds."""
+    bank.publish(D1, {"A": 1, "B": 2}, authorised="AB")
+    received = bank.publish(D2, {"A": 1, "B": 3}, authorised="AB", full=None)
+    folder = bank.dir / D2.isoformat()
+    sent = (folder / "manifest.json").read_bytes()
+    shutil.copy(bank.full / D2.isoformat() / FULL, folder / FULL)  # as the earlier version wrote it
+    (folder / "eligibility.csv").write_text("uscc\nA\nB\n")
+    (folder / "manifest.json").write_text(json.dumps(received | {
+        "full_table": f"the night of {D1}, its base, published again", "full_table_sha256": received["table_sha256"]},
+        indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tidy_kept(bank.dir)
+    assert sorted(p.name for p in folder.iterdir()) == ["changes.csv", "changes.parquet", "manifest.json"]
+    assert (folder / "manifest.json").read_bytes() == sent
+    assert full_table_of(bank.dir, D2) == kept_folder(bank.dir, D2) / FULL
+    assert rebuild(bank.dir, D2, None, tmp_path / "r").read_bytes() == (bank.full / D2.isoformat() / FULL).read_bytes()

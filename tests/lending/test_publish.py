@@ -275,6 +275,33 @@ def test_a_date_published_again_after_newer_ones_holds_no_firm_that_has_withdraw
     assert len(pd.read_parquet(folder / "eligibility.parquet")) > 0
 
 
+def test_a_past_night_published_again_keeps_the_next_nights_table_outside_every_bank_folder(decided):
+    """The next night's full table, rebuilt before its base is replaced, is the programme's own copy:
+    written after that night, it could hold a firm that has withdrawn since, so no bank's folder gets
+    it; a bank's sandbox still reads that night."""
+    from lending.access import bank_connection
+    from lending.delta import kept_root
+
+    con, _, work = decided
+    out = work / "out_kept"
+    publish(con, DAY1, PRODUCTS, out)
+    publish(con, DAY2, PRODUCTS, out)  # a Saturday: change files alone for the banks of Mondays
+    sent = digest(out)
+    publish(con, DAY1, PRODUCTS, out)  # the night before published again
+    after = digest(out)
+    changed = {p for p in set(sent) | set(after) if sent.get(p) != after.get(p)}
+    assert changed and all(p.split("/")[1] == DAY1.isoformat() for p in changed)  # only the re-run's own folders
+    kept = kept_root(out)
+    assert not kept.is_relative_to(out)
+    changes_only = [b for b in PRODUCTS.banks if not (out / b / DAY2.isoformat() / "eligibility.parquet").exists()]
+    assert changes_only and sorted(p.name for p in kept.iterdir()) == sorted(changes_only)
+    for bank in changes_only:
+        view = bank_connection(out, bank, DAY2, PRODUCTS)
+        assert view.con.execute("SELECT count(*) FROM eligibility").fetchone()[0] > 0
+        view.con.close()
+    assert not [p for p in kept.rglob(".*")]  # nothing left aside
+
+
 def test_a_bank_folder_explains_its_columns_to_people_and_keeps_them_for_machines(decided):
     """The files had English machine names only, PDs to 17 digits and the date as text in the workbook."""
     import openpyxl
