@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,9 +36,17 @@ def is_identifier(name: str) -> bool:
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the scorecard's trees read float32: a larger value cannot be binned
-NUMBER_AS_TEXT = re.compile(r"^[+-]?([0-9]{1,3}(,[0-9]{3})+|[0-9]+)?(\.[0-9]+)? ?%?$")  # 1,234.5 and 12.5 %
+EXPONENT = "(?:[eE][+-]?[0-9]+)?"
+NUMBER_AS_TEXT = re.compile(rf"^[+-]?([0-9]{{1,3}}(,[0-9]{{3}})+|[0-9]+)?(\.[0-9]+)?{EXPONENT} ?%?$")  # 1,234.5 and 12.5 %
 # the decimal comma of a European export: 1.234,5 and 12,5 % (and 0,125: no thousands group starts with 0)
-DECIMAL_COMMA = re.compile(r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+)?(,[0-9]+)? ?%?$")
+DECIMAL_COMMA = re.compile(rf"^[+-]?([0-9]{{1,3}}(\.[0-9]{{3}})+|[0-9]+)?(,[0-9]+)?{EXPONENT} ?%?$")
+PLAIN_NUMBER = re.compile(rf"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+){EXPONENT}$")  # as a reader parses it unaided
+POINT_IS_DECIMAL = re.compile(r"^[+-]?0\.|\.(?:[0-9]{1,2}|[0-9]{4,})(?:[eE]| ?%|$)|,[0-9]{3}\.")
+# what exports write for "no value" in a column of numbers: Excel's errors, SAS's dot, R's NA, ...
+MISSING_TEXT = frozenset({"", "-", "—", ".", "?", "na", "n/a", "nan", "null", "none", "#n/a", "#div/0!", "#value!",
+                          "#ref!", "#name?", "#num!", "#null!"})
+CURRENCY = re.compile(r"^(?:[$¥€£￥]|RMB|CNY|USD|EUR) ?|(?: ?(?:[$¥€£￥元]|RMB|CNY|USD|EUR))$")
+GROUP_SPACE = re.compile(r"(?<=[0-9])[ \u00a0\u202f\u2009'’](?=[0-9]{3}(?![0-9]))")  # 1 234 567, 1'234
 COMMA_IS_DECIMAL = re.compile(r"^[+-]?0,|,(?:[0-9]{1,2}|[0-9]{4,}) ?%?$|\.[0-9]{3}[.,]")
 
 
@@ -144,7 +153,13 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], str]:
             widths = {sep: pd.read_csv(path, sep=sep, encoding=encoding, nrows=0).shape[1] for sep in SEPARATORS}
             sep = max(SEPARATORS, key=lambda s: (widths[s], s == ","))
             header = pd.read_csv(path, sep=sep, encoding=encoding, nrows=1, header=None, dtype=str).iloc[0]
-            frame = pd.read_csv(path, sep=sep, encoding=encoding, low_memory=False)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                # never a row index: a row one field longer than the header would otherwise shift every
+                # column by one; a `;` file is read as written, its numbers parsed by `_clean_features`
+                frame = pd.read_csv(path, sep=sep, encoding=encoding, low_memory=False, index_col=False,
+                                    **({"dtype": str} if sep == ";" else {}))
+            longer = any("does not match length of data" in str(w.message) for w in caught)
         except UnicodeDecodeError:
             continue
         except pd.errors.EmptyDataError:
@@ -156,6 +171,19 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], str]:
     else:
         raise EvaluationInputError(f"{path}: neither UTF-8 nor GBK/GB18030 text; save the table as UTF-8 CSV")
     notes = []
+    if longer:  # rows hold more fields than the header names: only empty ones (a trailing separator) can go
+        width = len(header)
+        try:
+            rows = pd.read_csv(path, sep=sep, encoding=encoding, header=None, skiprows=1, dtype=str, index_col=False)
+        except Exception:  # rows of differing lengths: refused as below, by the longest pandas saw
+            rows = pd.DataFrame([[None] * (width + 1), ["x"] * (width + 1)])
+        extra = rows.iloc[:, width:]
+        if extra.notna().any().any():
+            most = width + 1 + int(np.flatnonzero(extra.notna().any().to_numpy()).max())
+            raise EvaluationInputError(f"{path}: rows hold up to {most} fields where the header names {width}: a "
+                                       f"separator ({sep!r}) inside an unquoted value (a decimal comma?) or a column "
+                                       "without a name in the header; quote such values or name every column")
+        notes.append("every row ends with empty fields past the header's (a trailing separator): ignored")
     if encoding == "gb18030":
         sample = " ".join(map(str, header.dropna())) + frame.head(1000).astype(str).to_string()
         if not _reads_as_chinese(sample) or re.search(r"[\x00-\x08\x0e-\x1f]", sample):
@@ -170,6 +198,36 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], str]:
     return frame, notes, sep
 
 
+def _normalised(text: pd.Series) -> pd.Series:
+    """Numbers as exports dress them, undressed: a currency mark off, a negative in parentheses
+    signed, thousands spaces and apostrophes out (`¥1 234`, `(1,386)`, `1'234'567`)."""
+    text = text.str.replace(CURRENCY, "", regex=True).str.strip()
+    text = text.str.replace(r"^\((.*)\)$", r"-\1", regex=True)
+    return text.str.replace(GROUP_SPACE, "", regex=True)
+
+
+def _numbers_part(column: pd.Series) -> tuple[pd.Series, int, bool]:
+    """A text column's values that are not a "no value" mark (`MISSING_TEXT`), normalised; how many
+    such marks it holds; whether any value was written otherwise than a reader parses unaided."""
+    raw = column.dropna().astype(str).str.strip()
+    missing = raw.str.lower().isin(MISSING_TEXT)
+    raw = raw[~missing]
+    return _normalised(raw), int(missing.sum()), not raw.str.fullmatch(PLAIN_NUMBER).all()
+
+
+def _decimal_style(X: pd.DataFrame) -> str | None:
+    """How a file separated by semicolons writes its decimals, from every text column: "comma" where
+    some value can only be a decimal comma (`COMMA_IS_DECIMAL`) and none a decimal point, "point"
+    the other way round, None where the columns disagree or say nothing."""
+    comma = point = False
+    for c in X.columns:
+        if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
+            text, _, _ = _numbers_part(X[c])
+            comma = comma or bool(text.str.contains(COMMA_IS_DECIMAL).any())
+            point = point or bool(text.str.contains(POINT_IS_DECIMAL).any())
+    return "comma" if comma and not point else "point" if point and not comma else None
+
+
 def _decimal_comma(text: pd.Series, semicolons: bool) -> bool:
     """Whether a column's numbers are written with a decimal comma (12,5; 1.234,5): at least 99 % of
     its values read that way, and one of them cannot be a thousands group (a comma followed by other
@@ -182,26 +240,30 @@ def _decimal_comma(text: pd.Series, semicolons: bool) -> bool:
 
 
 def _clean_features(X: pd.DataFrame, semicolons: bool = False) -> tuple[pd.DataFrame, list[str]]:
-    """Numbers written as text (`1,234`, `12.5%`, and with a decimal comma `1.234,5`: `_decimal_comma`)
-    read as numbers where at least 99 % of a text column's values are, the rest missing; infinite
-    values and values beyond what the scorecard can bin read as missing. Each change is said, by column."""
+    """Numbers written as text read as numbers where at least 99 % of a text column's values are,
+    "no value" marks (`MISSING_TEXT`) aside, the rest missing: `1,234`, `12.5%`, `¥1 234`, `(1,386)`,
+    and with a decimal comma `1.234,5` (`_decimal_comma`; in a file separated by semicolons, whose
+    cells are all read as text, the file's own style where its columns agree: `_decimal_style`).
+    Infinite values and values beyond what the scorecard can bin read as missing. Each change is
+    said, by column."""
     notes = []
+    style = _decimal_style(X) if semicolons else None
     for c in X.columns:
         if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
-            text = X[c].dropna().astype(str).str.strip()
-            text = text[~text.isin(("", "-", "—"))]  # blanks and dashes are missing, not text
-            comma = _decimal_comma(text, semicolons)
+            text, marks, dressed = _numbers_part(X[c])
+            comma = style == "comma" if style else _decimal_comma(text, semicolons)
             number = text.str.fullmatch(DECIMAL_COMMA if comma else NUMBER_AS_TEXT) & text.str.contains("[0-9]")
             if len(text) and number.mean() >= 0.99:
                 plain = text.where(number).str.rstrip("%").str.strip()
                 plain = plain.str.replace(".", "", regex=False).str.replace(",", ".", regex=False) if comma \
                     else plain.str.replace(",", "", regex=False)
                 numbers = pd.to_numeric(plain, errors="coerce")
-                unread = int(numbers.isna().sum())
+                unread = int(numbers.isna().sum()) + marks
                 X[c] = numbers.reindex(X.index)
-                notes.append(f"{c}: numbers written as text read as numbers"
-                             + (" (with a decimal comma)" if comma else "")
-                             + (f"; {unread} value(s) that are not numbers read as missing" if unread else ""))
+                if unread or dressed:  # a plain column of a `;` file: nothing to say
+                    notes.append(f"{c}: numbers written as text read as numbers"
+                                 + (" (with a decimal comma)" if comma else "")
+                                 + (f"; {unread} value(s) that are not numbers read as missing" if unread else ""))
         if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
             values = X[c].astype(float)
             out_of_range = np.isinf(values) | (values.abs() > FLOAT32_MAX)
@@ -231,8 +293,8 @@ def prepare(path: Path, target: str, bad: str | None, drop: list[str] | str | No
     if len(values) != 2:
         raise EvaluationInputError(f"{path}: target {target!r} must have exactly two values, found {len(values)}: "
                                    f"{values[:10]}")
-    if bad is None:
-        if "1" not in values:
+    if bad is None:  # 1 is bad only beside 0: with 1 and 2 (German credit's coding) either may be
+        if values != ["0", "1"]:
             raise EvaluationInputError(f"{path}: say which of {values} is the bad outcome with --bad")
         bad = "1"
     if label_key(bad) not in values:
@@ -249,6 +311,9 @@ def prepare(path: Path, target: str, bad: str | None, drop: list[str] | str | No
     X.columns = [str(c) for c in X.columns]
     X, notes = _clean_features(X, semicolons=sep == ";")
     notes = read_notes + notes
+    if repeats := int(X.assign(_target=y).duplicated().sum()):
+        notes.append(f"{repeats} row(s) repeat another row exactly (every feature and the target): a copy on each "
+                     "side of a fold flatters the AUC; remove them unless they are distinct loans")
     for c in X.columns:
         if not pd.api.types.is_numeric_dtype(X[c]):
             X[c] = X[c].astype("string")

@@ -443,3 +443,51 @@ def test_a_decimal_comma_export_reads_as_the_numbers_it_means(tmp_path):
     whole = rng.integers(1000, 10**6, n)
     pd.DataFrame({"amt": [f"{v:,}" for v in whole], "bad": np.arange(n) % 2}).to_csv(tmp_path / "th.csv", index=False)
     assert (prepare(tmp_path / "th.csv", "bad", None, []).X["amt"] == whole).all()
+
+
+def test_exports_as_banks_dress_their_numbers_read_as_the_numbers(tmp_path):
+    """Found by a hostile review: each of these read as text categories (every AUC 0.50), or shifted
+    every column by one, or misread thousands, or took 1 of a 1/2 target as bad, all with exit 0."""
+    rng = np.random.default_rng(1)
+    n = 300
+    income, bad = rng.integers(1000, 90_000, n), np.arange(n) % 2
+
+    def read(name: str, text: str, target: str = "bad", **kw):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        return prepare(tmp_path / name, target, kw.get("bad"), kw.get("drop", []))
+
+    def table(cells, header="income,bad", sep=","):
+        return header + "\n" + "".join(f"{c}{sep}{b}\n" for c, b in zip(cells, bad))
+
+    for name, cells in {"space": [f"{v:,}".replace(",", " ") for v in income],
+                        "nbsp": [f"{v:,}".replace(",", "\u202f") for v in income],
+                        "apostrophe": [f"{v:,}".replace(",", "'") for v in income],
+                        "dollar": [f'"${v:,}"' for v in income], "yen": [f'"¥{v:,}"' for v in income],
+                        "negative": [f'"({v:,})"' for v in income]}.items():
+        got = read(f"{name}.csv", table(cells))
+        expected = -income if name == "negative" else income
+        assert (got.X["income"] == expected).all(), name
+        assert got.notes[0] == "income: numbers written as text read as numbers", name
+    marks = ["#DIV/0!", ".", "?", "#VALUE!", "NA"]
+    cells = [marks[i % 5] if i % 10 == 3 else str(v) for i, v in enumerate(income)]
+    got = read("marks.csv", table(cells))
+    assert got.X["income"].isna().sum() == n // 10 and (got.X["income"].dropna() == income[np.arange(n) % 10 != 3]).all()
+    assert got.notes[0] == f"income: numbers written as text read as numbers; {n // 10} value(s) that are not numbers read as missing"
+    # a `;` file: the style its columns agree on decides the thousands of the others (9.463 and 9,463 are both 9463)
+    x = rng.normal(size=n).round(2)
+    comma = read("c.csv", "amount;x;bad\n" + "".join(f"{v:,};{str(w).replace('.', ',')};{b}\n".replace(",", "~", 1)
+                                                          .replace("~", ".") for v, w, b in zip(income, x, bad)))
+    assert (comma.X["amount"] == income).all() and np.allclose(comma.X["x"], x)
+    point = read("p.csv", "amount;x;bad\n" + "".join(f"{v:,};{w};{b}\n" for v, w, b in zip(income, x, bad)))
+    assert (point.X["amount"] == income).all() and np.allclose(point.X["x"], x)
+    # rows one field longer than the header: a trailing separator is ignored, anything else refused
+    trailing = read("t.csv", "age,x,bad\n" + "".join(f"{i % 50},{w},{b},\n" for i, (w, b) in enumerate(zip(x, bad))))
+    assert list(trailing.X.columns) == ["age", "x"] and np.allclose(trailing.X["x"], x) and (trailing.y == bad).all()
+    with pytest.raises(EvaluationInputError, match="rows hold up to 4 fields where the header names 3"):
+        read("u.csv", "age,x,bad\n" + "".join(f"{i % 50},{str(w).replace('.', ',')},{b}\n" for i, (w, b) in
+                                               enumerate(zip(np.abs(x) + 1, bad))))
+    with pytest.raises(EvaluationInputError, match=r"say which of \['1', '2'\] is the bad outcome"):
+        read("g.csv", table(income).replace(",0\n", ",2\n"))
+    assert read("g.csv", table(income).replace(",0\n", ",2\n"), bad="2").y.sum() == n - bad.sum()
+    copies = read("d.csv", "a,b,bad\n" + "".join(f"{i % 7},{i % 5},{b}\n" for i, b in enumerate(bad)))
+    assert copies.notes[-1].startswith(f"{n - 70} row(s) repeat another row exactly")
