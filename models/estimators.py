@@ -334,12 +334,19 @@ class WoEScorecard(_BinaryClassifier):
         from optbinning import BinningProcess
 
         columns = self.binnable(X)
+        # a text column without one category as common as a bin must be (a postcode, a free-text
+        # field, a date as text) would be binned by its categories' own few rows: noise, left out
+        columns = [c for c in columns if c not in _categorical(X) or
+                   X[c].value_counts(normalize=True).max() >= self.min_bin_size]
         categorical = _categorical(X[columns])
         # +1: a higher value never lowers the risk, so the bad rate ascends across the bins
         trend = {c: "ascending" if sign > 0 else "descending" for c, sign in (self.monotone or {}).items() if sign}
         return BinningProcess(columns, categorical_variables=categorical,
                               special_codes=list(self.special_codes) if self.special_codes else None,
                               binning_fit_params={c: {"min_bin_size": self.min_bin_size,
+                                                      # a category rarer than a bin may be is pooled with the
+                                                      # other rare ones, not placed by its own few rows' bad rate
+                                                      **({"cat_cutoff": self.min_bin_size} if c in categorical else {}),
                                                       **({"max_n_bins": self.max_n_bins} if self.max_n_bins else {}),
                                                       **({"monotonic_trend": trend[c]} if c in trend else {})}
                                                   for c in columns})
@@ -372,7 +379,9 @@ class WoEScorecard(_BinaryClassifier):
             warnings.simplefilter("always")
             self.scorecard_.fit(self.prepared(X[self.used_columns_]), y)
         self.fit_warnings_ = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught
-                                     if not issubclass(w.category, (DeprecationWarning, FutureWarning))})
+                                     if not issubclass(w.category, (DeprecationWarning, FutureWarning))} |
+                                    {f"{c!r} left out of the card: no category holds {self.min_bin_size:.0%} of the rows"
+                                     for c in self.empty_columns_ if c in _categorical(X) and X[c].notna().any()})
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -491,3 +491,26 @@ def test_exports_as_banks_dress_their_numbers_read_as_the_numbers(tmp_path):
     assert read("g.csv", table(income).replace(",0\n", ",2\n"), bad="2").y.sum() == n - bad.sum()
     copies = read("d.csv", "a,b,bad\n" + "".join(f"{i % 7},{i % 5},{b}\n" for i, b in enumerate(bad)))
     assert copies.notes[-1].startswith(f"{n - 70} row(s) repeat another row exactly")
+
+
+def test_a_text_column_of_rare_categories_is_left_out_of_the_card_and_said(tmp_path, capsys):
+    """A postcode or a date written as text: no category holds a bin's minimum share, so the card
+    would place each by its own few rows' bad rate (noise: a 700-level column took the scorecard from
+    0.67 to 0.57 in a hostile review); rare categories of a useful column are pooled instead."""
+    rng = np.random.default_rng(3)
+    n = 900
+    x = rng.normal(size=n)
+    sector = rng.choice(["A", "B", "C", *[f"rare{i}" for i in range(30)]], n, p=[0.3, 0.3, 0.1, *[0.3 / 30] * 30])
+    bad = (rng.random(n) < 1 / (1 + np.exp(-(1.5 * x + (sector == "A") - 1)))).astype(int)
+    frame = pd.DataFrame({"x": x, "sector": sector, "bad": bad})
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    frame.assign(postcode=[f"P{v:04d}" for v in rng.integers(0, 700, n)]).to_csv(tmp_path / "noise.csv", index=False)
+    runs = {}
+    for name in ("plain", "noise"):
+        assert main(["model", "evaluate", "--data", str(tmp_path / f"{name}.csv"), "--target", "bad", "--folds", "3",
+                     "--budget", "5", "--json"]) == 0
+        runs[name] = json.loads(capsys.readouterr().out)
+    assert runs["noise"]["scorecard"]["auc_folds"] == runs["plain"]["scorecard"]["auc_folds"]  # the card never saw it
+    assert "'postcode' left out of the card: no category holds 5% of the rows" in runs["noise"]["warnings"]
+    card = WoEScorecard(min_bin_size=0.05).fit(frame[["x", "sector"]], bad)
+    assert card.used_columns_ == ["x", "sector"]  # its rare categories pooled, its common ones binned
