@@ -45,7 +45,7 @@ POINT_IS_DECIMAL = re.compile(r"^[+-]?0\.|\.(?:[0-9]{1,2}|[0-9]{4,})(?:[eE]| ?%|
 # what exports write for "no value" in a column of numbers: Excel's errors, SAS's dot, R's NA, ...
 MISSING_TEXT = frozenset({"", "-", "—", ".", "?", "na", "n/a", "nan", "null", "none", "#n/a", "#div/0!", "#value!",
                           "#ref!", "#name?", "#num!", "#null!"})
-CURRENCY = re.compile(r"^(?:[$¥€£￥]|RMB|CNY|USD|EUR) ?|(?: ?(?:[$¥€£￥元]|RMB|CNY|USD|EUR))$")
+CURRENCY = re.compile(r"^([+-]?) ?(?:[$¥€£￥]|RMB|CNY|USD|EUR) ?|(?: ?(?:[$¥€£￥元]|RMB|CNY|USD|EUR))$")
 GROUP_SPACE = re.compile(r"(?<=[0-9])[ \u00a0\u202f\u2009'’](?=[0-9]{3}(?![0-9]))")  # 1 234 567, 1'234
 COMMA_IS_DECIMAL = re.compile(r"^[+-]?0,|,(?:[0-9]{1,2}|[0-9]{4,}) ?%?$|\.[0-9]{3}[.,]")
 
@@ -201,8 +201,9 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], str]:
 def _normalised(text: pd.Series) -> pd.Series:
     """Numbers as exports dress them, undressed: a currency mark off, a negative in parentheses
     signed, thousands spaces and apostrophes out (`¥1 234`, `(1,386)`, `1'234'567`)."""
-    text = text.str.replace(CURRENCY, "", regex=True).str.strip()
-    text = text.str.replace(r"^\((.*)\)$", r"-\1", regex=True)
+    for _ in range(2):  # ($1,386.00) and $(1,386.00) alike: the mark inside or outside the parentheses
+        text = text.str.replace(CURRENCY, r"\1", regex=True).str.strip()
+        text = text.str.replace(r"^\((.*)\)$", r"-\1", regex=True)
     return text.str.replace(GROUP_SPACE, "", regex=True)
 
 
@@ -215,17 +216,21 @@ def _numbers_part(column: pd.Series) -> tuple[pd.Series, int, bool]:
     return _normalised(raw), int(missing.sum()), not raw.str.fullmatch(PLAIN_NUMBER).all()
 
 
-def _decimal_style(X: pd.DataFrame) -> str | None:
-    """How a file separated by semicolons writes its decimals, from every text column: "comma" where
-    some value can only be a decimal comma (`COMMA_IS_DECIMAL`) and none a decimal point, "point"
-    the other way round, None where the columns disagree or say nothing."""
+def _decimal_style(X: pd.DataFrame) -> str:
+    """How a file separated by semicolons writes its decimals, from its columns of numbers (dates and
+    codes say nothing): "point" where some value can only be a decimal point (`POINT_IS_DECIMAL`)
+    and none a decimal comma; else "comma", the convention of such files (`12.000` is twelve
+    thousand, `1,250` one and a quarter), "comma?" where no value showed either."""
     comma = point = False
     for c in X.columns:
         if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
             text, _, _ = _numbers_part(X[c])
+            numeric = text.str.contains("[0-9]") & (text.str.fullmatch(DECIMAL_COMMA) | text.str.fullmatch(NUMBER_AS_TEXT))
+            if not len(text) or numeric.mean() < 0.99:
+                continue
             comma = comma or bool(text.str.contains(COMMA_IS_DECIMAL).any())
             point = point or bool(text.str.contains(POINT_IS_DECIMAL).any())
-    return "comma" if comma and not point else "point" if point and not comma else None
+    return "point" if point and not comma else "comma" if comma else "comma?"
 
 
 def _decimal_comma(text: pd.Series, semicolons: bool) -> bool:
@@ -248,11 +253,20 @@ def _clean_features(X: pd.DataFrame, semicolons: bool = False) -> tuple[pd.DataF
     said, by column."""
     notes = []
     style = _decimal_style(X) if semicolons else None
+    guessed = False
     for c in X.columns:
         if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
             text, marks, dressed = _numbers_part(X[c])
-            comma = style == "comma" if style else _decimal_comma(text, semicolons)
+            if len(text) and text.str.lower().isin(("true", "false")).all():  # TRUE, True, true: one flag
+                X[c] = X[c].astype("string").str.strip().str.lower().map({"true": 1.0, "false": 0.0}).astype("float64")
+                continue
+            comma = style.startswith("comma") if style else _decimal_comma(text, semicolons)
             number = text.str.fullmatch(DECIMAL_COMMA if comma else NUMBER_AS_TEXT) & text.str.contains("[0-9]")
+            guessed = guessed or (style == "comma?" and bool(text.str.contains("[.,]").any()) and number.mean() >= 0.99)
+            if len(text) and 0.9 <= number.mean() < 0.99:
+                odd = text[~number].value_counts().index[:3].tolist()
+                notes.append(f"{c}: read as text categories: {1 - number.mean():.1%} of its values are not numbers "
+                             f"(such as {', '.join(map(repr, odd))}); mark them as missing to read the column as numbers")
             if len(text) and number.mean() >= 0.99:
                 plain = text.where(number).str.rstrip("%").str.strip()
                 plain = plain.str.replace(".", "", regex=False).str.replace(",", ".", regex=False) if comma \
@@ -270,6 +284,9 @@ def _clean_features(X: pd.DataFrame, semicolons: bool = False) -> tuple[pd.DataF
             if out_of_range.any():
                 X[c] = values.mask(out_of_range)
                 notes.append(f"{c}: {int(out_of_range.sum())} infinite or out-of-range value(s) read as missing")
+    if guessed:
+        notes.append("the file is separated by semicolons and no number showed its decimal mark: read with the "
+                     "decimal comma of such files (12.000 as twelve thousand, 1,250 as one and a quarter)")
     return X, notes
 
 
@@ -311,9 +328,9 @@ def prepare(path: Path, target: str, bad: str | None, drop: list[str] | str | No
     X.columns = [str(c) for c in X.columns]
     X, notes = _clean_features(X, semicolons=sep == ";")
     notes = read_notes + notes
-    if repeats := int(X.assign(_target=y).duplicated().sum()):
-        notes.append(f"{repeats} row(s) repeat another row exactly (every feature and the target): a copy on each "
-                     "side of a fold flatters the AUC; remove them unless they are distinct loans")
+    if repeats := int(frame.duplicated().sum()):  # every column, identifiers included: a copy, not a look-alike
+        notes.append(f"{repeats} row(s) of the file repeat another one in every column: if they are one loan twice, "
+                     "a copy on each side of a fold flatters the AUC")
     for c in X.columns:
         if not pd.api.types.is_numeric_dtype(X[c]):
             X[c] = X[c].astype("string")

@@ -490,7 +490,21 @@ def test_exports_as_banks_dress_their_numbers_read_as_the_numbers(tmp_path):
         read("g.csv", table(income).replace(",0\n", ",2\n"))
     assert read("g.csv", table(income).replace(",0\n", ",2\n"), bad="2").y.sum() == n - bad.sum()
     copies = read("d.csv", "a,b,bad\n" + "".join(f"{i % 7},{i % 5},{b}\n" for i, b in enumerate(bad)))
-    assert copies.notes[-1].startswith(f"{n - 70} row(s) repeat another row exactly")
+    assert copies.notes[-1].startswith(f"{n - 70} row(s) of the file repeat another one in every column")
+    keyed = read("k.csv", "loan_id,a,b,bad\n" + "".join(f"{i},{i % 7},{i % 5},{b}\n" for i, b in enumerate(bad)))
+    assert not [note for note in keyed.notes if "repeat" in note]  # distinct loans that look alike are no copies
+    accounts = read("acct.csv", table([f'"{f.format(f"{v:,}.00")}"' for v, f in zip(income, ["(${})", "-${}", "$({})"] * n)]))
+    assert (accounts.X["income"] == -income).all()  # Excel's negative currency, the mark inside or out
+    flags = read("f.csv", "flag;x;bad\n" + "".join(f"{['True', 'TRUE', 'false'][i % 3]};{i};{b}\n" for i, b in enumerate(bad)))
+    assert flags.X["flag"].tolist() == [[1.0, 1.0, 0.0][i % 3] for i in range(n)]
+    # a `;` file: a date's dots say nothing of the decimals; with no value to show them, the comma convention, said
+    dated = read("dd.csv", "betrag;zins;datum;bad\n" + "".join(f"{v:,}".replace(",", ".") + f";{i % 9},5;0{i % 9 + 1}.03.2024;{b}\n"
+                                                              for i, (v, b) in enumerate(zip(income, bad))))
+    assert (dated.X["betrag"] == income).all() and dated.X["zins"].max() == 8.5
+    whole = read("w.csv", "betrag;bad\n" + "".join(f"{v:,};{b}\n".replace(",", ".", 1) for v, b in zip(income, bad)))
+    assert (whole.X["betrag"] == income).all() and whole.notes[0].startswith("the file is separated by semicolons and no")
+    mostly = read("m.csv", table([str(v) if i % 40 else "n/a code" for i, v in enumerate(income)]))
+    assert mostly.notes[0].startswith("income: read as text categories: 2.7% of its values are not numbers (such as 'n/a code')")
 
 
 def test_a_text_column_of_rare_categories_is_left_out_of_the_card_and_said(tmp_path, capsys):
@@ -511,6 +525,12 @@ def test_a_text_column_of_rare_categories_is_left_out_of_the_card_and_said(tmp_p
                      "--budget", "5", "--json"]) == 0
         runs[name] = json.loads(capsys.readouterr().out)
     assert runs["noise"]["scorecard"]["auc_folds"] == runs["plain"]["scorecard"]["auc_folds"]  # the card never saw it
-    assert "'postcode' left out of the card: no category holds 5% of the rows" in runs["noise"]["warnings"]
+    assert "'postcode' left out of the card: no category holds 5.0% of the rows" in runs["noise"]["warnings"]
     card = WoEScorecard(min_bin_size=0.05).fit(frame[["x", "sector"]], bad)
     assert card.used_columns_ == ["x", "sector"]  # its rare categories pooled, its common ones binned
+    # on a large table a category of 1.7 % holds rows enough for its own bad rate: binned, not pooled away
+    many = 12_000
+    job = rng.integers(0, 60, many)
+    y = (rng.random(many) < np.linspace(0.02, 0.4, 60)[job]).astype(int)
+    jobs = pd.DataFrame({"job": pd.Series([f"job{j:02d}" for j in job], dtype="string")})
+    assert WoEScorecard(min_bin_size=0.05).fit(jobs, y).used_columns_ == ["job"]
