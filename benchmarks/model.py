@@ -156,7 +156,11 @@ LIMITS = {"seconds": 180, "peak_rss_gib": 2.0}
 
 def real_data(folder: Path) -> None:
     """`model evaluate`'s procedure and the baselines on the public tables, each in its own process."""
-    result = {"machine": f"{platform.machine()}, 2 cores shared with other work", "folds": 5, "seed": 42,
+    from models.registry import code_version
+
+    # its own command and commit: the file's head names the provincial-scale run the entry is kept beside
+    result = {"command": f"python -m benchmarks.model --real-data {folder}", "commit": code_version(),
+              "machine": f"{platform.machine()}, 2 cores shared with other work", "folds": 5, "seed": 42,
               "limits": LIMITS}
     for name, (file, target, bad, drop) in REAL_DATA.items():
         args = dict(path=str(folder / file), target=target, bad=bad, drop=drop)
