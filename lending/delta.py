@@ -86,6 +86,11 @@ class RebuildError(RuntimeError):
 MEND_KEYS = ("full_table", "full_table_sha256")  # what a kept copy's manifest adds to the night's
 
 
+def _write_manifest(path: Path, manifest: dict) -> None:
+    """A manifest as publication writes it (UTF-8, one key a line, the dates as text)."""
+    path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+
+
 def kept_root(publish_dir: Path) -> Path:
     """The programme's own copies of full tables no bank received: beside the publication folder
     (`publish/` -> `.publish.kept/`), outside it, so that nothing shipping `publish/` ships them."""
@@ -93,9 +98,14 @@ def kept_root(publish_dir: Path) -> Path:
     return publish_dir.parent / f".{publish_dir.name}.kept"
 
 
+def kept_bank_dir(bank_dir: Path) -> Path:
+    """The programme's own copies of the bank's nights, one folder a date."""
+    return kept_root(Path(bank_dir).parent) / Path(bank_dir).name
+
+
 def kept_folder(bank_dir: Path, day: date) -> Path:
     """Where the programme keeps the full table of the bank's night `day` that it rebuilt for itself."""
-    return kept_root(Path(bank_dir).parent) / Path(bank_dir).name / day.isoformat()
+    return kept_bank_dir(bank_dir) / day.isoformat()
 
 
 def _kept_copy_valid(bank_dir: Path, day: date) -> bool:
@@ -139,13 +149,11 @@ def tidy_kept(bank_dir: Path) -> None:
             shutil.rmtree(copy, ignore_errors=True)
             copy.mkdir(parents=True)
             os.replace(folder / FULL, copy / FULL)
-            (copy / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n",
-                                         encoding="utf-8")
-            night = {k: v for k, v in manifest.items() if k != "full_table_sha256"} | {"full_table": None}
-            (folder / MANIFEST).write_text(json.dumps(night, indent=1, ensure_ascii=False, default=str) + "\n",
-                                           encoding="utf-8")
+            _write_manifest(copy / MANIFEST, manifest)
+            _write_manifest(folder / MANIFEST, {k: v for k, v in manifest.items() if k != "full_table_sha256"}
+                            | {"full_table": None})
             (folder / "eligibility.csv").unlink(missing_ok=True)
-    root = kept_folder(bank_dir, date.min).parent
+    root = kept_bank_dir(bank_dir)
     for path in sorted(root.iterdir()) if root.is_dir() else ():
         day = _day(path.name)
         if day is None or not _kept_copy_valid(bank_dir, day):
@@ -313,8 +321,7 @@ def write_changes(con: duckdb.DuckDBPyConnection, table: SQL, folder: Path, bank
                 "stamps": stamps, "rows": total, "table_sha256": file_sha256(folder / FULL),
                 "changes": {k: counts.get(k, 0) for k in ("insert", "update", "withdraw")}, "reasons": reasons,
                 "duckdb": duckdb.__version__}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n",
-                                   encoding="utf-8")
+    _write_manifest(folder / MANIFEST, manifest)
     return manifest
 
 
@@ -390,8 +397,7 @@ def keep_later_nights_whole(bank_dir: Path, as_of: date) -> list[date]:
             sha = _write_as_published(con, "t", aside / FULL, manifest)  # checked here, written once
             manifest |= {"full_table": f"kept by the programme: the night of {as_of}, its base, published again",
                          "full_table_sha256": sha}
-            (aside / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n",
-                                          encoding="utf-8")
+            _write_manifest(aside / MANIFEST, manifest)
             shutil.rmtree(final, ignore_errors=True)  # a copy of an earlier version of the night
             os.replace(aside, final)
         except RebuildError:

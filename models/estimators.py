@@ -344,8 +344,9 @@ class WoEScorecard(_BinaryClassifier):
         # rarer ones are pooled, and a text column with no category that common (a postcode, a
         # free-text field, a date as text) would be binned by its categories' own few rows: left out
         cutoff = self.category_cutoff(len(X))
-        columns = [c for c in columns if c not in _categorical(X) or X[c].value_counts(normalize=True).max() >= cutoff]
-        categorical = _categorical(X[columns])
+        text = _categorical(X)
+        columns = [c for c in columns if c not in text or X[c].value_counts(normalize=True).max() >= cutoff]
+        categorical = [c for c in columns if c in text]
         # +1: a higher value never lowers the risk, so the bad rate ascends across the bins
         trend = {c: "ascending" if sign > 0 else "descending" for c, sign in (self.monotone or {}).items() if sign}
         return BinningProcess(columns, categorical_variables=categorical,
@@ -389,7 +390,7 @@ class WoEScorecard(_BinaryClassifier):
                                      if not issubclass(w.category, (DeprecationWarning, FutureWarning))} |
                                     {f"{c!r} left out of the card: no category holds "
                                      f"{self.category_cutoff(len(X)):.1%} of the rows"
-                                     for c in self.empty_columns_ if c in _categorical(X) and X[c].notna().any()})
+                                     for c in set(self.empty_columns_) & set(_categorical(X)) if X[c].notna().any()})
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -174,13 +174,14 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], str]:
     if longer:  # rows hold more fields than the header names: only empty ones (a trailing separator) can go
         width = len(header)
         try:
-            rows = pd.read_csv(path, sep=sep, encoding=encoding, header=None, skiprows=1, dtype=str, index_col=False)
-        except Exception:  # rows of differing lengths: refused as below, by the longest pandas saw
-            rows = pd.DataFrame([[None] * (width + 1), ["x"] * (width + 1)])
-        extra = rows.iloc[:, width:]
-        if extra.notna().any().any():
-            most = width + 1 + int(np.flatnonzero(extra.notna().any().to_numpy()).max())
-            raise EvaluationInputError(f"{path}: rows hold up to {most} fields where the header names {width}: a "
+            extra = pd.read_csv(path, sep=sep, encoding=encoding, header=None, skiprows=1, dtype=str,
+                                index_col=False).iloc[:, width:]
+            filled = np.flatnonzero(extra.notna().any().to_numpy())
+            fields = f"up to {width + 1 + int(filled.max())}" if len(filled) else None
+        except Exception:  # rows of differing lengths
+            fields = "more"
+        if fields is not None:
+            raise EvaluationInputError(f"{path}: rows hold {fields} fields where the header names {width}: a "
                                        f"separator ({sep!r}) inside an unquoted value (a decimal comma?) or a column "
                                        "without a name in the header; quote such values or name every column")
         notes.append("every row ends with empty fields past the header's (a trailing separator): ignored")
@@ -216,20 +217,18 @@ def _numbers_part(column: pd.Series) -> tuple[pd.Series, int, bool]:
     return _normalised(raw), int(missing.sum()), not raw.str.fullmatch(PLAIN_NUMBER).all()
 
 
-def _decimal_style(X: pd.DataFrame) -> str:
-    """How a file separated by semicolons writes its decimals, from its columns of numbers (dates and
-    codes say nothing): "point" where some value can only be a decimal point (`POINT_IS_DECIMAL`)
-    and none a decimal comma; else "comma", the convention of such files (`12.000` is twelve
-    thousand, `1,250` one and a quarter), "comma?" where no value showed either."""
+def _decimal_style(texts: list[pd.Series]) -> str:
+    """How a file separated by semicolons writes its decimals, from its text columns (`_numbers_part`)
+    of numbers (dates and codes say nothing): "point" where some value can only be a decimal point
+    (`POINT_IS_DECIMAL`) and none a decimal comma; else "comma", the convention of such files
+    (`12.000` is twelve thousand, `1,250` one and a quarter), "comma?" where no value showed either."""
     comma = point = False
-    for c in X.columns:
-        if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
-            text, _, _ = _numbers_part(X[c])
-            numeric = text.str.contains("[0-9]") & (text.str.fullmatch(DECIMAL_COMMA) | text.str.fullmatch(NUMBER_AS_TEXT))
-            if not len(text) or numeric.mean() < 0.99:
-                continue
-            comma = comma or bool(text.str.contains(COMMA_IS_DECIMAL).any())
-            point = point or bool(text.str.contains(POINT_IS_DECIMAL).any())
+    for text in texts:
+        numeric = text.str.contains("[0-9]") & (text.str.fullmatch(DECIMAL_COMMA) | text.str.fullmatch(NUMBER_AS_TEXT))
+        if not len(text) or numeric.mean() < 0.99:
+            continue
+        comma = comma or bool(text.str.contains(COMMA_IS_DECIMAL).any())
+        point = point or bool(text.str.contains(POINT_IS_DECIMAL).any())
     return "point" if point and not comma else "comma" if comma else "comma?"
 
 
@@ -252,11 +251,13 @@ def _clean_features(X: pd.DataFrame, semicolons: bool = False) -> tuple[pd.DataF
     Infinite values and values beyond what the scorecard can bin read as missing. Each change is
     said, by column."""
     notes = []
-    style = _decimal_style(X) if semicolons else None
+    parts = {c: _numbers_part(X[c]) for c in X.columns  # each text column undressed once
+             if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])}
+    style = _decimal_style([text for text, _, _ in parts.values()]) if semicolons else None
     guessed = False
     for c in X.columns:
-        if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
-            text, marks, dressed = _numbers_part(X[c])
+        if c in parts:
+            text, marks, dressed = parts[c]
             if len(text) and text.str.lower().isin(("true", "false")).all():  # TRUE, True, true: one flag
                 X[c] = X[c].astype("string").str.strip().str.lower().map({"true": 1.0, "false": 0.0}).astype("float64")
                 continue
