@@ -9,7 +9,10 @@ identical copies keep the first and quarantine the later ones (`duplicate_exact`
 a later file is a correction, not a duplicate.
 
 Each value is cast once; rules read the typed value (`"col"`) and the value as delivered
-(`"col__raw"`). Details and the row as delivered are only computed for the few rows that fail.
+(`"col__raw"`). The checked table keeps the typed values only: details and the row as delivered are
+computed for the few rows that fail, joined back to the batch by file and row. Duplicates are found
+by the hash of the key first (one cheap grouping that almost always finds nothing), then judged
+exactly among the rows whose key hash repeats.
 """
 
 from __future__ import annotations
@@ -55,8 +58,12 @@ def typed_expr(col: Column, strip_control: bool = False) -> SQL:
             return (f"CASE WHEN _ctrl THEN nullif(trim(regexp_replace(CAST({c} AS VARCHAR), {lit(CONTROL_PATTERN)}, "
                     f"'', 'g')), '') ELSE {plain} END")
         return plain
-    if col.type == "int":  # 123.0 is still an integer; 123.5 is not
-        return f"TRY_CAST(TRY_CAST({c} AS DECIMAL(38, 4)) AS BIGINT)"
+    if col.type in ("int", "money"):  # 123.0 is a whole number, 123.5 is not (a cast alone rounds it to 124)
+        # and 0x10 is not a number at all (a cast to BIGINT reads it as 16)
+        def whole(decimal: SQL) -> SQL:
+            return f"CASE WHEN {decimal} = trunc({decimal}) THEN TRY_CAST({decimal} AS BIGINT) END"
+        # DECIMAL(18, 4) first: four times as fast as DECIMAL(38, 4), which only the rare longer values reach
+        return f"coalesce({whole(f'TRY_CAST({c} AS DECIMAL(18, 4))')}, {whole(f'TRY_CAST({c} AS DECIMAL(38, 4))')})"
     return f"TRY_CAST({c} AS {SQL_TYPES[col.type]})"
 
 
@@ -66,7 +73,7 @@ def _empty(col: Column) -> SQL:
 
 def rules(contract: Contract, registry_join: bool) -> list[tuple[str, SQL, SQL]]:
     """(rule, condition, detail) in the order they apply, over typed and raw columns and
-    `_delivered_on`; `_reg_uscc` is the registry match when `registry_join`."""
+    `_delivered_on`; `_in_registry` says whether the firm is in the registry when `registry_join`."""
     out: list[tuple[str, SQL, SQL]] = []
     if contract.control_characters == "quarantine":  # text cells: in any other, a control character fails the type
         for col in (c for c in contract.columns if c.type in TEXT_TYPES):
@@ -92,8 +99,8 @@ def rules(contract: Contract, registry_join: bool) -> list[tuple[str, SQL, SQL]]
         shown = lit(f"{contract.firm_column}=")
         bad_code = f"{shown} || {f} || ' fails GB 32100-2015 (check character or format)'"
         if registry_join:
-            out.append(("uscc_invalid", f"_reg_uscc IS NULL AND NOT uscc_valid({f})", bad_code))
-            out.append(("firm_unknown", "_reg_uscc IS NULL", f"{shown} || {f} || ' is not in the market registry'"))
+            out.append(("uscc_invalid", f"NOT _in_registry AND NOT uscc_valid({f})", bad_code))
+            out.append(("firm_unknown", "NOT _in_registry", f"{shown} || {f} || ' is not in the market registry'"))
         else:
             out.append(("uscc_invalid", f"NOT uscc_valid({f})", bad_code))
     for col in contract.columns:  # another firm a row names (a receivable's core firm): a USCC too
@@ -139,7 +146,9 @@ def needs_registry(contract: Contract) -> bool:
 
 def checked_sql(contract: Contract, batch: SQL, files: SQL) -> SQL:
     """SELECT over `batch` (`_f` file index, `_row`, the columns as delivered) and `files` (`_f`,
-    `delivered_on`): every row with `_rule` (NULL when good), typed and raw columns."""
+    `delivered_on`): every row's typed columns with `_rule`, the first rule it breaks (NULL when good;
+    duplicates are judged afterwards by `mark_duplicates`), and what its details need (`_ctrl`,
+    `_in_registry`, `_stripped`; `_dup_versions` and `_dup_first_row` left NULL)."""
     reg = needs_registry(contract)
     raw_cols = ", ".join(f"b.{q(c)} AS {raw(c)}" for c in contract.column_names)
     strip = contract.control_characters == "strip"
@@ -149,37 +158,56 @@ def checked_sql(contract: Contract, batch: SQL, files: SQL) -> SQL:
     text = [c for c in contract.columns if c.type in TEXT_TYPES]
     stripped = ("CASE WHEN b._ctrl THEN " + " + ".join(f"CAST({has_control('b.' + q(c.name))} AS INTEGER)" for c in text)
                 + " ELSE 0 END") if strip and text else "0"
-    join = ""
+    join, registered = "", "true"
     if reg:
         firm = typed_expr(contract.column(contract.firm_column)).replace(raw(contract.firm_column), "b." + q(contract.firm_column))
         join = f"LEFT JOIN (SELECT uscc AS _reg_uscc FROM staging.registry) _reg ON _reg._reg_uscc = {firm}"
+        registered = "_reg._reg_uscc IS NOT NULL"
     case = "CASE " + " ".join(f"WHEN {cond} THEN '{rule}'" for rule, cond, _ in rules(contract, reg)) + " END"
-    keys = ", ".join(q(k) for k in contract.key)
-    key_eq = " AND ".join(f"r.{q(k)} = d.{q(k)}" for k in contract.key)
-    content = "hash(" + ", ".join(q(c) for c in contract.column_names) + ")"
+    typed = ", ".join(q(c) for c in contract.column_names)
     return f"""
     WITH t AS (
         SELECT b._f, b._row, f.delivered_on AS _delivered_on, {raw_cols}, {typed_cols}, {stripped} AS _stripped,
-               b._ctrl {", _reg._reg_uscc" if reg else ""}
+               b._ctrl, {registered} AS _in_registry
         FROM (SELECT *, {any_control([c.name for c in text])} AS _ctrl FROM {batch}) b
         JOIN {files} f USING (_f) {join}
-    ),
-    r AS (SELECT *, {case} AS _rule FROM t),
-    d AS (
-        SELECT _f, {keys}, count(*) AS _copies, count(DISTINCT {content}) AS _versions, min(_row) AS _first_row
-        FROM r WHERE _rule IS NULL GROUP BY _f, {keys} HAVING count(*) > 1
     )
-    SELECT r.* EXCLUDE (_rule),
-        CASE WHEN r._rule IS NOT NULL THEN r._rule
-             WHEN d._versions > 1 THEN 'duplicate_conflict'
-             WHEN r._row > d._first_row THEN 'duplicate_exact' END AS _rule,
-        d._versions AS _dup_versions, d._first_row AS _dup_first_row
-    FROM r LEFT JOIN d ON r._rule IS NULL AND r._f = d._f AND {key_eq}
-    """
+    SELECT _f, _row, _delivered_on, {typed}, _stripped, _ctrl, _in_registry, {case} AS _rule,
+           NULL::BIGINT AS _dup_versions, NULL::BIGINT AS _dup_first_row
+    FROM t"""
 
 
-def detail_sql(contract: Contract, checked: SQL) -> SQL:
-    """For the failed rows of `checked`: `_f`, `_row`, `_rule`, `_detail`, `_record` (JSON as delivered)."""
+def repeated_keys(keys: str, rows: str) -> str:
+    """SQL: the keys (`keys`, quoted and comma-separated) that more than one row of `rows` holds. The
+    rows are grouped by the keys' hash first, a number, much faster to group than text; only the
+    rows whose hash repeats are then grouped by the keys themselves."""
+    return (f"SELECT {keys} FROM {rows} WHERE hash({keys}) IN (SELECT hash({keys}) FROM {rows} "
+            f"GROUP BY hash({keys}) HAVING count(*) > 1) GROUP BY {keys} HAVING count(*) > 1")
+
+
+def mark_duplicates(con, contract: Contract, checked: SQL) -> int:
+    """Judge the good rows of the table `checked` that share a key with another in the same file:
+    all of a key's rows when they differ (`duplicate_conflict`), the later copies when identical
+    (`duplicate_exact`). Returns the rows marked."""
+    keys = ", ".join(q(k) for k in contract.key)
+    good = f"(SELECT * FROM {checked} WHERE _rule IS NULL)"
+    repeated = repeated_keys(f"_f, {keys}", good)
+    if not con.execute(f"SELECT count(*) FROM ({repeated})").fetchone()[0]:  # the common case: no key repeats
+        return 0
+    content = "hash(" + ", ".join(q(c) for c in contract.column_names) + ")"
+    key_eq = " AND ".join(f"c.{q(k)} = d.{q(k)}" for k in contract.key)
+    return int(con.execute(f"""
+        UPDATE {checked} AS c SET
+            _rule = CASE WHEN d._versions > 1 THEN 'duplicate_conflict' ELSE 'duplicate_exact' END,
+            _dup_versions = d._versions, _dup_first_row = d._first_row
+        FROM (SELECT _f, {keys}, count(DISTINCT {content}) AS _versions, min(_row) AS _first_row
+              FROM {good} SEMI JOIN ({repeated}) USING (_f, {keys}) GROUP BY _f, {keys}) d
+        WHERE c._rule IS NULL AND c._f = d._f AND {key_eq} AND (d._versions > 1 OR c._row > d._first_row)""").fetchone()[0])
+
+
+def detail_sql(contract: Contract, checked: SQL, batch: SQL) -> SQL:
+    """For the failed rows of `checked`: `_f`, `_row`, `_rule`, `_detail`, `_record` (JSON as
+    delivered, read from `batch` by file and row)."""
     reg = needs_registry(contract)
     detail = "CASE " + " ".join(f"WHEN _rule = '{rule}' AND ({cond}) THEN {d}" for rule, cond, d in rules(contract, reg))
     keys = " || ', ' || ".join(f"CAST({q(k)} AS VARCHAR)" for k in contract.key)
@@ -187,4 +215,7 @@ def detail_sql(contract: Contract, checked: SQL) -> SQL:
                f"' different ways in the file' WHEN _rule = 'duplicate_exact' THEN 'key (' || {keys} || "
                f"') repeated; the copy at row ' || _dup_first_row || ' is kept' END")
     record = "to_json({" + ", ".join(f"{lit(c)}: CAST({raw(c)} AS VARCHAR)" for c in contract.column_names) + "})"
-    return f"SELECT _f, _row, _rule, {detail} AS _detail, {record} AS _record FROM {checked} WHERE _rule IS NOT NULL"
+    raw_cols = ", ".join(f"b.{q(c)} AS {raw(c)}" for c in contract.column_names)
+    return f"""SELECT _f, _row, _rule, {detail} AS _detail, {record} AS _record
+               FROM (SELECT * FROM {checked} WHERE _rule IS NOT NULL) c
+               JOIN (SELECT _f, _row, {raw_cols} FROM {batch} b) USING (_f, _row)"""

@@ -31,7 +31,7 @@ import pandas as pd
 from data_contracts.contracts import Contract, contract_for
 from data_contracts.expectations import SuiteResult, validate_frame
 from data_contracts.personal import PERSONAL_COLUMNS, log_read
-from data_contracts.rules import checked_sql, detail_sql
+from data_contracts.rules import checked_sql, detail_sql, mark_duplicates, repeated_keys
 from valuecredit.checks import CheckOutcome
 from valuecredit.sqltext import lit, q
 from valuecredit.store import transaction
@@ -335,14 +335,17 @@ def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract:
             _load_csv(con, f, path, contract, header)
             con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
     con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {checked_sql(contract, batch, '_files')}")
+    mark_duplicates(con, contract, "_checked")
     # by name: a store made before a contract gained a column holds it last
     con.execute(f"""INSERT INTO raw.{q(source)} ({cols}, _file, _row, _delivered_on, _partition, _superseded_on, _valid_to)
                     SELECT {cols}, f.file, c._row, c._delivered_on, ?, NULL, NULL
                     FROM _checked c JOIN _files f USING (_f) WHERE c._rule IS NULL""", [business_date])
-    con.execute(f"""INSERT INTO quarantine.rows SELECT ?, f.file, x._row, x._rule, x._detail, x._record, ?
-                    FROM ({detail_sql(contract, '_checked')}) x JOIN _files f USING (_f)""", [source, business_date])
     counts = {f: (n, bad, stripped) for f, n, bad, stripped in con.execute(
         "SELECT _f, count(*), count(_rule), sum(_stripped) FROM _checked GROUP BY _f").fetchall()}
+    if any(bad for _, bad, _ in counts.values()):  # the rows as delivered are read again for the failed ones only
+        con.execute(f"""INSERT INTO quarantine.rows SELECT ?, f.file, x._row, x._rule, x._detail, x._record, ?
+                        FROM ({detail_sql(contract, '_checked', batch)}) x JOIN _files f USING (_f)""",
+                    [source, business_date])
     for f, entry in enumerate(entries):
         if f not in results:
             n, bad, stripped = counts.get(f, (0, 0, 0))
@@ -365,9 +368,8 @@ def _supersede(con, contract: Contract, d: str, had_rows: bool) -> None:
         UPDATE raw.{q(contract.source)} AS r SET _superseded_on = {lit(d)}, _valid_to = v._next FROM (
             SELECT _rid, _n, _next FROM (
                 SELECT _rid, row_number() OVER w AS _n, lag(_delivered_on) OVER w AS _next
-                FROM {scope} s SEMI JOIN (
-                    SELECT {keys} FROM {scope} WHERE _superseded_on IS NULL GROUP BY {keys} HAVING count(*) > 1
-                ) USING ({keys})
+                FROM {scope} s SEMI JOIN ({repeated_keys(keys, f"(SELECT * FROM {scope} WHERE _superseded_on IS NULL)")})
+                USING ({keys})
                 WHERE _superseded_on IS NULL
                 WINDOW w AS (PARTITION BY {keys} ORDER BY _delivered_on DESC, _file DESC, _row DESC))
             WHERE _n > 1) v
@@ -406,7 +408,7 @@ def check_source(con: duckdb.DuckDBPyConnection, source: str, business_date: dat
     if loaded == 0:  # nothing loaded: earlier partitions' checks cleared every key there is
         repeated = 0
     elif loaded * 10 >= total:  # most of the table is new (a first night): count every key
-        repeated = con.execute(f"SELECT count(*) - count(DISTINCT ({key})) FROM staging.{q(source)}").fetchone()[0]
+        repeated = con.execute(f"SELECT count(*) FROM ({repeated_keys(key, f'staging.{q(source)}')})").fetchone()[0]
     else:  # a repeated key involves a row loaded in this partition: look at those keys only
         repeated = con.execute(f"""
             SELECT count(*) FROM (SELECT {key} FROM staging.{q(source)} SEMI JOIN (

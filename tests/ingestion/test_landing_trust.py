@@ -353,3 +353,50 @@ def test_a_contract_cannot_name_a_column_like_ingestions_own():
     column so named would be read in their place (a `_ctrl` column once decided control characters)."""
     with pytest.raises(ValueError, match=r"contract banks: column\(s\) _ctrl start with '_'"):
         dataclasses.replace(contract_for("banks"), columns=(*contract_for("banks").columns, Column("_ctrl", "text")))
+
+
+def deliver_as(landing: Path, monkeypatch, fmt: str, name: str, frame: pd.DataFrame, day: str = "2026-11-20") -> None:
+    """A social-insurance file as text cells, in CSV or (under a contract that says so) Parquet."""
+    if fmt == "parquet":
+        as_parquet = dataclasses.replace(contract_for("social_insurance"), file_format="parquet")
+        monkeypatch.setattr(ingest, "contract_for",
+                            lambda source: as_parquet if source == "social_insurance" else contract_for(source))
+    path = landing / f"social/social_insurance/{name}.{fmt}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = frame.astype(str)
+    frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
+    add_entry(landing, str(path.relative_to(landing)), "social_insurance", path.read_bytes(), len(frame), fmt)
+    manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
+    manifest.loc[manifest.file == str(path.relative_to(landing)), "delivered_on"] = day
+    manifest.to_csv(landing / "manifest.csv", index=False)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_whole_number_column_takes_10_0_but_quarantines_10_5_instead_of_rounding_it(tmp_path, monkeypatch, fmt):
+    landing = landing_zone(tmp_path / "landing")
+    deliver_as(landing, monkeypatch, fmt, "social_insurance_2026-10", social_frame().assign(insured_headcount=["10.0", "10.5"]))
+    con, out, _ = ingest_one(landing, "social_insurance")
+    assert [(f.status, f.rows_loaded, f.rows_quarantined) for f in out.files] == [("loaded", 1, 1)]
+    assert con.execute("SELECT uscc, insured_headcount FROM staging.social_insurance").fetchall() == [(FIRMS[0], 10)]
+    assert con.execute("SELECT row, rule, detail, record FROM quarantine.rows").fetchall() == [
+        (2, "type_invalid", "insured_headcount=10.5 is not a valid int",
+         '{"uscc":"91500112006000378W","period":"2026-10","insured_headcount":"10.5","technical_staff":"2",'
+         '"contribution_fen":"100000","arrears_months":"0"}')]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_key_twice_in_a_file_is_judged_by_its_copies_and_a_key_in_a_later_file_corrects_it(tmp_path, monkeypatch, fmt):
+    landing = landing_zone(tmp_path / "landing")
+    a, b = social_frame().to_dict("records")
+    # a: two identical copies (the first kept); b: three rows in two versions (none kept)
+    deliver_as(landing, monkeypatch, fmt, "social_insurance_2026-10",
+               pd.DataFrame([a, b, a, b | {"insured_headcount": 11}, b]), day="2026-11-12")
+    deliver_as(landing, monkeypatch, fmt, "social_insurance_2026-10b", pd.DataFrame([a | {"insured_headcount": 12}]))
+    con, out, _ = ingest_one(landing, "social_insurance")
+    assert [(f.status, f.rows_loaded, f.rows_quarantined) for f in out.files] == [("loaded", 1, 4), ("loaded", 1, 0)]
+    conflict = f"key ({FIRMS[1]}, 2026-10) appears 2 different ways in the file"
+    assert con.execute("SELECT row, rule, detail FROM quarantine.rows ORDER BY row").fetchall() == [
+        (2, "duplicate_conflict", conflict),
+        (3, "duplicate_exact", f"key ({FIRMS[0]}, 2026-10) repeated; the copy at row 1 is kept"),
+        (4, "duplicate_conflict", conflict), (5, "duplicate_conflict", conflict)]
+    assert con.execute("SELECT uscc, insured_headcount FROM staging.social_insurance").fetchall() == [(FIRMS[0], 12)]

@@ -234,12 +234,12 @@ def test_a_receivable_that_cannot_be_true_is_quarantined():
     }
 
 
-@pytest.mark.xfail(strict=True, reason="money is read with TRY_CAST(text AS BIGINT), which rounds 12.5 to 13 and "
-                                       "reads 0x10 as 16; left as is: refusing them costs every money column of every "
-                                       "source a decimal cast (15x on 5,000,000 values)")
 def test_an_amount_that_is_not_whole_fen_is_refused():
-    assert _rules([dict(receivable_id="half", amount_fen="12.5"), dict(receivable_id="hex", amount_fen="0x10")]) == {
-        "half": "type_invalid", "hex": "type_invalid"}
+    assert _rules([dict(receivable_id="half", amount_fen="12.5"), dict(receivable_id="hex", amount_fen="0x10"),
+                   dict(receivable_id="whole", amount_fen="12.0"), dict(receivable_id="exponent", amount_fen="1e3"),
+                   dict(receivable_id="beyond 18 digits", amount_fen="1000000000000000000000")]) == {
+        "half": "type_invalid", "hex": "type_invalid", "whole": None, "exponent": None,
+        "beyond 18 digits": "type_invalid"}
 
 
 def test_the_receivables_limit_counts_only_confirmed_unpaid_receivables_not_yet_due():
