@@ -58,12 +58,11 @@ def typed_expr(col: Column, strip_control: bool = False) -> SQL:
             return (f"CASE WHEN _ctrl THEN nullif(trim(regexp_replace(CAST({c} AS VARCHAR), {lit(CONTROL_PATTERN)}, "
                     f"'', 'g')), '') ELSE {plain} END")
         return plain
-    if col.type in ("int", "money"):  # 123.0 is a whole number, 123.5 is not (a cast alone rounds it to 124)
-        # and 0x10 is not a number at all (a cast to BIGINT reads it as 16)
-        def whole(decimal: SQL) -> SQL:
-            return f"CASE WHEN {decimal} = trunc({decimal}) THEN TRY_CAST({decimal} AS BIGINT) END"
-        # DECIMAL(18, 4) first: four times as fast as DECIMAL(38, 4), which only the rare longer values reach
-        return f"coalesce({whole(f'TRY_CAST({c} AS DECIMAL(18, 4))')}, {whole(f'TRY_CAST({c} AS DECIMAL(38, 4))')})"
+    if col.type in ("int", "money"):
+        # a whole number: its value as a double equals it as an integer. A cast to BIGINT alone rounds
+        # 10.5 to 11 and 10.00004 to 10, and reads 0x10 as 16; a double is no number for 0x10 at all.
+        # (Through a DECIMAL instead, fractions past its scale round away, and large doubles come out inexact.)
+        return f"CASE WHEN TRY_CAST({c} AS DOUBLE) = TRY_CAST({c} AS BIGINT) THEN TRY_CAST({c} AS BIGINT) END"
     return f"TRY_CAST({c} AS {SQL_TYPES[col.type]})"
 
 

@@ -319,13 +319,14 @@ def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract:
     if contract.file_format == "parquet":
         for f, entry, path, _ in accepted:
             con.execute("INSERT INTO _files VALUES (?, ?, ?, ?)", [f, entry["file"], str(path), entry["delivered_on"]])
-        paths_sql = ", ".join(lit(p) for _, _, p, _ in accepted)  # a view's definition cannot take parameters
+        paths_sql = ", ".join(lit(p) for _, _, p, _ in accepted)  # a table function's file list is literal SQL
         batch = "_batch_parquet"
-        con.execute(f"""CREATE OR REPLACE TEMP VIEW _batch_parquet AS SELECT f._f, p.file_row_number + 1 AS _row, {cols}
+        # a table, not a view: the rows are read once, and a failed row's record is the row that was checked
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _batch_parquet AS SELECT f._f, p.file_row_number + 1 AS _row, {cols}
                         FROM read_parquet([{paths_sql}], file_row_number = true, filename = true,
                                           union_by_name = true, hive_partitioning = false) p
                         JOIN _files f ON f.path = p.filename""" if accepted else
-                    "CREATE OR REPLACE TEMP VIEW _batch_parquet AS SELECT NULL::INTEGER AS _f, NULL::BIGINT AS _row, "
+                    "CREATE OR REPLACE TEMP TABLE _batch_parquet AS SELECT NULL::INTEGER AS _f, NULL::BIGINT AS _row, "
                     + ", ".join(f"NULL::VARCHAR AS {q(c)}" for c in contract.column_names) + " WHERE false")
     else:
         batch = "_batch_csv"
@@ -352,7 +353,7 @@ def _ingest_chunk(con, probe, landing: Path, entries: list[pd.Series], contract:
             note = f"control_characters_stripped: {stripped} cell(s)" if stripped else ""
             results[f] = FileOutcome(entry["file"], "loaded", note, n, n - bad, bad, cells_stripped=stripped or 0)
         results[f].sha256, results[f].delivered_on = entry["sha256"], entry["delivered_on"]
-    con.execute("DROP TABLE _checked")
+    con.execute(f"DROP TABLE _checked; DROP TABLE {batch}")  # the memory goes back before the next chunk
     return [results[f] for f in range(len(entries))]
 
 

@@ -355,15 +355,16 @@ def test_a_contract_cannot_name_a_column_like_ingestions_own():
         dataclasses.replace(contract_for("banks"), columns=(*contract_for("banks").columns, Column("_ctrl", "text")))
 
 
-def deliver_as(landing: Path, monkeypatch, fmt: str, name: str, frame: pd.DataFrame, day: str = "2026-11-20") -> None:
-    """A social-insurance file as text cells, in CSV or (under a contract that says so) Parquet."""
+def deliver_as(landing: Path, monkeypatch, fmt: str, name: str, frame: pd.DataFrame, day: str = "2026-11-20",
+               as_text: bool = True) -> None:
+    """A social-insurance file, as text cells or typed, in CSV or (under a contract that says so) Parquet."""
     if fmt == "parquet":
         as_parquet = dataclasses.replace(contract_for("social_insurance"), file_format="parquet")
         monkeypatch.setattr(ingest, "contract_for",
                             lambda source: as_parquet if source == "social_insurance" else contract_for(source))
     path = landing / f"social/social_insurance/{name}.{fmt}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame = frame.astype(str)
+    frame = frame.astype(str) if as_text else frame
     frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
     add_entry(landing, str(path.relative_to(landing)), "social_insurance", path.read_bytes(), len(frame), fmt)
     manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
@@ -382,6 +383,18 @@ def test_a_whole_number_column_takes_10_0_but_quarantines_10_5_instead_of_roundi
         (2, "type_invalid", "insured_headcount=10.5 is not a valid int",
          '{"uscc":"91500112006000378W","period":"2026-10","insured_headcount":"10.5","technical_staff":"2",'
          '"contribution_fen":"100000","arrears_months":"0"}')]
+
+
+def test_a_whole_number_in_a_parquet_double_column_is_judged_by_its_value_not_its_type(tmp_path, monkeypatch):
+    # pandas writes an integer column with a gap as doubles; a large whole double is out of range, not malformed
+    landing = landing_zone(tmp_path / "landing")
+    frame = social_frame().assign(insured_headcount=[10.0, 14429444606371.0], contribution_fen=[10.00004, 100.0])
+    deliver_as(landing, monkeypatch, "parquet", "social_insurance_2026-10", frame, as_text=False)
+    con, out, _ = ingest_one(landing, "social_insurance")
+    assert [(f.rows_loaded, f.rows_quarantined) for f in out.files] == [(0, 2)]
+    assert con.execute("SELECT row, rule, detail FROM quarantine.rows ORDER BY row").fetchall() == [
+        (1, "type_invalid", "contribution_fen=10.00004 is not a valid money"),
+        (2, "value_out_of_range", "insured_headcount=14429444606371 is above 1e+06")]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

@@ -237,9 +237,11 @@ def test_a_receivable_that_cannot_be_true_is_quarantined():
 def test_an_amount_that_is_not_whole_fen_is_refused():
     assert _rules([dict(receivable_id="half", amount_fen="12.5"), dict(receivable_id="hex", amount_fen="0x10"),
                    dict(receivable_id="whole", amount_fen="12.0"), dict(receivable_id="exponent", amount_fen="1e3"),
-                   dict(receivable_id="beyond 18 digits", amount_fen="1000000000000000000000")]) == {
+                   dict(receivable_id="fifth decimal", amount_fen="12.00004"),
+                   dict(receivable_id="a hair below zero", amount_fen="-0.00001"),
+                   dict(receivable_id="beyond a BIGINT", amount_fen="1000000000000000000000")]) == {
         "half": "type_invalid", "hex": "type_invalid", "whole": None, "exponent": None,
-        "beyond 18 digits": "type_invalid"}
+        "fifth decimal": "type_invalid", "a hair below zero": "type_invalid", "beyond a BIGINT": "type_invalid"}
 
 
 def test_the_receivables_limit_counts_only_confirmed_unpaid_receivables_not_yet_due():
