@@ -10,11 +10,10 @@ with each stage's peak RSS. The pandas result is checked equal to the SQL result
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 
-from benchmarks.ingest import RESULTS, _child, parse_store_args, store_parser
+from benchmarks.ingest import _child, parse_store_args, store_parser, write_result
 
 SQL_STAGE = """
 import json, time
@@ -77,10 +76,8 @@ def main() -> None:
                 "VALUECREDIT_DUCKDB_MEMORY); the pandas baseline loads the same raw tables and computes the same "
                 "definitions; both timings include reading the data; medians over alternating runs",
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
     firms = result["firms"]
-    out = RESULTS / ("indicators.json" if firms >= 1_000_000 else f"indicators_{firms}.json")
-    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    out = write_result("indicators.json" if firms >= 1_000_000 else f"indicators_{firms}.json", result, leave_out=())
     print(f"wrote {out}")
 
 

@@ -176,7 +176,7 @@ def checked_sql(contract: Contract, batch: SQL, files: SQL) -> SQL:
     FROM t"""
 
 
-def repeated_keys(keys: str, rows: str) -> str:
+def repeated_keys(keys: SQL, rows: SQL) -> SQL:
     """SQL: the keys (`keys`, quoted and comma-separated) that more than one row of `rows` holds. The
     rows are grouped by the keys' hash first, a number, much faster to group than text; only the
     rows whose hash repeats are then grouped by the keys themselves."""
@@ -189,9 +189,9 @@ def mark_duplicates(con, contract: Contract, checked: SQL) -> int:
     all of a key's rows when they differ (`duplicate_conflict`), the later copies when identical
     (`duplicate_exact`). Returns the rows marked."""
     keys = ", ".join(q(k) for k in contract.key)
-    good = f"(SELECT * FROM {checked} WHERE _rule IS NULL)"
-    repeated = repeated_keys(f"_f, {keys}", good)
-    if not con.execute(f"SELECT count(*) FROM ({repeated})").fetchone()[0]:  # the common case: no key repeats
+    good_sql = f"(SELECT * FROM {checked} WHERE _rule IS NULL)"
+    repeated_sql = repeated_keys(f"_f, {keys}", good_sql)
+    if not con.execute(f"SELECT count(*) FROM ({repeated_sql})").fetchone()[0]:  # the common case: no key repeats
         return 0
     content = "hash(" + ", ".join(q(c) for c in contract.column_names) + ")"
     key_eq = " AND ".join(f"c.{q(k)} = d.{q(k)}" for k in contract.key)
@@ -200,7 +200,7 @@ def mark_duplicates(con, contract: Contract, checked: SQL) -> int:
             _rule = CASE WHEN d._versions > 1 THEN 'duplicate_conflict' ELSE 'duplicate_exact' END,
             _dup_versions = d._versions, _dup_first_row = d._first_row
         FROM (SELECT _f, {keys}, count(DISTINCT {content}) AS _versions, min(_row) AS _first_row
-              FROM {good} SEMI JOIN ({repeated}) USING (_f, {keys}) GROUP BY _f, {keys}) d
+              FROM {good_sql} SEMI JOIN ({repeated_sql}) USING (_f, {keys}) GROUP BY _f, {keys}) d
         WHERE c._rule IS NULL AND c._f = d._f AND {key_eq} AND (d._versions > 1 OR c._row > d._first_row)""").fetchone()[0])
 
 
