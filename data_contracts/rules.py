@@ -66,6 +66,11 @@ def typed_expr(col: Column, strip_control: bool = False) -> SQL:
     return f"TRY_CAST({c} AS {SQL_TYPES[col.type]})"
 
 
+def raw_columns_sql(contract: Contract) -> SQL:
+    """The batch's cells as delivered (`b."col"`), each named `"col__raw"`."""
+    return ", ".join(f"b.{q(c)} AS {raw(c)}" for c in contract.column_names)
+
+
 def _empty(col: Column) -> SQL:
     return f"nullif(trim(CAST({raw(col.name)} AS VARCHAR)), '') IS NULL"
 
@@ -149,7 +154,6 @@ def checked_sql(contract: Contract, batch: SQL, files: SQL) -> SQL:
     duplicates are judged afterwards by `mark_duplicates`), and what its details need (`_ctrl`,
     `_in_registry`, `_stripped`; `_dup_versions` and `_dup_first_row` left NULL)."""
     reg = needs_registry(contract)
-    raw_cols = ", ".join(f"b.{q(c)} AS {raw(c)}" for c in contract.column_names)
     strip = contract.control_characters == "strip"
     typed_cols = ", ".join(f"{typed_expr(c, strip).replace(raw(c.name), 'b.' + q(c.name))} AS {q(c.name)}"
                            for c in contract.columns)
@@ -166,7 +170,7 @@ def checked_sql(contract: Contract, batch: SQL, files: SQL) -> SQL:
     typed = ", ".join(q(c) for c in contract.column_names)
     return f"""
     WITH t AS (
-        SELECT b._f, b._row, f.delivered_on AS _delivered_on, {raw_cols}, {typed_cols}, {stripped} AS _stripped,
+        SELECT b._f, b._row, f.delivered_on AS _delivered_on, {raw_columns_sql(contract)}, {typed_cols}, {stripped} AS _stripped,
                b._ctrl, {registered} AS _in_registry
         FROM (SELECT *, {any_control([c.name for c in text])} AS _ctrl FROM {batch}) b
         JOIN {files} f USING (_f) {join}
@@ -214,7 +218,6 @@ def detail_sql(contract: Contract, checked: SQL, batch: SQL) -> SQL:
                f"' different ways in the file' WHEN _rule = 'duplicate_exact' THEN 'key (' || {keys} || "
                f"') repeated; the copy at row ' || _dup_first_row || ' is kept' END")
     record = "to_json({" + ", ".join(f"{lit(c)}: CAST({raw(c)} AS VARCHAR)" for c in contract.column_names) + "})"
-    raw_cols = ", ".join(f"b.{q(c)} AS {raw(c)}" for c in contract.column_names)
     return f"""SELECT _f, _row, _rule, {detail} AS _detail, {record} AS _record
                FROM (SELECT * FROM {checked} WHERE _rule IS NOT NULL) c
-               JOIN (SELECT _f, _row, {raw_cols} FROM {batch} b) USING (_f, _row)"""
+               JOIN (SELECT _f, _row, {raw_columns_sql(contract)} FROM {batch} b) USING (_f, _row)"""

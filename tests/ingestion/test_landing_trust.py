@@ -48,11 +48,11 @@ def landing_zone(root: Path) -> Path:
 
 
 def add_entry(landing: Path, file: str, source: str, data: bytes, rows: int, fmt: str = "csv",
-              encoding: str = "utf-8") -> None:
+              encoding: str = "utf-8", delivered_on: str = "2026-11-20") -> None:
     """A manifest line for bytes that are already somewhere: correct size, hash and rows."""
     manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
     entry = {"file": file, "source": source, "department": contract_for(source).department, "period": "2026-10",
-             "delivered_on": "2026-11-20", "format": fmt, "encoding": encoding, "rows": rows, "bytes": len(data),
+             "delivered_on": delivered_on, "format": fmt, "encoding": encoding, "rows": rows, "bytes": len(data),
              "sha256": hashlib.sha256(data).hexdigest()}
     pd.concat([manifest, pd.DataFrame([entry]).astype(str)]).to_csv(landing / "manifest.csv", index=False)
 
@@ -366,10 +366,8 @@ def deliver_as(landing: Path, monkeypatch, fmt: str, name: str, frame: pd.DataFr
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = frame.astype(str) if as_text else frame
     frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
-    add_entry(landing, str(path.relative_to(landing)), "social_insurance", path.read_bytes(), len(frame), fmt)
-    manifest = pd.read_csv(landing / "manifest.csv", dtype=str)
-    manifest.loc[manifest.file == str(path.relative_to(landing)), "delivered_on"] = day
-    manifest.to_csv(landing / "manifest.csv", index=False)
+    add_entry(landing, str(path.relative_to(landing)), "social_insurance", path.read_bytes(), len(frame), fmt,
+              delivered_on=day)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -413,3 +411,21 @@ def test_a_key_twice_in_a_file_is_judged_by_its_copies_and_a_key_in_a_later_file
         (3, "duplicate_exact", f"key ({FIRMS[0]}, 2026-10) repeated; the copy at row 1 is kept"),
         (4, "duplicate_conflict", conflict), (5, "duplicate_conflict", conflict)]
     assert con.execute("SELECT uscc, insured_headcount FROM staging.social_insurance").fetchall() == [(FIRMS[0], 12)]
+
+
+def test_repeated_keys_stay_exact_when_different_keys_share_a_hash():
+    """The hash only narrows the rows down; a collision (forced here: every key hashes alike) costs an
+    exact look at the keys themselves, never a key reported repeated that is not."""
+    import duckdb
+
+    from data_contracts.rules import repeated_keys
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('a', 1), ('a', 1), ('a', 2), ('b', 1), ('c', 3), ('c', 3), "
+                "('c', 3)) v(k, m)")
+    sql = repeated_keys('"k", "m"', "t")
+    con.execute("CREATE MACRO colliding_hash(x, y) AS 42")
+    colliding = sql.replace("hash(", "colliding_hash(")
+    assert colliding.count("colliding_hash(") == 3  # the narrowing, and the grouping in both its clauses
+    for variant in (sql, colliding):
+        assert sorted(con.execute(variant).fetchall()) == [("a", 1), ("c", 3)]
