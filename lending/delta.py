@@ -87,14 +87,17 @@ MEND_KEYS = ("full_table", "full_table_sha256")  # what a kept copy's manifest a
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
-    """A manifest as publication writes it (UTF-8, one key a line, the dates as text)."""
-    path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    """A manifest as publication writes it (UTF-8, one key a line, the dates as text); written beside
+    and moved over the old one, so that a crash leaves either manifest whole, never half of one."""
+    aside = path.with_name(f".{path.name}.partial")
+    aside.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(aside, path)
 
 
 def kept_root(publish_dir: Path) -> Path:
     """The programme's own copies of full tables no bank received: beside the publication folder
     (`publish/` -> `.publish.kept/`), outside it, so that nothing shipping `publish/` ships them."""
-    publish_dir = Path(publish_dir)
+    publish_dir = Path(publish_dir).resolve()  # `.` or `publish/..` name a folder whose name is not in the text
     return publish_dir.parent / f".{publish_dir.name}.kept"
 
 
@@ -144,15 +147,23 @@ def tidy_kept(bank_dir: Path) -> None:
             manifest = _manifest(folder)
         except RebuildError:
             continue
-        if str(manifest.get("full_table") or "").endswith(", its base, published again") and (folder / FULL).is_file():
+        # only that keep wrote `full_table_sha256` into a bank's manifest (a night re-run over such a
+        # folder inherited its reason, not the key: its full table is the bank's own)
+        if "full_table_sha256" not in manifest:
+            continue
+        if (folder / FULL).is_file():  # each step is whole, so a crash at any point is taken up next time
             copy = kept_folder(bank_dir, day)
+            aside = copy.with_name(f".{day.isoformat()}.partial")
+            shutil.rmtree(aside, ignore_errors=True)
+            aside.mkdir(parents=True)
+            shutil.copy2(folder / FULL, aside / FULL)
+            _write_manifest(aside / MANIFEST, manifest)
             shutil.rmtree(copy, ignore_errors=True)
-            copy.mkdir(parents=True)
-            os.replace(folder / FULL, copy / FULL)
-            _write_manifest(copy / MANIFEST, manifest)
-            _write_manifest(folder / MANIFEST, {k: v for k, v in manifest.items() if k != "full_table_sha256"}
-                            | {"full_table": None})
-            (folder / "eligibility.csv").unlink(missing_ok=True)
+            os.replace(aside, copy)
+            (folder / FULL).unlink()
+        (folder / "eligibility.csv").unlink(missing_ok=True)
+        _write_manifest(folder / MANIFEST, {k: v for k, v in manifest.items() if k != "full_table_sha256"}
+                        | {"full_table": None})
     root = kept_bank_dir(bank_dir)
     for path in sorted(root.iterdir()) if root.is_dir() else ():
         day = _day(path.name)
@@ -421,7 +432,10 @@ def chain_to(bank_dir: Path, as_of: date, start: date | None = None,
     if start is not None and start > as_of:
         raise RebuildError(f"--from {start} is after the date to rebuild, {as_of}")
     chain, day = [], as_of
-    while day != start and not (start is None and full_table_of(bank_dir, day, kept) is not None):
+    while True:
+        first = full_table_of(bank_dir, day, kept) if start in (None, day) else None
+        if day == start or first is not None:
+            break
         folder = bank_dir / day.isoformat()
         manifest = _manifest(folder)
         base = _day(manifest["base"]) if manifest["base"] else None
@@ -433,7 +447,6 @@ def chain_to(bank_dir: Path, as_of: date, start: date | None = None,
                                f"{base or 'nothing (the first publication)'}")
         chain.append((day, manifest))
         day = base
-    first = full_table_of(bank_dir, day, kept)
     if first is None:
         raise RebuildError(f"{bank_dir / day.isoformat() / FULL}: no full table to start from")
     expected = file_sha256(first)

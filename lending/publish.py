@@ -46,6 +46,7 @@ from lending.delta import (
     full_table_of,
     full_table_reason,
     keep_later_nights_whole,
+    kept_root,
     tidy_kept,
     write_changes,
 )
@@ -261,8 +262,10 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date, products: ProductCatalo
     banks = sorted(products.banks)
     ensure(con, "decisions.early_warnings", "decisions.published_tables",  # never warned: an empty list
            "decisions.published_table_sha256")
-    for bank in banks:  # what an earlier publication left if it crashed, and kept copies no longer needed
+    for bank in banks:  # what an earlier publication left if it crashed
         _tidy(out / bank)
+    kept = kept_root(out)  # kept copies no longer needed, a bank no longer in the catalogue's too
+    for bank in sorted({*banks, *(p.name for p in kept.iterdir() if p.is_dir())} if kept.is_dir() else banks):
         tidy_kept(out / bank)
     staged: dict[str, Path] = {}
     rows: dict[str, int] = {}

@@ -21,6 +21,7 @@ from lending.delta import (
     full_table_reason,
     keep_later_nights_whole,
     kept_folder,
+    kept_root,
     load_table,
     rebuild,
     tidy_kept,
@@ -368,10 +369,12 @@ def test_a_kept_copy_goes_once_its_night_no_longer_names_it(bank):
     assert not kept.parent.exists()
 
 
-def test_a_table_kept_in_a_banks_folder_by_an_earlier_version_moves_out(bank, tmp_path):
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_a_table_kept_in_a_banks_folder_by_an_earlier_version_moves_out(bank, tmp_path, interrupted):
     """Before the copies moved out, a kept table was written into the night's own folder (with
     `full_table` "the night of D, its base, published again"): it goes to the kept copies and the
-    night's manifest is again the one the bank received; the night still rebuilds."""
+    night's manifest is again the one the bank received; the night still rebuilds. A move that
+    crashed after the table left the folder is finished by the next one."""
     bank.publish(D1, {"A": 1, "B": 2}, authorised="AB")
     received = bank.publish(D2, {"A": 1, "B": 3}, authorised="AB", full=None)
     folder = bank.dir / D2.isoformat()
@@ -381,8 +384,36 @@ def test_a_table_kept_in_a_banks_folder_by_an_earlier_version_moves_out(bank, tm
     (folder / "manifest.json").write_text(json.dumps(received | {
         "full_table": f"the night of {D1}, its base, published again", "full_table_sha256": received["table_sha256"]},
         indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    if interrupted:  # the copy in place and the table gone from the folder; its csv and manifest not yet
+        copy = kept_folder(bank.dir, D2)
+        copy.mkdir(parents=True)
+        shutil.copy(folder / FULL, copy / FULL)
+        shutil.copy(folder / "manifest.json", copy / "manifest.json")
+        (folder / FULL).unlink()
     tidy_kept(bank.dir)
     assert sorted(p.name for p in folder.iterdir()) == ["changes.csv", "changes.parquet", "manifest.json"]
     assert (folder / "manifest.json").read_bytes() == sent
     assert full_table_of(bank.dir, D2) == kept_folder(bank.dir, D2) / FULL
     assert rebuild(bank.dir, D2, None, tmp_path / "r").read_bytes() == (bank.full / D2.isoformat() / FULL).read_bytes()
+
+
+def test_a_full_table_the_bank_received_stays_whatever_reason_it_inherited(bank):
+    """A night run again over a folder the earlier version had kept a table in inherited that folder's
+    reason ("..., its base, published again") with a full table of its own, which the bank received:
+    only the key that version's keep alone wrote (`full_table_sha256`) marks a table to move out."""
+    bank.publish(D1, {"A": 1}, authorised="A")
+    folder = bank.dir / D1.isoformat()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(manifest | {
+        "full_table": f"the night of {D1}, its base, published again"}, indent=1) + "\n")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    tidy_kept(bank.dir)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert full_table_of(bank.dir, D1) == folder / FULL
+
+
+def test_the_kept_copies_sit_beside_the_publication_folder_however_it_is_named(tmp_path, monkeypatch):
+    publish = tmp_path / "publish"
+    (publish / "sub").mkdir(parents=True)
+    monkeypatch.chdir(publish)
+    assert kept_root(Path(".")) == kept_root(Path("sub/..")) == kept_root(publish) == tmp_path / ".publish.kept"
