@@ -345,7 +345,10 @@ class WoEScorecard(_BinaryClassifier):
         # free-text field, a date as text) would be binned by its categories' own few rows: left out
         cutoff = self.category_cutoff(len(X))
         text = _categorical(X)
-        columns = [c for c in columns if c not in text or X[c].value_counts(normalize=True).max() >= cutoff]
+        # optbinning's own count (cat_cutoff keeps a category of ceil(cutoff x its rows) rows): a share
+        # compared in floating point kept a column all of whose categories optbinning then pooled, and the fit failed
+        columns = [c for c in columns if c not in text or
+                   X[c].value_counts().max() >= np.ceil(cutoff * X[c].notna().sum())]
         categorical = [c for c in columns if c in text]
         # +1: a higher value never lowers the risk, so the bad rate ascends across the bins
         trend = {c: "ascending" if sign > 0 else "descending" for c, sign in (self.monotone or {}).items() if sign}
