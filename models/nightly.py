@@ -33,7 +33,7 @@ from scoring.score import firms_as_of
 from valuecredit.configfile import ConfigError, NonBlank, Schema, Version, content_hash, validated
 from valuecredit.schema import PD_TABLES, TOP_REASONS, ensure
 from valuecredit.sqltext import lit, q, type_name
-from valuecredit.store import add_missing_columns, replace_date_with_frame, transaction
+from valuecredit.store import add_missing_columns, replace_date, replace_date_with_frame, transaction
 
 REASON_CODES = Path(__file__).resolve().parents[1] / "config" / "reason_codes.yaml"
 
@@ -298,16 +298,22 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
         con.execute("CREATE TABLE IF NOT EXISTS features.pd_inputs AS SELECT * FROM _inputs WHERE false")
         add_missing_columns(con, "features.pd_inputs", "_inputs")
         con.unregister("_inputs")
-        for table, frame in (("features.pd_inputs", inputs), ("scores.pd", scored), ("scores.explanations", long)):
+        for table, frame in (("features.pd_inputs", inputs), ("scores.pd", scored)):
             replace_date_with_frame(con, table, as_of, frame)
-        if len(kept):  # the firms that keep the previous date's PD and explanation
+        con.register("_kept", kept)
+        con.register("_explained", long)
+        # the firms that keep the previous date's PD and explanation: their explanation rows are the
+        # previous date's ranges, which the night's write leaves as they are
+        kept_explanations = (f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of) FROM scores.explanations "
+                             f"WHERE as_of = DATE {lit(plan.previous.isoformat())} AND uscc IN (SELECT uscc FROM _kept)"
+                             if len(kept) else "")
+        replace_date(con, "scores.explanations", as_of, f"SELECT * FROM _explained{kept_explanations}")
+        con.unregister("_explained")
+        if len(kept):
             p = f"DATE {lit(plan.previous.isoformat())}"
-            con.register("_kept", kept)
             con.execute(f"INSERT INTO scores.pd BY NAME SELECT * REPLACE ({d} AS as_of, {lit(snapshot_id)} AS snapshot_id) "
                         f"FROM scores.pd WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept) ORDER BY uscc")
-            con.execute(f"INSERT INTO scores.explanations BY NAME SELECT * REPLACE ({d} AS as_of) "
-                        f"FROM scores.explanations WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept)")
-            con.unregister("_kept")
+        con.unregister("_kept")
         pds = con.execute("SELECT pd FROM scores.pd WHERE as_of = ? ORDER BY uscc", [as_of]).fetchnumpy()["pd"]
         ranked = importance(mean_abs_contributions(con, as_of, features), features).assign(
             as_of=as_of, model_version=model.version)

@@ -40,7 +40,9 @@ class ReportError(ValueError):
 def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     """schema.table of every table in the store: a report leaves out what a store has not computed yet
     (no PDs before the first model, no eligibility before the first catalogue run)."""
-    return {t for (t,) in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
+    return {t for (t,) in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables() UNION ALL "
+                                      "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE NOT internal"
+                                      ).fetchall()}
 
 
 def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dict[str, dict]:

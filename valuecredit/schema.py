@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import duckdb
 
+from valuecredit.ranges import RANGED, ensure_ranged
 from valuecredit.sqltext import q
 
 # the 19 indicators of the 4+19+1 system, as `features.indicators` stores them: a code or a number
@@ -102,4 +103,9 @@ def ensure(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
     for schema in dict.fromkeys(t.split(".")[0] for t in tables):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
     for table in tables:
-        con.execute(ddl(table))
+        if table in RANGED:  # kept by validity range (valuecredit.ranges), shaped by its declared columns
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _ranged_shape {TABLES[table]}")
+            ensure_ranged(con, table, "temp.main._ranged_shape")
+            con.execute("DROP TABLE temp.main._ranged_shape")
+        else:
+            con.execute(ddl(table))

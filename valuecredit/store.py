@@ -14,6 +14,7 @@ import duckdb
 
 from data_contracts.contracts import CONTRACTS
 from data_contracts.identifiers import USCC_SQL_MACROS
+from valuecredit.ranges import RANGED, ensure_ranged, write_night
 from valuecredit.schema import ensure
 from valuecredit.sqltext import SQL, q, type_name
 
@@ -168,7 +169,13 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection, table: SQL, relation: SQ
 def replace_date(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, select: SQL, create: bool = False) -> None:
     """Replace the date's rows of `table` with the rows of `select` (inside the caller's transaction,
     so that a rerun is idempotent and a reader never sees half a date). `create`: make the table from
-    the select's columns on first use, and give a table made by an earlier version the columns added since."""
+    the select's columns on first use, and give a table made by an earlier version the columns added since.
+    A table kept by validity range (`valuecredit.ranges`) is written as the night's change."""
+    if table in RANGED:
+        if create:
+            ensure_ranged(con, table, f"({select})")
+        write_night(con, table, as_of, select)
+        return
     if create:
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM ({select}) WHERE false")
         add_missing_columns(con, table, f"({select})")

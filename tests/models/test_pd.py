@@ -218,8 +218,9 @@ def test_checks_pass_and_each_can_fail(scored):
         assert outcomes[name].passed, outcomes[name].description
     assert outcomes["population_stability"].metadata["pd_psi"] is not None
     con.execute("BEGIN TRANSACTION")
-    con.execute("UPDATE scores.explanations SET contribution = contribution + 0.01 WHERE as_of = ? AND uscc = "
-                "(SELECT min(uscc) FROM scores.pd WHERE as_of = ?) AND feature = 'debt_ratio'", [TODAY, TODAY])
+    con.execute("UPDATE scores.explanations_ranges SET contribution = contribution + 0.01 WHERE valid_from <= ? "
+                "AND ? < valid_to AND uscc = (SELECT min(uscc) FROM scores.pd WHERE as_of = ?) AND feature = 'debt_ratio'",
+                [TODAY, TODAY, TODAY])
     con.execute("UPDATE scores.pd SET reason_1 = NULL WHERE as_of = ? AND uscc = "
                 "(SELECT max(uscc) FROM scores.pd WHERE as_of = ? AND log_odds > base_value)", [TODAY, TODAY])
     broken = dict(check_pd(con, TODAY, model))

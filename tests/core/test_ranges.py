@@ -1,0 +1,145 @@
+"""Tables kept by validity range (valuecredit.ranges): every night reads back exactly as written,
+whatever order nights are written, run again or back-filled in; storage grows with change."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import duckdb
+import pandas as pd
+import pytest
+
+from valuecredit.ranges import ranges_of
+from valuecredit.schema import ensure
+from valuecredit.store import replace_date, transaction
+
+PAIRS, HITS = "decisions.eligibility_pairs", "scores.negative_hits"
+D0 = date(2026, 10, 1)
+
+
+def pairs_select(rows: list[tuple]) -> str:
+    """A night of pairs as a SELECT (uscc, as_of, product_id, unmet, eligible, computed_limit_fen)."""
+    values = ", ".join(f"('{u}', DATE '{d}', '{p}', {m}, {e}, {'NULL' if lim is None else lim})"
+                       for u, d, p, m, e, lim in rows)
+    return (f"SELECT uscc, as_of, product_id, unmet::USMALLINT AS unmet, eligible, computed_limit_fen::BIGINT AS "
+            f"computed_limit_fen FROM (VALUES {values}) t(uscc, as_of, product_id, unmet, eligible, computed_limit_fen)"
+            if rows else "SELECT 'x' AS uscc, DATE '2000-01-01' AS as_of, 'p' AS product_id, 0::USMALLINT AS unmet, "
+                         "true AS eligible, 0::BIGINT AS computed_limit_fen WHERE false")
+
+
+def read(con, table: str, night: date) -> list[tuple]:
+    return sorted(con.execute(f"SELECT * FROM {table} WHERE as_of = ?", [night]).fetchall(), key=repr)
+
+
+def write(con, table: str, night: date, select: str, create: bool = False) -> None:
+    with transaction(con):
+        replace_date(con, table, night, select, create=create)
+
+
+def night_of_pairs(rng: random.Random, night: date, firms: int, previous: dict) -> dict:
+    """Mostly the previous night again: a few firms change a value, leave or arrive."""
+    rows = dict(previous)
+    for f in range(firms):
+        for p in ("P1", "P2"):
+            key = (f"F{f:03d}", p)
+            if key not in rows or rng.random() < 0.08:
+                rows[key] = (rng.randint(0, 3), rng.random() < 0.5, rng.choice([None, 100_000, 250_000]))
+    for key in rng.sample(sorted(rows), 2):
+        del rows[key]
+    return rows
+
+
+def as_rows(night: date, rows: dict) -> list[tuple]:
+    return [(u, night, p, *v) for (u, p), v in sorted(rows.items())]
+
+
+def test_random_nights_rerun_and_backfilled_read_back_exactly_as_written():
+    rng = random.Random(7)
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA decisions")
+    con.execute("CREATE SCHEMA meta")
+    truth: dict[date, list[tuple]] = {}
+    previous: dict = {}
+    nights = [D0 + timedelta(days=2 * i) for i in range(12)]
+    order = nights[::2] + nights[1::2]  # every other night first, the rest back-filled between them
+    order += rng.sample(nights, 6)  # then some run again, with other rows
+    for night in order:
+        previous = night_of_pairs(rng, night, 25, previous)
+        truth[night] = sorted(as_rows(night, previous), key=repr)
+        write(con, PAIRS, night, pairs_select(truth[night]), create=True)
+        for held in truth:
+            assert read(con, PAIRS, held) == truth[held], (night, held)
+    assert read(con, PAIRS, D0 + timedelta(days=1)) == []  # a night never written shows nothing
+    # the same rows again write nothing
+    stored = con.execute(f"SELECT * FROM {ranges_of(PAIRS)} ORDER BY ALL").fetchall()
+    for night in rng.sample(nights, 4):
+        write(con, PAIRS, night, pairs_select(truth[night]))
+    assert con.execute(f"SELECT * FROM {ranges_of(PAIRS)} ORDER BY ALL").fetchall() == stored
+
+
+def test_an_empty_night_and_rows_repeated_within_a_night_are_kept_as_written():
+    con = duckdb.connect()
+    with transaction(con):
+        ensure(con, HITS)
+    hit = "('F1', DATE '{d}', 'N04', '经营异常', 'listings', DATE '2026-09-01', 'listed')"
+    nights = [D0, D0 + timedelta(days=1), D0 + timedelta(days=2), D0 + timedelta(days=3)]
+    copies = [2, 1, 0, 2]  # the same hit twice, once, not at all, twice again
+    for night, n in zip(nights, copies):
+        rows = ", ".join([hit.format(d=night)] * n) or hit.format(d=night)
+        write(con, HITS, night, f"SELECT * FROM (VALUES {rows}) t(uscc, as_of, rule_id, rule, source, evidence_date, "
+                                f"detail) {'WHERE false' if n == 0 else ''}")
+    assert [len(read(con, HITS, n)) for n in nights] == copies
+    write(con, HITS, nights[1], f"SELECT * FROM (VALUES {hit.format(d=nights[1])}, {hit.format(d=nights[1])}, "
+                                f"{hit.format(d=nights[1])}) t(uscc, as_of, rule_id, rule, source, evidence_date, detail)")
+    assert [len(read(con, HITS, n)) for n in nights] == [2, 3, 0, 2]
+
+
+def test_storage_grows_with_change_not_with_nights():
+    rng = random.Random(3)
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA decisions")
+    rows: dict = {}
+    written = new_or_changed = 0
+    for i in range(30):
+        night = D0 + timedelta(days=i)
+        before, rows = rows, night_of_pairs(rng, night, 200, rows)
+        new_or_changed += sum(before.get(key) != value for key, value in rows.items())
+        write(con, PAIRS, night, pairs_select(as_rows(night, rows)), create=True)
+        written += len(rows)
+    # one stored row per row that arrived or changed, however many nights it held for
+    assert con.execute(f"SELECT count(*) FROM {ranges_of(PAIRS)}").fetchone()[0] == new_or_changed
+    assert written > 8 * new_or_changed  # 30 nights of about 400 rows, about 8 % of them changing each night
+    assert con.execute(f"SELECT count(*) FROM {PAIRS}").fetchone()[0] == written
+
+
+def test_a_per_night_table_of_an_earlier_version_moves_into_ranges():
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA scores")
+    nights = [D0, D0 + timedelta(days=1), D0 + timedelta(days=5)]
+    con.execute("CREATE TABLE scores.explanations (uscc VARCHAR, as_of DATE, feature VARCHAR, contribution DOUBLE)")
+    for i, night in enumerate(nights):
+        con.execute("INSERT INTO scores.explanations VALUES (?, ?, 'debt_ratio', ?), (?, ?, 'tax_grade', 0.5)",
+                    ["F1", night, 0.25 if i < 2 else 0.75, "F1", night])
+    before = {n: read(con, "scores.explanations", n) for n in nights}
+    with transaction(con):
+        ensure(con, "scores.explanations")
+    assert con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'explanations'").fetchall() \
+        == [("VIEW",)]
+    # adverse_rank was added since: NULL on the nights written before it
+    assert {n: [r[:4] for r in read(con, "scores.explanations", n)] for n in nights} == before
+    assert con.execute(f"SELECT count(*) FROM {ranges_of('scores.explanations')}").fetchone()[0] == 3
+
+
+@pytest.mark.parametrize("table", [PAIRS])
+def test_a_night_that_fails_halfway_leaves_the_ranges_as_they_were(table):
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA decisions")
+    rows = night_of_pairs(random.Random(1), D0, 10, {})
+    write(con, table, D0, pairs_select(as_rows(D0, rows)), create=True)
+    stored = con.execute(f"SELECT * FROM {ranges_of(table)} ORDER BY ALL").fetchall()
+    bad = pairs_select(as_rows(D0 + timedelta(days=1), rows)).replace("unmet::USMALLINT", "(unmet - 9)::USMALLINT")
+    with pytest.raises(duckdb.ConversionException):
+        write(con, table, D0 + timedelta(days=1), bad)
+    assert con.execute(f"SELECT * FROM {ranges_of(table)} ORDER BY ALL").fetchall() == stored
+    assert pd.Series([r[1] for r in con.execute(f"SELECT * FROM {table}").fetchall()]).unique().tolist() == [D0]

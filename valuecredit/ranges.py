@@ -1,0 +1,144 @@
+"""Tables kept by validity range: a row with the nights it holds for, instead of a copy per night.
+
+Most of a night's rows are the previous night's again (a firm whose data did not change keeps its
+explanation and its eligibility for each product). A ranged table `s.t` is stored as `s.t_ranges`:
+its columns without `as_of`, plus `valid_from` and `valid_to` (exclusive; 9999-12-31 while the row
+still holds). `meta.nights_held` lists the nights written for each table, and the view `s.t` gives
+the rows of every night held, with `as_of`, as the per-night table did: readers are unchanged, and a
+night never written shows no row even where a range spans it.
+
+Writing night D (`write_night`) compares D's rows with the ranges covering D and touches only the
+difference: a row no longer there is cut out of D (kept before D, and from the next night held after
+D if its range reached that far), a new row is inserted for [D, next night held). Run again with the
+same rows, a night changes nothing; run for a past night, it splits the ranges around it. Storage
+grows with change, not with nights.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+from valuecredit.sqltext import SQL, lit, q, type_name
+
+# ranged table -> the columns that identify a row within a night (None: every column does; the
+# night's identical rows are then told apart by their copy number)
+RANGED: dict[str, tuple[str, ...] | None] = {
+    "scores.explanations": ("uscc", "feature"),
+    "scores.negative_hits": None,
+    "decisions.eligibility_pairs": ("uscc", "product_id"),
+}
+NIGHTS = "meta.nights_held"
+OPEN = "DATE '9999-12-31'"  # not 'infinity', which pandas cannot hold
+
+
+def ranges_of(table: str) -> SQL:
+    schema, name = table.split(".")
+    return f"{q(schema)}.{q(name + '_ranges')}"
+
+
+def _relation(table: str) -> SQL:
+    schema, name = table.split(".")
+    return f"{q(schema)}.{q(name)}"
+
+
+def _kind(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
+    """'BASE TABLE', 'VIEW' or None for `table` in the store's own catalogue."""
+    schema, name = table.split(".")
+    row = con.execute("SELECT table_type FROM information_schema.tables WHERE table_catalog = current_database() "
+                      "AND table_schema = ? AND table_name = ?", [schema, name]).fetchall()
+    return row[0][0] if row else None
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: SQL) -> list[str]:
+    return [c for c, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+
+
+def _create_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """The per-night view over the ranges: `as_of` second, after the firm, as the per-night tables had it."""
+    cols = [c for c in _columns(con, ranges_of(table)) if c not in ("valid_from", "valid_to")]
+    shown = [f"r.{q(cols[0])}", "n.as_of", *(f"r.{q(c)}" for c in cols[1:])]
+    con.execute(f"CREATE OR REPLACE VIEW {_relation(table)} AS SELECT {', '.join(shown)} FROM {ranges_of(table)} r "
+                f"JOIN {NIGHTS} n ON n.table_name = {lit(table)} AND n.as_of >= r.valid_from AND n.as_of < r.valid_to")
+
+
+def ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> None:
+    """Create `table`'s ranges and view from `shape` (a relation with the night's columns, `as_of`
+    among them) where missing, and give the ranges the columns `shape` has that they lack (NULL in
+    the rows they hold). A per-night table written by an earlier version is moved into ranges, night
+    by night, in the caller's transaction."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {NIGHTS} (table_name VARCHAR, as_of DATE)")
+    ranges = ranges_of(table)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ranges} AS SELECT * EXCLUDE (as_of), NULL::DATE AS valid_from, "
+                f"NULL::DATE AS valid_to FROM {shape} WHERE false")
+    have = set(_columns(con, ranges))
+    added = [(c, t) for c, t, *_ in con.execute(f"DESCRIBE SELECT * EXCLUDE (as_of) FROM {shape}").fetchall()
+             if c not in have]
+    for column, kind in added:
+        con.execute(f"ALTER TABLE {ranges} ADD COLUMN {q(column)} {type_name(kind)}")
+    kind = _kind(con, table)
+    if kind == "BASE TABLE":
+        _move_into_ranges(con, table)
+    elif kind is None or added:
+        _create_view(con, table)
+
+
+def _move_into_ranges(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """A per-night table of an earlier version becomes ranges: each of its nights written in order."""
+    schema, name = table.split(".")
+    old: SQL = f"{q(schema)}.{q(name + '_per_night')}"
+    con.execute(f"ALTER TABLE {_relation(table)} RENAME TO {q(name + '_per_night')}")
+    have = set(_columns(con, old))
+    for column, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {ranges_of(table)}").fetchall():
+        if column not in have and column not in ("valid_from", "valid_to"):  # NULL on the nights before it existed
+            con.execute(f"ALTER TABLE {old} ADD COLUMN {q(column)} {type_name(kind)}")
+    _create_view(con, table)
+    for (night,) in con.execute(f"SELECT DISTINCT as_of FROM {old} ORDER BY 1").fetchall():
+        write_night(con, table, night, f"SELECT * FROM {old} WHERE as_of = DATE {lit(night.isoformat())}")
+    con.execute(f"DROP TABLE {old}")
+
+
+def nights_held(con: duckdb.DuckDBPyConnection, table: str) -> list[date]:
+    return [d for (d,) in con.execute(f"SELECT as_of FROM {NIGHTS} WHERE table_name = ? ORDER BY as_of",
+                                      [table]).fetchall()]
+
+
+def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select: SQL) -> None:
+    """Make `table`'s rows on `as_of` the rows of `select` (inside the caller's transaction), writing
+    only what differs from the ranges that cover the night."""
+    ranges, key = ranges_of(table), RANGED[table]
+    d = f"DATE {lit(as_of.isoformat())}"
+    later = [n for n in nights_held(con, table) if n > as_of]
+    nxt = f"DATE {lit(later[0].isoformat())}" if later else OPEN
+    covering = f"valid_from <= {d} AND {d} < valid_to"
+    cols = [c for c in _columns(con, ranges) if c not in ("valid_from", "valid_to")]
+    if not con.execute(f"SELECT count(*) FROM {ranges} WHERE {covering}").fetchone()[0]:
+        # nothing to compare with (a first night, or a night before every other): insert as computed
+        con.execute(f"INSERT INTO {ranges} BY NAME SELECT * EXCLUDE (as_of), {d} AS valid_from, {nxt} AS valid_to "
+                    f"FROM ({select})")
+    else:
+        # identical rows pair up; what is left on either side is the night's change. Rows with no key
+        # are paired copy by copy (a night may hold the same hit twice).
+        copy = "" if key else f", row_number() OVER (PARTITION BY {', '.join(q(c) for c in cols)}) AS _copy"
+        same = [f"c.{q(k)} = t.{q(k)}" for k in (key or ())] + [
+            f"c.{q(c)} IS NOT DISTINCT FROM t.{q(c)}" for c in cols if c not in (key or ())]
+        if not key:
+            same.append("c._copy = t._copy")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _night_change AS
+            SELECT c._rid, t.* EXCLUDE (_present{', _copy' if not key else ''})
+            FROM (SELECT rowid AS _rid, * {copy} FROM {ranges} WHERE {covering}) c
+            FULL JOIN (SELECT * EXCLUDE (as_of), true AS _present {copy} FROM ({select})) t ON {' AND '.join(same)}
+            WHERE c._rid IS NULL OR t._present IS NULL""")
+        gone = "rowid IN (SELECT _rid FROM _night_change WHERE _rid IS NOT NULL)"
+        if later:  # a row that no longer holds on the night still holds from the next night its range reached
+            con.execute(f"INSERT INTO {ranges} BY NAME SELECT * REPLACE ({nxt} AS valid_from) FROM {ranges} "
+                        f"WHERE {gone} AND valid_to > {nxt}")
+        con.execute(f"UPDATE {ranges} SET valid_to = {d} WHERE {gone} AND valid_from < {d}")
+        con.execute(f"DELETE FROM {ranges} WHERE {gone} AND valid_from = {d}")
+        con.execute(f"INSERT INTO {ranges} BY NAME SELECT * EXCLUDE (_rid), {d} AS valid_from, {nxt} AS valid_to "
+                    f"FROM _night_change WHERE _rid IS NULL ORDER BY ALL")
+        con.execute("DROP TABLE _night_change")
+    con.execute(f"DELETE FROM {NIGHTS} WHERE table_name = ? AND as_of = ?", [table, as_of])
+    con.execute(f"INSERT INTO {NIGHTS} VALUES (?, ?)", [table, as_of])
