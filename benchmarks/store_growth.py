@@ -96,10 +96,11 @@ def main() -> None:
     for layout, per_night in (("ranges", False), ("per_night", True)):
         rows[layout] = copy_store(db, work / f"{layout}.duckdb", per_night)
         sizes[layout] = (work / f"{layout}.duckdb").stat().st_size
-    ranged_rows = {layout: {t: r for t, r in rows[layout].items() if t in RANGED or t in {ranges_of(x) for x in RANGED}}
-                   for layout in rows}
+    kept = {*RANGED, *(f"{t}_ranges" for t in RANGED)}
+    ranged_rows = {layout: {t: r for t, r in rows[layout].items() if t in kept} for layout in rows}
     result = {
         "firms": args.firms, "nights": len(nights), "from": nights[0].isoformat(), "to": nights[-1].isoformat(),
+        "nights_failed": [r["night"] for r in log if not r["succeeded"]],
         "store_bytes": sizes, "ratio": round(sizes["ranges"] / sizes["per_night"], 3),
         "ranged_tables_rows": ranged_rows,
         "machine": f"{platform.machine()}, 2 cores, 24 GiB", "runs": log,

@@ -16,6 +16,8 @@ grows with change, not with nights.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
 import duckdb
@@ -63,11 +65,33 @@ def _create_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
                 f"JOIN {NIGHTS} n ON n.table_name = {lit(table)} AND n.as_of >= r.valid_from AND n.as_of < r.valid_to")
 
 
+@contextmanager
+def _atomically(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The block in the caller's transaction, or in one of its own when the caller has none: a move
+    into ranges cut short must leave the per-night table as it was, never half moved."""
+    txid = "SELECT txid_current()"  # the same id twice: a transaction is open (each statement has its own otherwise)
+    if con.execute(txid).fetchone() == con.execute(txid).fetchone():  # the caller's commits or rolls back the whole
+        yield
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> None:
     """Create `table`'s ranges and view from `shape` (a relation with the night's columns, `as_of`
     among them) where missing, and give the ranges the columns `shape` has that they lack (NULL in
     the rows they hold). A per-night table written by an earlier version is moved into ranges, night
-    by night, in the caller's transaction."""
+    by night, all or nothing."""
+    with _atomically(con):
+        _ensure_ranged(con, table, shape)
+
+
+def _ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     con.execute(f"CREATE TABLE IF NOT EXISTS {NIGHTS} (table_name VARCHAR, as_of DATE)")
     ranges = ranges_of(table)
@@ -90,10 +114,10 @@ def _move_into_ranges(con: duckdb.DuckDBPyConnection, table: str) -> None:
     schema, name = table.split(".")
     old: SQL = f"{q(schema)}.{q(name + '_per_night')}"
     con.execute(f"ALTER TABLE {_relation(table)} RENAME TO {q(name + '_per_night')}")
-    have = set(_columns(con, old))
-    for column, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {ranges_of(table)}").fetchall():
-        if column not in have and column not in ("valid_from", "valid_to"):  # NULL on the nights before it existed
-            con.execute(f"ALTER TABLE {old} ADD COLUMN {q(column)} {type_name(kind)}")
+    have = set(_columns(con, ranges_of(table)))
+    for column, kind, *_ in con.execute(f"DESCRIBE SELECT * EXCLUDE (as_of) FROM {old}").fetchall():
+        if column not in have:  # a column no night writes any more keeps what it held
+            con.execute(f"ALTER TABLE {ranges_of(table)} ADD COLUMN {q(column)} {type_name(kind)}")
     _create_view(con, table)
     for (night,) in con.execute(f"SELECT DISTINCT as_of FROM {old} ORDER BY 1").fetchall():
         write_night(con, table, night, f"SELECT * FROM {old} WHERE as_of = DATE {lit(night.isoformat())}")
@@ -105,6 +129,14 @@ def nights_held(con: duckdb.DuckDBPyConnection, table: str) -> list[date]:
                                       [table]).fetchall()]
 
 
+def _night_rows(con: duckdb.DuckDBPyConnection, select: SQL, columns: list[tuple[str, str]]) -> SQL:
+    """`select`'s rows in the ranges' columns: one it does not have is NULL (a column no night writes
+    any more), as an insert by name into the per-night table made it."""
+    has = set(_columns(con, f"({select})"))
+    return ("SELECT " + ", ".join(q(c) if c in has else f"NULL::{type_name(t)} AS {q(c)}" for c, t in columns)
+            + f" FROM ({select})")
+
+
 def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select: SQL) -> None:
     """Make `table`'s rows on `as_of` the rows of `select` (inside the caller's transaction), writing
     only what differs from the ranges that cover the night."""
@@ -113,23 +145,27 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
     later = [n for n in nights_held(con, table) if n > as_of]
     nxt = f"DATE {lit(later[0].isoformat())}" if later else OPEN
     covering = f"valid_from <= {d} AND {d} < valid_to"
-    cols = [c for c in _columns(con, ranges) if c not in ("valid_from", "valid_to")]
+    columns = [(c, t) for c, t, *_ in con.execute(f"DESCRIBE SELECT * EXCLUDE (valid_from, valid_to) FROM {ranges}")
+               .fetchall()]
+    cols = [c for c, _ in columns]
+    night = _night_rows(con, select, columns)
     if not con.execute(f"SELECT count(*) FROM {ranges} WHERE {covering}").fetchone()[0]:
         # nothing to compare with (a first night, or a night before every other): insert as computed
-        con.execute(f"INSERT INTO {ranges} BY NAME SELECT * EXCLUDE (as_of), {d} AS valid_from, {nxt} AS valid_to "
-                    f"FROM ({select})")
+        con.execute(f"INSERT INTO {ranges} BY NAME SELECT *, {d} AS valid_from, {nxt} AS valid_to FROM ({night})")
     else:
         # identical rows pair up; what is left on either side is the night's change. Rows with no key
-        # are paired copy by copy (a night may hold the same hit twice).
+        # are paired copy by copy (a night may hold the same hit twice). A double's sign is compared
+        # too: -0.0 equals 0.0, but the night must read back the bits it wrote.
         copy = "" if key else f", row_number() OVER (PARTITION BY {', '.join(q(c) for c in cols)}) AS _copy"
         same = [f"c.{q(k)} = t.{q(k)}" for k in (key or ())] + [
-            f"c.{q(c)} IS NOT DISTINCT FROM t.{q(c)}" for c in cols if c not in (key or ())]
+            f"c.{q(c)} IS NOT DISTINCT FROM t.{q(c)}" for c in cols if c not in (key or ())] + [
+            f"signbit(c.{q(c)}) IS NOT DISTINCT FROM signbit(t.{q(c)})" for c, t in columns if t in ("DOUBLE", "FLOAT")]
         if not key:
             same.append("c._copy = t._copy")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _night_change AS
             SELECT c._rid, t.* EXCLUDE (_present{', _copy' if not key else ''})
             FROM (SELECT rowid AS _rid, * {copy} FROM {ranges} WHERE {covering}) c
-            FULL JOIN (SELECT * EXCLUDE (as_of), true AS _present {copy} FROM ({select})) t ON {' AND '.join(same)}
+            FULL JOIN (SELECT *, true AS _present {copy} FROM ({night})) t ON {' AND '.join(same)}
             WHERE c._rid IS NULL OR t._present IS NULL""")
         gone = "rowid IN (SELECT _rid FROM _night_change WHERE _rid IS NOT NULL)"
         if later:  # a row that no longer holds on the night still holds from the next night its range reached
@@ -139,6 +175,26 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
         con.execute(f"DELETE FROM {ranges} WHERE {gone} AND valid_from = {d}")
         con.execute(f"INSERT INTO {ranges} BY NAME SELECT * EXCLUDE (_rid), {d} AS valid_from, {nxt} AS valid_to "
                     f"FROM _night_change WHERE _rid IS NULL ORDER BY ALL")
+        if key:
+            _refuse_repeated_keys(con, table, as_of, key, covering)
         con.execute("DROP TABLE _night_change")
     con.execute(f"DELETE FROM {NIGHTS} WHERE table_name = ? AND as_of = ?", [table, as_of])
     con.execute(f"INSERT INTO {NIGHTS} VALUES (?, ?)", [table, as_of])
+
+
+class RepeatedKey(ValueError):
+    """A night gave a keyed table two rows for one key."""
+
+
+def _refuse_repeated_keys(con: duckdb.DuckDBPyConnection, table: str, as_of: date, key: tuple[str, ...],
+                          covering: SQL) -> None:
+    """A keyed table holds one row per key and night: a key the night wrote twice is refused, looked
+    for among the keys the night changed (the whole night would cost a pass over all its rows). A
+    row repeated exactly, values and all, pairs with the one range it matches and is kept once."""
+    keys = ", ".join(q(k) for k in key)
+    repeated = con.execute(f"""SELECT {keys} FROM {ranges_of(table)} WHERE {covering}
+        AND ({keys}) IN (SELECT ({keys}) FROM _night_change WHERE _rid IS NULL)
+        GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1""").fetchall()
+    if repeated:
+        raise RepeatedKey(f"{table} on {as_of}: two rows for {dict(zip(key, repeated[0]))}; the table holds one row "
+                          "per key and night")

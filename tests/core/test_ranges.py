@@ -143,3 +143,78 @@ def test_a_night_that_fails_halfway_leaves_the_ranges_as_they_were(table):
         write(con, table, D0 + timedelta(days=1), bad)
     assert con.execute(f"SELECT * FROM {ranges_of(table)} ORDER BY ALL").fetchall() == stored
     assert pd.Series([r[1] for r in con.execute(f"SELECT * FROM {table}").fetchall()]).unique().tolist() == [D0]
+
+
+def test_a_move_into_ranges_cut_short_leaves_the_per_night_table_whole(monkeypatch):
+    """The move runs in a transaction of its own (its callers call `ensure` outside theirs): a
+    failure on the second night leaves the earlier layout as it was, and the next try moves it all,
+    a column no night writes any more included."""
+    import valuecredit.ranges as ranges
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA scores")
+    con.execute("CREATE TABLE scores.negative_hits (uscc VARCHAR, as_of DATE, rule_id VARCHAR, legacy_flag INTEGER)")
+    nights = [D0, D0 + timedelta(days=1), D0 + timedelta(days=2)]
+    for i, night in enumerate(nights):
+        con.execute("INSERT INTO scores.negative_hits VALUES ('F1', ?, 'N01', ?)", [night, i])
+    real, calls = ranges.write_night, []
+
+    def failing_on_the_second(*args):
+        calls.append(args[2])
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real(*args)
+
+    monkeypatch.setattr(ranges, "write_night", failing_on_the_second)
+    with pytest.raises(OSError):
+        ensure(con, HITS)
+    assert con.execute("SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'scores'"
+                       ).fetchall() == [("negative_hits", "BASE TABLE")]
+    assert con.execute("SELECT count(*) FROM scores.negative_hits").fetchone()[0] == 3
+    monkeypatch.setattr(ranges, "write_night", real)
+    ensure(con, HITS)
+    assert [(r[1], r[2], r[-1]) for n in nights for r in read(con, HITS, n)] == [
+        (n, "N01", i) for i, n in enumerate(nights)]
+
+
+def test_a_night_without_a_column_the_ranges_hold_reads_it_as_null():
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA decisions")
+    write(con, PAIRS, D0, "SELECT 'F1' AS uscc, DATE '2026-10-01' AS as_of, 'P1' AS product_id, 400 AS rate_bp",
+          create=True)
+    later = D0 + timedelta(days=1)
+    write(con, PAIRS, later, "SELECT 'F1' AS uscc, DATE '2026-10-02' AS as_of, 'P1' AS product_id")
+    assert read(con, PAIRS, D0) == [("F1", D0, "P1", 400)]
+    assert read(con, PAIRS, later) == [("F1", later, "P1", None)]
+
+
+def test_a_double_reads_back_with_the_sign_it_was_written_with():
+    import struct
+
+    con = duckdb.connect()
+    with transaction(con):
+        ensure(con, "scores.explanations")
+    bits = []
+    for i, value in enumerate(["0.0", "-0.0", "-0.0", "0.0"]):
+        night = D0 + timedelta(days=i)
+        write(con, "scores.explanations", night, f"SELECT 'F1' AS uscc, DATE '{night}' AS as_of, 'debt_ratio' AS feature, "
+                                                 f"{value}::DOUBLE AS contribution, NULL::SMALLINT AS adverse_rank")
+        (contribution,) = con.execute("SELECT contribution FROM scores.explanations WHERE as_of = ?", [night]).fetchone()
+        bits.append(struct.pack(">d", contribution)[0] >> 7)
+    assert bits == [0, 1, 1, 0]
+    assert con.execute(f"SELECT count(*) FROM {ranges_of('scores.explanations')}").fetchone()[0] == 3
+
+
+def test_a_key_written_twice_with_other_values_is_refused():
+    from valuecredit.ranges import RepeatedKey
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA decisions")
+    rows = [("F1", D0, "P1", 0, True, 100), ("F2", D0, "P1", 0, True, 100)]
+    write(con, PAIRS, D0, pairs_select(rows), create=True)
+    later = D0 + timedelta(days=1)
+    again = [(u, later, *rest) for u, _, *rest in rows] + [("F2", later, "P1", 1, False, None)]
+    with pytest.raises(RepeatedKey, match=r"decisions.eligibility_pairs on 2026-10-02: two rows for \{'uscc': 'F2', "
+                                          r"'product_id': 'P1'\}"):
+        write(con, PAIRS, later, pairs_select(again))
+    assert read(con, PAIRS, later) == []  # nothing of the night was kept

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from data_contracts.contracts import Column, contract_for
+from data_contracts.identifiers import uscc_check_char
 from data_contracts.personal import reads
 from ingestion import ingest
 from ingestion.ingest import ingest_source
@@ -429,3 +430,40 @@ def test_repeated_keys_stay_exact_when_different_keys_share_a_hash():
     assert colliding.count("colliding_hash(") == 3  # the narrowing, and the grouping in both its clauses
     for variant in (sql, colliding):
         assert sorted(con.execute(variant).fetchall()) == [("a", 1), ("c", 3)]
+
+
+def test_a_firm_founded_since_the_registrys_last_file_does_not_stop_the_night(tmp_path):
+    """The authorisation platform delivers on the 1st, the registry on the 3rd: a firm founded in
+    November is authorised before the registry names it. Its row is quarantined (its firm is
+    unknown), but does not count against the file as broken; a row for an unknown firm dated before
+    the registry's latest founding still does."""
+    landing = landing_zone(tmp_path / "landing")
+    registry = registry_frame(["重庆甲有限公司", "重庆乙有限公司"]).assign(founded_on=[date(2010, 1, 1), date(2026, 10, 27)])
+    deliver(landing, contract_for("registry"), "market/registry/registry_2026-10.csv", "2026-10", registry,
+            date(2026, 11, 3))
+    new_firms = [body + uscc_check_char(body) for body in ("91500105MA5UX0001", "91500106MA5UY0002", "91500107MA5UW0003")]
+
+    def authorisations(firms: list[str], granted: date) -> pd.DataFrame:
+        return pd.DataFrame({"uscc": firms, "granted_on": granted, "expires_on": date(2027, 11, 1),
+                             "revoked_on": pd.NaT})
+
+    frame = pd.concat([authorisations(FIRMS, date(2026, 11, 2)), authorisations(new_firms, date(2026, 11, 20))])
+    deliver(landing, contract_for("authorisations"), "platform/authorisations/authorisations_2026-11.csv", "2026-11",
+            frame, date(2026, 11, 28))
+    con, out, _ = ingest_one(landing, "authorisations")
+    assert out.quarantined_by_rule == {"firm_unknown": len(new_firms)}
+    check = ingest.check_source(con, "authorisations", DAY)
+    assert check.passed, check.description
+    assert check.metadata["awaiting_registry"] == len(new_firms)
+    # the same firms authorised before the registry's latest founding: unknown to it, not new
+    con.close()
+    landing = landing_zone(tmp_path / "landing2")
+    deliver(landing, contract_for("registry"), "market/registry/registry_2026-10.csv", "2026-10", registry,
+            date(2026, 11, 3))
+    frame = pd.concat([authorisations(FIRMS, date(2026, 11, 2)), authorisations(new_firms, date(2026, 10, 1))])
+    deliver(landing, contract_for("authorisations"), "platform/authorisations/authorisations_2026-11.csv", "2026-11",
+            frame, date(2026, 11, 28))
+    con, out, _ = ingest_one(landing, "authorisations", tmp_path / "store2.duckdb")
+    check = ingest.check_source(con, "authorisations", DAY)
+    assert not check.passed and f"{len(new_firms)} of {len(frame)} rows quarantined" in check.description
+    assert check.metadata["awaiting_registry"] == 0
