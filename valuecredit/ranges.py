@@ -23,6 +23,7 @@ from datetime import date
 import duckdb
 
 from valuecredit.sqltext import SQL, lit, q, type_name
+from valuecredit.transactions import in_transaction, transaction
 
 # ranged table -> the columns that identify a row within a night (None: every column does; the
 # night's identical rows are then told apart by their copy number)
@@ -69,17 +70,11 @@ def _create_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
 def _atomically(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """The block in the caller's transaction, or in one of its own when the caller has none: a move
     into ranges cut short must leave the per-night table as it was, never half moved."""
-    txid = "SELECT txid_current()"  # the same id twice: a transaction is open (each statement has its own otherwise)
-    if con.execute(txid).fetchone() == con.execute(txid).fetchone():  # the caller's commits or rolls back the whole
+    if in_transaction(con):  # the caller's commits or rolls back the whole
         yield
-        return
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
+    else:
+        with transaction(con):
+            yield
 
 
 def ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> None:

@@ -17,6 +17,7 @@ from data_contracts.identifiers import USCC_SQL_MACROS
 from valuecredit.ranges import RANGED, ensure_ranged, write_night
 from valuecredit.schema import ensure
 from valuecredit.sqltext import SQL, q, type_name
+from valuecredit.transactions import transaction
 
 SCHEMAS = ("raw", "staging", "quarantine", "meta")
 
@@ -135,18 +136,6 @@ def busy(db_path: str | Path, exc: duckdb.IOException, read_only: bool) -> Excep
     return StoreBusy(f"{db_path} is open in another process ({holder}): "
                      + ("the nightly run is writing it; read it when the run has finished" if read_only else
                         "a reader has it open; try again when it has closed it"))
-
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """What the block writes commits together, or not at all (rolled back on any error, even an interrupt)."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
 
 
 def add_columns(con: duckdb.DuckDBPyConnection, table: SQL, columns: list[tuple[str, str]], have: set[str]) -> None:
