@@ -37,6 +37,7 @@ bench: $(STAMP)  ## provincial-scale benchmarks, results in benchmarks/results/ 
 	$(BIN)/python -m benchmarks.eligibility
 	$(BIN)/python -m benchmarks.preview
 	$(BIN)/python -m benchmarks.reports
+	$(BIN)/python -m benchmarks.store_growth
 	$(BIN)/python -m benchmarks.nightly
 	$(BIN)/python -m benchmarks.incremental
 	$(BIN)/python -m benchmarks.publication --db benchmarks/work/incremental/incremental/night.duckdb --base 2026-11-28 --date 2026-11-29

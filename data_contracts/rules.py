@@ -104,7 +104,9 @@ def rules(contract: Contract, registry_join: bool) -> list[tuple[str, SQL, SQL]]
         bad_code = f"{shown} || {f} || ' fails GB 32100-2015 (check character or format)'"
         if registry_join:
             out.append(("uscc_invalid", f"NOT _in_registry AND NOT uscc_valid({f})", bad_code))
-            out.append(("firm_unknown", "NOT _in_registry", f"{shown} || {f} || ' is not in the market registry'"))
+            # last of all (below): a row named `firm_unknown` breaks no other rule, so a row whose firm
+            # the registry may name on its next delivery is told from a broken one
+            unknown = ("firm_unknown", "NOT _in_registry", f"{shown} || {f} || ' is not in the market registry'")
         else:
             out.append(("uscc_invalid", f"NOT uscc_valid({f})", bad_code))
     for col in contract.columns:  # another firm a row names (a receivable's core firm): a USCC too
@@ -141,6 +143,8 @@ def rules(contract: Contract, registry_join: bool) -> list[tuple[str, SQL, SQL]]
     for one, other in contract.distinct:
         a, b = q(one), q(other)
         out.append(("self_reference", f"{a} = {b}", f"{lit(f'{other}=')} || {b} || {lit(f' is the {one} itself')}"))
+    if contract.firm_column and registry_join:
+        out.append(unknown)
     return out
 
 

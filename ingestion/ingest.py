@@ -387,14 +387,17 @@ def quarantined_by_rule(con: duckdb.DuckDBPyConnection, business_date: date, sou
 
 
 def awaiting_registry(con: duckdb.DuckDBPyConnection, contract: Contract, d: str) -> dict[str, int]:
-    """Per file of the partition, its rows quarantined as `firm_unknown` that are dated (by the
-    contract's first date checked against delivery) after the latest founding the registry has
-    delivered: their firm may be one founded since, which another department can name before the
-    registry's monthly file does (the authorisation platform delivers on the 1st, the registry on
-    the 3rd). They stay quarantined, but do not count against their file as broken: counted, they
-    stopped the night on the 1st and 2nd of every month where new firms are a large share of a
-    small delivery. A row dated before the registry's latest founding still counts."""
-    if not needs_registry(contract) or not contract.not_after_delivery:
+    """Per file of the partition, its rows quarantined as `firm_unknown` (a row so named breaks no
+    other rule) that are dated (by the contract's first date checked against delivery) after the
+    latest founding the registry has delivered, for a source delivered each month before the
+    registry is: their firm may be one founded since, which the source names before the registry's
+    monthly file does (the authorisation platform delivers on the 1st, the registry on the 3rd).
+    They stay quarantined, but do not count against their file as broken: counted, they stopped
+    the night on the 1st and 2nd of every month where new firms are a large share of a small
+    delivery. A row dated before the registry's latest founding still counts, and so does every
+    such row of a source delivered after the registry."""
+    if not (needs_registry(contract) and contract.not_after_delivery
+            and contract.delivery_day < contract_for("registry").delivery_day):
         return {}
     when = contract.column(contract.not_after_delivery[0])
     value = f"json_extract_string(record, {lit('$.' + when.name)})"
@@ -420,12 +423,15 @@ def check_source(con: duckdb.DuckDBPyConnection, source: str, business_date: dat
             problems.append(f"{file} rejected ({reason})")
         elif n_read >= MIN_ROWS_FOR_RATE and n_bad / n_read > MAX_QUARANTINE_RATE:
             problems.append(f"{file}: {n_bad} of {n_read} rows quarantined, above the {MAX_QUARANTINE_RATE:.0%} limit"
-                            + (f" ({awaiting[file]} more await the registry)" if awaiting.get(file) else ""))
+                            + (f" (and {awaiting[file]} naming firms the registry has not delivered yet)"
+                               if awaiting.get(file) else ""))
     all_read = sum(f[3] or 0 for f in files)
     all_bad = sum(f[4] or 0 for f in files) - sum(awaiting.values())
     if all_read and all_bad / all_read > MAX_QUARANTINE_RATE:
         problems.append(f"{all_bad} of {all_read} rows quarantined across the partition's files, "
-                        f"above the {MAX_QUARANTINE_RATE:.0%} limit")
+                        f"above the {MAX_QUARANTINE_RATE:.0%} limit"
+                        + (f" (and {sum(awaiting.values())} naming firms the registry has not delivered yet)"
+                           if awaiting else ""))
     key = ", ".join(q(k) for k in contract.key)
     total = con.execute(f"SELECT count(*) FROM staging.{q(source)}").fetchone()[0]
     loaded = sum(f[3] - f[4] for f in files if f[1] == "loaded" and f[3] is not None)

@@ -467,3 +467,29 @@ def test_a_firm_founded_since_the_registrys_last_file_does_not_stop_the_night(tm
     check = ingest.check_source(con, "authorisations", DAY)
     assert not check.passed and f"{len(new_firms)} of {len(frame)} rows quarantined" in check.description
     assert check.metadata["awaiting_registry"] == 0
+
+
+@pytest.mark.parametrize("case", ["a date after the delivery", "a source delivered after the registry"])
+def test_rows_of_unknown_firms_that_are_broken_or_late_still_stop_the_night(tmp_path, case):
+    """The allowance for firms the registry has not named yet holds for rows that break no other
+    rule, of a source delivered before the registry: a made-up but well-formed code does not hide a
+    date after the delivery, and a source delivered after the registry's file gets no allowance."""
+    landing = landing_zone(tmp_path / "landing")
+    registry = registry_frame(["重庆甲有限公司", "重庆乙有限公司"]).assign(founded_on=[date(2010, 1, 1), date(2026, 10, 27)])
+    deliver(landing, contract_for("registry"), "market/registry/registry_2026-10.csv", "2026-10", registry,
+            date(2026, 11, 3))
+    unknown = [body + uscc_check_char(body) for body in ("91500105MA5UX0001", "91500106MA5UY0002", "91500107MA5UW0003")]
+    if case == "a date after the delivery":
+        source, period = "authorisations", "2026-11"
+        frame = pd.DataFrame({"uscc": FIRMS + unknown, "granted_on": [date(2026, 11, 2)] * 2 + [date(2099, 12, 31)] * 3,
+                              "expires_on": date(2100, 11, 1), "revoked_on": pd.NaT})
+        rule = "date_future"
+    else:
+        source, period = "social_insurance", "2026-11"
+        frame = pd.concat([social_frame(), social_frame(2).assign(uscc=unknown[:2])]).assign(period="2026-11")
+        rule = "firm_unknown"
+    deliver(landing, contract_for(source), f"x/{source}_{period}.csv", period, frame, date(2026, 11, 28))
+    con, out, _ = ingest_one(landing, source)
+    assert set(out.quarantined_by_rule) == {rule}
+    check = ingest.check_source(con, source, DAY)
+    assert not check.passed and check.metadata["awaiting_registry"] == 0, check.description
