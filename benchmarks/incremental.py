@@ -9,13 +9,15 @@ zone that links to the original one. Two copies of the store then run that night
 in full (`full=...`, what `valuecredit run --full` does). Each stage's time comes from the run.
 
     python -m benchmarks.incremental [--store benchmarks/work/nightly/night.duckdb] [--landing ...] [--work DIR]
+                                     [--out incremental.json]
 
-Writes benchmarks/results/incremental.json. Target: the incremental night under 5 % of the full one."""
+Writes benchmarks/results/incremental.json (or --out). Target: the incremental night under 5 % of the full one."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -88,6 +90,7 @@ def main() -> None:
                    help="a store after a full night, its model registry beside it (default: what benchmarks.nightly left)")
     p.add_argument("--landing", default=str(work_default / "landing"), help="the landing zone that night read")
     p.add_argument("--work", default=str(work_default / "incremental"))
+    p.add_argument("--out", default="incremental.json", help="the result file's name in benchmarks/results/")
     args = p.parse_args()
     store, work = Path(args.store), Path(args.work)
     if not store.exists():
@@ -106,6 +109,8 @@ def main() -> None:
         (work / mode).mkdir()
         shutil.copy(store, work / mode / "night.duckdb")
         shutil.copytree(store.parent / "models", work / mode / "models")
+        if (store.parent / "publish").is_dir():  # the banks' earlier files: tonight's change files rest on them
+            shutil.copytree(store.parent / "publish", work / mode / "publish", symlinks=True)
         dbs[mode] = work / mode / "night.duckdb"
         runs[mode] = _child(NIGHT.format(day=night.isoformat(), landing=str(work / "landing"), db=str(dbs[mode]),
                                          full=full))
@@ -121,6 +126,7 @@ def main() -> None:
     diff = differences(dbs["incremental"], dbs["full"], night)
     inc, full = runs["incremental"]["seconds"], runs["full"]["seconds"]
     result = {
+        "machine": f"{platform.machine()}, 2 cores, 24 GiB",
         "firms": firms, "night": night.isoformat(), "previous": str(plan[0]), "rows_delivered": delivered,
         "changed_firms": plan[2], "changed_share": round(plan[2] / max(plan[3], 1), 4),
         "incremental_seconds": inc, "full_seconds": full, "ratio": round(inc / full, 3),
@@ -132,7 +138,7 @@ def main() -> None:
         "note": f"same night, same store copied twice, run one after the other in child processes; "
                 f"{SOURCES_GROUP} loads only the night's new files in both",
     }
-    write_result("incremental.json", result)
+    write_result(args.out, result)
     print(json.dumps({k: result[k] for k in ("incremental_seconds", "full_seconds", "ratio", "identical")}))
 
 

@@ -33,6 +33,7 @@ RANGED: dict[str, tuple[str, ...] | None] = {
     "decisions.eligibility_pairs": ("uscc", "product_id"),
 }
 NIGHTS = "meta.nights_held"
+PAIRING_ROWS = 20_000_000  # rows of a night paired in one piece (the part's hash table stays in memory)
 OPEN = "DATE '9999-12-31'"  # not 'infinity', which pandas cannot hold
 
 
@@ -144,7 +145,8 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
                .fetchall()]
     cols = [c for c, _ in columns]
     night = _night_rows(con, select, columns)
-    if not con.execute(f"SELECT count(*) FROM {ranges} WHERE {covering}").fetchone()[0]:
+    covered = con.execute(f"SELECT count(*) FROM {ranges} WHERE {covering}").fetchone()[0]
+    if not covered:
         # nothing to compare with (a first night, or a night before every other): insert as computed
         con.execute(f"INSERT INTO {ranges} BY NAME SELECT *, {d} AS valid_from, {nxt} AS valid_to FROM ({night})")
     else:
@@ -157,11 +159,16 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
             f"signbit(c.{q(c)}) IS NOT DISTINCT FROM signbit(t.{q(c)})" for c, t in columns if t in ("DOUBLE", "FLOAT")]
         if not key:
             same.append("c._copy = t._copy")
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _night_change AS
-            SELECT c._rid, t.* EXCLUDE (_present{', _copy' if not key else ''})
-            FROM (SELECT rowid AS _rid, * {copy} FROM {ranges} WHERE {covering}) c
-            FULL JOIN (SELECT *, true AS _present {copy} FROM ({night})) t ON {' AND '.join(same)}
-            WHERE c._rid IS NULL OR t._present IS NULL""")
+        # in parts by the firm's hash, each of a size DuckDB pairs in memory: 70,000,000 pairs in one
+        # piece spilled to disk under the store's 4 GB limit (20.0 s, 4.1 GiB; in four parts 11.4 s, 2.9 GiB)
+        parts = -(-covered // PAIRING_ROWS)
+        for part in range(parts):
+            cut = f"hash({q(cols[0])}) % {int(parts)} = {int(part)}" if parts > 1 else "true"
+            con.execute(f"""{'CREATE OR REPLACE TEMP TABLE _night_change AS' if part == 0 else 'INSERT INTO _night_change'}
+                SELECT c._rid, t.* EXCLUDE (_present{', _copy' if not key else ''})
+                FROM (SELECT rowid AS _rid, * {copy} FROM {ranges} WHERE {covering} AND {cut}) c
+                FULL JOIN (SELECT *, true AS _present {copy} FROM ({night}) WHERE {cut}) t ON {' AND '.join(same)}
+                WHERE c._rid IS NULL OR t._present IS NULL""")
         gone = "rowid IN (SELECT _rid FROM _night_change WHERE _rid IS NOT NULL)"
         if later:  # a row that no longer holds on the night still holds from the next night its range reached
             con.execute(f"INSERT INTO {ranges} BY NAME SELECT * REPLACE ({nxt} AS valid_from) FROM {ranges} "

@@ -54,7 +54,12 @@ def as_rows(night: date, rows: dict) -> list[tuple]:
     return [(u, night, p, *v) for (u, p), v in sorted(rows.items())]
 
 
-def test_random_nights_rerun_and_backfilled_read_back_exactly_as_written():
+@pytest.mark.parametrize("pairing_rows", [None, 7], ids=["in one piece", "in parts"])
+def test_random_nights_rerun_and_backfilled_read_back_exactly_as_written(monkeypatch, pairing_rows):
+    import valuecredit.ranges
+
+    if pairing_rows:  # a night paired in parts by the firm's hash, as at provincial scale
+        monkeypatch.setattr(valuecredit.ranges, "PAIRING_ROWS", pairing_rows)
     rng = random.Random(7)
     con = duckdb.connect()
     con.execute("CREATE SCHEMA decisions")
