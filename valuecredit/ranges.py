@@ -125,12 +125,16 @@ def nights_held(con: duckdb.DuckDBPyConnection, table: str) -> list[date]:
                                       [table]).fetchall()]
 
 
-def _night_rows(con: duckdb.DuckDBPyConnection, select: SQL, columns: list[tuple[str, str]]) -> SQL:
-    """`select`'s rows in the ranges' columns: one it does not have is NULL (a column no night writes
-    any more), as an insert by name into the per-night table made it."""
+def _night_rows(con: duckdb.DuckDBPyConnection, table: str, select: SQL, columns: list[tuple[str, str]]) -> SQL:
+    """`select`'s rows in the ranges' columns and types (a row and its equal then hash alike, so they
+    fall in the same part): one it does not have is NULL (a column no night writes any more), as an
+    insert by name into the per-night table made it; one the ranges lack is refused, as that insert
+    refused it."""
     has = set(_columns(con, f"({select})"))
-    return ("SELECT " + ", ".join(q(c) if c in has else f"NULL::{type_name(t)} AS {q(c)}" for c, t in columns)
-            + f" FROM ({select})")
+    if extra := has - {c for c, _ in columns} - {"as_of"}:
+        raise ValueError(f"{table}: the night's rows have columns the table does not: {', '.join(sorted(extra))}")
+    return ("SELECT " + ", ".join(f"CAST({q(c)} AS {type_name(t)}) AS {q(c)}" if c in has else
+                                  f"NULL::{type_name(t)} AS {q(c)}" for c, t in columns) + f" FROM ({select})")
 
 
 def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select: SQL) -> None:
@@ -144,7 +148,7 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
     columns = [(c, t) for c, t, *_ in con.execute(f"DESCRIBE SELECT * EXCLUDE (valid_from, valid_to) FROM {ranges}")
                .fetchall()]
     cols = [c for c, _ in columns]
-    night = _night_rows(con, select, columns)
+    night = _night_rows(con, table, select, columns)
     covered = con.execute(f"SELECT count(*) FROM {ranges} WHERE {covering}").fetchone()[0]
     if not covered:
         # nothing to compare with (a first night, or a night before every other): insert as computed

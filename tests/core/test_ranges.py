@@ -223,3 +223,20 @@ def test_a_key_written_twice_with_other_values_is_refused():
                                           r"'product_id': 'P1'\}"):
         write(con, PAIRS, later, pairs_select(again))
     assert read(con, PAIRS, later) == []  # nothing of the night was kept
+
+
+def test_a_night_is_paired_in_the_ranges_types_and_refuses_a_column_they_lack(monkeypatch):
+    import valuecredit.ranges
+
+    monkeypatch.setattr(valuecredit.ranges, "PAIRING_ROWS", 3)  # ten rows in four parts
+    con = duckdb.connect()
+    with transaction(con):
+        ensure(con, HITS)
+    night = ("SELECT {u} AS uscc, DATE '{d}' AS as_of, 'N01' AS rule_id, 'r' AS rule, 's' AS source, "
+             "DATE '2026-09-01' AS evidence_date, 'x' AS detail FROM range(10) t(i)")
+    write(con, HITS, D0, night.format(u="CAST(i AS VARCHAR)", d=D0))
+    later = D0 + timedelta(days=1)
+    write(con, HITS, later, night.format(u="i", d=later))  # the same firms, given as numbers
+    assert con.execute(f"SELECT count(*) FROM {ranges_of(HITS)}").fetchone()[0] == 10  # nothing changed
+    with pytest.raises(ValueError, match="scores.negative_hits: the night's rows have columns the table does not: extra"):
+        write(con, HITS, later, night.format(u="i", d=later).replace(" FROM range", ", 1 AS extra FROM range"))
