@@ -402,8 +402,8 @@ def awaiting_registry(con: duckdb.DuckDBPyConnection, contract: Contract, d: str
     when = contract.column(contract.not_after_delivery[0])
     value = f"json_extract_string(record, {lit('$.' + when.name)})"
     known = "(SELECT max(founded_on) FROM staging.registry)"
-    after = (f"TRY_CAST({value} AS DATE) > {known}" if when.type == "date" else
-             f"regexp_full_match({value}, '\\d{{4}}-\\d{{2}}') AND {value} > strftime({known}, '%Y-%m')")
+    # judged last, the row's date or period passed its type and is not after the delivery
+    after = f"TRY_CAST({value} AS DATE) > {known}" if when.type == "date" else f"{value} > strftime({known}, '%Y-%m')"
     return dict(con.execute(f"""SELECT file, count(*) FROM quarantine.rows WHERE source = ? AND partition_date = ?
                                 AND rule = 'firm_unknown' AND {after} GROUP BY file""",
                             [contract.source, d]).fetchall())

@@ -304,13 +304,12 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
         con.register("_explained", long)
         # the firms that keep the previous date's PD and explanation: their explanation rows are the
         # previous date's ranges, which the night's write leaves as they are
+        p = f"DATE {lit(plan.previous.isoformat())}" if len(kept) else ""
         kept_explanations = (f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of) FROM scores.explanations "
-                             f"WHERE as_of = DATE {lit(plan.previous.isoformat())} AND uscc IN (SELECT uscc FROM _kept)"
-                             if len(kept) else "")
+                             f"WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept)" if len(kept) else "")
         replace_date(con, "scores.explanations", as_of, f"SELECT * FROM _explained{kept_explanations}")
         con.unregister("_explained")
         if len(kept):
-            p = f"DATE {lit(plan.previous.isoformat())}"
             con.execute(f"INSERT INTO scores.pd BY NAME SELECT * REPLACE ({d} AS as_of, {lit(snapshot_id)} AS snapshot_id) "
                         f"FROM scores.pd WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept) ORDER BY uscc")
         con.unregister("_kept")

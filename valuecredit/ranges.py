@@ -93,11 +93,7 @@ def _ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> No
     ranges = ranges_of(table)
     con.execute(f"CREATE TABLE IF NOT EXISTS {ranges} AS SELECT * EXCLUDE (as_of), NULL::DATE AS valid_from, "
                 f"NULL::DATE AS valid_to FROM {shape} WHERE false")
-    have = set(_columns(con, ranges))
-    added = [(c, t) for c, t, *_ in con.execute(f"DESCRIBE SELECT * EXCLUDE (as_of) FROM {shape}").fetchall()
-             if c not in have]
-    for column, kind in added:
-        con.execute(f"ALTER TABLE {ranges} ADD COLUMN {q(column)} {type_name(kind)}")
+    added = _add_columns(con, ranges, shape)
     kind = _kind(con, table)
     if kind == "BASE TABLE":
         _move_into_ranges(con, table)
@@ -105,15 +101,23 @@ def _ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> No
         _create_view(con, table)
 
 
+def _add_columns(con: duckdb.DuckDBPyConnection, ranges: SQL, night: SQL) -> list[str]:
+    """Give `ranges` the columns of `night` (a relation with `as_of`) it lacks, NULL in the rows it
+    holds; the columns added."""
+    have = set(_columns(con, ranges))
+    added = [(c, t) for c, t, *_ in con.execute(f"DESCRIBE SELECT * EXCLUDE (as_of) FROM {night}").fetchall()
+             if c not in have]
+    for column, kind in added:
+        con.execute(f"ALTER TABLE {ranges} ADD COLUMN {q(column)} {type_name(kind)}")
+    return [c for c, _ in added]
+
+
 def _move_into_ranges(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """A per-night table of an earlier version becomes ranges: each of its nights written in order."""
     schema, name = table.split(".")
     old: SQL = f"{q(schema)}.{q(name + '_per_night')}"
     con.execute(f"ALTER TABLE {_relation(table)} RENAME TO {q(name + '_per_night')}")
-    have = set(_columns(con, ranges_of(table)))
-    for column, kind, *_ in con.execute(f"DESCRIBE SELECT * EXCLUDE (as_of) FROM {old}").fetchall():
-        if column not in have:  # a column no night writes any more keeps what it held
-            con.execute(f"ALTER TABLE {ranges_of(table)} ADD COLUMN {q(column)} {type_name(kind)}")
+    _add_columns(con, ranges_of(table), old)  # a column no night writes any more keeps what it held
     _create_view(con, table)
     for (night,) in con.execute(f"SELECT DISTINCT as_of FROM {old} ORDER BY 1").fetchall():
         write_night(con, table, night, f"SELECT * FROM {old} WHERE as_of = DATE {lit(night.isoformat())}")

@@ -7,7 +7,6 @@ import random
 from datetime import date, timedelta
 
 import duckdb
-import pandas as pd
 import pytest
 
 from valuecredit.ranges import ranges_of
@@ -136,8 +135,8 @@ def test_a_per_night_table_of_an_earlier_version_moves_into_ranges():
     assert con.execute(f"SELECT count(*) FROM {ranges_of('scores.explanations')}").fetchone()[0] == 3
 
 
-@pytest.mark.parametrize("table", [PAIRS])
-def test_a_night_that_fails_halfway_leaves_the_ranges_as_they_were(table):
+def test_a_night_that_fails_halfway_leaves_the_ranges_as_they_were():
+    table = PAIRS
     con = duckdb.connect()
     con.execute("CREATE SCHEMA decisions")
     rows = night_of_pairs(random.Random(1), D0, 10, {})
@@ -147,7 +146,7 @@ def test_a_night_that_fails_halfway_leaves_the_ranges_as_they_were(table):
     with pytest.raises(duckdb.ConversionException):
         write(con, table, D0 + timedelta(days=1), bad)
     assert con.execute(f"SELECT * FROM {ranges_of(table)} ORDER BY ALL").fetchall() == stored
-    assert pd.Series([r[1] for r in con.execute(f"SELECT * FROM {table}").fetchall()]).unique().tolist() == [D0]
+    assert con.execute(f"SELECT DISTINCT as_of FROM {table}").fetchall() == [(D0,)]
 
 
 def test_a_move_into_ranges_cut_short_leaves_the_per_night_table_whole(monkeypatch):
