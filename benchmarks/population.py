@@ -108,7 +108,7 @@ def train_and_score(db: Path, landing: Path, as_of: date) -> dict:
     strip = lambda m: {k: v for k, v in m.items() if k != "reliability"}  # noqa: E731
     return {"training_seconds": trained, "version": report["version"], "decision": report["decision"],
             "train": report["train"], "gbm_trees": report["gbm_trees"], "out_of_time": {k: strip(v) for k, v in report["out_of_time"].items()},
-            **{k: report[k] for k in ("population", "gap_to_ceiling") if k in report}}
+            **{k: report[k] for k in ("population", "gap_to_ceiling", "refinement") if k in report}}
 
 
 def main() -> None:

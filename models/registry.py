@@ -21,6 +21,7 @@ import pandas as pd
 from models.estimators import MonotoneGBM, _known_categories
 
 FILES = ("model.txt", "calibration.json", "metadata.json")
+REFINEMENT = "refinement.txt"  # a second booster added to the first (`MonotoneGBM.refine_on`), when there is one
 CHAMPION = "champion.json"  # the version nightly scoring uses
 DECISIONS = "decisions.jsonl"  # every retraining's verdict: promoted or not, and why
 
@@ -39,7 +40,7 @@ def code_version() -> str:
 
 def _digest(contents: dict[str, bytes]) -> str:
     h = hashlib.sha256()
-    for name in FILES:
+    for name in (*FILES, *([REFINEMENT] if REFINEMENT in contents else [])):  # earlier versions keep their ids
         h.update(name.encode() + b"\0" + contents[name] + b"\0")
     return h.hexdigest()[:16]
 
@@ -51,6 +52,8 @@ def save_model(root: Path, model: MonotoneGBM, metadata: dict) -> str:
         calibration |= {"x": model.calibrator_.X_thresholds_.tolist(), "y": model.calibrator_.y_thresholds_.tolist()}
     elif model.calibration == "sigmoid":
         calibration |= {"coef": float(model.calibrator_.coef_[0][0]), "intercept": float(model.calibrator_.intercept_[0])}
+        if model.refinement_ is not None:
+            calibration |= {"refinement": REFINEMENT, "refinement_scale": model.refinement_scale_}
     meta = {"features": list(model.feature_names_in_), "categorical": model.categorical_,
             "categories": model.categories_, "monotone": {k: int(v) for k, v in (model.monotone or {}).items()},
             "params": {k: v for k, v in model.get_params().items() if k != "monotone"},
@@ -60,6 +63,8 @@ def save_model(root: Path, model: MonotoneGBM, metadata: dict) -> str:
         "calibration.json": json.dumps(calibration, sort_keys=True, indent=1).encode(),
         "metadata.json": json.dumps(meta, sort_keys=True, indent=1, ensure_ascii=False, default=str).encode(),
     }
+    if model.refinement_ is not None:
+        contents[REFINEMENT] = model.refinement_.model_to_string().encode()
     version = "pd-" + _digest(contents)
     folder = Path(root) / version
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,6 +79,7 @@ class RegisteredModel:
     booster: lgb.Booster
     calibration: dict
     metadata: dict
+    refinement: lgb.Booster | None = None  # added to `booster`, times calibration["refinement_scale"]
 
     def frame(self, X: pd.DataFrame) -> pd.DataFrame:
         X = pd.DataFrame(X)[self.metadata["features"]].copy()
@@ -82,7 +88,11 @@ class RegisteredModel:
         return X
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(self.frame(X), raw_score=True)
+        X = self.frame(X)
+        raw = self.booster.predict(X, raw_score=True)
+        if self.refinement is not None:
+            raw = raw + self.calibration["refinement_scale"] * self.refinement.predict(X, raw_score=True)
+        return raw
 
     def pd(self, X: pd.DataFrame) -> np.ndarray:
         raw = self.raw_score(X)
@@ -96,11 +106,16 @@ class RegisteredModel:
     def used_features(self) -> list[str]:
         """The features the model splits on at least once: the only ones that can be a reason."""
         splits = self.booster.feature_importance("split")
+        if self.refinement is not None:
+            splits = splits + self.refinement.feature_importance("split")
         return [f for f, n in zip(self.metadata["features"], splits) if n > 0]
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         X = self.frame(X)
-        return pd.DataFrame(self.booster.predict(X, pred_contrib=True), columns=[*X.columns, "base_value"], index=X.index)
+        out = self.booster.predict(X, pred_contrib=True)
+        if self.refinement is not None:  # SHAP values add over a sum of models
+            out = out + self.calibration["refinement_scale"] * self.refinement.predict(X, pred_contrib=True)
+        return pd.DataFrame(out, columns=[*X.columns, "base_value"], index=X.index)
 
 
 def load_model(root: Path, version: str) -> RegisteredModel:
@@ -109,10 +124,16 @@ def load_model(root: Path, version: str) -> RegisteredModel:
     if missing:
         raise RegistryError(f"model {version} in {root}: missing {', '.join(missing)}")
     contents = {n: (folder / n).read_bytes() for n in FILES}
+    calibration = json.loads(contents["calibration.json"])
+    if "refinement" in calibration:
+        if not (folder / REFINEMENT).exists():
+            raise RegistryError(f"model {version} in {root}: missing {REFINEMENT}")
+        contents[REFINEMENT] = (folder / REFINEMENT).read_bytes()
     if "pd-" + _digest(contents) != version:
         raise RegistryError(f"model {version} in {root}: its files no longer match its id (changed after training)")
-    return RegisteredModel(version, lgb.Booster(model_str=contents["model.txt"].decode()),
-                           json.loads(contents["calibration.json"]), json.loads(contents["metadata.json"]))
+    refinement = lgb.Booster(model_str=contents[REFINEMENT].decode()) if REFINEMENT in contents else None
+    return RegisteredModel(version, lgb.Booster(model_str=contents["model.txt"].decode()), calibration,
+                           json.loads(contents["metadata.json"]), refinement)
 
 
 def champion(root: Path) -> str | None:

@@ -381,6 +381,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                   f"({pop['rows']:,} firm-months, {pop['events']:,} court defaults): AUC {pop['auc']['model']:.4f} "
                   f"against the 4+19+1 score's {pop['auc']['score_4_19_1']:.4f} (difference {vs['difference']:+.4f}, "
                   f"95 % interval {vs['interval_95'][0]:+.4f} to {vs['interval_95'][1]:+.4f})", soft_wrap=True)
+    if report.get("refinement"):
+        from reports.audit import refinement_text
+        console.print(f"refinement on the loans: {refinement_text(report['refinement'], 'en')}", soft_wrap=True)
     if "gap_to_ceiling" in report:
         g = report["gap_to_ceiling"]
         console.print(f"gbm AUC {g['auc_gap']:.4f} below the simulator's ceiling "

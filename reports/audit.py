@@ -139,6 +139,21 @@ METHOD_TEXT = {  # (zh, en)
         "The booster ranks loan defaults on the programme's loans; it was chosen because it ranks the court defaults "
         "of the selection months better than the population model (figures below)."),
 }
+def refinement_text(refinement: dict | None, lang: str) -> str:
+    """What the refinement on the loans (`MonotoneGBM.refine_on`) compared and whether it was kept."""
+    if not refinement:
+        return ""
+    r, auc = refinement, refinement["out_of_fold_auc"]
+    if lang == "zh":
+        head = (f"在{r['rows']:,}笔训练贷款({r['events']:,}笔违约)上,从全体企业模型的违约概率出发再提升一个小模型,"
+                f"按企业整体留出的交叉验证:贷款违约排序AUC由{auc['model']}变为{auc['refined']}。")
+        return head + (f"已采用({r['trees']}棵树,同样的单调约束;SHAP贡献为两者之和)。" if r["kept"] else "未改善,未采用。")
+    head = (f"A small booster was boosted from the population PD on {r['rows']:,} training loans ({r['events']:,} "
+            f"defaults), held out firm by firm: the loans' out-of-fold AUC went from {auc['model']} to {auc['refined']}.")
+    return head + (f" Kept ({r['trees']} trees, the same monotone constraints; the SHAP contributions are the two "
+                   "boosters' sum)." if r["kept"] else " No better: not kept.")
+
+
 LABEL_TEXT = {  # what the model predicts, by method: (zh, en)
     "population": ("12个月内新增失信被执行人(法院违约),覆盖全体企业(窗口内离开登记而未被列入的除外);违约概率的基准水平按贷款违约(次级及以下、逾期90天以上或核销)校准",
                    "a new listing as a dishonest judgement debtor (court default) within 12 months, over every firm (but "
@@ -318,6 +333,7 @@ def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat:
         "dependence": dependence, "segments": segments, "material": [s for s in segments if s["material"]],
         "limitations": [x[0 if zh else 1] for x in LIMITATIONS], "history": history,
         "method_text": METHOD_TEXT.get(method, ("", ""))[0 if zh else 1],
+        "refinement_text": refinement_text(validation.get("refinement"), lang),
         "label_text": LABEL_TEXT.get(method, ("", ""))[0 if zh else 1],
         "verdict": verdict_text(validation["decision"], lang), "grade_rows": grade_rows(validation, cat),
         "z_material": Z_MATERIAL, "min_segment": MIN_SEGMENT,

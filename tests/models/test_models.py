@@ -142,3 +142,54 @@ def test_groups_are_checked_before_any_fold_is_drawn():
         gbm.cross_fit(X, (firms == "F3").astype(int), groups=firms)
     with pytest.raises(ValueError, match="pass them to cross_fit"):
         gbm.fit(X, y, cross_fitted=gbm.cross_fit(X, y, groups=firms), groups=firms)
+
+
+def test_a_refinement_on_the_loans_adds_what_the_population_target_missed_and_survives_the_registry(tmp_path):
+    """The population's target depends on `arrears` alone; the loans' default also on `leverage`.
+    Boosted on the loans from the population PD, the refinement ranks new loans better, its SHAP
+    contributions still add up to the log-odds the PD is a sigmoid of, and the registry keeps it
+    under the version's hash."""
+    from sklearn.metrics import roc_auc_score
+
+    from models.registry import RegistryError, load_model, save_model
+
+    rng = np.random.default_rng(5)
+
+    def draw(n, leverage_weight):
+        X = pd.DataFrame({"arrears": rng.integers(0, 6, n).astype(float), "leverage": rng.normal(size=n)})
+        logit = -3.0 + 0.5 * X.arrears + leverage_weight * X.leverage
+        return X, (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int), np.arange(n) // 2  # two rows a firm
+
+    X_pop, y_pop, firms = draw(8000, 0.0)
+    X_loans, y_loans, loan_firms = draw(8000, 1.2)
+    X_new, y_new, _ = draw(8000, 1.2)
+    model = MonotoneGBM(n_estimators=200, monotone={"arrears": 1, "leverage": 1}, cv_folds=2, random_state=0)
+    model.fit(X_pop, y_pop, groups=firms)
+    alone = roc_auc_score(y_new, model.predict_proba(X_new)[:, 1])
+    report = model.refine_on(X_loans, y_loans, loan_firms)
+    refined = roc_auc_score(y_new, model.predict_proba(X_new)[:, 1])
+    assert report["kept"] and report["trees"] > 0 and report["rows"] == 8000
+    assert report["out_of_fold_auc"]["refined"] > report["out_of_fold_auc"]["model"] + 0.05
+    assert refined > alone + 0.05
+    grid = pd.DataFrame({"arrears": 2.0, "leverage": np.linspace(-2, 2, 9)})
+    assert np.all(np.diff(model.predict_proba(grid)[:, 1]) >= 0)  # the refinement keeps the constraints
+    contrib = model.contributions(X_new.iloc[:300])
+    np.testing.assert_allclose(contrib.sum(axis=1), model.raw_score(X_new.iloc[:300]), atol=1e-9)
+    coef, intercept = model.calibrator_.coef_[0][0], model.calibrator_.intercept_[0]
+    np.testing.assert_allclose(model.predict_proba(X_new.iloc[:300])[:, 1],
+                               1 / (1 + np.exp(-(coef * contrib.sum(axis=1) + intercept))), atol=1e-12)
+    assert contrib["leverage"].abs().mean() > 0.1  # the population booster alone had nothing to learn from it
+
+    version = save_model(tmp_path, model, {})
+    loaded = load_model(tmp_path, version)
+    assert loaded.refinement is not None and "leverage" in loaded.used_features()
+    np.testing.assert_allclose(loaded.pd(X_new), model.predict_proba(X_new)[:, 1], atol=1e-12)
+    np.testing.assert_allclose(loaded.contributions(X_new.iloc[:300]).to_numpy(), contrib.to_numpy(), atol=1e-12)
+    refinement = tmp_path / version / "refinement.txt"
+    text = refinement.read_text()
+    refinement.write_text(text.replace("leaf_value=", "leaf_value=1", 1))
+    with pytest.raises(RegistryError, match="no longer match its id"):
+        load_model(tmp_path, version)
+    refinement.unlink()
+    with pytest.raises(RegistryError, match="missing refinement.txt"):
+        load_model(tmp_path, version)
