@@ -56,7 +56,7 @@ def main() -> None:
         night = model_inputs(con, as_of, cat, from_stored=False)
     finally:
         con.close()
-    gbm = fit_population_gbm(pop_train, latest_loans(train))
+    gbm = fit_population_gbm(pop_train, latest_loans(train), loans=train)  # as `retrain` fits it
     months = [part.merge(truth_for(landing, pd.Timestamp(m).date())[["uscc", "defaulted_12m"]], on="uscc")
               for m, part in pop_test.groupby("as_of")]
     oot = pd.concat(months, ignore_index=True)

@@ -27,11 +27,14 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from models.metrics import auc_difference
+
 CATEGORY_ROWS = 100  # rows from which a category's bad rate is its own in the scorecard, however large the table
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # a refinement boosted on a few hundred thousand loans from a population model (`MonotoneGBM.refine_on`)
 REFINEMENT = {"learning_rate": 0.05, "num_leaves": 7, "min_child_samples": 200, "reg_lambda": 10.0}
 REFINEMENT_ROUNDS, REFINEMENT_PATIENCE = 1000, 50
+REFINEMENT_LEVEL = 0.90  # the paired-bootstrap interval of its out-of-fold gain that must lie above zero
 
 
 def lightgbm_names(columns) -> list[str]:
@@ -285,41 +288,54 @@ class MonotoneGBM(_BinaryClassifier):
         self.calibrator_.intercept_ = self.calibrator_.intercept_ + round(log_odds_shift(z, y), 12)
         return self
 
-    def refine_on(self, X: pd.DataFrame, y, groups: np.ndarray) -> dict:
+    def refine_on(self, X: pd.DataFrame, y, groups: np.ndarray, level: float = REFINEMENT_LEVEL) -> dict:
         """A second, small booster under the same monotone constraints, boosted on other rows (the
         loans) from this model's PD log-odds: it corrects the ranking where those rows say more than
-        the first target did (among borrowers, a court listing and a loan default differ), and
-        leaves it alone elsewhere. Its size is chosen by early stopping on `cv_folds` folds that
-        hold each group (a firm's loans) out whole; it is kept only if its out-of-fold log-odds rank
-        the held-out rows better than the model alone did. The PD stays
-        sigmoid(coef * raw_score + intercept), with `raw_score` the two boosters' sum (the second
-        divided by the Platt slope it was boosted under), so the SHAP contributions still add up
-        to it. Returns what was compared and kept."""
+        the first target did (among borrowers, a court listing and a loan default differ). Its size
+        is chosen by early stopping on `cv_folds` folds that hold each group (a firm's loans) out
+        whole, and each held fold is scored at the size the other folds chose (a fold's own
+        stopping point would flatter it). It is kept only if those out-of-fold log-odds rank the
+        rows better than the model's own, with a paired-bootstrap interval (`level`) of the AUC
+        difference above zero: a refinement of noise costs ranking on the population for nothing.
+        The PD stays sigmoid(coef * raw_score + intercept), `raw_score` being the first booster's
+        plus the refinement's divided by the Platt slope it was boosted under, so the SHAP
+        contributions still add up to it. Returns what was compared and kept (`refinement_report_`)."""
         if self.calibration != "sigmoid":
             raise ValueError("refine_on boosts from the Platt log-odds: set calibration='sigmoid'")
-        self.refinement_, self.refinement_scale_ = None, 1.0  # a second call replaces the first
+        slope = float(self.calibrator_.coef_[0][0])
+        if slope <= 0:
+            raise ValueError(f"refine_on: the Platt slope is {slope:.4f}; a refinement needs scores that rank the right way")
         frame, y = self._frame(pd.DataFrame(X)), np.asarray(y).astype(int)
-        before = self.calibrator_.decision_function(self.raw_score(X).reshape(-1, 1))
+        before = self.calibrator_.decision_function(self.model_.predict(frame, raw_score=True).reshape(-1, 1))
         params = {"objective": "binary", "metric": "auc", "verbose": -1, "deterministic": True, "force_row_wise": True,
                   "seed": self.random_state, "num_threads": self.n_jobs, "subsample": self.subsample, "subsample_freq": 1,
                   "colsample_bytree": self.colsample_bytree, "monotone_constraints_method": "advanced",
                   "monotone_constraints": self.booster_params_["monotone_constraints"], **REFINEMENT}
-        after, sizes = before.copy(), []
-        for fit_rows, held_rows in self._folds(frame, y, groups):
+        folds, boosters, sizes = list(self._folds(frame, y, groups)), [], []
+        for fit_rows, held_rows in folds:
             fit = lgb.Dataset(frame.iloc[fit_rows], y[fit_rows], init_score=before[fit_rows])
             held = lgb.Dataset(frame.iloc[held_rows], y[held_rows], init_score=before[held_rows], reference=fit)
-            booster = lgb.train(params, fit, REFINEMENT_ROUNDS, valid_sets=[held],
-                                callbacks=[lgb.early_stopping(REFINEMENT_PATIENCE, verbose=False)])
-            sizes.append(int(booster.best_iteration))
-            after[held_rows] += booster.predict(frame.iloc[held_rows], raw_score=True, num_iteration=booster.best_iteration)
-        auc = {"model": round(float(roc_auc_score(y, before)), 5), "refined": round(float(roc_auc_score(y, after)), 5)}
-        trees = int(np.median(sizes))
-        if auc["refined"] > auc["model"]:
+            boosters.append(lgb.train(params, fit, REFINEMENT_ROUNDS, valid_sets=[held],
+                                      callbacks=[lgb.early_stopping(REFINEMENT_PATIENCE, verbose=False)]))
+            sizes.append(int(boosters[-1].best_iteration))
+        after = before.copy()
+        for i, ((fit_rows, held_rows), booster) in enumerate(zip(folds, boosters)):
+            size = int(np.median(sizes[:i] + sizes[i + 1:]))
+            if size > booster.current_iteration():  # stopped before the others' size: grown further, the same first trees
+                booster = lgb.train(params, lgb.Dataset(frame.iloc[fit_rows], y[fit_rows], init_score=before[fit_rows]), size)
+            after[held_rows] += booster.predict(frame.iloc[held_rows], raw_score=True, num_iteration=size)
+        gain = auc_difference(y, after, before, self.random_state, level=level)
+        interval = gain[f"interval_{round(level * 100)}"]
+        kept, trees = interval[0] > 0, int(np.median(sizes))
+        self.refinement_ = None  # a second call replaces the first (boosted, as it was, from the first booster alone)
+        if kept:
             self.refinement_ = lgb.train(params, lgb.Dataset(frame, y, init_score=before), trees)
-            self.refinement_scale_ = 1.0 / float(self.calibrator_.coef_[0][0])
-        self.refinement_report_ = {"rows": len(y), "events": int(y.sum()), "out_of_fold_auc": auc, "fold_trees": sizes,
-                                   "trees": trees if self.refinement_ is not None else 0,
-                                   "kept": self.refinement_ is not None}
+        self.refinement_scale_ = 1.0 / slope if kept else 1.0
+        self.refinement_report_ = {
+            "rows": len(y), "events": int(y.sum()), "fold_trees": sizes, "trees": trees if kept else 0, "kept": bool(kept),
+            "out_of_fold_auc": {"model": round(float(roc_auc_score(y, before)), 5),
+                                "refined": round(float(roc_auc_score(y, after)), 5)},
+            "gain": {"difference": gain["difference"], f"interval_{round(level * 100)}": interval}}
         return self.refinement_report_
 
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:

@@ -190,7 +190,7 @@ def stability(model: RegisteredModel, inputs: pd.DataFrame, pds: np.ndarray) -> 
 
 
 def split_thresholds(model: RegisteredModel) -> dict[str, np.ndarray]:
-    """The booster's numerical split thresholds per feature, sorted."""
+    """The numerical split thresholds per feature of every booster the score adds up, sorted."""
     found: dict[int, set[float]] = {}
 
     def walk(node: dict) -> None:
@@ -200,15 +200,16 @@ def split_thresholds(model: RegisteredModel) -> dict[str, np.ndarray]:
             walk(node["left_child"])
             walk(node["right_child"])
 
-    for tree in model.booster.dump_model()["tree_info"]:
-        walk(tree["tree_structure"])
+    for booster in model.boosters():
+        for tree in booster.dump_model()["tree_info"]:
+            walk(tree["tree_structure"])
     features = model.metadata["features"]
     return {features[i]: np.array(sorted(t)) for i, t in found.items()}
 
 
 def same_decisions(model: RegisteredModel, before: pd.DataFrame, after: pd.DataFrame) -> np.ndarray:
-    """Per row, whether the two inputs take the same branch at every split of every tree: then the
-    booster's score and its exact TreeSHAP contributions are the same, bit for bit."""
+    """Per row, whether the two inputs take the same branch at every split of every tree of every
+    booster: then the score and its exact TreeSHAP contributions are the same, bit for bit."""
     same = np.ones(len(after), dtype=bool)
     thresholds = split_thresholds(model)
     b, a = model.frame(before), model.frame(after)

@@ -1,7 +1,8 @@
 """The model registry: every trained PD model as readable files under a version id.
 
 A version is a folder holding LightGBM's text model, the calibration map as JSON and the metadata
-(features, monotone constraints, parameters, training data, metrics, code version). The version id
+(features, monotone constraints, parameters, training data, metrics, code version), and a second
+text model when the first was refined on the loans (`refinement.txt`, named by the calibration). The version id
 is a hash of those files, so a model cannot change under its name: loading checks the hash.
 """
 
@@ -103,11 +104,13 @@ class RegisteredModel:
             return 1 / (1 + np.exp(-(self.calibration["coef"] * raw + self.calibration["intercept"])))
         return 1 / (1 + np.exp(-raw))
 
+    def boosters(self) -> list[lgb.Booster]:
+        """Every booster the raw score adds up: the model's, and its refinement's when it has one."""
+        return [self.booster, *([self.refinement] if self.refinement is not None else [])]
+
     def used_features(self) -> list[str]:
         """The features the model splits on at least once: the only ones that can be a reason."""
-        splits = self.booster.feature_importance("split")
-        if self.refinement is not None:
-            splits = splits + self.refinement.feature_importance("split")
+        splits = sum(b.feature_importance("split") for b in self.boosters())
         return [f for f, n in zip(self.metadata["features"], splits) if n > 0]
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:

@@ -144,47 +144,71 @@ def test_groups_are_checked_before_any_fold_is_drawn():
         gbm.fit(X, y, cross_fitted=gbm.cross_fit(X, y, groups=firms), groups=firms)
 
 
-def test_a_refinement_on_the_loans_adds_what_the_population_target_missed_and_survives_the_registry(tmp_path):
-    """The population's target depends on `arrears` alone; the loans' default also on `leverage`.
-    Boosted on the loans from the population PD, the refinement ranks new loans better, its SHAP
-    contributions still add up to the log-odds the PD is a sigmoid of, and the registry keeps it
-    under the version's hash."""
-    from sklearn.metrics import roc_auc_score
+def _population_and_loans(seed: int, leverage_weight: float, court_scale: float = 0.5):
+    """A population whose target depends on `arrears` alone (scaled by `court_scale`, so the Platt
+    slope is far from 1) and loans whose default also depends on `leverage`; two rows a firm."""
+    rng = np.random.default_rng(seed)
 
+    def draw(n, arrears_weight, weight):
+        X = pd.DataFrame({"arrears": rng.integers(0, 6, n).astype(float), "leverage": rng.normal(size=n),
+                          "sector": rng.choice(["C", "F", "K"], n)})
+        logit = -3.0 + arrears_weight * X.arrears + weight * X.leverage
+        return X, (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int), np.arange(n) // 2
+
+    return draw(8000, court_scale, 0.0), draw(8000, 0.5, leverage_weight), draw(8000, 0.5, leverage_weight)
+
+
+def _population_model(X, y, firms):
+    model = MonotoneGBM(n_estimators=200, monotone={"arrears": 1, "leverage": 1}, cv_folds=2, random_state=0,
+                        n_jobs=1)
+    model.fit(X, y, groups=firms)
+    # as `fit_population_gbm`: the court's booster, its scale stretched to the loans' log-odds
+    model.calibrator_.coef_ = model.calibrator_.coef_ * 2.5
+    return model
+
+
+def test_a_refinement_on_the_loans_adds_what_the_population_target_missed_and_survives_the_registry(tmp_path):
+    """Boosted on the loans from the population PD, the refinement ranks new loans better, the PD is
+    sigmoid(slope * first booster + intercept + refinement) exactly (its scale divided by a slope
+    far from 1), its SHAP contributions still add up, and the registry keeps it under the version's
+    hash; an incremental night sees its split points."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from models.nightly import same_decisions, split_thresholds
     from models.registry import RegistryError, load_model, save_model
 
-    rng = np.random.default_rng(5)
-
-    def draw(n, leverage_weight):
-        X = pd.DataFrame({"arrears": rng.integers(0, 6, n).astype(float), "leverage": rng.normal(size=n)})
-        logit = -3.0 + 0.5 * X.arrears + leverage_weight * X.leverage
-        return X, (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int), np.arange(n) // 2  # two rows a firm
-
-    X_pop, y_pop, firms = draw(8000, 0.0)
-    X_loans, y_loans, loan_firms = draw(8000, 1.2)
-    X_new, y_new, _ = draw(8000, 1.2)
-    model = MonotoneGBM(n_estimators=200, monotone={"arrears": 1, "leverage": 1}, cv_folds=2, random_state=0)
-    model.fit(X_pop, y_pop, groups=firms)
-    alone = roc_auc_score(y_new, model.predict_proba(X_new)[:, 1])
+    (X_pop, y_pop, firms), (X_loans, y_loans, loan_firms), (X_new, y_new, _) = _population_and_loans(5, 1.2)
+    model = _population_model(X_pop, y_pop, firms)
+    coef, intercept = model.calibrator_.coef_[0][0], model.calibrator_.intercept_[0]
+    assert abs(coef - 1) > 0.5
+    alone = model.predict_proba(X_new)[:, 1]
     report = model.refine_on(X_loans, y_loans, loan_firms)
-    refined = roc_auc_score(y_new, model.predict_proba(X_new)[:, 1])
-    assert report["kept"] and report["trees"] > 0 and report["rows"] == 8000
+    assert report["kept"] and report["trees"] > 0 and report["rows"] == 8000 and report["gain"]["interval_90"][0] > 0
     assert report["out_of_fold_auc"]["refined"] > report["out_of_fold_auc"]["model"] + 0.05
-    assert refined > alone + 0.05
-    grid = pd.DataFrame({"arrears": 2.0, "leverage": np.linspace(-2, 2, 9)})
+    refined = model.predict_proba(X_new)[:, 1]
+    first = model.model_.predict(model._frame(X_new), raw_score=True)
+    second = model.refinement_.predict(model._frame(X_new), raw_score=True)
+    np.testing.assert_allclose(refined, 1 / (1 + np.exp(-(coef * first + intercept + second))), rtol=1e-12)
+    assert roc_auc_score(y_new, refined) > roc_auc_score(y_new, alone) + 0.05
+    assert log_loss(y_new, refined) < log_loss(y_new, alone) - 0.02
+    grid = pd.DataFrame({"arrears": 2.0, "leverage": np.linspace(-2, 2, 9), "sector": "C"})
     assert np.all(np.diff(model.predict_proba(grid)[:, 1]) >= 0)  # the refinement keeps the constraints
     contrib = model.contributions(X_new.iloc[:300])
     np.testing.assert_allclose(contrib.sum(axis=1), model.raw_score(X_new.iloc[:300]), atol=1e-9)
-    coef, intercept = model.calibrator_.coef_[0][0], model.calibrator_.intercept_[0]
-    np.testing.assert_allclose(model.predict_proba(X_new.iloc[:300])[:, 1],
-                               1 / (1 + np.exp(-(coef * contrib.sum(axis=1) + intercept))), atol=1e-12)
     assert contrib["leverage"].abs().mean() > 0.1  # the population booster alone had nothing to learn from it
 
     version = save_model(tmp_path, model, {})
     loaded = load_model(tmp_path, version)
     assert loaded.refinement is not None and "leverage" in loaded.used_features()
-    np.testing.assert_allclose(loaded.pd(X_new), model.predict_proba(X_new)[:, 1], atol=1e-12)
+    np.testing.assert_allclose(loaded.pd(X_new), refined, atol=1e-12)
     np.testing.assert_allclose(loaded.contributions(X_new.iloc[:300]).to_numpy(), contrib.to_numpy(), atol=1e-12)
+    # a firm whose leverage crosses one of the refinement's split points is scored again
+    only_refinement = set(split_thresholds(loaded)["leverage"]) - {
+        float(t) for t in split_thresholds(type(loaded)(version, loaded.booster, {}, loaded.metadata)).get("leverage", [])}
+    t = sorted(only_refinement)[0]
+    before, after = X_new.iloc[:1].assign(leverage=t - 1e-9), X_new.iloc[:1].assign(leverage=t + 1e-9)
+    assert loaded.pd(before)[0] != loaded.pd(after)[0] and not same_decisions(loaded, before, after)[0]
+
     refinement = tmp_path / version / "refinement.txt"
     text = refinement.read_text()
     refinement.write_text(text.replace("leaf_value=", "leaf_value=1", 1))
@@ -193,3 +217,21 @@ def test_a_refinement_on_the_loans_adds_what_the_population_target_missed_and_su
     refinement.unlink()
     with pytest.raises(RegistryError, match="missing refinement.txt"):
         load_model(tmp_path, version)
+    model.fit(X_pop, y_pop, groups=firms)  # fitted again: no refinement left over
+    assert model.refinement_ is None and save_model(tmp_path / "plain", model, {}) != version
+
+
+def test_a_refinement_that_learns_nothing_is_not_kept():
+    """Loans whose defaults follow the population's own relation: boosting on them fits noise, and
+    the out-of-fold gain's interval (each fold scored at the others' size) says so."""
+    (X_pop, y_pop, firms), (X_loans, y_loans, loan_firms), _ = _population_and_loans(7, 0.0, court_scale=0.5)
+    model = _population_model(X_pop, y_pop, firms)
+    model.calibrator_.coef_ = model.calibrator_.coef_ / 2.5  # the loans' own scale: nothing to learn
+    plain = model.predict_proba(X_loans)[:, 1]
+    report = model.refine_on(X_loans, y_loans, loan_firms)
+    assert not report["kept"] and report["trees"] == 0 and report["gain"]["interval_90"][0] <= 0
+    assert model.refinement_ is None
+    np.testing.assert_array_equal(model.predict_proba(X_loans)[:, 1], plain)
+    model.calibrator_.coef_ = -model.calibrator_.coef_
+    with pytest.raises(ValueError, match="Platt slope"):
+        model.refine_on(X_loans, y_loans, loan_firms)
