@@ -344,9 +344,18 @@ class MonotoneGBM(_BinaryClassifier):
             raw = raw + self.refinement_scale_ * self.refinement_.predict(frame, raw_score=True)
         return raw
 
-    def raw_score(self, X: pd.DataFrame) -> np.ndarray:
-        """The boosters' log-odds: what the SHAP contributions add up to."""
-        return self._raw(self._frame(pd.DataFrame(X)))
+    def raw_score(self, X: pd.DataFrame, refined: bool = True) -> np.ndarray:
+        """The boosters' log-odds: what the SHAP contributions add up to (`refined=False`: the first
+        booster's alone)."""
+        frame = self._frame(pd.DataFrame(X))
+        return self._raw(frame) if refined else self.model_.predict(frame, raw_score=True)
+
+    def drop_refinement(self, reason: str) -> MonotoneGBM:
+        """Undo `refine_on`, saying why in its report."""
+        self.refinement_, self.refinement_scale_ = None, 1.0
+        if self.refinement_report_ is not None:
+            self.refinement_report_ = {**self.refinement_report_, "kept": False, "trees": 0, "dropped": reason}
+        return self
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Exact TreeSHAP contributions to the boosters' log-odds, one column per feature plus

@@ -144,14 +144,20 @@ def refinement_text(refinement: dict | None, lang: str) -> str:
     if not refinement:
         return ""
     r, auc = refinement, refinement["out_of_fold_auc"]
+    lo, hi = r["gain"]["interval_90"]
+    interval = f"(增益90 %区间{lo}至{hi})" if lang == "zh" else f" (90 % interval of the gain {lo} to {hi})"
+    if r.get("dropped"):
+        return (f"在训练贷款上再提升的小模型未采用:它使全体企业法院违约的排序变差(AUC由{r['population_auc']['model']}"
+                f"变为{r['population_auc']['refined']})。" if lang == "zh" else
+                f"A small booster boosted from the population PD on {r['rows']:,} training loans was not kept: {r['dropped']}.")
     if lang == "zh":
         head = (f"在{r['rows']:,}笔训练贷款({r['events']:,}笔违约)上,从全体企业模型的违约概率出发再提升一个小模型,"
-                f"按企业整体留出的交叉验证:贷款违约排序AUC由{auc['model']}变为{auc['refined']}。")
-        return head + (f"已采用({r['trees']}棵树,同样的单调约束;SHAP贡献为两者之和)。" if r["kept"] else "未改善,未采用。")
+                f"按企业整体留出的交叉验证:贷款违约排序AUC由{auc['model']}变为{auc['refined']}{interval}。")
+        return head + (f"已采用({r['trees']}棵树,同样的单调约束;SHAP贡献为两者之和)。" if r["kept"] else "增益区间未高于零,未采用。")
     head = (f"A small booster was boosted from the population PD on {r['rows']:,} training loans ({r['events']:,} "
-            f"defaults), held out firm by firm: the loans' out-of-fold AUC went from {auc['model']} to {auc['refined']}.")
+            f"defaults), held out firm by firm: the loans' out-of-fold AUC went from {auc['model']} to {auc['refined']}{interval}.")
     return head + (f" Kept ({r['trees']} trees, the same monotone constraints; the SHAP contributions are the two "
-                   "boosters' sum)." if r["kept"] else " No better: not kept.")
+                   "boosters' sum)." if r["kept"] else " Not kept: the gain's interval does not lie above zero.")
 
 
 LABEL_TEXT = {  # what the model predicts, by method: (zh, en)

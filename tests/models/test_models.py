@@ -217,6 +217,9 @@ def test_a_refinement_on_the_loans_adds_what_the_population_target_missed_and_su
     refinement.unlink()
     with pytest.raises(RegistryError, match="missing refinement.txt"):
         load_model(tmp_path, version)
+    model.drop_refinement("a test")
+    assert model.refinement_report_["dropped"] == "a test" and not model.refinement_report_["kept"]
+    np.testing.assert_allclose(model.predict_proba(X_new)[:, 1], alone, rtol=1e-12)
     model.fit(X_pop, y_pop, groups=firms)  # fitted again: no refinement left over
     assert model.refinement_ is None and save_model(tmp_path / "plain", model, {}) != version
 
@@ -230,6 +233,9 @@ def test_a_refinement_that_learns_nothing_is_not_kept():
     plain = model.predict_proba(X_loans)[:, 1]
     report = model.refine_on(X_loans, y_loans, loan_firms)
     assert not report["kept"] and report["trees"] == 0 and report["gain"]["interval_90"][0] <= 0
+    from reports.audit import refinement_text
+    assert refinement_text(report, "en").endswith("Not kept: the gain's interval does not lie above zero.")
+    assert f"{report['out_of_fold_auc']['model']} to {report['out_of_fold_auc']['refined']}" in refinement_text(report, "en")
     assert model.refinement_ is None
     np.testing.assert_array_equal(model.predict_proba(X_loans)[:, 1], plain)
     model.calibrator_.coef_ = -model.calibrator_.coef_
