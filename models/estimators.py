@@ -350,13 +350,6 @@ class MonotoneGBM(_BinaryClassifier):
         frame = self._frame(pd.DataFrame(X))
         return self._raw(frame) if refined else self.model_.predict(frame, raw_score=True)
 
-    def drop_refinement(self, reason: str) -> MonotoneGBM:
-        """Undo `refine_on`, saying why in its report."""
-        self.refinement_, self.refinement_scale_ = None, 1.0
-        if self.refinement_report_ is not None:
-            self.refinement_report_ = {**self.refinement_report_, "kept": False, "trees": 0, "dropped": reason}
-        return self
-
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Exact TreeSHAP contributions to the boosters' log-odds, one column per feature plus
         `base_value`; each row sums to `raw_score` (LightGBM's own implementation of TreeSHAP; a

@@ -146,10 +146,6 @@ def refinement_text(refinement: dict | None, lang: str) -> str:
     r, auc = refinement, refinement["out_of_fold_auc"]
     lo, hi = r["gain"]["interval_90"]
     interval = f"(增益90 %区间{lo}至{hi})" if lang == "zh" else f" (90 % interval of the gain {lo} to {hi})"
-    if r.get("dropped"):
-        return (f"在训练贷款上再提升的小模型未采用:它使全体企业法院违约的排序变差(AUC由{r['population_auc']['model']}"
-                f"变为{r['population_auc']['refined']})。" if lang == "zh" else
-                f"A small booster boosted from the population PD on {r['rows']:,} training loans was not kept: {r['dropped']}.")
     if lang == "zh":
         head = (f"在{r['rows']:,}笔训练贷款({r['events']:,}笔违约)上,从全体企业模型的违约概率出发再提升一个小模型,"
                 f"按企业整体留出的交叉验证:贷款违约排序AUC由{auc['model']}变为{auc['refined']}{interval}。")
