@@ -11,6 +11,7 @@ from models.registry import RegisteredModel
 from valuecredit.checks import CheckOutcome
 
 ADDITIVITY_TOLERANCE = 1e-6
+MIN_GRADE_FIRMS = 100  # a grade with fewer firms has a mean PD too noisy to order (AAA held 30 of 1,000,000)
 
 
 def check_pd(con: duckdb.DuckDBPyConnection, as_of: date, model: RegisteredModel) -> list[tuple[str, CheckOutcome]]:
@@ -48,6 +49,20 @@ def check_pd(con: duckdb.DuckDBPyConnection, as_of: date, model: RegisteredModel
         no_reason == 0 and unused == 0,
         f"{no_reason} firms riskier than the base PD with no reason code; {unused} reasons naming a feature "
         "the model never splits on", {"no_reason": no_reason, "unused_feature_reasons": unused})))
+
+    # grades best first by their mean score (the catalogue's bands never cross); each grade's mean PD
+    # at least the better one's: a PD that tells a worse grade less contradicts the score it refines
+    grades = con.execute("""
+        SELECT c.grade, count(*) AS firms, avg(p.pd) AS mean_pd FROM scores.commercial_value c
+        JOIN scores.pd p USING (uscc, as_of) WHERE as_of = $1 AND c.grade IS NOT NULL
+        GROUP BY c.grade HAVING count(*) >= $2 ORDER BY avg(c.total) DESC""", [as_of, MIN_GRADE_FIRMS]).fetchall()
+    inverted = [f"{a} {pa:.2%} > {b} {pb:.2%}" for (a, _, pa), (b, _, pb) in zip(grades, grades[1:]) if pb < pa]
+    out.append(("pd_rises_with_grade", CheckOutcome(
+        not inverted and len(grades) > 0,
+        (f"mean PD falls from a better grade to a worse one: {'; '.join(inverted)}" if inverted else
+         "mean PD by grade, best first: " + ", ".join(f"{g} {m:.2%}" for g, _, m in grades))
+        + f" (grades of at least {MIN_GRADE_FIRMS} firms)",
+        {"grades": len(grades), "inverted": len(inverted)})))
 
     drift = con.execute("SELECT item, psi, status FROM scores.pd_stability WHERE as_of = ? ORDER BY psi DESC",
                         [as_of]).fetchall()

@@ -3,7 +3,7 @@ reason codes, global importance and population stability, all for one business d
 
 Tables, each keyed by (uscc, as_of) or as_of, a date replaced in one transaction:
 - features.pd_inputs      the model's inputs per firm (what a replay must reproduce)
-- scores.pd               PD, booster log-odds, base value, top reason codes, model version, snapshot
+- scores.pd               PD, boosters' log-odds, base value, top reason codes, model version, snapshot
 - scores.explanations     one row per firm and feature: its contribution to the log-odds and, for
                           contributions that raise the PD, its rank among them
 - scores.pd_importance    mean absolute contribution per feature over the population

@@ -23,7 +23,8 @@ from pipelines.scoring import commercial_value, indicators
 from valuecredit.sqltext import message_lines
 
 PD_CHECKS = {"every_firm_one_pd": True, "explanations_add_up": True, "adverse_pds_have_used_reasons": True,
-             "population_stability": False}  # name -> blocks publication; drift warns, a person decides
+             "pd_rises_with_grade": False,
+             "population_stability": False}  # name -> blocks publication; drift and grade order warn, a person decides
 
 
 @dg.asset(
@@ -116,7 +117,8 @@ def pd_scores(context: dg.AssetExecutionContext, store: Store, catalogue: Catalo
 @dg.multi_asset_check(
     specs=[dg.AssetCheckSpec(name, asset=["scores", "pd"], blocking=blocks) for name, blocks in PD_CHECKS.items()],
     description="One PD per firm from the pinned model, contributions that add up to each log-odds, a reason "
-                "(naming a feature the model uses) for every PD above the base, and population stability.",
+                "(naming a feature the model uses) for every PD above the base, mean PD rising from the best grade "
+                "to the worst, and population stability.",
 )
 def pd_checks(context: dg.AssetCheckExecutionContext, store: Store, registry: ModelRegistry):
     if champion(Path(registry.path)) is None:  # a night without a model must have stored no PD

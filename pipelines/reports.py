@@ -54,12 +54,11 @@ def audit_pack_report(context: dg.AssetExecutionContext, store: Store, registry:
                       reports_folder: ReportsFolder, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
     as_of = business_date(context)
     with store.connect() as con:
-        if champion(Path(registry.path)) is None and model_of_night(con, as_of) is None:  # on the score alone
-            progress.done("audit pack", "no PD model yet: no model to audit")
-            return dg.MaterializeResult(metadata={"skipped": "no PD model yet: no model to audit"})
+        # with no champion the pack says the night ran on the 4+19+1 score and its rules alone, and why
+        alone = champion(Path(registry.path)) is None and model_of_night(con, as_of) is None
         path = audit_pack(con, as_of, Path(registry.path), catalogue.load(), Path(reports_folder.path))
-    progress.done("audit pack", str(path))
-    return dg.MaterializeResult(metadata={"path": str(path)})
+    progress.done("audit pack", f"no PD model: the night ran on the score alone, said in {path}" if alone else str(path))
+    return dg.MaterializeResult(metadata={"path": str(path), "model": "none" if alone else "champion"})
 
 
 @dg.asset(

@@ -23,7 +23,7 @@ import pandas as pd
 from lending.eligibility import CONDITIONS, firm_base_sql, pairs_sql, products_sql
 from lending.products import ProductCatalogue
 from models.nightly import model_of_night
-from models.registry import load_model
+from models.registry import champion, load_model
 from models.train import out_of_time_split, training_sample
 from reports import charts
 from reports.firm import TEMPLATES, _write
@@ -144,16 +144,22 @@ def refinement_text(refinement: dict | None, lang: str) -> str:
     if not refinement:
         return ""
     r, auc = refinement, refinement["out_of_fold_auc"]
-    lo, hi = r["gain"]["interval_90"]
-    interval = f"(增益90 %区间{lo}至{hi})" if lang == "zh" else f" (90 % interval of the gain {lo} to {hi})"
+    lo, hi = r["gain"]["interval_90"] if "gain" in r else (None, None)
+    interval = "" if lo is None else f"(增益90 %区间{lo}至{hi})" if lang == "zh" else f" (90 % interval of the gain {lo} to {hi})"
+    court = r.get("court_default_auc")
     if lang == "zh":
         head = (f"在{r['rows']:,}笔训练贷款({r['events']:,}笔违约)上,从全体企业模型的违约概率出发再提升一个小模型,"
                 f"按企业整体留出的交叉验证:贷款违约排序AUC由{auc['model']}变为{auc['refined']}{interval}。")
-        return head + (f"已采用({r['trees']}棵树,同样的单调约束;SHAP贡献为两者之和)。" if r["kept"] else "增益区间未高于零,未采用。")
+        tail = (f"选择月份的法院违约排序AUC由{court['model']}变为{court['refined']}(它有意偏离法院记录,只作报告)。"
+                if court else "")
+        return head + (f"已采用({r['trees']}棵树,同样的单调约束;SHAP贡献为两者之和)。" + tail if r["kept"]
+                       else "增益区间未高于零,未采用。")
     head = (f"A small booster was boosted from the population PD on {r['rows']:,} training loans ({r['events']:,} "
             f"defaults), held out firm by firm: the loans' out-of-fold AUC went from {auc['model']} to {auc['refined']}{interval}.")
+    tail = (f" On the court defaults of the selection months its AUC went from {court['model']} to {court['refined']} "
+            "(reported only: it moves the PD away from the court's record on purpose)." if court else "")
     return head + (f" Kept ({r['trees']} trees, the same monotone constraints; the SHAP contributions are the two "
-                   "boosters' sum)." if r["kept"] else " Not kept: the gain's interval does not lie above zero.")
+                   "boosters' sum)." + tail if r["kept"] else " Not kept: the gain's interval does not lie above zero.")
 
 
 LABEL_TEXT = {  # what the model predicts, by method: (zh, en)
@@ -294,11 +300,32 @@ def version_history(con: duckdb.DuckDBPyConnection, registry: Path) -> dict:
     return {"nights": nights, "decisions": decisions}
 
 
+NO_MODEL_REASON = ("no PD model has been trained yet (the loan book is too short, or training was never run)",
+                   "尚未训练违约概率模型(贷款记录不足,或从未运行训练)")
+
+
+def _no_model_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, out: Path, lang: str) -> Path:
+    """A night with no champion ran on the 4+19+1 score and its rules alone: the pack says so, with
+    the latest training verdict (why no candidate was promoted) and the version history."""
+    zh = lang == "zh"
+    history = version_history(con, registry)
+    for dec in history["decisions"]:
+        dec["verdict"] = verdict_text(dec, lang)
+    last = history["decisions"][-1] if history["decisions"] else None
+    folder = out / "audit" / as_of.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    return _write(folder / "audit_pack.html", TEMPLATES.get_template("audit_no_model.html.j2").render(
+        lang=lang, zh=zh, as_of=as_of.isoformat(), history=history, last=last, reason=NO_MODEL_REASON[1 if zh else 0]))
+
+
 def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat: Catalogue, out: Path,
                lang: str = "zh", dependence_sample: int = 2000) -> Path:
     """The regulator's pack for the model that decided `as_of`: model card, global SHAP importance and
-    dependence plots, outcomes and calibration by segment, and the history of versions."""
+    dependence plots, outcomes and calibration by segment, and the history of versions. With no
+    champion, a pack that says the night ran on the score alone, and why."""
     used = model_of_night(con, as_of)
+    if used is None and champion(registry) is None:
+        return _no_model_pack(con, as_of, registry, out, lang)
     if used is None:
         raise ReplayError(f"no PDs stored for {as_of}: no model decided that night")
     model = load_model(registry, used)

@@ -214,8 +214,9 @@ def test_reasons_are_the_largest_pd_raising_contributions_in_both_languages(scor
 def test_checks_pass_and_each_can_fail(scored):
     con, _, _, model = scored
     outcomes = dict(check_pd(con, TODAY, model))
-    for name in ("every_firm_one_pd", "explanations_add_up", "adverse_pds_have_used_reasons"):
+    for name in ("every_firm_one_pd", "explanations_add_up", "adverse_pds_have_used_reasons", "pd_rises_with_grade"):
         assert outcomes[name].passed, outcomes[name].description
+    assert outcomes["pd_rises_with_grade"].metadata["grades"] >= 3
     assert outcomes["population_stability"].metadata["pd_psi"] is not None
     con.execute("BEGIN TRANSACTION")
     con.execute("UPDATE scores.explanations_ranges SET contribution = contribution + 0.01 WHERE valid_from <= ? "
@@ -223,8 +224,14 @@ def test_checks_pass_and_each_can_fail(scored):
                 [TODAY, TODAY, TODAY])
     con.execute("UPDATE scores.pd SET reason_1 = NULL WHERE as_of = ? AND uscc = "
                 "(SELECT max(uscc) FROM scores.pd WHERE as_of = ? AND log_odds > base_value)", [TODAY, TODAY])
+    # the best grade (by mean score) told more than every other
+    best = con.execute("SELECT grade FROM scores.commercial_value WHERE as_of = ? AND grade IS NOT NULL GROUP BY grade "
+                       "HAVING count(*) >= 100 ORDER BY avg(total) DESC LIMIT 1", [TODAY]).fetchone()[0]
+    con.execute("UPDATE scores.pd SET pd = 0.9 WHERE as_of = ? AND uscc IN (SELECT uscc FROM scores.commercial_value "
+                "WHERE as_of = ? AND grade = ?)", [TODAY, TODAY, best])
     broken = dict(check_pd(con, TODAY, model))
     con.execute("ROLLBACK")
+    assert not broken["pd_rises_with_grade"].passed and f"{best} 90.00% >" in broken["pd_rises_with_grade"].description
     assert not broken["explanations_add_up"].passed and broken["explanations_add_up"].metadata["off"] == 1
     assert not broken["adverse_pds_have_used_reasons"].passed and broken["adverse_pds_have_used_reasons"].metadata["no_reason"] == 1
 

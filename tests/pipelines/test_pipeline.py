@@ -7,6 +7,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from pipelines.cli import main
 from pipelines.definitions import defs, nightly_schedule
@@ -36,9 +37,10 @@ def test_definitions_load_with_job_schedule_and_blocking_checks():
     from pipelines.definitions import all_checks
     checks = [c for a in all_checks for c in a.check_specs]
     # a contract check per source; score, PD, eligibility and ledger checks
-    assert len(repo.asset_graph.asset_check_keys) == len(CONTRACTS) + 4 + 4 + 2 + 6
-    # every check blocks publication except population stability: drift warns, a person decides
-    assert [c.name for c in checks if not c.blocking] == ["population_stability"] and len(checks) == len(CONTRACTS) + 16
+    assert len(repo.asset_graph.asset_check_keys) == len(CONTRACTS) + 4 + 5 + 2 + 6
+    # every check blocks publication but two: drift and the order of PDs by grade warn, a person decides
+    assert [c.name for c in checks if not c.blocking] == ["pd_rises_with_grade", "population_stability"]
+    assert len(checks) == len(CONTRACTS) + 17
     schedule = repo.get_schedule_def("nightly_schedule")
     assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "Asia/Shanghai"
 
@@ -72,7 +74,9 @@ def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys, reco
     out = capsys.readouterr().out
     assert "succeeded" in out and "staging.tax_monthly" in out
     # 800 firms have too short a loan book for a PD model: scores and ledger stand, PDs wait, it says why
-    assert "no PD model yet" in out and "defaults are needed" in out and "no model to audit" in out
+    assert "no PD model yet" in out and "defaults are needed" in out and "the night ran on the score alone" in out
+    pack = (tmp_path / "reports" / "audit" / BUSINESS_DATE.isoformat() / "audit_pack.html").read_text()
+    assert "本日项目仅依据4+19+1评分及其规则运行" in pack and "尚未训练违约概率模型" in pack
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
     # without PDs no product can be priced: nobody is eligible, and each refusal says so
@@ -81,11 +85,12 @@ def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys, reco
                        ).fetchone() == (0, 0)
     before = con.execute("SELECT * FROM staging.firm_coverage ORDER BY ALL").df()
     con.close()
-    # the night's portfolio reports stand beside a store kept outside data/; no model, so no audit pack
+    # the night's portfolio reports stand beside a store kept outside data/; no model, so the audit pack
+    # is the one page that says so (read above)
     reports = tmp_path / "reports"
     assert (reports / "portfolio" / "programme" / BUSINESS_DATE.isoformat() / "portfolio.html").exists()
     assert len(list((reports / "portfolio").glob(f"B*/{BUSINESS_DATE.isoformat()}/portfolio.html"))) == 17
-    assert not (reports / "audit").exists()
+    assert [p.name for p in (reports / "audit").rglob("*.html")] == ["audit_pack.html"]
     assert main(args) == 0
     con = duckdb.connect(str(db), read_only=True)
     pd.testing.assert_frame_equal(before, con.execute("SELECT * FROM staging.firm_coverage ORDER BY ALL").df())
@@ -138,8 +143,9 @@ def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why
               "(difference 0.0, interval -0.01 to 0.01); the programme runs on the score and its rules alone")
 
     def refused(con, cat, registry, decided_on, truth=None):
-        record_decision(registry, {"version": "pd-candidate", "promoted": False, "reason": reason,
-                                   "decided_on": decided_on.isoformat()})
+        record_decision(registry, {"version": "pd-candidate", "champion": None, "promoted": False, "reason": reason,
+                                   "decided_on": decided_on.isoformat(), "candidate": {"auc": 0.8},
+                                   "score_4_19_1": {"auc": 0.8, "difference": 0.0, "interval_95": [-0.01, 0.01]}})
         metrics = {"auc": 0.6, "ece": 0.01}
         return {"version": "pd-candidate", "method": "population", "decision": {"promoted": False, "reason": reason},
                 "population": {"auc": {"model": 0.8, "score_4_19_1": 0.8}, "events": 500},
@@ -151,7 +157,10 @@ def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why
     assert main(["run", "--date", BUSINESS_DATE.isoformat(), "--landing", str(clean_landing), "--db", str(db)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert champion(store / "models") is None
-    assert f"scores/pd: no PD model yet: not promoted: {reason}" in out and "no model to audit" in out
+    assert f"scores/pd: no PD model yet: not promoted: {reason}" in out and "the night ran on the score alone" in out
+    pack = (store / "reports" / "audit" / BUSINESS_DATE.isoformat() / "audit_pack.html").read_text()
+    assert "本日项目仅依据4+19+1评分及其规则运行" in pack and "未晋级" in pack
+    assert str(escape(reason)) in pack  # as the page escapes it: the verdict and the registry's own words
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM scores.commercial_value WHERE as_of = ?", [BUSINESS_DATE]).fetchone()[0] > 700
