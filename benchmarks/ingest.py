@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -39,13 +40,25 @@ def parse_store_args(p: argparse.ArgumentParser, first: str) -> argparse.Namespa
     return args
 
 
+def machine(note: str = "") -> str:
+    """The machine a result was measured on, as it reports itself: architecture, cores, memory."""
+    try:
+        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+        memory = f"{kib / 2**20:.1f} GiB"
+    except (OSError, StopIteration, ValueError, IndexError):
+        memory = "memory unknown"
+    return f"{platform.machine()}, {os.cpu_count()} cores, {memory}" + (f", {note}" if note else "")
+
+
 def write_result(name: str, result: dict, leave_out: tuple[str, ...] = ("runs",)) -> Path:
-    """benchmarks/results/<name>, headed by the command and the commit that produced it, and the
-    figures on the terminal without the per-run detail."""
+    """benchmarks/results/<name>, headed by the command, the commit and the machine that produced it,
+    and the figures on the terminal without the per-run detail."""
     from models.registry import code_version
 
     command = f"python -m benchmarks.{Path(sys.argv[0]).stem} {' '.join(sys.argv[1:])}".strip()
-    result = {"command": result.get("command", command), "commit": result.get("commit", code_version()), **result}
+    result = {"command": result.get("command", command), "commit": result.get("commit", code_version()),
+              "machine": result.get("machine", machine()), **result}
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / name
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
@@ -163,7 +176,7 @@ out = {{"rows_loaded": loaded, "rows_quarantined": quarantined, "seconds_by_sour
     print("ingest", ingest, flush=True)
 
     result = {
-        "firms": args.firms, "months": args.months, "machine": f"{platform.machine()}, 2 cores, 24 GiB",
+        "firms": args.firms, "months": args.months, "machine": machine(),
         "simulation": sim, "read_once_floor": floor, "ingestion": ingest,
         "ingestion_vs_floor": round(ingest["seconds"] / max(floor["seconds"], 0.1), 2),
         "ingestion_cores_busy": round(ingest["cpu_seconds"] / max(ingest["seconds"], 0.1), 2),

@@ -26,12 +26,11 @@ the "evaluate_real_data" entry of benchmarks/results/model.json (the other entri
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import statistics
 from pathlib import Path
 
-from benchmarks.ingest import RESULTS, _child, parse_store_args, store_parser, write_result
+from benchmarks.ingest import RESULTS, _child, machine, parse_store_args, store_parser, write_result
 
 PREPARE = """
 import json, time
@@ -161,7 +160,7 @@ def real_data(folder: Path) -> None:
 
     # its own command and commit: the file's head names the provincial-scale run the entry is kept beside
     result = {"command": f"python -m benchmarks.model --real-data {folder}", "commit": code_version(),
-              "machine": f"{platform.machine()}, 2 cores shared with other work", "folds": 5, "seed": 42,
+              "machine": machine("shared with other work"), "folds": 5, "seed": 42,
               "limits": LIMITS}
     for name, (file, target, bad, drop) in REAL_DATA.items():
         args = dict(path=str(folder / file), target=target, bad=bad, drop=drop)
@@ -232,7 +231,7 @@ def main() -> None:
     pd_step = med(scoring["champion"], "pd_step_seconds")
     lgb_rate, shap_rate = med(explain["lightgbm"], "firms_per_second"), med(explain["shap_tree_explainer"], "firms_per_second")
     result = {
-        "firms": prepared["firms"], "as_of": args.date, "machine": f"{platform.machine()}, 2 cores, 24 GiB",
+        "firms": prepared["firms"], "as_of": args.date, "machine": machine(),
         "repeats": args.repeats,
         "training": {"champion_seconds": champion["training_seconds"], "loans": champion["train"]["loans"],
                      "defaults": champion["train"]["defaults"], "trees": champion["trees"],

@@ -14,13 +14,12 @@ merge that stays serial. Writes benchmarks/results/partitions.json.
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from benchmarks.ingest import _child, write_result
+from benchmarks.ingest import _child, machine, write_result
 
 SINGLE = """
 import json, time
@@ -103,7 +102,7 @@ def main() -> None:
 
     partition_work = round(sum(a["work_seconds"] for a in alone.values()), 1)
     result = {
-        "machine": f"{platform.machine()}, 2 cores, 24 GiB", "store": str(source), "business_date": args.date,
+        "machine": machine(), "store": str(source), "business_date": args.date,
         "partitions": args.partitions, "workers": args.workers,
         "single_run": single,
         "partitions_alone": alone, "sum_of_partitions_seconds": partition_work,

@@ -383,7 +383,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                   f"95 % interval {vs['interval_95'][0]:+.4f} to {vs['interval_95'][1]:+.4f})", soft_wrap=True)
     if report.get("refinement"):
         from reports.audit import refinement_text
-        console.print(f"refinement on the loans: {refinement_text(report['refinement'], 'en')}", soft_wrap=True)
+        console.print(f"refinement on the loans: {refinement_text(report['refinement'], 'en', report.get('refinement_validated'))}", soft_wrap=True)
     if "gap_to_ceiling" in report:
         g = report["gap_to_ceiling"]
         console.print(f"gbm AUC {g['auc_gap']:.4f} below the simulator's ceiling "

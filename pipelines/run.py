@@ -98,7 +98,7 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
     # the night's own account of the PD model (a first champion trained, or why there is none) and of
     # what it therefore did not do, from the assets' metadata
     meta = {"/".join(e.asset_key.path): e.materialization.metadata for e in result.get_asset_materialization_events()}
-    pd_meta, audit_meta = meta.get("scores/pd", {}), meta.get("reports/audit_pack", {})
+    pd_meta = meta.get("scores/pd", {})
     # a champion now and none before: tonight trained and promoted it (told even if scoring then failed)
     trained = "" if had_model else champion(registry) or ""
     decision = (pd_meta["first_model_decision"].value if "first_model_decision" in pd_meta
@@ -106,8 +106,6 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
     failed, warnings = {}, {}
     if "no_model" in pd_meta:
         warnings["scores/pd"] = f"no PD model yet: {pd_meta['no_model'].value}"
-    if "skipped" in audit_meta:
-        warnings["reports/audit_pack"] = audit_meta["skipped"].value
     errors = {ev.step_key: _why(ev.event_specific_data.error) for ev in result.get_step_failure_events()}
     if "first_model_error" in pd_meta:  # the decisions went out on the score; the run still fails
         errors["scores/pd"] = pd_meta["first_model_error"].value

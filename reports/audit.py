@@ -23,13 +23,13 @@ import pandas as pd
 from lending.eligibility import CONDITIONS, firm_base_sql, pairs_sql, products_sql
 from lending.products import ProductCatalogue
 from models.nightly import model_of_night
-from models.registry import champion, load_model
+from models.registry import load_model
 from models.train import out_of_time_split, training_sample
 from reports import charts
 from reports.firm import TEMPLATES, _write
 from reports.vocabulary import Words
 from scoring.catalogue import Catalogue
-from scoring.changes import modules_digest
+from scoring.changes import has_table, modules_digest
 from valuecredit.sqltext import lit, q
 
 
@@ -139,27 +139,34 @@ METHOD_TEXT = {  # (zh, en)
         "The booster ranks loan defaults on the programme's loans; it was chosen because it ranks the court defaults "
         "of the selection months better than the population model (figures below)."),
 }
-def refinement_text(refinement: dict | None, lang: str) -> str:
-    """What the refinement on the loans (`MonotoneGBM.refine_on`) compared and whether it was kept."""
+def refinement_text(refinement: dict | None, lang: str, validated: dict | None = None) -> str:
+    """What the refinement on the loans (`MonotoneGBM.refine_on`) of the shipped model compared and
+    whether it was kept; with `validated` (the candidate fitted on the earlier months alone), what
+    the candidate's refinement did to the court defaults of the selection months, out of sample
+    (the shipped refit was fitted on those months: its own figure there is in sample)."""
     if not refinement:
         return ""
+    zh = lang == "zh"
     r, auc = refinement, refinement["out_of_fold_auc"]
     lo, hi = r["gain"]["interval_90"] if "gain" in r else (None, None)
-    interval = "" if lo is None else f"(增益90 %区间{lo}至{hi})" if lang == "zh" else f" (90 % interval of the gain {lo} to {hi})"
-    court = r.get("court_default_auc")
-    if lang == "zh":
+    interval = "" if lo is None else f"(增益90 %区间{lo}至{hi})" if zh else f" (90 % interval of the gain {lo} to {hi})"
+    tail = ""
+    for fit, sample in ((validated, "out"), (r if r["kept"] else None, "in")):
+        court = (fit or {}).get("court_default_auc") if (fit or {}).get("kept") else None
+        if court:
+            tail += (f"选择月份法院违约排序AUC由{court['model']}变为{court['refined']}"
+                     f"({'候选模型,样本外' if sample == 'out' else '在用模型,样本内'};它有意偏离法院记录,只作报告)。" if zh else
+                     f" On the court defaults of the selection months, {'the candidate, out of sample' if sample == 'out' else 'the model in service, in sample'}: "
+                     f"AUC {court['model']} to {court['refined']} (reported only: it moves the PD away from the court's record on purpose).")
+    if zh:
         head = (f"在{r['rows']:,}笔训练贷款({r['events']:,}笔违约)上,从全体企业模型的违约概率出发再提升一个小模型,"
                 f"按企业整体留出的交叉验证:贷款违约排序AUC由{auc['model']}变为{auc['refined']}{interval}。")
-        tail = (f"选择月份的法院违约排序AUC由{court['model']}变为{court['refined']}(它有意偏离法院记录,只作报告)。"
-                if court else "")
-        return head + (f"已采用({r['trees']}棵树,同样的单调约束;SHAP贡献为两者之和)。" + tail if r["kept"]
-                       else "增益区间未高于零,未采用。")
+        return head + (f"已采用({r['trees']}棵树,同样的单调约束;SHAP贡献为两者之和)。" if r["kept"]
+                       else "增益区间未高于零,未采用。") + tail
     head = (f"A small booster was boosted from the population PD on {r['rows']:,} training loans ({r['events']:,} "
             f"defaults), held out firm by firm: the loans' out-of-fold AUC went from {auc['model']} to {auc['refined']}{interval}.")
-    tail = (f" On the court defaults of the selection months its AUC went from {court['model']} to {court['refined']} "
-            "(reported only: it moves the PD away from the court's record on purpose)." if court else "")
     return head + (f" Kept ({r['trees']} trees, the same monotone constraints; the SHAP contributions are the two "
-                   "boosters' sum)." + tail if r["kept"] else " Not kept: the gain's interval does not lie above zero.")
+                   "boosters' sum)." if r["kept"] else " Not kept: the gain's interval does not lie above zero.") + tail
 
 
 LABEL_TEXT = {  # what the model predicts, by method: (zh, en)
@@ -296,38 +303,54 @@ def version_history(con: duckdb.DuckDBPyConnection, registry: Path) -> dict:
                min(f.as_of) AS first_night, max(f.as_of) AS last_night, count(DISTINCT f.as_of) AS nights
         FROM decisions.eligibility_firms f GROUP BY ALL ORDER BY first_night, model_version""").df().to_dict("records")
     log = Path(registry) / "decisions.jsonl"
-    decisions = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()] if log.exists() else []
-    return {"nights": nights, "decisions": decisions}
+    decisions, unreadable = [], 0
+    for line in log.read_text(encoding="utf-8").splitlines() if log.exists() else []:
+        try:
+            record = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:  # a line cut short by a crash: said, not fatal to the pack
+            record, unreadable = None, unreadable + 1
+        if isinstance(record, dict):
+            decisions.append({"champion": None, "candidate": {}, "score_4_19_1": None, "decided_on": None,
+                              "version": None, "promoted": False, "reason": "", **record})
+    return {"nights": nights, "decisions": decisions, "unreadable": unreadable}
 
 
-NO_MODEL_REASON = ("no PD model has been trained yet (the loan book is too short, or training was never run)",
-                   "尚未训练违约概率模型(贷款记录不足,或从未运行训练)")
+NO_DECISION = ("该日之前没有训练记录(贷款记录不足,或从未运行训练)",
+               "no training verdict is recorded by that night (the loan book too short, or training never run)")
 
 
 def _no_model_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, out: Path, lang: str) -> Path:
-    """A night with no champion ran on the 4+19+1 score and its rules alone: the pack says so, with
-    the latest training verdict (why no candidate was promoted) and the version history."""
+    """A night decided with no PD model ran on the 4+19+1 score and its rules alone: the pack says
+    so, with the latest training verdict recorded by that night (why no candidate was promoted)
+    and the version history."""
     zh = lang == "zh"
     history = version_history(con, registry)
     for dec in history["decisions"]:
         dec["verdict"] = verdict_text(dec, lang)
-    last = history["decisions"][-1] if history["decisions"] else None
+    by_then = [d for d in history["decisions"] if str(d.get("decided_on") or "") <= as_of.isoformat()]
     folder = out / "audit" / as_of.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     return _write(folder / "audit_pack.html", TEMPLATES.get_template("audit_no_model.html.j2").render(
-        lang=lang, zh=zh, as_of=as_of.isoformat(), history=history, last=last, reason=NO_MODEL_REASON[1 if zh else 0]))
+        lang=lang, zh=zh, as_of=as_of.isoformat(), history=history, last=by_then[-1] if by_then else None,
+        reason=NO_DECISION[0 if zh else 1]))
+
+
+def night_decided(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
+    """Whether eligibility was decided for the date (with a model or on the score alone)."""
+    return has_table(con, "decisions.eligibility_firms") and con.execute(
+        "SELECT count(*) > 0 FROM decisions.eligibility_firms WHERE as_of = ?", [as_of]).fetchone()[0]
 
 
 def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat: Catalogue, out: Path,
                lang: str = "zh", dependence_sample: int = 2000) -> Path:
     """The regulator's pack for the model that decided `as_of`: model card, global SHAP importance and
     dependence plots, outcomes and calibration by segment, and the history of versions. With no
-    champion, a pack that says the night ran on the score alone, and why."""
+    model that night, a pack that says it ran on the score alone, and why."""
     used = model_of_night(con, as_of)
-    if used is None and champion(registry) is None:
+    if used is None and night_decided(con, as_of):  # that night ran without a model, whatever came after
         return _no_model_pack(con, as_of, registry, out, lang)
     if used is None:
-        raise ReplayError(f"no PDs stored for {as_of}: no model decided that night")
+        raise ReplayError(f"no night stored for {as_of}: nothing was decided that day")
     model = load_model(registry, used)
     validation = json.loads((Path(registry) / used / "validation.json").read_text(encoding="utf-8"))
     gbm = validation["out_of_time"]["gbm"]
@@ -362,7 +385,7 @@ def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat:
         "dependence": dependence, "segments": segments, "material": [s for s in segments if s["material"]],
         "limitations": [x[0 if zh else 1] for x in LIMITATIONS], "history": history,
         "method_text": METHOD_TEXT.get(method, ("", ""))[0 if zh else 1],
-        "refinement_text": refinement_text(validation.get("refinement"), lang),
+        "refinement_text": refinement_text(validation.get("refinement"), lang, validation.get("refinement_validated")),
         "label_text": LABEL_TEXT.get(method, ("", ""))[0 if zh else 1],
         "verdict": verdict_text(validation["decision"], lang), "grade_rows": grade_rows(validation, cat),
         "z_material": Z_MATERIAL, "min_segment": MIN_SEGMENT,

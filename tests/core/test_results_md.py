@@ -40,3 +40,20 @@ def test_formatting_rounds_the_json_literal_half_up():
     assert results_md.num(132376285) == "132,376,285"
     assert results_md.signed(-0.0097, 3) == "-0.010" and results_md.signed(0.0081, 3) == "+0.008"
     assert results_md.pct(0.0511, 2) == "5.11" and results_md.nearest(247342, 1000) == "247,000"
+
+
+def test_a_result_names_the_machine_as_it_reports_itself(tmp_path, monkeypatch):
+    """Not a description typed into each harness: the cores and memory the machine reports."""
+    import os
+    from pathlib import Path
+
+    from benchmarks import ingest
+
+    described = ingest.machine("shared with other work")
+    assert f", {os.cpu_count()} cores, " in described and described.endswith(", shared with other work")
+    if Path("/proc/meminfo").exists():
+        kib = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal:")).split()[1])
+        assert f"{kib / 2**20:.1f} GiB" in described
+    monkeypatch.setattr(ingest, "RESULTS", tmp_path)
+    written = json.loads(ingest.write_result("x.json", {"figure": 1}).read_text())
+    assert list(written)[:3] == ["command", "commit", "machine"] and written["machine"] == ingest.machine()

@@ -225,7 +225,8 @@ def test_checks_pass_and_each_can_fail(scored):
     con.execute("UPDATE scores.pd SET reason_1 = NULL WHERE as_of = ? AND uscc = "
                 "(SELECT max(uscc) FROM scores.pd WHERE as_of = ? AND log_odds > base_value)", [TODAY, TODAY])
     # the best grade (by mean score) told more than every other
-    best = con.execute("SELECT grade FROM scores.commercial_value WHERE as_of = ? AND grade IS NOT NULL GROUP BY grade "
+    best = con.execute("SELECT grade FROM scores.commercial_value WHERE as_of = ? AND grade IS NOT NULL AND NOT excluded "
+                       "GROUP BY grade "
                        "HAVING count(*) >= 100 ORDER BY avg(total) DESC LIMIT 1", [TODAY]).fetchone()[0]
     con.execute("UPDATE scores.pd SET pd = 0.9 WHERE as_of = ? AND uscc IN (SELECT uscc FROM scores.commercial_value "
                 "WHERE as_of = ? AND grade = ?)", [TODAY, TODAY, best])

@@ -1,5 +1,5 @@
 import shutil
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -76,7 +76,7 @@ def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys, reco
     # 800 firms have too short a loan book for a PD model: scores and ledger stand, PDs wait, it says why
     assert "no PD model yet" in out and "defaults are needed" in out and "the night ran on the score alone" in out
     pack = (tmp_path / "reports" / "audit" / BUSINESS_DATE.isoformat() / "audit_pack.html").read_text()
-    assert "本日项目仅依据4+19+1评分及其规则运行" in pack and "尚未训练违约概率模型" in pack
+    assert "本日项目仅依据4+19+1评分及其规则运行" in pack and "该日之前没有训练记录" in pack
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
     # without PDs no product can be priced: nobody is eligible, and each refusal says so
@@ -164,6 +164,25 @@ def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM scores.pd").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM scores.commercial_value WHERE as_of = ?", [BUSINESS_DATE]).fetchone()[0] > 700
+    # later: a champion promoted, and the decision log cut short by a crash. The pack of that night
+    # still says it ran on the score alone, quoting the verdict of that night, not a later one; a day
+    # that never ran has no pack
+    from models.registry import CHAMPION
+    from reports.audit import ReplayError, audit_pack
+    from scoring.catalogue import load_catalogue
+
+    (store / "models" / CHAMPION).write_text('{"version": "pd-later", "since": "2030-01-01"}')
+    record_decision(store / "models", {"version": "pd-later", "champion": None, "promoted": True,
+                                       "reason": "a later promotion", "decided_on": "2030-01-01"})
+    with open(store / "models" / "decisions.jsonl", "a", encoding="utf-8") as log:
+        log.write('{"version": "pd-cut", "promo')
+    again = audit_pack(con, BUSINESS_DATE, store / "models", load_catalogue(), store / "later", lang="en")
+    text = again.read_text()
+    assert "ran on the 4+19+1 score and its rules alone" in text and str(escape(reason)) in text
+    assert "Why: the latest training by that night" in " ".join(text.split()) and "a later promotion" in text  # history
+    assert "1 line(s) of the decision log could not be read" in text
+    with pytest.raises(ReplayError, match="no night stored for 2030-01-02"):
+        audit_pack(con, date(2030, 1, 2), store / "models", load_catalogue(), store / "later")
     con.close()
 
 
