@@ -89,12 +89,11 @@ model = load_model(Path({registry!r}), {version!r})
 X = model.frame(con.execute("SELECT * FROM features.pd_inputs WHERE as_of = ? ORDER BY uscc", [date.fromisoformat({as_of!r})]).df())
 X = X.iloc[:{rows}]
 t = time.perf_counter()
-scale = model.calibration.get("refinement_scale", 1.0)  # a refinement's contributions are added, scaled
 if {which!r} == "lightgbm":
-    phi = sum(s * b.predict(X, pred_contrib=True)[:, :-1] for s, b in zip((1.0, scale), model.boosters()))
+    phi = sum(s * b.predict(X, pred_contrib=True)[:, :-1] for s, b in model.scaled_boosters())
 else:
     import shap
-    phi = sum(s * np.asarray(shap.TreeExplainer(b).shap_values(X)) for s, b in zip((1.0, scale), model.boosters()))
+    phi = sum(s * np.asarray(shap.TreeExplainer(b).shap_values(X)) for s, b in model.scaled_boosters())
 seconds = time.perf_counter() - t
 out = {{"rows": len(X), "seconds": round(seconds, 2), "firms_per_second": round(len(X) / seconds),
         "checksum": float(np.round(np.abs(phi).sum(), 3))}}

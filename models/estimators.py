@@ -37,6 +37,14 @@ REFINEMENT_ROUNDS, REFINEMENT_PATIENCE = 1000, 50
 REFINEMENT_LEVEL = 0.90  # the paired-bootstrap interval of its out-of-fold gain that must lie above zero
 
 
+def scaled_sum(scaled_boosters, X, **predict) -> np.ndarray:
+    """The sum over (scale, booster) of scale × booster.predict(X, **predict): a PD's raw score or
+    SHAP contributions over a model and its refinement. The first term stands as it is (0 + -0.0
+    would lose the sign a stored contribution is compared by)."""
+    terms = [scale * booster.predict(X, **predict) for scale, booster in scaled_boosters]
+    return sum(terms[1:], terms[0])
+
+
 def lightgbm_names(columns) -> list[str]:
     """The name LightGBM knows each column by: its own where it is a plain identifier, else its
     position. LightGBM refuses JSON characters in names and rewrites spaces (which can make two
@@ -306,7 +314,7 @@ class MonotoneGBM(_BinaryClassifier):
         if slope <= 0:
             raise ValueError(f"refine_on: the Platt slope is {slope:.4f}; a refinement needs scores that rank the right way")
         frame, y = self._frame(pd.DataFrame(X)), np.asarray(y).astype(int)
-        before = self.calibrator_.decision_function(self.model_.predict(frame, raw_score=True).reshape(-1, 1))
+        before = self.calibrator_.decision_function(self.raw_score(X, refined=False).reshape(-1, 1))
         params = {"objective": "binary", "metric": "auc", "verbose": -1, "deterministic": True, "force_row_wise": True,
                   "seed": self.random_state, "num_threads": self.n_jobs, "subsample": self.subsample, "subsample_freq": 1,
                   "colsample_bytree": self.colsample_bytree, "monotone_constraints_method": "advanced",
@@ -338,11 +346,12 @@ class MonotoneGBM(_BinaryClassifier):
             "gain": {"difference": gain["difference"], f"interval_{round(level * 100)}": interval}}
         return self.refinement_report_
 
+    def _scaled_boosters(self) -> list[tuple[float, object]]:
+        """The boosters the raw score adds up, with their weights (as `RegisteredModel.scaled_boosters`)."""
+        return [(1.0, self.model_), *([(self.refinement_scale_, self.refinement_)] if self.refinement_ is not None else [])]
+
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
-        raw = self.model_.predict(frame, raw_score=True)
-        if self.refinement_ is not None:
-            raw = raw + self.refinement_scale_ * self.refinement_.predict(frame, raw_score=True)
-        return raw
+        return scaled_sum(self._scaled_boosters(), frame, raw_score=True)
 
     def raw_score(self, X: pd.DataFrame, refined: bool = True) -> np.ndarray:
         """The boosters' log-odds: what the SHAP contributions add up to (`refined=False`: the first
@@ -356,9 +365,7 @@ class MonotoneGBM(_BinaryClassifier):
         refinement's contributions are added, scaled as in `raw_score`: SHAP values are additive
         over a sum of models)."""
         X = self._frame(pd.DataFrame(X))
-        out = self.model_.predict(X, pred_contrib=True)
-        if self.refinement_ is not None:
-            out = out + self.refinement_scale_ * self.refinement_.predict(X, pred_contrib=True)
+        out = scaled_sum(self._scaled_boosters(), X, pred_contrib=True)
         return pd.DataFrame(out, columns=[*self.feature_names_in_, "base_value"], index=X.index)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -30,10 +30,11 @@ from models.registry import RegisteredModel, RegistryError, champion, load_model
 from scoring.catalogue import Catalogue
 from scoring.changes import NightPlan, has_table, record_stage, stage_plan
 from scoring.score import firms_as_of
+from valuecredit.columns import add_missing_columns
 from valuecredit.configfile import ConfigError, NonBlank, Schema, Version, content_hash, validated
 from valuecredit.schema import PD_TABLES, TOP_REASONS, ensure
 from valuecredit.sqltext import lit, q, type_name
-from valuecredit.store import add_missing_columns, replace_date, replace_date_with_frame, transaction
+from valuecredit.store import replace_date, replace_date_with_frame, transaction
 
 REASON_CODES = Path(__file__).resolve().parents[1] / "config" / "reason_codes.yaml"
 

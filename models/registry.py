@@ -19,7 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models.estimators import MonotoneGBM, _known_categories
+from models.estimators import MonotoneGBM, _known_categories, scaled_sum
 
 FILES = ("model.txt", "calibration.json", "metadata.json")
 REFINEMENT = "refinement.txt"  # a second booster added to the first (`MonotoneGBM.refine_on`), when there is one
@@ -90,10 +90,7 @@ class RegisteredModel:
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
         X = self.frame(X)
-        raw = self.booster.predict(X, raw_score=True)
-        if self.refinement is not None:
-            raw = raw + self.calibration["refinement_scale"] * self.refinement.predict(X, raw_score=True)
-        return raw
+        return scaled_sum(self.scaled_boosters(), X, raw_score=True)
 
     def pd(self, X: pd.DataFrame) -> np.ndarray:
         raw = self.raw_score(X)
@@ -104,9 +101,14 @@ class RegisteredModel:
             return 1 / (1 + np.exp(-(self.calibration["coef"] * raw + self.calibration["intercept"])))
         return 1 / (1 + np.exp(-raw))
 
+    def scaled_boosters(self) -> list[tuple[float, lgb.Booster]]:
+        """Every booster the raw score adds up, with its weight in the sum: the model's, and its
+        refinement's when it has one (divided by the Platt slope it was boosted under)."""
+        refined = [(self.calibration["refinement_scale"], self.refinement)] if self.refinement is not None else []
+        return [(1.0, self.booster), *refined]
+
     def boosters(self) -> list[lgb.Booster]:
-        """Every booster the raw score adds up: the model's, and its refinement's when it has one."""
-        return [self.booster, *([self.refinement] if self.refinement is not None else [])]
+        return [b for _, b in self.scaled_boosters()]
 
     def used_features(self) -> list[str]:
         """The features the model splits on at least once: the only ones that can be a reason."""
@@ -115,9 +117,7 @@ class RegisteredModel:
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         X = self.frame(X)
-        out = self.booster.predict(X, pred_contrib=True)
-        if self.refinement is not None:  # SHAP values add over a sum of models
-            out = out + self.calibration["refinement_scale"] * self.refinement.predict(X, pred_contrib=True)
+        out = scaled_sum(self.scaled_boosters(), X, pred_contrib=True)  # SHAP values add over a sum of models
         return pd.DataFrame(out, columns=[*X.columns, "base_value"], index=X.index)
 
 

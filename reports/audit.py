@@ -139,6 +139,17 @@ METHOD_TEXT = {  # (zh, en)
         "The booster ranks loan defaults on the programme's loans; it was chosen because it ranks the court defaults "
         "of the selection months better than the population model (figures below)."),
 }
+
+
+def _court_line(court: dict, out_of_sample: bool, zh: bool) -> str:
+    if zh:
+        return (f"选择月份法院违约排序AUC由{court['model']}变为{court['refined']}"
+                f"({'候选模型,样本外' if out_of_sample else '在用模型,样本内'};它有意偏离法院记录,只作报告)。")
+    return (f" On the court defaults of the selection months, "
+            f"{'the candidate, out of sample' if out_of_sample else 'the model in service, in sample'}: AUC {court['model']} "
+            f"to {court['refined']} (reported only: it moves the PD away from the court's record on purpose).")
+
+
 def refinement_text(refinement: dict | None, lang: str, validated: dict | None = None) -> str:
     """What the refinement on the loans (`MonotoneGBM.refine_on`) of the shipped model compared and
     whether it was kept; with `validated` (the candidate fitted on the earlier months alone), what
@@ -150,14 +161,9 @@ def refinement_text(refinement: dict | None, lang: str, validated: dict | None =
     r, auc = refinement, refinement["out_of_fold_auc"]
     lo, hi = r["gain"]["interval_90"] if "gain" in r else (None, None)
     interval = "" if lo is None else f"(增益90 %区间{lo}至{hi})" if zh else f" (90 % interval of the gain {lo} to {hi})"
-    tail = ""
-    for fit, sample in ((validated, "out"), (r if r["kept"] else None, "in")):
-        court = (fit or {}).get("court_default_auc") if (fit or {}).get("kept") else None
-        if court:
-            tail += (f"选择月份法院违约排序AUC由{court['model']}变为{court['refined']}"
-                     f"({'候选模型,样本外' if sample == 'out' else '在用模型,样本内'};它有意偏离法院记录,只作报告)。" if zh else
-                     f" On the court defaults of the selection months, {'the candidate, out of sample' if sample == 'out' else 'the model in service, in sample'}: "
-                     f"AUC {court['model']} to {court['refined']} (reported only: it moves the PD away from the court's record on purpose).")
+    # the court defaults of the selection months: the candidate's out of sample, the refit's in sample
+    tail = "".join(_court_line(fit["court_default_auc"], sample, zh) for fit, sample in ((validated, True), (r, False))
+                   if fit and fit.get("kept") and fit.get("court_default_auc"))
     if zh:
         head = (f"在{r['rows']:,}笔训练贷款({r['events']:,}笔违约)上,从全体企业模型的违约概率出发再提升一个小模型,"
                 f"按企业整体留出的交叉验证:贷款违约排序AUC由{auc['model']}变为{auc['refined']}{interval}。")
@@ -295,9 +301,9 @@ def grade_rows(validation: dict, cat: Catalogue) -> list[dict]:
     return rows
 
 
-def version_history(con: duckdb.DuckDBPyConnection, registry: Path) -> dict:
+def version_history(con: duckdb.DuckDBPyConnection, registry: Path, lang: str) -> dict:
     """Which model, catalogue and product catalogue decided each run of nights, and the registry's
-    decisions (what was trained, how it validated, whether and why it was promoted)."""
+    decisions (what was trained, how it validated, whether and why it was promoted, in `lang`)."""
     nights = con.execute("""
         SELECT f.model_version, f.catalogue_version, f.catalogue_hash, f.products_version, f.products_hash,
                min(f.as_of) AS first_night, max(f.as_of) AS last_night, count(DISTINCT f.as_of) AS nights
@@ -310,8 +316,9 @@ def version_history(con: duckdb.DuckDBPyConnection, registry: Path) -> dict:
         except json.JSONDecodeError:  # a line cut short by a crash: said, not fatal to the pack
             record, unreadable = None, unreadable + 1
         if isinstance(record, dict):
-            decisions.append({"champion": None, "candidate": {}, "score_4_19_1": None, "decided_on": None,
-                              "version": None, "promoted": False, "reason": "", **record})
+            record = {"champion": None, "candidate": {}, "score_4_19_1": None, "decided_on": None,
+                      "version": None, "promoted": False, "reason": "", **record}
+            decisions.append({**record, "verdict": verdict_text(record, lang)})
     return {"nights": nights, "decisions": decisions, "unreadable": unreadable}
 
 
@@ -324,9 +331,7 @@ def _no_model_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, 
     so, with the latest training verdict recorded by that night (why no candidate was promoted)
     and the version history."""
     zh = lang == "zh"
-    history = version_history(con, registry)
-    for dec in history["decisions"]:
-        dec["verdict"] = verdict_text(dec, lang)
+    history = version_history(con, registry, lang)
     by_then = [d for d in history["decisions"] if str(d.get("decided_on") or "") <= as_of.isoformat()]
     folder = out / "audit" / as_of.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
@@ -373,9 +378,7 @@ def audit_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, cat:
     for seg in segments:
         seg["name"], seg["shown"] = w.name("segments", seg["segment"]), w.labelled(kinds[seg["segment"]], seg["value"])
     method = validation.get("method", "loans")
-    history = version_history(con, registry)
-    for dec in history["decisions"]:
-        dec["verdict"] = verdict_text(dec, lang)
+    history = version_history(con, registry, lang)
     context = {
         "lang": lang, "zh": zh, "as_of": as_of.isoformat(), "version": used, "meta": model.metadata, "w": w,
         "validation": validation, "calibration_svg": charts.calibration(

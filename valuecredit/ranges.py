@@ -22,6 +22,7 @@ from datetime import date
 
 import duckdb
 
+from valuecredit.columns import add_missing_columns, columns_of
 from valuecredit.sqltext import SQL, lit, q, type_name
 from valuecredit.transactions import in_transaction, transaction
 
@@ -56,7 +57,7 @@ def _kind(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation: SQL) -> list[str]:
-    return [c for c, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+    return [c for c, _ in columns_of(con, relation)]
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -93,7 +94,7 @@ def _ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> No
     ranges = ranges_of(table)
     con.execute(f"CREATE TABLE IF NOT EXISTS {ranges} AS SELECT * EXCLUDE (as_of), NULL::DATE AS valid_from, "
                 f"NULL::DATE AS valid_to FROM {shape} WHERE false")
-    added = _add_columns(con, ranges, shape)
+    added = add_missing_columns(con, ranges, shape, leave_out=("as_of",))
     kind = _kind(con, table)
     if kind == "BASE TABLE":
         _move_into_ranges(con, table)
@@ -101,23 +102,12 @@ def _ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> No
         _create_view(con, table)
 
 
-def _add_columns(con: duckdb.DuckDBPyConnection, ranges: SQL, night: SQL) -> list[str]:
-    """Give `ranges` the columns of `night` (a relation with `as_of`) it lacks, NULL in the rows it
-    holds; the columns added."""
-    have = set(_columns(con, ranges))
-    added = [(c, t) for c, t, *_ in con.execute(f"DESCRIBE SELECT * EXCLUDE (as_of) FROM {night}").fetchall()
-             if c not in have]
-    for column, kind in added:
-        con.execute(f"ALTER TABLE {ranges} ADD COLUMN {q(column)} {type_name(kind)}")
-    return [c for c, _ in added]
-
-
 def _move_into_ranges(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """A per-night table of an earlier version becomes ranges: each of its nights written in order."""
     schema, name = table.split(".")
     old: SQL = f"{q(schema)}.{q(name + '_per_night')}"
     con.execute(f"ALTER TABLE {_relation(table)} RENAME TO {q(name + '_per_night')}")
-    _add_columns(con, ranges_of(table), old)  # a column no night writes any more keeps what it held
+    add_missing_columns(con, ranges_of(table), old, leave_out=("as_of",))  # a column no night writes any more keeps what it held
     _create_view(con, table)
     for (night,) in con.execute(f"SELECT DISTINCT as_of FROM {old} ORDER BY 1").fetchall():
         write_night(con, table, night, f"SELECT * FROM {old} WHERE as_of = DATE {lit(night.isoformat())}")
@@ -149,8 +139,7 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
     later = [n for n in nights_held(con, table) if n > as_of]
     nxt = f"DATE {lit(later[0].isoformat())}" if later else OPEN
     covering = f"valid_from <= {d} AND {d} < valid_to"
-    columns = [(c, t) for c, t, *_ in con.execute(f"DESCRIBE SELECT * EXCLUDE (valid_from, valid_to) FROM {ranges}")
-               .fetchall()]
+    columns = columns_of(con, f"(SELECT * EXCLUDE (valid_from, valid_to) FROM {ranges})")
     cols = [c for c, _ in columns]
     night = _night_rows(con, table, select, columns)
     covered = con.execute(f"SELECT count(*) FROM {ranges} WHERE {covering}").fetchone()[0]

@@ -14,9 +14,10 @@ import duckdb
 
 from data_contracts.contracts import CONTRACTS
 from data_contracts.identifiers import USCC_SQL_MACROS
+from valuecredit.columns import add_columns, add_missing_columns
 from valuecredit.ranges import RANGED, ensure_ranged, write_night
 from valuecredit.schema import ensure
-from valuecredit.sqltext import SQL, q, type_name
+from valuecredit.sqltext import SQL, q
 from valuecredit.transactions import transaction
 
 SCHEMAS = ("raw", "staging", "quarantine", "meta")
@@ -136,23 +137,6 @@ def busy(db_path: str | Path, exc: duckdb.IOException, read_only: bool) -> Excep
     return StoreBusy(f"{db_path} is open in another process ({holder}): "
                      + ("the nightly run is writing it; read it when the run has finished" if read_only else
                         "a reader has it open; try again when it has closed it"))
-
-
-def add_columns(con: duckdb.DuckDBPyConnection, table: SQL, columns: list[tuple[str, str]], have: set[str]) -> None:
-    """Add to `table` each (name, SQL type) of `columns` not in `have`, NULL in the rows it holds."""
-    for column, kind in columns:
-        if column not in have:
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {q(column)} {type_name(kind)}")
-
-
-def add_missing_columns(con: duckdb.DuckDBPyConnection, table: SQL, relation: SQL) -> None:
-    """Give `table` the columns of `relation` it lacks: a store written before a feature was added
-    gains it, NULL on the dates before (their models did not use it)."""
-    schema, name = table.split(".")
-    have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
-                                      "AND database_name = current_database()", [schema, name]).fetchall()}
-    add_columns(con, table, [(c, kind) for c, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()],
-                have)
 
 
 def replace_date(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, select: SQL, create: bool = False) -> None:

@@ -25,7 +25,8 @@ from models.train import (
     training_sample,
 )
 from scoring.catalogue import load_catalogue
-from valuecredit.store import add_missing_columns, connect
+from valuecredit.columns import add_missing_columns
+from valuecredit.store import connect
 
 CAT = load_catalogue()
 PAST, TODAY = date(2026, 6, 30), date(2026, 11, 28)
