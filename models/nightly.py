@@ -30,7 +30,6 @@ from models.registry import RegisteredModel, RegistryError, champion, load_model
 from scoring.catalogue import Catalogue
 from scoring.changes import NightPlan, has_table, record_stage, stage_plan
 from scoring.score import firms_as_of
-from valuecredit.columns import add_missing_columns
 from valuecredit.configfile import ConfigError, NonBlank, Schema, Version, content_hash, validated
 from valuecredit.schema import PD_TABLES, TOP_REASONS, ensure
 from valuecredit.sqltext import lit, q, type_name
@@ -297,24 +296,23 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
     d = f"DATE {lit(as_of.isoformat())}"
     with transaction(con):
         con.register("_inputs", inputs)
-        con.execute("CREATE TABLE IF NOT EXISTS features.pd_inputs AS SELECT * FROM _inputs WHERE false")
-        add_missing_columns(con, "features.pd_inputs", "_inputs")
+        replace_date(con, "features.pd_inputs", as_of, "SELECT * FROM _inputs", create=True)
         con.unregister("_inputs")
-        for table, frame in (("features.pd_inputs", inputs), ("scores.pd", scored)):
-            replace_date_with_frame(con, table, as_of, frame)
         con.register("_kept", kept)
+        con.register("_scored", scored)
         con.register("_explained", long)
-        # the firms that keep the previous date's PD and explanation: their explanation rows are the
-        # previous date's ranges, which the night's write leaves as they are
+        # the firms that keep the previous date's PD and explanation: their rows are the previous
+        # date's ranges, which the night's write leaves as they are
         p = f"DATE {lit(plan.previous.isoformat())}" if len(kept) else ""
+        stamp = lit(snapshot_id) if snapshot_id is not None else "NULL"
+        kept_pds = (f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of, {stamp} AS snapshot_id) FROM scores.pd "
+                    f"WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept)" if len(kept) else "")
         kept_explanations = (f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of) FROM scores.explanations "
                              f"WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept)" if len(kept) else "")
+        replace_date(con, "scores.pd", as_of, f"SELECT * FROM _scored{kept_pds}")
         replace_date(con, "scores.explanations", as_of, f"SELECT * FROM _explained{kept_explanations}")
-        con.unregister("_explained")
-        if len(kept):
-            con.execute(f"INSERT INTO scores.pd BY NAME SELECT * REPLACE ({d} AS as_of, {lit(snapshot_id)} AS snapshot_id) "
-                        f"FROM scores.pd WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept) ORDER BY uscc")
-        con.unregister("_kept")
+        for name in ("_explained", "_scored", "_kept"):
+            con.unregister(name)
         pds = con.execute("SELECT pd FROM scores.pd WHERE as_of = ? ORDER BY uscc", [as_of]).fetchnumpy()["pd"]
         ranked = importance(mean_abs_contributions(con, as_of, features), features).assign(
             as_of=as_of, model_version=model.version)

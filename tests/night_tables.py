@@ -25,3 +25,14 @@ def assert_same_tables(db: Path, reference: Path, as_of: date, names: list[str] 
     for table in names:
         assert len(mine[table]) > 0, f"{table}: no rows for {as_of}"
         pd.testing.assert_frame_equal(mine[table], theirs[table], check_exact=True, obj=f"{table} on {as_of}")
+
+
+def update_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, assignments: str, where: str = "true",
+                 params: list | tuple = ()) -> None:
+    """Tamper with a night of a table kept by validity range (`valuecredit.ranges`): `UPDATE ... SET
+    assignments WHERE where` on the ranges that cover `as_of` (`where` cannot name `as_of`, which the
+    ranges do not hold; every night such a range spans changes with it)."""
+    from valuecredit.ranges import ranges_of
+
+    con.execute(f"UPDATE {ranges_of(table)} SET {assignments} WHERE ({where}) AND valid_from <= ? AND ? < valid_to",
+                [*params, as_of, as_of])

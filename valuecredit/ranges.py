@@ -12,6 +12,14 @@ difference: a row no longer there is cut out of D (kept before D, and from the n
 D if its range reached that far), a new row is inserted for [D, next night held). Run again with the
 same rows, a night changes nothing; run for a past night, it splits the ranges around it. Storage
 grows with change, not with nights.
+
+Two kinds of column change every night for every firm by themselves and would end every range after
+one night; they are kept in another form and given back by the view as written:
+- a stamp (`STAMPS`: the night's data snapshot) holds one value for all of a night's rows: it is kept
+  once, beside the night in `meta.nights_held`, and is NULL in the ranges;
+- a count of years since a date (`YEAR_COUNTS`: the years in operation) is kept as the date it counts
+  from (`<name>__since`) and counted again for each night the row holds; a value that count does not
+  give back bit for bit (one not written as such a count) is kept as written (`<name>__else`).
 """
 
 from __future__ import annotations
@@ -22,17 +30,26 @@ from datetime import date
 
 import duckdb
 
-from valuecredit.columns import add_missing_columns, columns_of
+from valuecredit.columns import add_columns, add_missing_columns, columns_of
 from valuecredit.sqltext import SQL, lit, q, type_name
 from valuecredit.transactions import in_transaction, transaction
 
 # ranged table -> the columns that identify a row within a night (None: every column does; the
 # night's identical rows are then told apart by their copy number)
 RANGED: dict[str, tuple[str, ...] | None] = {
+    "features.indicators": ("uscc",),
+    "features.pd_inputs": ("uscc",),
+    "scores.commercial_value": ("uscc",),
+    "scores.pd": ("uscc",),
     "scores.explanations": ("uscc", "feature"),
     "scores.negative_hits": None,
+    "decisions.eligibility_firms": ("uscc",),
     "decisions.eligibility_pairs": ("uscc", "product_id"),
 }
+STAMPS = ("snapshot_id",)  # one value per night: kept in meta.nights_held (VARCHAR)
+YEAR_COUNTS = ("years_in_operation",)  # date_diff('day', since, night) / YEAR_DAYS: kept as `since`
+YEAR_DAYS = "365.25"  # as scoring.sql.YEARS_IN_OPERATION divides
+SINCE, AS_WRITTEN = "__since", "__else"
 NIGHTS = "meta.nights_held"
 PAIRING_ROWS = 20_000_000  # rows of a night paired in one piece (the part's hash table stays in memory)
 OPEN = "DATE '9999-12-31'"  # not 'infinity', which pandas cannot hold
@@ -60,11 +77,59 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: SQL) -> list[str]:
     return [c for c, _ in columns_of(con, relation)]
 
 
+def _counted_sql(since: SQL, night: SQL) -> SQL:
+    """The years from `since` to `night`, as the producers count them."""
+    return f"date_diff('day', {since}, {night}) / {YEAR_DAYS}"
+
+
+def _stored_sql(columns: list[tuple[str, str]], d: SQL) -> SQL:
+    """The select list giving a night's rows (`columns`, `as_of` left out) in the ranges' form on night `d`."""
+    out = []
+    for c, kind in columns:
+        if c == "as_of":
+            continue
+        if c in STAMPS:
+            out.append(f"CAST(NULL AS {type_name(kind)}) AS {q(c)}")
+        elif c in YEAR_COUNTS:
+            value = f"CAST({q(c)} AS DOUBLE)"
+            # the date the value counts from (none for NaN, infinite or absurd values), if counting from it
+            # gives the value back bit for bit; else the value as written, which then holds from night to night
+            since = f"CASE WHEN isfinite({value}) AND abs({value}) < 100000 THEN {d} - CAST(round({value} * {YEAR_DAYS}) AS INTEGER) END"
+            counted = _counted_sql(since, d)
+            exact = f"{counted} IS NOT DISTINCT FROM {value} AND signbit({counted}) IS NOT DISTINCT FROM signbit({value})"
+            out.append(f"CASE WHEN {exact} THEN {since} END AS {q(c + SINCE)}")
+            out.append(f"CASE WHEN {exact} THEN NULL ELSE {value} END AS {q(c + AS_WRITTEN)}")
+        else:
+            out.append(q(c))
+    return ", ".join(out)
+
+
+def _stored(con: duckdb.DuckDBPyConnection, relation: SQL, d: SQL = "DATE '2000-01-01'") -> SQL:
+    """`relation`'s rows in the ranges' form on night `d` (its shape alone, when `d` is left as it is)."""
+    return f"(SELECT {_stored_sql(columns_of(con, relation), d)} FROM {relation})"
+
+
+def _shown_sql(cols: list[str]) -> SQL:
+    """The view's columns from the ranges' (`r`) and the night's (`n`): each as the per-night table had it,
+    `as_of` second, after the firm."""
+    shown = [f"r.{q(cols[0])}", "n.as_of"]
+    for c in cols[1:]:
+        if c.endswith(AS_WRITTEN):
+            continue
+        if c.endswith(SINCE):
+            name = c[:-len(SINCE)]
+            shown.append(f"coalesce(r.{q(name + AS_WRITTEN)}, {_counted_sql('r.' + q(c), 'n.as_of')}) AS {q(name)}")
+        elif c in STAMPS:
+            shown.append(f"n.{q(c)}")
+        else:
+            shown.append(f"r.{q(c)}")
+    return ", ".join(shown)
+
+
 def _create_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """The per-night view over the ranges: `as_of` second, after the firm, as the per-night tables had it."""
+    """The per-night view over the ranges, in the per-night table's shape."""
     cols = [c for c in _columns(con, ranges_of(table)) if c not in ("valid_from", "valid_to")]
-    shown = [f"r.{q(cols[0])}", "n.as_of", *(f"r.{q(c)}" for c in cols[1:])]
-    con.execute(f"CREATE OR REPLACE VIEW {_relation(table)} AS SELECT {', '.join(shown)} FROM {ranges_of(table)} r "
+    con.execute(f"CREATE OR REPLACE VIEW {_relation(table)} AS SELECT {_shown_sql(cols)} FROM {ranges_of(table)} r "
                 f"JOIN {NIGHTS} n ON n.table_name = {lit(table)} AND n.as_of >= r.valid_from AND n.as_of < r.valid_to")
 
 
@@ -91,10 +156,12 @@ def ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> Non
 def _ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     con.execute(f"CREATE TABLE IF NOT EXISTS {NIGHTS} (table_name VARCHAR, as_of DATE)")
+    add_columns(con, NIGHTS, [(stamp, "VARCHAR") for stamp in STAMPS], set(_columns(con, NIGHTS)))
     ranges = ranges_of(table)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {ranges} AS SELECT * EXCLUDE (as_of), NULL::DATE AS valid_from, "
-                f"NULL::DATE AS valid_to FROM {shape} WHERE false")
-    added = add_missing_columns(con, ranges, shape, leave_out=("as_of",))
+    stored = _stored(con, shape)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ranges} AS SELECT *, NULL::DATE AS valid_from, "
+                f"NULL::DATE AS valid_to FROM {stored} WHERE false")
+    added = add_missing_columns(con, ranges, stored)
     kind = _kind(con, table)
     if kind == "BASE TABLE":
         _move_into_ranges(con, table)
@@ -107,7 +174,7 @@ def _move_into_ranges(con: duckdb.DuckDBPyConnection, table: str) -> None:
     schema, name = table.split(".")
     old: SQL = f"{q(schema)}.{q(name + '_per_night')}"
     con.execute(f"ALTER TABLE {_relation(table)} RENAME TO {q(name + '_per_night')}")
-    add_missing_columns(con, ranges_of(table), old, leave_out=("as_of",))  # a column no night writes any more keeps what it held
+    add_missing_columns(con, ranges_of(table), _stored(con, old))  # a column no night writes any more keeps what it held
     _create_view(con, table)
     for (night,) in con.execute(f"SELECT DISTINCT as_of FROM {old} ORDER BY 1").fetchall():
         write_night(con, table, night, f"SELECT * FROM {old} WHERE as_of = DATE {lit(night.isoformat())}")
@@ -141,7 +208,13 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
     covering = f"valid_from <= {d} AND {d} < valid_to"
     columns = columns_of(con, f"(SELECT * EXCLUDE (valid_from, valid_to) FROM {ranges})")
     cols = [c for c, _ in columns]
-    night = _night_rows(con, table, select, columns)
+    stamps: dict[str, str | None] = {}
+    if stamped := [c for c in STAMPS if c in _columns(con, f"({select})")]:
+        # the night's rows once: their stamps are read from them, then they are paired
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _night_stamped AS {select}")
+        select = "SELECT * FROM _night_stamped"
+        stamps = {c: _stamp(con, table, as_of, c) for c in stamped}
+    night = _night_rows(con, table, f"SELECT * FROM {_stored(con, f'({select})', d)}", columns)
     covered = con.execute(f"SELECT count(*) FROM {ranges} WHERE {covering}").fetchone()[0]
     if not covered:
         # nothing to compare with (a first night, or a night before every other): insert as computed
@@ -178,7 +251,20 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
             _refuse_repeated_keys(con, table, as_of, key, covering)
         con.execute("DROP TABLE _night_change")
     con.execute(f"DELETE FROM {NIGHTS} WHERE table_name = ? AND as_of = ?", [table, as_of])
-    con.execute(f"INSERT INTO {NIGHTS} VALUES (?, ?)", [table, as_of])
+    names = ["table_name", "as_of", *stamps]
+    con.execute(f"INSERT INTO {NIGHTS} ({', '.join(q(n) for n in names)}) VALUES ({', '.join('?' for _ in names)})",
+                [table, as_of, *stamps.values()])
+    con.execute("DROP TABLE IF EXISTS _night_stamped")
+
+
+def _stamp(con: duckdb.DuckDBPyConnection, table: str, as_of: date, column: str) -> str | None:
+    """The one value `column` holds in all of the night's rows (`_night_stamped`); None in a night of none."""
+    values, nulls, value = con.execute(f"SELECT count(DISTINCT {q(column)}), count(*) FILTER ({q(column)} IS NULL), "
+                                       f"CAST(any_value({q(column)}) AS VARCHAR) FROM _night_stamped").fetchone()
+    if values > 1 or (values and nulls):
+        raise ValueError(f"{table} on {as_of}: column {column} holds {values} values" + (" and NULL" if nulls else "")
+                         + "; it stamps the night, and a night's rows hold one")
+    return value
 
 
 class RepeatedKey(ValueError):

@@ -38,12 +38,34 @@ def message_lines(message: str) -> list[str]:
             if line.strip() and not re.match(r"\s*(LINE \d+:|\^+\s*$)", line)]
 
 
-_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_ ]*(\(\d+(, ?\d+)*\))?(\[\])?")
+_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_ ]*(\(\d+(, ?\d+)*\))?")
+_FIELD = re.compile(r"([a-z_][a-z0-9_]*) (.+)")
+
+
+def _top_level(text: str) -> list[str]:
+    """`text` split at the commas outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        if c == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    return [*parts, text[start:].strip()]
+
+
+def _is_type(text: str) -> bool:
+    while text.endswith("[]"):
+        text = text[:-2]
+    if text.startswith("STRUCT(") and text.endswith(")"):  # fields named as plain lower-case identifiers
+        fields = [_FIELD.fullmatch(f) for f in _top_level(text[len("STRUCT("):-1])]
+        return all(f and _is_type(f.group(2)) for f in fields)
+    return bool(_TYPE_NAME.fullmatch(text))
 
 
 def type_name(text: str) -> str:
-    """A DuckDB column type as DESCRIBE spells it (`DOUBLE`, `DECIMAL(38,6)`, `VARCHAR[]`), refused
-    when it is anything else: a type cannot be quoted or bound."""
-    if not _TYPE_NAME.fullmatch(text):
+    """A DuckDB column type as DESCRIBE spells it (`DOUBLE`, `DECIMAL(38,6)`, `VARCHAR[]`, a
+    `STRUCT(a DATE, b VARCHAR)[]` of plainly named fields), refused when it is anything else: a type
+    cannot be quoted or bound."""
+    if not _is_type(text):
         raise ValueError(f"not a column type: {text!r}")
     return text

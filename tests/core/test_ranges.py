@@ -239,3 +239,107 @@ def test_a_night_is_paired_in_the_ranges_types_and_refuses_a_column_they_lack(mo
     assert con.execute(f"SELECT count(*) FROM {ranges_of(HITS)}").fetchone()[0] == 10  # nothing changed
     with pytest.raises(ValueError, match="scores.negative_hits: the night's rows have columns the table does not: extra"):
         write(con, HITS, later, night.format(u="i", d=later).replace(" FROM range", ", 1 AS extra FROM range"))
+
+
+INDICATORS = "features.indicators"
+
+
+def firms_select(night: date, firms: dict[str, tuple], snapshot: str | None) -> str:
+    """A night of (uscc, as_of, years_in_operation, revenue_12m, snapshot_id): each firm's years are
+    counted from its founding date as the indicators count them, unless given as a number."""
+    d = f"DATE '{night}'"
+    rows = ", ".join(
+        f"('{u}', {d}, " + (f"date_diff('day', DATE '{since}', {d}) / 365.25" if isinstance(since, date) else
+                            f"CAST('{since}' AS DOUBLE)") + f", CAST({revenue} AS DOUBLE), {'NULL' if snapshot is None else repr(snapshot)})"
+        for u, (since, revenue) in sorted(firms.items()))
+    return f"SELECT * FROM (VALUES {rows}) t(uscc, as_of, years_in_operation, revenue_12m, snapshot_id)"
+
+
+def bits(rows: list[tuple]) -> list[tuple]:
+    """Rows with each double as its bits: -0.0 and 0.0, or two NaNs, are told apart exactly."""
+    import struct
+
+    return [tuple(struct.pack("<d", v) if isinstance(v, float) else v for v in row) for row in rows]
+
+
+def test_a_table_stamped_per_night_and_counting_years_keeps_a_row_per_firm_while_nothing_changes():
+    """The night's snapshot and the years in operation move every night for every firm: they are kept
+    beside the night and as the founding date, so an unchanged firm keeps one range, and every night
+    reads back bit for bit as written."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features")
+    firms = {f"F{i:02d}": (date(2010 + i % 10, 1 + i % 12, 1 + i % 28), 1000.0 * i) for i in range(20)}
+    nights = [D0 + timedelta(days=i) for i in range(10)]
+    written = {}
+    for i, night in enumerate(nights):
+        if i == 5:  # one firm's revenue is corrected, another's founding date
+            firms["F03"] = (firms["F03"][0], 1.5)
+            firms["F04"] = (date(2001, 2, 3), firms["F04"][1])
+        written[night] = bits(duckdb.sql(firms_select(night, firms, f"snap-{i}")).fetchall())
+        write(con, INDICATORS, night, firms_select(night, firms, f"snap-{i}"), create=True)
+    for night in nights:
+        assert bits(sorted(con.execute(f"SELECT * FROM {INDICATORS} WHERE as_of = ?", [night]).fetchall())) \
+            == written[night], night
+    # 20 firms, 2 of which changed once: 22 ranges for 200 rows written
+    assert con.execute(f"SELECT count(*) FROM {ranges_of(INDICATORS)}").fetchone()[0] == 22
+    assert con.execute(f"SELECT DISTINCT snapshot_id FROM {ranges_of(INDICATORS)}").fetchall() == [(None,)]
+    # a past night run again with another snapshot: its rows and every other night's stay as written
+    write(con, INDICATORS, nights[2], firms_select(nights[2], firms, "snap-again"))
+    assert con.execute(f"SELECT DISTINCT snapshot_id FROM {INDICATORS} WHERE as_of = ?", [nights[2]]).fetchall() \
+        == [("snap-again",)]
+    assert con.execute(f"SELECT DISTINCT snapshot_id FROM {INDICATORS} WHERE as_of = ?", [nights[3]]).fetchall() \
+        == [("snap-3",)]
+
+
+@pytest.mark.parametrize("years", ["3.0", "-0.0", "NaN", "inf", "-2.5", "1e300"])
+def test_years_not_counted_from_a_date_read_back_as_written(years):
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features")
+    firms = {"F1": (years, 10.0), "F2": (date(2015, 6, 1), 20.0), "F3": (None, 30.0)}
+    for night in (D0, D0 + timedelta(days=1)):
+        select = firms_select(night, firms, "s").replace("CAST('None' AS DOUBLE)", "NULL::DOUBLE")
+        written = bits(duckdb.sql(select).fetchall())
+        write(con, INDICATORS, night, select, create=True)
+        assert bits(sorted(con.execute(f"SELECT * FROM {INDICATORS} WHERE as_of = ?", [night]).fetchall())) == written
+    # F1's value is kept as written and held on; F2 counted from its founding date; F3 NULL
+    assert con.execute(f"SELECT count(*) FROM {ranges_of(INDICATORS)}").fetchone()[0] == 3
+
+
+def test_a_night_whose_rows_hold_two_snapshots_is_refused_and_writes_nothing():
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features")
+    firms = {"F1": (date(2015, 6, 1), 1.0), "F2": (date(2016, 6, 1), 2.0)}
+    write(con, INDICATORS, D0, firms_select(D0, firms, "s0"), create=True)
+    later = D0 + timedelta(days=1)
+    mixed = f"{firms_select(later, {'F1': firms['F1']}, 's1')} UNION ALL {firms_select(later, {'F2': firms['F2']}, 's2')}"
+    with pytest.raises(ValueError, match="features.indicators on 2026-10-02: column snapshot_id holds 2 values"):
+        write(con, INDICATORS, later, mixed)
+    half = f"{firms_select(later, {'F1': firms['F1']}, 's1')} UNION ALL {firms_select(later, {'F2': firms['F2']}, None)}"
+    with pytest.raises(ValueError, match="holds 1 values and NULL"):
+        write(con, INDICATORS, later, half)
+    assert con.execute(f"SELECT count(*) FROM {INDICATORS} WHERE as_of = ?", [later]).fetchone()[0] == 0
+    assert len(read(con, INDICATORS, D0)) == 2
+
+
+def test_a_store_whose_nights_held_no_stamps_gains_them_and_its_per_night_indicators_move_in():
+    """A store of the previous version: ranges already kept for the pairs (`meta.nights_held` without
+    the stamp), and the indicators a table per night."""
+    con = duckdb.connect()
+    for schema in ("features", "decisions", "meta"):
+        con.execute(f"CREATE SCHEMA {schema}")
+    con.execute("CREATE TABLE meta.nights_held (table_name VARCHAR, as_of DATE)")
+    write(con, PAIRS, D0, pairs_select([("F1", D0, "P1", 0, True, 100)]), create=True)
+    firms = {"F1": (date(2015, 6, 1), 1.0), "F2": (date(2016, 6, 1), 2.0)}
+    nights = [D0, D0 + timedelta(days=1), D0 + timedelta(days=2)]
+    con.execute(f"CREATE TABLE {INDICATORS} AS {firms_select(D0, firms, 's0')}")
+    for i, night in enumerate(nights[1:], 1):
+        con.execute(f"INSERT INTO {INDICATORS} {firms_select(night, firms, f's{i}')}")
+    columns = "uscc, as_of, years_in_operation, revenue_12m, snapshot_id"
+    before = {n: bits(con.execute(f"SELECT {columns} FROM {INDICATORS} WHERE as_of = ? ORDER BY uscc", [n]).fetchall())
+              for n in nights}
+    with transaction(con):
+        ensure(con, INDICATORS)  # the declared shape: the other indicators are NULL on these nights
+    assert {n: bits(con.execute(f"SELECT {columns} FROM {INDICATORS} WHERE as_of = ? ORDER BY uscc", [n]).fetchall())
+            for n in nights} == before
+    assert con.execute(f"SELECT count(*) FROM {ranges_of(INDICATORS)}").fetchone()[0] == 2  # a range per firm
+    assert read(con, PAIRS, D0) == [("F1", D0, "P1", 0, True, 100)]

@@ -13,6 +13,7 @@ import yaml
 from lending.ledger.config import load_pool_config
 from lending.products import ProductError, load_products
 from tests.lending.test_eligibility import PRODUCT, D, decide, firm, lacks
+from tests.night_tables import update_night
 
 PREVIEW_DAY = date(2026, 11, 28)
 
@@ -231,7 +232,7 @@ def test_a_preview_without_a_champion_says_so(night, tmp_path):
     bare = tmp_path / "bare.duckdb"
     shutil.copy(night, bare)
     con = connect(bare)
-    con.execute("UPDATE decisions.eligibility_firms SET pd = NULL WHERE as_of = ?", [PREVIEW_DAY])
+    update_night(con, "decisions.eligibility_firms", PREVIEW_DAY, "pd = NULL")
     try:
         figures, _ = preview(con, load_products(), PREVIEW_DAY, load_pool_config())
     finally:

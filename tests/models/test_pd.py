@@ -25,6 +25,7 @@ from models.train import (
     training_sample,
 )
 from scoring.catalogue import load_catalogue
+from tests.night_tables import update_night
 from valuecredit.columns import add_missing_columns
 from valuecredit.store import connect
 
@@ -223,14 +224,14 @@ def test_checks_pass_and_each_can_fail(scored):
     con.execute("UPDATE scores.explanations_ranges SET contribution = contribution + 0.01 WHERE valid_from <= ? "
                 "AND ? < valid_to AND uscc = (SELECT min(uscc) FROM scores.pd WHERE as_of = ?) AND feature = 'debt_ratio'",
                 [TODAY, TODAY, TODAY])
-    con.execute("UPDATE scores.pd SET reason_1 = NULL WHERE as_of = ? AND uscc = "
-                "(SELECT max(uscc) FROM scores.pd WHERE as_of = ? AND log_odds > base_value)", [TODAY, TODAY])
+    update_night(con, "scores.pd", TODAY, "reason_1 = NULL",
+                 "uscc = (SELECT max(uscc) FROM scores.pd WHERE as_of = ? AND log_odds > base_value)", [TODAY])
     # the best grade (by mean score) told more than every other
     best = con.execute("SELECT grade FROM scores.commercial_value WHERE as_of = ? AND grade IS NOT NULL AND NOT excluded "
                        "GROUP BY grade "
                        "HAVING count(*) >= 100 ORDER BY avg(total) DESC LIMIT 1", [TODAY]).fetchone()[0]
-    con.execute("UPDATE scores.pd SET pd = 0.9 WHERE as_of = ? AND uscc IN (SELECT uscc FROM scores.commercial_value "
-                "WHERE as_of = ? AND grade = ?)", [TODAY, TODAY, best])
+    update_night(con, "scores.pd", TODAY, "pd = 0.9",
+                 "uscc IN (SELECT uscc FROM scores.commercial_value WHERE as_of = ? AND grade = ?)", [TODAY, best])
     broken = dict(check_pd(con, TODAY, model))
     con.execute("ROLLBACK")
     assert not broken["pd_rises_with_grade"].passed and f"{best} 90.00% >" in broken["pd_rises_with_grade"].description
@@ -281,8 +282,8 @@ def test_replaying_a_past_date_gives_identical_pds_and_explanations(scored):
     result = replay(con, PAST, CAT, registry)
     assert result.firms > 1000 and result.pd_identical and result.explanations_identical
     con.execute("BEGIN TRANSACTION")
-    con.execute("UPDATE scores.pd SET pd = pd * (1 + 1e-12) WHERE as_of = ? AND uscc = (SELECT min(uscc) FROM scores.pd "
-                "WHERE as_of = ?)", [PAST, PAST])
+    update_night(con, "scores.pd", PAST, "pd = pd * (1 + 1e-12)", "uscc = (SELECT min(uscc) FROM scores.pd WHERE as_of = ?)",
+                 [PAST])
     tampered = replay(con, PAST, CAT, registry)
     con.execute("ROLLBACK")
     assert not tampered.pd_identical and tampered.explanations_identical

@@ -17,6 +17,7 @@ from scoring.catalogue import DEFAULT_CATALOGUE, load_catalogue
 from scoring.score import build_indicators
 from scoring.sql import INDICATOR_KEYS, indicators_sql
 from tests.conftest import BUSINESS_DATE, trained_version, validation_report
+from valuecredit.store import replace_date, transaction
 
 CAT = load_catalogue()
 
@@ -41,7 +42,8 @@ def test_sample_features_are_the_nightly_indicators_of_the_disbursement_date(loa
         build_indicators(con, as_of)
         nightly = con.execute(f"SELECT {', '.join(INDICATOR_KEYS)} FROM features.indicators WHERE uscc = ? AND as_of = ?",
                               [loan["uscc"], as_of]).df()
-        con.execute("DELETE FROM features.indicators WHERE as_of = ?", [as_of])
+        with transaction(con):  # the night emptied again
+            replace_date(con, "features.indicators", as_of, "SELECT * FROM features.indicators WHERE false")
         con.execute("CREATE OR REPLACE TEMP TABLE _t AS SELECT ? AS uscc, ?::DATE AS as_of", [loan["uscc"], as_of])
         joined = con.execute(f"SELECT {', '.join(INDICATOR_KEYS)} FROM ({indicators_sql('_t')})").df()
         pd.testing.assert_frame_equal(nightly, joined)
