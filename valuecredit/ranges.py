@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 
 import duckdb
 
@@ -82,14 +82,15 @@ def _counted_sql(since: SQL, night: SQL) -> SQL:
     return f"date_diff('day', {since}, {night}) / {YEAR_DAYS}"
 
 
-def _stored_sql(columns: list[tuple[str, str]], d: SQL) -> SQL:
-    """The select list giving a night's rows (`columns`, `as_of` left out) in the ranges' form on night `d`."""
+def _stored_sql(columns: list[tuple[str, str]], d: SQL, stamps: tuple[str, ...] = STAMPS) -> SQL:
+    """The select list giving a night's rows (`columns`, `as_of` left out) in the ranges' form on night
+    `d`; `stamps`: the stamp columns kept beside the night (one value in all its rows)."""
     out = []
-    for c, kind in columns:
+    for c, _ in columns:
         if c == "as_of":
             continue
-        if c in STAMPS:
-            out.append(f"CAST(NULL AS {type_name(kind)}) AS {q(c)}")
+        if c in STAMPS:  # kept beside the night when all its rows hold one (`stamps`), else on each row
+            out.append(f"CAST(NULL AS VARCHAR) AS {q(c)}" if c in stamps else f"CAST({q(c)} AS VARCHAR) AS {q(c)}")
         elif c in YEAR_COUNTS:
             value = f"CAST({q(c)} AS DOUBLE)"
             # the date the value counts from (none for NaN, infinite or absurd values), if counting from it
@@ -104,9 +105,10 @@ def _stored_sql(columns: list[tuple[str, str]], d: SQL) -> SQL:
     return ", ".join(out)
 
 
-def _stored(con: duckdb.DuckDBPyConnection, relation: SQL, d: SQL = "DATE '2000-01-01'") -> SQL:
+def _stored(con: duckdb.DuckDBPyConnection, relation: SQL, d: SQL = "DATE '2000-01-01'",
+            stamps: tuple[str, ...] = STAMPS) -> SQL:
     """`relation`'s rows in the ranges' form on night `d` (its shape alone, when `d` is left as it is)."""
-    return f"(SELECT {_stored_sql(columns_of(con, relation), d)} FROM {relation})"
+    return f"(SELECT {_stored_sql(columns_of(con, relation), d, stamps)} FROM {relation})"
 
 
 def _shown_sql(cols: list[str]) -> SQL:
@@ -120,7 +122,7 @@ def _shown_sql(cols: list[str]) -> SQL:
             name = c[:-len(SINCE)]
             shown.append(f"coalesce(r.{q(name + AS_WRITTEN)}, {_counted_sql('r.' + q(c), 'n.as_of')}) AS {q(name)}")
         elif c in STAMPS:
-            shown.append(f"n.{q(c)}")
+            shown.append(f"coalesce(r.{q(c)}, n.{q(c)}) AS {q(c)}")
         else:
             shown.append(f"r.{q(c)}")
     return ", ".join(shown)
@@ -158,11 +160,13 @@ def _ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> No
     con.execute(f"CREATE TABLE IF NOT EXISTS {NIGHTS} (table_name VARCHAR, as_of DATE)")
     add_columns(con, NIGHTS, [(stamp, "VARCHAR") for stamp in STAMPS], set(_columns(con, NIGHTS)))
     ranges = ranges_of(table)
-    stored = _stored(con, shape)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {ranges} AS SELECT *, NULL::DATE AS valid_from, "
-                f"NULL::DATE AS valid_to FROM {stored} WHERE false")
-    added = add_missing_columns(con, ranges, stored)
     kind = _kind(con, table)
+    # a per-night table's own column types first: its nights keep the types they were written in, as
+    # its inserts by name kept them (a score's DECIMAL scale follows the catalogue's weights)
+    first = _stored(con, _relation(table) if kind == "BASE TABLE" else shape)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ranges} AS SELECT *, NULL::DATE AS valid_from, "
+                f"NULL::DATE AS valid_to FROM {first} WHERE false")
+    added = add_missing_columns(con, ranges, _stored(con, shape))
     if kind == "BASE TABLE":
         _move_into_ranges(con, table)
     elif kind is None or added:
@@ -176,8 +180,9 @@ def _move_into_ranges(con: duckdb.DuckDBPyConnection, table: str) -> None:
     con.execute(f"ALTER TABLE {_relation(table)} RENAME TO {q(name + '_per_night')}")
     add_missing_columns(con, ranges_of(table), _stored(con, old))  # a column no night writes any more keeps what it held
     _create_view(con, table)
-    for (night,) in con.execute(f"SELECT DISTINCT as_of FROM {old} ORDER BY 1").fetchall():
-        write_night(con, table, night, f"SELECT * FROM {old} WHERE as_of = DATE {lit(night.isoformat())}")
+    # as a date: a table an earlier version wrote from a DataFrame holds its nights as timestamps
+    for (night,) in con.execute(f"SELECT DISTINCT CAST(as_of AS DATE) FROM {old} ORDER BY 1").fetchall():
+        write_night(con, table, night, f"SELECT * FROM {old} WHERE CAST(as_of AS DATE) = DATE {lit(night.isoformat())}")
     con.execute(f"DROP TABLE {old}")
 
 
@@ -195,12 +200,13 @@ def _night_rows(con: duckdb.DuckDBPyConnection, table: str, select: SQL, columns
     if extra := has - {c for c, _ in columns} - {"as_of"}:
         raise ValueError(f"{table}: the night's rows have columns the table does not: {', '.join(sorted(extra))}")
     return ("SELECT " + ", ".join(f"CAST({q(c)} AS {type_name(t)}) AS {q(c)}" if c in has else
-                                  f"NULL::{type_name(t)} AS {q(c)}" for c, t in columns) + f" FROM ({select})")
+                                  f"CAST(NULL AS {type_name(t)}) AS {q(c)}" for c, t in columns) + f" FROM ({select})")
 
 
 def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select: SQL) -> None:
     """Make `table`'s rows on `as_of` the rows of `select` (inside the caller's transaction), writing
     only what differs from the ranges that cover the night."""
+    as_of = as_of.date() if isinstance(as_of, datetime) else as_of  # nights are dates, compared with the nights held
     ranges, key = ranges_of(table), RANGED[table]
     d = f"DATE {lit(as_of.isoformat())}"
     later = [n for n in nights_held(con, table) if n > as_of]
@@ -213,8 +219,8 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
         # the night's rows once: their stamps are read from them, then they are paired
         con.execute(f"CREATE OR REPLACE TEMP TABLE _night_stamped AS {select}")
         select = "SELECT * FROM _night_stamped"
-        stamps = {c: _stamp(con, table, as_of, c) for c in stamped}
-    night = _night_rows(con, table, f"SELECT * FROM {_stored(con, f'({select})', d)}", columns)
+        stamps = {c: value for c in stamped if (value := _stamp(con, c)) is not MIXED}
+    night = _night_rows(con, table, f"SELECT * FROM {_stored(con, f'({select})', d, tuple(stamps))}", columns)
     covered = con.execute(f"SELECT count(*) FROM {ranges} WHERE {covering}").fetchone()[0]
     if not covered:
         # nothing to compare with (a first night, or a night before every other): insert as computed
@@ -257,14 +263,16 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
     con.execute("DROP TABLE IF EXISTS _night_stamped")
 
 
-def _stamp(con: duckdb.DuckDBPyConnection, table: str, as_of: date, column: str) -> str | None:
-    """The one value `column` holds in all of the night's rows (`_night_stamped`); None in a night of none."""
+MIXED = object()  # a stamp column whose values differ between the night's rows
+
+
+def _stamp(con: duckdb.DuckDBPyConnection, column: str) -> str | None | object:
+    """The one value `column` holds in all of the night's rows (`_night_stamped`; None in a night of
+    none or of NULLs), or MIXED: the rows then keep their own (nothing a night is given is lost; that
+    a night's decisions rest on one snapshot is for the stage's checks to say)."""
     values, nulls, value = con.execute(f"SELECT count(DISTINCT {q(column)}), count(*) FILTER ({q(column)} IS NULL), "
                                        f"CAST(any_value({q(column)}) AS VARCHAR) FROM _night_stamped").fetchone()
-    if values > 1 or (values and nulls):
-        raise ValueError(f"{table} on {as_of}: column {column} holds {values} values" + (" and NULL" if nulls else "")
-                         + "; it stamps the night, and a night's rows hold one")
-    return value
+    return MIXED if values > 1 or (values and nulls) else value
 
 
 class RepeatedKey(ValueError):

@@ -38,34 +38,52 @@ def message_lines(message: str) -> list[str]:
             if line.strip() and not re.match(r"\s*(LINE \d+:|\^+\s*$)", line)]
 
 
-_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_ ]*(\(\d+(, ?\d+)*\))?")
-_FIELD = re.compile(r"([a-z_][a-z0-9_]*) (.+)")
+# the types DESCRIBE names, as it spells them; DECIMAL with its width and scale
+_BASE_TYPES = frozenset({
+    "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+    "UHUGEINT", "FLOAT", "DOUBLE", "VARCHAR", "BLOB", "DATE", "TIME", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS",
+    "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE", "TIME WITH TIME ZONE", "INTERVAL", "UUID", "BIT", "JSON", "VARINT",
+    "BIGNUM"})
+_DECIMAL = re.compile(r"DECIMAL\([0-9]{1,2},[0-9]{1,2}\)")
+_ARRAY = re.compile(r"(.+)\[[0-9]*\]")
+_FIELD = re.compile(r'("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_]*) (.+)')
 
 
-def _top_level(text: str) -> list[str]:
-    """`text` split at the commas outside parentheses."""
-    parts, depth, start = [], 0, 0
+def _top_level(text: str) -> list[str] | None:
+    """`text` split at the commas outside parentheses and quotes; None when they do not balance."""
+    parts, depth, quoted, start = [], 0, False, 0
     for i, c in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(c, 0)
-        if c == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    return [*parts, text[start:].strip()]
+        if c == '"':
+            quoted = not quoted
+        elif not quoted:
+            depth += {"(": 1, ")": -1}.get(c, 0)
+            if depth < 0:
+                return None
+            if c == "," and depth == 0:
+                parts.append(text[start:i].strip())
+                start = i + 1
+    return None if depth or quoted else [*parts, text[start:].strip()]
 
 
 def _is_type(text: str) -> bool:
-    while text.endswith("[]"):
-        text = text[:-2]
-    if text.startswith("STRUCT(") and text.endswith(")"):  # fields named as plain lower-case identifiers
-        fields = [_FIELD.fullmatch(f) for f in _top_level(text[len("STRUCT("):-1])]
-        return all(f and _is_type(f.group(2)) for f in fields)
-    return bool(_TYPE_NAME.fullmatch(text))
+    if array := _ARRAY.fullmatch(text):
+        return _is_type(array.group(1))
+    for nested in ("STRUCT", "MAP"):
+        if text.startswith(nested + "(") and text.endswith(")"):
+            parts = _top_level(text[len(nested) + 1:-1])
+            if parts is None:
+                return False
+            if nested == "MAP":
+                return len(parts) == 2 and all(_is_type(p) for p in parts)
+            fields = [_FIELD.fullmatch(p) for p in parts]
+            return all(f and _is_type(f.group(2)) for f in fields)
+    return text in _BASE_TYPES or bool(_DECIMAL.fullmatch(text))
 
 
 def type_name(text: str) -> str:
-    """A DuckDB column type as DESCRIBE spells it (`DOUBLE`, `DECIMAL(38,6)`, `VARCHAR[]`, a
-    `STRUCT(a DATE, b VARCHAR)[]` of plainly named fields), refused when it is anything else: a type
-    cannot be quoted or bound."""
+    """A DuckDB column type as DESCRIBE spells it (`DOUBLE`, `DECIMAL(38,6)`, `VARCHAR[]`,
+    `STRUCT(a DATE, "b c" VARCHAR)[]`, `MAP(VARCHAR, INTEGER)`), refused when it is anything else (an
+    expression, an ENUM or UNION, which no table here holds): a type cannot be quoted or bound."""
     if not _is_type(text):
         raise ValueError(f"not a column type: {text!r}")
     return text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import date, timedelta
+from decimal import Decimal
 
 import duckdb
 import pytest
@@ -177,7 +178,7 @@ def test_a_move_into_ranges_cut_short_leaves_the_per_night_table_whole(monkeypat
     assert con.execute("SELECT count(*) FROM scores.negative_hits").fetchone()[0] == 3
     monkeypatch.setattr(ranges, "write_night", real)
     ensure(con, HITS)
-    assert [(r[1], r[2], r[-1]) for n in nights for r in read(con, HITS, n)] == [
+    assert con.execute(f"SELECT as_of, rule_id, legacy_flag FROM {HITS} ORDER BY as_of").fetchall() == [
         (n, "N01", i) for i, n in enumerate(nights)]
 
 
@@ -305,20 +306,61 @@ def test_years_not_counted_from_a_date_read_back_as_written(years):
     assert con.execute(f"SELECT count(*) FROM {ranges_of(INDICATORS)}").fetchone()[0] == 3
 
 
-def test_a_night_whose_rows_hold_two_snapshots_is_refused_and_writes_nothing():
+def test_a_night_whose_rows_hold_two_snapshots_or_none_reads_back_as_written():
+    """A stamp that is not one value for the whole night is kept on each row: nothing a night is given
+    is lost (a store whose earlier version wrote 'None' beside NULL moves in), and the next night's
+    one value is kept beside it again."""
     con = duckdb.connect()
     con.execute("CREATE SCHEMA features")
     firms = {"F1": (date(2015, 6, 1), 1.0), "F2": (date(2016, 6, 1), 2.0)}
-    write(con, INDICATORS, D0, firms_select(D0, firms, "s0"), create=True)
-    later = D0 + timedelta(days=1)
-    mixed = f"{firms_select(later, {'F1': firms['F1']}, 's1')} UNION ALL {firms_select(later, {'F2': firms['F2']}, 's2')}"
-    with pytest.raises(ValueError, match="features.indicators on 2026-10-02: column snapshot_id holds 2 values"):
-        write(con, INDICATORS, later, mixed)
-    half = f"{firms_select(later, {'F1': firms['F1']}, 's1')} UNION ALL {firms_select(later, {'F2': firms['F2']}, None)}"
-    with pytest.raises(ValueError, match="holds 1 values and NULL"):
-        write(con, INDICATORS, later, half)
-    assert con.execute(f"SELECT count(*) FROM {INDICATORS} WHERE as_of = ?", [later]).fetchone()[0] == 0
-    assert len(read(con, INDICATORS, D0)) == 2
+    nights = [D0 + timedelta(days=i) for i in range(4)]
+    selects = [
+        firms_select(nights[0], firms, "s0"),
+        f"{firms_select(nights[1], {'F1': firms['F1']}, 's1')} UNION ALL {firms_select(nights[1], {'F2': firms['F2']}, 's2')}",
+        f"{firms_select(nights[2], {'F1': firms['F1']}, 'None')} UNION ALL {firms_select(nights[2], {'F2': firms['F2']}, None)}",
+        firms_select(nights[3], firms, None).replace("NULL)", "NULL::VARCHAR)"),  # no snapshot: NULL, typed by nothing else
+    ]
+    for night, select in zip(nights, selects):
+        write(con, INDICATORS, night, select, create=True)
+    for night, select in zip(nights, selects):
+        assert bits(sorted(con.execute(f"SELECT * FROM {INDICATORS} WHERE as_of = ?", [night]).fetchall())) \
+            == bits(sorted(duckdb.sql(select).fetchall())), night
+    # each night's rows are new ranges, but F2's on the last night: NULL on its row the night before,
+    # NULL beside the night after, it reads the same and its range holds on
+    assert con.execute(f"SELECT count(*) FROM {ranges_of(INDICATORS)}").fetchone()[0] == 2 + 2 + 2 + 1
+
+
+def test_a_night_with_a_snapshot_typed_null_is_written():
+    """A night without a snapshot: the column is a bare NULL, whose type DuckDB names "NULL"."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features")
+    write(con, INDICATORS, D0, firms_select(D0, {"F1": (date(2015, 6, 1), 1.0)}, "s0"), create=True)
+    write(con, INDICATORS, D0 + timedelta(days=1),
+          "SELECT 'F1' AS uscc, DATE '2026-10-02' AS as_of, 1.0::DOUBLE AS revenue_12m, NULL AS snapshot_id")
+    assert con.execute(f"SELECT revenue_12m, snapshot_id FROM {INDICATORS} ORDER BY as_of").fetchall() == [
+        (1.0, "s0"), (1.0, None)]
+
+
+def test_a_per_night_table_keeps_its_own_column_types_and_its_timestamped_nights_when_moved_in():
+    """An earlier version wrote the PD inputs from a DataFrame (nights as timestamps) and the scores in
+    the DECIMAL scale of the catalogue's weights of their first night: moved in, every night reads
+    back as it was, and later nights are cast into those types as its inserts by name cast them."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA scores")
+    con.execute("CREATE TABLE scores.commercial_value AS SELECT 'F1' AS uscc, TIMESTAMP '2026-10-01' AS as_of, "
+                "12.375::DECIMAL(8,3) AS innovation, 55.55555555555556::DOUBLE AS operations, 's0' AS snapshot_id")
+    con.execute("INSERT INTO scores.commercial_value VALUES ('F1', TIMESTAMP '2026-10-02', 12.375, 55.55555555555556, 's1'),"
+                " ('F2', TIMESTAMP '2026-10-02', 1.5, 2.5, 's1')")
+    before = con.execute("SELECT uscc, CAST(as_of AS DATE), innovation, operations, snapshot_id FROM scores.commercial_value "
+                         "ORDER BY ALL").fetchall()
+    tonight = ("SELECT 'F1' AS uscc, DATE '2026-10-03' AS as_of, 12.38::DECIMAL(7,2) AS innovation, "
+               "55.5::DOUBLE AS operations, 's2' AS snapshot_id")
+    write(con, "scores.commercial_value", D0 + timedelta(days=2), tonight, create=True)
+    after = con.execute("SELECT * FROM scores.commercial_value ORDER BY as_of, uscc").fetchall()
+    assert sorted(after[:3]) == before
+    assert after[3] == ("F1", D0 + timedelta(days=2), Decimal("12.380"), 55.5, "s2")
+    assert con.execute("SELECT data_type FROM information_schema.columns WHERE table_name = 'commercial_value_ranges' "
+                       "AND column_name = 'innovation'").fetchone() == ("DECIMAL(8,3)",)
 
 
 def test_a_store_whose_nights_held_no_stamps_gains_them_and_its_per_night_indicators_move_in():

@@ -35,6 +35,8 @@ import re
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.core.test_layout import RANK
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -545,3 +547,21 @@ def test_the_checker_accepts_what_is_safe():
                 count += 1
             con.execute(f"SELECT * FROM t LIMIT {count}")
     """) == []
+
+
+def test_type_name_takes_the_types_describe_gives_and_refuses_anything_else():
+    import duckdb
+
+    from valuecredit.sqltext import type_name
+
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE t AS SELECT 1::TINYINT a, 1.5::DECIMAL(38,6) b, 'x' c, DATE '2020-01-01' d, now() e,
+                   [1, 2] f, {'select': 1, 'Bank': 'x', 'a b': [1.0]} g, MAP {'k': 1} h, [1, 2]::INTEGER[2] i,
+                   [{'maturity_on': DATE '2026-01-01', 'bank_id': 'B01'}] j, INTERVAL 1 DAY k, uuid() l""")
+    for _, kind, *_ in con.execute("DESCRIBE t").fetchall():
+        assert con.execute(f"SELECT CAST(NULL AS {type_name(kind)}) IS NULL").fetchone() == (True,), kind
+    for text in ("BOOLEAN OR TRUE", "VARCHAR IS NULL", "INTEGER NOT NULL", "STRUCT(a INTEGER DEFAULT 1)", '"NULL"',
+                 'STRUCT("a" INTEGER); DROP TABLE t', "STRUCT(a INTEGER), b INTEGER)", "DECIMAL(٣,2)", "MAP(INTEGER)",
+                 'STRUCT("a"" INTEGER)', "INTEGER[1 OR 1]", "ENUM('a', 'b')", "VARCHAR -- x"):
+        with pytest.raises(ValueError, match="not a column type"):
+            type_name(text)
