@@ -3,7 +3,7 @@
 Measures, each in its own process on a copy of the store:
 1. the single run: `build_indicators` + `build_scores` (what the nightly job does);
 2. the same work cut into K partitions by district (`scoring.partitions`), each partition alone,
-   then the merge (loading the parts, peer percentiles);
+   then the merge (loading the parts);
 3. the K partitions run W at a time in parallel processes (read-only connections), then the merge.
 The split says what a cluster would gain: the partitions' work against the single run's, and the
 merge that stays serial. Writes benchmarks/results/partitions.json.

@@ -1,8 +1,7 @@
 """Scaling the per-firm scoring out: the job `scale_out_scoring` computes indicators, negative-list
 hits and scores on partitions of firms (districts, in `VALUECREDIT_FIRM_PARTITIONS` groups of similar
 size, 4 by default), each partition a mapped step that reads the store only, so a multiprocess or
-distributed executor runs them side by side; then one step loads every part and computes the peer
-percentiles. It writes the same tables as `features/indicators` and `scores/commercial_value` of the
+distributed executor runs them side by side; then one step loads every part. It writes the same tables as `features/indicators` and `scores/commercial_value` of the
 nightly job, which do it in one step (tests/scoring/test_partitions.py compares the two). Bodies call
 scoring.partitions."""
 
@@ -44,7 +43,7 @@ def score_firm_partition(context: dg.OpExecutionContext, store: Store, catalogue
 @dg.op(out=dg.Out(dg.Nothing))
 def merge_firm_partitions(context: dg.OpExecutionContext, store: Store, catalogue: CatalogueFile,
                           parts_folder: PartsFolder, partitions: list[dict]) -> None:
-    """The single writer: every part into the store in one transaction, then the peer percentiles."""
+    """The single writer: every part into the store in one transaction."""
     as_of = business_date(context)
     with store.connect() as con:
         s = merge_partitions(con, as_of, catalogue.load(), Path(parts_folder.path) / as_of.isoformat(),
@@ -57,8 +56,8 @@ def merge_firm_partitions(context: dg.OpExecutionContext, store: Store, catalogu
     key=["scores", "by_firm_partition"], group_name="scale_out", partitions_def=business_days,
     ins={"coverage": dg.AssetIn(["staging", "firm_coverage"], dagster_type=dg.Nothing)},
     description="features/indicators and scores/commercial_value computed on partitions of firms (groups of "
-                "districts) in parallel steps that only read the store, then merged by one writer with the peer "
-                "percentiles: the same tables as the nightly job's single step.",
+                "districts) in parallel steps that only read the store, then merged by one writer: "
+                "the same tables as the nightly job's single step.",
 )
 def by_firm_partition(coverage):
     return merge_firm_partitions(plan_firm_partitions(coverage).map(score_firm_partition).collect())

@@ -50,7 +50,7 @@ def score_checks(context: dg.AssetCheckExecutionContext, store: Store, catalogue
     key=["scores", "commercial_value"], group_name="scoring", deps=[indicators],
     partitions_def=business_days, retry_policy=retry_policy, kinds={"duckdb"},
     description="Commercial-value score (0-1000), dimension scores, grade and negative-list verdict per firm; "
-                "hits in scores.negative_hits, peer percentiles in scores.peer_percentiles.",
+                "hits in scores.negative_hits (peer percentiles are computed when a report reads them).",
 )
 def commercial_value(context: dg.AssetExecutionContext, store: Store, catalogue: CatalogueFile,
                      progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:

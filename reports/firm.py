@@ -23,6 +23,7 @@ from lending.gate import bank_facing_firms_sql
 from reports import charts
 from reports.vocabulary import evidence, indicator_value, load_vocabulary, money_fen, number, percent, shortfall
 from scoring.catalogue import Catalogue
+from scoring.score import peer_percentiles_sql
 from scoring.sql import PointInTime
 from valuecredit.sqltext import lit
 
@@ -64,7 +65,7 @@ def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dic
         FROM {pit.rows("registry")} WHERE {mine} GROUP BY uscc""").df().set_index("uscc")
     log_read(con, "firm_report", "registry", as_of, records=len(profile), masked=True, columns=(LEGAL_REP_NAME,))
     values = con.execute(f"SELECT * FROM features.indicators WHERE as_of = {d} AND {mine}").df().set_index("uscc")
-    peers = con.execute(f"SELECT * FROM scores.peer_percentiles WHERE as_of = {d} AND {mine}").df().set_index("uscc")
+    peers = con.execute(peer_percentiles_sql(as_of, "_report_firms")).df().set_index("uscc")
     hits = con.execute(f"SELECT * FROM scores.negative_hits WHERE as_of = {d} AND {mine} ORDER BY uscc, rule_id, evidence_date").df()
     trends = {src: con.execute(f"""
         SELECT uscc, period, sum({col}) AS v FROM {pit.rows(src)} WHERE {mine} GROUP BY uscc, period ORDER BY uscc, period""").df()

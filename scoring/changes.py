@@ -14,7 +14,7 @@ and they can differ for every firm when
 In the first two cases the night is incremental: those firms are computed again and every other
 firm's rows are carried forward from P; otherwise it is full. Years in operation move every day:
 carried rows get theirs anew. What is computed over all firms together (scores from indicators,
-peer percentiles, eligibility) is computed again over all firms, by design.
+eligibility) is computed again over all firms, by design.
 
 The stages after the indicators (`STAGES`: the negative-list hits, the PDs) carry P's rows only
 when P's plan records that stage as computed, after P's indicators, with what computes it tonight

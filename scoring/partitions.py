@@ -4,8 +4,8 @@ A firm's indicators, negative-list hits and score depend on that firm's rows alo
 be cut into partitions (by district, the unit the programme is administered in) and each partition
 computed by its own worker. A worker needs only read access to the store: it writes its partition
 as Parquet files (`<parts>/<partition>/{indicators,negative_hits,commercial_value}.parquet`,
-written aside and renamed). One writer then loads every part into the store in one transaction and
-computes what depends on all firms together (the peer percentiles). DuckDB allows one writer per
+written aside and renamed). One writer then loads every part into the store in one transaction
+(what depends on all firms together, the peer percentiles, is computed when read). DuckDB allows one writer per
 file but many readers, so workers run side by side; on a distributed engine the same SQL runs on
 each partition's rows.
 
@@ -27,7 +27,6 @@ from scoring.score import (
     data_snapshot,
     ensure_tables,
     hits_made_with,
-    replace_scores,
     score_select_sql,
     summarise_scores,
 )
@@ -96,7 +95,7 @@ def compute_partition(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogu
 def merge_partitions(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, parts: Path,
                      partitions: list[FirmPartition]) -> ScoreSummary:
     """The single writer: replace the date's indicators, hits and scores with every partition's
-    part, then compute the peer percentiles over all firms, in one transaction."""
+    part, in one transaction."""
     ensure_tables(con)
     missing = [p.name for p in partitions if not all((Path(parts) / p.name / f"{n}.parquet").exists() for n in PARTS)]
     if missing:
@@ -111,5 +110,6 @@ def merge_partitions(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue
         for table, name in (("features.indicators", "indicators"), ("scores.negative_hits", "negative_hits")):
             replace_date(con, table, as_of, f"SELECT * FROM {read[name]} ORDER BY uscc")
         record_stage(con, as_of, "hits", hits_made_with(cat), reason)
-        replace_scores(con, as_of, f"SELECT * FROM {read['commercial_value']} ORDER BY uscc")
+        replace_date(con, "scores.commercial_value", as_of, f"SELECT * FROM {read['commercial_value']} ORDER BY uscc",
+                     create=True)
     return summarise_scores(con, as_of, cat)

@@ -1,4 +1,4 @@
-"""Indicators, points, the commercial-value score, the negative list and peer percentiles, per date.
+"""Indicators, points, the commercial-value score and the negative list per date; peer percentiles when read.
 
 Every table is keyed by (uscc, as_of); rebuilding a date replaces that date's rows in one
 transaction, so a rerun is idempotent and readers never see half a date.
@@ -26,7 +26,7 @@ from valuecredit.schema import ensure
 from valuecredit.sqltext import SQL, lit, q
 from valuecredit.store import replace_date, transaction
 
-TABLES = ("meta.snapshots", "features.indicators", "scores.negative_hits", "scores.peer_percentiles")
+TABLES = ("meta.snapshots", "features.indicators", "scores.negative_hits")
 
 
 @dataclass
@@ -42,6 +42,9 @@ class ScoreSummary:
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     ensure(con, *TABLES)
+    # the peer percentiles are computed when read (`peer_percentiles_sql`): an earlier version's copy
+    # per night is derived data, given again from the indicators and the registry as of each date
+    con.execute("DROP TABLE IF EXISTS scores.peer_percentiles")
     con.execute("CREATE SCHEMA IF NOT EXISTS scores")  # scores.commercial_value, shaped by its query
 
 
@@ -164,14 +167,9 @@ def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
         plan, full_reason = stage_plan(con, as_of, "hits", hits_made_with(cat))
         replace_date(con, "scores.negative_hits", as_of, hits_of_night_sql(plan, as_of, cat))
         record_stage(con, as_of, "hits", hits_made_with(cat), full_reason)
-        replace_scores(con, as_of, score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})"))
+        replace_date(con, "scores.commercial_value", as_of,
+                     score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})"), create=True)
     return summarise_scores(con, as_of, cat)
-
-
-def replace_scores(con: duckdb.DuckDBPyConnection, as_of: date, select: SQL) -> None:
-    """The date's scores from `select`, then the peer percentiles of its indicators (inside the caller's transaction)."""
-    replace_date(con, "scores.commercial_value", as_of, select, create=True)
-    replace_date(con, "scores.peer_percentiles", as_of, peer_percentiles_sql(as_of))
 
 
 def summarise_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> ScoreSummary:
@@ -182,16 +180,26 @@ def summarise_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue
     return ScoreSummary(as_of, firms, excluded, hits, snapshot or "", cat.version, cat.content_hash)
 
 
-def peer_percentiles_sql(as_of: date) -> str:
-    """Each indicator's percent rank (0 = lowest value, 1 = highest) among firms of the same
-    industry and size class on the date; NULL where the firm's value is missing."""
+def peer_percentiles_sql(as_of: date, firms: SQL) -> SQL:
+    """Each numeric indicator's percent rank (0 = lowest value, 1 = highest) among the firms of the
+    same industry and size class on the date, for the firms of `firms` (a relation with `uscc`); NULL
+    where the firm's value is missing. Computed when read, over those firms' peer groups alone: a
+    firm's percentile moves whenever any of its peers moves past it, so a stored copy would be a new
+    row every night (docs/DESIGN.md, "Tables kept by validity range"). The indicators and the
+    registry as of the date give any past date's percentiles again."""
     ranks = ", ".join(
-        f"CASE WHEN i.{k} IS NOT NULL THEN percent_rank() OVER (PARTITION BY r.industry, r.size_class, i.{k} IS NULL "
-        f"ORDER BY i.{k}) END AS {k}" for k in INDICATOR_KEYS if INDICATOR_TYPES[k] == "DOUBLE")
+        f"CASE WHEN {k} IS NOT NULL THEN percent_rank() OVER (PARTITION BY industry, size_class, {k} IS NULL "
+        f"ORDER BY {k}) END AS {k}" for k in INDICATOR_KEYS if INDICATOR_TYPES[k] == "DOUBLE")
     return f"""
-        SELECT i.uscc, i.as_of, r.industry, r.size_class, {ranks}
-        FROM features.indicators i JOIN {PointInTime('', as_of).rows('registry')} r USING (uscc)
-        WHERE i.as_of = DATE {lit(as_of.isoformat())} ORDER BY i.uscc"""
+        WITH peers AS (SELECT i.*, r.industry, r.size_class
+                       FROM features.indicators i JOIN {PointInTime('', as_of).rows('registry')} r USING (uscc)
+                       WHERE i.as_of = DATE {lit(as_of.isoformat())}),
+             groups AS (SELECT DISTINCT industry, size_class FROM peers WHERE uscc IN (SELECT uscc FROM {firms}))
+        SELECT * FROM (
+            SELECT uscc, as_of, industry, size_class, {ranks}
+            FROM peers p SEMI JOIN groups g
+                ON p.industry IS NOT DISTINCT FROM g.industry AND p.size_class IS NOT DISTINCT FROM g.size_class)
+        WHERE uscc IN (SELECT uscc FROM {firms}) ORDER BY uscc"""
 
 
 def latest_scored_date(con: duckdb.DuckDBPyConnection) -> date | None:

@@ -7,7 +7,7 @@ import duckdb
 import pandas as pd
 
 TABLES = ["meta.snapshots", "features.indicators", "scores.negative_hits", "scores.commercial_value",
-          "scores.peer_percentiles", "features.pd_inputs", "scores.pd", "scores.explanations", "scores.pd_importance",
+          "features.pd_inputs", "scores.pd", "scores.explanations", "scores.pd_importance",
           "scores.pd_stability", "decisions.eligibility_firms", "decisions.eligibility_pairs"]
 
 

@@ -29,7 +29,6 @@ TOP_REASONS = 4  # the adverse reasons a PD carries
 CARRYING_STAGES = ("hits", "pd")
 STAGE_COLUMNS = [f"{stage}_{what}" for stage in CARRYING_STAGES for what in ("made_with", "full_reason")]
 
-_NUMERIC_INDICATORS = [k for k, t in INDICATOR_TYPES.items() if t == "DOUBLE"]
 
 TABLES: dict[str, str] = {
     # ingestion
@@ -43,8 +42,6 @@ TABLES: dict[str, str] = {
                            + ", snapshot_id VARCHAR)",
     "scores.negative_hits": "(uscc VARCHAR, as_of DATE, rule_id VARCHAR, rule VARCHAR, source VARCHAR, "
                             "evidence_date DATE, detail VARCHAR)",
-    "scores.peer_percentiles": "(uscc VARCHAR, as_of DATE, industry VARCHAR, size_class VARCHAR, "
-                               + ", ".join(f"{k} DOUBLE" for k in _NUMERIC_INDICATORS) + ")",
     # incremental nights
     "meta.night_plans": "(as_of DATE PRIMARY KEY, previous DATE, full_reason VARCHAR, changed BIGINT, firms BIGINT, "
                         "code VARCHAR, " + ", ".join(f"{q(c)} VARCHAR" for c in STAGE_COLUMNS) + ")",

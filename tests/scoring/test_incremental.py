@@ -4,6 +4,7 @@ import shutil
 from datetime import date
 
 import duckdb
+import pandas as pd
 import pytest
 
 from data_contracts.contracts import contract_for
@@ -13,7 +14,7 @@ from lending.products import load_products
 from models.nightly import load_reason_codes, pinned_model, score_pd
 from scoring.catalogue import load_catalogue
 from scoring.changes import night_plan
-from scoring.score import build_indicators, build_scores
+from scoring.score import build_indicators, build_scores, peer_percentiles_sql
 from simulate.landing import deliver
 from tests.conftest import ingest_all
 from tests.night_tables import assert_same_tables
@@ -45,6 +46,9 @@ def nights(loan_book, trained_on, tmp_path_factory):
     con, cat, products, codes = connect(db), load_catalogue(), load_products(), load_reason_codes()
     model = pinned_model(trained_on(NIGHT) / "models")  # the session's champion: it scores either date
     night(con, BEFORE, cat, model, codes, products)
+    # the peer percentiles of BEFORE as that night knew them, for test_a_past_nights_peer_percentiles_...
+    con.execute(f"COPY ({peer_percentiles_sql(BEFORE, '(SELECT uscc FROM staging.registry)')}) TO "
+                f"'{work / 'peers_before.parquet'}' (FORMAT parquet)")
 
     firms = con.execute("SELECT uscc FROM staging.registry ORDER BY uscc").df()["uscc"]
     tax = con.execute("SELECT * EXCLUDE (_file, _delivered_on) FROM staging.tax_monthly WHERE period = '2026-10' "
@@ -215,4 +219,23 @@ def test_a_date_computed_again_forgets_what_its_stages_were_computed_with(clean_
     build_scores(con, second, cat)
     assert night_plan(con, second).incremental and stage_reasons(con, second) == (
         "hits: not computed for 2026-11-26 after its indicators (none then, or its night stopped before)", None)
+    con.close()
+
+
+def test_a_past_nights_peer_percentiles_computed_when_read_are_those_of_that_night(nights):
+    """The percentiles are not stored: read after a later night moved revenues, penalties and
+    registrations (16 firms changed industry), BEFORE's are still BEFORE's, for all firms and for a
+    few (whose peer groups alone are ranked)."""
+    db, _, _, _ = nights
+    con = duckdb.connect(str(db), read_only=True)
+    then = con.execute("SELECT * FROM read_parquet(?)", [str(db.parent / "peers_before.parquet")]).df()
+    everyone = con.execute(peer_percentiles_sql(BEFORE, "(SELECT uscc FROM staging.registry)")).df()
+    pd.testing.assert_frame_equal(everyone, then, check_exact=True)
+    few = then["uscc"].iloc[::997].tolist()
+    con.execute("CREATE TEMP TABLE _few AS SELECT unnest(?::VARCHAR[]) AS uscc", [few])
+    pd.testing.assert_frame_equal(con.execute(peer_percentiles_sql(BEFORE, "_few")).df(),
+                                  then[then["uscc"].isin(few)].reset_index(drop=True), check_exact=True)
+    tonight = con.execute(peer_percentiles_sql(NIGHT, "(SELECT uscc FROM staging.registry)")).df()
+    assert len(tonight) == len(then) and not tonight.drop(columns="as_of").equals(then.drop(columns="as_of"))
+    assert then.drop(columns=["uscc", "as_of", "industry", "size_class"]).notna().any().all()
     con.close()
