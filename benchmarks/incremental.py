@@ -28,7 +28,7 @@ from benchmarks.nightly import NIGHT, SOURCES_GROUP, group
 from data_contracts.contracts import contract_for
 from simulate.landing import deliver
 
-COMPARED = ["features.indicators", "scores.negative_hits", "scores.commercial_value",
+COMPARED = ["features.indicators", "scores.negative_hits", "scores.commercial_value", "scores.peer_groups",
             "features.pd_inputs", "scores.pd", "scores.explanations", "scores.pd_importance", "scores.pd_stability",
             "decisions.eligibility_firms", "decisions.eligibility_pairs"]
 

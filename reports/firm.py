@@ -25,7 +25,7 @@ from reports.vocabulary import evidence, indicator_value, load_vocabulary, money
 from scoring.catalogue import Catalogue
 from scoring.score import peer_percentiles_sql
 from scoring.sql import PointInTime
-from valuecredit.sqltext import lit
+from valuecredit.sqltext import SQL, lit
 
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -46,8 +46,9 @@ def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
                                       ).fetchall()}
 
 
-def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dict[str, dict]:
-    """Every section of the report for each firm, keyed by USCC."""
+def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date, peers_sql: SQL | None = None) -> dict[str, dict]:
+    """Every section of the report for each firm, keyed by USCC. `peers_sql`: the firms' peer percentiles
+    computed beforehand (a batch ranks every peer group once, not once per chunk)."""
     d = f"DATE {lit(as_of.isoformat())}"
     pit = PointInTime("", as_of)
     con.execute("CREATE OR REPLACE TEMP TABLE _report_firms (uscc VARCHAR PRIMARY KEY)")
@@ -65,7 +66,8 @@ def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date) -> dic
         FROM {pit.rows("registry")} WHERE {mine} GROUP BY uscc""").df().set_index("uscc")
     log_read(con, "firm_report", "registry", as_of, records=len(profile), masked=True, columns=(LEGAL_REP_NAME,))
     values = con.execute(f"SELECT * FROM features.indicators WHERE as_of = {d} AND {mine}").df().set_index("uscc")
-    peers = con.execute(peer_percentiles_sql(as_of, "_report_firms")).df().set_index("uscc")
+    peers = con.execute(f"SELECT * FROM {peers_sql} WHERE {mine}" if peers_sql else
+                        peer_percentiles_sql(as_of, "_report_firms")).df().set_index("uscc")
     hits = con.execute(f"SELECT * FROM scores.negative_hits WHERE as_of = {d} AND {mine} ORDER BY uscc, rule_id, evidence_date").df()
     trends = {src: con.execute(f"""
         SELECT uscc, period, sum({col}) AS v FROM {pit.rows(src)} WHERE {mine} GROUP BY uscc, period ORDER BY uscc, period""").df()
@@ -282,8 +284,11 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
     index: dict[str, list[dict]] = {b: [] for b in banks}
     voc = load_vocabulary()
     firms = sorted(by_firm)
+    con.execute("CREATE OR REPLACE TEMP TABLE _batch_firms (uscc VARCHAR PRIMARY KEY)")
+    con.execute("INSERT INTO _batch_firms SELECT unnest(?::VARCHAR[])", [firms])  # none, some nights
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _batch_peers AS {peer_percentiles_sql(as_of, '_batch_firms')}")
     for start in range(0, len(firms), chunk):
-        data = gather(con, firms[start:start + chunk], as_of)
+        data = gather(con, firms[start:start + chunk], as_of, "_batch_peers")
         for uscc in firms[start:start + chunk]:
             d, p = data[uscc], data[uscc]["profile"]
             for bank, _, n, best_limit, best_rate in by_firm[uscc]:
@@ -294,6 +299,7 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
                                     "pd": None if d["pd"] is None else percent(float(d["pd"]["pd"]), 2),
                                     "products": n, "best_limit_fen": int(best_limit or 0),
                                     "best_limit": money_fen(int(best_limit or 0), lang), "best_rate": percent(best_rate / 10_000, 2)})
+    con.execute("DROP TABLE _batch_peers; DROP TABLE _batch_firms")
     for bank in banks:  # the index as it says: the largest limit first, then by USCC
         firms_shown = sorted(index[bank], key=lambda f: (-f["best_limit_fen"], f["uscc"]))
         _write(folders[bank] / "index.html", TEMPLATES.get_template("index.html.j2").render(

@@ -22,11 +22,12 @@ from scoring.sql import (
     negative_hits_sql,
     years_in_operation,
 )
+from valuecredit.ranges import nights_held, write_night
 from valuecredit.schema import ensure
 from valuecredit.sqltext import SQL, lit, q
 from valuecredit.store import replace_date, transaction
 
-TABLES = ("meta.snapshots", "features.indicators", "scores.negative_hits")
+TABLES = ("meta.snapshots", "features.indicators", "scores.negative_hits", "scores.peer_groups")
 
 
 @dataclass
@@ -42,9 +43,24 @@ class ScoreSummary:
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     ensure(con, *TABLES)
-    # the peer percentiles are computed when read (`peer_percentiles_sql`): an earlier version's copy
-    # per night is derived data, given again from the indicators and the registry as of each date
-    con.execute("DROP TABLE IF EXISTS scores.peer_percentiles")
+    kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_catalog = current_database() "
+                       "AND table_schema = 'scores' AND table_name = 'peer_percentiles'").fetchall()
+    if kind == [("BASE TABLE",)]:
+        with transaction(con):
+            _keep_peer_groups_of_stored_percentiles(con)
+
+
+def _keep_peer_groups_of_stored_percentiles(con: duckdb.DuckDBPyConnection) -> None:
+    """An earlier version stored the percentiles, a copy per night. The peer groups each night ranked
+    by are kept from it, so that its nights' percentiles are given again as the banks were shown
+    them (a registry file delivered before a night but loaded after it changes no past night), and
+    the table itself is kept as it was under another name, no longer written."""
+    held = set(nights_held(con, "scores.peer_groups"))
+    for (night,) in con.execute("SELECT DISTINCT CAST(as_of AS DATE) FROM scores.peer_percentiles ORDER BY 1").fetchall():
+        if night not in held:
+            write_night(con, "scores.peer_groups", night, "SELECT uscc, as_of, industry, size_class FROM scores.peer_percentiles "
+                                                          f"WHERE CAST(as_of AS DATE) = DATE {lit(night.isoformat())}")
+    con.execute("ALTER TABLE scores.peer_percentiles RENAME TO peer_percentiles_v1")
     con.execute("CREATE SCHEMA IF NOT EXISTS scores")  # scores.commercial_value, shaped by its query
 
 
@@ -169,7 +185,15 @@ def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
         record_stage(con, as_of, "hits", hits_made_with(cat), full_reason)
         replace_date(con, "scores.commercial_value", as_of,
                      score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})"), create=True)
+        replace_date(con, "scores.peer_groups", as_of, peer_groups_sql(as_of))
     return summarise_scores(con, as_of, cat)
+
+
+def peer_groups_sql(as_of: date) -> SQL:
+    """Each firm with indicators on the date, with its industry and size class as the registry gives them then."""
+    return f"""SELECT i.uscc, i.as_of, r.industry, r.size_class
+               FROM features.indicators i JOIN {PointInTime('', as_of).rows('registry')} r USING (uscc)
+               WHERE i.as_of = DATE {lit(as_of.isoformat())} ORDER BY i.uscc"""
 
 
 def summarise_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) -> ScoreSummary:
@@ -185,14 +209,14 @@ def peer_percentiles_sql(as_of: date, firms: SQL) -> SQL:
     same industry and size class on the date, for the firms of `firms` (a relation with `uscc`); NULL
     where the firm's value is missing. Computed when read, over those firms' peer groups alone: a
     firm's percentile moves whenever any of its peers moves past it, so a stored copy would be a new
-    row every night (docs/DESIGN.md, "Tables kept by validity range"). The indicators and the
-    registry as of the date give any past date's percentiles again."""
+    row every night (docs/DESIGN.md, "Tables kept by validity range"). The indicators and the peer
+    groups the night stored give any past date's percentiles again."""
     ranks = ", ".join(
         f"CASE WHEN {k} IS NOT NULL THEN percent_rank() OVER (PARTITION BY industry, size_class, {k} IS NULL "
         f"ORDER BY {k}) END AS {k}" for k in INDICATOR_KEYS if INDICATOR_TYPES[k] == "DOUBLE")
     return f"""
-        WITH peers AS (SELECT i.*, r.industry, r.size_class
-                       FROM features.indicators i JOIN {PointInTime('', as_of).rows('registry')} r USING (uscc)
+        WITH peers AS (SELECT i.*, g.industry, g.size_class
+                       FROM features.indicators i JOIN scores.peer_groups g USING (uscc, as_of)
                        WHERE i.as_of = DATE {lit(as_of.isoformat())}),
              groups AS (SELECT DISTINCT industry, size_class FROM peers WHERE uscc IN (SELECT uscc FROM {firms}))
         SELECT * FROM (

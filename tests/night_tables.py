@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-TABLES = ["meta.snapshots", "features.indicators", "scores.negative_hits", "scores.commercial_value",
+TABLES = ["meta.snapshots", "features.indicators", "scores.negative_hits", "scores.commercial_value", "scores.peer_groups",
           "features.pd_inputs", "scores.pd", "scores.explanations", "scores.pd_importance",
           "scores.pd_stability", "decisions.eligibility_firms", "decisions.eligibility_pairs"]
 

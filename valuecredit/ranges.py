@@ -38,6 +38,7 @@ from valuecredit.transactions import in_transaction, transaction
 # night's identical rows are then told apart by their copy number)
 RANGED: dict[str, tuple[str, ...] | None] = {
     "features.indicators": ("uscc",),
+    "scores.peer_groups": None,  # one row per firm, unless the registry shows a firm twice (kept as it is)
     "features.pd_inputs": ("uscc",),
     "scores.commercial_value": ("uscc",),
     "scores.pd": ("uscc",),
@@ -169,7 +170,7 @@ def _ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> No
     added = add_missing_columns(con, ranges, _stored(con, shape))
     if kind == "BASE TABLE":
         _move_into_ranges(con, table)
-    elif kind is None or added:
+    elif kind is None or added or not _read_only(con):  # a view an earlier version made is made again
         _create_view(con, table)
 
 
@@ -182,7 +183,8 @@ def _move_into_ranges(con: duckdb.DuckDBPyConnection, table: str) -> None:
     _create_view(con, table)
     # as a date: a table an earlier version wrote from a DataFrame holds its nights as timestamps
     for (night,) in con.execute(f"SELECT DISTINCT CAST(as_of AS DATE) FROM {old} ORDER BY 1").fetchall():
-        write_night(con, table, night, f"SELECT * FROM {old} WHERE CAST(as_of AS DATE) = DATE {lit(night.isoformat())}")
+        write_night(con, table, night, f"SELECT * FROM {old} WHERE CAST(as_of AS DATE) = DATE {lit(night.isoformat())}",
+                    moving=True)
     con.execute(f"DROP TABLE {old}")
 
 
@@ -203,9 +205,10 @@ def _night_rows(con: duckdb.DuckDBPyConnection, table: str, select: SQL, columns
                                   f"CAST(NULL AS {type_name(t)}) AS {q(c)}" for c, t in columns) + f" FROM ({select})")
 
 
-def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select: SQL) -> None:
+def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select: SQL, moving: bool = False) -> None:
     """Make `table`'s rows on `as_of` the rows of `select` (inside the caller's transaction), writing
-    only what differs from the ranges that cover the night."""
+    only what differs from the ranges that cover the night. A night whose stamp is not one value is
+    refused, unless `moving` a night an earlier version wrote (its rows then keep their own)."""
     as_of = as_of.date() if isinstance(as_of, datetime) else as_of  # nights are dates, compared with the nights held
     ranges, key = ranges_of(table), RANGED[table]
     d = f"DATE {lit(as_of.isoformat())}"
@@ -219,7 +222,7 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
         # the night's rows once: their stamps are read from them, then they are paired
         con.execute(f"CREATE OR REPLACE TEMP TABLE _night_stamped AS {select}")
         select = "SELECT * FROM _night_stamped"
-        stamps = {c: value for c in stamped if (value := _stamp(con, c)) is not MIXED}
+        stamps = {c: value for c in stamped if (value := _stamp(con, table, as_of, c, moving)) is not MIXED}
     night = _night_rows(con, table, f"SELECT * FROM {_stored(con, f'({select})', d, tuple(stamps))}", columns)
     covered = con.execute(f"SELECT count(*) FROM {ranges} WHERE {covering}").fetchone()[0]
     if not covered:
@@ -263,16 +266,26 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
     con.execute("DROP TABLE IF EXISTS _night_stamped")
 
 
-MIXED = object()  # a stamp column whose values differ between the night's rows
+MIXED = object()  # a stamp column whose values differ between the rows of a night being moved in
 
 
-def _stamp(con: duckdb.DuckDBPyConnection, column: str) -> str | None | object:
+def _stamp(con: duckdb.DuckDBPyConnection, table: str, as_of: date, column: str, moving: bool) -> str | None | object:
     """The one value `column` holds in all of the night's rows (`_night_stamped`; None in a night of
-    none or of NULLs), or MIXED: the rows then keep their own (nothing a night is given is lost; that
-    a night's decisions rest on one snapshot is for the stage's checks to say)."""
+    none or of NULLs). Two values, or a value and NULL, are refused: a night's decisions rest on one
+    data snapshot. A night an earlier version wrote so (`moving`: 'None' beside NULL, when it had no
+    snapshot) is MIXED: its rows keep their own, nothing it holds is lost."""
     values, nulls, value = con.execute(f"SELECT count(DISTINCT {q(column)}), count(*) FILTER ({q(column)} IS NULL), "
                                        f"CAST(any_value({q(column)}) AS VARCHAR) FROM _night_stamped").fetchone()
-    return MIXED if values > 1 or (values and nulls) else value
+    if values > 1 or (values and nulls):
+        if moving:
+            return MIXED
+        raise ValueError(f"{table} on {as_of}: column {column} holds {values} values" + (" and NULL" if nulls else "")
+                         + "; it stamps the night's data snapshot, and a night's rows rest on one")
+    return value
+
+
+def _read_only(con: duckdb.DuckDBPyConnection) -> bool:
+    return con.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
 
 
 class RepeatedKey(ValueError):

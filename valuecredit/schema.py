@@ -42,6 +42,8 @@ TABLES: dict[str, str] = {
                            + ", snapshot_id VARCHAR)",
     "scores.negative_hits": "(uscc VARCHAR, as_of DATE, rule_id VARCHAR, rule VARCHAR, source VARCHAR, "
                             "evidence_date DATE, detail VARCHAR)",
+    # each scored firm's peer group as the registry gave it that night: what its percentiles rank it among
+    "scores.peer_groups": "(uscc VARCHAR, as_of DATE, industry VARCHAR, size_class VARCHAR)",
     # incremental nights
     "meta.night_plans": "(as_of DATE PRIMARY KEY, previous DATE, full_reason VARCHAR, changed BIGINT, firms BIGINT, "
                         "code VARCHAR, " + ", ".join(f"{q(c)} VARCHAR" for c in STAGE_COLUMNS) + ")",

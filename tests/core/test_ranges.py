@@ -164,11 +164,11 @@ def test_a_move_into_ranges_cut_short_leaves_the_per_night_table_whole(monkeypat
         con.execute("INSERT INTO scores.negative_hits VALUES ('F1', ?, 'N01', ?)", [night, i])
     real, calls = ranges.write_night, []
 
-    def failing_on_the_second(*args):
+    def failing_on_the_second(*args, **kwargs):
         calls.append(args[2])
         if len(calls) == 2:
             raise OSError("disk full")
-        real(*args)
+        real(*args, **kwargs)
 
     monkeypatch.setattr(ranges, "write_night", failing_on_the_second)
     with pytest.raises(OSError):
@@ -306,10 +306,26 @@ def test_years_not_counted_from_a_date_read_back_as_written(years):
     assert con.execute(f"SELECT count(*) FROM {ranges_of(INDICATORS)}").fetchone()[0] == 3
 
 
-def test_a_night_whose_rows_hold_two_snapshots_or_none_reads_back_as_written():
-    """A stamp that is not one value for the whole night is kept on each row: nothing a night is given
-    is lost (a store whose earlier version wrote 'None' beside NULL moves in), and the next night's
-    one value is kept beside it again."""
+def test_a_night_whose_rows_hold_two_snapshots_is_refused_and_writes_nothing():
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features")
+    firms = {"F1": (date(2015, 6, 1), 1.0), "F2": (date(2016, 6, 1), 2.0)}
+    write(con, INDICATORS, D0, firms_select(D0, firms, "s0"), create=True)
+    later = D0 + timedelta(days=1)
+    mixed = f"{firms_select(later, {'F1': firms['F1']}, 's1')} UNION ALL {firms_select(later, {'F2': firms['F2']}, 's2')}"
+    with pytest.raises(ValueError, match="features.indicators on 2026-10-02: column snapshot_id holds 2 values"):
+        write(con, INDICATORS, later, mixed)
+    half = f"{firms_select(later, {'F1': firms['F1']}, 's1')} UNION ALL {firms_select(later, {'F2': firms['F2']}, None)}"
+    with pytest.raises(ValueError, match="holds 1 values and NULL"):
+        write(con, INDICATORS, later, half)
+    assert con.execute(f"SELECT count(*) FROM {INDICATORS} WHERE as_of = ?", [later]).fetchone()[0] == 0
+    assert len(read(con, INDICATORS, D0)) == 2
+
+
+def test_an_earlier_versions_night_of_mixed_snapshots_moves_in_as_written():
+    """An earlier version wrote 'None' beside NULL when a night had no snapshot: moved in, its rows
+    keep their own stamps (nothing it holds is lost), and the next night's one value is kept beside
+    the night again."""
     con = duckdb.connect()
     con.execute("CREATE SCHEMA features")
     firms = {"F1": (date(2015, 6, 1), 1.0), "F2": (date(2016, 6, 1), 2.0)}
@@ -318,16 +334,21 @@ def test_a_night_whose_rows_hold_two_snapshots_or_none_reads_back_as_written():
         firms_select(nights[0], firms, "s0"),
         f"{firms_select(nights[1], {'F1': firms['F1']}, 's1')} UNION ALL {firms_select(nights[1], {'F2': firms['F2']}, 's2')}",
         f"{firms_select(nights[2], {'F1': firms['F1']}, 'None')} UNION ALL {firms_select(nights[2], {'F2': firms['F2']}, None)}",
-        firms_select(nights[3], firms, None).replace("NULL)", "NULL::VARCHAR)"),  # no snapshot: NULL, typed by nothing else
+        firms_select(nights[3], firms, None).replace("NULL)", "NULL::VARCHAR)"),
     ]
+    con.execute(f"CREATE TABLE {INDICATORS} AS {' UNION ALL '.join(selects)}")
+    with transaction(con):
+        ensure(con, INDICATORS)
+    columns = "uscc, as_of, years_in_operation, revenue_12m, snapshot_id"
     for night, select in zip(nights, selects):
-        write(con, INDICATORS, night, select, create=True)
-    for night, select in zip(nights, selects):
-        assert bits(sorted(con.execute(f"SELECT * FROM {INDICATORS} WHERE as_of = ?", [night]).fetchall())) \
+        assert bits(con.execute(f"SELECT {columns} FROM {INDICATORS} WHERE as_of = ? ORDER BY uscc", [night]).fetchall()) \
             == bits(sorted(duckdb.sql(select).fetchall())), night
     # each night's rows are new ranges, but F2's on the last night: NULL on its row the night before,
     # NULL beside the night after, it reads the same and its range holds on
     assert con.execute(f"SELECT count(*) FROM {ranges_of(INDICATORS)}").fetchone()[0] == 2 + 2 + 2 + 1
+    write(con, INDICATORS, nights[3] + timedelta(days=1), firms_select(nights[3] + timedelta(days=1), firms, "s4"))
+    assert con.execute(f"SELECT DISTINCT snapshot_id FROM {INDICATORS} WHERE as_of = ?",
+                       [nights[3] + timedelta(days=1)]).fetchall() == [("s4",)]
 
 
 def test_a_night_with_a_snapshot_typed_null_is_written():

@@ -14,7 +14,7 @@ from lending.products import load_products
 from models.nightly import load_reason_codes, pinned_model, score_pd
 from scoring.catalogue import load_catalogue
 from scoring.changes import night_plan
-from scoring.score import build_indicators, build_scores, peer_percentiles_sql
+from scoring.score import build_indicators, build_scores, ensure_tables, peer_percentiles_sql
 from simulate.landing import deliver
 from tests.conftest import ingest_all
 from tests.night_tables import assert_same_tables
@@ -238,4 +238,45 @@ def test_a_past_nights_peer_percentiles_computed_when_read_are_those_of_that_nig
     tonight = con.execute(peer_percentiles_sql(NIGHT, "(SELECT uscc FROM staging.registry)")).df()
     assert len(tonight) == len(then) and not tonight.drop(columns="as_of").equals(then.drop(columns="as_of"))
     assert then.drop(columns=["uscc", "as_of", "industry", "size_class"]).notna().any().all()
+    con.close()
+
+
+def test_a_registry_file_dated_before_a_night_but_loaded_after_it_leaves_its_percentiles(nights, tmp_path):
+    """The peer groups are the night's own (`scores.peer_groups`), not the registry as known today:
+    a late correction of size classes, delivered on BEFORE and loaded a night after NIGHT, moves no
+    percentile of BEFORE, though it moves the peer groups of every night computed after it."""
+    db, _, _, _ = nights
+    late = tmp_path / "late.duckdb"
+    shutil.copy(db, late)
+    con = connect(late)
+    then = con.execute(peer_percentiles_sql(BEFORE, "(SELECT uscc FROM staging.registry)")).df()
+    landing = db.parent / "landing"
+    moved = con.execute("SELECT * EXCLUDE (_file, _delivered_on) FROM staging.registry ORDER BY uscc LIMIT 40").df()
+    deliver(landing, contract_for("registry"), "market/registry/registry_late.csv", "2026-11",
+            moved.assign(size_class=moved["size_class"].map(lambda s: "微型" if s != "微型" else "小型")), BEFORE)
+    assert ingest_source(con, landing, "registry", date(2026, 11, 29)).rows_loaded == len(moved)
+    pd.testing.assert_frame_equal(con.execute(peer_percentiles_sql(BEFORE, "(SELECT uscc FROM staging.registry)")).df(),
+                                  then, check_exact=True)
+    con.close()
+
+
+def test_an_earlier_stores_stored_percentiles_are_kept_and_given_again(nights, tmp_path):
+    """A store of the version that stored the percentiles: the peer groups its nights ranked by are
+    kept from that table, which stays as it was under another name; the percentiles read are the
+    ones it stored."""
+    db, _, _, _ = nights
+    old = tmp_path / "old.duckdb"
+    shutil.copy(db, old)
+    con = connect(old)
+    everyone = "(SELECT uscc FROM staging.registry)"
+    con.execute(f"CREATE TABLE scores.peer_percentiles AS SELECT * FROM ({peer_percentiles_sql(BEFORE, everyone)}) "
+                f"UNION ALL SELECT * FROM ({peer_percentiles_sql(NIGHT, everyone)})")
+    stored = con.execute("SELECT * FROM scores.peer_percentiles ORDER BY as_of, uscc").df()
+    con.execute("DELETE FROM scores.peer_groups_ranges")  # that version kept no peer groups
+    con.execute("DELETE FROM meta.nights_held WHERE table_name = 'scores.peer_groups'")
+    assert con.execute(peer_percentiles_sql(BEFORE, everyone)).df().empty
+    ensure_tables(con)
+    given = pd.concat([con.execute(peer_percentiles_sql(d, everyone)).df() for d in (BEFORE, NIGHT)], ignore_index=True)
+    pd.testing.assert_frame_equal(given, stored, check_exact=True)
+    pd.testing.assert_frame_equal(con.execute("SELECT * FROM scores.peer_percentiles_v1 ORDER BY as_of, uscc").df(), stored)
     con.close()

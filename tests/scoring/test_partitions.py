@@ -12,7 +12,7 @@ from scoring.score import build_indicators, build_scores
 from tests.conftest import ingest_all
 
 DAY = date(2026, 11, 28)
-TABLES = ["features.indicators", "scores.negative_hits", "scores.commercial_value",
+TABLES = ["features.indicators", "scores.negative_hits", "scores.commercial_value", "scores.peer_groups",
           "meta.snapshots"]
 
 
