@@ -406,3 +406,25 @@ def test_a_store_whose_nights_held_no_stamps_gains_them_and_its_per_night_indica
             for n in nights} == before
     assert con.execute(f"SELECT count(*) FROM {ranges_of(INDICATORS)}").fetchone()[0] == 2  # a range per firm
     assert read(con, PAIRS, D0) == [("F1", D0, "P1", 0, True, 100)]
+
+
+def test_a_view_an_earlier_version_made_is_made_again_by_a_writer():
+    """A store made by an earlier release holds its view (here: stamps read from the nights held
+    alone, as b82a5c4 made it); the next writer to ensure the table makes the view of this release,
+    so an earlier store's night of mixed stamps moved in reads back as written."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features")
+    firms = {"F1": (date(2015, 6, 1), 1.0), "F2": (date(2016, 6, 1), 2.0)}
+    mixed = f"{firms_select(D0, {'F1': firms['F1']}, 's1')} UNION ALL {firms_select(D0, {'F2': firms['F2']}, 's2')}"
+    con.execute(f"CREATE TABLE {INDICATORS} AS {mixed}")
+    with transaction(con):
+        ensure(con, INDICATORS)
+    shown = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {INDICATORS})").fetchall()]
+    old_view = ", ".join("n.snapshot_id" if c == "snapshot_id" else "n.as_of" if c == "as_of" else
+                         "NULL::DOUBLE AS years_in_operation" if c == "years_in_operation" else f"r.{c}" for c in shown)
+    con.execute(f"CREATE OR REPLACE VIEW {INDICATORS} AS SELECT {old_view} FROM {ranges_of(INDICATORS)} r JOIN "
+                "meta.nights_held n ON n.table_name = 'features.indicators' AND n.as_of >= r.valid_from AND n.as_of < r.valid_to")
+    assert con.execute(f"SELECT DISTINCT snapshot_id FROM {INDICATORS}").fetchall() == [(None,)]
+    with transaction(con):
+        ensure(con, INDICATORS)
+    assert con.execute(f"SELECT uscc, snapshot_id FROM {INDICATORS} ORDER BY uscc").fetchall() == [("F1", "s1"), ("F2", "s2")]
