@@ -16,7 +16,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.ingest import _child, machine, parse_store_args, store_parser, write_result
+from benchmarks.ingest import _child, parse_store_args, store_parser, write_result
 
 STAGE = """
 import json, time
@@ -51,7 +51,7 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
     cached = [r["pack_seconds"] for r in runs if r["cached"]]
     result = {
-        "store": str(args.db), "as_of": args.date, "machine": machine(),
+        "store": str(args.db), "as_of": args.date,
         "repeats": args.repeats, "afresh_seconds": runs[0]["pack_seconds"],
         "cached_seconds_median": statistics.median(cached),
         "cached_against_afresh": round(statistics.median(cached) / runs[0]["pack_seconds"], 3),

@@ -14,7 +14,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from benchmarks.ingest import _child, machine, parse_store_args, store_parser, write_result
+from benchmarks.ingest import _child, parse_store_args, store_parser, write_result
 
 STAGE = """
 import json, time
@@ -49,7 +49,7 @@ def main() -> None:
     total = round(statistics.median(r["eligibility_seconds"] + r["publication_seconds"] for r in runs), 1)
     result = {
         "firms": runs[0]["firms"], "products": runs[0]["products"], "banks": runs[0]["banks"], "as_of": args.date,
-        "machine": machine(), "repeats": args.repeats,
+        "repeats": args.repeats,
         "eligibility_seconds_median": med("eligibility_seconds"), "publication_seconds_median": med("publication_seconds"),
         "total_seconds_median": total, "target_seconds": 120, "meets_target": total < 120,
         "peak_rss_gib_max": max(r["peak_rss_gib"] for r in runs), "runs": runs,

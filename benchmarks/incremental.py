@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from benchmarks.ingest import _child, machine, write_result
+from benchmarks.ingest import _child, write_result
 from benchmarks.nightly import NIGHT, SOURCES_GROUP, group
 from data_contracts.contracts import contract_for
 from simulate.landing import deliver
@@ -125,7 +125,6 @@ def main() -> None:
     diff = differences(dbs["incremental"], dbs["full"], night)
     inc, full = runs["incremental"]["seconds"], runs["full"]["seconds"]
     result = {
-        "machine": machine(),
         "firms": firms, "night": night.isoformat(), "previous": str(plan[0]), "rows_delivered": delivered,
         "changed_firms": plan[2], "changed_share": round(plan[2] / max(plan[3], 1), 4),
         "incremental_seconds": inc, "full_seconds": full, "ratio": round(inc / full, 3),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 
-from benchmarks.ingest import _child, machine, parse_store_args, store_parser, write_result
+from benchmarks.ingest import _child, parse_store_args, store_parser, write_result
 
 SQL_STAGE = """
 import json, time
@@ -58,7 +58,7 @@ def main() -> None:
     pd_ind = med(pandas_runs, "indicators_seconds")
     differences = pandas_runs[-1]["differences"]
     result = {
-        "firms": sql_runs[0]["firms"], "as_of": args.date, "machine": machine(),
+        "firms": sql_runs[0]["firms"], "as_of": args.date,
         "repeats": args.repeats,
         "sql": {"indicators_seconds_median": sql_ind, "score_seconds_median": sql_score,
                 "indicators_and_score_seconds_median": round(sql_ind + sql_score, 2),

@@ -176,7 +176,7 @@ out = {{"rows_loaded": loaded, "rows_quarantined": quarantined, "seconds_by_sour
     print("ingest", ingest, flush=True)
 
     result = {
-        "firms": args.firms, "months": args.months, "machine": machine(),
+        "firms": args.firms, "months": args.months,
         "simulation": sim, "read_once_floor": floor, "ingestion": ingest,
         "ingestion_vs_floor": round(ingest["seconds"] / max(floor["seconds"], 0.1), 2),
         "ingestion_cores_busy": round(ingest["cpu_seconds"] / max(ingest["seconds"], 0.1), 2),

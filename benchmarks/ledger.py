@@ -16,7 +16,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from benchmarks.ingest import _child, machine, write_result
+from benchmarks.ingest import _child, write_result
 
 BUILD_BOOK = """
 import json
@@ -122,7 +122,7 @@ def main() -> None:
         runs.append(_child(POST.format(db=str(db), dates=dates)))
         print("posting", i, {k: v for k, v in runs[-1].items() if k != "checks"}, flush=True)
     median = statistics.median(r["posting_seconds"] for r in runs)
-    result = {"loans": args.loans, "years": args.years, "machine": machine(),
+    result = {"loans": args.loans, "years": args.years,
               "loan_book": book, "posting_seconds_median": median,
               "peak_rss_gib_max": max(r["peak_rss_gib"] for r in runs),
               "checks_all_passed": all(all(r["checks"].values()) for r in runs), "runs": runs,

@@ -83,6 +83,7 @@ from datetime import date
 from pathlib import Path
 import numpy as np
 from valuecredit.store import connect
+from models.estimators import scaled_sum
 from models.registry import load_model
 con = connect({db!r}, read_only=True)
 model = load_model(Path({registry!r}), {version!r})
@@ -90,7 +91,7 @@ X = model.frame(con.execute("SELECT * FROM features.pd_inputs WHERE as_of = ? OR
 X = X.iloc[:{rows}]
 t = time.perf_counter()
 if {which!r} == "lightgbm":
-    phi = sum(s * b.predict(X, pred_contrib=True)[:, :-1] for s, b in model.scaled_boosters())
+    phi = scaled_sum(model.scaled_boosters(), X, pred_contrib=True)[:, :-1]
 else:
     import shap
     phi = sum(s * np.asarray(shap.TreeExplainer(b).shap_values(X)) for s, b in model.scaled_boosters())
@@ -230,7 +231,7 @@ def main() -> None:
     pd_step = med(scoring["champion"], "pd_step_seconds")
     lgb_rate, shap_rate = med(explain["lightgbm"], "firms_per_second"), med(explain["shap_tree_explainer"], "firms_per_second")
     result = {
-        "firms": prepared["firms"], "as_of": args.date, "machine": machine(),
+        "firms": prepared["firms"], "as_of": args.date,
         "repeats": args.repeats,
         "training": {"champion_seconds": champion["training_seconds"], "loans": champion["train"]["loans"],
                      "defaults": champion["train"]["defaults"], "trees": champion["trees"],

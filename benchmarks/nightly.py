@@ -24,7 +24,7 @@ import json
 import shutil
 from pathlib import Path
 
-from benchmarks.ingest import _child, machine, read_once_floor, write_result
+from benchmarks.ingest import _child, read_once_floor, write_result
 
 NIGHT = """
 import json, threading, time
@@ -114,7 +114,7 @@ def main() -> None:
     result = {
         "firms_and_months": json.loads((landing / "_truth" / "config.json").read_text())
         if (landing / "_truth" / "config.json").exists() else str(landing),
-        "machine": machine(), "business_date": args.date,
+        "business_date": args.date,
         "champion": "copied in" if args.registry else "trained by the night (its own stage)",
         "read_once_floor": floor, "night": night, "stages": stages,
         "total_seconds": total, "peak_rss_gib": peak, "times_floor": round(total / max(floor["seconds"], 0.1), 2),

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from benchmarks.ingest import _child, machine, write_result
+from benchmarks.ingest import _child, write_result
 
 SINGLE = """
 import json, time
@@ -102,7 +102,7 @@ def main() -> None:
 
     partition_work = round(sum(a["work_seconds"] for a in alone.values()), 1)
     result = {
-        "machine": machine(), "store": str(source), "business_date": args.date,
+        "store": str(source), "business_date": args.date,
         "partitions": args.partitions, "workers": args.workers,
         "single_run": single,
         "partitions_alone": alone, "sum_of_partitions_seconds": partition_work,

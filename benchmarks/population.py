@@ -32,9 +32,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.ingest import machine, write_result
+from benchmarks.ingest import write_result
+from models.metrics import auc_difference
 from models.registry import code_version
-from models.train import auc_difference, reliability
+from models.train import reliability
 from valuecredit.store import connect
 
 
@@ -124,7 +125,7 @@ def main() -> None:
     result: dict = {"command": "python -m benchmarks.population " + " ".join(
         f"--{k} {v}" for k, v in (("db", args.db), ("landing", args.landing), ("date", args.date)))
         + (" --train" if args.train else ""),
-        "commit": code_version(), "machine": machine(), "as_of": args.date,
+        "commit": code_version(), "as_of": args.date,
         **({"note": args.note} if args.note else {})}
     if args.train:
         result["training"] = train_and_score(Path(args.db), Path(args.landing), as_of)

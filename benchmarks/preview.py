@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.ingest import _child, machine, parse_store_args, store_parser, write_result
+from benchmarks.ingest import _child, parse_store_args, store_parser, write_result
 from lending.products import load_products
 
 TARGET_SECONDS = 60  # issue 23: a 1,000,000-firm store answers in under a minute
@@ -57,7 +57,7 @@ def main() -> None:
                                                   out=str(work / "preview" / name))))
             print("run", i, name, runs[name][-1], flush=True)
     result = {
-        "as_of": args.date, "machine": machine(), "repeats": args.repeats,
+        "as_of": args.date, "repeats": args.repeats,
         "firms": runs["unchanged"][0]["firms"], "products": runs["unchanged"][0]["products"],
         **{f"{name}_seconds_median": round(statistics.median(r["preview_seconds"] for r in rs), 1) for name, rs in runs.items()},
         "lower_grade_newly_reached": runs["lower_grade"][0]["newly_reached"],

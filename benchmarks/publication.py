@@ -26,7 +26,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from benchmarks.ingest import _child, machine, parse_store_args, store_parser, write_result
+from benchmarks.ingest import _child, parse_store_args, store_parser, write_result
 
 STAGE = """
 import dataclasses, json, time
@@ -85,7 +85,7 @@ def main() -> None:
     full, changes = med("full", "publication_seconds"), med("changes_only", "publication_seconds")
     result = {
         "store": str(args.db), "base": args.base, "as_of": args.date, "banks": runs[0]["banks"],
-        "published_rows": runs[0]["published_rows"], "machine": machine(),
+        "published_rows": runs[0]["published_rows"],
         "repeats": args.repeats, "full_seconds_median": full, "changes_only_seconds_median": changes,
         "changes_only_against_full": round(changes / full, 3),
         "bytes_per_bank_median": {s: int(statistics.median(r["bytes_per_bank_median"] for r in runs if r["scenario"] == s))

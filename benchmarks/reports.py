@@ -15,7 +15,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from benchmarks.ingest import _child, machine, parse_store_args, store_parser, write_result
+from benchmarks.ingest import _child, parse_store_args, store_parser, write_result
 
 STAGE = """
 import json, time
@@ -52,7 +52,7 @@ def main() -> None:
     floor = statistics.median(r["render_only_seconds"] for r in runs)
     result = {
         "bank": args.bank, "as_of": args.date, "reports": runs[0]["reports"], "store_firms": 1_000_000,
-        "machine": machine(), "repeats": args.repeats,
+        "repeats": args.repeats,
         "batch_seconds_median": batch, "render_only_seconds_median": floor,
         "batch_over_render_only": round(batch / floor, 2) if floor else None,
         "target_seconds": 120, "meets_target": batch < 120,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from benchmarks.ingest import machine, write_result
+from benchmarks.ingest import write_result
 from data_contracts.contracts import contract_for
 from pipelines.run import run_nightly
 from simulate.landing import deliver
@@ -102,7 +102,7 @@ def main() -> None:
         "nights_failed": [r["night"] for r in log if not r["succeeded"]],
         "store_bytes": sizes, "ratio": round(sizes["ranges"] / sizes["per_night"], 3),
         "ranged_tables_rows": ranged_rows,
-        "machine": machine(), "runs": log,
+        "runs": log,
         "note": "both files are fresh copies of the same store after the last night (CHECKPOINT), so free blocks "
                 "left by the nights count in neither",
     }

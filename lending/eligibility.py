@@ -19,6 +19,7 @@ import duckdb
 from lending.gate import authorised_firms_sql
 from lending.products import GRADES, ProductCatalogue
 from scoring.sql import NEGATIVE_RULE_NAMES, PointInTime, within
+from valuecredit.ranges import table_kind
 from valuecredit.schema import ensure
 from valuecredit.sqltext import SQL, lit
 from valuecredit.store import replace_date, transaction
@@ -312,9 +313,7 @@ def build_eligibility(con: duckdb.DuckDBPyConnection, as_of: date, products: Pro
 def _retire_wide_table(con: duckdb.DuckDBPyConnection) -> None:
     """Stores written before the narrow layout hold a table where the view now goes: keep its rows
     under another name rather than lose them."""
-    kind = con.execute("""SELECT table_type FROM information_schema.tables
-                          WHERE table_schema = 'decisions' AND table_name = 'eligibility'""").fetchall()
-    if kind == [("BASE TABLE",)]:
+    if table_kind(con, "decisions.eligibility") == "BASE TABLE":
         con.execute("ALTER TABLE decisions.eligibility RENAME TO eligibility_wide_v1")
 
 

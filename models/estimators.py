@@ -35,6 +35,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 REFINEMENT = {"learning_rate": 0.05, "num_leaves": 7, "min_child_samples": 200, "reg_lambda": 10.0}
 REFINEMENT_ROUNDS, REFINEMENT_PATIENCE = 1000, 50
 REFINEMENT_LEVEL = 0.90  # the paired-bootstrap interval of its out-of-fold gain that must lie above zero
+INTERVAL = f"interval_{round(REFINEMENT_LEVEL * 100)}"  # its key in the report ("interval_90", as the readers spell it)
 
 
 def scaled_sum(scaled_boosters, X, **predict) -> np.ndarray:
@@ -296,14 +297,14 @@ class MonotoneGBM(_BinaryClassifier):
         self.calibrator_.intercept_ = self.calibrator_.intercept_ + round(log_odds_shift(z, y), 12)
         return self
 
-    def refine_on(self, X: pd.DataFrame, y, groups: np.ndarray, level: float = REFINEMENT_LEVEL) -> dict:
+    def refine_on(self, X: pd.DataFrame, y, groups: np.ndarray) -> dict:
         """A second, small booster under the same monotone constraints, boosted on other rows (the
         loans) from this model's PD log-odds: it corrects the ranking where those rows say more than
         the first target did (among borrowers, a court listing and a loan default differ). Its size
         is chosen by early stopping on `cv_folds` folds that hold each group (a firm's loans) out
         whole, and each held fold is scored at the size the other folds chose (a fold's own
         stopping point would flatter it). It is kept only if those out-of-fold log-odds rank the
-        rows better than the model's own, with a paired-bootstrap interval (`level`) of the AUC
+        rows better than the model's own, with a paired-bootstrap interval (`REFINEMENT_LEVEL`) of the AUC
         difference above zero: a refinement of noise costs ranking on the population for nothing.
         The PD stays sigmoid(coef * raw_score + intercept), `raw_score` being the first booster's
         plus the refinement's divided by the Platt slope it was boosted under, so the SHAP
@@ -332,8 +333,8 @@ class MonotoneGBM(_BinaryClassifier):
             if size > booster.current_iteration():  # stopped before the others' size: grown further, the same first trees
                 booster = lgb.train(params, lgb.Dataset(frame.iloc[fit_rows], y[fit_rows], init_score=before[fit_rows]), size)
             after[held_rows] += booster.predict(frame.iloc[held_rows], raw_score=True, num_iteration=size)
-        gain = auc_difference(y, after, before, self.random_state, level=level)
-        interval = gain[f"interval_{round(level * 100)}"]
+        gain = auc_difference(y, after, before, self.random_state, level=REFINEMENT_LEVEL)
+        interval = gain[INTERVAL]
         kept, trees = interval[0] > 0, int(np.median(sizes))
         self.refinement_ = None  # a second call replaces the first (boosted, as it was, from the first booster alone)
         if kept:
@@ -343,7 +344,7 @@ class MonotoneGBM(_BinaryClassifier):
             "rows": len(y), "events": int(y.sum()), "fold_trees": sizes, "trees": trees if kept else 0, "kept": bool(kept),
             "out_of_fold_auc": {"model": round(float(roc_auc_score(y, before)), 5),
                                 "refined": round(float(roc_auc_score(y, after)), 5)},
-            "gain": {"difference": gain["difference"], f"interval_{round(level * 100)}": interval}}
+            "gain": {"difference": gain["difference"], INTERVAL: interval}}
         return self.refinement_report_
 
     def _scaled_boosters(self) -> list[tuple[float, object]]:

@@ -295,20 +295,18 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
                                "reason_codes_hash": codes.content_hash} for f, e in codes.by_feature.items()])
     d = f"DATE {lit(as_of.isoformat())}"
     with transaction(con):
-        con.register("_inputs", inputs)
-        replace_date(con, "features.pd_inputs", as_of, "SELECT * FROM _inputs", create=True)
-        con.unregister("_inputs")
+        replace_date_with_frame(con, "features.pd_inputs", as_of, inputs, create=True)
         con.register("_kept", kept)
         con.register("_scored", scored)
         con.register("_explained", long)
         # the firms that keep the previous date's PD and explanation: their rows are the previous
         # date's ranges, which the night's write leaves as they are
-        p = f"DATE {lit(plan.previous.isoformat())}" if len(kept) else ""
         stamp = lit(snapshot_id) if snapshot_id is not None else "NULL"
-        kept_pds = (f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of, {stamp} AS snapshot_id) FROM scores.pd "
-                    f"WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept)" if len(kept) else "")
-        kept_explanations = (f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of) FROM scores.explanations "
-                             f"WHERE as_of = {p} AND uscc IN (SELECT uscc FROM _kept)" if len(kept) else "")
+        yesterdays = f"WHERE as_of = DATE {lit(plan.previous.isoformat())} AND uscc IN (SELECT uscc FROM _kept)" if len(kept) else ""
+        kept_pds = (f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of, {stamp} AS snapshot_id) FROM scores.pd {yesterdays}"
+                    if len(kept) else "")
+        kept_explanations = (f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of) FROM scores.explanations {yesterdays}"
+                             if len(kept) else "")
         replace_date(con, "scores.pd", as_of, f"SELECT * FROM _scored{kept_pds}")
         replace_date(con, "scores.explanations", as_of, f"SELECT * FROM _explained{kept_explanations}")
         for name in ("_explained", "_scored", "_kept"):

@@ -27,7 +27,7 @@ from scoring.score import (
     data_snapshot,
     ensure_tables,
     hits_made_with,
-    peer_groups_sql,
+    replace_scores,
     score_select_sql,
     summarise_scores,
 )
@@ -111,7 +111,5 @@ def merge_partitions(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue
         for table, name in (("features.indicators", "indicators"), ("scores.negative_hits", "negative_hits")):
             replace_date(con, table, as_of, f"SELECT * FROM {read[name]} ORDER BY uscc")
         record_stage(con, as_of, "hits", hits_made_with(cat), reason)
-        replace_date(con, "scores.commercial_value", as_of, f"SELECT * FROM {read['commercial_value']} ORDER BY uscc",
-                     create=True)
-        replace_date(con, "scores.peer_groups", as_of, peer_groups_sql(as_of))
+        replace_scores(con, as_of, f"SELECT * FROM {read['commercial_value']} ORDER BY uscc")
     return summarise_scores(con, as_of, cat)

@@ -22,10 +22,11 @@ from scoring.sql import (
     negative_hits_sql,
     years_in_operation,
 )
-from valuecredit.ranges import nights_held, write_night
+from valuecredit.ranges import nights_held, table_kind, write_night
 from valuecredit.schema import ensure
 from valuecredit.sqltext import SQL, lit, q
 from valuecredit.store import replace_date, transaction
+from valuecredit.transactions import atomically
 
 TABLES = ("meta.snapshots", "features.indicators", "scores.negative_hits", "scores.peer_groups")
 
@@ -43,10 +44,8 @@ class ScoreSummary:
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     ensure(con, *TABLES)
-    kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_catalog = current_database() "
-                       "AND table_schema = 'scores' AND table_name = 'peer_percentiles'").fetchall()
-    if kind == [("BASE TABLE",)]:
-        with transaction(con):
+    if table_kind(con, "scores.peer_percentiles") == "BASE TABLE":
+        with atomically(con):
             _keep_peer_groups_of_stored_percentiles(con)
 
 
@@ -61,7 +60,6 @@ def _keep_peer_groups_of_stored_percentiles(con: duckdb.DuckDBPyConnection) -> N
             write_night(con, "scores.peer_groups", night, "SELECT uscc, as_of, industry, size_class FROM scores.peer_percentiles "
                                                           f"WHERE CAST(as_of AS DATE) = DATE {lit(night.isoformat())}")
     con.execute("ALTER TABLE scores.peer_percentiles RENAME TO peer_percentiles_v1")
-    con.execute("CREATE SCHEMA IF NOT EXISTS scores")  # scores.commercial_value, shaped by its query
 
 
 def firms_as_of(as_of: date) -> SQL:
@@ -183,10 +181,14 @@ def build_scores(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue) ->
         plan, full_reason = stage_plan(con, as_of, "hits", hits_made_with(cat))
         replace_date(con, "scores.negative_hits", as_of, hits_of_night_sql(plan, as_of, cat))
         record_stage(con, as_of, "hits", hits_made_with(cat), full_reason)
-        replace_date(con, "scores.commercial_value", as_of,
-                     score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})"), create=True)
-        replace_date(con, "scores.peer_groups", as_of, peer_groups_sql(as_of))
+        replace_scores(con, as_of, score_select_sql(cat, indicators, f"(SELECT * FROM scores.negative_hits WHERE as_of = {d})"))
     return summarise_scores(con, as_of, cat)
+
+
+def replace_scores(con: duckdb.DuckDBPyConnection, as_of: date, select: SQL) -> None:
+    """The date's scores from `select`, then its firms' peer groups (inside the caller's transaction)."""
+    replace_date(con, "scores.commercial_value", as_of, select, create=True)
+    replace_date(con, "scores.peer_groups", as_of, peer_groups_sql(as_of))
 
 
 def peer_groups_sql(as_of: date) -> SQL:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import date
 
 from data_contracts.contracts import contract_for
+from valuecredit.ranges import counted_sql
 from valuecredit.schema import INDICATOR_TYPES
 from valuecredit.sqltext import SQL, lit, q
 
@@ -65,13 +66,11 @@ def major_penalty_window(years: int, d: SQL = "as_of") -> SQL:
     return f"decided_on <= {d} AND decided_on > {d} - INTERVAL {int(years)} YEAR"
 
 
-# years since founding: the one indicator that moves every day for every firm (an incremental
-# night carries a firm's other indicators forward and computes this one again)
-YEARS_IN_OPERATION = "CASE WHEN {within} THEN date_diff('day', founded_on, {d}) / 365.25 END"
-
-
 def years_in_operation(d: SQL = "as_of") -> SQL:
-    return YEARS_IN_OPERATION.format(within=within("registry", d=d), d=d)
+    """Years since founding: the one indicator that moves every day for every firm (an incremental
+    night carries a firm's other indicators forward and computes this one again; the ranges keep
+    the founding date and count again with the same `counted_sql`)."""
+    return f"CASE WHEN {within('registry', d=d)} THEN {counted_sql('founded_on', d)} END"
 
 
 MIN_MONTHS_FOR_GROWTH = 6  # a growth rate needs at least this many reported months in each 12-month window

@@ -20,9 +20,8 @@ def add_columns(con: duckdb.DuckDBPyConnection, table: SQL, columns: list[tuple[
     return [c for c, _ in added]
 
 
-def add_missing_columns(con: duckdb.DuckDBPyConnection, table: SQL, relation: SQL,
-                        leave_out: tuple[str, ...] = ()) -> list[str]:
-    """Give `table` the columns of `relation` it lacks (but `leave_out`): a store written before a
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: SQL, relation: SQL) -> list[str]:
+    """Give `table` the columns of `relation` it lacks: a store written before a
     feature was added gains it, NULL on the dates before (their models did not use it); the names added."""
     have = {c for c, _ in columns_of(con, table)}
-    return add_columns(con, table, [(c, t) for c, t in columns_of(con, relation) if c not in leave_out], have)
+    return add_columns(con, table, columns_of(con, relation), have)

@@ -24,15 +24,13 @@ one night; they are kept in another form and given back by the view as written:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 
 import duckdb
 
 from valuecredit.columns import add_columns, add_missing_columns, columns_of
 from valuecredit.sqltext import SQL, lit, q, type_name
-from valuecredit.transactions import in_transaction, transaction
+from valuecredit.transactions import atomically
 
 # ranged table -> the columns that identify a row within a night (None: every column does; the
 # night's identical rows are then told apart by their copy number)
@@ -49,7 +47,7 @@ RANGED: dict[str, tuple[str, ...] | None] = {
 }
 STAMPS = ("snapshot_id",)  # one value per night: kept in meta.nights_held (VARCHAR)
 YEAR_COUNTS = ("years_in_operation",)  # date_diff('day', since, night) / YEAR_DAYS: kept as `since`
-YEAR_DAYS = "365.25"  # as scoring.sql.YEARS_IN_OPERATION divides
+YEAR_DAYS = "365.25"  # the days in a year of operation (`counted_sql`, which the producers count with)
 SINCE, AS_WRITTEN = "__since", "__else"
 NIGHTS = "meta.nights_held"
 PAIRING_ROWS = 20_000_000  # rows of a night paired in one piece (the part's hash table stays in memory)
@@ -66,7 +64,7 @@ def _relation(table: str) -> SQL:
     return f"{q(schema)}.{q(name)}"
 
 
-def _kind(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
+def table_kind(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
     """'BASE TABLE', 'VIEW' or None for `table` in the store's own catalogue."""
     schema, name = table.split(".")
     row = con.execute("SELECT table_type FROM information_schema.tables WHERE table_catalog = current_database() "
@@ -78,8 +76,9 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: SQL) -> list[str]:
     return [c for c, _ in columns_of(con, relation)]
 
 
-def _counted_sql(since: SQL, night: SQL) -> SQL:
-    """The years from `since` to `night`, as the producers count them."""
+def counted_sql(since: SQL, night: SQL) -> SQL:
+    """The years from `since` to `night`: how the producers count the years in operation, and how
+    the view counts them again from the date kept."""
     return f"date_diff('day', {since}, {night}) / {YEAR_DAYS}"
 
 
@@ -97,7 +96,7 @@ def _stored_sql(columns: list[tuple[str, str]], d: SQL, stamps: tuple[str, ...] 
             # the date the value counts from (none for NaN, infinite or absurd values), if counting from it
             # gives the value back bit for bit; else the value as written, which then holds from night to night
             since = f"CASE WHEN isfinite({value}) AND abs({value}) < 100000 THEN {d} - CAST(round({value} * {YEAR_DAYS}) AS INTEGER) END"
-            counted = _counted_sql(since, d)
+            counted = counted_sql(since, d)
             exact = f"{counted} IS NOT DISTINCT FROM {value} AND signbit({counted}) IS NOT DISTINCT FROM signbit({value})"
             out.append(f"CASE WHEN {exact} THEN {since} END AS {q(c + SINCE)}")
             out.append(f"CASE WHEN {exact} THEN NULL ELSE {value} END AS {q(c + AS_WRITTEN)}")
@@ -121,7 +120,7 @@ def _shown_sql(cols: list[str]) -> SQL:
             continue
         if c.endswith(SINCE):
             name = c[:-len(SINCE)]
-            shown.append(f"coalesce(r.{q(name + AS_WRITTEN)}, {_counted_sql('r.' + q(c), 'n.as_of')}) AS {q(name)}")
+            shown.append(f"coalesce(r.{q(name + AS_WRITTEN)}, {counted_sql('r.' + q(c), 'n.as_of')}) AS {q(name)}")
         elif c in STAMPS:
             shown.append(f"coalesce(r.{q(c)}, n.{q(c)}) AS {q(c)}")
         else:
@@ -136,23 +135,12 @@ def _create_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
                 f"JOIN {NIGHTS} n ON n.table_name = {lit(table)} AND n.as_of >= r.valid_from AND n.as_of < r.valid_to")
 
 
-@contextmanager
-def _atomically(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """The block in the caller's transaction, or in one of its own when the caller has none: a move
-    into ranges cut short must leave the per-night table as it was, never half moved."""
-    if in_transaction(con):  # the caller's commits or rolls back the whole
-        yield
-    else:
-        with transaction(con):
-            yield
-
-
 def ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> None:
     """Create `table`'s ranges and view from `shape` (a relation with the night's columns, `as_of`
     among them) where missing, and give the ranges the columns `shape` has that they lack (NULL in
     the rows they hold). A per-night table written by an earlier version is moved into ranges, night
-    by night, all or nothing."""
-    with _atomically(con):
+    by night, all or nothing (a move cut short leaves the per-night table as it was)."""
+    with atomically(con):
         _ensure_ranged(con, table, shape)
 
 
@@ -161,16 +149,17 @@ def _ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> No
     con.execute(f"CREATE TABLE IF NOT EXISTS {NIGHTS} (table_name VARCHAR, as_of DATE)")
     add_columns(con, NIGHTS, [(stamp, "VARCHAR") for stamp in STAMPS], set(_columns(con, NIGHTS)))
     ranges = ranges_of(table)
-    kind = _kind(con, table)
+    kind = table_kind(con, table)
     # a per-night table's own column types first: its nights keep the types they were written in, as
     # its inserts by name kept them (a score's DECIMAL scale follows the catalogue's weights)
-    first = _stored(con, _relation(table) if kind == "BASE TABLE" else shape)
+    stored = _stored(con, shape)
+    first = _stored(con, _relation(table)) if kind == "BASE TABLE" else stored
     con.execute(f"CREATE TABLE IF NOT EXISTS {ranges} AS SELECT *, NULL::DATE AS valid_from, "
                 f"NULL::DATE AS valid_to FROM {first} WHERE false")
-    added = add_missing_columns(con, ranges, _stored(con, shape))
+    add_missing_columns(con, ranges, stored)
     if kind == "BASE TABLE":
         _move_into_ranges(con, table)
-    elif kind is None or added or not _read_only(con):  # a view an earlier version made is made again
+    else:  # made again every time: a view an earlier version made holds that version's columns
         _create_view(con, table)
 
 
@@ -209,7 +198,6 @@ def write_night(con: duckdb.DuckDBPyConnection, table: str, as_of: date, select:
     """Make `table`'s rows on `as_of` the rows of `select` (inside the caller's transaction), writing
     only what differs from the ranges that cover the night. A night whose stamp is not one value is
     refused, unless `moving` a night an earlier version wrote (its rows then keep their own)."""
-    as_of = as_of.date() if isinstance(as_of, datetime) else as_of  # nights are dates, compared with the nights held
     ranges, key = ranges_of(table), RANGED[table]
     d = f"DATE {lit(as_of.isoformat())}"
     later = [n for n in nights_held(con, table) if n > as_of]
@@ -282,10 +270,6 @@ def _stamp(con: duckdb.DuckDBPyConnection, table: str, as_of: date, column: str,
         raise ValueError(f"{table} on {as_of}: column {column} holds {values} values" + (" and NULL" if nulls else "")
                          + "; it stamps the night's data snapshot, and a night's rows rest on one")
     return value
-
-
-def _read_only(con: duckdb.DuckDBPyConnection) -> bool:
-    return con.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
 
 
 class RepeatedKey(ValueError):

@@ -156,11 +156,11 @@ def replace_date(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, select
     con.execute(f"INSERT INTO {table} BY NAME {select}")
 
 
-def replace_date_with_frame(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, frame) -> None:
+def replace_date_with_frame(con: duckdb.DuckDBPyConnection, table: SQL, as_of: date, frame, create: bool = False) -> None:
     """`replace_date` with the rows of a DataFrame or an Arrow table."""
     con.register("_frame", frame)
     try:
-        replace_date(con, table, as_of, "SELECT * FROM _frame")
+        replace_date(con, table, as_of, "SELECT * FROM _frame", create)
     finally:
         con.unregister("_frame")
 

@@ -20,6 +20,16 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("COMMIT")
 
 
+@contextmanager
+def atomically(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The block in the caller's transaction, or in one of its own when the caller has none."""
+    if in_transaction(con):  # the caller's commits or rolls back the whole
+        yield
+    else:
+        with transaction(con):
+            yield
+
+
 def in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether a transaction is open on `con`: outside one, each statement runs in its own, with an id of its own."""
     txid = "SELECT txid_current()"

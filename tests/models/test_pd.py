@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models.checks import check_pd
+from models.checks import MIN_GRADE_FIRMS, check_pd
 from models.features import FEATURES
 from models.nightly import ScoringError, explain, load_reason_codes, pinned_model, replay
 from models.nightly import stability as stability_of
@@ -221,15 +221,14 @@ def test_checks_pass_and_each_can_fail(scored):
     assert outcomes["pd_rises_with_grade"].metadata["grades"] >= 3
     assert outcomes["population_stability"].metadata["pd_psi"] is not None
     con.execute("BEGIN TRANSACTION")
-    con.execute("UPDATE scores.explanations_ranges SET contribution = contribution + 0.01 WHERE valid_from <= ? "
-                "AND ? < valid_to AND uscc = (SELECT min(uscc) FROM scores.pd WHERE as_of = ?) AND feature = 'debt_ratio'",
-                [TODAY, TODAY, TODAY])
+    update_night(con, "scores.explanations", TODAY, "contribution = contribution + 0.01",
+                 "uscc = (SELECT min(uscc) FROM scores.pd WHERE as_of = ?) AND feature = 'debt_ratio'", [TODAY])
     update_night(con, "scores.pd", TODAY, "reason_1 = NULL",
                  "uscc = (SELECT max(uscc) FROM scores.pd WHERE as_of = ? AND log_odds > base_value)", [TODAY])
     # the best grade (by mean score) told more than every other
     best = con.execute("SELECT grade FROM scores.commercial_value WHERE as_of = ? AND grade IS NOT NULL AND NOT excluded "
                        "GROUP BY grade "
-                       "HAVING count(*) >= 100 ORDER BY avg(total) DESC LIMIT 1", [TODAY]).fetchone()[0]
+                       "HAVING count(*) >= ? ORDER BY avg(total) DESC LIMIT 1", [TODAY, MIN_GRADE_FIRMS]).fetchone()[0]
     update_night(con, "scores.pd", TODAY, "pd = 0.9",
                  "uscc IN (SELECT uscc FROM scores.commercial_value WHERE as_of = ? AND grade = ?)", [TODAY, best])
     broken = dict(check_pd(con, TODAY, model))

@@ -17,7 +17,8 @@ from scoring.changes import night_plan
 from scoring.score import build_indicators, build_scores, ensure_tables, peer_percentiles_sql
 from simulate.landing import deliver
 from tests.conftest import ingest_all
-from tests.night_tables import assert_same_tables
+from tests.night_tables import assert_same_tables, update_night
+from valuecredit.sqltext import lit
 from valuecredit.store import connect
 
 BEFORE, NIGHT = date(2026, 11, 21), date(2026, 11, 28)
@@ -48,7 +49,7 @@ def nights(loan_book, trained_on, tmp_path_factory):
     night(con, BEFORE, cat, model, codes, products)
     # the peer percentiles of BEFORE as that night knew them, for test_a_past_nights_peer_percentiles_...
     con.execute(f"COPY ({peer_percentiles_sql(BEFORE, '(SELECT uscc FROM staging.registry)')}) TO "
-                f"'{work / 'peers_before.parquet'}' (FORMAT parquet)")
+                f"{lit(str(work / 'peers_before.parquet'))} (FORMAT parquet)")
 
     firms = con.execute("SELECT uscc FROM staging.registry ORDER BY uscc").df()["uscc"]
     tax = con.execute("SELECT * EXCLUDE (_file, _delivered_on) FROM staging.tax_monthly WHERE period = '2026-10' "
@@ -263,12 +264,15 @@ def test_a_registry_file_dated_before_a_night_but_loaded_after_it_leaves_its_per
 def test_an_earlier_stores_stored_percentiles_are_kept_and_given_again(nights, tmp_path):
     """A store of the version that stored the percentiles: the peer groups its nights ranked by are
     kept from that table, which stays as it was under another name; the percentiles read are the
-    ones it stored."""
+    ones it stored. Its groups are not the registry's (40 firms' size class moved first), so groups
+    taken from the registry instead of from the table would give other percentiles."""
     db, _, _, _ = nights
     old = tmp_path / "old.duckdb"
     shutil.copy(db, old)
     con = connect(old)
     everyone = "(SELECT uscc FROM staging.registry)"
+    update_night(con, "scores.peer_groups", BEFORE, "size_class = CASE WHEN size_class = '微型' THEN '小型' ELSE '微型' END",
+                 "uscc IN (SELECT uscc FROM staging.registry ORDER BY uscc LIMIT 40)")
     con.execute(f"CREATE TABLE scores.peer_percentiles AS SELECT * FROM ({peer_percentiles_sql(BEFORE, everyone)}) "
                 f"UNION ALL SELECT * FROM ({peer_percentiles_sql(NIGHT, everyone)})")
     stored = con.execute("SELECT * FROM scores.peer_percentiles ORDER BY as_of, uscc").df()
