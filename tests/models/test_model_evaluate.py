@@ -545,3 +545,18 @@ def test_a_text_column_of_rare_categories_is_left_out_of_the_card_and_said(tmp_p
     y = (rng.random(many) < np.linspace(0.02, 0.4, 60)[job]).astype(int)
     jobs = pd.DataFrame({"job": pd.Series([f"job{j:02d}" for j in job], dtype="string")})
     assert WoEScorecard(min_bin_size=0.05).fit(jobs, y).used_columns_ == ["job"]
+
+
+def test_a_large_table_searches_larger_trees_and_a_small_one_keeps_the_small_grid():
+    from models.tuning import GBM_GRID, GBM_GRID_LARGE, LARGE, gbm_candidates
+
+    def within(candidates, grid):
+        return all(all(c[k] in grid[k] for k in grid) for c in candidates)
+
+    small, large = gbm_candidates(42, 12, LARGE - 1), gbm_candidates(42, 12, LARGE)
+    assert within(small, GBM_GRID) and within(large, GBM_GRID_LARGE)
+    assert small[0]["num_leaves"] == 7 and large[0]["num_leaves"] == 15
+    # a leaf of 10 rows or a tree of 3 leaves is not tried on a large table; both are on a small one
+    assert min(c["min_child_samples"] for c in large) >= 20 and min(c["num_leaves"] for c in large) >= 7
+    assert any(c["num_leaves"] == 31 for c in large) and not any(c["num_leaves"] == 31 for c in small)
+    assert len({tuple(sorted(c.items())) for c in large}) == 12  # drawn without replacement
