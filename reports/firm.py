@@ -23,7 +23,7 @@ from lending.gate import bank_facing_firms_sql
 from reports import charts
 from reports.vocabulary import evidence, indicator_value, load_vocabulary, money_fen, number, percent, shortfall
 from scoring.catalogue import Catalogue
-from scoring.score import peer_percentiles_sql
+from scoring.score import peer_percentiles_of
 from scoring.sql import PointInTime
 from valuecredit.sqltext import SQL, lit
 
@@ -67,7 +67,7 @@ def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date, peers_
     log_read(con, "firm_report", "registry", as_of, records=len(profile), masked=True, columns=(LEGAL_REP_NAME,))
     values = con.execute(f"SELECT * FROM features.indicators WHERE as_of = {d} AND {mine}").df().set_index("uscc")
     peers = con.execute(f"SELECT * FROM {peers_sql} WHERE {mine}" if peers_sql else
-                        peer_percentiles_sql(as_of, "_report_firms")).df().set_index("uscc")
+                        peer_percentiles_of(con, as_of, "_report_firms")).df().set_index("uscc")
     hits = con.execute(f"SELECT * FROM scores.negative_hits WHERE as_of = {d} AND {mine} ORDER BY uscc, rule_id, evidence_date").df()
     trends = {src: con.execute(f"""
         SELECT uscc, period, sum({col}) AS v FROM {pit.rows(src)} WHERE {mine} GROUP BY uscc, period ORDER BY uscc, period""").df()
@@ -286,7 +286,7 @@ def bank_batches(con: duckdb.DuckDBPyConnection, banks: list[str], as_of: date, 
     firms = sorted(by_firm)
     con.execute("CREATE OR REPLACE TEMP TABLE _batch_firms (uscc VARCHAR PRIMARY KEY)")
     con.execute("INSERT INTO _batch_firms SELECT unnest(?::VARCHAR[])", [firms])  # none, some nights
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _batch_peers AS {peer_percentiles_sql(as_of, '_batch_firms')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _batch_peers AS {peer_percentiles_of(con, as_of, '_batch_firms')}")
     for start in range(0, len(firms), chunk):
         data = gather(con, firms[start:start + chunk], as_of, "_batch_peers")
         for uscc in firms[start:start + chunk]:

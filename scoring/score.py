@@ -228,6 +228,16 @@ def peer_percentiles_sql(as_of: date, firms: SQL) -> SQL:
         WHERE uscc IN (SELECT uscc FROM {firms}) ORDER BY uscc"""
 
 
+def peer_percentiles_of(con: duckdb.DuckDBPyConnection, as_of: date, firms: SQL) -> SQL:
+    """`peer_percentiles_sql`, or on a store of the version that stored the percentiles and has not
+    run a night since the upgrade (no `scores.peer_groups` yet: the next night's writer makes it from
+    that table), the stored ones: a bank's report on such a store reads what its night published."""
+    if has_table(con, "scores.peer_groups") or not has_table(con, "scores.peer_percentiles"):
+        return peer_percentiles_sql(as_of, firms)
+    return (f"SELECT * FROM scores.peer_percentiles WHERE as_of = DATE {lit(as_of.isoformat())} "
+            f"AND uscc IN (SELECT uscc FROM {firms}) ORDER BY uscc")
+
+
 def latest_scored_date(con: duckdb.DuckDBPyConnection) -> date | None:
     """The last date scored (None before the first night)."""
     return (con.execute("SELECT max(as_of) FROM scores.commercial_value").fetchone()[0]

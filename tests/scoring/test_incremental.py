@@ -284,3 +284,37 @@ def test_an_earlier_stores_stored_percentiles_are_kept_and_given_again(nights, t
     pd.testing.assert_frame_equal(given, stored, check_exact=True)
     pd.testing.assert_frame_equal(con.execute("SELECT * FROM scores.peer_percentiles_v1 ORDER BY as_of, uscc").df(), stored)
     con.close()
+
+
+def test_a_report_on_a_store_not_yet_upgraded_reads_the_percentiles_it_stored(nights, tmp_path):
+    """Between the upgrade and its next night a store of the version that stored the percentiles has
+    no peer groups: a bank's report there reads the percentiles its night stored (it failed with a
+    catalog error), and the night that upgrades it gives the same ones."""
+    from scoring.score import peer_percentiles_of
+
+    db, _, _, _ = nights
+    old = tmp_path / "old.duckdb"
+    shutil.copy(db, old)
+    con = connect(old)
+    everyone = "(SELECT uscc FROM staging.registry)"
+    con.execute(f"CREATE TABLE scores.peer_percentiles AS SELECT * FROM ({peer_percentiles_sql(BEFORE, everyone)}) "
+                f"UNION ALL SELECT * FROM ({peer_percentiles_sql(NIGHT, everyone)})")
+    genuine = con.execute(f"SELECT * FROM scores.peer_percentiles WHERE as_of = DATE {lit(BEFORE.isoformat())} "
+                          "ORDER BY uscc").df()
+    # that version's stored percentiles, a few of them changed: what it published is what is read
+    con.execute("UPDATE scores.peer_percentiles SET revenue_growth = 0.123 WHERE uscc IN "
+                "(SELECT uscc FROM staging.registry ORDER BY uscc LIMIT 5) AND revenue_growth IS NOT NULL")
+    stored = con.execute(f"SELECT * FROM scores.peer_percentiles WHERE as_of = DATE {lit(BEFORE.isoformat())} "
+                         "ORDER BY uscc").df()
+    assert (stored["revenue_growth"] == 0.123).sum() >= 1
+    con.execute("DROP VIEW scores.peer_groups; DROP TABLE scores.peer_groups_ranges")  # that version had none
+    con.execute("DELETE FROM meta.nights_held WHERE table_name = 'scores.peer_groups'")
+    with pytest.raises(duckdb.CatalogException):
+        con.execute(peer_percentiles_sql(BEFORE, everyone))
+    pd.testing.assert_frame_equal(con.execute(peer_percentiles_of(con, BEFORE, everyone)).df(), stored, check_exact=True)
+    con.execute("DELETE FROM scores.peer_percentiles")  # as that version stored them, untouched
+    con.register("_genuine", genuine)
+    con.execute("INSERT INTO scores.peer_percentiles SELECT * FROM _genuine")
+    ensure_tables(con)  # the next night's writer: the groups are taken from the stored table
+    pd.testing.assert_frame_equal(con.execute(peer_percentiles_of(con, BEFORE, everyone)).df(), genuine, check_exact=True)
+    con.close()
