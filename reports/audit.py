@@ -333,10 +333,13 @@ def _no_model_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, 
     zh = lang == "zh"
     history = version_history(con, registry, lang)
     by_then = [d for d in history["decisions"] if str(d.get("decided_on") or "") <= as_of.isoformat()]
+    # the latest by date, not by the log's order: a training as of an earlier date may be run (and
+    # logged) after the night; of one date, the one logged last
+    last = max(enumerate(by_then), key=lambda i_d: (str(i_d[1].get("decided_on") or ""), i_d[0]))[1] if by_then else None
     folder = out / "audit" / as_of.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     return _write(folder / "audit_pack.html", TEMPLATES.get_template("audit_no_model.html.j2").render(
-        lang=lang, zh=zh, as_of=as_of.isoformat(), history=history, last=by_then[-1] if by_then else None,
+        lang=lang, zh=zh, as_of=as_of.isoformat(), history=history, last=last,
         reason=NO_DECISION[0 if zh else 1]))
 
 

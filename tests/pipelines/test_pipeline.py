@@ -1,5 +1,5 @@
 import shutil
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -174,11 +174,17 @@ def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why
     (store / "models" / CHAMPION).write_text('{"version": "pd-later", "since": "2030-01-01"}')
     record_decision(store / "models", {"version": "pd-later", "champion": None, "promoted": True,
                                        "reason": "a later promotion", "decided_on": "2030-01-01"})
+    # a training as of an earlier date, run after that night: logged last, but not the latest by the night
+    record_decision(store / "models", {"version": "pd-backdated", "champion": None, "promoted": False,
+                                       "reason": "a training as of an earlier date, run later",
+                                       "decided_on": (BUSINESS_DATE - timedelta(days=30)).isoformat()})
     with open(store / "models" / "decisions.jsonl", "a", encoding="utf-8") as log:
         log.write('{"version": "pd-cut", "promo')
     again = audit_pack(con, BUSINESS_DATE, store / "models", load_catalogue(), store / "later", lang="en")
     text = again.read_text()
     assert "ran on the 4+19+1 score and its rules alone" in text and str(escape(reason)) in text
+    why = " ".join(text.split()).split("Why: the latest training by that night")[1].split("</div>")[0]
+    assert str(escape(reason)) in why and "run later" not in why
     assert "Why: the latest training by that night" in " ".join(text.split()) and "a later promotion" in text  # history
     assert "1 line(s) of the decision log could not be read" in text
     with pytest.raises(ReplayError, match="no night stored for 2030-01-02"):
