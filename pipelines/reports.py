@@ -54,10 +54,12 @@ def audit_pack_report(context: dg.AssetExecutionContext, store: Store, registry:
     as_of = business_date(context)
     with store.connect() as con:
         # a night without PDs: the pack says it ran on the 4+19+1 score and its rules alone, and why
-        alone = model_of_night(con, as_of) is None
+        used = model_of_night(con, as_of)
         path = audit_pack(con, as_of, Path(registry.path), catalogue.load(), Path(reports_folder.path))
-    progress.done("audit pack", f"no PD model: the night ran on the score alone, said in {path}" if alone else str(path))
-    return dg.MaterializeResult(metadata={"path": str(path), "model": "none" if alone else "champion"})
+    progress.done("audit pack", f"no PD model: the night ran on the score alone, said in {path}" if used is None else str(path))
+    # the version that decided the night: a rerun of a past night after a promotion names the model
+    # that night used, which is no longer the champion
+    return dg.MaterializeResult(metadata={"path": str(path), "model": used or "none"})
 
 
 @dg.asset(

@@ -102,6 +102,8 @@ def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys, reco
         assert instance.get_materialized_partitions(dg.AssetKey(key)) == {BUSINESS_DATE.isoformat()}, key
     assert instance.get_latest_asset_check_evaluation_record(
         dg.AssetCheckKey(dg.AssetKey(["scores", "commercial_value"]), "score_ranges")).event.asset_check_evaluation.passed
+    pack_event = instance.get_latest_materialization_event(dg.AssetKey(["reports", "audit_pack"]))
+    assert pack_event.asset_materialization.metadata["model"].value == "none"  # the version that decided, or none
     runs = instance.get_runs()
     assert len(runs) >= 2 and all(r.tags.get("valuecredit/trigger") == "cli" for r in runs)
     assert (tmp_path / "dagster_home" / "dagster.yaml").read_text() == (Path(__file__).parents[2] / "dagster.yaml").read_text()
