@@ -217,9 +217,10 @@ def _check_file(probe: duckdb.DuckDBPyConnection, path: Path, entry: pd.Series, 
         return path, names
     text = _decode(data, entry["encoding"])
     del data
-    if not text.strip():
+    if not text or text.isspace():  # (no stripped copy of a large file)
         raise FileRejected("file_empty", "the file holds no header and no rows")
-    first = text.split("\n", 1)[0].lstrip("\ufeff")
+    newline = text.find("\n")
+    first = (text if newline < 0 else text[:newline]).lstrip("\ufeff")
     header = [h.strip() for h in next(csv.reader(io.StringIO(first)), [])]
     if not header or header == [""]:
         raise FileRejected("header_missing", "the first line is empty: a CSV starts with its header")
