@@ -125,9 +125,11 @@ def main() -> None:
         "note": "one run, child process; total is the child's wall time (interpreter start and Dagster included); "
                 "stage peaks are sampled resident memory, the total peak is the OS's maximum resident set",
     }
-    firms = int(result["firms_and_months"]["firms"]) if isinstance(result["firms_and_months"], dict) else None
-    # the provincial scale is nightly.json; another scale its own file, not over it
-    write_result("nightly.json" if firms in (None, 1_000_000) else f"nightly_{firms}_firms.json", result, leave_out=())
+    config = result["firms_and_months"] if isinstance(result["firms_and_months"], dict) else {}
+    firms = config.get("firms", "unknown")
+    # nightly.json is the provincial landing (1,000,000 firms x 36 months); any other its own file, not over it
+    provincial = (str(firms), str(config.get("months"))) == ("1000000", "36")
+    write_result("nightly.json" if provincial else f"nightly_{firms}_firms.json", result, leave_out=())
 
 
 if __name__ == "__main__":

@@ -326,16 +326,26 @@ NO_DECISION = ("该日之前没有训练记录(贷款记录不足,或从未运�
                "no training verdict is recorded by that night (the loan book too short, or training never run)")
 
 
+def _decision_day(value) -> date | None:
+    """A verdict's `decided_on` as a date ('2026-11-30', or a time of day after it), None when unreadable."""
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
 def _no_model_pack(con: duckdb.DuckDBPyConnection, as_of: date, registry: Path, out: Path, lang: str) -> Path:
     """A night decided with no PD model ran on the 4+19+1 score and its rules alone: the pack says
     so, with the latest training verdict recorded by that night (why no candidate was promoted)
     and the version history."""
     zh = lang == "zh"
     history = version_history(con, registry, lang)
-    by_then = [d for d in history["decisions"] if str(d.get("decided_on") or "") <= as_of.isoformat()]
     # the latest by date, not by the log's order: a training as of an earlier date may be run (and
-    # logged) after the night; of one date, the one logged last
-    last = max(enumerate(by_then), key=lambda i_d: (str(i_d[1].get("decided_on") or ""), i_d[0]))[1] if by_then else None
+    # logged) after the night; of one date, the one logged last. A verdict without a readable date
+    # cannot be placed before the night and is not quoted for it (the history lists it)
+    dated = [(day, i, d) for i, d in enumerate(history["decisions"])
+             if (day := _decision_day(d.get("decided_on"))) is not None and day <= as_of]
+    last = max(dated, key=lambda t: t[:2])[2] if dated else None
     folder = out / "audit" / as_of.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     return _write(folder / "audit_pack.html", TEMPLATES.get_template("audit_no_model.html.j2").render(

@@ -230,9 +230,10 @@ def peer_percentiles_sql(as_of: date, firms: SQL) -> SQL:
 
 def peer_percentiles_of(con: duckdb.DuckDBPyConnection, as_of: date, firms: SQL) -> SQL:
     """`peer_percentiles_sql`, or on a store of the version that stored the percentiles and has not
-    run a night since the upgrade (no `scores.peer_groups` yet: the next night's writer makes it from
-    that table), the stored ones: a bank's report on such a store reads what its night published."""
-    if has_table(con, "scores.peer_groups") or not has_table(con, "scores.peer_percentiles"):
+    moved them yet (no night since the upgrade, or one stopped before the move: the stored table is
+    still `scores.peer_percentiles`, the condition the move itself keys on in `ensure_tables`), the
+    stored ones: a bank's report on such a store reads what its night published."""
+    if table_kind(con, "scores.peer_percentiles") != "BASE TABLE":
         return peer_percentiles_sql(as_of, firms)
     return (f"SELECT * FROM scores.peer_percentiles WHERE as_of = DATE {lit(as_of.isoformat())} "
             f"AND uscc IN (SELECT uscc FROM {firms}) ORDER BY uscc")

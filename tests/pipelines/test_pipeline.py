@@ -189,6 +189,15 @@ def test_a_first_model_without_the_evidence_is_not_promoted_and_the_run_says_why
     assert str(escape(reason)) in why and "run later" not in why
     assert "Why: the latest training by that night" in " ".join(text.split()) and "a later promotion" in text  # history
     assert "1 line(s) of the decision log could not be read" in text
+    # a verdict stamped with a time of day on the night itself counts for that night; one whose date
+    # cannot be read is listed but never quoted as the night's
+    for stamp, words in ((f"{BUSINESS_DATE.isoformat()} 23:00:00", "refused again that evening"), ("soon", "undated")):
+        record_decision(store / "models", {"version": "pd-" + words.split()[0], "champion": None, "promoted": False,
+                                           "reason": words, "decided_on": stamp})
+    text = " ".join(audit_pack(con, BUSINESS_DATE, store / "models", load_catalogue(), store / "later2",
+                               lang="en").read_text().split())
+    why = text.split("Why: the latest training by that night")[1].split("</div>")[0]
+    assert "refused again that evening" in why and "undated" not in why and "undated" in text
     with pytest.raises(ReplayError, match="no night stored for 2030-01-02"):
         audit_pack(con, date(2030, 1, 2), store / "models", load_catalogue(), store / "later")
     con.close()
