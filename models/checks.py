@@ -59,11 +59,12 @@ def check_pd(con: duckdb.DuckDBPyConnection, as_of: date, model: RegisteredModel
         JOIN scores.pd p USING (uscc, as_of) WHERE as_of = $1 AND c.grade IS NOT NULL AND NOT c.excluded
         GROUP BY c.grade HAVING count(p.pd) >= $2 ORDER BY avg(c.total) DESC""", [as_of, MIN_GRADE_FIRMS]).fetchall()
     inverted = [f"{a} {pa:.2%} > {b} {pb:.2%}" for (a, _, pa), (b, _, pb) in zip(grades, grades[1:]) if pb < pa]
+    # one grade alone compares nothing: the check cannot pass on it
     out.append(("pd_rises_with_grade", CheckOutcome(
-        not inverted and len(grades) > 0,
+        not inverted and len(grades) >= 2,
         (f"mean PD falls from a better grade to a worse one: {'; '.join(inverted)}" if inverted else
-         "mean PD by grade, best first: " + ", ".join(f"{g} {m:.2%}" for g, _, m in grades) if grades else
-         "no grade to compare")
+         "mean PD by grade, best first: " + ", ".join(f"{g} {m:.2%}" for g, _, m in grades) if len(grades) >= 2 else
+         f"{len(grades)} grade(s) to compare, at least 2 are needed")
         + f" (grades of at least {MIN_GRADE_FIRMS} firms with a PD, negative-list firms left out)",
         {"grades": len(grades), "inverted": len(inverted)})))
 

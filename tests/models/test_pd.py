@@ -236,6 +236,13 @@ def test_checks_pass_and_each_can_fail(scored):
     assert not broken["pd_rises_with_grade"].passed and f"{best} 90.00% >" in broken["pd_rises_with_grade"].description
     assert not broken["explanations_add_up"].passed and broken["explanations_add_up"].metadata["off"] == 1
     assert not broken["adverse_pds_have_used_reasons"].passed and broken["adverse_pds_have_used_reasons"].metadata["no_reason"] == 1
+    # the best grade the only one with enough PDs: nothing to compare, and the check says so
+    con.execute("BEGIN TRANSACTION")
+    update_night(con, "scores.pd", TODAY, "pd = NULL",
+                 "uscc NOT IN (SELECT uscc FROM scores.commercial_value WHERE as_of = ? AND grade = ?)", [TODAY, best])
+    alone = dict(check_pd(con, TODAY, model))["pd_rises_with_grade"]
+    con.execute("ROLLBACK")
+    assert not alone.passed and alone.metadata["grades"] == 1 and "at least 2 are needed" in alone.description
 
 
 def test_stability_is_recorded_per_feature_with_thresholds(scored):
