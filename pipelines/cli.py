@@ -173,7 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(s) -> None:
-    t = Table(title=f"tables after {s.business_date}", show_lines=False)
+    t = Table(title=f"tables after {s.business_date}", show_lines=False,
+              caption="a table kept by validity range: its rows for the night")
     t.add_column("table")
     t.add_column("rows", justify="right")
     for name, n in s.table_rows.items():

@@ -116,7 +116,7 @@ def _night(business_date: date, landing: Path, db: Path, progress: ProgressRepor
     blocked = sorted(name for a in nightly_assets for k in a.keys if (name := "/".join(k.path)) not in meta)
     con = connect(db, read_only=True)
     try:
-        rows = table_rows(con, ("staging", "quarantine", "features", "scores", "decisions", "ledger"))
+        rows = table_rows(con, ("staging", "quarantine", "features", "scores", "decisions", "ledger"), business_date)
         quarantined = quarantined_by_rule(con, business_date)
     finally:
         con.close()

@@ -241,11 +241,20 @@ def writer_lock(db_path: str | Path, join: bool = False, run_id: str | None = No
                     os.close(entry[0])
 
 
-def table_rows(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> dict[str, int]:
+def table_rows(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...], as_of: date | None = None) -> dict[str, int]:
     """Rows of every table of `schemas`, and of the staging views; not of the other views, which are
     joins (counting the eligibility view at provincial scale takes half a minute; its pairs table has
-    the same rows)."""
+    the same rows). A table kept by validity range is named as it is read, and counted for the
+    night `as_of` (its ranges, one row for many nights, mean nothing to a reader); with no date, its
+    ranges are counted under their own name."""
     tables = con.execute("""SELECT table_schema, table_name FROM information_schema.tables
                             WHERE list_contains(?, table_schema) AND (table_type = 'BASE TABLE' OR table_schema = 'staging')
                             ORDER BY 1, 2""", [list(schemas)]).fetchall()
-    return {f"{s}.{n}": con.execute(f"SELECT count(*) FROM {q(s)}.{q(n)}").fetchone()[0] for s, n in tables}
+    read_as = {f"{t}_ranges": t for t in RANGED}  # (ranges_of quotes the name)
+    rows = {}
+    for s, n in tables:
+        if as_of is not None and (table := read_as.get(f"{s}.{n}")) is not None:
+            rows[table] = con.execute(f"SELECT count(*) FROM {table} WHERE as_of = ?", [as_of]).fetchone()[0]
+        else:
+            rows[f"{s}.{n}"] = con.execute(f"SELECT count(*) FROM {q(s)}.{q(n)}").fetchone()[0]
+    return dict(sorted(rows.items()))

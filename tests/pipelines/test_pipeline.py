@@ -65,6 +65,8 @@ def test_failed_contract_blocks_dependents_while_other_sources_go_on(faulty_land
     # the healthy sources were loaded all the same
     assert summary.table_rows["staging.tax_monthly"] > 10_000
     assert "staging.firm_coverage" not in summary.table_rows
+    # a table kept by validity range is named as it is read, with the night's rows (none: blocked)
+    assert summary.table_rows.get("features.indicators", 0) == 0 and not any(n.endswith("_ranges") for n in summary.table_rows)
 
 
 def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys, recorded_beside_the_store):
@@ -73,6 +75,10 @@ def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys, reco
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "succeeded" in out and "staging.tax_monthly" in out
+    firms = duckdb.connect(str(db), read_only=True).execute(
+        "SELECT count(*) FROM scores.commercial_value WHERE as_of = ?", [BUSINESS_DATE]).fetchone()[0]
+    assert firms > 700 and f"features.indicators {firms:,}" in " ".join(out.replace("│", " ").split())
+    assert "_ranges" not in out
     # 800 firms have too short a loan book for a PD model: scores and ledger stand, PDs wait, it says why
     assert "no PD model yet" in out and "defaults are needed" in out and "the night ran on the score alone" in out
     pack = (tmp_path / "reports" / "audit" / BUSINESS_DATE.isoformat() / "audit_pack.html").read_text()
