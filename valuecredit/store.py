@@ -254,7 +254,8 @@ def table_rows(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...], as_of: 
     rows = {}
     for s, n in tables:
         if as_of is not None and (table := read_as.get(f"{s}.{n}")) is not None:
-            rows[table] = con.execute(f"SELECT count(*) FROM {table} WHERE as_of = ?", [as_of]).fetchone()[0]
+            rows[table] = con.execute(f"SELECT count(*) FROM {q(s)}.{q(n[:-len('_ranges')])} WHERE as_of = ?",
+                                      [as_of]).fetchone()[0]
         else:
             rows[f"{s}.{n}"] = con.execute(f"SELECT count(*) FROM {q(s)}.{q(n)}").fetchone()[0]
     return dict(sorted(rows.items()))
