@@ -138,8 +138,19 @@ def _categorical(X: pd.DataFrame) -> list[str]:
     return [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
 
 
+def _common_categories(column: pd.Series) -> list[str]:
+    """The categories a GBM splits on: those of at least CATEGORY_ROWS rows, or on a small table of a
+    share of them that a scorecard bin needs (2 %). Rarer ones read as missing, as a category never
+    seen in training does: the trees otherwise gather noise categories of a few dozen rows into
+    their splits (a text column of 200 random values took 0.08 AUC from a 15,000-row table)."""
+    text = column.dropna().astype(str)
+    counts = text.value_counts()
+    return sorted(counts.index[counts >= min(CATEGORY_ROWS, max(np.ceil(0.02 * len(text)), 1))])
+
+
 def _known_categories(column: pd.Series, categories: list[str]) -> pd.Categorical:
-    """The column as the training categories; a category never seen in training counts as missing."""
+    """The column as the training categories; a category never seen in training, or too rare in it
+    to split on (`_common_categories`), counts as missing."""
     text = column.astype("string")
     return pd.Categorical(text.where(text.isin(categories)), categories=categories)
 
@@ -198,7 +209,7 @@ class MonotoneGBM(_BinaryClassifier):
             raise ValueError("calibration needs out-of-fold scores: set cv_folds to 2 or more")
         self.feature_names_in_ = np.array(X.columns, dtype=object)
         self.categorical_ = _categorical(X)
-        self.categories_ = {c: sorted(X[c].dropna().astype(str).unique()) for c in self.categorical_}
+        self.categories_ = {c: _common_categories(X[c]) for c in self.categorical_}
         self.n_features_in_ = X.shape[1]
         constraints = [int((self.monotone or {}).get(c, 0)) for c in X.columns]
         if text := [c for c in self.categorical_ if (self.monotone or {}).get(c, 0)]:

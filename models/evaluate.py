@@ -398,7 +398,9 @@ def fit_models(data: Prepared, rows: np.ndarray, seed: int, budget_seconds: floa
     """The shared procedure (`models.tuning`) on the given rows: a tuned monotone GBM (special codes
     read as missing) and a tuned WoE scorecard."""
     X_gbm = without_special_codes(data.X.iloc[rows], data.special_codes)
-    gbm, gbm_choice = tune_gbm(X_gbm, data.y[rows], data.monotone or None, seed, budget_seconds=budget_seconds)
+    # the grid and inner folds of the whole table's size, for every fold and the report's final model alike
+    gbm, gbm_choice = tune_gbm(X_gbm, data.y[rows], data.monotone or None, seed, budget_seconds=budget_seconds,
+                               table_rows=len(data.y))
     card, card_choice = tune_scorecard(data.X.iloc[rows], data.y[rows], data.special_codes or None,
                                        data.monotone or None, seed)
     return gbm, gbm_choice, card, card_choice

@@ -73,23 +73,27 @@ def inner_folds(rows: int) -> int:
 
 def tune_gbm(X: pd.DataFrame, y, monotone: dict[str, int] | None = None, seed: int = 0, max_candidates: int = 12,
              budget_seconds: float | None = None, calibration: str | None = "sigmoid",
-             fixed: dict | None = None, groups: np.ndarray | None = None) -> tuple[MonotoneGBM, Choice]:
+             fixed: dict | None = None, groups: np.ndarray | None = None,
+             table_rows: int | None = None) -> tuple[MonotoneGBM, Choice]:
     """A monotone GBM whose settings and size were chosen on inner folds of (X, y) alone, fitted on all
     of them; its calibrator is fitted on the chosen candidate's out-of-fold log-odds. `fixed`:
     settings that are not searched (the search then runs over the others). `budget_seconds`: no new
     candidate is started once it is spent and a running one stops growing trees (the first always runs
     in full); None keeps the choice
     independent of the machine's speed. `groups`: rows held out together in the inner folds (a
-    firm's loans: `MonotoneGBM._folds`)."""
+    firm's loans: `MonotoneGBM._folds`). `table_rows`: the rows that decide the grid and the inner
+    folds (default: these rows); a cross-validation passes its whole table's, so that every outer
+    fold and the model fitted on all rows follow one procedure."""
     y = np.asarray(y).astype(int)
     started = time.perf_counter()
-    folds = inner_folds(len(y))
+    size = table_rows or len(y)
+    folds = inner_folds(size)
     # one thread on a small table: two threads on a few hundred rows spend more time waiting for each
     # other than working, the more so on a machine shared with other work
     base = dict(monotone=monotone or None, random_state=seed, calibration=calibration, cv_folds=folds,
                 early_stopping_rounds=100, stopping_metric="auc", n_jobs=1 if len(y) < LARGE else 2)
     seen, tried, best, stopped = [], [], None, False
-    for candidate in gbm_candidates(seed, max_candidates, len(y)):
+    for candidate in gbm_candidates(seed, max_candidates, size):
         candidate = {**candidate, **(fixed or {})}
         if candidate in seen:
             continue

@@ -190,11 +190,14 @@ def test_each_fold_chooses_its_settings_on_its_training_rows_alone(tmp_path, cap
     import models.evaluate as ev
 
     seen: list[tuple[str, set]] = []
+    sized: list[int | None] = []
     for name in ("tune_gbm", "tune_scorecard"):
         real = getattr(ev, name)
 
         def spy(X, *args, _real=real, _name=name, **kwargs):
             seen.append((_name, set(X.index)))
+            if _name == "tune_gbm":
+                sized.append(kwargs.get("table_rows"))
             return _real(X, *args, **kwargs)
 
         monkeypatch.setattr(ev, name, spy)
@@ -203,6 +206,8 @@ def test_each_fold_chooses_its_settings_on_its_training_rows_alone(tmp_path, cap
     y = pd.read_csv(path)["target"].to_numpy().astype(int)
     tests = [set(test) for _, test in StratifiedKFold(3, shuffle=True, random_state=42).split(np.zeros(len(y)), y)]
     assert [name for name, _ in seen] == ["tune_gbm", "tune_scorecard"] * 3
+    # every fold's GBM search sized by the whole table, as the report's model on all rows is: one procedure
+    assert sized == [len(y)] * 3
     for i, (_, rows) in enumerate(seen):
         assert rows and not rows & tests[i // 2] and rows | tests[i // 2] == set(range(len(y)))
     assert len(r["per_fold"]) == 3
@@ -560,3 +565,20 @@ def test_a_large_table_searches_larger_trees_and_a_small_one_keeps_the_small_gri
     assert min(c["min_child_samples"] for c in large) >= 20 and min(c["num_leaves"] for c in large) >= 7
     assert any(c["num_leaves"] == 31 for c in large) and not any(c["num_leaves"] == 31 for c in small)
     assert len({tuple(sorted(c.items())) for c in large}) == 12  # drawn without replacement
+
+
+def test_a_text_column_of_rare_values_gives_the_gbm_no_split_on_them():
+    """Categories too rare to split on read as missing, as unseen ones do: a text column of 300 random
+    values (about 33 rows each) gave the trees noise to gather into their splits."""
+    from models.estimators import MonotoneGBM
+
+    rng = np.random.default_rng(3)
+    n = 10_000
+    x = rng.normal(size=n)
+    X = pd.DataFrame({"x": x, "noise": [f"v{v}" for v in rng.integers(0, 300, n)],
+                      "sector": rng.choice(["a", "b", "c"], n)})
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x - 2)))).astype(int)
+    gbm = MonotoneGBM(n_estimators=50, cv_folds=2, calibration=None, n_jobs=1).fit(X, y)
+    assert gbm.categories_["noise"] == [] and gbm.categories_["sector"] == ["a", "b", "c"]
+    one = X.head(1).assign(noise="v7")
+    assert gbm.predict_proba(one)[0, 1] == gbm.predict_proba(one.assign(noise=None))[0, 1]
