@@ -338,7 +338,15 @@ def prepare(path: Path, target: str, bad: str | None, drop: list[str] | str | No
     codes = list(special_codes or [])
     if not WoEScorecard(special_codes=codes).binnable(X):
         raise EvaluationInputError(f"{path}: no feature column holds a value other than missing or a special code")
-    monotone_by = parse_monotone(monotone, X.columns)
+    try:
+        monotone_by = parse_monotone(monotone, X.columns)
+    except EvaluationInputError:
+        # a column left out before the models (--drop, or an identifier by its name) is no feature to constrain
+        gone = [c for c in parse_monotone(monotone, [*X.columns, *ids, *drop]) if c in ids or c in drop]
+        if gone:
+            why = {c: "dropped as an identifier by its name" if c in ids else "dropped by --drop" for c in gone}
+            raise EvaluationInputError("--monotone " + "; ".join(f"{c!r}: {w}, not a feature" for c, w in why.items())) from None
+        raise
     text = [c for c in monotone_by if not pd.api.types.is_numeric_dtype(X[c])]
     if text:
         raise EvaluationInputError(f"--monotone {', '.join(map(repr, text))}: not a numeric column (text or categories "

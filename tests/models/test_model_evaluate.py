@@ -341,6 +341,9 @@ def test_a_gbk_or_semicolon_export_reads_as_its_utf8_comma_twin(tmp_path):
 @pytest.mark.parametrize("header,args,message", [
     ("x1,x2,bad,x1,bad", [], "the header names 'bad', 'x1' more than once"),
     ("x1,txt,bad", ["--monotone", "txt:+1"], "--monotone 'txt': not a numeric column"),
+    ("x1,customer_id,bad", ["--monotone", "customer_id:+1"],
+     "--monotone 'customer_id': dropped as an identifier by its name, not a feature"),
+    ("x1,x2,bad", ["--drop", "x2", "--monotone", "x1:+1,x2:-1"], "--monotone 'x2': dropped by --drop, not a feature"),
     ("x1,x2,bad", ["--special-codes", "nan"], "--special-codes 'nan': expected finite numbers"),
     ("x1,x2,bad", ["--budget", "inf"], "--budget inf: expected a number of seconds above 0"),
     ("x1,x2,bad", ["--seed", "-1"], "--seed -1: expected a whole number"),
