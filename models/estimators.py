@@ -138,14 +138,19 @@ def _categorical(X: pd.DataFrame) -> list[str]:
     return [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
 
 
+GBM_CATEGORY_SHARE = 0.02  # as the scorecard's smaller bin (models.tuning.CARD_MIN_BIN_SIZES)
+
+
 def _common_categories(column: pd.Series) -> list[str]:
-    """The categories a GBM splits on: those of at least CATEGORY_ROWS rows, or on a small table of a
-    share of them that a scorecard bin needs (2 %). Rarer ones read as missing, as a category never
-    seen in training does: the trees otherwise gather noise categories of a few dozen rows into
-    their splits (a text column of 200 random values took 0.08 AUC from a 15,000-row table)."""
+    """The categories a GBM splits on: those of at least CATEGORY_ROWS rows, or on a small table of
+    GBM_CATEGORY_SHARE of them, counted in whole rows (a share times the rows, as the scorecard's
+    `category_cutoff` gives it, can land a hair above a whole number). Rarer ones read as missing, as
+    a category never seen in training does: the trees otherwise gather noise categories of a few
+    dozen rows into their splits (a text column of 200 random values took 0.08 AUC from a 15,000-row
+    table)."""
     text = column.dropna().astype(str)
     counts = text.value_counts()
-    return sorted(counts.index[counts >= min(CATEGORY_ROWS, max(np.ceil(0.02 * len(text)), 1))])
+    return sorted(counts.index[counts >= min(CATEGORY_ROWS, max(np.ceil(GBM_CATEGORY_SHARE * len(text)), 1))])
 
 
 def _known_categories(column: pd.Series, categories: list[str]) -> pd.Categorical:

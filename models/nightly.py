@@ -302,11 +302,11 @@ def score_pd(con: duckdb.DuckDBPyConnection, as_of: date, cat: Catalogue, model:
         # the firms that keep the previous date's PD and explanation: their rows are the previous
         # date's ranges, which the night's write leaves as they are
         stamp = lit(snapshot_id) if snapshot_id is not None else "NULL"
-        yesterdays = f"WHERE as_of = DATE {lit(plan.previous.isoformat())} AND uscc IN (SELECT uscc FROM _kept)" if len(kept) else ""
-        kept_pds = (f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of, {stamp} AS snapshot_id) FROM scores.pd {yesterdays}"
-                    if len(kept) else "")
-        kept_explanations = (f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of) FROM scores.explanations {yesterdays}"
-                             if len(kept) else "")
+        kept_pds = kept_explanations = ""
+        if len(kept):
+            yesterdays = f"WHERE as_of = DATE {lit(plan.previous.isoformat())} AND uscc IN (SELECT uscc FROM _kept)"
+            kept_pds = f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of, {stamp} AS snapshot_id) FROM scores.pd {yesterdays}"
+            kept_explanations = f" UNION ALL BY NAME SELECT * REPLACE ({d} AS as_of) FROM scores.explanations {yesterdays}"
         replace_date(con, "scores.pd", as_of, f"SELECT * FROM _scored{kept_pds}")
         replace_date(con, "scores.explanations", as_of, f"SELECT * FROM _explained{kept_explanations}")
         for name in ("_explained", "_scored", "_kept"):

@@ -152,22 +152,19 @@ def last_decision(root: Path) -> dict | None:
     return json.loads(lines[-1]) if lines else None
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
-
-
 def record_decision(root: Path, decision: dict) -> None:
     """Append a retraining verdict to the decision log; a promotion also moves the champion pin
     (written to a temporary file and renamed, so a crash never leaves a half-written pin)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     line = json.dumps(decision, sort_keys=True, ensure_ascii=False, default=str) + "\n"
-    with open(root / DECISIONS, "ab") as log:
+    with open(root / DECISIONS, "a+b") as log:  # appends whatever the position; reads the last byte first
         # a line a crash cut short stays unreadable on its own line: appended to it, this verdict was lost too
-        if log.tell() and not _ends_with_newline(root / DECISIONS):
-            line = "\n" + line
+        end = log.seek(0, os.SEEK_END)
+        if end:
+            log.seek(end - 1)
+            if log.read(1) != b"\n":
+                line = "\n" + line
         log.write(line.encode("utf-8"))
         log.flush()
         os.fsync(log.fileno())

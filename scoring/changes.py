@@ -36,6 +36,7 @@ import duckdb
 
 from data_contracts.contracts import CONTRACTS
 from scoring.sql import WINDOWS, PointInTime
+from valuecredit.ranges import table_kind
 from valuecredit.schema import CARRYING_STAGES, STAGE_COLUMNS, ensure
 from valuecredit.sqltext import SQL, lit, q
 
@@ -107,9 +108,7 @@ def plan_night(con: duckdb.DuckDBPyConnection, as_of: date, full: str = "") -> N
 
 
 def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return con.execute("SELECT count(*) > 0 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema, name]).fetchone()[0]
+    return table_kind(con, table) is not None
 
 
 def night_plan(con: duckdb.DuckDBPyConnection, as_of: date) -> NightPlan | None:

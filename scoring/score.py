@@ -44,9 +44,14 @@ class ScoreSummary:
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     ensure(con, *TABLES)
-    if table_kind(con, "scores.peer_percentiles") == "BASE TABLE":
+    if _percentiles_stored(con):
         with atomically(con):
             _keep_peer_groups_of_stored_percentiles(con)
+
+
+def _percentiles_stored(con: duckdb.DuckDBPyConnection) -> bool:
+    """The percentiles an earlier version stored are still in place: not yet moved (`ensure_tables`)."""
+    return table_kind(con, "scores.peer_percentiles") == "BASE TABLE"
 
 
 def _keep_peer_groups_of_stored_percentiles(con: duckdb.DuckDBPyConnection) -> None:
@@ -230,10 +235,10 @@ def peer_percentiles_sql(as_of: date, firms: SQL) -> SQL:
 
 def peer_percentiles_of(con: duckdb.DuckDBPyConnection, as_of: date, firms: SQL) -> SQL:
     """`peer_percentiles_sql`, or on a store of the version that stored the percentiles and has not
-    moved them yet (no night since the upgrade, or one stopped before the move: the stored table is
-    still `scores.peer_percentiles`, the condition the move itself keys on in `ensure_tables`), the
-    stored ones: a bank's report on such a store reads what its night published."""
-    if table_kind(con, "scores.peer_percentiles") != "BASE TABLE":
+    moved them yet (no night since the upgrade, or one stopped before the move: `_percentiles_stored`,
+    the condition the move itself keys on), the stored ones: a bank's report on such a store reads
+    what its night published."""
+    if not _percentiles_stored(con):
         return peer_percentiles_sql(as_of, firms)
     return (f"SELECT * FROM scores.peer_percentiles WHERE as_of = DATE {lit(as_of.isoformat())} "
             f"AND uscc IN (SELECT uscc FROM {firms}) ORDER BY uscc")

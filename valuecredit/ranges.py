@@ -59,7 +59,7 @@ def ranges_of(table: str) -> SQL:
     return f"{q(schema)}.{q(name + '_ranges')}"
 
 
-def _relation(table: str) -> SQL:
+def relation(table: str) -> SQL:
     schema, name = table.split(".")
     return f"{q(schema)}.{q(name)}"
 
@@ -131,7 +131,7 @@ def _shown_sql(cols: list[str]) -> SQL:
 def _create_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """The per-night view over the ranges, in the per-night table's shape."""
     cols = [c for c in _columns(con, ranges_of(table)) if c not in ("valid_from", "valid_to")]
-    con.execute(f"CREATE OR REPLACE VIEW {_relation(table)} AS SELECT {_shown_sql(cols)} FROM {ranges_of(table)} r "
+    con.execute(f"CREATE OR REPLACE VIEW {relation(table)} AS SELECT {_shown_sql(cols)} FROM {ranges_of(table)} r "
                 f"JOIN {NIGHTS} n ON n.table_name = {lit(table)} AND n.as_of >= r.valid_from AND n.as_of < r.valid_to")
 
 
@@ -153,7 +153,7 @@ def _ensure_ranged(con: duckdb.DuckDBPyConnection, table: str, shape: SQL) -> No
     # a per-night table's own column types first: its nights keep the types they were written in, as
     # its inserts by name kept them (a score's DECIMAL scale follows the catalogue's weights)
     stored = _stored(con, shape)
-    first = _stored(con, _relation(table)) if kind == "BASE TABLE" else stored
+    first = _stored(con, relation(table)) if kind == "BASE TABLE" else stored
     con.execute(f"CREATE TABLE IF NOT EXISTS {ranges} AS SELECT *, NULL::DATE AS valid_from, "
                 f"NULL::DATE AS valid_to FROM {first} WHERE false")
     add_missing_columns(con, ranges, stored)
@@ -167,7 +167,7 @@ def _move_into_ranges(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """A per-night table of an earlier version becomes ranges: each of its nights written in order."""
     schema, name = table.split(".")
     old: SQL = f"{q(schema)}.{q(name + '_per_night')}"
-    con.execute(f"ALTER TABLE {_relation(table)} RENAME TO {q(name + '_per_night')}")
+    con.execute(f"ALTER TABLE {relation(table)} RENAME TO {q(name + '_per_night')}")
     add_missing_columns(con, ranges_of(table), _stored(con, old))  # a column no night writes any more keeps what it held
     _create_view(con, table)
     # as a date: a table an earlier version wrote from a DataFrame holds its nights as timestamps

@@ -15,7 +15,7 @@ import duckdb
 from data_contracts.contracts import CONTRACTS
 from data_contracts.identifiers import USCC_SQL_MACROS
 from valuecredit.columns import add_columns, add_missing_columns
-from valuecredit.ranges import RANGED, ensure_ranged, write_night
+from valuecredit.ranges import RANGED, ensure_ranged, relation, write_night
 from valuecredit.schema import ensure
 from valuecredit.sqltext import SQL, q
 from valuecredit.transactions import transaction
@@ -250,12 +250,11 @@ def table_rows(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...], as_of: 
     tables = con.execute("""SELECT table_schema, table_name FROM information_schema.tables
                             WHERE list_contains(?, table_schema) AND (table_type = 'BASE TABLE' OR table_schema = 'staging')
                             ORDER BY 1, 2""", [list(schemas)]).fetchall()
-    read_as = {f"{t}_ranges": t for t in RANGED}  # (ranges_of quotes the name)
+    read_as = {f"{t}_ranges": t for t in RANGED}  # the ranges' unquoted name -> the view
     rows = {}
     for s, n in tables:
         if as_of is not None and (table := read_as.get(f"{s}.{n}")) is not None:
-            rows[table] = con.execute(f"SELECT count(*) FROM {q(s)}.{q(n[:-len('_ranges')])} WHERE as_of = ?",
-                                      [as_of]).fetchone()[0]
+            rows[table] = con.execute(f"SELECT count(*) FROM {relation(table)} WHERE as_of = ?", [as_of]).fetchone()[0]
         else:
             rows[f"{s}.{n}"] = con.execute(f"SELECT count(*) FROM {q(s)}.{q(n)}").fetchone()[0]
     return dict(sorted(rows.items()))

@@ -75,8 +75,9 @@ def test_cli_run_end_to_end_and_idempotent(clean_landing, tmp_path, capsys, reco
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "succeeded" in out and "staging.tax_monthly" in out
-    firms = duckdb.connect(str(db), read_only=True).execute(
-        "SELECT count(*) FROM scores.commercial_value WHERE as_of = ?", [BUSINESS_DATE]).fetchone()[0]
+    con = duckdb.connect(str(db), read_only=True)
+    firms = con.execute("SELECT count(*) FROM scores.commercial_value WHERE as_of = ?", [BUSINESS_DATE]).fetchone()[0]
+    con.close()
     assert firms > 700 and f"features.indicators {firms:,}" in " ".join(out.replace("│", " ").split())
     assert "_ranges" not in out
     # 800 firms have too short a loan book for a PD model: scores and ledger stand, PDs wait, it says why

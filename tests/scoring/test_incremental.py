@@ -261,6 +261,13 @@ def test_a_registry_file_dated_before_a_night_but_loaded_after_it_leaves_its_per
     con.close()
 
 
+def _store_percentiles_as_the_earlier_version(con) -> None:
+    """`scores.peer_percentiles` as the version that stored them wrote it: a copy per night, of every firm."""
+    everyone = "(SELECT uscc FROM staging.registry)"
+    con.execute(f"CREATE TABLE scores.peer_percentiles AS SELECT * FROM ({peer_percentiles_sql(BEFORE, everyone)}) "
+                f"UNION ALL SELECT * FROM ({peer_percentiles_sql(NIGHT, everyone)})")
+
+
 def test_an_earlier_stores_stored_percentiles_are_kept_and_given_again(nights, tmp_path):
     """A store of the version that stored the percentiles: the peer groups its nights ranked by are
     kept from that table, which stays as it was under another name; the percentiles read are the
@@ -273,8 +280,7 @@ def test_an_earlier_stores_stored_percentiles_are_kept_and_given_again(nights, t
     everyone = "(SELECT uscc FROM staging.registry)"
     update_night(con, "scores.peer_groups", BEFORE, "size_class = CASE WHEN size_class = '微型' THEN '小型' ELSE '微型' END",
                  "uscc IN (SELECT uscc FROM staging.registry ORDER BY uscc LIMIT 40)")
-    con.execute(f"CREATE TABLE scores.peer_percentiles AS SELECT * FROM ({peer_percentiles_sql(BEFORE, everyone)}) "
-                f"UNION ALL SELECT * FROM ({peer_percentiles_sql(NIGHT, everyone)})")
+    _store_percentiles_as_the_earlier_version(con)
     stored = con.execute("SELECT * FROM scores.peer_percentiles ORDER BY as_of, uscc").df()
     con.execute("DELETE FROM scores.peer_groups_ranges")  # that version kept no peer groups
     con.execute("DELETE FROM meta.nights_held WHERE table_name = 'scores.peer_groups'")
@@ -297,8 +303,7 @@ def test_a_report_on_a_store_not_yet_upgraded_reads_the_percentiles_it_stored(ni
     shutil.copy(db, old)
     con = connect(old)
     everyone = "(SELECT uscc FROM staging.registry)"
-    con.execute(f"CREATE TABLE scores.peer_percentiles AS SELECT * FROM ({peer_percentiles_sql(BEFORE, everyone)}) "
-                f"UNION ALL SELECT * FROM ({peer_percentiles_sql(NIGHT, everyone)})")
+    _store_percentiles_as_the_earlier_version(con)
     genuine = con.execute(f"SELECT * FROM scores.peer_percentiles WHERE as_of = DATE {lit(BEFORE.isoformat())} "
                           "ORDER BY uscc").df()
     # that version's stored percentiles, a few of them changed: what it published is what is read
