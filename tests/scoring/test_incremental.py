@@ -304,28 +304,40 @@ def test_a_report_on_a_store_not_yet_upgraded_reads_the_percentiles_it_stored(ni
     con = connect(old)
     everyone = "(SELECT uscc FROM staging.registry)"
     _store_percentiles_as_the_earlier_version(con)
-    genuine = con.execute(f"SELECT * FROM scores.peer_percentiles WHERE as_of = DATE {lit(BEFORE.isoformat())} "
-                          "ORDER BY uscc").df()
-    # that version's stored percentiles, a few of them changed: what it published is what is read
+
+    def stored_on(night):
+        return con.execute(f"SELECT * FROM scores.peer_percentiles WHERE as_of = DATE {lit(night.isoformat())} "
+                           "ORDER BY uscc").df()
+
+    def read_on(night):
+        return con.execute(peer_percentiles_of(con, night, everyone)).df()
+
+    nights_stored = (BEFORE, NIGHT)
+    genuine = {night: stored_on(night) for night in nights_stored}
+    # that version's stored percentiles, a few of them changed on both nights: what it published is what is read
     con.execute("UPDATE scores.peer_percentiles SET revenue_growth = 0.123 WHERE uscc IN "
                 "(SELECT uscc FROM staging.registry ORDER BY uscc LIMIT 5) AND revenue_growth IS NOT NULL")
-    stored = con.execute(f"SELECT * FROM scores.peer_percentiles WHERE as_of = DATE {lit(BEFORE.isoformat())} "
-                         "ORDER BY uscc").df()
-    assert (stored["revenue_growth"] == 0.123).sum() >= 1
+    stored = {night: stored_on(night) for night in nights_stored}
+    assert all((stored[night]["revenue_growth"] == 0.123).sum() >= 1 for night in nights_stored)
     con.execute("DROP VIEW scores.peer_groups; DROP TABLE scores.peer_groups_ranges")  # that version had none
     con.execute("DELETE FROM meta.nights_held WHERE table_name = 'scores.peer_groups'")
     with pytest.raises(duckdb.CatalogException):
         con.execute(peer_percentiles_sql(BEFORE, everyone))
-    pd.testing.assert_frame_equal(con.execute(peer_percentiles_of(con, BEFORE, everyone)).df(), stored, check_exact=True)
+    for night in nights_stored:
+        pd.testing.assert_frame_equal(read_on(night), stored[night], check_exact=True)
     # a night stopped after the new tables were made but before the move: the peer groups exist, empty
     from valuecredit.schema import ensure
 
     ensure(con, "scores.peer_groups")
     assert con.execute("SELECT count(*) FROM scores.peer_groups").fetchone()[0] == 0
-    pd.testing.assert_frame_equal(con.execute(peer_percentiles_of(con, BEFORE, everyone)).df(), stored, check_exact=True)
+    for night in nights_stored:
+        pd.testing.assert_frame_equal(read_on(night), stored[night], check_exact=True)
     con.execute("DELETE FROM scores.peer_percentiles")  # as that version stored them, untouched
-    con.register("_genuine", genuine)
-    con.execute("INSERT INTO scores.peer_percentiles SELECT * FROM _genuine")
+    for night in nights_stored:
+        con.register("_genuine", genuine[night])
+        con.execute("INSERT INTO scores.peer_percentiles SELECT * FROM _genuine")
+        con.unregister("_genuine")
     ensure_tables(con)  # the next night's writer: the groups are taken from the stored table
-    pd.testing.assert_frame_equal(con.execute(peer_percentiles_of(con, BEFORE, everyone)).df(), genuine, check_exact=True)
+    for night in nights_stored:
+        pd.testing.assert_frame_equal(read_on(night), genuine[night], check_exact=True)
     con.close()
