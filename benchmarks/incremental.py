@@ -11,7 +11,11 @@ in full (`full=...`, what `valuecredit run --full` does). Each stage's time come
     python -m benchmarks.incremental [--store benchmarks/work/nightly/night.duckdb] [--landing ...] [--work DIR]
                                      [--out incremental.json]
 
-Writes benchmarks/results/incremental.json (or --out). Target: the incremental night under 5 % of the full one."""
+Writes benchmarks/results/incremental.json (or --out). Target: the incremental night under 5 % of the full one.
+"Identical" means every compared table's rows for the night; every file of every bank's folder for the
+night (change files, manifest, early warnings, the full table where written) and LATEST, byte for byte;
+and every bank's full table rebuilt from the incremental run's change files matching the SHA-256 the
+full run published."""
 
 from __future__ import annotations
 
@@ -33,8 +37,9 @@ COMPARED = ["features.indicators", "scores.negative_hits", "scores.commercial_va
             "decisions.eligibility_firms", "decisions.eligibility_pairs"]
 
 
-def deliveries(store: Path, source_landing: Path, landing: Path, night) -> dict[str, int]:
-    """The night's new files in `landing` (linking every original folder), and the manifest that lists them."""
+def deliveries(store: Path, source_landing: Path, landing: Path, night, empty: bool = False) -> dict[str, int]:
+    """The night's new files in `landing` (linking every original folder), and the manifest that lists
+    them; none when `empty` (a night on which no department delivered anything: only the date moves)."""
     landing.mkdir(parents=True)
     for entry in source_landing.iterdir():
         if entry.name != "manifest.csv":
@@ -58,7 +63,7 @@ def deliveries(store: Path, source_landing: Path, landing: Path, night) -> dict[
                    AS size_class) FROM staging.registry WHERE uscc IN {every.format(k=2000, r=3)}"""),
     }
     rows = {}
-    for name, (source, per, select) in files.items():
+    for name, (source, per, select) in ({} if empty else files).items():
         frame = con.execute(f"{select} ORDER BY ALL").df()
         deliver(landing, contract_for(source), name, per, frame, night)
         rows[source] = len(frame)
@@ -80,6 +85,38 @@ def differences(a: Path, b: Path, night) -> dict[str, int]:
     return out
 
 
+def publication_differences(a: Path, b: Path, night) -> dict[str, list[str]]:
+    """Per bank, the files of the night's folder (and LATEST) that are not the same bytes in the two
+    publication folders, and whether the night's full table rebuilt from `a`'s change files
+    (`lending.delta.rebuild`, from the bank's last full table) is the table `b` published: a bank
+    missing on one side is listed with "folder"."""
+    import hashlib
+    import tempfile
+
+    from lending.delta import MANIFEST, rebuild
+
+    out: dict[str, list[str]] = {}
+    banks = sorted({p.name for side in (a, b) for p in side.iterdir() if p.is_dir() and not p.name.startswith(".")})
+    with tempfile.TemporaryDirectory(prefix="valuecredit-bench-") as tmp:
+        for bank in banks:
+            one, other = a / bank / night.isoformat(), b / bank / night.isoformat()
+            if not (one.is_dir() and other.is_dir()):
+                out[bank] = ["folder"]
+                continue
+            names = sorted({p.name for p in one.iterdir()} | {p.name for p in other.iterdir()})
+            differing = [n for n in names if not ((one / n).is_file() and (other / n).is_file()
+                                                  and (one / n).read_bytes() == (other / n).read_bytes())]
+            latest = [side / bank / "LATEST" for side in (a, b)]
+            if len({path.read_bytes() if path.is_file() else None for path in latest}) > 1:
+                differing.append("LATEST")
+            rebuilt = rebuild(a / bank, night, None, Path(tmp) / bank)
+            published = json.loads((other / MANIFEST).read_text(encoding="utf-8"))["table_sha256"]
+            if hashlib.sha256(rebuilt.read_bytes()).hexdigest() != published:
+                differing.append("rebuilt full table")
+            out[bank] = differing
+    return out
+
+
 def main() -> None:
     from data_contracts.contracts import CONTRACTS
 
@@ -90,6 +127,8 @@ def main() -> None:
     p.add_argument("--landing", default=str(work_default / "landing"), help="the landing zone that night read")
     p.add_argument("--work", default=str(work_default / "incremental"))
     p.add_argument("--out", default="incremental.json", help="the result file's name in benchmarks/results/")
+    p.add_argument("--empty", action="store_true",
+                   help="deliver nothing that night: what a night costs when no firm's data changed")
     args = p.parse_args()
     store, work = Path(args.store), Path(args.work)
     if not store.exists():
@@ -101,7 +140,7 @@ def main() -> None:
     night = last + timedelta(days=1)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    delivered = deliveries(store, Path(args.landing), work / "landing", night)
+    delivered = deliveries(store, Path(args.landing), work / "landing", night, args.empty)
     print("delivered", delivered, flush=True)
     runs, dbs = {}, {}
     for mode, full in (("incremental", ""), ("full", "the benchmark's reference")):
@@ -123,6 +162,7 @@ def main() -> None:
         raise SystemExit(f"{night}: the night was not incremental ({plan[1]}); start from a store whose last night "
                          "was computed by this code, in the same month")
     diff = differences(dbs["incremental"], dbs["full"], night)
+    published = publication_differences(work / "incremental" / "publish", work / "full" / "publish", night)
     inc, full = runs["incremental"]["seconds"], runs["full"]["seconds"]
     result = {
         "firms": firms, "night": night.isoformat(), "previous": str(plan[0]), "rows_delivered": delivered,
@@ -130,11 +170,16 @@ def main() -> None:
         "incremental_seconds": inc, "full_seconds": full, "ratio": round(inc / full, 3),
         "stages": {name: {"incremental": runs["incremental"]["stages"].get(name, {}).get("seconds"),
                           "full": s["seconds"]} for name, s in runs["full"]["stages"].items()},
-        "rows_differing_from_full": diff, "identical": not any(diff.values()),
+        "rows_differing_from_full": diff,
+        "publication_files_differing_from_full": {bank: files for bank, files in published.items() if files},
+        "banks_compared": len(published),
+        "identical": not any(diff.values()) and not any(published.values()),
         "target_ratio": 0.05, "met": inc <= 0.05 * full,
         "runs": runs,
+        "empty": args.empty,
         "note": f"same night, same store copied twice, run one after the other in child processes; "
-                f"{SOURCES_GROUP} loads only the night's new files in both",
+                f"{SOURCES_GROUP} loads only the night's new files in both"
+                + ("; nothing was delivered that night" if args.empty else ""),
     }
     write_result(args.out, result)
     print(json.dumps({k: result[k] for k in ("incremental_seconds", "full_seconds", "ratio", "identical")}))

@@ -417,3 +417,21 @@ def test_the_kept_copies_sit_beside_the_publication_folder_however_it_is_named(t
     (publish / "sub").mkdir(parents=True)
     monkeypatch.chdir(publish)
     assert kept_root(Path(".")) == kept_root(Path("sub/..")) == kept_root(publish) == tmp_path / ".publish.kept"
+
+
+def test_the_incremental_benchmark_compares_the_banks_files_byte_for_byte(tmp_path):
+    """`benchmarks.incremental` calls two publications identical only when every file of the night and
+    the table rebuilt from one side's change files are the other side's: a night with one limit
+    changed is caught in its change file, its manifest and its rebuilt table."""
+    from benchmarks.incremental import publication_differences
+
+    one, other = Bank(tmp_path / "one" / "publish"), Bank(tmp_path / "other" / "publish")
+    for side, limit in ((one, 200), (other, 200)):
+        side.publish(D1, {"A": 100, "B": 100}, authorised="AB")
+        side.publish(D2, {"A": limit, "B": 100}, authorised="AB", full=None)
+    assert publication_differences(one.root, other.root, D2) == {"B01": []}
+    other.publish(D2, {"A": 300, "B": 100}, authorised="AB", full=None)  # the same night, another limit
+    assert publication_differences(one.root, other.root, D2) == {
+        "B01": ["changes.csv", "changes.parquet", "manifest.json", "rebuilt full table"]}
+    shutil.rmtree(other.dir / D2.isoformat())
+    assert publication_differences(one.root, other.root, D2) == {"B01": ["folder"]}
