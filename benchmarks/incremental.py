@@ -12,18 +12,21 @@ in full (`full=...`, what `valuecredit run --full` does). Each stage's time come
                                      [--out incremental.json]
 
 Writes benchmarks/results/incremental.json (or --out). Target: the incremental night under 5 % of the full one.
-"Identical" means every compared table's rows for the night; every file of every bank's folder for the
-night (change files, manifest, early warnings, the full table where written) and LATEST, byte for byte;
-and every bank's full table rebuilt from the incremental run's change files matching the SHA-256 the
-full run published."""
+"Identical" means every compared table's rows for the night; every file of every bank's folder (each
+night's, and LATEST, which must name the night on both sides) byte for byte, for every bank of the
+catalogue; and every bank's full table rebuilt from the incremental run's change files matching the
+SHA-256 the full run published. `--repeats N` runs each mode N times, alternately, and quotes medians."""
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
+import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
+from statistics import median
 
 import duckdb
 
@@ -85,40 +88,66 @@ def differences(a: Path, b: Path, night) -> dict[str, int]:
     return out
 
 
-def publication_differences(a: Path, b: Path, night) -> dict[str, list[str]]:
-    """Per bank, the files of the night's folder (and LATEST) that are not the same bytes in the two
-    publication folders, and whether the night's full table rebuilt from `a`'s change files
-    (`lending.delta.rebuild`, from the bank's last full table) is the table `b` published: a bank
-    missing on one side is listed with "folder"."""
+def _files(root: Path) -> dict[str, Path]:
+    """Every file under `root` by its path relative to it (what a crashed publication leaves aside,
+    `.<date>.partial`, excluded); a symbolic link is listed as such: publication writes none."""
+    found = {}
+    for folder, dirs, names in os.walk(root):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not (d.startswith(".") and d.endswith(".partial"))]
+        for name in [*names, *(d for d in dirs if (here / d).is_symlink())]:
+            path = here / name
+            found[str(path.relative_to(root)) + (" (a symbolic link)" if path.is_symlink() else "")] = path
+    return found
+
+
+def publication_differences(a: Path, b: Path, night, banks: set[str]) -> dict[str, list[str]]:
+    """Per bank (those of `banks`, the catalogue's, and any other folder on either side), what differs
+    between the two publication folders: every file of the bank's folder (every night's, `LATEST`)
+    byte for byte; the night's folder and `LATEST` naming it on both sides; and the night's full table
+    rebuilt from `a`'s change files (`lending.delta.rebuild`, from the bank's last full table) against
+    the SHA-256 `b` published. A rebuild or a manifest that fails is listed with its error, not raised."""
     import hashlib
     import tempfile
 
-    from lending.delta import MANIFEST, rebuild
+    from lending.delta import MANIFEST, RebuildError, rebuild
 
+    if a.resolve() == b.resolve():
+        raise SystemExit(f"{a} and {b} are the same folder: nothing would be compared")
     out: dict[str, list[str]] = {}
-    banks = sorted({p.name for side in (a, b) for p in side.iterdir() if p.is_dir() and not p.name.startswith(".")})
-    with tempfile.TemporaryDirectory(prefix="valuecredit-bench-") as tmp:
-        for bank in banks:
-            one, other = a / bank / night.isoformat(), b / bank / night.isoformat()
-            if not (one.is_dir() and other.is_dir()):
-                out[bank] = ["folder"]
-                continue
-            names = sorted({p.name for p in one.iterdir()} | {p.name for p in other.iterdir()})
-            differing = [n for n in names if not ((one / n).is_file() and (other / n).is_file()
-                                                  and (one / n).read_bytes() == (other / n).read_bytes())]
-            latest = [side / bank / "LATEST" for side in (a, b)]
-            if len({path.read_bytes() if path.is_file() else None for path in latest}) > 1:
-                differing.append("LATEST")
-            rebuilt = rebuild(a / bank, night, None, Path(tmp) / bank)
-            published = json.loads((other / MANIFEST).read_text(encoding="utf-8"))["table_sha256"]
-            if hashlib.sha256(rebuilt.read_bytes()).hexdigest() != published:
-                differing.append("rebuilt full table")
-            out[bank] = differing
+    found = {p.name for side in (a, b) if side.is_dir() for p in side.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    for bank in sorted(set(banks) | found):
+        one, other = a / bank, b / bank
+        if not (one.is_dir() and other.is_dir()):
+            out[bank] = ["folder"]
+            continue
+        if one.resolve().is_relative_to(b.resolve()) or other.resolve().is_relative_to(a.resolve()):
+            out[bank] = ["one side's folder is the other's"]
+            continue
+        files_one, files_other = _files(one), _files(other)
+        differing = sorted(n for n in files_one.keys() | files_other.keys()
+                           if n not in files_one or n not in files_other or n.endswith("(a symbolic link)")
+                           or not filecmp.cmp(files_one[n], files_other[n], shallow=False))
+        for side in (one, other):
+            if not (side / night.isoformat() / MANIFEST).is_file():
+                differing.append(f"no night folder in {side}")
+            elif not (side / "LATEST").is_file() or (side / "LATEST").read_text(encoding="utf-8").strip() != night.isoformat():
+                differing.append(f"LATEST of {side} does not name {night}")
+        with tempfile.TemporaryDirectory(prefix="valuecredit-bench-") as tmp:
+            try:
+                rebuilt = rebuild(one, night, None, Path(tmp) / bank)
+                published = json.loads((other / night.isoformat() / MANIFEST).read_text(encoding="utf-8"))["table_sha256"]
+                if hashlib.sha256(rebuilt.read_bytes()).hexdigest() != published:
+                    differing.append("rebuilt full table")
+            except (RebuildError, OSError, ValueError, KeyError, TypeError) as exc:
+                differing.append(f"rebuild: {type(exc).__name__}: {exc}")
+        out[bank] = differing
     return out
 
 
 def main() -> None:
     from data_contracts.contracts import CONTRACTS
+    from lending.products import load_products
 
     work_default = Path(__file__).parent / "work"
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,10 +158,14 @@ def main() -> None:
     p.add_argument("--out", default="incremental.json", help="the result file's name in benchmarks/results/")
     p.add_argument("--empty", action="store_true",
                    help="deliver nothing that night: what a night costs when no firm's data changed")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="run each mode this many times, alternating, each from a fresh copy (figures are medians)")
     args = p.parse_args()
     store, work = Path(args.store), Path(args.work)
     if not store.exists():
         raise SystemExit(f"{store}: no store: run `python -m benchmarks.nightly` first")
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
     con = duckdb.connect(str(store), read_only=True)
     last = con.execute("SELECT max(as_of) FROM features.indicators").fetchone()[0]
     firms = con.execute("SELECT count(*) FROM features.indicators WHERE as_of = ?", [last]).fetchone()[0]
@@ -142,18 +175,22 @@ def main() -> None:
     work.mkdir(parents=True)
     delivered = deliveries(store, Path(args.landing), work / "landing", night, args.empty)
     print("delivered", delivered, flush=True)
-    runs, dbs = {}, {}
-    for mode, full in (("incremental", ""), ("full", "the benchmark's reference")):
-        (work / mode).mkdir()
-        shutil.copy(store, work / mode / "night.duckdb")
-        shutil.copytree(store.parent / "models", work / mode / "models")
-        if (store.parent / "publish").is_dir():  # the banks' earlier files: tonight's change files rest on them
-            shutil.copytree(store.parent / "publish", work / mode / "publish", symlinks=True)
-        dbs[mode] = work / mode / "night.duckdb"
-        runs[mode] = _child(NIGHT.format(day=night.isoformat(), landing=str(work / "landing"), db=str(dbs[mode]),
-                                         full=full))
-        runs[mode]["stages"] = group(runs[mode].pop("stages"), {c.source for c in CONTRACTS})
-        print(mode, runs[mode]["seconds"], "s", flush=True)
+    runs: dict[str, list[dict]] = {"incremental": [], "full": []}
+    dbs = {}
+    for _ in range(args.repeats):
+        for mode, full in (("incremental", ""), ("full", "the benchmark's reference")):
+            shutil.rmtree(work / mode, ignore_errors=True)  # each run from a fresh copy; the last ones are compared
+            (work / mode).mkdir()
+            shutil.copy(store, work / mode / "night.duckdb")
+            shutil.copytree(store.parent / "models", work / mode / "models")
+            if (store.parent / "publish").is_dir():  # the banks' earlier files: tonight's change files rest on them
+                shutil.copytree(store.parent / "publish", work / mode / "publish", symlinks=True)
+            dbs[mode] = work / mode / "night.duckdb"
+            run = _child(NIGHT.format(day=night.isoformat(), landing=str(work / "landing"), db=str(dbs[mode]),
+                                      full=full))
+            run["stages"] = group(run.pop("stages"), {c.source for c in CONTRACTS})
+            runs[mode].append(run)
+            print(mode, run["seconds"], "s", flush=True)
     con = duckdb.connect(str(dbs["incremental"]), read_only=True)
     plan = con.execute("SELECT previous, full_reason, changed, firms FROM meta.night_plans WHERE as_of = ?",
                        [night]).fetchone()
@@ -162,24 +199,30 @@ def main() -> None:
         raise SystemExit(f"{night}: the night was not incremental ({plan[1]}); start from a store whose last night "
                          "was computed by this code, in the same month")
     diff = differences(dbs["incremental"], dbs["full"], night)
-    published = publication_differences(work / "incremental" / "publish", work / "full" / "publish", night)
-    inc, full = runs["incremental"]["seconds"], runs["full"]["seconds"]
+    published = publication_differences(work / "incremental" / "publish", work / "full" / "publish", night,
+                                        set(load_products().banks))
+    inc, full = (median(r["seconds"] for r in runs[mode]) for mode in ("incremental", "full"))
     result = {
         "firms": firms, "night": night.isoformat(), "previous": str(plan[0]), "rows_delivered": delivered,
         "changed_firms": plan[2], "changed_share": round(plan[2] / max(plan[3], 1), 4),
+        "repeats": args.repeats,
         "incremental_seconds": inc, "full_seconds": full, "ratio": round(inc / full, 3),
-        "stages": {name: {"incremental": runs["incremental"]["stages"].get(name, {}).get("seconds"),
-                          "full": s["seconds"]} for name, s in runs["full"]["stages"].items()},
+        "incremental_seconds_runs": [r["seconds"] for r in runs["incremental"]],
+        "full_seconds_runs": [r["seconds"] for r in runs["full"]],
+        "stages": {name: {mode: round(median(r["stages"].get(name, {}).get("seconds", 0.0) for r in runs[mode]), 1)
+                          for mode in ("incremental", "full")} for name in runs["full"][0]["stages"]},
         "rows_differing_from_full": diff,
         "publication_files_differing_from_full": {bank: files for bank, files in published.items() if files},
-        "banks_compared": len(published),
+        "banks_compared": sum(1 for files in published.values() if files != ["folder"]),
+        "banks_in_catalogue": len(load_products().banks),
         "identical": not any(diff.values()) and not any(published.values()),
         "target_ratio": 0.05, "met": inc <= 0.05 * full,
         "runs": runs,
         "empty": args.empty,
-        "note": f"same night, same store copied twice, run one after the other in child processes; "
-                f"{SOURCES_GROUP} loads only the night's new files in both"
-                + ("; nothing was delivered that night" if args.empty else ""),
+        "note": f"same night, same store copied for every run, the modes run alternately in child processes "
+                f"(figures are medians of {args.repeats}); {SOURCES_GROUP} loads only the night's new files in both"
+                + ("; nothing was delivered that night" if args.empty else "")
+                + "; the tables and files compared are those of the last run of each mode",
     }
     write_result(args.out, result)
     print(json.dumps({k: result[k] for k in ("incremental_seconds", "full_seconds", "ratio", "identical")}))

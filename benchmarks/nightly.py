@@ -12,9 +12,11 @@ The PD champion is trained before the night (retraining is the monthly job, not 
 with `--registry`, that registry is copied in; without, the night trains its first champion and
 its training shows as its own stage.
 
-    python -m benchmarks.nightly [--landing benchmarks/work/landing] [--registry DIR] [--work DIR]
+    python -m benchmarks.nightly [--landing benchmarks/work/landing] [--registry DIR] [--work DIR] [--repeats N]
 
 Writes benchmarks/results/nightly.json (at another scale than 1,000,000 firms: nightly_<N>_firms.json). Targets: under 10 minutes, under 8 GiB, within 5x the floor.
+With `--repeats N` the floor and the night run N times, alternately, each night on a new store; the
+figures are medians (the peak is the largest), the times over the floor each run's own, then the median.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import json
 import shutil
 from pathlib import Path
+from statistics import median
 
 from benchmarks.ingest import _child, read_once_floor, write_result
 
@@ -93,22 +96,36 @@ def main() -> None:
     p.add_argument("--registry", help="a model registry with a champion to copy in (default: the night trains one)")
     p.add_argument("--work", default=str(work_default / "nightly"))
     p.add_argument("--date", default="2026-11-28")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="run the floor and the night this many times, alternately, each on a new store (figures are medians)")
     args = p.parse_args()
     landing, work = Path(args.landing), Path(args.work)
     if not (landing / "manifest.csv").exists():
         raise SystemExit(f"{landing} has no manifest.csv: run `python -m benchmarks.ingest` first "
                          "(it simulates 1,000,000 firms x 36 months there)")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    db = work / "night.duckdb"
-    if args.registry:
-        shutil.copytree(args.registry, work / "models")
-
-    floor = read_once_floor(landing)
-    print("read-once floor", floor, flush=True)
-    night = _child(NIGHT.format(day=args.date, landing=str(landing), db=str(db), full=""))
-    stages = group(night.pop("stages"), {c.source for c in CONTRACTS})
-    total, peak = night["seconds"], night["peak_rss_gib"]
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
+    runs = []
+    for _ in range(args.repeats):  # the floor beside each night: a noisy machine slows both
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        db = work / "night.duckdb"
+        if args.registry:
+            shutil.copytree(args.registry, work / "models")
+        floor = read_once_floor(landing)
+        print("read-once floor", floor, flush=True)
+        night = _child(NIGHT.format(day=args.date, landing=str(landing), db=str(db), full=""))
+        stages = group(night.pop("stages"), {c.source for c in CONTRACTS})
+        print("night", night["seconds"], "s", flush=True)
+        runs.append({"read_once_floor": floor, "night": night, "stages": stages})
+    total = median(r["night"]["seconds"] for r in runs)
+    peak = max(r["night"]["peak_rss_gib"] for r in runs)
+    floor = dict(runs[-1]["read_once_floor"], seconds=median(r["read_once_floor"]["seconds"] for r in runs),
+                 seconds_runs=[r["read_once_floor"]["seconds"] for r in runs])
+    times_floor = round(median(r["night"]["seconds"] / max(r["read_once_floor"]["seconds"], 0.1) for r in runs), 2)
+    stages = {name: {"seconds": round(median(r["stages"][name]["seconds"] for r in runs), 1),
+                     "peak_rss_gib": max(r["stages"][name]["peak_rss_gib"] for r in runs)}
+              for name in runs[0]["stages"]}
     slowest = max(stages.items(), key=lambda kv: kv[1]["seconds"])
     targets = {"total_seconds": 600, "peak_rss_gib": 8, "times_floor": 5}
     result = {
@@ -116,14 +133,18 @@ def main() -> None:
         if (landing / "_truth" / "config.json").exists() else str(landing),
         "business_date": args.date,
         "champion": "copied in" if args.registry else "trained by the night (its own stage)",
-        "read_once_floor": floor, "night": night, "stages": stages,
-        "total_seconds": total, "peak_rss_gib": peak, "times_floor": round(total / max(floor["seconds"], 0.1), 2),
+        "repeats": args.repeats, "total_seconds_runs": [r["night"]["seconds"] for r in runs],
+        "read_once_floor": floor, "night": runs[-1]["night"], "stages": stages,
+        "total_seconds": total, "peak_rss_gib": peak, "times_floor": times_floor,
         "targets": targets,
         "met": {"total_seconds": total <= targets["total_seconds"], "peak_rss_gib": peak <= targets["peak_rss_gib"],
-                "times_floor": total <= targets["times_floor"] * floor["seconds"]},
+                "times_floor": times_floor <= targets["times_floor"]},
         "slowest_stage": {"stage": slowest[0], **slowest[1]},
-        "note": "one run, child process; total is the child's wall time (interpreter start and Dagster included); "
-                "stage peaks are sampled resident memory, the total peak is the OS's maximum resident set",
+        "runs": runs,
+        "note": f"{'one run' if args.repeats == 1 else f'medians of {args.repeats} runs (peaks: the largest)'}, "
+                "each in a child process beside its own read-once floor; total is the child's wall time (interpreter "
+                "start and Dagster included); times_floor is the median of each run's night over its own floor; stage "
+                "peaks are sampled resident memory, the total peak is the OS's maximum resident set",
     }
     config = result["firms_and_months"] if isinstance(result["firms_and_months"], dict) else {}
     firms = config.get("firms", "unknown")

@@ -15,7 +15,13 @@ import pandas as pd
 from valuecredit.sqltext import SQL, lit, q
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_STARTS = "(" + ", ".join(f"chr({ord(c)})" for c in FORMULA_START) + ")"
+
+
+def _starts_with_formula(text: SQL) -> SQL:
+    """SQL: the text starts with a formula character. Comparisons joined by OR, not `IN (...)`: DuckDB
+    plans an IN list of six as a join, which gives up the rows' order, so a CSV of a few hundred
+    thousand rows came out in another order from one run to the next."""
+    return "(" + " OR ".join(f"left({text}, 1) = chr({ord(c)})" for c in FORMULA_START) + ")"
 
 
 def neutral(value: object) -> object:
@@ -27,7 +33,7 @@ def neutral_sql(con: duckdb.DuckDBPyConnection, select: SQL) -> SQL:
     columns = con.execute(f"DESCRIBE {select}").fetchall()
     text = {name: q(name) if kind == "VARCHAR" else f"CAST({q(name)} AS VARCHAR)"  # an ENUM is text too
             for name, kind, *_ in columns if kind == "VARCHAR" or kind.startswith("ENUM(")}
-    exprs = [f"CASE WHEN left({text[name]}, 1) IN {_STARTS} THEN '''' || {text[name]} ELSE {text[name]} END AS {q(name)}"
+    exprs = [f"CASE WHEN {_starts_with_formula(text[name])} THEN '''' || {text[name]} ELSE {text[name]} END AS {q(name)}"
              if name in text else q(name) for name, *_ in columns]
     return f"SELECT {', '.join(exprs)} FROM ({select})"
 

@@ -420,18 +420,34 @@ def test_the_kept_copies_sit_beside_the_publication_folder_however_it_is_named(t
 
 
 def test_the_incremental_benchmark_compares_the_banks_files_byte_for_byte(tmp_path):
-    """`benchmarks.incremental` calls two publications identical only when every file of the night and
-    the table rebuilt from one side's change files are the other side's: a night with one limit
-    changed is caught in its change file, its manifest and its rebuilt table."""
+    """`benchmarks.incremental` calls two publications identical only when every file of each bank's
+    folder, LATEST naming the night, and the table rebuilt from one side's change files are the other
+    side's: a changed limit, a bank missing, a LATEST behind, an extra file, a change file that no
+    longer rebuilds and no banks at all are each reported, none raised."""
     from benchmarks.incremental import publication_differences
 
     one, other = Bank(tmp_path / "one" / "publish"), Bank(tmp_path / "other" / "publish")
-    for side, limit in ((one, 200), (other, 200)):
+    for side in (one, other):
         side.publish(D1, {"A": 100, "B": 100}, authorised="AB")
-        side.publish(D2, {"A": limit, "B": 100}, authorised="AB", full=None)
-    assert publication_differences(one.root, other.root, D2) == {"B01": []}
+        side.publish(D2, {"A": 200, "B": 100}, authorised="AB", full=None)
+        (side.dir / "LATEST").write_text(f"{D2}\n", encoding="utf-8")
+    assert publication_differences(one.root, other.root, D2, {"B01"}) == {"B01": []}
+    assert publication_differences(one.root, other.root, D2, {"B01", "B02"}) == {"B01": [], "B02": ["folder"]}
+    (other.dir / "LATEST").write_text(f"{D1}\n", encoding="utf-8")
+    assert publication_differences(one.root, other.root, D2, {"B01"}) == {
+        "B01": ["LATEST", f"LATEST of {other.dir} does not name {D2}"]}
+    (other.dir / "LATEST").write_text(f"{D2}\n", encoding="utf-8")
+    (other.dir / D1.isoformat() / "stray.csv").write_text("x", encoding="utf-8")  # an earlier night's folder counts too
+    assert publication_differences(one.root, other.root, D2, {"B01"}) == {"B01": [f"{D1}/stray.csv"]}
+    (other.dir / D1.isoformat() / "stray.csv").unlink()
     other.publish(D2, {"A": 300, "B": 100}, authorised="AB", full=None)  # the same night, another limit
-    assert publication_differences(one.root, other.root, D2) == {
-        "B01": ["changes.csv", "changes.parquet", "manifest.json", "rebuilt full table"]}
-    shutil.rmtree(other.dir / D2.isoformat())
-    assert publication_differences(one.root, other.root, D2) == {"B01": ["folder"]}
+    assert publication_differences(one.root, other.root, D2, {"B01"}) == {
+        "B01": [f"{D2}/changes.csv", f"{D2}/changes.parquet", f"{D2}/manifest.json", "rebuilt full table"]}
+    (one.dir / D2.isoformat() / CHANGES).write_bytes(b"not parquet")
+    (reported,) = publication_differences(one.root, other.root, D2, {"B01"})["B01"][-1:]
+    assert reported.startswith("rebuild: RebuildError")
+    empty_one, empty_other = tmp_path / "none1", tmp_path / "none2"
+    empty_one.mkdir(), empty_other.mkdir()
+    assert publication_differences(empty_one, empty_other, D2, {"B01"}) == {"B01": ["folder"]}
+    with pytest.raises(SystemExit, match="same folder"):
+        publication_differences(one.root, one.root, D2, {"B01"})
