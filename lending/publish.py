@@ -171,7 +171,7 @@ def bank_warnings_sql(as_of: date, bank_id: str, authorised: SQL | None = None) 
     FROM decisions.early_warnings
     WHERE bank_id = {lit(bank_id)} AND raised_on <= {d} AND (status = 'open' OR closed_on = {d})
       AND uscc IN (SELECT uscc FROM {authorised or f"({authorised_firms_sql(as_of)})"})
-    ORDER BY uscc, kind, raised_on"""
+    ORDER BY uscc, kind, raised_on, status, warning_id"""
 
 
 @dataclass

@@ -68,7 +68,7 @@ def gather(con: duckdb.DuckDBPyConnection, usccs: list[str], as_of: date, peers_
     values = con.execute(f"SELECT * FROM features.indicators WHERE as_of = {d} AND {mine}").df().set_index("uscc")
     peers = con.execute(f"SELECT * FROM {peers_sql} WHERE {mine}" if peers_sql else
                         peer_percentiles_of(con, as_of, "_report_firms")).df().set_index("uscc")
-    hits = con.execute(f"SELECT * FROM scores.negative_hits WHERE as_of = {d} AND {mine} ORDER BY uscc, rule_id, evidence_date").df()
+    hits = con.execute(f"SELECT * FROM scores.negative_hits WHERE as_of = {d} AND {mine} ORDER BY uscc, rule_id, evidence_date, source, detail").df()
     trends = {src: con.execute(f"""
         SELECT uscc, period, sum({col}) AS v FROM {pit.rows(src)} WHERE {mine} GROUP BY uscc, period ORDER BY uscc, period""").df()
               for src, col, *_ in TRENDS}

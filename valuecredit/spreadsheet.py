@@ -21,7 +21,7 @@ def _starts_with_formula(text: SQL) -> SQL:
     """SQL: the text starts with a formula character. Comparisons joined by OR, not `IN (...)`: DuckDB
     plans an IN list of six as a join, which gives up the rows' order, so a CSV of a few hundred
     thousand rows came out in another order from one run to the next."""
-    return "(" + " OR ".join(f"left({text}, 1) = chr({ord(c)})" for c in FORMULA_START) + ")"
+    return "(" + " OR ".join(f"left({text}, 1) = {lit(c)}" for c in FORMULA_START) + ")"
 
 
 def neutral(value: object) -> object:
