@@ -24,6 +24,7 @@ import filecmp
 import json
 import os
 import shutil
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from statistics import median
@@ -31,9 +32,12 @@ from statistics import median
 import duckdb
 
 from benchmarks.ingest import _child, write_result
-from benchmarks.nightly import NIGHT, SOURCES_GROUP, group
+from benchmarks.nightly import NIGHT, SOURCES_GROUP, group, median_stages
 from data_contracts.contracts import contract_for
+from lending.delta import MANIFEST, RebuildError, rebuild
+from lending.products import load_products
 from simulate.landing import deliver
+from valuecredit.backup import file_sha256
 
 COMPARED = ["features.indicators", "scores.negative_hits", "scores.commercial_value", "scores.peer_groups",
             "features.pd_inputs", "scores.pd", "scores.explanations", "scores.pd_importance", "scores.pd_stability",
@@ -107,11 +111,6 @@ def publication_differences(a: Path, b: Path, night, banks: set[str]) -> dict[st
     byte for byte; the night's folder and `LATEST` naming it on both sides; and the night's full table
     rebuilt from `a`'s change files (`lending.delta.rebuild`, from the bank's last full table) against
     the SHA-256 `b` published. A rebuild or a manifest that fails is listed with its error, not raised."""
-    import hashlib
-    import tempfile
-
-    from lending.delta import MANIFEST, RebuildError, rebuild
-
     if a.resolve() == b.resolve():
         raise SystemExit(f"{a} and {b} are the same folder: nothing would be compared")
     out: dict[str, list[str]] = {}
@@ -137,7 +136,7 @@ def publication_differences(a: Path, b: Path, night, banks: set[str]) -> dict[st
             try:
                 rebuilt = rebuild(one, night, None, Path(tmp) / bank)
                 published = json.loads((other / night.isoformat() / MANIFEST).read_text(encoding="utf-8"))["table_sha256"]
-                if hashlib.sha256(rebuilt.read_bytes()).hexdigest() != published:
+                if file_sha256(rebuilt) != published:
                     differing.append("rebuilt full table")
             except (RebuildError, OSError, ValueError, KeyError, TypeError) as exc:
                 differing.append(f"rebuild: {type(exc).__name__}: {exc}")
@@ -147,7 +146,6 @@ def publication_differences(a: Path, b: Path, night, banks: set[str]) -> dict[st
 
 def main() -> None:
     from data_contracts.contracts import CONTRACTS
-    from lending.products import load_products
 
     work_default = Path(__file__).parent / "work"
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -199,9 +197,10 @@ def main() -> None:
         raise SystemExit(f"{night}: the night was not incremental ({plan[1]}); start from a store whose last night "
                          "was computed by this code, in the same month")
     diff = differences(dbs["incremental"], dbs["full"], night)
-    published = publication_differences(work / "incremental" / "publish", work / "full" / "publish", night,
-                                        set(load_products().banks))
+    banks = set(load_products().banks)
+    published = publication_differences(work / "incremental" / "publish", work / "full" / "publish", night, banks)
     inc, full = (median(r["seconds"] for r in runs[mode]) for mode in ("incremental", "full"))
+    medians = {mode: median_stages([r["stages"] for r in runs[mode]]) for mode in ("incremental", "full")}
     result = {
         "firms": firms, "night": night.isoformat(), "previous": str(plan[0]), "rows_delivered": delivered,
         "changed_firms": plan[2], "changed_share": round(plan[2] / max(plan[3], 1), 4),
@@ -209,12 +208,12 @@ def main() -> None:
         "incremental_seconds": inc, "full_seconds": full, "ratio": round(inc / full, 3),
         "incremental_seconds_runs": [r["seconds"] for r in runs["incremental"]],
         "full_seconds_runs": [r["seconds"] for r in runs["full"]],
-        "stages": {name: {mode: round(median(r["stages"].get(name, {}).get("seconds", 0.0) for r in runs[mode]), 1)
-                          for mode in ("incremental", "full")} for name in runs["full"][0]["stages"]},
+        "stages": {name: {mode: medians[mode].get(name, {}).get("seconds") for mode in medians}
+                   for name in medians["full"]},
         "rows_differing_from_full": diff,
         "publication_files_differing_from_full": {bank: files for bank, files in published.items() if files},
         "banks_compared": sum(1 for files in published.values() if files != ["folder"]),
-        "banks_in_catalogue": len(load_products().banks),
+        "banks_in_catalogue": len(banks),
         "identical": not any(diff.values()) and not any(published.values()),
         "target_ratio": 0.05, "met": inc <= 0.05 * full,
         "runs": runs,
